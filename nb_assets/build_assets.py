@@ -1,0 +1,196 @@
+"""The factory users call from definitions.py: declarations → Dagster definitions.
+
+Every notebook is parsed, checked and placed under the policy before Dagster
+sees anything; if any notebook has an error, loading fails with every
+finding of every notebook at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from nb_assets.declaration import NotebookAsset
+from nb_assets.errors import DeclarationError, NbAssetsError
+from nb_assets.parameters import resolve_parameters
+from nb_assets.parse_notebook import parse_notebook
+from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, load_policy, propagate
+from nb_assets.runner import NotebookRunner
+from nb_assets.spec import NotebookSpec
+from nb_assets.static_analysis import apply_allowances
+from nb_assets.translator import NotebookTranslator
+
+RESOURCE_KEY = "nb_runner"
+
+
+@dataclass(frozen=True)
+class DeclaredNotebook:
+    decl: NotebookAsset
+    spec: NotebookSpec
+
+    def flow(self) -> NotebookFlow:
+        return NotebookFlow(
+            name=self.spec.name,
+            purpose=self.decl.purpose,
+            inputs=self.spec.input_tables,
+            outputs=self.spec.output_tables,
+            reclassify={t: (tuple(r.zones), r.reason) for t, r in self.decl.reclassify.items()},
+        )
+
+
+def declare_notebooks(notebooks: Sequence[NotebookAsset], base_dir: str | Path | None = None) -> list[DeclaredNotebook]:
+    """Parse and check every notebook; raise one DeclarationError listing all problems."""
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    declared: list[DeclaredNotebook] = []
+    problems: list[str] = []
+    for decl in notebooks:
+        path = Path(decl.path) if Path(decl.path).is_absolute() else base / decl.path
+        try:
+            spec = parse_notebook(path)
+            spec = _with_allowances(spec, decl.allow)
+            resolve_parameters(spec, decl.params)
+        except (NbAssetsError, ValueError) as exc:
+            problems.append(str(exc))
+            continue
+        problems.extend(f.describe(spec.path) for f in spec.errors)
+        declared.append(DeclaredNotebook(decl, spec))
+    problems.extend(_conflicts(declared))
+    if problems:
+        raise DeclarationError(f"{len(problems)} problem(s) in declared notebooks:\n" + "\n".join(f"- {p}" for p in problems))
+    return declared
+
+
+def _with_allowances(spec: NotebookSpec, allow: Mapping[str, str]) -> NotebookSpec:
+    if not allow:
+        return spec
+    from dataclasses import replace
+
+    return replace(spec, findings=apply_allowances(spec.findings, allow))
+
+
+def _conflicts(declared: Sequence[DeclaredNotebook]) -> list[str]:
+    problems: list[str] = []
+    names: dict[str, str] = {}
+    writers: dict[str, str] = {}
+    for item in declared:
+        other = names.setdefault(item.spec.name, item.spec.path)
+        if other != item.spec.path:
+            problems.append(f"{item.spec.path}: notebook name {item.spec.name!r} is also used by {other}; rename one file")
+        for table in item.spec.output_tables:
+            writer = writers.setdefault(table, item.spec.path)
+            if writer != item.spec.path:
+                problems.append(f"{item.spec.path}: writes {table}, which {writer} writes too; one table, one writer")
+    return problems
+
+
+def apply_policy(declared: Sequence[DeclaredNotebook], policy_path: str | Path | None) -> PolicyReport | None:
+    """Propagate zones over the whole graph; enforce-mode violations refuse declaration."""
+    if policy_path is None:
+        return None
+    policy = load_policy(policy_path)
+    report = propagate(policy, [d.flow() for d in declared])
+    blocking = report.blocking()
+    if blocking:
+        raise DeclarationError(
+            f"{len(blocking)} policy violation(s) in {policy_path}:\n" + "\n".join(f"- {v.message()}" for v in blocking)
+        )
+    return report
+
+
+def build_notebook_assets(
+    notebooks: Sequence[NotebookAsset],
+    *,
+    base_dir: str | Path | None = None,
+    policy: str | Path | None = None,
+    translator: NotebookTranslator | None = None,
+) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """One multi-asset per notebook plus external assets for source tables."""
+    translator = translator or NotebookTranslator()
+    declared = declare_notebooks(notebooks, base_dir)
+    report = apply_policy(declared, policy)
+    labels = dict(report.labels) if report else {}
+    flows = [d.flow() for d in declared]
+    assets: list[dg.AssetsDefinition | dg.AssetSpec] = [
+        _notebook_asset(item, translator, labels, _policy_gate(policy, flows, item) if policy else None)
+        for item in declared
+    ]
+    written = {t for d in declared for t in d.spec.output_tables}
+    sources = sorted({t for d in declared for t in d.spec.input_tables} - written)
+    assets.extend(translator.source_spec(t, labels.get(t, frozenset())) for t in sources)
+    return assets
+
+
+def _notebook_asset(
+    item: DeclaredNotebook,
+    translator: NotebookTranslator,
+    labels: Mapping[str, frozenset[str]],
+    gate: Any,
+) -> dg.AssetsDefinition:
+    decl, spec = item.decl, item.spec
+    specs = translator.asset_specs(decl, spec, labels)
+    keys = {t: translator.table_key(t) for t in spec.output_tables} or {"": specs[0].key}
+
+    @dg.multi_asset(name=spec.name, specs=specs, can_subset=False, description=spec.description)
+    def notebook_asset(context: dg.AssetExecutionContext, nb_runner: NotebookRunner):  # type: ignore[no-untyped-def]
+        yield from nb_runner.materialize(context, decl, spec, keys, gate)
+
+    return notebook_asset
+
+
+def _policy_gate(policy_path: str | Path, flows: Sequence[NotebookFlow], item: DeclaredNotebook) -> Any:
+    """Re-read the policy right before a run: it may have changed since loading."""
+
+    def gate() -> dict[str, Any]:
+        policy: Policy = load_policy(policy_path)
+        report = propagate(policy, flows)
+        flow = item.flow()
+        violations = check_notebook(policy, flow, report.labels)
+        blocking = [v for v in violations if v.mode == "enforce"]
+        if blocking:
+            from nb_assets.errors import PolicyError
+
+            raise PolicyError("refused before any data was fetched:\n" + "\n".join(v.message() for v in blocking))
+        return {
+            "policy/labels": {t: sorted(report.labels.get(t, ())) for t in (*flow.inputs, *flow.outputs)},
+            "policy/purpose": flow.purpose,
+            "policy/violations": [v.message() for v in violations],
+        }
+
+    return gate
+
+
+def notebook_definitions(
+    notebooks: Sequence[NotebookAsset],
+    *,
+    warehouse: str | Path,
+    base_dir: str | Path | None = None,
+    policy: str | Path | None = None,
+    sandbox: str = "auto",
+    translator: NotebookTranslator | None = None,
+) -> dg.Definitions:
+    """Everything `dagster dev` needs: assets, the runner resource, cron schedules."""
+    assets = build_notebook_assets(notebooks, base_dir=base_dir, policy=policy, translator=translator)
+    schedules = [
+        dg.ScheduleDefinition(
+            name=f"{a.node_def.name}_schedule",
+            target=a,
+            cron_schedule=decl.cron,
+        )
+        for a, decl in _scheduled(assets, notebooks)
+    ]
+    return dg.Definitions(
+        assets=assets,
+        schedules=schedules,
+        resources={RESOURCE_KEY: NotebookRunner(warehouse=str(warehouse), sandbox=sandbox)},
+    )
+
+
+def _scheduled(assets: Sequence[Any], notebooks: Sequence[NotebookAsset]) -> list[tuple[dg.AssetsDefinition, NotebookAsset]]:
+    from nb_assets.parse_notebook import notebook_name
+
+    by_name = {a.node_def.name: a for a in assets if isinstance(a, dg.AssetsDefinition)}
+    return [(by_name[notebook_name(n.path)], n) for n in notebooks if n.cron]

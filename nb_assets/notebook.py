@@ -1,0 +1,107 @@
+"""The runtime a notebook imports: the `%%sql` cell magic and `output()`.
+
+Depends on pandas, pyarrow and IPython only, because it runs inside the
+sandbox image. Two modes, chosen by the environment the host sets:
+
+- run (`NB_ASSETS_MODE=run`, inside a sandbox): `%%sql name` loads the Parquet
+  file the host prefetched for that cell, after checking the query text is the
+  one that was prefetched; `output()` writes Parquet into the outputs folder.
+- interactive (a person in Jupyter): `%%sql name` queries the local DuckDB
+  warehouse read-only (`NB_ASSETS_WAREHOUSE`, default `warehouse.duckdb` in
+  the working folder or a parent), binding `$params` from the notebook's
+  variables; `output()` shows a preview and writes nothing.
+
+    %load_ext nb_assets.notebook
+    from nb_assets.notebook import output
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+MANIFEST = "manifest.json"
+TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def query_fingerprint(query: str) -> str:
+    """What the host and the notebook compare to prove a cell ran what was prefetched."""
+    return hashlib.sha256(query.strip().encode("utf-8")).hexdigest()
+
+
+def output_file_name(table: str) -> str:
+    return f"{table}.parquet"
+
+
+def _mode() -> str:
+    return os.environ.get("NB_ASSETS_MODE", "interactive")
+
+
+def output(table: str, df: pd.DataFrame) -> None:
+    """Declare `df` as the contents of warehouse table `schema.table`.
+
+    The name must be a string literal in the notebook source: outputs are
+    read statically before the notebook runs.
+    """
+    if not isinstance(table, str) or not TABLE_NAME.match(table):
+        raise ValueError(f"output name {table!r} must be a lowercase 'schema.table' literal")
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"output({table!r}, ...) takes a pandas DataFrame, got {type(df).__name__}")
+    if _mode() == "run":
+        folder = Path(os.environ["NB_ASSETS_OUTPUT_DIR"])
+        df.to_parquet(folder / output_file_name(table), index=False)
+        return
+    from IPython.display import display
+
+    print(f"output {table}: {len(df)} rows (preview; nothing is written outside a scheduled run)")
+    display(df.head(10))
+
+
+def _run_mode_input(name: str, query: str) -> pd.DataFrame:
+    folder = Path(os.environ["NB_ASSETS_INPUT_DIR"])
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    entry = manifest.get(name)
+    if entry is None:
+        raise RuntimeError(f"SQL input {name!r} was not prefetched; declare it in its own %%sql cell")
+    if entry["fingerprint"] != query_fingerprint(query):
+        raise RuntimeError(f"SQL input {name!r} differs from the query that was prefetched")
+    return pd.read_parquet(folder / entry["file"])
+
+
+def _interactive_input(query: str, namespace: dict[str, Any]) -> pd.DataFrame:
+    import duckdb  # only needed interactively; the sandbox image has no duckdb
+
+    path = os.environ.get("NB_ASSETS_WAREHOUSE") or _find_warehouse()
+    params = {name: namespace[name] for name in dict.fromkeys(_PARAM.findall(query)) if name in namespace}
+    with duckdb.connect(path, read_only=True) as con:
+        return con.execute(query, params).df()
+
+
+def _find_warehouse() -> str:
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "warehouse.duckdb").exists():
+            return str(folder / "warehouse.duckdb")
+    raise FileNotFoundError("no warehouse.duckdb here or above; set NB_ASSETS_WAREHOUSE")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext nb_assets.notebook` registers `%%sql <name>`."""
+
+    def sql(line: str, cell: str) -> None:
+        name = line.strip()
+        if not name.isidentifier():
+            raise ValueError(f"%%sql needs a variable name, e.g. `%%sql orders`; got {line!r}")
+        if _mode() == "run":
+            df = _run_mode_input(name, cell)
+        else:
+            df = _interactive_input(cell, ipython.user_ns)
+        ipython.user_ns[name] = df
+
+    ipython.register_magic_function(sql, magic_kind="cell", magic_name="sql")

@@ -1,0 +1,222 @@
+"""`.ipynb` file → NotebookSpec. No Dagster, no Docker, no kernel.
+
+Reads the notebook contract (DESIGN.md): the `parameters` cell, `%%sql <name>`
+input cells, `output("schema.table", df)` calls and the first markdown cell.
+Problems an author can fix become Findings naming the cell; a file that is
+not a notebook at all raises NotebookParseError naming the file.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+from nb_assets.errors import NotebookParseError
+from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput
+from nb_assets.sql_lineage import analyze_query
+from nb_assets.static_analysis import analyze
+
+SQL_MAGIC = "%%sql"
+RUNTIME_EXTENSION = "nb_assets.notebook"
+TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_LITERAL_TYPES = {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "dict", type(None): "none"}
+
+
+def parse_notebook(path: str | Path) -> NotebookSpec:
+    """Parse one notebook file; cached by content so re-declaring is cheap."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise NotebookParseError(f"{path}: cannot read notebook: {exc.strerror or exc}") from exc
+    return _parse_cached(str(path), hashlib.sha256(raw).hexdigest(), raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(path: str, content_hash: str, raw: bytes) -> NotebookSpec:
+    cells = read_cells(path, raw)
+    findings: list[Finding] = []
+    parameters = tuple(_parameters(cells, findings))
+    inputs = tuple(_sql_inputs(cells, parameters, findings))
+    outputs = tuple(_outputs(cells, findings))
+    findings.extend(_contract_findings(cells, inputs, outputs))
+    findings.extend(analyze(cells))
+    return NotebookSpec(
+        path=path,
+        name=notebook_name(path),
+        content_hash=content_hash,
+        description=next((c.source.strip() for c in cells if c.cell_type == "markdown"), None),
+        cells=cells,
+        parameters=parameters,
+        inputs=inputs,
+        outputs=outputs,
+        findings=tuple(sorted(findings, key=lambda f: (f.cell or 0, f.line or 0, f.rule))),
+    )
+
+
+def notebook_name(path: str | Path) -> str:
+    """A Dagster-safe name from the file name: `Daily Revenue.ipynb` → `daily_revenue`."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", Path(path).stem).strip("_").lower()
+    return name if name and not name[0].isdigit() else f"nb_{name}"
+
+
+def read_cells(path: str, raw: bytes) -> tuple[Cell, ...]:
+    """Structural checks only; full JSON-schema validation is slow and not needed."""
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise NotebookParseError(f"{path}: not a notebook: invalid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("cells"), list):
+        raise NotebookParseError(f"{path}: not a Jupyter notebook (no 'cells' list)")
+    if doc.get("nbformat") != 4:
+        raise NotebookParseError(f"{path}: nbformat {doc.get('nbformat')!r} is not supported; save it as nbformat 4")
+    cells = []
+    for number, cell in enumerate(doc["cells"], start=1):
+        if not isinstance(cell, dict) or cell.get("cell_type") not in ("code", "markdown", "raw"):
+            raise NotebookParseError(f"{path}: cell {number} is not a valid notebook cell")
+        source = cell.get("source", "")
+        source = "".join(source) if isinstance(source, list) else str(source)
+        tags = cell.get("metadata", {}).get("tags", [])
+        cells.append(Cell(number, cell["cell_type"], source, tuple(str(t) for t in tags)))
+    return tuple(cells)
+
+
+def is_sql_cell(cell: Cell) -> bool:
+    return cell.cell_type == "code" and cell.source.lstrip().startswith(SQL_MAGIC)
+
+
+def _parameters(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Param]:
+    tagged = [c for c in cells if c.cell_type == "code" and "parameters" in c.tags]
+    for extra in tagged[1:]:
+        findings.append(Finding("parameters-cell", "error", "only one cell may be tagged 'parameters'", extra.number))
+    if not tagged:
+        return
+    cell = tagged[0]
+    try:
+        tree = ast.parse(cell.source)
+    except SyntaxError as exc:
+        findings.append(Finding("parameters-cell", "error", f"parameters cell does not parse: {exc.msg}", cell.number, exc.lineno))
+        return
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else getattr(node, "target", None)
+        value = getattr(node, "value", None)
+        if not isinstance(node, (ast.Assign, ast.AnnAssign)) or not isinstance(target, ast.Name) or value is None:
+            findings.append(Finding(
+                "parameters-cell", "error",
+                "the parameters cell may hold only `name = literal` assignments", cell.number, node.lineno,
+            ))
+            continue
+        try:
+            default = ast.literal_eval(value)
+        except ValueError:
+            findings.append(Finding(
+                "parameters-cell", "error",
+                f"parameter {target.id!r} needs a literal default (number, string, bool, list, dict, None)",
+                cell.number, node.lineno,
+            ))
+            continue
+        yield Param(target.id, _LITERAL_TYPES.get(type(default), "str"), default, cell.number)
+
+
+def _sql_inputs(cells: tuple[Cell, ...], parameters: tuple[Param, ...], findings: list[Finding]) -> Iterator[SqlInput]:
+    known_params = {p.name for p in parameters}
+    seen: set[str] = set()
+    for cell in filter(is_sql_cell, cells):
+        first_line, _, query = cell.source.lstrip().partition("\n")
+        name = first_line[len(SQL_MAGIC):].strip()
+        if not name.isidentifier():
+            findings.append(Finding("sql-input-name", "error", f"`%%sql` needs one variable name, e.g. `%%sql orders`; got {name!r}", cell.number, 1))
+            continue
+        if name in seen:
+            findings.append(Finding("duplicate-input", "error", f"SQL input {name!r} is defined twice; give each input its own name", cell.number, 1))
+            continue
+        seen.add(name)
+        lineage = analyze_query(query)
+        for problem in lineage.problems:
+            line = problem.line + 1 if problem.line is not None else None  # +1: the %%sql line
+            findings.append(Finding(problem.rule, "error", f"SQL input {name!r}: {problem.message}", cell.number, line))
+        for param in lineage.params:
+            if param not in known_params:
+                findings.append(Finding(
+                    "unknown-sql-param", "error",
+                    f"SQL input {name!r} binds ${param}, which is not a notebook parameter; add it to the parameters cell",
+                    cell.number,
+                ))
+        if not query.strip():
+            findings.append(Finding("sql-syntax", "error", f"SQL input {name!r} has no query", cell.number, 1))
+        yield SqlInput(name, query, lineage.tables, lineage.params, cell.number, lineage.columns)
+
+
+def _outputs(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Output]:
+    for cell in cells:
+        if cell.cell_type != "code" or is_sql_cell(cell):
+            continue
+        tree = _python_ast(cell.source)
+        if tree is None:
+            continue  # static analysis reports the syntax error
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and _is_output_call(node):
+                output = _output_of(node, cell, findings)
+                if output is not None:
+                    yield output
+
+
+def _python_ast(source: str) -> ast.Module | None:
+    try:
+        return ast.parse(_transform_magics(source))
+    except SyntaxError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _transformer() -> Any:
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager()
+
+
+def _transform_magics(source: str) -> str:
+    if "%" not in source and "!" not in source:
+        return source  # the common case, without IPython's cost
+    return _transformer().transform_cell(source)
+
+
+def _is_output_call(node: ast.Call) -> bool:
+    func = node.func
+    return (isinstance(func, ast.Name) and func.id == "output") or (
+        isinstance(func, ast.Attribute) and func.attr == "output"
+    )
+
+
+def _output_of(node: ast.Call, cell: Cell, findings: list[Finding]) -> Output | None:
+    first = node.args[0] if node.args else None
+    if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
+        findings.append(Finding(
+            "output-name-literal", "error",
+            "output() needs the table name as a string literal, e.g. output(\"mart.orders\", df), so outputs are known before the run",
+            cell.number, node.lineno,
+        ))
+        return None
+    if len(node.args) != 2 or node.keywords:
+        findings.append(Finding("output-call", "error", "call output(\"schema.table\", dataframe) with exactly two arguments", cell.number, node.lineno))
+    table = first.value.lower()
+    if not TABLE_NAME.match(table):
+        findings.append(Finding("output-name", "error", f"output name {first.value!r} must be 'schema.table' (letters, digits, _)", cell.number, node.lineno))
+        return None
+    return Output(table, cell.number, node.lineno)
+
+
+def _contract_findings(cells: tuple[Cell, ...], inputs: tuple[SqlInput, ...], outputs: tuple[Output, ...]) -> Iterator[Finding]:
+    uses_runtime = [c.number for c in cells if c.cell_type == "code" and RUNTIME_EXTENSION in c.source and "load_ext" in c.source]
+    first_sql = min((i.cell for i in inputs), default=None)
+    if first_sql is not None and not any(n < first_sql for n in uses_runtime):
+        yield Finding("missing-runtime", "error", "add `%load_ext nb_assets.notebook` in a cell before the first %%sql cell", first_sql)
+    read = {t for i in inputs for t in i.tables}
+    for out in outputs:
+        if out.table in read:
+            yield Finding("reads-own-output", "error", f"the notebook both reads and writes {out.table}; write a new table instead", out.cell, out.line)

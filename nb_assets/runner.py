@@ -1,0 +1,73 @@
+"""The Dagster resource that runs notebooks: warehouse, sandbox choice, records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from nb_assets.choose_sandbox import choose_sandbox
+from nb_assets.declaration import NotebookAsset
+from nb_assets.execute import discard_data, run_notebook
+from nb_assets.materialize import failure, keep_record, materialize_results
+from nb_assets.spec import NotebookSpec
+from nb_assets.warehouse import DuckDBWarehouse
+
+
+class NotebookRunner(dg.ConfigurableResource):
+    """Runs declared notebooks: prefetch → sandbox → load.
+
+    warehouse: the DuckDB file.
+    sandbox: "auto" (Docker when available), "docker" or "local"; a notebook's
+        own declaration wins when it is not "auto".
+    records_dir: where executed notebooks are kept; defaults to the Dagster
+        instance's storage folder.
+    """
+
+    warehouse: str
+    sandbox: str = "auto"
+    image: str | None = None
+    records_dir: str | None = None
+
+    def records_root(self, context: dg.AssetExecutionContext) -> Path:
+        if self.records_dir:
+            return Path(self.records_dir)
+        return Path(context.instance.storage_directory()) / "nb_assets"
+
+    def materialize(
+        self,
+        context: dg.AssetExecutionContext,
+        decl: NotebookAsset,
+        spec: NotebookSpec,
+        keys: Mapping[str, dg.AssetKey],
+        gate: Callable[[], dict[str, Any]] | None = None,
+    ) -> Iterator[dg.MaterializeResult]:
+        kind = decl.sandbox if decl.sandbox != "auto" else self.sandbox
+        sandbox = choose_sandbox(kind, image=self.image)  # type: ignore[arg-type]
+        run_dir = self.records_root(context) / spec.name / context.run_id
+        gate_facts: dict[str, Any] = {}
+
+        def checked_gate() -> None:
+            if gate is not None:
+                gate_facts.update(gate())
+
+        context.log.info(f"{spec.path}: running in {sandbox.kind} sandbox, record at {run_dir}")
+        run = run_notebook(
+            spec,
+            warehouse=DuckDBWarehouse(self.warehouse),
+            sandbox=sandbox,
+            run_dir=run_dir,
+            params=decl.params,
+            limits=decl.limits,
+            gate=checked_gate,
+        )
+        record = keep_record(run, gate_facts)
+        try:
+            if run.status != "success":
+                raise failure(run, record)
+            results = list(materialize_results(run, keys, record, gate_facts))
+        finally:
+            discard_data(run.folder)  # Parquet copies can be large; the record stays
+        yield from results

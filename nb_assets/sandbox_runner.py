@@ -1,0 +1,80 @@
+"""Runs inside the sandbox: papermill on the prepared notebook, then a verdict file.
+
+Standalone on purpose (stdlib + papermill only): it is copied into each run
+folder and executed by the sandbox's own Python, which has no nb_assets,
+Dagster or warehouse driver installed.
+
+    python run_notebook.py PARAMETERIZED.ipynb EXECUTED.ipynb RESULT.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+
+
+def _original_cell_number(executed_path: str, cell_index: int) -> int:
+    """Map an executed-notebook index to the 1-based number in the author's file.
+
+    papermill inserts an `injected-parameters` cell; cells after it shift by one.
+    """
+    try:
+        with open(executed_path, encoding="utf-8") as f:
+            cells = json.load(f)["cells"]
+    except (OSError, ValueError, KeyError):
+        return cell_index + 1
+    injected_before = sum(
+        1
+        for cell in cells[:cell_index]
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", [])
+    )
+    return cell_index + 1 - injected_before
+
+
+def main(argv: list[str]) -> int:
+    parameterized, executed, result_path = argv
+    result: dict = {"status": "success", "error": None}
+    # The host writes the resolved parameters next to the verdict file; papermill injects them.
+    params_path = os.path.join(os.path.dirname(result_path), "parameters.json")
+    with open(params_path, encoding="utf-8") as f:
+        parameters = json.load(f)
+    try:
+        import papermill
+
+        papermill.execute_notebook(
+            parameterized,
+            executed,
+            parameters=parameters,
+            kernel_name=os.environ.get("NB_ASSETS_KERNEL", "python3"),
+            cwd=os.environ.get("NB_ASSETS_WORKDIR") or None,
+            progress_bar=False,
+            log_output=False,
+            # The default graceful shutdown stalls ~3.5 s in a share of runs.
+            shutdown_kernel="immediate",
+        )
+    except Exception as exc:  # the verdict must be written whatever went wrong
+        ename = getattr(exc, "ename", type(exc).__name__)
+        evalue = getattr(exc, "evalue", str(exc))
+        cell_index = getattr(exc, "cell_index", None)
+        kind = "cell-error" if cell_index is not None else "kernel-error"
+        if type(exc).__name__ == "DeadKernelError":
+            kind = "dead-kernel"
+        result = {
+            "status": "failed",
+            "error": {
+                "kind": kind,
+                "cell": _original_cell_number(executed, cell_index) if cell_index is not None else None,
+                "ename": ename,
+                "evalue": str(evalue)[:2000],
+                "traceback": traceback.format_exc()[-4000:],
+            },
+        }
+    with open(result_path, "w", encoding="utf-8") as f:
+        json.dump(result, f)
+    return 0 if result["status"] == "success" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,182 @@
+"""The warehouse seam: prefetch SQL inputs to Parquet, load outputs atomically.
+
+`Warehouse` is the interface a Postgres, MotherDuck or Trino backend would
+implement; `DuckDBWarehouse` is the embedded default. Output files are
+validated before anything touches the warehouse, and all outputs of a run
+load in one transaction, so a failed or partial run changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import pyarrow.parquet as pq
+
+from nb_assets.errors import OutputValidationError, WarehouseError
+
+MAX_OUTPUT_ENTRIES = 1000  # a notebook spraying files is refused without listing them all
+_LOCK_WAIT_S = 120.0
+
+
+@dataclass(frozen=True)
+class PrefetchRequest:
+    name: str
+    query: str
+    params: Mapping[str, Any]  # only the `$names` the query uses
+    cell: int
+    dest: Path
+
+
+@dataclass(frozen=True)
+class TableDescription:
+    table: str
+    rows: int
+    columns: tuple[tuple[str, str], ...]  # (name, type)
+
+
+class Warehouse(Protocol):
+    def prefetch(self, notebook: str, requests: Sequence[PrefetchRequest]) -> dict[str, int]:
+        """Run each query with bound params, write its result to `dest`; rows per input."""
+        ...
+
+    def load(self, notebook: str, outputs: Mapping[str, Path]) -> dict[str, int]:
+        """Replace each table with its Parquet file, all or nothing; rows per table."""
+        ...
+
+    def describe(self, table: str) -> TableDescription | None:
+        ...
+
+
+def validate_outputs(notebook: str, output_dir: Path, declared: Sequence[str]) -> dict[str, Path]:
+    """Map each declared table to its file; refuse anything else in the folder."""
+    expected = {f"{table}.parquet": table for table in declared}
+    found: dict[str, Path] = {}
+    problems: list[str] = []
+    for count, entry in enumerate(sorted(output_dir.iterdir()), start=1):
+        if count > MAX_OUTPUT_ENTRIES:
+            raise OutputValidationError(f"{notebook}: more than {MAX_OUTPUT_ENTRIES} files in the outputs folder; refused")
+        if entry.is_symlink() or not entry.is_file():
+            problems.append(f"{entry.name!r} is not a regular file")
+        elif entry.name not in expected:
+            problems.append(f"{entry.name!r} is not a declared output (declared: {', '.join(declared) or 'none'})")
+        else:
+            found[expected[entry.name]] = entry
+    problems.extend(f"declared output {t} was not written; call output({t!r}, df)" for t in declared if t not in found)
+    for table, path in found.items():
+        try:
+            pq.read_metadata(path)
+        except Exception as exc:  # pyarrow raises several types for a bad file
+            problems.append(f"output {table} is not a readable Parquet file ({exc})")
+    if problems:
+        raise OutputValidationError(f"{notebook}: outputs refused, nothing loaded: " + "; ".join(problems))
+    return found
+
+
+def _quoted(table: str) -> str:
+    schema, name = table.split(".")
+    return f'"{schema}"."{name}"'
+
+
+class DuckDBWarehouse:
+    """An embedded DuckDB file. Connections are short-lived so that several
+    runs (Dagster's multiprocess executor) take turns on the file lock."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+
+    @contextmanager
+    def _connect(self, *, read_only: bool, config: Mapping[str, Any] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + _LOCK_WAIT_S
+        while True:
+            try:
+                con = duckdb.connect(self.path, read_only=read_only, config=dict(config or {}))
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+                time.sleep(0.2)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def prefetch(self, notebook: str, requests: Sequence[PrefetchRequest]) -> dict[str, int]:
+        if not requests:
+            return {}
+        if not Path(self.path).exists():
+            raise WarehouseError(f"{notebook}: warehouse {self.path} does not exist")
+        rows: dict[str, int] = {}
+        # No file or network access: a query can read warehouse tables and nothing else.
+        config = {"enable_external_access": False, "lock_configuration": True}
+        with self._connect(read_only=True, config=config) as con:
+            for request in requests:
+                try:
+                    reader = con.sql(request.query, params=dict(request.params)).to_arrow_reader(1 << 17)
+                    rows[request.name] = _write_parquet(reader, request.dest)
+                except duckdb.Error as exc:
+                    raise WarehouseError(
+                        f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {_first_line(exc)}"
+                    ) from exc
+        return rows
+
+    def load(self, notebook: str, outputs: Mapping[str, Path]) -> dict[str, int]:
+        if not outputs:
+            return {}
+        rows: dict[str, int] = {}
+        with self._connect(read_only=False) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for table, path in outputs.items():
+                    schema = table.split(".")[0]
+                    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                    con.execute(f"CREATE OR REPLACE TABLE {_quoted(table)} AS SELECT * FROM read_parquet($path)", {"path": str(path)})
+                    rows[table] = con.execute(f"SELECT count(*) FROM {_quoted(table)}").fetchone()[0]
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise WarehouseError(f"{notebook}: loading outputs failed, nothing loaded: {_first_line(exc)}") from exc
+        return rows
+
+    def describe(self, table: str) -> TableDescription | None:
+        if not Path(self.path).exists():
+            return None
+        schema, name = table.split(".")
+        with self._connect(read_only=True) as con:
+            columns = con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = $s AND table_name = $t ORDER BY ordinal_position",
+                {"s": schema, "t": name},
+            ).fetchall()
+            if not columns:
+                return None
+            count = con.execute(f"SELECT count(*) FROM {_quoted(table)}").fetchone()[0]
+        return TableDescription(table, count, tuple((c, t) for c, t in columns))
+
+    def tables(self) -> set[str]:
+        if not Path(self.path).exists():
+            return set()
+        with self._connect(read_only=True) as con:
+            found = con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
+            ).fetchall()
+        return {f"{s}.{t}".lower() for s, t in found}
+
+
+def _write_parquet(reader: Any, dest: Path) -> int:
+    rows = 0
+    with pq.ParquetWriter(dest, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
+
+
+def _first_line(exc: BaseException) -> str:
+    return re.sub(r"\s+", " ", str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
