@@ -1,0 +1,42 @@
+"""nb_assets: scheduled Jupyter notebooks as Dagster software-defined assets.
+
+The public surface is small. Names load lazily so that `import
+nb_assets.notebook` (inside a notebook) does not pull in Dagster.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "NotebookAsset",
+    "Reclassify",
+    "SandboxLimits",
+    "NotebookTranslator",
+    "NotebookRunner",
+    "build_notebook_assets",
+    "notebook_definitions",
+    "parse_notebook",
+]
+
+_WHERE = {
+    "NotebookAsset": "nb_assets.declaration",
+    "Reclassify": "nb_assets.declaration",
+    "SandboxLimits": "nb_assets.sandbox",
+    "NotebookTranslator": "nb_assets.translator",
+    "NotebookRunner": "nb_assets.runner",
+    "build_notebook_assets": "nb_assets.build_assets",
+    "notebook_definitions": "nb_assets.build_assets",
+    "parse_notebook": "nb_assets.parse_notebook",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'nb_assets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,54 @@
+# Two entry points: `make dev` (demo in the Dagster UI) and `make test`.
+# Everything lands in ./.venv; nothing depends on what the host happens to have.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: dev test setup system-deps sandbox-image seed bench clean
+
+dev: setup sandbox-image warehouse.duckdb
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -f definitions.py
+
+test: setup sandbox-image
+	$(BIN)/pytest
+
+setup: system-deps $(STAMP)
+
+# unshare (LocalSandbox) and ip come from util-linux and iproute2; the offline
+# image builder needs debootstrap. Installed only when missing, and only as root.
+system-deps:
+	@missing=""; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "please install:$$missing"; fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	# The kernel papermill starts must be this environment's Python.
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3"
+	touch $(STAMP)
+
+sandbox-image: $(STAMP)
+	$(BIN)/nb-assets sandbox build
+
+warehouse.duckdb: | $(STAMP)
+	$(BIN)/python scripts/seed_demo.py --warehouse $@
+
+seed: $(STAMP)
+	$(BIN)/python scripts/seed_demo.py --warehouse warehouse.duckdb
+
+bench: setup sandbox-image
+	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .nb_assets .dagster_home warehouse.duckdb

@@ -1,0 +1,409 @@
+"""Data-purpose policy zones: labels on source tables, a purpose per notebook, the gate.
+
+A policy file (YAML) declares::
+
+    zones:                          # every zone, and what a breach of it does
+      public:  {mode: enforce, description: Safe to share}
+      pii:     {mode: enforce, description: Personal data}
+      finance: {mode: log}          # log: the run goes ahead, the breach is reported
+    purposes:                       # purpose -> zones a notebook run for it may read
+      analytics: [public, finance]
+      marketing: [public, pii]
+    default_purpose: analytics      # optional: the purpose of notebooks that declare none
+    tables:                         # labels of *source* tables only
+      raw.customers: [pii]
+      raw.orders: [finance]
+    default_labels: [public]        # optional: labels of source tables not listed
+
+Rules:
+
+- Labels propagate: each output carries the union of its notebook's input
+  labels, unless the notebook reclassifies it (new zones plus a written reason).
+- A notebook may read a table when its purpose allows every label on it. A
+  disallowed label in an ``enforce`` zone refuses the notebook; in a ``log``
+  zone the run is allowed and the breach recorded as a violation.
+- Only source tables (read, never written by a notebook) may carry labels; a
+  notebook output's labels come from propagation or ``reclassify``.
+- A source table missing from ``tables`` gets ``default_labels``; without that
+  key it is an error, so a new raw table cannot slip through unlabelled.
+- A notebook without a purpose runs as ``default_purpose``. If the policy sets
+  none, such a notebook may not read any table: there is no implicit
+  "anything goes" purpose.
+
+Errors about the policy file name ``path:line``; errors about a flow name the notebook.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal, NoReturn
+
+import yaml
+
+from nb_assets.errors import PolicyError
+
+Mode = Literal["enforce", "log"]
+MODES: tuple[Mode, ...] = ("enforce", "log")
+ZONE_TAG_PREFIX = "zone/"
+PURPOSE_TAG = "purpose"
+
+# Zone names become Dagster tag keys ("zone/<name>") and purposes tag values;
+# dagster/_utils/tags.py allows [A-Za-z0-9_.-]{1,63} per key section and
+# [A-Za-z0-9_.-]{0,63} for strict values, so names are held to that at load.
+_TAG_PART = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
+_TOP_KEYS = ("zones", "purposes", "default_purpose", "tables", "default_labels")
+_ZONE_KEYS = ("mode", "description")
+
+
+@dataclass(frozen=True)
+class Zone:
+    name: str
+    mode: Mode
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    path: str
+    zones: Mapping[str, Zone]
+    purposes: Mapping[str, frozenset[str]]  # purpose -> zones it may read
+    tables: Mapping[str, frozenset[str]]  # source table -> labels
+    default_labels: frozenset[str] | None = None
+    default_purpose: str | None = None
+    lines: Mapping[str, int] = field(default_factory=dict)  # table -> line of its label
+
+    def where(self, table: str) -> str:
+        return f"{self.path}:{self.lines.get(table, 1)}"
+
+    def source_labels(self, table: str) -> frozenset[str]:
+        if table in self.tables:
+            return self.tables[table]
+        if self.default_labels is None:
+            raise PolicyError(
+                f"{self.path}: source table {table} has no labels; add it under "
+                "'tables:' or set 'default_labels:'"
+            )
+        return self.default_labels
+
+
+@dataclass(frozen=True)
+class NotebookFlow:
+    name: str
+    purpose: str | None
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    reclassify: Mapping[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Violation:
+    notebook: str
+    purpose: str
+    table: str
+    zone: str
+    mode: Mode
+
+    def message(self) -> str:
+        verdict = "refused" if self.mode == "enforce" else "allowed (zone in log mode) but recorded"
+        return (
+            f"notebook {self.notebook}: purpose '{self.purpose}' may not read zone "
+            f"'{self.zone}' (input {self.table}); {verdict}. Either add '{self.zone}' to "
+            f"purposes.{self.purpose} in the policy, run the notebook for a purpose that "
+            f"allows '{self.zone}', or reclassify {self.table} upstream with a reason."
+        )
+
+
+@dataclass(frozen=True)
+class Reclassification:
+    notebook: str
+    table: str
+    inherited: frozenset[str]  # labels propagation would have given
+    labels: frozenset[str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class PolicyReport:
+    labels: Mapping[str, frozenset[str]]
+    violations: tuple[Violation, ...]
+    reclassified: tuple[Reclassification, ...]
+
+    def blocking(self) -> tuple[Violation, ...]:
+        return tuple(v for v in self.violations if v.mode == "enforce")
+
+
+# --- loading ----------------------------------------------------------------
+
+
+def load_policy(path: str | Path) -> Policy:
+    src = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise PolicyError(f"{src}: cannot read policy file: {err}") from err
+    try:
+        # compose keeps node marks, so every later error can name its line
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(err, "problem", None) or str(err)
+        raise PolicyError(f"{src}:{line}: malformed YAML: {problem}") from err
+    if root is None:
+        raise PolicyError(f"{src}:1: empty policy file; declare at least 'zones:' and 'purposes:'")
+    return _Reader(src).policy(root)
+
+
+class _Reader:
+    """Walks composed YAML nodes, failing with path:line on the first problem."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def fail(self, node: yaml.Node, message: str) -> NoReturn:
+        raise PolicyError(f"{self.path}:{node.start_mark.line + 1}: {message}")
+
+    def mapping(
+        self, node: yaml.Node, what: str, allowed: Sequence[str] | None = None
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, f"{what} must be a mapping")
+        items: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key, value in node.value:
+            name = self.scalar(key, f"a key in {what}")
+            if allowed is not None and name not in allowed:
+                self.fail(key, f"unknown key '{name}' in {what}; expected one of: {', '.join(allowed)}")
+            if name in items:
+                self.fail(key, f"duplicate key '{name}' in {what}")
+            items[name] = (key, value)
+        return items
+
+    def scalar(self, node: yaml.Node, what: str) -> str:
+        if not isinstance(node, yaml.ScalarNode):
+            self.fail(node, f"{what} must be a single value")
+        return str(node.value).strip()
+
+    def name(self, node: yaml.Node, what: str) -> str:
+        value = self.scalar(node, what)
+        if not _TAG_PART.match(value):
+            self.fail(node, f"{what} '{value}' must be 1-63 characters of letters, digits, '_', '.', '-'")
+        return value
+
+    def zone_list(
+        self, node: yaml.Node, what: str, zones: Mapping[str, Zone], allow_empty: bool
+    ) -> frozenset[str]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, f"{what} must be a list of zones, e.g. [public]")
+        if not node.value and not allow_empty:
+            self.fail(node, f"{what} is empty; give at least one zone")
+        names = set()
+        for item in node.value:
+            name = self.scalar(item, f"an entry of {what}")
+            if name not in zones:
+                self.fail(item, f"unknown zone '{name}' in {what}; declared zones: {', '.join(zones)}")
+            names.add(name)
+        return frozenset(names)
+
+    def zone(self, key: yaml.Node, node: yaml.Node) -> Zone:
+        name = self.name(key, "zone name")
+        fields = self.mapping(node, f"zones.{name}", allowed=_ZONE_KEYS)
+        if "mode" not in fields:
+            self.fail(node, f"zones.{name} needs 'mode: enforce' or 'mode: log'")
+        mode_node = fields["mode"][1]
+        mode = self.scalar(mode_node, f"zones.{name}.mode")
+        if mode not in MODES:
+            self.fail(mode_node, f"zones.{name}.mode is '{mode}'; expected 'enforce' or 'log'")
+        description = ""
+        if "description" in fields:
+            description = self.scalar(fields["description"][1], f"zones.{name}.description")
+        return Zone(name, mode, description)  # type: ignore[arg-type]  # checked against MODES
+
+    def policy(self, root: yaml.Node) -> Policy:
+        top = self.mapping(root, "the policy file", allowed=_TOP_KEYS)
+        for required in ("zones", "purposes"):
+            if required not in top:
+                self.fail(root, f"missing required key '{required}:'")
+        zones = {z.name: z for z in (self.zone(k, v) for k, v in self.mapping(top["zones"][1], "zones").values())}
+        if not zones:
+            self.fail(top["zones"][1], "zones: declares no zone")
+        purposes = {
+            self.name(k, "purpose name"): self.zone_list(v, f"purposes.{name}", zones, allow_empty=True)
+            for name, (k, v) in self.mapping(top["purposes"][1], "purposes").items()
+        }
+        default_purpose = None
+        if "default_purpose" in top:
+            node = top["default_purpose"][1]
+            default_purpose = self.scalar(node, "default_purpose")
+            if default_purpose not in purposes:
+                self.fail(node, f"default_purpose '{default_purpose}' is not declared under purposes:")
+        tables: dict[str, frozenset[str]] = {}
+        lines: dict[str, int] = {}
+        if "tables" in top:
+            for name, (k, v) in self.mapping(top["tables"][1], "tables").items():
+                table = name.lower()  # table names are compared lowercased everywhere
+                if table in tables:
+                    self.fail(k, f"table {table} is labelled twice")
+                tables[table] = self.zone_list(v, f"tables.{name}", zones, allow_empty=False)
+                lines[table] = k.start_mark.line + 1
+        default_labels = None
+        if "default_labels" in top:
+            default_labels = self.zone_list(top["default_labels"][1], "default_labels", zones, False)
+        return Policy(
+            path=self.path,
+            zones=MappingProxyType(zones),
+            purposes=MappingProxyType(purposes),
+            tables=MappingProxyType(tables),
+            default_labels=default_labels,
+            default_purpose=default_purpose,
+            lines=MappingProxyType(lines),
+        )
+
+
+# --- the gate ---------------------------------------------------------------
+
+
+def _purpose_of(policy: Policy, flow: NotebookFlow) -> str | None:
+    """The purpose a flow is checked under; None only for a notebook that reads nothing."""
+    purpose = flow.purpose if flow.purpose is not None else policy.default_purpose
+    if purpose is None:
+        if flow.inputs:
+            raise PolicyError(
+                f"notebook {flow.name} reads {', '.join(flow.inputs)} but declares no purpose, "
+                f"and {policy.path} sets no default_purpose; declare the purpose it runs for"
+            )
+        return None
+    if purpose not in policy.purposes:
+        raise PolicyError(
+            f"notebook {flow.name}: unknown purpose '{purpose}'; {policy.path} declares: "
+            f"{', '.join(policy.purposes) or '(none)'}"
+        )
+    return purpose
+
+
+def _check_reclassify(policy: Policy, flow: NotebookFlow) -> None:
+    for table, (zones, reason) in flow.reclassify.items():
+        where = f"notebook {flow.name}: reclassify {table}"
+        if table not in flow.outputs:
+            raise PolicyError(f"{where}: not an output of this notebook (outputs: {', '.join(flow.outputs)})")
+        if not reason or not reason.strip():
+            raise PolicyError(f"{where}: needs a written reason (why the data no longer needs its zones)")
+        if not zones:
+            raise PolicyError(f"{where}: give at least one zone, e.g. ('public',)")
+        unknown = sorted(set(zones) - set(policy.zones))
+        if unknown:
+            raise PolicyError(f"{where}: unknown zone(s) {', '.join(unknown)} (not in {policy.path})")
+
+
+def check_notebook(
+    policy: Policy, flow: NotebookFlow, input_labels: Mapping[str, frozenset[str]]
+) -> tuple[Violation, ...]:
+    """The run-time gate for one notebook; run again just before a run, since the policy may have changed."""
+    _check_reclassify(policy, flow)
+    purpose = _purpose_of(policy, flow)
+    if purpose is None:
+        return ()
+    allowed = policy.purposes[purpose]
+    violations = []
+    for table in dict.fromkeys(flow.inputs):
+        if table not in input_labels:
+            raise PolicyError(f"notebook {flow.name}: no labels known for input {table}")
+        for zone in sorted(input_labels[table] - allowed):
+            # a zone dropped from the policy since labelling fails closed
+            mode: Mode = policy.zones[zone].mode if zone in policy.zones else "enforce"
+            violations.append(Violation(flow.name, purpose, table, zone, mode))
+    return tuple(violations)
+
+
+# --- propagation ------------------------------------------------------------
+
+
+def _writers(flows: Sequence[NotebookFlow]) -> dict[str, str]:
+    writers: dict[str, str] = {}
+    names: set[str] = set()
+    for flow in flows:
+        if flow.name in names:
+            raise PolicyError(f"notebook {flow.name} is declared twice")
+        names.add(flow.name)
+        for table in flow.outputs:
+            if table in writers:
+                raise PolicyError(f"table {table} is written by both {writers[table]} and {flow.name}")
+            writers[table] = flow.name
+    return writers
+
+
+def _check_labelled_tables(
+    policy: Policy,
+    flows: Sequence[NotebookFlow],
+    writers: Mapping[str, str],
+    known_tables: Collection[str] | None,
+) -> None:
+    read = {t for flow in flows for t in flow.inputs}
+    known = None if known_tables is None else {t.lower() for t in known_tables} | read
+    for table in policy.tables:
+        if table in writers:
+            raise PolicyError(
+                f"{policy.where(table)}: {table} is written by notebook {writers[table]}; "
+                f"label source tables only; use reclassify in {writers[table]}'s declaration"
+            )
+        if known is not None and table not in known:
+            raise PolicyError(f"{policy.where(table)}: labelled table {table} does not exist")
+
+
+def _order(flows: Sequence[NotebookFlow], writers: Mapping[str, str]) -> list[str]:
+    graph = {flow.name: {writers[t] for t in flow.inputs if t in writers} for flow in flows}
+    try:
+        return list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as err:
+        cycle = " -> ".join(err.args[1])
+        raise PolicyError(f"notebooks form a cycle (each reads a table the other writes): {cycle}") from err
+
+
+def propagate(
+    policy: Policy,
+    flows: Sequence[NotebookFlow],
+    known_tables: Collection[str] | None = None,
+) -> PolicyReport:
+    """Label every table, in dependency order, and collect every violation.
+
+    ``known_tables`` (e.g. the warehouse's tables) lets a label on a table that
+    does not exist be caught as a typo; ``None`` skips that check.
+    """
+    writers = _writers(flows)
+    _check_labelled_tables(policy, flows, writers, known_tables)
+    by_name = {flow.name: flow for flow in flows}
+    labels: dict[str, frozenset[str]] = dict(policy.tables)
+    violations: list[Violation] = []
+    reclassified: list[Reclassification] = []
+    for name in _order(flows, writers):
+        flow = by_name[name]
+        for table in flow.inputs:
+            if table not in labels:  # writers come first, so this is a source table
+                labels[table] = policy.source_labels(table)
+        violations.extend(check_notebook(policy, flow, labels))
+        inherited = frozenset().union(*(labels[t] for t in flow.inputs))
+        for table in flow.outputs:
+            labels[table] = inherited
+            if table in flow.reclassify:
+                zones, reason = flow.reclassify[table]
+                labels[table] = frozenset(zones)
+                reclassified.append(Reclassification(name, table, inherited, labels[table], reason.strip()))
+    return PolicyReport(MappingProxyType(labels), tuple(violations), tuple(reclassified))
+
+
+def zone_tags(labels: Iterable[str], purpose: str | None) -> dict[str, str]:
+    """Dagster asset tags for a table's zones and its notebook's purpose: {"zone/pii": "", "purpose": "marketing"}."""
+    tags: dict[str, str] = {}
+    for zone in sorted(set(labels)):
+        if not _TAG_PART.match(zone):
+            raise PolicyError(f"zone '{zone}' cannot be a Dagster tag key; use 1-63 of [A-Za-z0-9_.-]")
+        tags[ZONE_TAG_PREFIX + zone] = ""
+    if purpose is not None:
+        if not _TAG_PART.match(purpose):
+            raise PolicyError(f"purpose '{purpose}' cannot be a Dagster tag value; use 1-63 of [A-Za-z0-9_.-]")
+        tags[PURPOSE_TAG] = purpose
+    return tags

@@ -1,0 +1,300 @@
+"""SQL text of a `%%sql` input cell -> the tables it reads, its parameters, problems.
+
+Pure functions over sqlglot (DuckDB dialect); no Dagster, no DuckDB. The tables
+become a notebook's upstream assets, so the rules err on the side of reporting
+a table (or a problem) rather than missing one. Bad input never raises: every
+issue comes back as a `SqlProblem` with a rule id and, when known, a position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.tokens import Token, TokenType
+
+DIALECT = "duckdb"
+SYNTAX = "sql-syntax"
+NOT_READ_ONLY = "sql-not-read-only"
+EXTERNAL_READ = "sql-external-read"
+POSITIONAL_PARAM = "sql-positional-param"
+
+_QUERY_START = {TokenType.SELECT, TokenType.WITH, TokenType.VALUES, TokenType.FROM, TokenType.L_PAREN}
+_QUERY_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)
+# Statements that only ever appear nested when someone smuggles a write into a query.
+_WRITES = (exp.DML, exp.DDL, exp.Command, exp.Drop, exp.Alter)
+# DuckDB table functions that reach files, URLs, other databases, or a table
+# named at run time (query_table), which would hide lineage.
+_EXTERNAL_NAMES = {"glob", "sniff_csv", "query", "query_table"}
+_EXTERNAL_PREFIXES = ("read_", "parquet_", "iceberg_", "delta_", "sqlite_", "postgres_", "mysql_")
+_EXTERNAL_SUFFIXES = ("_scan",)
+# A quoted table name with these characters is a DuckDB replacement scan of a file.
+_PATH_CHARS = set("./\\:*?")
+
+
+@dataclass(frozen=True)
+class SqlProblem:
+    rule: str
+    message: str
+    line: int | None = None  # 1-based, within the query text
+    column: int | None = None
+
+
+@dataclass(frozen=True)
+class QueryLineage:
+    tables: tuple[str, ...]  # "schema.table", lowercased, sorted, unique
+    params: tuple[str, ...]  # `$name` placeholders, in order of first use
+    columns: tuple[tuple[str, str], ...]  # (table, column) pairs read, best effort
+    problems: tuple[SqlProblem, ...]
+
+
+def analyze_query(sql: str) -> QueryLineage:
+    try:
+        return _analyze(sql)
+    except Exception as exc:  # noqa: BLE001 - a sqlglot bug must not crash notebook parsing
+        return _failed(SqlProblem(SYNTAX, f"could not analyze the query ({type(exc).__name__}: {exc})"))
+
+
+def _analyze(sql: str) -> QueryLineage:
+    try:
+        tokens = sqlglot.tokenize(sql, read=DIALECT)
+    except TokenError as exc:
+        return _failed(SqlProblem(SYNTAX, f"cannot read the query: {exc} (an unclosed quote or comment?)"))
+    statements = _split_statements(tokens)
+    # Gate on tokens before parsing: comments and strings are already gone, and
+    # sqlglot parses some statements oddly (CHECKPOINT as a column, EXPORT fails).
+    gate = _statement_problems(sql, statements)
+    if gate:
+        return _failed(*gate)
+    params, param_problems = _params(sql, tokens)
+    try:
+        tree = sqlglot.parse_one(sql, read=DIALECT)
+    except ParseError as exc:
+        return QueryLineage((), params, (), (_syntax_problem(exc), *param_problems))
+    writes = _tree_problems(tree, sql)
+    if writes:  # no lineage for a statement that will never run
+        return QueryLineage((), params, (), (*writes, *param_problems))
+    tables = _tables(tree, sql)
+    problems = (*_external_reads(tree, sql), *param_problems)
+    return QueryLineage(tables, params, _columns(tree, set(tables)), problems)
+
+
+def _failed(*problems: SqlProblem) -> QueryLineage:
+    return QueryLineage((), (), (), problems)
+
+
+def _position(sql: str, offset: int | None) -> tuple[int | None, int | None]:
+    if offset is None:
+        return None, None
+    line_start = sql.rfind("\n", 0, offset) + 1
+    return sql.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def _problem_at(rule: str, message: str, sql: str, offset: int | None) -> SqlProblem:
+    return SqlProblem(rule, message, *_position(sql, offset))
+
+
+def _split_statements(tokens: list[Token]) -> list[list[Token]]:
+    statements: list[list[Token]] = [[]]
+    for token in tokens:
+        if token.token_type == TokenType.SEMICOLON:
+            statements.append([])
+        else:
+            statements[-1].append(token)
+    return [s for s in statements if s]  # a trailing `;` leaves an empty one
+
+
+def _statement_problems(sql: str, statements: list[list[Token]]) -> list[SqlProblem]:
+    if not statements:
+        return [SqlProblem(SYNTAX, "the %%sql cell has no query; write one SELECT below the %%sql line")]
+    if len(statements) > 1:
+        message = f"found {len(statements)} statements; a %%sql cell holds exactly one query (one cell per input)"
+        return [_problem_at(NOT_READ_ONLY, message, sql, statements[1][0].start)]
+    first = statements[0][0]
+    if first.token_type in _QUERY_START:
+        return []
+    return [_not_query(sql, first.text.upper(), first.start)]
+
+
+def _not_query(sql: str, what: str, offset: int | None) -> SqlProblem:
+    return _problem_at(
+        NOT_READ_ONLY,
+        f"{what} is not allowed in a %%sql cell: it must be one read-only query "
+        "(SELECT, WITH ... SELECT, FROM ..., VALUES). Write tables with output(...) and "
+        "leave setup (ATTACH, INSTALL, SET, ...) to the host",
+        sql,
+        offset,
+    )
+
+
+def _tree_problems(tree: exp.Expr, sql: str) -> list[SqlProblem]:
+    if not isinstance(tree, _QUERY_ROOTS):
+        return [_not_query(sql, type(tree).__name__.upper(), _offset(tree))]
+    problems = [
+        _not_query(sql, f"{type(node).__name__.upper()} inside a query", _offset(node))
+        for node in tree.find_all(*_WRITES)
+    ]
+    problems += [_not_query(sql, "SELECT ... INTO", _offset(s)) for s in tree.find_all(exp.Select) if s.args.get("into")]
+    return problems
+
+
+def _offset(node: exp.Expr) -> int | None:
+    # Functions and identifiers carry their source span; most other nodes do not.
+    for candidate in (node, *node.find_all(exp.Identifier)):
+        if "start" in candidate.meta:
+            return candidate.meta["start"]
+    return None
+
+
+def _syntax_problem(exc: ParseError) -> SqlProblem:
+    first = exc.errors[0] if exc.errors else {}
+    line, col = first.get("line"), first.get("col")
+    if isinstance(col, int):  # sqlglot points at the end of the offending token
+        col = max(1, col - len(first.get("highlight") or " ") + 1)
+    message = first.get("description") or str(exc)
+    return SqlProblem(SYNTAX, f"invalid DuckDB SQL: {message}", line, col)
+
+
+def _params(sql: str, tokens: list[Token]) -> tuple[tuple[str, ...], list[SqlProblem]]:
+    """`$name` in order of first use. sqlglot's DuckDB parser turns `$ds` into
+    Placeholder(this="ds"), `$1` into Placeholder(this="1") and `?` into
+    Placeholder(); tokens keep textual order and positions, so read those."""
+    names: dict[str, None] = {}
+    problems: list[SqlProblem] = []
+    for previous, token in zip([None, *tokens], tokens):
+        positional = token.token_type == TokenType.PLACEHOLDER
+        if previous is not None and previous.token_type == TokenType.PARAMETER and previous.end + 1 == token.start:
+            positional = token.token_type == TokenType.NUMBER
+            if token.token_type == TokenType.IDENTIFIER or token.text.isidentifier():
+                names.setdefault(token.text, None)
+        if positional:
+            start = token.start if token.token_type == TokenType.PLACEHOLDER else token.start - 1
+            problems.append(
+                _problem_at(
+                    POSITIONAL_PARAM,
+                    f"positional parameter {sql[start : token.end + 1]}: bind notebook "
+                    "parameters by name, e.g. `WHERE ds = $ds`",
+                    sql,
+                    start,
+                )
+            )
+    return tuple(names), problems
+
+
+def _function_name(func: exp.Func) -> str:
+    return (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
+
+
+def _is_external_function(func: exp.Func) -> bool:
+    name = _function_name(func)
+    return name in _EXTERNAL_NAMES or name.startswith(_EXTERNAL_PREFIXES) or name.endswith(_EXTERNAL_SUFFIXES)
+
+
+def _is_file_ref(table: exp.Table, sql: str) -> bool:
+    """`FROM 'x.parquet'` parses to the same quoted identifier as `FROM "x.parquet"`;
+    the source text tells a string literal apart, and both scan a file in DuckDB."""
+    ident = table.this
+    if not isinstance(ident, exp.Identifier) or not ident.quoted:
+        return False
+    start = ident.meta.get("start")
+    literal = start is not None and sql[start : start + 1] == "'"
+    return literal or bool(_PATH_CHARS & set(ident.name))
+
+
+def _is_stored_table(table: exp.Table, sql: str) -> bool:
+    return isinstance(table.this, exp.Identifier) and not _is_file_ref(table, sql)
+
+
+def _table_name(table: exp.Table) -> str:
+    # DuckDB folds even quoted identifiers; the catalog of db.schema.table is dropped.
+    return f"{table.db or 'main'}.{table.name}".lower()
+
+
+def _tables(tree: exp.Expr, sql: str) -> tuple[str, ...]:
+    try:
+        resolved = [s for scope in traverse_scope(tree) for s in scope.sources.values()]
+    except Exception:  # noqa: BLE001 - scope cannot walk e.g. PIVOT in FROM; names alone below
+        resolved = []
+    stored = {id(t) for t in resolved if isinstance(t, exp.Table)}
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    # Scope resolution handles CTE shadowing; anything scope did not see is kept
+    # unless its bare name is some CTE's, so a gap in scope never hides a table.
+    names = {
+        _table_name(t)
+        for t in tree.find_all(exp.Table)
+        if _is_stored_table(t, sql) and (id(t) in stored or t.db or t.name.lower() not in ctes)
+    }
+    return tuple(sorted(names))
+
+
+def _external_reads(tree: exp.Expr, sql: str) -> list[SqlProblem]:
+    problems = []
+    for node in tree.find_all(exp.Func):
+        if isinstance(node.parent, (exp.Table, exp.Lateral)) and _is_external_function(node):
+            problems.append(
+                _problem_at(
+                    EXTERNAL_READ,
+                    f"{_function_name(node)}() reads outside the warehouse; input cells read "
+                    "warehouse tables only — load the data into a table upstream and query that",
+                    sql,
+                    node.meta.get("start"),
+                )
+            )
+    for table in tree.find_all(exp.Table):
+        if _is_file_ref(table, sql):
+            problems.append(
+                _problem_at(
+                    EXTERNAL_READ,
+                    f"FROM '{table.name}' reads a file; input cells read warehouse tables only "
+                    "— load the file into a table upstream and query that",
+                    sql,
+                    table.this.meta.get("start"),
+                )
+            )
+    return problems
+
+
+def _columns(tree: exp.Expr, tables: set[str]) -> tuple[tuple[str, str], ...]:
+    """(table, column) pairs, best effort: without a schema, an unqualified column
+    is only attributed when its scope reads exactly one table and nothing else."""
+    try:
+        qualified = qualify(tree.copy(), dialect=DIALECT, validate_qualify_columns=False, quote_identifiers=False)
+        pairs = {pair for scope in traverse_scope(qualified) for pair in _scope_columns(scope, tables)}
+    except Exception:  # noqa: BLE001 - best effort; the optimizer asserts on shapes it cannot scope
+        return ()
+    return tuple(sorted(pairs))
+
+
+# ORDER BY / GROUP BY / HAVING / QUALIFY may name a projection alias, not a column.
+_ALIAS_CLAUSES = (exp.Order, exp.Group, exp.Having, exp.Qualify)
+
+
+def _scope_columns(scope: Scope, tables: set[str]) -> set[tuple[str, str]]:
+    sources = {
+        alias: _table_name(s)
+        for alias, s in scope.sources.items()
+        if isinstance(s, exp.Table) and isinstance(s.this, exp.Identifier) and _table_name(s) in tables
+    }
+    only = next(iter(sources.values())) if len(sources) == len(scope.sources) == 1 else None
+    aliases = {
+        s.alias.lower()
+        for s in getattr(scope.expression, "selects", [])
+        if isinstance(s, exp.Alias) and not (isinstance(s.this, exp.Column) and s.this.name == s.alias)
+    }
+    pairs = set()
+    for column in scope.columns:
+        if isinstance(column.this, exp.Star):
+            continue
+        if column.table:
+            table = sources.get(column.table)
+        elif column.name.lower() in aliases and column.find_ancestor(*_ALIAS_CLAUSES):
+            table = None
+        else:
+            table = only
+        if table:
+            pairs.add((table, column.name.lower()))
+    return pairs

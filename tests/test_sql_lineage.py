@@ -1,0 +1,113 @@
+"""Golden fixtures for nb_assets.sql_lineage: tests/fixtures/sql/NAME.sql + NAME.expected.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nb_assets.sql_lineage import QueryLineage, SqlProblem, analyze_query
+
+FIXTURES = Path(__file__).parent / "fixtures" / "sql"
+CASES = sorted(p.name.removesuffix(".sql") for p in FIXTURES.glob("*.sql"))
+
+
+def load(name: str) -> tuple[str, dict]:
+    sql = (FIXTURES / f"{name}.sql").read_text()
+    expected = json.loads((FIXTURES / f"{name}.expected.json").read_text())
+    return sql, expected
+
+
+def test_enough_fixtures() -> None:
+    assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_golden(name: str) -> None:
+    sql, expected = load(name)
+    result = analyze_query(sql)
+    assert list(result.tables) == expected["tables"]
+    assert list(result.params) == expected["params"]
+    assert [p.rule for p in result.problems] == expected["problems"]
+    if "columns" in expected:
+        assert [list(c) for c in result.columns] == expected["columns"]
+    for problem in result.problems:
+        assert problem.message
+
+
+def cases_with(predicate) -> list[str]:
+    return [name for name in CASES if predicate(load(name)[1]["problems"])]
+
+
+# DuckDB calls these a SELECT; we are stricter on purpose.
+STRICTER_THAN_DUCKDB = {"data_modifying_cte", "describe"}
+
+
+@pytest.mark.parametrize("name", cases_with(lambda problems: not problems))
+def test_duckdb_sees_one_select_with_the_same_params(name: str) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    sql, expected = load(name)
+    (statement,) = duckdb.connect().extract_statements(sql)
+    assert statement.type == duckdb.StatementType.SELECT
+    assert statement.named_parameters == set(expected["params"])
+
+
+@pytest.mark.parametrize("name", cases_with(lambda problems: "sql-not-read-only" in problems))
+def test_duckdb_agrees_not_read_only(name: str) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    sql, _ = load(name)
+    types = [s.type for s in duckdb.connect().extract_statements(sql)]
+    assert (types == [duckdb.StatementType.SELECT]) == (name in STRICTER_THAN_DUCKDB)
+
+
+def test_problems_carry_positions() -> None:
+    result = analyze_query("SELECT *\nFROM raw.orders o\nJOIN read_csv('x.csv') r ON true\n")
+    assert result.problems == (
+        SqlProblem("sql-external-read", result.problems[0].message, line=3, column=6),
+    )
+    (syntax,) = analyze_query("SELECT *\nFROM raw.orders WHERE (a =").problems
+    assert (syntax.rule, syntax.line) == ("sql-syntax", 2)
+    (positional,) = analyze_query("SELECT * FROM t\nWHERE ds = $1").problems
+    assert (positional.line, positional.column) == (2, 12)
+    assert "$ds" in positional.message
+
+
+def test_two_statements_point_at_the_second() -> None:
+    (problem,) = analyze_query("SELECT 1;\n  DROP TABLE t").problems
+    assert (problem.rule, problem.line, problem.column) == ("sql-not-read-only", 2, 3)
+
+
+def test_columns_through_aliases_and_joins() -> None:
+    result = analyze_query(
+        "SELECT o.id, sum(o.amount) AS amount, c.name\n"
+        "FROM raw.orders o JOIN raw.customers c ON o.customer_id = c.id\n"
+        "WHERE o.ds = $ds GROUP BY o.id, c.name ORDER BY amount"
+    )
+    assert result.columns == (
+        ("raw.customers", "id"),
+        ("raw.customers", "name"),
+        ("raw.orders", "amount"),
+        ("raw.orders", "customer_id"),
+        ("raw.orders", "ds"),
+        ("raw.orders", "id"),
+    )
+
+
+def test_columns_skip_projection_aliases_and_stars() -> None:
+    result = analyze_query("SELECT amount * 2 AS doubled, ds FROM raw.orders ORDER BY doubled")
+    assert result.columns == (("raw.orders", "amount"), ("raw.orders", "ds"))
+    assert analyze_query("SELECT * FROM raw.orders").columns == ()
+
+
+def test_columns_unattributed_when_ambiguous() -> None:
+    # Two tables and no schema: an unqualified column could come from either.
+    result = analyze_query("SELECT a, b.y FROM raw.one, raw.two AS b")
+    assert result.columns == (("raw.two", "y"),)
+
+
+@pytest.mark.parametrize("bad", ["", ";", "SELECT 'open", "/* open", "\x00", "SELECT " * 2000, "(((("])
+def test_never_raises(bad: str) -> None:
+    result = analyze_query(bad)
+    assert isinstance(result, QueryLineage)
+    assert result.problems
