@@ -5,7 +5,7 @@ sees anything; if any notebook has an error, loading fails with every
 finding of every notebook at once.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Dagster inspects the asset function's real annotations.
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass

@@ -169,7 +169,7 @@ def running_cell(executed: Path) -> int | None:
     number = 0
     for cell in cells:
         tags = cell.get("metadata", {}).get("tags", [])
-        if "injected-parameters" in tags:
+        if "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
             continue
         number += 1
         if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":

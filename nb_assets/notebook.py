@@ -72,7 +72,21 @@ def _run_mode_input(name: str, query: str) -> pd.DataFrame:
         raise RuntimeError(f"SQL input {name!r} was not prefetched; declare it in its own %%sql cell")
     if entry["fingerprint"] != query_fingerprint(query):
         raise RuntimeError(f"SQL input {name!r} differs from the query that was prefetched")
-    return pd.read_parquet(folder / entry["file"])
+    import pyarrow.parquet as pq
+
+    return _to_pandas(pq.read_table(folder / entry["file"]))
+
+
+def _to_pandas(table: Any) -> pd.DataFrame:
+    """One Arrow → pandas conversion for scheduled and interactive runs alike.
+
+    Decimals become floats (pandas has no decimal dtype); DATE columns stay
+    `datetime.date` objects so an output written back keeps the DATE type.
+    """
+    import pyarrow as pa
+
+    schema = pa.schema([f.with_type(pa.float64()) if pa.types.is_decimal(f.type) else f for f in table.schema])
+    return table.cast(schema).to_pandas()
 
 
 def _interactive_input(query: str, namespace: dict[str, Any]) -> pd.DataFrame:
@@ -81,7 +95,7 @@ def _interactive_input(query: str, namespace: dict[str, Any]) -> pd.DataFrame:
     path = os.environ.get("NB_ASSETS_WAREHOUSE") or _find_warehouse()
     params = {name: namespace[name] for name in dict.fromkeys(_PARAM.findall(query)) if name in namespace}
     with duckdb.connect(path, read_only=True) as con:
-        return con.execute(query, params).df()
+        return _to_pandas(con.sql(query, params=params).to_arrow_table())
 
 
 def _find_warehouse() -> str:

@@ -114,7 +114,6 @@ def runner_env(input_dir: str, output_dir: str, runtime_dir: str, work_dir: str)
         "NB_ASSETS_OUTPUT_DIR": output_dir,
         "NB_ASSETS_WORKDIR": work_dir,
         "PYTHONPATH": runtime_dir,
-        "MPLBACKEND": "Agg",
         "PYTHONDONTWRITEBYTECODE": "1",
     }
 

@@ -15,22 +15,28 @@ import sys
 import traceback
 
 
-def _original_cell_number(executed_path: str, cell_index: int) -> int:
-    """Map an executed-notebook index to the 1-based number in the author's file.
+_NOT_AUTHORED = ("injected-parameters", "papermill-error-cell-tag")
 
-    papermill inserts an `injected-parameters` cell; cells after it shift by one.
+
+def _original_cell_number(executed_path: str, cell_index: int) -> int:
+    """The failing cell's 1-based number in the author's file.
+
+    papermill adds an `injected-parameters` cell and, on error, marker cells;
+    none of them are the author's, so they are not counted.
     """
     try:
         with open(executed_path, encoding="utf-8") as f:
             cells = json.load(f)["cells"]
     except (OSError, ValueError, KeyError):
         return cell_index + 1
-    injected_before = sum(
-        1
-        for cell in cells[:cell_index]
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", [])
-    )
-    return cell_index + 1 - injected_before
+    number = 0
+    for cell in cells:
+        if any(t in _NOT_AUTHORED for t in cell.get("metadata", {}).get("tags", [])):
+            continue
+        number += 1
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            return number
+    return cell_index + 1
 
 
 def main(argv: list[str]) -> int:

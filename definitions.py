@@ -1,0 +1,48 @@
+"""The demo project: four notebooks over an embedded DuckDB warehouse.
+
+`make dev` seeds warehouse.duckdb and opens this in `dagster dev`.
+Wiring only: everything else lives in the notebooks and policy.yaml.
+"""
+
+import os
+from pathlib import Path
+
+from nb_assets import NotebookAsset, notebook_definitions
+
+BASE_DIR = Path(__file__).parent
+POLICY = BASE_DIR / "policy.yaml"
+WAREHOUSE = os.environ.get("NB_ASSETS_WAREHOUSE", str(BASE_DIR / "warehouse.duckdb"))
+
+NOTEBOOKS = [
+    NotebookAsset(
+        "notebooks/clean_orders.ipynb",
+        owners=["data-eng@example.com"],
+        group="orders",
+        purpose="finance_reporting",
+        cron="0 5 * * *",
+    ),
+    NotebookAsset(
+        "notebooks/customer_revenue.ipynb",
+        owners=["analytics@example.com"],
+        group="customers",
+        purpose="customer_analytics",
+        params={"min_orders": 1},
+    ),
+    NotebookAsset(
+        "notebooks/daily_traffic.ipynb",
+        owners=["product@example.com"],
+        group="web",
+        purpose="product_analytics",
+        params={"ds": "2026-11-20", "days": 7},
+    ),
+    NotebookAsset(
+        "notebooks/revenue_report.ipynb",
+        owners=["finance@example.com"],
+        group="reports",
+        key_prefix=["reports"],
+        purpose="customer_analytics",
+        cron="0 7 * * 1",
+    ),
+]
+
+defs = notebook_definitions(NOTEBOOKS, warehouse=WAREHOUSE, base_dir=BASE_DIR, policy=POLICY)
