@@ -153,7 +153,7 @@ def _policy_gate(policy_path: str | Path, flows: Sequence[NotebookFlow], item: D
         if blocking:
             from nb_assets.errors import PolicyError
 
-            raise PolicyError("refused before any data was fetched:\n" + "\n".join(v.message() for v in blocking))
+            raise PolicyError(f"{item.spec.path}: refused before any data was fetched:\n" + "\n".join(v.message() for v in blocking))
         return {
             "policy/labels": {t: sorted(report.labels.get(t, ())) for t in (*flow.inputs, *flow.outputs)},
             "policy/purpose": flow.purpose,

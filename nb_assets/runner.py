@@ -10,6 +10,7 @@ import dagster as dg
 
 from nb_assets.choose_sandbox import choose_sandbox
 from nb_assets.declaration import NotebookAsset
+from nb_assets.errors import NbAssetsError
 from nb_assets.execute import discard_data, run_notebook
 from nb_assets.materialize import failure, keep_record, materialize_results
 from nb_assets.spec import NotebookSpec
@@ -54,15 +55,18 @@ class NotebookRunner(dg.ConfigurableResource):
                 gate_facts.update(gate())
 
         context.log.info(f"{spec.path}: running in {sandbox.kind} sandbox, record at {run_dir}")
-        run = run_notebook(
-            spec,
-            warehouse=DuckDBWarehouse(self.warehouse),
-            sandbox=sandbox,
-            run_dir=run_dir,
-            params=decl.params,
-            limits=decl.limits,
-            gate=checked_gate,
-        )
+        try:
+            run = run_notebook(
+                spec,
+                warehouse=DuckDBWarehouse(self.warehouse),
+                sandbox=sandbox,
+                run_dir=run_dir,
+                params=decl.params,
+                limits=decl.limits,
+                gate=checked_gate,
+            )
+        except NbAssetsError as exc:  # refused before anything ran: no record to keep
+            raise dg.Failure(description=str(exc), allow_retries=False) from exc
         record = keep_record(run, gate_facts)
         try:
             if run.status != "success":

@@ -1,0 +1,135 @@
+"""Declaring notebooks: findings, allowances and the policy gate, through real Dagster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from nb_assets import NotebookAsset, NotebookRunner, Reclassify, build_notebook_assets
+from nb_assets.build_assets import RESOURCE_KEY
+from nb_assets.errors import DeclarationError
+from notebook_factory import RUNTIME, code, md, params, write_notebook
+
+POLICY = """\
+zones:
+  finance: {mode: enforce}
+  pii: {mode: enforce}
+  web: {mode: log}
+purposes:
+  reporting: [finance]
+  analytics: [finance, pii]
+tables:
+  raw.orders: [finance]
+  raw.customers: [pii]
+  raw.events: [web]
+"""
+
+
+def _etl(tmp_path: Path, name: str, reads: str, writes: str) -> Path:
+    return write_notebook(
+        tmp_path / f"{name}.ipynb",
+        md(f"# {name}"),
+        code(RUNTIME),
+        code(f"%%sql rows\nSELECT * FROM {reads}"),
+        code(f"output('{writes}', rows)"),
+    )
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(POLICY)
+    return path
+
+
+def test_every_finding_of_every_notebook_is_listed_at_once(tmp_path: Path) -> None:
+    write_notebook(tmp_path / "a.ipynb", code(RUNTIME), code("import requests"), code("import subprocess"))
+    write_notebook(tmp_path / "b.ipynb", code(RUNTIME), code("eval('1')"))
+    with pytest.raises(DeclarationError) as err:
+        build_notebook_assets([NotebookAsset("a.ipynb"), NotebookAsset("b.ipynb")], base_dir=tmp_path)
+    message = str(err.value)
+    assert message.startswith("3 problem(s)")
+    assert "a.ipynb (cell 2, line 1): [network-access]" in message
+    assert "a.ipynb (cell 3, line 1): [shell-process]" in message
+    assert "b.ipynb (cell 2, line 1): [dynamic-code]" in message
+
+
+def test_an_allowance_with_a_reason_lets_a_notebook_be_declared(tmp_path: Path) -> None:
+    write_notebook(tmp_path / "a.ipynb", code(RUNTIME), code("import multiprocessing\nimport subprocess"))
+    assets = build_notebook_assets(
+        [NotebookAsset("a.ipynb", allow={"shell-process": "runs a vetted local binary"})], base_dir=tmp_path
+    )
+    spec = next(s for a in assets if isinstance(a, dg.AssetsDefinition) for s in a.specs)
+    assert spec.metadata["notebook/allowances"].value == {"shell-process": "runs a vetted local binary"}
+
+
+def test_two_writers_of_one_table_are_refused(tmp_path: Path) -> None:
+    _etl(tmp_path, "one", "raw.orders", "mart.x")
+    _etl(tmp_path, "two", "raw.orders", "mart.x")
+    with pytest.raises(DeclarationError, match="writes mart.x, which .*one.ipynb writes too"):
+        build_notebook_assets([NotebookAsset("one.ipynb"), NotebookAsset("two.ipynb")], base_dir=tmp_path)
+
+
+def test_zones_propagate_through_three_levels_into_asset_tags(tmp_path: Path, policy: Path) -> None:
+    _etl(tmp_path, "l1", "raw.orders", "mart.l1")
+    write_notebook(
+        tmp_path / "l2.ipynb", code(RUNTIME),
+        code("%%sql rows\nSELECT * FROM mart.l1 JOIN raw.customers USING (customer_id)"), code("output('mart.l2', rows)"),
+    )
+    _etl(tmp_path, "l3", "mart.l2", "mart.l3")
+    _etl(tmp_path, "l3b", "mart.l2", "mart.l3b")
+    assets = build_notebook_assets(
+        [
+            NotebookAsset("l1.ipynb", purpose="reporting"),
+            NotebookAsset("l2.ipynb", purpose="analytics"),
+            NotebookAsset("l3.ipynb", purpose="analytics"),
+            NotebookAsset("l3b.ipynb", purpose="analytics",
+                          reclassify={"mart.l3b": Reclassify(("finance",), "aggregated: no customer rows")}),
+        ],
+        base_dir=tmp_path, policy=policy,
+    )
+    tags = {s.key.to_user_string(): s.tags for a in assets if isinstance(a, dg.AssetsDefinition) for s in a.specs}
+    assert {k for k in tags["mart/l3"] if k.startswith("zone/")} == {"zone/finance", "zone/pii"}
+    assert {k for k in tags["mart/l3b"] if k.startswith("zone/")} == {"zone/finance"}
+    assert tags["mart/l1"]["purpose"] == "reporting"
+
+
+def test_an_enforced_violation_cannot_be_declared(tmp_path: Path, policy: Path) -> None:
+    _etl(tmp_path, "peek", "raw.customers", "mart.peek")
+    with pytest.raises(DeclarationError) as err:
+        build_notebook_assets([NotebookAsset("peek.ipynb", purpose="reporting")], base_dir=tmp_path, policy=policy)
+    assert "peek" in str(err.value) and "pii" in str(err.value) and "reporting" in str(err.value)
+
+
+def _materialize(assets, warehouse: Path, tmp_path: Path) -> dg.ExecuteInProcessResult:
+    runner = NotebookRunner(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp_path / "records"))
+    return dg.materialize(assets, resources={RESOURCE_KEY: runner}, raise_on_error=False)
+
+
+def test_a_log_mode_violation_runs_and_is_recorded(tmp_path: Path, policy: Path, warehouse: Path) -> None:
+    import duckdb
+
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE TABLE raw.events AS SELECT 1 AS id")
+    _etl(tmp_path, "clicks", "raw.events", "mart.clicks")
+    assets = build_notebook_assets([NotebookAsset("clicks.ipynb", purpose="reporting")], base_dir=tmp_path, policy=policy)
+    result = _materialize(assets, warehouse, tmp_path)
+    assert result.success
+    meta = result.asset_materializations_for_node("clicks")[0].metadata
+    assert any("web" in v for v in meta["policy/violations"].value)
+    assert meta["policy/labels"].value["mart.clicks"] == ["web"]
+
+
+def test_policy_changed_after_loading_refuses_the_run_before_any_fetch(tmp_path: Path, policy: Path, warehouse: Path) -> None:
+    _etl(tmp_path, "totals", "raw.orders", "mart.totals")
+    assets = build_notebook_assets([NotebookAsset("totals.ipynb", purpose="reporting")], base_dir=tmp_path, policy=policy)
+    policy.write_text(POLICY.replace("reporting: [finance]", "reporting: []"))
+    result = _materialize(assets, warehouse, tmp_path)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    description = failure.step_failure_data.user_failure_data.description
+    assert "totals.ipynb: refused before any data was fetched" in description
+    assert "may not read zone 'finance'" in description
+    assert not (tmp_path / "records").exists() or not list((tmp_path / "records").rglob("*.parquet"))

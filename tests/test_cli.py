@@ -1,0 +1,121 @@
+"""`nb-assets` as a user runs it: a real process, real notebooks, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, warehouse_snapshot
+from notebook_factory import RUNTIME, code, md, params, write_notebook
+
+NB_ASSETS = [sys.executable, "-m", "nb_assets.cli"]
+
+
+def nb_assets(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*NB_ASSETS, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_check_reports_the_demo_contract_as_json() -> None:
+    proc = nb_assets("check", "notebooks", "--json")
+    assert proc.returncode == 0, proc.stderr
+    by_name = {Path(n["path"]).stem: n for n in json.loads(proc.stdout)["notebooks"]}
+    assert set(by_name) == {"clean_orders", "customer_revenue", "daily_traffic", "revenue_report"}
+    revenue = by_name["customer_revenue"]
+    assert revenue["inputs"] == [{"name": "customer_orders", "tables": ["mart.orders_clean", "raw.customers"]}]
+    assert revenue["outputs"] == ["mart.customer_revenue"]
+    assert revenue["parameters"] == [{"name": "min_orders", "type": "int", "default": 1}]
+    assert by_name["revenue_report"]["outputs"] == []
+    assert all(n["findings"] == [] for n in by_name.values())
+
+
+def test_check_exits_1_naming_rule_and_cell_for_requests(tmp_path: Path) -> None:
+    write_notebook(tmp_path / "fetch.ipynb", code(RUNTIME), code("import pandas as pd"), code("import requests\nr = requests.get('https://x')"))
+    proc = nb_assets("check", str(tmp_path / "fetch.ipynb"), "--json")
+    assert proc.returncode == 1
+    finding = json.loads(proc.stdout)["notebooks"][0]["findings"][0]
+    assert (finding["rule"], finding["severity"], finding["cell"], finding["line"]) == ("network-access", "error", 3, 1)
+    text = nb_assets("check", str(tmp_path / "fetch.ipynb"))
+    assert "error: cell 3, line 1: [network-access]" in text.stdout
+
+
+def test_check_reports_an_invalid_notebook_as_a_finding(tmp_path: Path) -> None:
+    (tmp_path / "broken.ipynb").write_text("{nope")
+    proc = nb_assets("check", str(tmp_path), "--json")
+    assert proc.returncode == 1
+    finding = json.loads(proc.stdout)["notebooks"][0]["findings"][0]
+    assert finding["rule"] == "invalid-notebook" and "invalid JSON" in finding["message"]
+    assert "Traceback" not in proc.stderr
+
+
+def test_check_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert nb_assets("check", str(tmp_path / "missing.ipynb")).returncode == 2
+    assert nb_assets("check").returncode == 2
+
+
+def _orders_notebook(tmp_path: Path, fail: bool = False) -> Path:
+    return write_notebook(
+        tmp_path / "orders_by_customer.ipynb",
+        md("# Orders by customer"),
+        code(RUNTIME),
+        params("min_amount = 0.0"),
+        code("%%sql orders\nSELECT * FROM raw.orders WHERE amount >= $min_amount"),
+        code("raise RuntimeError('boom')" if fail else "x = 1"),
+        code("output('mart.by_customer', orders.groupby('customer_id', as_index=False).amount.sum())"),
+    )
+
+
+def test_run_loads_output_into_the_warehouse(tmp_path: Path, warehouse: Path) -> None:
+    path = _orders_notebook(tmp_path)
+    proc = nb_assets("run", str(path), "--param", "min_amount=20", "--warehouse", str(warehouse),
+                     "--sandbox", "local", "--records", str(tmp_path / "records"), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["status"] == "success" and report["error"] is None
+    assert report["outputs"] == [{"table": "mart.by_customer", "rows": 3}]
+    assert report["parameters"] == {"min_amount": 20.0}
+    assert report["sandbox"]["kind"] == "local" and report["sandbox"]["network"].startswith("none")
+    assert Path(report["executed_notebook"]).exists()
+    assert len(warehouse_snapshot(warehouse)["mart.by_customer"]) == 3
+
+
+def test_run_failure_exits_1_with_the_cell_and_loads_nothing(tmp_path: Path, warehouse: Path) -> None:
+    path = _orders_notebook(tmp_path, fail=True)
+    before = warehouse_snapshot(warehouse)
+    proc = nb_assets("run", str(path), "--warehouse", str(warehouse), "--sandbox", "local",
+                     "--records", str(tmp_path / "records"), "--json")
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["status"] == "failed"
+    assert report["error"]["cell"] == 5 and report["error"]["type"] == "cell-error"
+    assert "RuntimeError: boom" in report["error"]["message"]
+    assert Path(report["executed_notebook"]).exists()
+    assert warehouse_snapshot(warehouse) == before
+
+
+def test_run_rejects_an_unknown_parameter(tmp_path: Path, warehouse: Path) -> None:
+    proc = nb_assets("run", str(_orders_notebook(tmp_path)), "--param", "min_amont=1", "--warehouse", str(warehouse))
+    assert proc.returncode == 1 and "unknown parameter 'min_amont'" in proc.stderr
+
+
+def test_lineage_downstream_of_customers_on_the_demo() -> None:
+    proc = nb_assets("lineage", "raw.customers", "--downstream", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["labels"] == ["pii"]
+    hops = {h["notebook"]: h for h in report["notebooks"]}
+    assert list(hops) == ["customer_revenue", "revenue_report"]
+    assert hops["customer_revenue"]["purpose"] == "customer_analytics"
+    assert hops["customer_revenue"]["writes"] == [{"table": "mart.customer_revenue", "labels": ["finance", "pii"]}]
+    assert hops["revenue_report"]["depth"] == 2
+    reads = {r["table"]: r for r in hops["customer_revenue"]["reads"]}
+    assert {"customer_id", "country", "segment"} <= set(reads["raw.customers"]["columns"])
+
+
+def test_lineage_upstream_of_the_report() -> None:
+    proc = nb_assets("lineage", "mart.customer_revenue", "--upstream")
+    assert proc.returncode == 0, proc.stderr
+    assert "← customer_revenue (purpose: customer_analytics)" in proc.stdout
+    assert "← clean_orders (purpose: finance_reporting)" in proc.stdout
+    assert nb_assets("lineage", "raw.nothing").returncode == 1
