@@ -73,6 +73,7 @@ def run_notebook(
     except NbAssetsError as exc:
         return NotebookRun(**base, status="failed", error=exc, duration_s=time.monotonic() - started)
     result = sandbox.run(folder, limits)
+    keep_only_runner_files(folder)
     base["sandbox"] = {**result.facts, "exit_code": result.exit_code, "duration_s": round(result.duration_s, 3)}
     error = verdict(spec, folder, result, limits)
     if error is not None:
@@ -175,6 +176,19 @@ def running_cell(executed: Path) -> int | None:
         if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
             return number
     return None
+
+
+def keep_only_runner_files(folder: RunFolder) -> None:
+    """The record folder is writable from inside the sandbox: drop whatever the
+    notebook put there (a planted symlink would make the host's later writes,
+    chmods and reads land outside the run folder)."""
+    expected = {folder.parameterized_notebook, folder.executed_notebook, folder.parameters_file, folder.result_file}
+    for entry in folder.record_dir.iterdir():
+        if entry.is_symlink() or not entry.is_file() or entry not in expected:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 def discard_data(folder: RunFolder) -> None:

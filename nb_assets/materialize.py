@@ -30,7 +30,8 @@ def keep_record(run: NotebookRun, extra: Mapping[str, Any] | None = None) -> dic
         files["html"].write_text(render_html(run.executed_notebook), encoding="utf-8")
     files["run"].write_text(json.dumps(run_summary(run, extra), indent=2, default=str), encoding="utf-8")
     for path in record.iterdir():
-        os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        if not path.is_symlink():  # chmod would follow a link out of the record
+            os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     return {k: v for k, v in files.items() if v.exists()}
 
 

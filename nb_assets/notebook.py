@@ -55,13 +55,21 @@ def output(table: str, df: pd.DataFrame) -> None:
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"output({table!r}, ...) takes a pandas DataFrame, got {type(df).__name__}")
     if _mode() == "run":
-        folder = Path(os.environ["NB_ASSETS_OUTPUT_DIR"])
-        df.to_parquet(folder / output_file_name(table), index=False)
+        _write_output(Path(os.environ["NB_ASSETS_OUTPUT_DIR"]) / output_file_name(table), table, df)
         return
     from IPython.display import display
 
     print(f"output {table}: {len(df)} rows (preview; nothing is written outside a scheduled run)")
     display(df.head(10))
+
+
+def _write_output(path: Path, table: str, df: pd.DataFrame) -> None:
+    """Never write through a link planted in the outputs folder: it could point anywhere."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise PermissionError(f"output {table}: {path.name} is not a regular file; refusing to write through it")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        df.to_parquet(f, index=False)
 
 
 def _run_mode_input(name: str, query: str) -> pd.DataFrame:
