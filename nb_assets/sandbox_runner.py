@@ -44,9 +44,9 @@ def main(argv: list[str]) -> int:
     result: dict = {"status": "success", "error": None}
     # The host writes the resolved parameters next to the verdict file; papermill injects them.
     params_path = os.path.join(os.path.dirname(result_path), "parameters.json")
-    with open(params_path, encoding="utf-8") as f:
-        parameters = json.load(f)
     try:
+        with open(params_path, encoding="utf-8") as f:
+            parameters = json.load(f)
         import papermill
 
         papermill.execute_notebook(

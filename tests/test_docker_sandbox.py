@@ -1,0 +1,230 @@
+"""DockerSandbox against the real engine and the real sandbox image (no mocks).
+
+The session fixture builds the image (offline recipe) when it is missing, so
+the first run on a fresh machine takes about a minute longer.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+import nb_assets
+from nb_assets.docker_sandbox import DockerSandbox, docker_available
+from nb_assets.errors import SandboxUnavailableError
+from nb_assets.image import build_image, image_exists, image_tag
+from nb_assets.sandbox import RunFolder, SandboxLimits
+
+pytestmark = pytest.mark.docker
+
+RUNNER = Path(nb_assets.__file__).parent / "sandbox_runner.py"
+QUICK = SandboxLimits(timeout_s=120, memory_mb=1024, cpus=1.0, pids=128, tmp_mb=64)
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> DockerSandbox:
+    if not docker_available():
+        pytest.skip("no Docker engine answers (is dockerd running? DOCKER_HOST?)")
+    if not image_exists():
+        build_image()
+    return DockerSandbox()
+
+
+def make_run_folder(root: Path, *cells: str) -> RunFolder:
+    """A run folder as execute.py lays it out, with a notebook of code cells."""
+    folder = RunFolder(root).create()
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    nbformat.write(notebook, folder.parameterized_notebook)
+    folder.parameters_file.write_text("{}")  # the runner injects these; none here
+    shutil.copy(RUNNER, folder.runtime_dir / "run_notebook.py")
+    return folder
+
+
+def result_json(folder: RunFolder) -> dict:
+    return json.loads(folder.result_file.read_text())
+
+
+def leftover_containers(sandbox: DockerSandbox, folder: RunFolder) -> list:
+    label = f"nb_assets.run_folder={folder.root}"
+    return sandbox.client.containers.list(all=True, filters={"label": label})
+
+
+def test_trivial_notebook_succeeds(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    folder = make_run_folder(tmp_path / "run", "x = 40 + 2", "print(x)")
+
+    result = sandbox.run(folder, QUICK)
+
+    assert result.exit_code == 0, result.logs
+    assert not result.timed_out and not result.oom_killed
+    assert result_json(folder) == {"status": "success", "error": None}
+    executed = nbformat.read(folder.executed_notebook, as_version=4)
+    assert executed.cells[-1].outputs[0]["text"] == "42\n"
+    assert result.facts["kind"] == "docker" and result.facts["network"] == "none"
+    assert result.facts["image"] == image_tag()
+    assert result.facts["image_id"].startswith("sha256:")
+    assert result.facts["exit_code"] == 0
+    assert result.facts["limits"]["memory_mb"] == QUICK.memory_mb
+    assert leftover_containers(sandbox, folder) == []
+    # What the container wrote is handed back to the host user.
+    assert folder.executed_notebook.stat().st_uid == Path(tmp_path).stat().st_uid
+
+
+def test_reads_input_writes_output_and_nothing_else(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    folder = make_run_folder(
+        tmp_path / "run",
+        """
+import json, os, pandas as pd
+orders = pd.read_parquet(os.path.join(os.environ["NB_ASSETS_INPUT_DIR"], "orders.parquet"))
+totals = orders.groupby("customer")["amount"].sum().reset_index()
+totals.to_parquet(os.path.join(os.environ["NB_ASSETS_OUTPUT_DIR"], "totals.parquet"))
+
+def refused(path):
+    try:
+        with open(path, "w") as f:
+            f.write("x")
+    except OSError as exc:
+        return exc.strerror
+    return None
+
+status = open("/proc/self/status").read()
+facts = {
+    "uid": os.getuid(),
+    "cwd": os.getcwd(),
+    "cap_eff": [l.split()[1] for l in status.splitlines() if l.startswith("CapEff")][0],
+    "no_new_privs": [l.split()[1] for l in status.splitlines() if l.startswith("NoNewPrivs")][0],
+    "write_input": refused("/nb/input/evil.parquet"),
+    "write_runtime": refused("/nb/runtime/evil.py"),
+    "write_root_fs": refused("/usr/evil"),
+    "write_work": refused("scratch.txt"),
+    "write_tmp": refused("/tmp/scratch.txt"),
+}
+with open(os.path.join(os.environ["NB_ASSETS_OUTPUT_DIR"], "facts.json"), "w") as f:
+    json.dump(facts, f)
+""",
+    )
+    pd.DataFrame({"customer": [1, 1, 2], "amount": [1.0, 2.0, 5.0]}).to_parquet(folder.input_dir / "orders.parquet")
+    folder.input_dir.chmod(0o700)  # the sandbox must still be able to read it
+
+    result = sandbox.run(folder, QUICK)
+
+    assert result.exit_code == 0, result.logs + json.dumps(result_json(folder))
+    totals = pd.read_parquet(folder.output_dir / "totals.parquet")
+    assert totals.to_dict("list") == {"customer": [1, 2], "amount": [3.0, 5.0]}
+    facts = json.loads((folder.output_dir / "facts.json").read_text())
+    assert facts["uid"] == 1000 and facts["cwd"] == "/nb/work"
+    assert int(facts["cap_eff"], 16) == 0 and facts["no_new_privs"] == "1"
+    assert facts["write_input"] == facts["write_runtime"] == facts["write_root_fs"] == "Read-only file system"
+    assert facts["write_work"] is None and facts["write_tmp"] is None  # tmpfs scratch
+    assert sorted(p.name for p in folder.input_dir.iterdir()) == ["orders.parquet"]
+    assert list(folder.work_dir.iterdir()) == []  # scratch stayed in the container
+
+
+@pytest.fixture
+def loopback_server():
+    """A TCP server on the host's loopback that counts the connections it gets."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    accepted: list[object] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, peer = server.accept()
+            except (TimeoutError, OSError):
+                continue
+            accepted.append(peer)
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+def test_no_network_inside(sandbox: DockerSandbox, tmp_path: Path, loopback_server) -> None:
+    port, accepted = loopback_server
+    # The UDP probe only asks the kernel for a route (connect() on UDP sends
+    # nothing), and 192.0.2.1 is a documentation address: no packet leaves.
+    folder = make_run_folder(
+        tmp_path / "run",
+        f"""
+import json, os, socket
+
+def attempt(family, kind, address):
+    s = socket.socket(family, kind)
+    s.settimeout(3)
+    try:
+        s.connect(address)
+        return "connected"
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    finally:
+        s.close()
+
+probe = {{
+    "interfaces": sorted(name for _, name in socket.if_nameindex()),
+    "route_to_internet": attempt(socket.AF_INET, socket.SOCK_DGRAM, ("192.0.2.1", 53)),
+    "host_loopback_server": attempt(socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", {port})),
+}}
+with open(os.path.join(os.environ["NB_ASSETS_OUTPUT_DIR"], "probe.json"), "w") as f:
+    json.dump(probe, f)
+""",
+    )
+
+    result = sandbox.run(folder, QUICK)
+
+    assert result.exit_code == 0, result.logs
+    probe = json.loads((folder.output_dir / "probe.json").read_text())
+    assert probe["interfaces"] == ["lo"]
+    assert probe["route_to_internet"] == "Network is unreachable"
+    assert probe["host_loopback_server"] == "Connection refused"  # its own loopback, not the host's
+    assert accepted == []
+
+
+def test_timeout_kills_and_removes_the_container(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    folder = make_run_folder(tmp_path / "run", "import time\ntime.sleep(600)")
+
+    result = sandbox.run(folder, SandboxLimits(timeout_s=6, memory_mb=512, tmp_mb=16))
+
+    assert result.timed_out
+    assert result.exit_code != 0
+    assert 6 <= result.duration_s < 30
+    assert not folder.result_file.exists()  # the runner never got to its verdict
+    assert leftover_containers(sandbox, folder) == []
+
+
+def test_memory_bomb_is_oom_killed(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    folder = make_run_folder(
+        tmp_path / "run",
+        "hog = []\nfor _ in range(64):\n    hog.append(b'x' * (32 * 1024 * 1024))",
+    )
+
+    result = sandbox.run(folder, SandboxLimits(timeout_s=120, memory_mb=256, tmp_mb=16))
+
+    assert result.oom_killed, result.logs
+    assert not result.timed_out
+    assert result.exit_code != 0
+    verdict = result_json(folder)
+    assert verdict["status"] == "failed" and verdict["error"]["kind"] == "dead-kernel"
+    assert leftover_containers(sandbox, folder) == []
+
+
+def test_missing_image_is_a_clear_error(sandbox: DockerSandbox) -> None:
+    with pytest.raises(SandboxUnavailableError, match="nb-assets sandbox build"):
+        DockerSandbox(image="nb-assets-sandbox:no-such-recipe", client=sandbox.client)
+    lazy = DockerSandbox(image="nb-assets-sandbox:no-such-recipe", client=sandbox.client, lazy=True)
+    assert lazy.describe(QUICK)["image_id"] is None
