@@ -47,7 +47,7 @@ class NotebookRunner(dg.ConfigurableResource):
     ) -> Iterator[dg.MaterializeResult]:
         kind = decl.sandbox if decl.sandbox != "auto" else self.sandbox
         sandbox = choose_sandbox(kind, image=self.image)  # type: ignore[arg-type]
-        run_dir = self.records_root(context) / spec.name / context.run_id
+        run_dir = self.records_root(context) / spec.name / context.run.run_id
         gate_facts: dict[str, Any] = {}
 
         def checked_gate() -> None:

@@ -80,6 +80,7 @@ class NotebookTranslator:
             "notebook/role": role,
             "notebook/parameters": dg.MetadataValue.json({p.name: p.default for p in spec.parameters}),
             "notebook/inputs": dg.MetadataValue.json({i.name: list(i.tables) for i in spec.inputs}),
+            "notebook/columns_read": dg.MetadataValue.json(columns_read(spec)),
             "dagster/code_references": dg.CodeReferencesMetadataValue(
                 code_references=[dg.LocalFileCodeReference(file_path=str(Path(spec.path).resolve()))]
             ),
@@ -93,3 +94,12 @@ class NotebookTranslator:
                 {t: {"zones": list(r.zones), "reason": r.reason} for t, r in decl.reclassify.items()}
             )
         return metadata
+
+
+def columns_read(spec: NotebookSpec) -> dict[str, list[str]]:
+    """Which columns of each input table the SQL cells read (best effort, from sqlglot)."""
+    read: dict[str, set[str]] = {}
+    for sql_input in spec.inputs:
+        for table, column in sql_input.columns:
+            read.setdefault(table, set()).add(column)
+    return {table: sorted(columns) for table, columns in sorted(read.items())}

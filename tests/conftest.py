@@ -31,3 +31,16 @@ def warehouse_snapshot(path: Path) -> dict[str, list[tuple]]:
             "SELECT table_schema, table_name FROM information_schema.tables ORDER BY ALL"
         ).fetchall()
         return {f"{s}.{t}": con.execute(f'SELECT * FROM "{s}"."{t}" ORDER BY ALL').fetchall() for s, t in tables}
+
+
+@pytest.fixture(scope="session")
+def docker_image() -> str:
+    """The sandbox image tag, built if missing; skips (saying why) only when no engine answers."""
+    from nb_assets.docker_sandbox import docker_available
+    from nb_assets.image import build_image, image_exists, image_tag
+
+    if not docker_available():
+        pytest.skip("no Docker engine answers (is dockerd running? DOCKER_HOST?)")
+    if not image_exists():
+        build_image()
+    return image_tag()

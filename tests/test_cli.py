@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import REPO, warehouse_snapshot
 from notebook_factory import RUNTIME, code, md, params, write_notebook
@@ -119,3 +122,25 @@ def test_lineage_upstream_of_the_report() -> None:
     assert "← customer_revenue (purpose: customer_analytics)" in proc.stdout
     assert "← clean_orders (purpose: finance_reporting)" in proc.stdout
     assert nb_assets("lineage", "raw.nothing").returncode == 1
+
+
+@pytest.mark.docker
+def test_run_in_docker_reports_network_none(tmp_path: Path, warehouse: Path, docker_image: str) -> None:
+    proc = nb_assets("run", str(_orders_notebook(tmp_path)), "--warehouse", str(warehouse), "--sandbox", "docker",
+                     "--timeout", "120", "--records", str(tmp_path / "records"), "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    sandbox = json.loads(proc.stdout)["sandbox"]
+    assert (sandbox["kind"], sandbox["network"], sandbox["image"]) == ("docker", "none", docker_image)
+    assert sandbox["image_id"].startswith("sha256:") and sandbox["exit_code"] == 0
+    assert sandbox["limits"]["timeout_s"] == 120
+
+
+def test_docker_requested_without_an_engine_is_a_clear_error(tmp_path: Path, warehouse: Path) -> None:
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    proc = subprocess.run(
+        [*NB_ASSETS, "run", str(_orders_notebook(tmp_path)), "--warehouse", str(warehouse), "--sandbox", "docker"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert proc.returncode == 1
+    assert "Docker" in proc.stderr and "Traceback" not in proc.stderr
+    assert "mart" not in warehouse_snapshot(warehouse).__repr__()  # nothing ran, nothing loaded

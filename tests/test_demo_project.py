@@ -54,6 +54,9 @@ def test_graph_is_wired_by_the_sql_cells(demo) -> None:
     assert revenue.kinds == {"notebook", "duckdb"}
     assert {"zone/pii", "zone/finance"} <= set(revenue.tags) and revenue.tags["purpose"] == "customer_analytics"
     assert "dagster/code_references" in revenue.metadata
+    columns = revenue.metadata["notebook/columns_read"].value
+    assert {"customer_id", "country", "segment"} <= set(columns["raw.customers"])
+    assert {"amount_usd", "status"} <= set(columns["mart.orders_clean"])
 
 
 def test_materializing_the_whole_graph_loads_the_tables(demo) -> None:
@@ -97,3 +100,15 @@ def test_dagster_accepts_the_definitions_file() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful" in proc.stdout + proc.stderr
+
+
+@pytest.mark.docker
+def test_a_notebook_materializes_in_docker_with_provenance(demo, docker_image: str) -> None:
+    defs, warehouse, tmp = demo
+    runner = NotebookRunner(warehouse=str(warehouse), sandbox="docker", records_dir=str(tmp / "docker-records"))
+    traffic = next(a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.node_def.name == "daily_traffic")
+    result = dg.materialize([traffic], resources={RESOURCE_KEY: runner})
+    sandbox = result.asset_materializations_for_node("daily_traffic")[0].metadata["notebook/sandbox"].value
+    assert (sandbox["kind"], sandbox["network"], sandbox["image"], sandbox["exit_code"]) == ("docker", "none", docker_image, 0)
+    assert sandbox["image_id"].startswith("sha256:") and sandbox["duration_s"] > 0
+    assert sandbox["limits"]["memory_mb"] > 0 and sandbox["limits"]["pids"] > 0
