@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 import nb_assets
-from nb_assets.docker_sandbox import DockerSandbox, docker_available
+from nb_assets.docker_sandbox import DockerSandbox
 from nb_assets.errors import SandboxUnavailableError
-from nb_assets.image import build_image, image_exists, image_tag
+from nb_assets.image import image_tag
 from nb_assets.sandbox import RunFolder, SandboxLimits
 
 pytestmark = pytest.mark.docker
@@ -29,12 +29,8 @@ QUICK = SandboxLimits(timeout_s=120, memory_mb=1024, cpus=1.0, pids=128, tmp_mb=
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> DockerSandbox:
-    if not docker_available():
-        pytest.skip("no Docker engine answers (is dockerd running? DOCKER_HOST?)")
-    if not image_exists():
-        build_image()
-    return DockerSandbox()
+def sandbox(docker_image: str) -> DockerSandbox:
+    return DockerSandbox(image=docker_image)
 
 
 def make_run_folder(root: Path, *cells: str) -> RunFolder:

@@ -18,9 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from nb_assets.docker_sandbox import DockerSandbox, docker_available
+from nb_assets.docker_sandbox import DockerSandbox
 from nb_assets.execute import NotebookRun, run_notebook
-from nb_assets.image import build_image, image_exists
 from nb_assets.materialize import keep_record
 from nb_assets.parse_notebook import parse_notebook
 from nb_assets.sandbox import LocalSandbox, Sandbox, SandboxLimits, network_namespaces_available
@@ -52,12 +51,8 @@ def listeners() -> Iterator[dict]:
 
 
 @pytest.fixture(scope="module")
-def docker_sandbox() -> DockerSandbox:
-    if not docker_available():
-        pytest.skip("no Docker engine answers (is dockerd running? DOCKER_HOST?)")
-    if not image_exists():
-        build_image()
-    return DockerSandbox()
+def docker_sandbox(docker_image: str) -> DockerSandbox:
+    return DockerSandbox(image=docker_image)
 
 
 @pytest.fixture(scope="module")
