@@ -11,6 +11,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
 dev: setup sandbox-image warehouse.duckdb
 	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -f definitions.py
 
 test: setup sandbox-image

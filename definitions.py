@@ -34,6 +34,7 @@ NOTEBOOKS = [
         group="web",
         purpose="product_analytics",
         params={"ds": "2026-11-20", "days": 7},
+        cron="0 6 * * *",
     ),
     NotebookAsset(
         "notebooks/revenue_report.ipynb",

@@ -1,7 +1,8 @@
 """Pick the sandbox for a run: Docker when an engine answers, else LocalSandbox.
 
-The choice is explicit in every run's metadata; asking for Docker where no
-engine or image is available is an error, never a silent fallback.
+The choice is explicit in every run's metadata (with the reason when Docker
+was not used); asking for Docker where no engine or image is available is an
+error, never a silent fallback.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ def choose_sandbox(kind: SandboxKind = "auto", *, image: str | None = None, allo
     if kind == "local":
         return LocalSandbox(allow_network=allow_network)
     from nb_assets.docker_sandbox import DockerSandbox, docker_available  # the docker SDK is only needed here
+    from nb_assets.image import BUILD_COMMAND, image_exists
 
     if kind == "docker":
         return DockerSandbox(image=image)  # raises SandboxUnavailableError with the fix
-    if docker_available():
-        from nb_assets.image import image_exists
-
-        if image is not None or image_exists():
-            return DockerSandbox(image=image)
-    return LocalSandbox(allow_network=allow_network)
+    if not docker_available():
+        reason = "no Docker engine answers"
+    elif image is None and not image_exists():
+        reason = f"the sandbox image is missing (run `{BUILD_COMMAND}`)"
+    else:
+        return DockerSandbox(image=image)
+    return LocalSandbox(allow_network=allow_network, fallback_reason=reason)

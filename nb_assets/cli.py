@@ -108,6 +108,8 @@ def _print_check(reports: list[dict[str, Any]]) -> None:
     for report in reports:
         reads = sorted({t for i in report["inputs"] for t in i["tables"]})
         print(f"{report['path']}")
+        params = ", ".join(f"{p['name']}={p['default']!r}" for p in report["parameters"])
+        print(f"  params: {params or '-'}")
         print(f"  reads:  {', '.join(reads) or '-'}")
         print(f"  writes: {', '.join(report['outputs']) or '- (report)'}")
         for f in report["findings"]:
@@ -134,6 +136,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         params[name] = coerce_cli_value(spec, name, raw)
     limits = SandboxLimits() if args.timeout is None else SandboxLimits(timeout_s=args.timeout)
     sandbox = choose_sandbox(args.sandbox)
+    fallback = getattr(sandbox, "fallback_reason", None)
+    if fallback:
+        print(f"nb-assets run: using the local sandbox (network isolation only): {fallback}", file=sys.stderr)
     run_dir = args.records / spec.name / time.strftime("%Y%m%dT%H%M%S") / f"{time.time_ns() % 10**9:09d}"
     run = run_notebook(
         spec, warehouse=DuckDBWarehouse(args.warehouse), sandbox=sandbox, run_dir=run_dir, params=params, limits=limits,

@@ -32,7 +32,7 @@ def add_extra_commands(sub: Any) -> None:
 def load_declarations(path: Path) -> tuple[list[Any], Path | None, Path]:
     """Import the definitions file and read its NOTEBOOKS, POLICY and BASE_DIR."""
     if not path.exists():
-        raise FileNotFoundError(path)
+        raise FileNotFoundError(f"definitions file not found: {path} (pass --definitions)")
     module_spec = importlib.util.spec_from_file_location("nb_assets_user_definitions", path)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
@@ -46,8 +46,9 @@ def load_declarations(path: Path) -> tuple[list[Any], Path | None, Path]:
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
-    from nb_assets.build_assets import apply_policy, declare_notebooks
+    from nb_assets.build_assets import declare_notebooks
     from nb_assets.lineage import LineageNotebook, format_report, lineage_report
+    from nb_assets.policy import load_policy, propagate
 
     try:
         notebooks, policy, base_dir = load_declarations(args.definitions)
@@ -55,14 +56,17 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         print(f"nb-assets lineage: {exc}", file=sys.stderr)
         return 2
     declared = declare_notebooks(notebooks, base_dir)
-    report = apply_policy(declared, policy)
+    # Violations are reported, not raised: lineage is how one investigates them.
+    report = propagate(load_policy(policy), [d.flow() for d in declared]) if policy else None
     labels = dict(report.labels) if report else {}
     graph = [LineageNotebook(d.spec, d.decl.purpose) for d in declared]
     result = lineage_report(args.table, graph, labels, args.direction)
+    result["violations"] = [v.message() for v in report.violations] if report else []
     if not result["known"]:
         print(f"nb-assets lineage: no declared notebook reads or writes {args.table}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    text = format_report(result) + "".join(f"\npolicy violation: {v}" for v in result["violations"])
+    print(json.dumps(result, indent=2) if args.json else text)
     return 0
 
 

@@ -87,6 +87,8 @@ class DockerSandbox:
             raise SandboxUnavailableError(
                 f"the sandbox image {self.image} is missing: run `{BUILD_COMMAND}`"
             ) from exc
+        except SandboxUnavailableError:
+            raise  # already says what is wrong (no engine answers)
         except docker.errors.DockerException as exc:
             raise SandboxUnavailableError(f"the Docker engine cannot be used: {exc}") from exc
         except Exception as exc:  # requests-level connection errors

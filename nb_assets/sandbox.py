@@ -148,8 +148,11 @@ class LocalSandbox:
 
     kind = "local"
 
-    def __init__(self, *, allow_network: bool = False, python: str = sys.executable) -> None:
+    def __init__(
+        self, *, allow_network: bool = False, python: str = sys.executable, fallback_reason: str | None = None
+    ) -> None:
         self.python = python
+        self.fallback_reason = fallback_reason
         self.isolated = network_namespaces_available()
         if not self.isolated and not allow_network:
             # Say so rather than silently run with the host network.
@@ -162,12 +165,16 @@ class LocalSandbox:
             self.network = "host (allow_network=True)"
 
     def describe(self, limits: SandboxLimits) -> dict[str, Any]:
-        return {
+        facts: dict[str, Any] = {
             "kind": self.kind,
             "network": self.network,
             "image": None,
             "limits": {"timeout_s": limits.timeout_s},
+            "contains": "network only; files, memory and processes are the host's",
         }
+        if self.fallback_reason:
+            facts["fallback_reason"] = self.fallback_reason
+        return facts
 
     def _argv(self, folder: RunFolder) -> list[str]:
         runner = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -81,9 +82,7 @@ class NotebookTranslator:
             "notebook/parameters": dg.MetadataValue.json({p.name: p.default for p in spec.parameters}),
             "notebook/inputs": dg.MetadataValue.json({i.name: list(i.tables) for i in spec.inputs}),
             "notebook/columns_read": dg.MetadataValue.json(columns_read(spec)),
-            "dagster/code_references": dg.CodeReferencesMetadataValue(
-                code_references=[dg.LocalFileCodeReference(file_path=str(Path(spec.path).resolve()))]
-            ),
+            "dagster/code_references": _code_reference(spec.path),
         }
         if decl.params:
             metadata["notebook/scheduled_params"] = dg.MetadataValue.json(dict(decl.params))
@@ -94,6 +93,13 @@ class NotebookTranslator:
                 {t: {"zones": list(r.zones), "reason": r.reason} for t, r in decl.reclassify.items()}
             )
         return metadata
+
+
+def _code_reference(path: str) -> dg.CodeReferencesMetadataValue:
+    """Links the asset to its .ipynb in the UI; the API is beta, the warning is noise for users."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.CodeReferencesMetadataValue(code_references=[dg.LocalFileCodeReference(file_path=str(Path(path).resolve()))])
 
 
 def columns_read(spec: NotebookSpec) -> dict[str, list[str]]:

@@ -144,3 +144,16 @@ def test_docker_requested_without_an_engine_is_a_clear_error(tmp_path: Path, war
     assert proc.returncode == 1
     assert "Docker" in proc.stderr and "Traceback" not in proc.stderr
     assert "mart" not in warehouse_snapshot(warehouse).__repr__()  # nothing ran, nothing loaded
+
+
+def test_auto_without_an_engine_falls_back_to_local_and_says_why(tmp_path: Path, warehouse: Path) -> None:
+    env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"}
+    proc = subprocess.run(
+        [*NB_ASSETS, "run", str(_orders_notebook(tmp_path)), "--warehouse", str(warehouse),
+         "--records", str(tmp_path / "records"), "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    sandbox = json.loads(proc.stdout)["sandbox"]
+    assert sandbox["kind"] == "local" and sandbox["fallback_reason"] == "no Docker engine answers"
+    assert "using the local sandbox (network isolation only)" in proc.stderr
