@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sandbox", choices=["auto", "docker", "local"], default="auto")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
     run.add_argument("--records", type=Path, default=Path(".nb_assets/runs"), help="where run records go")
+    run.add_argument("--html", action="store_true", help="also render the executed notebook as HTML")
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run)
 
@@ -120,7 +121,7 @@ def _print_check(reports: list[dict[str, Any]]) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from nb_assets.choose_sandbox import choose_sandbox
     from nb_assets.execute import discard_data, run_notebook
-    from nb_assets.materialize import keep_record, run_summary
+    from nb_assets.record import keep_record, run_summary
     from nb_assets.parameters import coerce_cli_value
     from nb_assets.parse_notebook import parse_notebook
     from nb_assets.sandbox import SandboxLimits
@@ -143,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = run_notebook(
         spec, warehouse=DuckDBWarehouse(args.warehouse), sandbox=sandbox, run_dir=run_dir, params=params, limits=limits,
     )
-    keep_record(run)
+    keep_record(run, html=args.html)
     discard_data(run.folder)
     summary = run_summary(run)
     if args.json:

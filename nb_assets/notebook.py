@@ -22,9 +22,10 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # imported lazily: the host imports this module for its constants
+    import pandas as pd
 
 MANIFEST = "manifest.json"
 TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
@@ -50,6 +51,8 @@ def output(table: str, df: pd.DataFrame) -> None:
     The name must be a string literal in the notebook source: outputs are
     read statically before the notebook runs.
     """
+    import pandas as pd
+
     if not isinstance(table, str) or not TABLE_NAME.match(table):
         raise ValueError(f"output name {table!r} must be a lowercase 'schema.table' literal")
     if not isinstance(df, pd.DataFrame):

@@ -12,7 +12,8 @@ from nb_assets.choose_sandbox import choose_sandbox
 from nb_assets.declaration import NotebookAsset
 from nb_assets.errors import NbAssetsError
 from nb_assets.execute import discard_data, run_notebook
-from nb_assets.materialize import failure, keep_record, materialize_results
+from nb_assets.materialize import failure, materialize_results
+from nb_assets.record import keep_record
 from nb_assets.spec import NotebookSpec
 from nb_assets.warehouse import DuckDBWarehouse
 

@@ -20,7 +20,7 @@ import pytest
 
 from nb_assets.docker_sandbox import DockerSandbox
 from nb_assets.execute import NotebookRun, run_notebook
-from nb_assets.materialize import keep_record
+from nb_assets.record import keep_record
 from nb_assets.parse_notebook import parse_notebook
 from nb_assets.sandbox import LocalSandbox, Sandbox, SandboxLimits, network_namespaces_available
 from nb_assets.warehouse import DuckDBWarehouse

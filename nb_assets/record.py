@@ -1,0 +1,61 @@
+"""The record of a run: executed notebook, HTML rendering, verdict; kept read-only.
+
+One folder per run (Dagster: under the instance's storage, by run id), so a
+record is never overwritten. No Dagster import: `nb-assets run` uses it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nb_assets.execute import NotebookRun
+
+
+def keep_record(run: NotebookRun, extra: Mapping[str, Any] | None = None, *, html: bool = True) -> dict[str, Path]:
+    """Write run.json (and an HTML rendering), then make the record read-only."""
+    record = run.folder.record_dir
+    files = {"executed": run.executed_notebook, "html": record / "executed.html", "run": record / "run.json"}
+    if html and run.executed_notebook.exists():
+        files["html"].write_text(render_html(run.executed_notebook), encoding="utf-8")
+    files["run"].write_text(json.dumps(run_summary(run, extra), indent=2, default=str), encoding="utf-8")
+    for path in record.iterdir():
+        if not path.is_symlink():  # chmod would follow a link out of the record
+            os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    return {k: v for k, v in files.items() if v.exists()}
+
+
+def render_html(executed: Path) -> str:
+    import nbconvert  # imported late: it is slow to import and only needed here
+
+    body, _ = nbconvert.HTMLExporter().from_filename(str(executed))
+    return body
+
+
+def run_summary(run: NotebookRun, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The machine-readable verdict, shared by run.json and `nb-assets run --json`."""
+    error = None
+    if run.error is not None:
+        error = {
+            "cell": getattr(run.error, "cell", None),
+            "type": getattr(run.error, "kind", type(run.error).__name__),
+            "message": str(run.error),
+        }
+    return {
+        "notebook": run.spec.path,
+        "status": run.status,
+        "error": error,
+        "parameters": run.parameters,
+        "inputs": [
+            {"name": i.name, "tables": list(i.tables), "rows": run.input_rows.get(i.name)} for i in run.spec.inputs
+        ],
+        "outputs": [{"table": t, "rows": rows} for t, rows in run.loaded_rows.items()],
+        "sandbox": run.sandbox,
+        "duration_s": round(run.duration_s, 3),
+        "executed_notebook": str(run.executed_notebook),
+        **dict(extra or {}),
+    }
