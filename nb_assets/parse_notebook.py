@@ -12,7 +12,10 @@ import ast
 import functools
 import hashlib
 import json
+import os
+import pickle
 import re
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,7 +31,12 @@ _LITERAL_TYPES = {int: "int", float: "float", str: "str", bool: "bool", list: "l
 
 
 def parse_notebook(path: str | Path) -> NotebookSpec:
-    """Parse one notebook file; cached by content so re-declaring is cheap."""
+    """Parse one notebook file; cached by content so re-declaring is cheap.
+
+    Two caches: in this process, and on disk (`$NB_ASSETS_CACHE/specs`, default
+    `~/.cache/nb_assets/specs`), keyed by path, content and the parser's own
+    source, so a changed notebook or a changed rule is parsed again.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -39,6 +47,53 @@ def parse_notebook(path: str | Path) -> NotebookSpec:
 
 @functools.lru_cache(maxsize=4096)
 def _parse_cached(path: str, content_hash: str, raw: bytes) -> NotebookSpec:
+    cache = spec_cache_file(path, content_hash)
+    spec = _load_cached(cache)
+    if spec is None:
+        spec = _parse(path, content_hash, raw)
+        _store_cached(cache, spec)
+    return spec
+
+
+def spec_cache_file(path: str, content_hash: str) -> Path:
+    key = hashlib.sha256(f"{_parser_version()}\0{path}\0{content_hash}".encode()).hexdigest()
+    root = Path(os.environ.get("NB_ASSETS_CACHE") or Path.home() / ".cache" / "nb_assets")
+    return root / "specs" / key[:2] / f"{key}.pickle"
+
+
+@functools.cache
+def _parser_version() -> str:
+    """Changes whenever the code that produces a NotebookSpec changes."""
+    import sqlglot
+
+    from nb_assets import spec, sql_lineage, static_analysis, static_rules
+
+    digest = hashlib.sha256(sqlglot.__version__.encode())
+    for module in (spec, sql_lineage, static_analysis, static_rules, sys.modules[__name__]):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    return digest.hexdigest()
+
+
+def _load_cached(cache: Path) -> NotebookSpec | None:
+    try:
+        with cache.open("rb") as f:
+            spec = pickle.load(f)  # the user's own cache folder, written only by this function's twin
+    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+        return None
+    return spec if isinstance(spec, NotebookSpec) else None
+
+
+def _store_cached(cache: Path, spec: NotebookSpec) -> None:
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL))
+        os.replace(tmp, cache)  # atomic: a concurrent reader sees all or nothing
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+def _parse(path: str, content_hash: str, raw: bytes) -> NotebookSpec:
     cells = read_cells(path, raw)
     findings: list[Finding] = []
     parameters = tuple(_parameters(cells, findings))

@@ -76,7 +76,8 @@ def _parse_cell(source: str) -> ast.Module:
         call = f"get_ipython().run_cell_magic({name!r}, {args.strip()!r}, {body!r})"
         return _offset(ast.parse, call, first)
     try:
-        python = _TRANSFORMER.transform_cell(source)
+        # No escape characters: plain Python, the common case; skip IPython's transformer.
+        python = _TRANSFORMER.transform_cell(source) if ("%" in source or "!" in source) else source
     except Exception:  # the transformer gives up on some broken input; let ast report it
         python = source
     tree = ast.parse(python) if python == source else _parse_mapped(python, lines)

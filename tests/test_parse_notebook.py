@@ -113,3 +113,18 @@ def test_write_sql_is_an_error_finding(tmp_path: Path) -> None:
 def test_notebook_names_are_dagster_safe() -> None:
     assert notebook_name("notebooks/Daily Revenue (v2).ipynb") == "daily_revenue_v2"
     assert notebook_name("2026-report.ipynb") == "nb_2026_report"
+
+
+def test_disk_cache_is_reused_and_a_corrupt_entry_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nb_assets import parse_notebook as module
+
+    monkeypatch.setenv("NB_ASSETS_CACHE", str(tmp_path / "cache"))
+    path = write_notebook(tmp_path / "c.ipynb", code(RUNTIME), code("%%sql o\nSELECT * FROM raw.orders"))
+    first = parse_notebook(path)
+    cache = module.spec_cache_file(str(path), first.content_hash)
+    assert cache.exists()
+    module._parse_cached.cache_clear()  # as in a new process
+    assert parse_notebook(path) == first
+    cache.write_bytes(b"not a pickle")
+    module._parse_cached.cache_clear()
+    assert parse_notebook(path) == first

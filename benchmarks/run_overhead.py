@@ -1,0 +1,133 @@
+"""Whole-process overhead of running one trivial notebook.
+
+Compares wall-time medians (one warm-up, then N interleaved runs) of:
+  papermill   plain `papermill in.ipynb out.ipynb -k python3` on an equivalent
+              notebook without nb_assets cells (same pandas work, Parquet in/out)
+  run-local   `nb-assets run NB --warehouse W --sandbox local`
+  run-docker  `nb-assets run NB --warehouse W --sandbox docker` (when Docker and
+              the sandbox image are there)
+  dagster     `dagster asset materialize -f defs.py --select '*'` on a generated
+              definitions file (notebook_definitions, sandbox="local")
+Targets: run-local and run-docker < 1.25x papermill, dagster < 1.5x.
+
+    python benchmarks/run_overhead.py [--quick] [--runs N]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+C.ensure_venv()
+
+STALL_S = 2.5  # a run this much slower than the fastest one counts as a kernel-shutdown stall
+
+
+def nb_assets_notebook(path: Path) -> Path:
+    return C.write_notebook(path, [
+        ("markdown", "# Doubled\n\nA trivial notebook for measuring run overhead."),
+        ("code", C.SETUP_SOURCE),
+        ("code", "n = 3", ["parameters"]),
+        ("code", "%%sql nums\nSELECT i FROM main.nums WHERE i < $n"),
+        ("code", "doubled = nums.assign(j=nums['i'] * 2)"),
+        ("code", 'output("mart.doubled", doubled)'),
+    ])
+
+
+def papermill_notebook(path: Path, data: Path) -> Path:
+    """The same work without nb_assets: read Parquet, pandas, write Parquet."""
+    return C.write_notebook(path, [
+        ("markdown", "# Doubled\n\nA trivial notebook for measuring run overhead."),
+        ("code", "import pandas as pd"),
+        ("code", "n = 3", ["parameters"]),
+        ("code", f"nums = pd.read_parquet({str(data / 'nums.parquet')!r})\nnums = nums[nums['i'] < n]"),
+        ("code", "doubled = nums.assign(j=nums['i'] * 2)"),
+        ("code", f"doubled.to_parquet({str(data / 'doubled.parquet')!r}, index=False)"),
+    ])
+
+
+DEFS = '''
+from nb_assets import NotebookAsset, notebook_definitions
+defs = notebook_definitions([NotebookAsset({nb!r})], warehouse={wh!r}, sandbox="local")
+'''
+# Dagster's own floor: one no-op asset, same (default multiprocess) executor.
+NOOP_DEFS = '''
+import dagster as dg
+@dg.asset
+def noop() -> None:
+    pass
+defs = dg.Definitions(assets=[noop])
+'''
+
+
+def docker_reason() -> str | None:
+    """None when the Docker row can run, else why it is skipped."""
+    try:
+        from nb_assets.docker_sandbox import docker_available
+        from nb_assets.image import image_exists, image_tag
+    except ImportError as exc:
+        return f"nb_assets has no Docker sandbox ({exc})"
+    if not docker_available():
+        return "no Docker engine answers"
+    if not image_exists():
+        return f"image {image_tag()} not built (nb-assets sandbox build)"
+    return None
+
+
+def main() -> None:
+    args = C.parse_args(__doc__, lambda p: p.add_argument("--runs", type=int, default=None))
+    runs = args.runs or (3 if args.quick else 7)
+    C.print_machine("papermill", "dagster", "duckdb", "pandas", "ipykernel", "jupyter_client")
+    with C.temp_dir("overhead") as tmp:
+        wh = C.seed_duckdb(tmp / "warehouse.duckdb", [
+            "CREATE TABLE main.nums AS SELECT range::INTEGER AS i FROM range(10)",
+            f"COPY main.nums TO '{tmp / 'nums.parquet'}' (FORMAT parquet)",
+        ])
+        nb = nb_assets_notebook(tmp / "doubled.ipynb")
+        plain = papermill_notebook(tmp / "plain.ipynb", tmp)
+        defs = tmp / "defs.py"
+        defs.write_text(DEFS.format(nb=str(nb), wh=str(wh)))
+        (tmp / "noop_defs.py").write_text(NOOP_DEFS)
+        dagster_home = tmp / "dagster_home"
+        dagster_home.mkdir()
+        (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        records = tmp / "records"
+        run_argv = [C.bin_path("nb-assets"), "run", str(nb), "--warehouse", str(wh), "--records", str(records)]
+        variants = {
+            "papermill": lambda: C.time_process(
+                [C.bin_path("papermill"), str(plain), str(tmp / "plain_out.ipynb"), "-k", "python3"], cwd=tmp),
+            "run-local": lambda: C.time_process([*run_argv, "--sandbox", "local"], cwd=tmp),
+        }
+        reason = docker_reason()
+        if reason is None:
+            variants["run-docker"] = lambda: C.time_process([*run_argv, "--sandbox", "docker"], cwd=tmp)
+        for name, file in (("dagster", defs), ("dagster-noop", tmp / "noop_defs.py")):
+            variants[name] = lambda file=file: C.time_process(
+                [C.bin_path("dagster"), "asset", "materialize", "-f", str(file), "--select", "*"],
+                env={"DAGSTER_HOME": str(dagster_home)}, cwd=tmp)
+        print(f"\n{runs} interleaved runs per variant after 1 warm-up; whole-process wall time")
+        times = C.time_round_robin(variants, runs)
+
+    base = C.median(times["papermill"])
+    targets = {"run-local": 1.25, "run-docker": 1.25, "dagster": 1.5}
+    print()
+    for name, values in times.items():
+        ratio = C.median(values) / base
+        stalls = sum(v > min(values) + STALL_S for v in values)
+        note = f"  stalls(>{STALL_S:g}s over min): {stalls}" if stalls or name == "papermill" else ""
+        target = f" (target < {targets[name]:g})" if name in targets else " (reference)" if name != "papermill" else " (baseline)"
+        print(f"{name:11s} {C.fmt_times(values)}  ratio {ratio:5.2f}x{target}{note}")
+    if reason is not None:
+        print(f"run-docker  skipped: {reason}")
+    floor = C.median(times["dagster"]) - C.median(times["dagster-noop"])
+    print(f"dagster minus its no-op floor: {floor:.3f} s = {floor / base:.2f}x papermill "
+          f"(the floor alone is {C.median(times['dagster-noop']) / base:.2f}x)")
+    print("all times: " + "; ".join(f"{n}=" + ",".join(f"{v:.2f}" for v in vs) for n, vs in times.items()))
+    C.summary("run_overhead", C.median(times["run-local"]) / base, 1.25)
+
+
+if __name__ == "__main__":
+    main()
