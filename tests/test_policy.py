@@ -73,29 +73,21 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
     assert re.search(r"policy\.yaml:3: malformed YAML", msg), msg
 
 
-def test_unknown_zone_in_purposes_names_line(tmp_path):
-    msg = error(tmp_path, POLICY.replace("marketing: [public, pii]", "marketing: [public, pi]"))
-    assert "policy.yaml:7:" in msg and "unknown zone 'pi'" in msg
-
-
-def test_unknown_zone_in_tables_names_line(tmp_path):
-    msg = error(tmp_path, POLICY.replace("raw.orders: [finance]", "raw.orders: [finanse]"))
-    assert "policy.yaml:11:" in msg and "finanse" in msg
-
-
-def test_bad_mode_names_line(tmp_path):
-    msg = error(tmp_path, POLICY.replace("finance: {mode: log}", "finance: {mode: warn}"))
-    assert "policy.yaml:4:" in msg and "'warn'" in msg
-
-
-def test_unknown_key_names_line(tmp_path):
-    msg = error(tmp_path, POLICY + "purpose: [x]\n")
-    assert "policy.yaml:14:" in msg and "unknown key 'purpose'" in msg
-
-
-def test_empty_labels_names_line(tmp_path):
-    msg = error(tmp_path, POLICY.replace("raw.web_events: [public]", "raw.web_events: []"))
-    assert "policy.yaml:12:" in msg and "empty" in msg
+@pytest.mark.parametrize(
+    ("old", "new", "where", "what"),
+    [
+        ("marketing: [public, pii]", "marketing: [public, pi]", "policy.yaml:7:", "unknown zone 'pi'"),
+        ("raw.orders: [finance]", "raw.orders: [finanse]", "policy.yaml:11:", "finanse"),
+        ("finance: {mode: log}", "finance: {mode: warn}", "policy.yaml:4:", "'warn'"),
+        ("raw.web_events: [public]", "raw.web_events: []", "policy.yaml:12:", "empty"),
+        ("default_labels: [public]\n", "default_labels: [public]\npurpose: [x]\n", "policy.yaml:14:", "unknown key 'purpose'"),
+    ],
+    ids=["unknown-zone-in-purposes", "unknown-zone-in-tables", "bad-mode", "empty-labels", "unknown-key"],
+)
+def test_bad_policy_names_file_and_line(tmp_path, old, new, where, what):
+    assert old in POLICY
+    msg = error(tmp_path, POLICY.replace(old, new))
+    assert where in msg and what in msg, msg
 
 
 def test_unlisted_source_without_default_labels_is_an_error(tmp_path):
