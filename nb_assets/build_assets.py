@@ -21,7 +21,6 @@ from nb_assets.parse_notebook import parse_notebook
 from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, load_policy, propagate
 from nb_assets.runner import NotebookRunner
 from nb_assets.spec import NotebookSpec
-from nb_assets.static_analysis import apply_allowances
 from nb_assets.translator import NotebookTranslator
 
 RESOURCE_KEY = "nb_runner"
@@ -68,6 +67,8 @@ def _with_allowances(spec: NotebookSpec, allow: Mapping[str, str]) -> NotebookSp
     if not allow:
         return spec
     from dataclasses import replace
+
+    from nb_assets.static_analysis import apply_allowances
 
     return replace(spec, findings=apply_allowances(spec.findings, allow))
 

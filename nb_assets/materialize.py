@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pyarrow.parquet as pq
 
 from nb_assets.execute import NotebookRun
 
@@ -43,6 +42,8 @@ def materialize_results(
 
 def table_metadata(run: NotebookRun, table: str) -> dict[str, Any]:
     """Rows, schema and a preview, read from the output file just loaded."""
+    import pyarrow.parquet as pq
+
     path = run.output_files.get(table)
     metadata: dict[str, Any] = {"dagster/row_count": run.loaded_rows.get(table, 0), "table": table}
     if path is None or not path.exists():

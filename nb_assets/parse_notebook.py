@@ -13,16 +13,17 @@ import functools
 import hashlib
 import json
 import os
+import importlib.metadata
 import pickle
 import re
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 from nb_assets.errors import NotebookParseError
 from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput
-from nb_assets.sql_lineage import analyze_query
-from nb_assets.static_analysis import analyze
+
+# sql_lineage and static_analysis (sqlglot, IPython) are imported on a cache
+# miss only: every Dagster process loads the definitions, few parse anything.
 
 SQL_MAGIC = "%%sql"
 RUNTIME_EXTENSION = "nb_assets.notebook"
@@ -61,16 +62,15 @@ def spec_cache_file(path: str, content_hash: str) -> Path:
     return root / "specs" / key[:2] / f"{key}.pickle"
 
 
+_PARSER_MODULES = ("spec", "sql_lineage", "static_analysis", "static_rules", "parse_notebook")
+
+
 @functools.cache
 def _parser_version() -> str:
-    """Changes whenever the code that produces a NotebookSpec changes."""
-    import sqlglot
-
-    from nb_assets import spec, sql_lineage, static_analysis, static_rules
-
-    digest = hashlib.sha256(sqlglot.__version__.encode())
-    for module in (spec, sql_lineage, static_analysis, static_rules, sys.modules[__name__]):
-        digest.update(Path(module.__file__ or "").read_bytes())
+    """Changes whenever the code that produces a NotebookSpec changes (read, not imported)."""
+    digest = hashlib.sha256(importlib.metadata.version("sqlglot").encode())
+    for name in _PARSER_MODULES:
+        digest.update((Path(__file__).parent / f"{name}.py").read_bytes())
     return digest.hexdigest()
 
 
@@ -94,6 +94,8 @@ def _store_cached(cache: Path, spec: NotebookSpec) -> None:
 
 
 def _parse(path: str, content_hash: str, raw: bytes) -> NotebookSpec:
+    from nb_assets.static_analysis import analyze
+
     cells = read_cells(path, raw)
     findings: list[Finding] = []
     parameters = tuple(_parameters(cells, findings))
@@ -179,6 +181,8 @@ def _parameters(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Pa
 
 
 def _sql_inputs(cells: tuple[Cell, ...], parameters: tuple[Param, ...], findings: list[Finding]) -> Iterator[SqlInput]:
+    from nb_assets.sql_lineage import analyze_query
+
     known_params = {p.name for p in parameters}
     seen: set[str] = set()
     for cell in filter(is_sql_cell, cells):

@@ -8,14 +8,9 @@ from typing import Any
 
 import dagster as dg
 
-from nb_assets.choose_sandbox import choose_sandbox
 from nb_assets.declaration import NotebookAsset
 from nb_assets.errors import NbAssetsError
-from nb_assets.execute import discard_data, run_notebook
-from nb_assets.materialize import failure, materialize_results
-from nb_assets.record import keep_record
 from nb_assets.spec import NotebookSpec
-from nb_assets.warehouse import DuckDBWarehouse
 
 
 class NotebookRunner(dg.ConfigurableResource):
@@ -46,6 +41,15 @@ class NotebookRunner(dg.ConfigurableResource):
         keys: Mapping[str, dg.AssetKey],
         gate: Callable[[], dict[str, Any]] | None = None,
     ) -> Iterator[dg.MaterializeResult]:
+        # The execution stack (duckdb, pyarrow, docker) loads here, inside a run,
+        # not in every process that merely loads the definitions.
+        from nb_assets.choose_sandbox import choose_sandbox
+        from nb_assets.execute import discard_data, run_notebook
+        from nb_assets.materialize import failure, materialize_results
+        from nb_assets.record import keep_record, prewarm_html
+        from nb_assets.warehouse import DuckDBWarehouse
+
+        prewarm_html()  # nbconvert imports while the notebook runs
         kind = decl.sandbox if decl.sandbox != "auto" else self.sandbox
         sandbox = choose_sandbox(kind, image=self.image)  # type: ignore[arg-type]
         run_dir = self.records_root(context) / spec.name / context.run.run_id
