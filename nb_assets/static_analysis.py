@@ -85,6 +85,12 @@ def _parse_cell(source: str) -> ast.Module:
     return tree
 
 
+@lru_cache(maxsize=8192)
+def _nodes(tree: ast.AST) -> tuple[ast.AST, ...]:
+    """Every node of a cell's tree, walked once: each rule scans the same trees."""
+    return tuple(ast.walk(tree))
+
+
 def _offset(parse: Callable[[str], ast.Module], source: str, offset: int) -> ast.Module:
     try:
         tree = parse(source)
@@ -182,11 +188,12 @@ class _Names:
     """
 
     def __init__(self, trees: Sequence[ast.Module]) -> None:
+        self._memo: dict[int, tuple[str, ...]] | None = None  # only once bindings are final
         self.bindings: dict[str, list[_Binding]] = {}
         self.local: set[str] = set()  # names the notebook binds at top level: they shadow builtins
         self.stars: list[str] = []
         self.buffers: set[str] = set()  # names holding an in-memory buffer (io.StringIO())
-        for node in (n for tree in trees for n in ast.walk(tree)):
+        for node in (n for tree in trees for n in _nodes(tree)):
             if isinstance(node, ast.Import):
                 for a in node.names:
                     name = a.asname or a.name.split(".")[0]
@@ -204,12 +211,13 @@ class _Names:
                 self.local.add(node.name)
             elif isinstance(node, ast.ImportFrom) and node.level:  # relative import: the project's own code
                 self.local.update(a.asname or a.name for a in node.names)
-        for node in (n for tree in trees for n in ast.walk(tree)):  # aliases: `run = os.system`, `ip = get_ipython()`
+        for node in (n for tree in trees for n in _nodes(tree)):  # aliases: `run = os.system`, `ip = get_ipython()`
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 if isinstance(node.value, ast.Call) and self.refers_to(node.value.func, T.IN_MEMORY):
                     self.buffers.add(node.targets[0].id)
                 for qualname in self.resolve(node.value):
                     self._bind(node.targets[0].id, qualname)
+        self._memo = {}  # every rule resolves the same nodes; the cached trees keep ids stable
 
     def _bind(self, name: str, qualname: str, origin: str | None = None) -> None:
         binding = _Binding(qualname, origin or qualname)
@@ -218,6 +226,14 @@ class _Names:
 
     def resolve(self, node: ast.AST) -> tuple[str, ...]:
         """The qualified names a Name/Attribute/special Call may refer to; () for ordinary values."""
+        if self._memo is None:
+            return self._resolve(node)
+        found = self._memo.get(id(node))
+        if found is None:
+            found = self._memo[id(node)] = self._resolve(node)
+        return found
+
+    def _resolve(self, node: ast.AST) -> tuple[str, ...]:
         if isinstance(node, ast.Name):
             if node.id in self.bindings:
                 return tuple(b.qualname for b in self.bindings[node.id])
@@ -280,14 +296,17 @@ def _trees(cells: Sequence[Cell]) -> Iterator[tuple[int, ast.Module, _Names]]:
 def _references(cells: Sequence[Cell], rule: str, table: Sequence[T.Entry]) -> Iterator[Finding]:
     """Imports and references resolving to a name in `table`; each use is reported once, at the import if any."""
     for number, tree, names in _trees(cells):
-        for node in ast.walk(tree):
+        for node in _nodes(tree):
             hits: list[tuple[str, int]] = []
             if isinstance(node, ast.Import):
                 hits = [(a.name, node.lineno) for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 hits = [(node.module if a.name == "*" else f"{node.module}.{a.name}", node.lineno) for a in node.names]
             elif isinstance(node, ast.Call) or (isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load)):
-                hits = [(q, node.lineno) for q in names.resolve(node)] if not names.covered(node, table) else []
+                # `covered` is costly: ask it only about references that would be findings
+                hits = [(q, node.lineno) for q in names.resolve(node) if T.match(q, table)]
+                if hits and names.covered(node, table):
+                    hits = []
             for qualname, line in hits:
                 if entry := T.match(qualname, table):
                     yield Finding(rule, entry[1], f"`{T.display(qualname)}` {entry[2]}", number, line)
@@ -311,7 +330,7 @@ def _direct_data(cells: Sequence[Cell]) -> Iterator[Finding]:
     yield from _references(cells, T.DIRECT_DATA_ACCESS, T.DIRECT_DATA)
     sources = ("filepath_or_buffer", "path", "io", "source", "file", "fname", "uri", "path_or_paths")
     for number, tree, names in _trees(cells):
-        for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        for call in (n for n in _nodes(tree) if isinstance(n, ast.Call)):
             for func in names.resolve(call.func):
                 if T.match(func, T.DIRECT_DATA):
                     continue  # reported as a reference
@@ -325,8 +344,8 @@ def _file_write(cells: Sequence[Cell]) -> Iterator[Finding]:
     yield from _references(cells, T.FILE_WRITE, T.FILE_WRITES)
     for number, tree, names in _trees(cells):
         # output("x.y", df.to_parquet()) hands data to the runtime, which writes where the host says
-        in_output = {id(n) for c in ast.walk(tree) if _is_output(c, names) for a in c.args for n in ast.walk(a)}
-        for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        in_output = {id(n) for c in _nodes(tree) if _is_output(c, names) for a in c.args for n in ast.walk(a)}
+        for call in (n for n in _nodes(tree) if isinstance(n, ast.Call)):
             funcs, method, what = names.resolve(call.func), getattr(call.func, "attr", None), None
             if opener := next((f for f in funcs if f in T.OPENERS), None):
                 mode = T.open_mode(call, T.OPENERS[opener])
@@ -355,7 +374,7 @@ def _namespace(node: ast.AST, names: _Names) -> bool:
 def _dynamic_code(cells: Sequence[Cell]) -> Iterator[Finding]:
     yield from _references(cells, T.DYNAMIC_CODE, T.DYNAMIC)
     for number, tree, names in _trees(cells):
-        for node in ast.walk(tree):
+        for node in _nodes(tree):
             if isinstance(node, ast.Call) and names.refers_to(node.func, T.DYNAMIC_IMPORTS) and T.literal_arg(node, 0, "name") is None:
                 message = "imports a module whose name is computed, so the checks cannot see it; use a plain import statement"
             elif (isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Load) and _namespace(node.value, names)) or (

@@ -111,3 +111,10 @@ def test_never_raises(bad: str) -> None:
     result = analyze_query(bad)
     assert isinstance(result, QueryLineage)
     assert result.problems
+
+
+def test_columns_match_aliases_whatever_their_case() -> None:
+    result = analyze_query("SELECT O.amount, c.Name FROM raw.orders O JOIN raw.customers C ON C.id = o.cid")
+    assert result.columns == (
+        ("raw.customers", "id"), ("raw.customers", "name"), ("raw.orders", "amount"), ("raw.orders", "cid"),
+    )
