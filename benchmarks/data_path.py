@@ -149,7 +149,8 @@ def main() -> None:
         print("\nprefetch alternatives (ratio vs COPY TO parquet; total if prefetch used it):")
         dest = inputs / "alt.parquet"
         alternatives = {
-            "arrow reader 1<<17 (current)": lambda: arrow_prefetch(wh, dest),
+            "1<<20 batches, no dictionary (current)": lambda: arrow_prefetch(wh, dest, batch=1 << 20, use_dictionary=False),
+            "arrow reader 1<<17 (before)": lambda: arrow_prefetch(wh, dest),
             "arrow reader 1<<20": lambda: arrow_prefetch(wh, dest, batch=1 << 20),
             "1M-row row groups": lambda: arrow_prefetch(wh, dest, row_group=1 << 20),
             "writer thread": lambda: arrow_prefetch(wh, dest, thread=True),

@@ -23,6 +23,7 @@ from nb_assets.errors import OutputValidationError, WarehouseError
 
 MAX_OUTPUT_ENTRIES = 1000  # a notebook spraying files is refused without listing them all
 _LOCK_WAIT_S = 120.0
+_BATCH_ROWS = 1 << 20  # one row group per batch: larger groups write faster
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ class DuckDBWarehouse:
         with self._connect(read_only=True, config=config) as con:
             for request in requests:
                 try:
-                    reader = con.sql(request.query, params=dict(request.params)).to_arrow_reader(1 << 17)
+                    reader = con.sql(request.query, params=dict(request.params)).to_arrow_reader(_BATCH_ROWS)
                     rows[request.name] = _write_parquet(reader, request.dest)
                 except duckdb.Error as exc:
                     raise WarehouseError(
@@ -170,8 +171,10 @@ class DuckDBWarehouse:
 
 
 def _write_parquet(reader: Any, dest: Path) -> int:
+    """Streamed, so memory stays at one batch. Input files live for one run:
+    dictionary encoding cost more time than it saved in size (benchmarks/data_path.py)."""
     rows = 0
-    with pq.ParquetWriter(dest, reader.schema) as writer:
+    with pq.ParquetWriter(dest, reader.schema, use_dictionary=False) as writer:
         for batch in reader:
             writer.write_batch(batch)
             rows += batch.num_rows
