@@ -119,11 +119,25 @@ def _print_check(reports: list[dict[str, Any]]) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if not args.notebook.is_file():
+        print(f"nb-assets run: no such notebook: {args.notebook}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _run_one(args)
+    except NbAssetsError as exc:  # refused before the notebook ran: still one verdict on stdout
+        if args.json:
+            error = {"cell": exc.cell, "type": exc.kind, "message": str(exc)}
+            print(json.dumps({"status": "failed", "error": error, "outputs": [], "executed_notebook": None}, indent=2))
+        print(f"nb-assets run: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run_one(args: argparse.Namespace) -> int:
     from nb_assets.choose_sandbox import choose_sandbox
     from nb_assets.execute import discard_data, run_notebook
-    from nb_assets.record import keep_record, run_summary
     from nb_assets.parameters import coerce_cli_value
     from nb_assets.parse_notebook import parse_notebook
+    from nb_assets.record import keep_record, run_summary
     from nb_assets.sandbox import SandboxLimits
     from nb_assets.warehouse import DuckDBWarehouse
 
@@ -139,13 +153,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     sandbox = choose_sandbox(args.sandbox)
     fallback = getattr(sandbox, "fallback_reason", None)
     if fallback:
-        print(f"nb-assets run: using the local sandbox (network isolation only): {fallback}", file=sys.stderr)
+        print(f"nb-assets run: using the local sandbox (network and process isolation only): {fallback}", file=sys.stderr)
     run_dir = args.records / spec.name / time.strftime("%Y%m%dT%H%M%S") / f"{time.time_ns() % 10**9:09d}"
     run = run_notebook(
         spec, warehouse=DuckDBWarehouse(args.warehouse), sandbox=sandbox, run_dir=run_dir, params=params, limits=limits,
     )
-    keep_record(run, html=args.html)
-    discard_data(run.folder)
+    try:
+        keep_record(run, html=args.html)
+    finally:
+        discard_data(run.folder)
     summary = run_summary(run)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))

@@ -67,26 +67,31 @@ def run_notebook(
     if gate is not None:
         gate()
     folder = prepare_run_folder(spec, parameters, run_dir)
-    base = dict(spec=spec, parameters=parameters, folder=folder, sandbox=sandbox.describe(limits))
+    facts = sandbox.describe(limits)
+    input_rows: dict[str, int] = {}
+
+    def finished(error: NbAssetsError | None, **outcome: Any) -> NotebookRun:
+        return NotebookRun(
+            spec, parameters, folder, "failed" if error else "success", error,
+            input_rows=input_rows, sandbox=facts, duration_s=time.monotonic() - started, **outcome,
+        )
+
     try:
         input_rows = prefetch_inputs(spec, parameters, folder, warehouse)
     except NbAssetsError as exc:
-        return NotebookRun(**base, status="failed", error=exc, duration_s=time.monotonic() - started)
+        return finished(exc)
     result = sandbox.run(folder, limits)
-    keep_only_runner_files(folder)
-    base["sandbox"] = {**result.facts, "exit_code": result.exit_code, "duration_s": round(result.duration_s, 3)}
+    restore_record(folder, spec, parameters)
+    facts = {**result.facts, "exit_code": result.exit_code, "duration_s": round(result.duration_s, 3)}
     error = verdict(spec, folder, result, limits)
     if error is not None:
-        return NotebookRun(**base, status="failed", error=error, input_rows=input_rows, duration_s=time.monotonic() - started)
+        return finished(error)
     try:
         files = validate_outputs(spec.path, folder.output_dir, spec.output_tables)
         loaded = warehouse.load(spec.path, files)
     except NbAssetsError as exc:
-        return NotebookRun(**base, status="failed", error=exc, input_rows=input_rows, duration_s=time.monotonic() - started)
-    return NotebookRun(
-        **base, status="success", input_rows=input_rows, loaded_rows=loaded, output_files=files,
-        duration_s=time.monotonic() - started,
-    )
+        return finished(exc)
+    return finished(None, loaded_rows=loaded, output_files=files)
 
 
 def prepare_run_folder(spec: NotebookSpec, parameters: Mapping[str, Any], run_dir: Path) -> RunFolder:
@@ -97,9 +102,13 @@ def prepare_run_folder(spec: NotebookSpec, parameters: Mapping[str, Any], run_di
     (package / "__init__.py").write_text('"""nb_assets runtime, as seen inside a sandbox."""\n')
     shutil.copyfile(runtime.__file__, package / "notebook.py")
     shutil.copyfile(sandbox_runner.__file__, folder.runtime_dir / RUNNER_FILE)
+    _write_job(folder, spec, parameters)
+    return folder
+
+
+def _write_job(folder: RunFolder, spec: NotebookSpec, parameters: Mapping[str, Any]) -> None:
     shutil.copyfile(spec.path, folder.parameterized_notebook)
     folder.parameters_file.write_text(json.dumps(dict(parameters), indent=2, default=str))
-    return folder
 
 
 def prefetch_inputs(spec: NotebookSpec, parameters: Mapping[str, Any], folder: RunFolder, warehouse: Warehouse) -> dict[str, int]:
@@ -154,41 +163,53 @@ def verdict(spec: NotebookSpec, folder: RunFolder, result: SandboxResult, limits
 
 
 def _read_result(path: Path) -> dict[str, Any] | None:
+    """The runner's verdict, or None for anything else: the notebook could have written this file."""
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return report if isinstance(report, dict) and report.get("status") in ("success", "failed") else None
+    if not isinstance(report, dict):
+        return None
+    if report.get("status") == "success" and report.get("error") is None:
+        return report
+    err = report.get("error")
+    if report.get("status") != "failed" or not isinstance(err, dict):
+        return None
+    strings = all(isinstance(err.get(k), str) for k in ("kind", "ename", "evalue"))
+    cell_ok = err.get("cell") is None or (isinstance(err.get("cell"), int) and not isinstance(err.get("cell"), bool))
+    return report if strings and cell_ok else None
 
 
 def running_cell(executed: Path) -> int | None:
     """The author's cell number papermill marked as running, if the run stopped mid-cell."""
     try:
         cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
-    except (OSError, ValueError, KeyError):
+        number = 0
+        for cell in cells:
+            tags = cell.get("metadata", {}).get("tags", [])
+            if "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
+                continue
+            number += 1
+            if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
+                return number
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):  # not papermill's file
         return None
-    number = 0
-    for cell in cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        if "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
-            continue
-        number += 1
-        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
-            return number
     return None
 
 
-def keep_only_runner_files(folder: RunFolder) -> None:
-    """The record folder is writable from inside the sandbox: drop whatever the
+def restore_record(folder: RunFolder, spec: NotebookSpec, parameters: Mapping[str, Any]) -> None:
+    """The record folder is writable from inside the sandbox. Drop whatever the
     notebook put there (a planted symlink would make the host's later writes,
-    chmods and reads land outside the run folder)."""
-    expected = {folder.parameterized_notebook, folder.executed_notebook, folder.parameters_file, folder.result_file}
+    chmods and reads land outside the run folder) and rewrite the job files it
+    could have altered, so the record says what really ran."""
+    produced = {folder.executed_notebook, folder.result_file}
     for entry in folder.record_dir.iterdir():
-        if entry.is_symlink() or not entry.is_file() or entry not in expected:
+        if entry.is_symlink() or not entry.is_file() or entry not in produced:
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
+    _write_job(folder, spec, parameters)
 
 
 def discard_data(folder: RunFolder) -> None:

@@ -22,12 +22,18 @@ def keep_record(run: NotebookRun, extra: Mapping[str, Any] | None = None, *, htm
     """Write run.json (and an HTML rendering), then make the record read-only."""
     record = run.folder.record_dir
     files = {"executed": run.executed_notebook, "html": record / "executed.html", "run": record / "run.json"}
+    extra = dict(extra or {})
     if html and run.executed_notebook.exists():
-        files["html"].write_text(render_html(run.executed_notebook), encoding="utf-8")
+        try:
+            files["html"].write_text(render_html(run.executed_notebook), encoding="utf-8")
+        except Exception as exc:  # the sandbox wrote this file: it may not be a notebook at all
+            extra["html_error"] = f"{type(exc).__name__}: {exc}"[:500]
     files["run"].write_text(json.dumps(run_summary(run, extra), indent=2, default=str), encoding="utf-8")
+    read_only = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
     for path in record.iterdir():
         if not path.is_symlink():  # chmod would follow a link out of the record
-            os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            os.chmod(path, read_only)
+    os.chmod(record, read_only | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)  # nothing can be added later
     return {k: v for k, v in files.items() if v.exists()}
 
 
@@ -47,11 +53,7 @@ def run_summary(run: NotebookRun, extra: Mapping[str, Any] | None = None) -> dic
     """The machine-readable verdict, shared by run.json and `nb-assets run --json`."""
     error = None
     if run.error is not None:
-        error = {
-            "cell": getattr(run.error, "cell", None),
-            "type": getattr(run.error, "kind", type(run.error).__name__),
-            "message": str(run.error),
-        }
+        error = {"cell": run.error.cell, "type": run.error.kind, "message": str(run.error)}
     return {
         "notebook": run.spec.path,
         "status": run.status,

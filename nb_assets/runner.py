@@ -72,8 +72,8 @@ class NotebookRunner(dg.ConfigurableResource):
             )
         except NbAssetsError as exc:  # refused before anything ran: no record to keep
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
-        record = keep_record(run, gate_facts)
         try:
+            record = keep_record(run, gate_facts)
             if run.status != "success":
                 raise failure(run, record)
             results = list(materialize_results(run, keys, record, gate_facts))

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from nb_assets.errors import SandboxUnavailableError
+
 RUNNER_FILE = "run_notebook.py"
 
 
@@ -132,18 +134,26 @@ def network_namespaces_available() -> bool:
 
 
 def _unshare_prefix() -> list[str]:
-    prefix = ["unshare", "--net"]
+    # A PID namespace too: when its first process dies (run ends, or the
+    # timeout kills it) the kernel ends every process left inside, even a
+    # kernel in a C loop or a daemon that called setsid().
+    prefix = ["unshare", "--net", "--pid", "--fork", "--kill-child"]
     if os.geteuid() != 0:
         prefix.append("--map-root-user")
     return prefix
 
 
-class LocalSandbox:
-    """papermill + kernel as one subprocess in a private network namespace.
+_PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "JUPYTER_PATH", "IPYTHONDIR", "VIRTUAL_ENV")
 
-    Contains the network only: the kernel talks to papermill over loopback
-    ZMQ, so the namespace gets its own `lo` and nothing else. Files, memory
-    and processes are not contained; that is what DockerSandbox is for.
+
+class LocalSandbox:
+    """papermill + kernel as one subprocess in private network and PID namespaces.
+
+    Contains the network (the kernel talks to papermill over loopback ZMQ, so
+    the namespace gets its own `lo` and nothing else) and the process tree.
+    Files and memory are not contained; that is what DockerSandbox is for.
+    Without namespaces it refuses to run unless `allow_network=True` says the
+    host network is acceptable.
     """
 
     kind = "local"
@@ -153,16 +163,14 @@ class LocalSandbox:
     ) -> None:
         self.python = python
         self.fallback_reason = fallback_reason
-        self.isolated = network_namespaces_available()
-        if not self.isolated and not allow_network:
-            # Say so rather than silently run with the host network.
-            self.network = "host (network namespaces unavailable)"
-        else:
-            self.network = "none (private namespace, loopback only)" if self.isolated else "host"
         self.allow_network = allow_network
-        if allow_network:
-            self.isolated = False
-            self.network = "host (allow_network=True)"
+        self.isolated = not allow_network
+        self.network = "host (allow_network=True)" if allow_network else "none (private namespace, loopback only)"
+        if self.isolated and not network_namespaces_available():
+            raise SandboxUnavailableError(
+                "network namespaces (unshare --net) are unavailable here: start Docker for the Docker "
+                "sandbox, or pass allow_network=True to run with the host network"
+            )
 
     def describe(self, limits: SandboxLimits) -> dict[str, Any]:
         facts: dict[str, Any] = {
@@ -189,9 +197,9 @@ class LocalSandbox:
         return [*_unshare_prefix(), "sh", "-c", 'ip link set lo up && exec "$@"', "sh", *runner]
 
     def run(self, folder: RunFolder, limits: SandboxLimits) -> SandboxResult:
-        env = {**os.environ, **runner_env(
-            str(folder.input_dir), str(folder.output_dir), str(folder.runtime_dir), str(folder.work_dir)
-        )}
+        # Only what a kernel needs: the host's secrets stay out of the notebook's environment.
+        env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
+        env.update(runner_env(str(folder.input_dir), str(folder.output_dir), str(folder.runtime_dir), str(folder.work_dir)))
         started = time.monotonic()
         proc = subprocess.Popen(
             self._argv(folder),

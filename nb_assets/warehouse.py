@@ -101,7 +101,7 @@ class DuckDBWarehouse:
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+                    raise WarehouseError(f"cannot open warehouse {self.path}: {_first_line(exc)}") from exc
                 time.sleep(0.2)
         try:
             yield con
@@ -123,7 +123,8 @@ class DuckDBWarehouse:
                     rows[request.name] = _write_parquet(reader, request.dest)
                 except duckdb.Error as exc:
                     raise WarehouseError(
-                        f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {_first_line(exc)}"
+                        f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {_first_line(exc)}",
+                        cell=request.cell,
                     ) from exc
         return rows
 

@@ -98,8 +98,24 @@ def test_run_failure_exits_1_with_the_cell_and_loads_nothing(tmp_path: Path, war
 
 
 def test_run_rejects_an_unknown_parameter(tmp_path: Path, warehouse: Path) -> None:
-    proc = nb_assets("run", str(_orders_notebook(tmp_path)), "--param", "min_amont=1", "--warehouse", str(warehouse))
+    proc = nb_assets("run", str(_orders_notebook(tmp_path)), "--param", "min_amont=1", "--warehouse", str(warehouse), "--json")
     assert proc.returncode == 1 and "unknown parameter 'min_amont'" in proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["status"] == "failed" and report["error"]["type"] == "declaration"
+    assert "unknown parameter 'min_amont'" in report["error"]["message"]
+
+
+def test_run_failing_sql_input_names_the_cell_in_json(tmp_path: Path, warehouse: Path) -> None:
+    path = write_notebook(tmp_path / "bad_sql.ipynb", code(RUNTIME), code("%%sql o\nSELECT nope FROM raw.orders"))
+    proc = nb_assets("run", str(path), "--warehouse", str(warehouse), "--sandbox", "local",
+                     "--records", str(tmp_path / "records"), "--json")
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)["error"]
+    assert (error["cell"], error["type"]) == (2, "warehouse") and "bad_sql.ipynb: cell 2" in error["message"]
+
+
+def test_run_of_a_missing_notebook_is_a_usage_error(tmp_path: Path) -> None:
+    assert nb_assets("run", str(tmp_path / "nope.ipynb")).returncode == 2
 
 
 def test_lineage_downstream_of_customers_on_the_demo() -> None:
@@ -156,4 +172,4 @@ def test_auto_without_an_engine_falls_back_to_local_and_says_why(tmp_path: Path,
     assert proc.returncode == 0, proc.stderr
     sandbox = json.loads(proc.stdout)["sandbox"]
     assert sandbox["kind"] == "local" and sandbox["fallback_reason"] == "no Docker engine answers"
-    assert "using the local sandbox (network isolation only)" in proc.stderr
+    assert "using the local sandbox (network and process isolation only)" in proc.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,9 +19,12 @@ from notebook_factory import RUNTIME, code, md, params, write_notebook
 SQL = "%%sql orders\nSELECT * FROM raw.orders WHERE amount >= $min_amount ORDER BY order_id"
 
 
-def _run(path: Path, warehouse: Path, tmp_path: Path, **kwargs):
+def _run(path: Path, warehouse: Path, tmp_path: Path, *, evade_static_checks: bool = False, **kwargs):
+    spec = parse_notebook(path)
+    if evade_static_checks:  # the sandbox must hold even for code the rules would refuse
+        spec = dataclasses.replace(spec, findings=())
     return run_notebook(
-        parse_notebook(path),
+        spec,
         warehouse=DuckDBWarehouse(warehouse),
         sandbox=LocalSandbox(),
         run_dir=tmp_path / "run",
@@ -114,3 +118,33 @@ def test_sql_cell_edited_after_prefetch_is_refused(warehouse: Path, tmp_path: Pa
     run = run_notebook(spec, warehouse=DuckDBWarehouse(warehouse), sandbox=LocalSandbox(), run_dir=tmp_path / "run")
     assert run.status == "failed" and run.error.cell == 3
     assert "differs from the query that was prefetched" in str(run.error)
+
+
+def test_timeout_kills_a_kernel_stuck_in_c_code(warehouse: Path, tmp_path: Path) -> None:
+    """sum(range(...)) holds the GIL, so ipykernel's own parent-poller never runs."""
+    path = write_notebook(tmp_path / "c_loop.ipynb", code(RUNTIME), code("sum(range(10**13))"))
+    run = _run(path, warehouse, tmp_path, limits=SandboxLimits(timeout_s=6))
+    assert run.status == "failed" and run.error.kind == "timeout"
+    assert run.duration_s < 60
+
+
+def test_no_process_outlives_its_run(warehouse: Path, tmp_path: Path) -> None:
+    beacon = tmp_path / "beacon"
+    daemon = (
+        "import os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    while True:\n"
+        f"        open({str(beacon)!r}, 'w').write(str(time.time()))\n"
+        "        time.sleep(0.1)"
+    )
+    path = write_notebook(tmp_path / "daemon.ipynb", code(RUNTIME), code(daemon), code("import time\ntime.sleep(0.5)"))
+    run = _run(path, warehouse, tmp_path, evade_static_checks=True)
+    assert run.status == "success", run.error
+    assert run.sandbox["network"].startswith("none")
+    import time
+
+    time.sleep(0.5)
+    last = beacon.read_text()
+    time.sleep(1.0)
+    assert beacon.read_text() == last, "a process forked by the notebook is still running"
