@@ -52,7 +52,7 @@ def declare_notebooks(notebooks: Sequence[NotebookAsset], base_dir: str | Path |
             spec = parse_notebook(path)
             spec = _with_allowances(spec, decl.allow)
             resolve_parameters(spec, decl.params)
-        except (NbAssetsError, ValueError) as exc:
+        except NbAssetsError as exc:
             problems.append(str(exc))
             continue
         problems.extend(f.describe(spec.path) for f in spec.errors)
@@ -68,9 +68,18 @@ def _with_allowances(spec: NotebookSpec, allow: Mapping[str, str]) -> NotebookSp
         return spec
     from dataclasses import replace
 
-    from nb_assets.static_analysis import apply_allowances
+    from nb_assets.static_analysis import RULES, apply_allowances
 
-    return replace(spec, findings=apply_allowances(spec.findings, allow))
+    # Only the eligibility rules can be allowed: a broken contract (an unknown
+    # SQL parameter, a non-literal output) would just fail later, less clearly.
+    allowable = sorted(rule.id for rule in RULES)
+    unknown = sorted(set(allow) - set(allowable))
+    if unknown:
+        raise DeclarationError(f"{spec.path}: allow= names {unknown}, which cannot be allowed (allowable: {allowable})")
+    try:
+        return replace(spec, findings=apply_allowances(spec.findings, allow))
+    except ValueError as exc:
+        raise DeclarationError(f"{spec.path}: {exc}") from exc
 
 
 def _conflicts(declared: Sequence[DeclaredNotebook]) -> list[str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,9 @@ class DockerSandbox:
             try:
                 # The HTTP read timeout is the wall clock the run gets.
                 status = container.wait(timeout=limits.timeout_s)
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            except requests.exceptions.RequestException as exc:
+                if not _is_read_timeout(exc):
+                    raise
                 timed_out = True
                 _kill(container)
                 status = container.wait(timeout=60)
@@ -149,6 +152,8 @@ class DockerSandbox:
             logs = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
         except docker.errors.APIError as exc:
             raise SandboxError(f"the sandbox container failed: {exc}") from exc
+        except requests.exceptions.RequestException as exc:  # the engine went away mid-run
+            raise SandboxError(f"lost the Docker engine during the run: {exc}") from exc
         finally:
             _remove(container)
 
@@ -218,6 +223,16 @@ class DockerSandbox:
         }
 
 
+def _is_read_timeout(exc: Exception) -> bool:
+    """The SDK reports its read timeout as a ConnectionError wrapping urllib3's ReadTimeoutError."""
+    import requests.exceptions
+    import urllib3.exceptions
+
+    return isinstance(exc, requests.exceptions.ReadTimeout) or any(
+        isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in exc.args
+    )
+
+
 def _kill(container: Any) -> None:
     import docker.errors
 
@@ -263,12 +278,21 @@ def _make_world_readable(root: Path) -> None:
 
 
 def _reclaim(folder: RunFolder) -> None:
-    """As root, give what the container wrote back to the host user, so no
-    file in the run folder belongs to whoever has uid 1000 on this host."""
-    if os.geteuid() != 0:
+    """Give what the container wrote back to the host user, so no file in the
+    run folder belongs to whoever has uid 1000 here and no folder stays open."""
+    if os.geteuid() == 0:
+        uid, gid = os.geteuid(), os.getegid()
+        for root in (folder.output_dir, folder.record_dir):
+            for path in (root, *root.rglob("*")):
+                with contextlib.suppress(FileNotFoundError):
+                    os.lchown(path, uid, gid)
         return
-    uid, gid = os.geteuid(), os.getegid()
+    # Without root we cannot chown: copy each regular file the sandbox wrote
+    # to a file we own, then close the folders opened for the run (0777).
     for root in (folder.output_dir, folder.record_dir):
-        for path in (root, *root.rglob("*")):
-            with contextlib.suppress(FileNotFoundError):
-                os.lchown(path, uid, gid)
+        for path in root.iterdir():
+            if path.is_file() and not path.is_symlink() and path.stat().st_uid != os.geteuid():
+                mine = path.with_name(path.name + ".host")
+                shutil.copyfile(path, mine)
+                os.replace(mine, path)
+        os.chmod(root, 0o755)

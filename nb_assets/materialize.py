@@ -53,9 +53,9 @@ def table_metadata(run: NotebookRun, table: str) -> dict[str, Any]:
     metadata["dagster/column_schema"] = dg.TableSchema(
         columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema]
     )
-    if parquet.metadata.num_rows:
-        head = parquet.read_row_group(0).slice(0, PREVIEW_ROWS).to_pandas()
-        metadata["preview"] = dg.MetadataValue.md(head.to_markdown(index=False))
+    first = next(parquet.iter_batches(batch_size=PREVIEW_ROWS), None)  # not a whole row group
+    if first is not None and first.num_rows:
+        metadata["preview"] = dg.MetadataValue.md(first.to_pandas().to_markdown(index=False))
     return metadata
 
 

@@ -170,10 +170,13 @@ def _parameters(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Pa
             continue
         try:
             default = ast.literal_eval(value)
-        except ValueError:
+            if isinstance(default, tuple):
+                default = list(default)
+            json.dumps(default)  # parameters travel as JSON into the sandbox
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             findings.append(Finding(
                 "parameters-cell", "error",
-                f"parameter {target.id!r} needs a literal default (number, string, bool, list, dict, None)",
+                f"parameter {target.id!r} needs a JSON-like literal default (number, string, bool, list, dict, None)",
                 cell.number, node.lineno,
             ))
             continue
@@ -263,9 +266,12 @@ def _output_of(node: ast.Call, cell: Cell, findings: list[Finding]) -> Output | 
         return None
     if len(node.args) != 2 or node.keywords:
         findings.append(Finding("output-call", "error", "call output(\"schema.table\", dataframe) with exactly two arguments", cell.number, node.lineno))
-    table = first.value.lower()
-    if not TABLE_NAME.match(table):
-        findings.append(Finding("output-name", "error", f"output name {first.value!r} must be 'schema.table' (letters, digits, _)", cell.number, node.lineno))
+    table = first.value
+    if not TABLE_NAME.match(table):  # the runtime accepts exactly these names
+        findings.append(Finding(
+            "output-name", "error", f"output name {table!r} must be lowercase 'schema.table' (letters, digits, _)",
+            cell.number, node.lineno,
+        ))
         return None
     return Output(table, cell.number, node.lineno)
 

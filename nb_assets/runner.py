@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 
@@ -24,7 +24,7 @@ class NotebookRunner(dg.ConfigurableResource):
     """
 
     warehouse: str
-    sandbox: str = "auto"
+    sandbox: Literal["auto", "docker", "local"] = "auto"
     image: str | None = None
     records_dir: str | None = None
 
@@ -51,7 +51,7 @@ class NotebookRunner(dg.ConfigurableResource):
 
         prewarm_html()  # nbconvert imports while the notebook runs
         kind = decl.sandbox if decl.sandbox != "auto" else self.sandbox
-        sandbox = choose_sandbox(kind, image=self.image)  # type: ignore[arg-type]
+        sandbox = choose_sandbox(kind, image=self.image)
         run_dir = self.records_root(context) / spec.name / context.run.run_id
         gate_facts: dict[str, Any] = {}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -133,3 +134,17 @@ def test_policy_changed_after_loading_refuses_the_run_before_any_fetch(tmp_path:
     assert "totals.ipynb: refused before any data was fetched" in description
     assert "may not read zone 'finance'" in description
     assert not (tmp_path / "records").exists() or not list((tmp_path / "records").rglob("*.parquet"))
+
+
+@pytest.mark.parametrize(
+    ("allow", "message"),
+    [
+        ({"shell-procss": "typo"}, "allow= names ['shell-procss'], which cannot be allowed"),
+        ({"unknown-sql-param": "contract rules are not allowances"}, "allow= names ['unknown-sql-param']"),
+        ({"shell-process": "  "}, "a.ipynb"),
+    ],
+)
+def test_bad_allowances_are_refused_naming_the_notebook(tmp_path: Path, allow: dict, message: str) -> None:
+    write_notebook(tmp_path / "a.ipynb", code(RUNTIME), code("import subprocess"))
+    with pytest.raises(DeclarationError, match=re.escape(message)):
+        build_notebook_assets([NotebookAsset("a.ipynb", allow=allow)], base_dir=tmp_path)

@@ -22,7 +22,7 @@ def test_reads_the_whole_contract(tmp_path: Path) -> None:
         code("%%sql orders\nWITH o AS (SELECT * FROM Raw.Orders WHERE order_date = CAST($ds AS DATE))\nSELECT * FROM o"),
         code("%%sql customers\nSELECT * FROM customers"),
         code("daily = orders.groupby('order_date').amount.sum().reset_index()\noutput('mart.daily_revenue', daily)"),
-        code("output(\"MART.Big_Orders\", orders[orders.amount > min_amount])"),
+        code("output(\"mart.big_orders\", orders[orders.amount > min_amount])"),
     )
     spec = parse_notebook(path)
     assert spec.name == "daily_revenue"
@@ -73,22 +73,22 @@ def test_findings_name_the_cell(tmp_path: Path) -> None:
     path = write_notebook(
         tmp_path / "bad.ipynb",
         code(RUNTIME),
-        params("n = 1\nm = compute()"),
+        params("n = 1\nm = compute()\nk = {[1]: 2}\ns = {1, 2}"),
         code("%%sql orders\nSELECT * FROM raw.orders WHERE x = $missing"),
         code("%%sql orders\nSELECT 1"),
         code("%%sql totals\nSELECT FROM WHERE"),
         code("name = 'mart.x'\noutput(name, orders)"),
-        code("output('not_qualified', orders)"),
+        code("output('not_qualified', orders)\noutput('Mart.Capitals', orders)"),
         code("%%sql\nSELECT 1"),
     )
     spec = parse_notebook(path)
     by_rule = {f.rule: f for f in spec.findings}
-    assert by_rule["parameters-cell"].cell == 2 and by_rule["parameters-cell"].line == 2
+    assert [(f.cell, f.line) for f in spec.findings if f.rule == "parameters-cell"] == [(2, 2), (2, 3), (2, 4)]
     assert by_rule["unknown-sql-param"].cell == 3
     assert by_rule["duplicate-input"].cell == 4
     assert by_rule["sql-syntax"].cell == 5
     assert by_rule["output-name-literal"].cell == 6 and by_rule["output-name-literal"].line == 2
-    assert by_rule["output-name"].cell == 7
+    assert [(f.cell, f.line) for f in spec.findings if f.rule == "output-name"] == [(7, 1), (7, 2)]
     assert by_rule["sql-input-name"].cell == 8
     assert all(f.severity == "error" for f in spec.findings)
 

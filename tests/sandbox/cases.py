@@ -23,16 +23,16 @@ DENIED = r"Permission denied|Read-only file system"  # file mode or read-only mo
 class Case:
     id: str
     code: str
-    expect: str  # "failed" | "harmless"
+    expect: str  # "failed" | "harmless" | "contained" (either, judged as such)
     message: str = ""  # regular expression the error must match, for "failed"
     local: bool = False  # LocalSandbox can honestly contain it too
 
 
 NETWORK = [
     Case("tcp-host-loopback", "import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=5)",
-         "failed", "Error", local=True),
+         "failed", "ConnectionRefusedError", local=True),
     Case("http-host-loopback", "import urllib.request\nurllib.request.urlopen('http://127.0.0.1:{port}/', timeout=5)",
-         "failed", "Error", local=True),
+         "failed", "URLError.*Connection refused", local=True),
     Case("udp-host-loopback",
          "import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
          "for _ in range(20):\n    s.sendto(b'leak', ('127.0.0.1', {udp_port}))",
@@ -56,7 +56,7 @@ FILES = [
          "import os\nrecord = os.path.dirname(os.environ['NB_ASSETS_OUTPUT_DIR']) + '/record'\n"
          "for name in ('executed.html', 'run.json', 'planted'):\n"
          "    try:\n        os.symlink({decoy_path!r}, record + '/' + name)\n    except OSError:\n        pass",
-         "harmless"),
+         "harmless", local=True),
 ]
 
 OUTPUTS = [
@@ -67,7 +67,7 @@ OUTPUTS = [
          "failed", "must be a lowercase 'schema.table' literal", local=True),
     Case("path-traversal-file",
          "import os\nopen(os.environ['NB_ASSETS_OUTPUT_DIR'] + '/../escaped.parquet', 'wb').write(b'x')",
-         "failed", "Error"),
+         "failed", DENIED),
     Case("corrupt-parquet",
          "import os\nopen(os.environ['NB_ASSETS_OUTPUT_DIR'] + '/mart.result.parquet', 'wb').write(b'PAR1garbage')\n"
          "def output(*args):  # keep the declared-output cell from overwriting the garbage\n    pass",
@@ -100,10 +100,28 @@ PRIVILEGE = [
          "harmless"),  # succeeds, but what it sees is the container's init, not the host's
 ]
 
+# The record folder is writable from inside: a notebook can forge the runner's
+# verdict or the executed notebook, then kill the runner so nothing overwrites
+# them. Where the runner cannot be killed (PID 1 of LocalSandbox's namespace)
+# the run simply succeeds: "contained" accepts that, if what loaded is legit.
+RECORD = "import os, signal\nrecord = os.path.dirname(os.environ['NB_ASSETS_OUTPUT_DIR']) + '/record'\n"
+FORGERY = [
+    Case("forged-verdict-malformed",
+         RECORD + "open(record + '/result.json', 'w').write('{{\"status\": \"failed\"}}')\nos.kill(os.getppid(), signal.SIGKILL)",
+         "contained", "without a verdict", local=True),
+    Case("forged-verdict-success",
+         RECORD + "open(record + '/result.json', 'w').write('{{\"status\": \"success\", \"error\": null}}')\n"
+         "os.kill(os.getppid(), signal.SIGKILL)",
+         "contained", "declared output mart.result was not written", local=True),
+    Case("garbage-executed-notebook",
+         RECORD + "open(record + '/executed.ipynb', 'w').write('[1, 2]')\nos.kill(os.getppid(), signal.SIGKILL)",
+         "contained", "without a verdict", local=True),
+]
+
 CRASHES = [
     Case("os-exit", "import os\nos._exit(1)", "failed", "kernel died", local=True),
     Case("segfault", "import ctypes\nctypes.string_at(0)", "failed", "kernel died", local=True),
     Case("sys-exit-middle", "import sys\nsys.exit(0)", "failed", "not written", local=True),
 ]
 
-ALL = NETWORK + FILES + OUTPUTS + RESOURCES + PRIVILEGE + CRASHES
+ALL = NETWORK + FILES + OUTPUTS + RESOURCES + PRIVILEGE + FORGERY + CRASHES

@@ -105,7 +105,11 @@ def _attack(case: Case, sandbox: Sandbox, tmp_path: Path, listeners: dict) -> tu
 
 def _judge(case: Case, run: NotebookRun, warehouse: Path, unchanged: bool, listeners: dict) -> None:
     assert listeners["tcp"].hits == [] and listeners["udp"].hits == [], "a notebook reached the host's loopback"
-    if case.expect == "failed":
+    assert not (run.folder.root / "escaped.parquet").exists(), "a file was written outside the outputs folder"
+    expect = case.expect
+    if expect == "contained":
+        expect = "failed" if run.status == "failed" else "harmless"
+    if expect == "failed":
         assert run.status == "failed", f"{case.id} succeeded"
         message = str(run.error)
         assert f"{case.id}.ipynb" in message, message
@@ -117,6 +121,8 @@ def _judge(case: Case, run: NotebookRun, warehouse: Path, unchanged: bool, liste
         with duckdb.connect(str(warehouse), read_only=True) as con:
             loaded = con.execute("SELECT * FROM mart.result").fetchall()
         assert "host-only secret" not in repr(loaded)
+        if case.id != "host-init-environ":
+            assert loaded == [(0,)], "the loaded output is not what the notebook legitimately computed"
         if case.id == "host-init-environ":
             assert "NB_ASSETS_MODE=run" in loaded[0][0]  # the container's own init, not the host's
 
