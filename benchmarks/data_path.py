@@ -19,7 +19,6 @@ and fsync noise swamps the difference between two Parquet writers.
 
 from __future__ import annotations
 
-import os
 import queue
 import sys
 import threading

@@ -17,7 +17,7 @@ import importlib.metadata
 import pickle
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from nb_assets.errors import NotebookParseError
 from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput
@@ -62,7 +62,7 @@ def spec_cache_file(path: str, content_hash: str) -> Path:
     return root / "specs" / key[:2] / f"{key}.pickle"
 
 
-_PARSER_MODULES = ("spec", "sql_lineage", "static_analysis", "static_rules", "parse_notebook")
+_PARSER_MODULES = ("spec", "sql_lineage", "cell_ast", "static_analysis", "static_rules", "parse_notebook")
 
 
 @functools.cache
@@ -220,7 +220,7 @@ def _outputs(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Outpu
             continue
         tree = _python_ast(cell.source)
         if tree is None:
-            continue  # static analysis reports the syntax error
+            continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _is_output_call(node):
                 output = _output_of(node, cell, findings)
@@ -229,23 +229,12 @@ def _outputs(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Outpu
 
 
 def _python_ast(source: str) -> ast.Module | None:
+    from nb_assets.cell_ast import parse_cell  # IPython: only on a cache miss
+
     try:
-        return ast.parse(_transform_magics(source))
-    except SyntaxError:
-        return None
-
-
-@functools.lru_cache(maxsize=1)
-def _transformer() -> Any:
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    return TransformerManager()
-
-
-def _transform_magics(source: str) -> str:
-    if "%" not in source and "!" not in source:
-        return source  # the common case, without IPython's cost
-    return _transformer().transform_cell(source)
+        return parse_cell(source)
+    except (SyntaxError, ValueError):
+        return None  # static analysis reports the syntax error
 
 
 def _is_output_call(node: ast.Call) -> bool:

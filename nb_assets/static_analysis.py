@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import ast
 import builtins
-import difflib
 import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 
-from IPython.core.inputtransformer2 import TransformerManager
-
 from nb_assets import static_rules as T
+from nb_assets.cell_ast import ParsedCell, is_sql_input, parse_cell, walk_once
 from nb_assets.spec import Cell, Finding
 
 __all__ = ["RULES", "Rule", "analyze", "apply_allowances"]
@@ -52,113 +50,20 @@ def apply_allowances(findings: Iterable[Finding], allow: Mapping[str, str]) -> t
     )
 
 
-# --- parsing: IPython source → ast with the cell's own line numbers ---------------------------------
-
-@dataclass(frozen=True)
-class _Parsed:
-    number: int
-    tree: ast.Module | None
-    error: SyntaxError | None = None
-
-
-_TRANSFORMER = TransformerManager()
-
-
-def _parse_cell(source: str) -> ast.Module:
-    """Raises SyntaxError whose lineno is a line of `source`."""
-    lines = source.splitlines()
-    first = next((i for i, line in enumerate(lines) if line.strip()), 0)
-    if lines and lines[first].startswith("%%"):  # a cell magic: the rest of the cell is its body
-        name, _, args = lines[first][2:].partition(" ")
-        body = "\n".join(lines[first + 1:])
-        if name in T.PYTHON_MAGICS:
-            return _offset(_parse_cell, body, first + 1)
-        call = f"get_ipython().run_cell_magic({name!r}, {args.strip()!r}, {body!r})"
-        return _offset(ast.parse, call, first)
-    try:
-        # No escape characters: plain Python, the common case; skip IPython's transformer.
-        python = _TRANSFORMER.transform_cell(source) if ("%" in source or "!" in source) else source
-    except Exception:  # the transformer gives up on some broken input; let ast report it
-        python = source
-    tree = ast.parse(python) if python == source else _parse_mapped(python, lines)
-    _inline_magic_code(tree)
-    return tree
-
-
-@lru_cache(maxsize=8192)
-def _nodes(tree: ast.AST) -> tuple[ast.AST, ...]:
-    """Every node of a cell's tree, walked once: each rule scans the same trees."""
-    return tuple(ast.walk(tree))
-
-
-def _offset(parse: Callable[[str], ast.Module], source: str, offset: int) -> ast.Module:
-    try:
-        tree = parse(source)
-    except SyntaxError as exc:
-        exc.lineno = (exc.lineno or 1) + offset
-        raise
-    return ast.increment_lineno(tree, offset)
-
-
-def _parse_mapped(python: str, original: list[str]) -> ast.Module:
-    """Parse transformed code; escapes joined from continuation lines map to their first line."""
-    new = python.splitlines()
-    to_original = list(range(1, len(new) + 1))
-    if len(new) != len(original):
-        matcher = difflib.SequenceMatcher(a=original, b=new, autojunk=False)
-        for _, i1, i2, j1, j2 in matcher.get_opcodes():
-            for j in range(j1, j2):
-                to_original[j] = min(i1 + min(j - j1, max(i2 - i1 - 1, 0)), len(original) - 1) + 1
-    mapped = lambda line: to_original[min(max(line, 1), len(new)) - 1] if new else 1  # noqa: E731
-    try:
-        tree = ast.parse(python)
-    except SyntaxError as exc:
-        exc.lineno = mapped(exc.lineno or 1)
-        raise
-    for node in ast.walk(tree):
-        if hasattr(node, "lineno"):
-            node.lineno, node.end_lineno = mapped(node.lineno), mapped(node.end_lineno or node.lineno)
-    return tree
-
-
-def _inline_magic_code(tree: ast.Module) -> None:
-    """`%time stmt` and friends run `stmt` as Python: parse it and check it like the cell's own code."""
-    for node in list(ast.walk(tree)):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "run_line_magic" and T.literal_arg(node, 0, "magic_name") in T.PYTHON_MAGICS):
-            continue
-        words = (T.literal_arg(node, 1, "line") or "").split(None)
-        for skip in range(min(len(words), 5)):  # leading options such as `-n 10`
-            try:
-                code = ast.parse(" ".join(words[skip:]))
-            except SyntaxError:
-                continue
-            for sub in ast.walk(code):
-                if hasattr(sub, "lineno"):
-                    sub.lineno = sub.end_lineno = node.lineno
-            tree.body.extend(code.body)
-            break
-
-
-def _is_sql_input(source: str) -> bool:
-    first = next((line for line in source.splitlines() if line.strip()), "")
-    return first.split()[:1] == ["%%sql"]
-
-
 @lru_cache(maxsize=64)
-def _parse_notebook(cells: tuple[Cell, ...]) -> tuple[tuple[_Parsed, ...], _Names]:
+def _parse_notebook(cells: tuple[Cell, ...]) -> tuple[tuple[ParsedCell, ...], _Names]:
     parsed = []
     for cell in cells:
-        if cell.cell_type != "code" or _is_sql_input(cell.source):
+        if cell.cell_type != "code" or is_sql_input(cell.source):
             continue  # markdown and raw are not run; SQL inputs are checked by sql_lineage
         try:
-            parsed.append(_Parsed(cell.number, _parse_cell(cell.source)))
+            parsed.append(ParsedCell(cell.number, parse_cell(cell.source)))
         except (SyntaxError, ValueError) as exc:  # ValueError: e.g. null bytes in source
-            parsed.append(_Parsed(cell.number, None, exc if isinstance(exc, SyntaxError) else SyntaxError(str(exc))))
+            parsed.append(ParsedCell(cell.number, None, exc if isinstance(exc, SyntaxError) else SyntaxError(str(exc))))
     return tuple(parsed), _Names([p.tree for p in parsed if p.tree is not None])
 
 
-def _notebook(cells: Sequence[Cell]) -> tuple[tuple[_Parsed, ...], _Names]:
+def _notebook(cells: Sequence[Cell]) -> tuple[tuple[ParsedCell, ...], _Names]:
     key = tuple(cells)
     try:
         hash(key)
@@ -193,7 +98,7 @@ class _Names:
         self.local: set[str] = set()  # names the notebook binds at top level: they shadow builtins
         self.stars: list[str] = []
         self.buffers: set[str] = set()  # names holding an in-memory buffer (io.StringIO())
-        for node in (n for tree in trees for n in _nodes(tree)):
+        for node in (n for tree in trees for n in walk_once(tree)):
             if isinstance(node, ast.Import):
                 for a in node.names:
                     name = a.asname or a.name.split(".")[0]
@@ -211,7 +116,7 @@ class _Names:
                 self.local.add(node.name)
             elif isinstance(node, ast.ImportFrom) and node.level:  # relative import: the project's own code
                 self.local.update(a.asname or a.name for a in node.names)
-        for node in (n for tree in trees for n in _nodes(tree)):  # aliases: `run = os.system`, `ip = get_ipython()`
+        for node in (n for tree in trees for n in walk_once(tree)):  # aliases: `run = os.system`, `ip = get_ipython()`
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 if isinstance(node.value, ast.Call) and self.refers_to(node.value.func, T.IN_MEMORY):
                     self.buffers.add(node.targets[0].id)
@@ -296,7 +201,7 @@ def _trees(cells: Sequence[Cell]) -> Iterator[tuple[int, ast.Module, _Names]]:
 def _references(cells: Sequence[Cell], rule: str, table: Sequence[T.Entry]) -> Iterator[Finding]:
     """Imports and references resolving to a name in `table`; each use is reported once, at the import if any."""
     for number, tree, names in _trees(cells):
-        for node in _nodes(tree):
+        for node in walk_once(tree):
             hits: list[tuple[str, int]] = []
             if isinstance(node, ast.Import):
                 hits = [(a.name, node.lineno) for a in node.names]
@@ -330,7 +235,7 @@ def _direct_data(cells: Sequence[Cell]) -> Iterator[Finding]:
     yield from _references(cells, T.DIRECT_DATA_ACCESS, T.DIRECT_DATA)
     sources = ("filepath_or_buffer", "path", "io", "source", "file", "fname", "uri", "path_or_paths")
     for number, tree, names in _trees(cells):
-        for call in (n for n in _nodes(tree) if isinstance(n, ast.Call)):
+        for call in (n for n in walk_once(tree) if isinstance(n, ast.Call)):
             for func in names.resolve(call.func):
                 if T.match(func, T.DIRECT_DATA):
                     continue  # reported as a reference
@@ -344,8 +249,8 @@ def _file_write(cells: Sequence[Cell]) -> Iterator[Finding]:
     yield from _references(cells, T.FILE_WRITE, T.FILE_WRITES)
     for number, tree, names in _trees(cells):
         # output("x.y", df.to_parquet()) hands data to the runtime, which writes where the host says
-        in_output = {id(n) for c in _nodes(tree) if _is_output(c, names) for a in c.args for n in ast.walk(a)}
-        for call in (n for n in _nodes(tree) if isinstance(n, ast.Call)):
+        in_output = {id(n) for c in walk_once(tree) if _is_output(c, names) for a in c.args for n in ast.walk(a)}
+        for call in (n for n in walk_once(tree) if isinstance(n, ast.Call)):
             funcs, method, what = names.resolve(call.func), getattr(call.func, "attr", None), None
             if opener := next((f for f in funcs if f in T.OPENERS), None):
                 mode = T.open_mode(call, T.OPENERS[opener])
@@ -374,7 +279,7 @@ def _namespace(node: ast.AST, names: _Names) -> bool:
 def _dynamic_code(cells: Sequence[Cell]) -> Iterator[Finding]:
     yield from _references(cells, T.DYNAMIC_CODE, T.DYNAMIC)
     for number, tree, names in _trees(cells):
-        for node in _nodes(tree):
+        for node in walk_once(tree):
             if isinstance(node, ast.Call) and names.refers_to(node.func, T.DYNAMIC_IMPORTS) and T.literal_arg(node, 0, "name") is None:
                 message = "imports a module whose name is computed, so the checks cannot see it; use a plain import statement"
             elif (isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Load) and _namespace(node.value, names)) or (

@@ -11,7 +11,7 @@ import pytest
 from nb_assets import NotebookAsset, NotebookRunner, Reclassify, build_notebook_assets
 from nb_assets.build_assets import RESOURCE_KEY
 from nb_assets.errors import DeclarationError
-from notebook_factory import RUNTIME, code, md, params, write_notebook
+from notebook_factory import RUNTIME, code, md, write_notebook
 
 POLICY = """\
 zones:
