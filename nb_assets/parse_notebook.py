@@ -16,6 +16,7 @@ import os
 import importlib.metadata
 import pickle
 import re
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -74,10 +75,21 @@ def _parser_version() -> str:
     return digest.hexdigest()
 
 
+def _trusted(path: Path) -> bool:
+    """Unpickling runs code: only files (and folders) this user owns and no one else can write."""
+    for p in (path, path.parent, path.parent.parent):
+        info = p.lstat()
+        if info.st_uid != os.geteuid() or info.st_mode & 0o022 or stat.S_ISLNK(info.st_mode):
+            return False
+    return True
+
+
 def _load_cached(cache: Path) -> NotebookSpec | None:
     try:
+        if not _trusted(cache):
+            return None
         with cache.open("rb") as f:
-            spec = pickle.load(f)  # the user's own cache folder, written only by this function's twin
+            spec = pickle.load(f)
     except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         return None
     return spec if isinstance(spec, NotebookSpec) else None
@@ -85,7 +97,8 @@ def _load_cached(cache: Path) -> NotebookSpec | None:
 
 def _store_cached(cache: Path, spec: NotebookSpec) -> None:
     try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.parent.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        cache.parent.mkdir(mode=0o700, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL))
         os.replace(tmp, cache)  # atomic: a concurrent reader sees all or nothing

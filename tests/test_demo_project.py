@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +31,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("demo")
     warehouse = tmp / "warehouse.duckdb"
     _seed(warehouse)
-    os.environ["NB_ASSETS_WAREHOUSE"] = str(warehouse)
-    spec = importlib.util.spec_from_file_location("demo_definitions", REPO / "definitions.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    previous = os.environ.get("NB_ASSETS_WAREHOUSE")
+    os.environ["NB_ASSETS_WAREHOUSE"] = str(warehouse)  # definitions.py reads it, as a deployment would
+    try:
+        spec = importlib.util.spec_from_file_location("demo_definitions", REPO / "definitions.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        if previous is None:
+            del os.environ["NB_ASSETS_WAREHOUSE"]
+        else:
+            os.environ["NB_ASSETS_WAREHOUSE"] = previous
     return module.defs, warehouse, tmp
 
 
@@ -84,7 +90,8 @@ def test_materializing_the_whole_graph_loads_the_tables(demo) -> None:
         "SELECT count(*) FROM mart.customer_revenue").fetchone()[0]
     assert [c.name for c in meta["dagster/column_schema"].schema.columns][:3] == ["customer_id", "country", "segment"]
     executed = Path(meta["notebook/executed"].value)
-    assert executed.exists() and not executed.stat().st_mode & stat.S_IWUSR  # an immutable record
+    assert executed.exists() and not executed.stat().st_mode & 0o222  # an immutable record:
+    assert not executed.parent.stat().st_mode & 0o222  # read-only files in a read-only folder
     assert Path(meta["notebook/html"].value).read_text().startswith("<!DOCTYPE html>")
     report = result.asset_materializations_for_node("revenue_report")[0]
     html = Path(report.metadata["notebook/html"].value).read_text()

@@ -128,3 +128,22 @@ def test_disk_cache_is_reused_and_a_corrupt_entry_is_ignored(tmp_path: Path, mon
     cache.write_bytes(b"not a pickle")
     module._parse_cached.cache_clear()
     assert parse_notebook(path) == first
+
+
+def test_the_disk_cache_is_really_read_and_only_when_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+    import os
+    import pickle
+
+    from nb_assets import parse_notebook as module
+
+    monkeypatch.setenv("NB_ASSETS_CACHE", str(tmp_path / "cache"))
+    path = write_notebook(tmp_path / "m.ipynb", code(RUNTIME))
+    spec = parse_notebook(path)
+    cache = module.spec_cache_file(str(path), spec.content_hash)
+    cache.write_bytes(pickle.dumps(dataclasses.replace(spec, description="from the cache")))
+    module._parse_cached.cache_clear()
+    assert parse_notebook(path).description == "from the cache"
+    os.chmod(cache, 0o666)  # writable by anyone: no longer trusted, parsed afresh
+    module._parse_cached.cache_clear()
+    assert parse_notebook(path).description is None
