@@ -7,7 +7,7 @@ finding of every notebook at once.
 
 # No `from __future__ import annotations`: Dagster inspects the asset function's real annotations.
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from nb_assets.spec import NotebookSpec
 from nb_assets.translator import NotebookTranslator
 
 RESOURCE_KEY = "nb_runner"
+Gate = Callable[[], dict[str, Any]]  # checks right before a run; returns facts for metadata
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def build_notebook_assets(
     labels = dict(report.labels) if report else {}
     flows = [d.flow() for d in declared]
     assets: list[dg.AssetsDefinition | dg.AssetSpec] = [
-        _notebook_asset(item, translator, labels, _policy_gate(policy, flows, item) if policy else None)
+        _notebook_asset(item, translator, labels, policy_gate(policy, flows, item) if policy else None)
         for item in declared
     ]
     written = {t for d in declared for t in d.spec.output_tables}
@@ -138,7 +139,7 @@ def _notebook_asset(
     item: DeclaredNotebook,
     translator: NotebookTranslator,
     labels: Mapping[str, frozenset[str]],
-    gate: Any,
+    gate: Gate | None,
 ) -> dg.AssetsDefinition:
     decl, spec = item.decl, item.spec
     specs = translator.asset_specs(decl, spec, labels)
@@ -151,7 +152,7 @@ def _notebook_asset(
     return notebook_asset
 
 
-def _policy_gate(policy_path: str | Path, flows: Sequence[NotebookFlow], item: DeclaredNotebook) -> Any:
+def policy_gate(policy_path: str | Path, flows: Sequence[NotebookFlow], item: DeclaredNotebook) -> Gate:
     """Re-read the policy right before a run: it may have changed since loading."""
 
     def gate() -> dict[str, Any]:

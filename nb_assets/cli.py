@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sandbox", choices=["auto", "docker", "local"], default="auto")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
     run.add_argument("--records", type=Path, default=Path(".nb_assets/runs"), help="where run records go")
+    run.add_argument("--definitions", type=Path, default=None, metavar="FILE",
+                     help="apply the policy gate of the notebook's declaration in this definitions file")
     run.add_argument("--html", action="store_true", help="also render the executed notebook as HTML")
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run)
@@ -155,8 +157,10 @@ def _run_one(args: argparse.Namespace) -> int:
     if fallback:
         print(f"nb-assets run: using the local sandbox (network and process isolation only): {fallback}", file=sys.stderr)
     run_dir = args.records / spec.name / time.strftime("%Y%m%dT%H%M%S") / f"{time.time_ns() % 10**9:09d}"
+    gate = declared_gate(args.definitions, spec.path) if args.definitions else None
     run = run_notebook(
         spec, warehouse=DuckDBWarehouse(args.warehouse), sandbox=sandbox, run_dir=run_dir, params=params, limits=limits,
+        gate=gate,
     )
     try:
         keep_record(run, html=args.html)
@@ -172,6 +176,22 @@ def _run_one(args: argparse.Namespace) -> int:
     else:
         print(f"{run.error}\nexecuted notebook: {run.executed_notebook}", file=sys.stderr)
     return EXIT_OK if run.status == "success" else EXIT_FAILED
+
+
+def declared_gate(definitions: Path, notebook: str) -> Any:
+    """The same policy gate Dagster applies, for the declaration of `notebook`."""
+    from nb_assets.build_assets import declare_notebooks, policy_gate
+    from nb_assets.cli_extra import load_declarations
+    from nb_assets.errors import DeclarationError
+
+    notebooks, policy, base_dir = load_declarations(definitions)
+    declared = declare_notebooks(notebooks, base_dir)
+    item = next((d for d in declared if Path(d.spec.path).resolve() == Path(notebook).resolve()), None)
+    if item is None:
+        raise DeclarationError(f"{notebook} is not declared in {definitions}")
+    if policy is None:
+        return None
+    return policy_gate(policy, [d.flow() for d in declared], item)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nb_assets.errors import DeclarationError
+
 
 def add_extra_commands(sub: Any) -> None:
     lineage = sub.add_parser("lineage", help="which notebooks read a table and what they write, recursively")
@@ -32,14 +34,14 @@ def add_extra_commands(sub: Any) -> None:
 def load_declarations(path: Path) -> tuple[list[Any], Path | None, Path]:
     """Import the definitions file and read its NOTEBOOKS, POLICY and BASE_DIR."""
     if not path.exists():
-        raise FileNotFoundError(f"definitions file not found: {path} (pass --definitions)")
+        raise DeclarationError(f"definitions file not found: {path} (pass --definitions)")
     module_spec = importlib.util.spec_from_file_location("nb_assets_user_definitions", path)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
     notebooks = getattr(module, "NOTEBOOKS", None)
     if notebooks is None:
-        raise AttributeError(f"{path} has no NOTEBOOKS list of NotebookAsset declarations")
+        raise DeclarationError(f"{path} has no NOTEBOOKS list of NotebookAsset declarations")
     policy = getattr(module, "POLICY", None)
     base_dir = Path(getattr(module, "BASE_DIR", path.resolve().parent))
     return list(notebooks), Path(policy) if policy else None, base_dir
@@ -52,7 +54,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
     try:
         notebooks, policy, base_dir = load_declarations(args.definitions)
-    except (FileNotFoundError, AttributeError) as exc:
+    except DeclarationError as exc:
         print(f"nb-assets lineage: {exc}", file=sys.stderr)
         return 2
     declared = declare_notebooks(notebooks, base_dir)

@@ -173,3 +173,25 @@ def test_auto_without_an_engine_falls_back_to_local_and_says_why(tmp_path: Path,
     sandbox = json.loads(proc.stdout)["sandbox"]
     assert sandbox["kind"] == "local" and sandbox["fallback_reason"] == "no Docker engine answers"
     assert "using the local sandbox (network and process isolation only)" in proc.stderr
+
+
+def test_run_with_definitions_applies_the_policy_gate(tmp_path: Path, warehouse: Path) -> None:
+    """The demo declares revenue_report for customer_analytics; tightening that purpose refuses the run.
+    (A policy changed after loading is refused by the gate itself: test_build_assets.)"""
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    for name in ("definitions.py", "policy.yaml"):
+        (project / name).write_text((REPO / name).read_text())
+    for nb in (REPO / "notebooks").glob("*.ipynb"):
+        (project / "notebooks" / nb.name).write_bytes(nb.read_bytes())
+    policy = project / "policy.yaml"
+    policy.write_text(policy.read_text().replace("customer_analytics: [finance, pii, public]", "customer_analytics: [finance, public]"))
+    proc = nb_assets("run", str(project / "notebooks" / "revenue_report.ipynb"), "--warehouse", str(warehouse),
+                     "--definitions", str(project / "definitions.py"), "--sandbox", "local", "--json", cwd=project)
+    assert proc.returncode == 1
+    error = json.loads(proc.stdout)["error"]
+    # Loading the declarations already applies the policy, so the refusal comes from there.
+    assert error["type"] == "declaration" and "may not read zone 'pii'" in error["message"]
+    undeclared = write_notebook(tmp_path / "stray.ipynb", code(RUNTIME))
+    proc = nb_assets("run", str(undeclared), "--definitions", str(project / "definitions.py"), "--json", cwd=project)
+    assert proc.returncode == 1 and "is not declared in" in json.loads(proc.stdout)["error"]["message"]
