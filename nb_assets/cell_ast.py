@@ -47,7 +47,8 @@ def parse_cell(source: str) -> ast.Module:
     except Exception:  # the transformer gives up on some broken input; let ast report it
         python = source
     tree = ast.parse(python) if python == source else _parse_mapped(python, lines)
-    _inline_magic_code(tree)
+    if python != source or "run_line_magic" in source:  # no magic, nothing to inline: skip the walk
+        _inline_magic_code(tree)
     return tree
 
 

@@ -228,26 +228,15 @@ def _sql_inputs(cells: tuple[Cell, ...], parameters: tuple[Param, ...], findings
 
 
 def _outputs(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Output]:
-    for cell in cells:
-        if cell.cell_type != "code" or is_sql_cell(cell):
-            continue
-        tree = _python_ast(cell.source)
-        if tree is None:
-            continue
+    from nb_assets.static_analysis import cell_trees  # the trees static analysis parses anyway
+
+    for number, tree in cell_trees(cells).items():
+        cell = cells[number - 1]
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and _is_output_call(node):
                 output = _output_of(node, cell, findings)
                 if output is not None:
                     yield output
-
-
-def _python_ast(source: str) -> ast.Module | None:
-    from nb_assets.cell_ast import parse_cell  # IPython: only on a cache miss
-
-    try:
-        return parse_cell(source)
-    except (SyntaxError, ValueError):
-        return None  # static analysis reports the syntax error
 
 
 def _is_output_call(node: ast.Call) -> bool:

@@ -23,7 +23,7 @@ from nb_assets import static_rules as T
 from nb_assets.cell_ast import ParsedCell, is_sql_input, parse_cell, walk_once
 from nb_assets.spec import Cell, Finding
 
-__all__ = ["RULES", "Rule", "analyze", "apply_allowances"]
+__all__ = ["RULES", "Rule", "analyze", "apply_allowances", "cell_trees"]
 
 
 @dataclass(frozen=True)
@@ -190,6 +190,11 @@ def _top_level(tree: ast.Module) -> Iterator[ast.AST]:
 
 
 # --- rules ------------------------------------------------------------------------------------------
+
+def cell_trees(cells: Sequence[Cell]) -> dict[int, ast.Module]:
+    """Cell number → syntax tree of each parsable Python cell (the trees the rules check)."""
+    return {cell.number: cell.tree for cell in _notebook(cells)[0] if cell.tree is not None}
+
 
 def _trees(cells: Sequence[Cell]) -> Iterator[tuple[int, ast.Module, _Names]]:
     parsed, names = _notebook(cells)
