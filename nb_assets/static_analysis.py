@@ -17,6 +17,7 @@ import builtins
 import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 from functools import lru_cache, partial
 
 from nb_assets import static_rules as T
@@ -94,6 +95,7 @@ class _Names:
 
     def __init__(self, trees: Sequence[ast.Module]) -> None:
         self._memo: dict[int, tuple[str, ...]] | None = None  # only once bindings are final
+        self.sites: tuple[Any, ...] | None = None  # filled by _sites(), once per notebook
         self.bindings: dict[str, list[_Binding]] = {}
         self.local: set[str] = set()  # names the notebook binds at top level: they shadow builtins
         self.stars: list[str] = []
@@ -203,23 +205,39 @@ def _trees(cells: Sequence[Cell]) -> Iterator[tuple[int, ast.Module, _Names]]:
             yield cell.number, cell.tree, names
 
 
+_Site = tuple[int, ast.AST, tuple[str, ...], bool]  # cell, node, qualified names, is an import
+
+
+def _sites(cells: Sequence[Cell]) -> tuple[_Site, ...]:
+    """Every import and every reference that resolves to a qualified name, found
+    once per notebook and shared by the rules that look names up in a table."""
+    parsed, names = _notebook(cells)
+    if names.sites is None:
+        found: list[_Site] = []
+        for number, tree, _ in _trees(cells):
+            for node in walk_once(tree):
+                if isinstance(node, ast.Import):
+                    found.append((number, node, tuple(a.name for a in node.names), True))
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    quals = tuple(node.module if a.name == "*" else f"{node.module}.{a.name}" for a in node.names)
+                    found.append((number, node, quals, True))
+                elif isinstance(node, ast.Call) or (isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load)):
+                    if quals := names.resolve(node):
+                        found.append((number, node, quals, False))
+        names.sites = tuple(found)
+    return names.sites
+
+
 def _references(cells: Sequence[Cell], rule: str, table: Sequence[T.Entry]) -> Iterator[Finding]:
     """Imports and references resolving to a name in `table`; each use is reported once, at the import if any."""
-    for number, tree, names in _trees(cells):
-        for node in walk_once(tree):
-            hits: list[tuple[str, int]] = []
-            if isinstance(node, ast.Import):
-                hits = [(a.name, node.lineno) for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                hits = [(node.module if a.name == "*" else f"{node.module}.{a.name}", node.lineno) for a in node.names]
-            elif isinstance(node, ast.Call) or (isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load)):
-                # `covered` is costly: ask it only about references that would be findings
-                hits = [(q, node.lineno) for q in names.resolve(node) if T.match(q, table)]
-                if hits and names.covered(node, table):
-                    hits = []
-            for qualname, line in hits:
-                if entry := T.match(qualname, table):
-                    yield Finding(rule, entry[1], f"`{T.display(qualname)}` {entry[2]}", number, line)
+    names = _notebook(cells)[1]
+    for number, node, quals, is_import in _sites(cells):
+        hits = [(q, entry) for q in quals if (entry := T.match(q, table))]
+        # `covered` is costly: ask it only about references that would be findings
+        if not hits or (not is_import and names.covered(node, table)):
+            continue
+        for qualname, entry in hits:
+            yield Finding(rule, entry[1], f"`{T.display(qualname)}` {entry[2]}", number, node.lineno)
 
 
 def _names_a_file(call: ast.Call, names: _Names, keywords: Iterable[str]) -> bool:
