@@ -119,3 +119,15 @@ def test_a_notebook_materializes_in_docker_with_provenance(demo, docker_image: s
     assert (sandbox["kind"], sandbox["network"], sandbox["image"], sandbox["exit_code"]) == ("docker", "none", docker_image, 0)
     assert sandbox["image_id"].startswith("sha256:") and sandbox["duration_s"] > 0
     assert sandbox["limits"]["memory_mb"] > 0 and sandbox["limits"]["pids"] > 0
+
+
+def test_cron_declarations_become_schedules_of_their_notebooks_assets(demo) -> None:
+    defs, _, _ = demo
+    schedule = defs.resolve_schedule_def("clean_orders_schedule")
+    assert schedule.cron_schedule == "0 5 * * *"
+    job = defs.resolve_job_def(schedule.job_name)
+    assert [node.name for node in job.graph.nodes] == ["clean_orders"]  # the notebook's multi-asset, alone
+    tick = schedule.evaluate_tick(dg.build_schedule_context())
+    assert len(tick.run_requests) == 1
+    names = {s.name for s in defs.schedules}
+    assert names == {"clean_orders_schedule", "daily_traffic_schedule", "revenue_report_schedule"}
