@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from nb_assets import notebook as runtime
 from nb_assets import sandbox_runner
-from nb_assets.errors import DeclarationError, NbAssetsError, NotebookRunError
+from nb_assets.errors import DeclarationError, NbAssetsError, NotebookRunError, SandboxError
 from nb_assets.parameters import resolve_parameters
 from nb_assets.sandbox import RUNNER_FILE, RunFolder, Sandbox, SandboxLimits, SandboxResult
 from nb_assets.spec import NotebookSpec
@@ -71,6 +71,7 @@ def run_notebook(
     input_rows: dict[str, int] = {}
 
     def finished(error: NbAssetsError | None, **outcome: Any) -> NotebookRun:
+        # Reads input_rows and facts as they stand when the run ends.
         return NotebookRun(
             spec, parameters, folder, "failed" if error else "success", error,
             input_rows=input_rows, sandbox=facts, duration_s=time.monotonic() - started, **outcome,
@@ -80,7 +81,10 @@ def run_notebook(
         input_rows = prefetch_inputs(spec, parameters, folder, warehouse)
     except NbAssetsError as exc:
         return finished(exc)
-    result = sandbox.run(folder, limits)
+    try:
+        result = sandbox.run(folder, limits)
+    except SandboxError as exc:  # the box itself failed (engine gone, container not created)
+        return finished(type(exc)(f"{spec.path}: {exc}"))
     restore_record(folder, spec, parameters)
     facts = {**result.facts, "exit_code": result.exit_code, "duration_s": round(result.duration_s, 3)}
     error = verdict(spec, folder, result, limits)
