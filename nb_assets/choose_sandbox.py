@@ -7,11 +7,7 @@ error, never a silent fallback.
 
 from __future__ import annotations
 
-from typing import Literal
-
-from nb_assets.sandbox import LocalSandbox, Sandbox
-
-SandboxKind = Literal["auto", "docker", "local"]
+from nb_assets.sandbox import LocalSandbox, Sandbox, SandboxKind
 
 
 def choose_sandbox(kind: SandboxKind = "auto", *, image: str | None = None, allow_network: bool = False) -> Sandbox:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from nb_assets.sandbox import SandboxLimits
-
-SandboxKind = Literal["auto", "docker", "local"]
+from nb_assets.sandbox import SandboxKind, SandboxLimits
 
 
 @dataclass(frozen=True)

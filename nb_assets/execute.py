@@ -188,12 +188,7 @@ def running_cell(executed: Path) -> int | None:
     """The author's cell number papermill marked as running, if the run stopped mid-cell."""
     try:
         cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
-        number = 0
-        for cell in cells:
-            tags = cell.get("metadata", {}).get("tags", [])
-            if "injected-parameters" in tags or "papermill-error-cell-tag" in tags:
-                continue
-            number += 1
+        for number, cell in sandbox_runner.authored_cells(cells):
             if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
                 return number
     except (OSError, ValueError, LookupError, TypeError, AttributeError):  # not papermill's file

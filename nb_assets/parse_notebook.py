@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from nb_assets.errors import NotebookParseError
+from nb_assets.notebook import TABLE_NAME  # the names output() accepts at run time
 from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput
 
 # sql_lineage and static_analysis (sqlglot, IPython) are imported on a cache
@@ -28,7 +29,6 @@ from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput
 
 SQL_MAGIC = "%%sql"
 RUNTIME_EXTENSION = "nb_assets.notebook"
-TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 _LITERAL_TYPES = {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "dict", type(None): "none"}
 
 
@@ -63,7 +63,7 @@ def spec_cache_file(path: str, content_hash: str) -> Path:
     return root / "specs" / key[:2] / f"{key}.pickle"
 
 
-_PARSER_MODULES = ("spec", "sql_lineage", "cell_ast", "static_analysis", "static_rules", "parse_notebook")
+_PARSER_MODULES = ("spec", "sql_lineage", "cell_ast", "static_analysis", "static_rules", "notebook", "parse_notebook")
 
 
 @functools.cache

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import dagster as dg
 
 from nb_assets.declaration import NotebookAsset
 from nb_assets.errors import NbAssetsError
+from nb_assets.sandbox import SandboxKind
 from nb_assets.spec import NotebookSpec
 
 
@@ -24,7 +25,7 @@ class NotebookRunner(dg.ConfigurableResource):
     """
 
     warehouse: str
-    sandbox: Literal["auto", "docker", "local"] = "auto"
+    sandbox: SandboxKind = "auto"
     image: str | None = None
     records_dir: str | None = None
 

@@ -17,11 +17,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from nb_assets.errors import SandboxUnavailableError
 
 RUNNER_FILE = "run_notebook.py"
+SandboxKind = Literal["auto", "docker", "local"]  # auto: Docker when an engine answers, else local
 
 
 @dataclass(frozen=True)

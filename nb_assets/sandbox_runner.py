@@ -13,27 +13,34 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 
 
 _NOT_AUTHORED = ("injected-parameters", "papermill-error-cell-tag")
 
 
-def _original_cell_number(executed_path: str, cell_index: int) -> int:
-    """The failing cell's 1-based number in the author's file.
+def authored_cells(cells: list) -> Iterator[tuple[int, dict]]:
+    """(1-based number in the author's file, cell) for each cell the author wrote.
 
     papermill adds an `injected-parameters` cell and, on error, marker cells;
     none of them are the author's, so they are not counted.
     """
-    try:
-        with open(executed_path, encoding="utf-8") as f:
-            cells = json.load(f)["cells"]
-    except (OSError, ValueError, KeyError):
-        return cell_index + 1
     number = 0
     for cell in cells:
         if any(t in _NOT_AUTHORED for t in cell.get("metadata", {}).get("tags", [])):
             continue
         number += 1
+        yield number, cell
+
+
+def _original_cell_number(executed_path: str, cell_index: int) -> int:
+    """The failing cell's 1-based number in the author's file."""
+    try:
+        with open(executed_path, encoding="utf-8") as f:
+            cells = json.load(f)["cells"]
+    except (OSError, ValueError, KeyError):
+        return cell_index + 1
+    for number, cell in authored_cells(cells):
         if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
             return number
     return cell_index + 1

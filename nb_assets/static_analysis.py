@@ -17,7 +17,6 @@ import builtins
 import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 from functools import lru_cache, partial
 
 from nb_assets import static_rules as T
@@ -95,7 +94,7 @@ class _Names:
 
     def __init__(self, trees: Sequence[ast.Module]) -> None:
         self._memo: dict[int, tuple[str, ...]] | None = None  # only once bindings are final
-        self.sites: tuple[Any, ...] | None = None  # filled by _sites(), once per notebook
+        self.sites: tuple[_Site, ...] | None = None  # filled by _sites(), once per notebook
         self.bindings: dict[str, list[_Binding]] = {}
         self.local: set[str] = set()  # names the notebook binds at top level: they shadow builtins
         self.stars: list[str] = []

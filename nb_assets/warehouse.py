@@ -161,15 +161,6 @@ class DuckDBWarehouse:
             count = con.execute(f"SELECT count(*) FROM {_quoted(table)}").fetchone()[0]
         return TableDescription(table, count, tuple((c, t) for c, t in columns))
 
-    def tables(self) -> set[str]:
-        if not Path(self.path).exists():
-            return set()
-        with self._connect(read_only=True) as con:
-            found = con.execute(
-                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_catalog = current_database()"
-            ).fetchall()
-        return {f"{s}.{t}".lower() for s, t in found}
-
 
 def _write_parquet(reader: Any, dest: Path) -> int:
     """Streamed, so memory stays at one batch. Input files live for one run:
