@@ -11,9 +11,10 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from nb_assets.errors import NbAssetsError, NotebookParseError
+from nb_assets.sandbox import SandboxKind
 from nb_assets.spec import NotebookSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -42,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("notebook", type=Path)
     run.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
     run.add_argument("--warehouse", default="warehouse.duckdb", help="DuckDB file (default: %(default)s)")
-    run.add_argument("--sandbox", choices=["auto", "docker", "local"], default="auto")
+    run.add_argument("--sandbox", choices=get_args(SandboxKind), default="auto")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
     run.add_argument("--records", type=Path, default=Path(".nb_assets/runs"), help="where run records go")
     run.add_argument("--definitions", type=Path, default=None, metavar="FILE",

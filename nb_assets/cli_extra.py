@@ -7,9 +7,10 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from nb_assets.errors import DeclarationError
+from nb_assets.image import BuildMethod
 
 
 def add_extra_commands(sub: Any) -> None:
@@ -26,7 +27,7 @@ def add_extra_commands(sub: Any) -> None:
     sandbox = sub.add_parser("sandbox", help="the Docker sandbox image")
     sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
     build = sandbox_sub.add_parser("build", help="build the sandbox image (offline when no registry answers)")
-    build.add_argument("--method", choices=["auto", "offline", "dockerfile"], default="auto")
+    build.add_argument("--method", choices=get_args(BuildMethod), default="auto")
     build.add_argument("--force", action="store_true", help="rebuild even if the tagged image exists")
     build.set_defaults(func=cmd_sandbox_build)
 

@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from nb_assets.errors import SandboxError, SandboxUnavailableError
 
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nb_assets.image", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build the sandbox image unless it is up to date")
-    build.add_argument("--method", choices=["auto", "offline", "dockerfile"], default="auto")
+    build.add_argument("--method", choices=get_args(BuildMethod), default="auto")
     build.add_argument("--force", action="store_true", help="rebuild even if the image exists")
     sub.add_parser("tag", help="print the current recipe's image tag")
     args = parser.parse_args(argv)
