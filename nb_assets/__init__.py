@@ -14,7 +14,7 @@ __all__ = [
     "Reclassify",
     "SandboxLimits",
     "NotebookTranslator",
-    "NotebookRunner",
+    "NotebookResource",
     "build_notebook_assets",
     "notebook_definitions",
     "parse_notebook",
@@ -25,10 +25,10 @@ _WHERE = {
     "Reclassify": "nb_assets.declaration",
     "SandboxLimits": "nb_assets.sandbox",
     "NotebookTranslator": "nb_assets.translator",
-    "NotebookRunner": "nb_assets.runner",
+    "NotebookResource": "nb_assets.resource",
     "build_notebook_assets": "nb_assets.build_assets",
     "notebook_definitions": "nb_assets.build_assets",
-    "parse_notebook": "nb_assets.parse_notebook",
+    "parse_notebook": "nb_assets.notebook_parser",
 }
 
 

@@ -17,13 +17,13 @@ import dagster as dg
 from nb_assets.declaration import NotebookAsset
 from nb_assets.errors import DeclarationError, NbAssetsError
 from nb_assets.parameters import resolve_parameters
-from nb_assets.parse_notebook import parse_notebook
+from nb_assets.notebook_parser import parse_notebook
 from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, load_policy, propagate
-from nb_assets.runner import NotebookRunner
+from nb_assets.resource import NotebookResource
 from nb_assets.spec import NotebookSpec
 from nb_assets.translator import NotebookTranslator
 
-RESOURCE_KEY = "nb_runner"
+RESOURCE_KEY = "nb_resource"
 Gate = Callable[[], dict[str, Any]]  # checks right before a run; returns facts for metadata
 
 
@@ -146,8 +146,8 @@ def _notebook_asset(
     keys = {t: translator.table_key(t) for t in spec.output_tables} or {"": specs[0].key}
 
     @dg.multi_asset(name=spec.name, specs=specs, can_subset=False, description=spec.description)
-    def notebook_asset(context: dg.AssetExecutionContext, nb_runner: NotebookRunner):  # type: ignore[no-untyped-def]
-        yield from nb_runner.materialize(context, decl, spec, keys, gate)
+    def notebook_asset(context: dg.AssetExecutionContext, nb_resource: NotebookResource):  # type: ignore[no-untyped-def]
+        yield from nb_resource.materialize(context, decl, spec, keys, gate)
 
     return notebook_asset
 
@@ -196,12 +196,12 @@ def notebook_definitions(
     return dg.Definitions(
         assets=assets,
         schedules=schedules,
-        resources={RESOURCE_KEY: NotebookRunner(warehouse=str(warehouse), sandbox=sandbox)},
+        resources={RESOURCE_KEY: NotebookResource(warehouse=str(warehouse), sandbox=sandbox)},
     )
 
 
 def _scheduled(assets: Sequence[Any], notebooks: Sequence[NotebookAsset]) -> list[tuple[dg.AssetsDefinition, NotebookAsset]]:
-    from nb_assets.parse_notebook import notebook_name
+    from nb_assets.notebook_parser import notebook_name
 
     by_name = {a.node_def.name: a for a in assets if isinstance(a, dg.AssetsDefinition)}
     return [(by_name[notebook_name(n.path)], n) for n in notebooks if n.cron]

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+from nb_assets.cli_lineage import add_lineage_command
+from nb_assets.cli_sandbox import add_sandbox_command
 from nb_assets.errors import NbAssetsError, NotebookParseError
 from nb_assets.sandbox import SandboxKind
 from nb_assets.spec import NotebookSpec
@@ -52,9 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run)
 
-    from nb_assets.cli_extra import add_extra_commands  # lineage, sandbox build
-
-    add_extra_commands(sub)
+    add_lineage_command(sub)
+    add_sandbox_command(sub)
     return parser
 
 
@@ -84,7 +85,7 @@ def spec_to_json(spec: NotebookSpec) -> dict[str, Any]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from nb_assets.parse_notebook import parse_notebook
+    from nb_assets.notebook_parser import parse_notebook
 
     try:
         paths = notebook_paths(args.paths)
@@ -137,9 +138,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_one(args: argparse.Namespace) -> int:
     from nb_assets.choose_sandbox import choose_sandbox
-    from nb_assets.execute import discard_data, run_notebook
+    from nb_assets.host_pipeline import discard_data, run_pipeline
     from nb_assets.parameters import coerce_cli_value
-    from nb_assets.parse_notebook import parse_notebook
+    from nb_assets.notebook_parser import parse_notebook
     from nb_assets.record import keep_record, run_summary
     from nb_assets.sandbox import SandboxLimits
     from nb_assets.warehouse import DuckDBWarehouse
@@ -159,7 +160,7 @@ def _run_one(args: argparse.Namespace) -> int:
         print(f"nb-assets run: using the local sandbox (network and process isolation only): {fallback}", file=sys.stderr)
     run_dir = args.records / spec.name / time.strftime("%Y%m%dT%H%M%S") / f"{time.time_ns() % 10**9:09d}"
     gate = declared_gate(args.definitions, spec.path) if args.definitions else None
-    run = run_notebook(
+    run = run_pipeline(
         spec, warehouse=DuckDBWarehouse(args.warehouse), sandbox=sandbox, run_dir=run_dir, params=params, limits=limits,
         gate=gate,
     )
@@ -182,7 +183,7 @@ def _run_one(args: argparse.Namespace) -> int:
 def declared_gate(definitions: Path, notebook: str) -> Any:
     """The same policy gate Dagster applies, for the declaration of `notebook`."""
     from nb_assets.build_assets import declare_notebooks, policy_gate
-    from nb_assets.cli_extra import load_declarations
+    from nb_assets.definitions_file import load_declarations
     from nb_assets.errors import DeclarationError
 
     notebooks, policy, base_dir = load_declarations(definitions)

@@ -6,7 +6,7 @@ What the container gets, and why:
                  /nb/output, /nb/record (bind mounts) and small tmpfs scratch
                  (/tmp, $HOME, /nb/work) that vanishes with the container
   /nb/input      the prefetched Parquet files, read-only
-  /nb/runtime    run_notebook.py + the nb_assets runtime package, read-only
+  /nb/runtime    inbox_papermill.py + the nb_assets runtime package, read-only
   user           1000:1000, no capabilities, no-new-privileges
   limits         memory without swap, CPUs, process count, wall clock
 The container is removed after every run, also on failure and timeout.
@@ -53,7 +53,7 @@ def docker_available() -> bool:
 
 
 class DockerSandbox:
-    """Runs `run_notebook.py` on a run folder inside a container per run.
+    """Runs `inbox_papermill.py` on a run folder inside a container per run.
 
     `image` defaults to the tag of the current recipe (nb_assets.image).
     Construction checks that the engine answers and has the image, raising

@@ -9,13 +9,12 @@ Two recipes produce the same image:
               needs root and Debian's mirror + PyPI, but no container registry.
   dockerfile  `docker build` of sandbox_image/Dockerfile; needs a registry.
 
-    python -m nb_assets.image build [--method auto|offline|dockerfile] [--force]
-    python -m nb_assets.image tag
+    nb-assets sandbox build [--method auto|offline|dockerfile] [--force]
+    nb-assets sandbox tag
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import hashlib
@@ -27,7 +26,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from nb_assets.errors import SandboxError, SandboxUnavailableError
 
@@ -162,25 +161,3 @@ def _build_dockerfile(client: Any, tag: str) -> None:
         if line:
             print(line, flush=True)
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nb_assets.image", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="build the sandbox image unless it is up to date")
-    build.add_argument("--method", choices=get_args(BuildMethod), default="auto")
-    build.add_argument("--force", action="store_true", help="rebuild even if the image exists")
-    sub.add_parser("tag", help="print the current recipe's image tag")
-    args = parser.parse_args(argv)
-    if args.command == "tag":
-        print(image_tag())
-        return 0
-    try:
-        build_image(method=args.method, force=args.force)
-    except SandboxError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from nb_assets.execute import NotebookRun
+from nb_assets.host_pipeline import NotebookRun
 
 PREVIEW_ROWS = 10
 

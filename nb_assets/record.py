@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nb_assets.execute import NotebookRun
+from nb_assets.host_pipeline import NotebookRun
 
 
 def keep_record(run: NotebookRun, extra: Mapping[str, Any] | None = None, *, html: bool = True) -> dict[str, Path]:

@@ -1,7 +1,7 @@
 """Where opaque notebook code runs: the Sandbox interface and LocalSandbox.
 
 A sandbox receives a prepared run folder (plain files) and runs
-`run_notebook.py` on it with limits; it knows nothing of Dagster or the
+`inbox_papermill.py` on it with limits; it knows nothing of Dagster or the
 warehouse. LocalSandbox runs papermill and its kernel as one subprocess in a
 fresh network namespace; DockerSandbox (docker_sandbox.py) adds a container.
 """
@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 
 from nb_assets.errors import SandboxUnavailableError
 
-RUNNER_FILE = "run_notebook.py"
+RUNNER_FILE = "inbox_papermill.py"
 SandboxKind = Literal["auto", "docker", "local"]  # auto: Docker when an engine answers, else local
 
 

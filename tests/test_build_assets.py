@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nb_assets import NotebookAsset, NotebookRunner, Reclassify, build_notebook_assets
+from nb_assets import NotebookAsset, NotebookResource, Reclassify, build_notebook_assets
 from nb_assets.build_assets import RESOURCE_KEY
 from nb_assets.errors import DeclarationError
 from notebook_factory import RUNTIME, code, md, write_notebook
@@ -105,7 +105,7 @@ def test_an_enforced_violation_cannot_be_declared(tmp_path: Path, policy: Path) 
 
 
 def _materialize(assets, warehouse: Path, tmp_path: Path) -> dg.ExecuteInProcessResult:
-    runner = NotebookRunner(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp_path / "records"))
+    runner = NotebookResource(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp_path / "records"))
     return dg.materialize(assets, resources={RESOURCE_KEY: runner}, raise_on_error=False)
 
 

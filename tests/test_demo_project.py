@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from conftest import REPO
-from nb_assets import NotebookRunner
+from nb_assets import NotebookResource
 from nb_assets.build_assets import RESOURCE_KEY
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def test_graph_is_wired_by_the_sql_cells(demo) -> None:
 def test_materializing_the_whole_graph_loads_the_tables(demo) -> None:
     defs, warehouse, tmp = demo
     assets = [a for a in defs.assets]
-    runner = NotebookRunner(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp / "records"))
+    runner = NotebookResource(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp / "records"))
     result = dg.materialize(assets, resources={RESOURCE_KEY: runner}, raise_on_error=False)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
 
@@ -112,7 +112,7 @@ def test_dagster_accepts_the_definitions_file() -> None:
 @pytest.mark.docker
 def test_a_notebook_materializes_in_docker_with_provenance(demo, docker_image: str) -> None:
     defs, warehouse, tmp = demo
-    runner = NotebookRunner(warehouse=str(warehouse), sandbox="docker", records_dir=str(tmp / "docker-records"))
+    runner = NotebookResource(warehouse=str(warehouse), sandbox="docker", records_dir=str(tmp / "docker-records"))
     traffic = next(a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.node_def.name == "daily_traffic")
     result = dg.materialize([traffic], resources={RESOURCE_KEY: runner})
     sandbox = result.asset_materializations_for_node("daily_traffic")[0].metadata["notebook/sandbox"].value

@@ -24,7 +24,7 @@ from nb_assets.sandbox import RunFolder, SandboxLimits
 
 pytestmark = pytest.mark.docker
 
-RUNNER = Path(nb_assets.__file__).parent / "sandbox_runner.py"
+RUNNER = Path(nb_assets.__file__).parent / "inbox_papermill.py"
 QUICK = SandboxLimits(timeout_s=120, memory_mb=1024, cpus=1.0, pids=128, tmp_mb=64)
 
 
@@ -41,7 +41,7 @@ def make_run_folder(root: Path, *cells: str) -> RunFolder:
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     nbformat.write(notebook, folder.parameterized_notebook)
     folder.parameters_file.write_text("{}")  # the runner injects these; none here
-    shutil.copy(RUNNER, folder.runtime_dir / "run_notebook.py")
+    shutil.copy(RUNNER, folder.runtime_dir / "inbox_papermill.py")
     return folder
 
 

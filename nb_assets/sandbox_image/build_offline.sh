@@ -8,7 +8,7 @@
 # $NB_ASSETS_CACHE (default ~/.cache/nb_assets), keyed by what they depend on.
 #
 #   sudo build_offline.sh TAG [PYTHON_WITH_PIP]
-# Usually called by `python -m nb_assets.image build`, which computes TAG.
+# Usually called by `nb-assets sandbox build`, which computes TAG.
 set -euo pipefail
 
 TAG=${1:?usage: build_offline.sh TAG [PYTHON_WITH_PIP]}

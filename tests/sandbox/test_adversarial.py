@@ -19,9 +19,9 @@ import duckdb
 import pytest
 
 from nb_assets.docker_sandbox import DockerSandbox
-from nb_assets.execute import NotebookRun, run_notebook
+from nb_assets.host_pipeline import NotebookRun, run_pipeline
 from nb_assets.record import keep_record
-from nb_assets.parse_notebook import parse_notebook
+from nb_assets.notebook_parser import parse_notebook
 from nb_assets.sandbox import LocalSandbox, Sandbox, SandboxLimits, network_namespaces_available
 from nb_assets.warehouse import DuckDBWarehouse
 from notebook_factory import RUNTIME, code, params, write_notebook
@@ -95,7 +95,7 @@ def _attack(case: Case, sandbox: Sandbox, tmp_path: Path, listeners: dict) -> tu
     spec = dataclasses.replace(parse_notebook(path), findings=())
     before = _digest(warehouse)
     limits = dataclasses.replace(LIMITS, timeout_s=SHORT.get(case.id, LIMITS.timeout_s))
-    run = run_notebook(
+    run = run_pipeline(
         spec, warehouse=DuckDBWarehouse(warehouse), sandbox=sandbox, run_dir=tmp_path / "run", limits=limits
     )
     keep_record(run)  # the host's own writes into the record must not be redirected either

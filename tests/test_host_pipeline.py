@@ -10,8 +10,8 @@ import pytest
 
 from conftest import warehouse_snapshot
 from nb_assets.errors import DeclarationError, NotebookRunError, OutputValidationError
-from nb_assets.execute import run_notebook
-from nb_assets.parse_notebook import parse_notebook
+from nb_assets.host_pipeline import run_pipeline
+from nb_assets.notebook_parser import parse_notebook
 from nb_assets.sandbox import LocalSandbox, SandboxLimits
 from nb_assets.warehouse import DuckDBWarehouse
 from notebook_factory import RUNTIME, code, md, params, write_notebook
@@ -23,7 +23,7 @@ def _run(path: Path, warehouse: Path, tmp_path: Path, *, evade_static_checks: bo
     spec = parse_notebook(path)
     if evade_static_checks:  # the sandbox must hold even for code the rules would refuse
         spec = dataclasses.replace(spec, findings=())
-    return run_notebook(
+    return run_pipeline(
         spec,
         warehouse=DuckDBWarehouse(warehouse),
         sandbox=LocalSandbox(),
@@ -115,7 +115,7 @@ def test_sql_cell_edited_after_prefetch_is_refused(warehouse: Path, tmp_path: Pa
     path = write_notebook(tmp_path / "edit.ipynb", code(RUNTIME), params("min_amount = 0"), code(SQL))
     spec = parse_notebook(path)
     write_notebook(path, code(RUNTIME), params("min_amount = 0"), code(SQL + " LIMIT 1"))
-    run = run_notebook(spec, warehouse=DuckDBWarehouse(warehouse), sandbox=LocalSandbox(), run_dir=tmp_path / "run")
+    run = run_pipeline(spec, warehouse=DuckDBWarehouse(warehouse), sandbox=LocalSandbox(), run_dir=tmp_path / "run")
     assert run.status == "failed" and run.error.cell == 3
     assert "differs from the query that was prefetched" in str(run.error)
 

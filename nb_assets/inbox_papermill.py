@@ -4,7 +4,7 @@ Standalone on purpose (stdlib + papermill only): it is copied into each run
 folder and executed by the sandbox's own Python, which has no nb_assets,
 Dagster or warehouse driver installed.
 
-    python run_notebook.py PARAMETERIZED.ipynb EXECUTED.ipynb RESULT.json
+    python inbox_papermill.py PARAMETERIZED.ipynb EXECUTED.ipynb RESULT.json
 """
 
 from __future__ import annotations

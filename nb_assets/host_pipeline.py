@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nb_assets import notebook as runtime
-from nb_assets import sandbox_runner
+from nb_assets import inbox_papermill
 from nb_assets.errors import DeclarationError, NbAssetsError, NotebookRunError, SandboxError
 from nb_assets.parameters import resolve_parameters
 from nb_assets.sandbox import RUNNER_FILE, RunFolder, Sandbox, SandboxLimits, SandboxResult
@@ -44,7 +44,7 @@ class NotebookRun:
         return self.folder.executed_notebook
 
 
-def run_notebook(
+def run_pipeline(
     spec: NotebookSpec,
     *,
     warehouse: Warehouse,
@@ -105,7 +105,7 @@ def prepare_run_folder(spec: NotebookSpec, parameters: Mapping[str, Any], run_di
     package.mkdir(exist_ok=True)
     (package / "__init__.py").write_text('"""nb_assets runtime, as seen inside a sandbox."""\n')
     shutil.copyfile(runtime.__file__, package / "notebook.py")
-    shutil.copyfile(sandbox_runner.__file__, folder.runtime_dir / RUNNER_FILE)
+    shutil.copyfile(inbox_papermill.__file__, folder.runtime_dir / RUNNER_FILE)
     _write_job(folder, spec, parameters)
     return folder
 
@@ -188,7 +188,7 @@ def running_cell(executed: Path) -> int | None:
     """The author's cell number papermill marked as running, if the run stopped mid-cell."""
     try:
         cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
-        for number, cell in sandbox_runner.authored_cells(cells):
+        for number, cell in inbox_papermill.authored_cells(cells):
             if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
                 return number
     except (OSError, ValueError, LookupError, TypeError, AttributeError):  # not papermill's file

@@ -14,7 +14,7 @@ from nb_assets.sandbox import SandboxKind
 from nb_assets.spec import NotebookSpec
 
 
-class NotebookRunner(dg.ConfigurableResource):
+class NotebookResource(dg.ConfigurableResource):
     """Runs declared notebooks: prefetch → sandbox → load.
 
     warehouse: the DuckDB file.
@@ -45,7 +45,7 @@ class NotebookRunner(dg.ConfigurableResource):
         # The execution stack (duckdb, pyarrow, docker) loads here, inside a run,
         # not in every process that merely loads the definitions.
         from nb_assets.choose_sandbox import choose_sandbox
-        from nb_assets.execute import discard_data, run_notebook
+        from nb_assets.host_pipeline import discard_data, run_pipeline
         from nb_assets.materialize import failure, materialize_results
         from nb_assets.record import keep_record, prewarm_html
         from nb_assets.warehouse import DuckDBWarehouse
@@ -62,7 +62,7 @@ class NotebookRunner(dg.ConfigurableResource):
 
         context.log.info(f"{spec.path}: running in {sandbox.kind} sandbox, record at {run_dir}")
         try:
-            run = run_notebook(
+            run = run_pipeline(
                 spec,
                 warehouse=DuckDBWarehouse(self.warehouse),
                 sandbox=sandbox,

@@ -1,0 +1,75 @@
+"""The public surface is stable and the layers stay apart, checked in fresh interpreters."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# The host's pure side: parsing, analysis, policy, lineage (README "Layout").
+PURE_MODULES = (
+    "nb_assets.spec",
+    "nb_assets.errors",
+    "nb_assets.notebook_parser",
+    "nb_assets.cell_ast",
+    "nb_assets.sql_lineage",
+    "nb_assets.static_analysis",
+    "nb_assets.static_rules",
+    "nb_assets.parameters",
+    "nb_assets.policy",
+    "nb_assets.lineage",
+)
+HEAVY = ("dagster", "duckdb", "docker")
+
+
+def _fresh(code: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("module", PURE_MODULES)
+def test_pure_modules_load_no_dagster_duckdb_or_docker(module: str) -> None:
+    loaded = _fresh(f"""
+        import importlib, json, sys
+        importlib.import_module({module!r})
+        print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})))
+    """)
+    assert loaded == [], f"{module} imports {loaded}"
+
+
+def test_parsing_a_notebook_loads_no_dagster_duckdb_or_docker(tmp_path) -> None:
+    from notebook_factory import RUNTIME, code, params, write_notebook
+
+    path = write_notebook(tmp_path / "nb.ipynb", code(RUNTIME), params('ds = "x"'),
+                          code("%%sql o\nSELECT * FROM raw.orders WHERE d = $ds"))
+    loaded = _fresh(f"""
+        import json, os, sys
+        os.environ["NB_ASSETS_CACHE"] = {str(tmp_path / "cache")!r}
+        from nb_assets import parse_notebook
+        spec = parse_notebook({str(path)!r})
+        assert spec.input_tables == ("raw.orders",), spec
+        print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})))
+    """)
+    assert loaded == []
+
+
+@pytest.mark.parametrize("first", ["import nb_assets.notebook_parser", "import nb_assets.build_assets", "pass"])
+def test_public_names_are_the_same_objects_whatever_was_imported_first(first: str) -> None:
+    kinds = _fresh(f"""
+        import json, inspect
+        {first}
+        import nb_assets
+        from nb_assets import *  # noqa: F403
+        names = {{n: getattr(nb_assets, n) for n in nb_assets.__all__}}
+        assert names["parse_notebook"] is nb_assets.notebook_parser.parse_notebook
+        kind = lambda v: "module" if inspect.ismodule(v) else "class" if inspect.isclass(v) else "function" if inspect.isfunction(v) else "other"
+        print(json.dumps({{n: kind(v) for n, v in names.items()}}))
+    """)
+    assert kinds == {
+        "NotebookAsset": "class", "Reclassify": "class", "SandboxLimits": "class", "NotebookTranslator": "class",
+        "NotebookResource": "class", "build_notebook_assets": "function", "notebook_definitions": "function",
+        "parse_notebook": "function",
+    }
