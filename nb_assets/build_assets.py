@@ -14,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 
+from nb_assets.asset_defaults import AssetProps
 from nb_assets.declaration import NotebookAsset
 from nb_assets.errors import DeclarationError, NbAssetsError
 from nb_assets.parameters import resolve_parameters
@@ -125,25 +126,42 @@ def build_notebook_assets(
     report = apply_policy(declared, policy)
     labels = dict(report.labels) if report else {}
     flows = [d.flow() for d in declared]
-    assets: list[dg.AssetsDefinition | dg.AssetSpec] = [
-        _notebook_asset(item, translator, labels, policy_gate(policy, flows, item) if policy else None)
-        for item in declared
-    ]
+    props = {item.spec.name: asset_props(item, labels) for item in declared}
     written = {t for d in declared for t in d.spec.output_tables}
-    sources = sorted({t for d in declared for t in d.spec.input_tables} - written)
-    assets.extend(translator.source_spec(t, labels.get(t, frozenset())) for t in sources)
+    sources = [AssetProps("source", t, labels.get(t, frozenset())) for t in sorted(
+        {t for d in declared for t in d.spec.input_tables} - written
+    )]
+    # Every table's key comes from the translator once; deps are looked up here,
+    # so an overridden get_asset_key moves a table and its readers' edges together.
+    table_keys = {p.table: translator.get_asset_key(p) for p in (*sources, *(p for ps in props.values() for p in ps)) if p.table}
+    assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
+    for item in declared:
+        deps = [table_keys[t] for t in item.spec.input_tables]
+        specs = [translator.get_asset_spec(p, deps) for p in props[item.spec.name]]
+        gate = policy_gate(policy, flows, item) if policy else None
+        assets.append(_notebook_asset(item, props[item.spec.name], specs, gate))
+    assets.extend(translator.get_asset_spec(p) for p in sources)
     return assets
+
+
+def asset_props(item: DeclaredNotebook, labels: Mapping[str, frozenset[str]]) -> list[AssetProps]:
+    """One per output table, or a single report whose zones are its inputs' union."""
+    decl, spec = item.decl, item.spec
+    if not spec.outputs:
+        zones = frozenset().union(*(labels.get(t, frozenset()) for t in spec.input_tables))
+        return [AssetProps("report", None, zones, decl, spec)]
+    return [AssetProps("table", t, labels.get(t, frozenset()), decl, spec) for t in spec.output_tables]
 
 
 def _notebook_asset(
     item: DeclaredNotebook,
-    translator: NotebookTranslator,
-    labels: Mapping[str, frozenset[str]],
+    props: Sequence[AssetProps],
+    specs: Sequence[dg.AssetSpec],
     gate: Gate | None,
 ) -> dg.AssetsDefinition:
     decl, spec = item.decl, item.spec
-    specs = translator.asset_specs(decl, spec, labels)
-    keys = {t: translator.table_key(t) for t in spec.output_tables} or {"": specs[0].key}
+    # The keys results are reported under are the specs' own keys: no second derivation.
+    keys = {p.table or "": s.key for p, s in zip(props, specs)}
 
     @dg.multi_asset(name=spec.name, specs=specs, can_subset=False, description=spec.description)
     def notebook_asset(context: dg.AssetExecutionContext, nb_resource: NotebookResource):  # type: ignore[no-untyped-def]

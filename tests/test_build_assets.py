@@ -8,7 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nb_assets import NotebookAsset, NotebookResource, Reclassify, build_notebook_assets
+from nb_assets import NotebookAsset, NotebookResource, NotebookTranslator, Reclassify, build_notebook_assets
+from nb_assets.asset_defaults import AssetProps
 from nb_assets.build_assets import RESOURCE_KEY
 from nb_assets.errors import DeclarationError
 from notebook_factory import RUNTIME, code, md, write_notebook
@@ -148,3 +149,35 @@ def test_bad_allowances_are_refused_naming_the_notebook(tmp_path: Path, allow: d
     write_notebook(tmp_path / "a.ipynb", code(RUNTIME), code("import subprocess"))
     with pytest.raises(DeclarationError, match=re.escape(message)):
         build_notebook_assets([NotebookAsset("a.ipynb", allow=allow)], base_dir=tmp_path)
+
+
+class _WarehousePrefixed(NotebookTranslator):
+    """A team's convention: every table lives under a `warehouse` key prefix, notebooks own a group."""
+
+    def get_asset_key(self, props: AssetProps) -> dg.AssetKey:
+        return super().get_asset_key(props).with_prefix("warehouse")
+
+    def get_group_name(self, props: AssetProps) -> str | None:
+        return "etl" if props.notebook else "landing"
+
+
+def test_a_subclassed_translator_moves_keys_edges_and_results_together(tmp_path: Path, warehouse: Path) -> None:
+    _etl(tmp_path, "first", "raw.orders", "mart.first")
+    _etl(tmp_path, "second", "mart.first", "mart.second")
+    assets = build_notebook_assets(
+        [NotebookAsset("first.ipynb"), NotebookAsset("second.ipynb", owners=["a@example.com"])],
+        base_dir=tmp_path,
+        translator=_WarehousePrefixed(),
+    )
+    resource = NotebookResource(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp_path / "records"))
+    defs = dg.Definitions(assets=assets, resources={RESOURCE_KEY: resource})
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    assert set(specs) == {"warehouse/raw/orders", "warehouse/mart/first", "warehouse/mart/second"}
+    assert [d.asset_key for d in specs["warehouse/mart/second"].deps] == [dg.AssetKey(["warehouse", "mart", "first"])]
+    assert specs["warehouse/mart/second"].owners == ["a@example.com"]
+    assert specs["warehouse/raw/orders"].group_name == "landing"
+    assert specs["warehouse/mart/first"].group_name == "etl"
+    result = dg.materialize(assets, resources={RESOURCE_KEY: resource}, selection=["warehouse/mart/first", "warehouse/mart/second"])
+    assert result.success
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert materialized == {"warehouse/mart/first", "warehouse/mart/second"}
