@@ -16,6 +16,7 @@ import dagster as dg
 
 from nb_assets.asset_defaults import AssetProps
 from nb_assets.declaration import NotebookAsset
+from nb_assets.definitions_file import ProjectDeclarations, capture
 from nb_assets.errors import DeclarationError, NbAssetsError
 from nb_assets.parameters import resolve_parameters
 from nb_assets.notebook_parser import parse_notebook
@@ -201,7 +202,12 @@ def notebook_definitions(
     sandbox: str = "auto",
     translator: NotebookTranslator | None = None,
 ) -> dg.Definitions:
-    """Everything `dagster dev` needs: assets, the runner resource, cron schedules."""
+    """Everything `dagster dev` needs: assets, the resource, cron schedules."""
+    declared = ProjectDeclarations(
+        list(notebooks), Path(policy) if policy else None, Path(base_dir) if base_dir else Path.cwd(), str(warehouse), sandbox,
+    )
+    if capture(declared):  # the CLI reading this project: it builds what it needs itself
+        return dg.Definitions()
     assets = build_notebook_assets(notebooks, base_dir=base_dir, policy=policy, translator=translator)
     schedules = [
         dg.ScheduleDefinition(

@@ -9,17 +9,19 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, get_args
 
 from nb_assets.cli_lineage import add_lineage_command
 from nb_assets.cli_sandbox import add_sandbox_command
-from nb_assets.errors import NbAssetsError, NotebookParseError
-from nb_assets.sandbox import SandboxKind
+from nb_assets.errors import DeclarationError, NbAssetsError, NotebookParseError
+from nb_assets.sandbox import SandboxKind, SandboxLimits
 from nb_assets.spec import NotebookSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_WAREHOUSE = "warehouse.duckdb"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,12 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one notebook: prefetch, sandbox, load (outside Dagster)")
     run.add_argument("notebook", type=Path)
     run.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
-    run.add_argument("--warehouse", default="warehouse.duckdb", help="DuckDB file (default: %(default)s)")
-    run.add_argument("--sandbox", choices=get_args(SandboxKind), default="auto")
+    run.add_argument("--warehouse", default=None,
+                     help=f"DuckDB file (default: the declared project's, else {DEFAULT_WAREHOUSE})")
+    run.add_argument("--sandbox", choices=get_args(SandboxKind), default=None,
+                     help="auto|docker|local (default: the declaration's, else auto)")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
     run.add_argument("--records", type=Path, default=Path(".nb_assets/runs"), help="where run records go")
     run.add_argument("--definitions", type=Path, default=None, metavar="FILE",
-                     help="apply the policy gate of the notebook's declaration in this definitions file")
+                     help="run the notebook as declared in this definitions file (allowances, params, "
+                          "limits, sandbox, purpose, policy gate, warehouse); flags override")
     run.add_argument("--html", action="store_true", help="also render the executed notebook as HTML")
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run)
@@ -140,29 +145,26 @@ def _run_one(args: argparse.Namespace) -> int:
     from nb_assets.choose_sandbox import choose_sandbox
     from nb_assets.host_pipeline import discard_data, run_pipeline
     from nb_assets.parameters import coerce_cli_value
-    from nb_assets.notebook_parser import parse_notebook
     from nb_assets.record import keep_record, run_summary
-    from nb_assets.sandbox import SandboxLimits
     from nb_assets.warehouse import DuckDBWarehouse
 
-    spec = parse_notebook(args.notebook)
-    params: dict[str, Any] = {}
+    job = _declared_job(args) if args.definitions else _ad_hoc_job(args)
     for item in args.param:
         name, sep, raw = item.partition("=")
         if not sep:
             print(f"nb-assets run: --param takes K=V, got {item!r}", file=sys.stderr)
             return EXIT_USAGE
-        params[name] = coerce_cli_value(spec, name, raw)
-    limits = SandboxLimits() if args.timeout is None else SandboxLimits(timeout_s=args.timeout)
-    sandbox = choose_sandbox(args.sandbox)
+        job.params[name] = coerce_cli_value(job.spec, name, raw)
+    limits = job.limits if args.timeout is None else replace(job.limits, timeout_s=args.timeout)
+    sandbox = choose_sandbox(job.sandbox)
     fallback = getattr(sandbox, "fallback_reason", None)
     if fallback:
         print(f"nb-assets run: using the local sandbox (network and process isolation only): {fallback}", file=sys.stderr)
+    spec = job.spec
     run_dir = args.records / spec.name / time.strftime("%Y%m%dT%H%M%S") / f"{time.time_ns() % 10**9:09d}"
-    gate = declared_gate(args.definitions, spec.path) if args.definitions else None
     run = run_pipeline(
-        spec, warehouse=DuckDBWarehouse(args.warehouse), sandbox=sandbox, run_dir=run_dir, params=params, limits=limits,
-        gate=gate,
+        spec, warehouse=DuckDBWarehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, params=job.params,
+        limits=limits, gate=job.gate,
     )
     try:
         keep_record(run, html=args.html)
@@ -180,20 +182,45 @@ def _run_one(args: argparse.Namespace) -> int:
     return EXIT_OK if run.status == "success" else EXIT_FAILED
 
 
-def declared_gate(definitions: Path, notebook: str) -> Any:
-    """The same policy gate Dagster applies, for the declaration of `notebook`."""
+@dataclass
+class _Job:
+    """What one `nb-assets run` executes; CLI flags are applied on top of it."""
+
+    spec: NotebookSpec
+    params: dict[str, Any]
+    limits: SandboxLimits
+    sandbox: SandboxKind
+    warehouse: str
+    gate: Callable[[], Any] | None = None
+
+
+def _ad_hoc_job(args: argparse.Namespace) -> _Job:
+    from nb_assets.notebook_parser import parse_notebook
+
+    return _Job(parse_notebook(args.notebook), {}, SandboxLimits(), args.sandbox or "auto", args.warehouse or DEFAULT_WAREHOUSE)
+
+
+def _declared_job(args: argparse.Namespace) -> _Job:
+    """The notebook as Dagster would run it: its declaration's allowances, parameters,
+    limits, sandbox, purpose and policy gate, and the project's warehouse. Flags win."""
     from nb_assets.build_assets import declare_notebooks, policy_gate
     from nb_assets.definitions_file import load_declarations
-    from nb_assets.errors import DeclarationError
 
-    notebooks, policy, base_dir = load_declarations(definitions)
-    declared = declare_notebooks(notebooks, base_dir)
-    item = next((d for d in declared if Path(d.spec.path).resolve() == Path(notebook).resolve()), None)
+    project = load_declarations(args.definitions)
+    declared = declare_notebooks(project.notebooks, project.base_dir)
+    item = next((d for d in declared if Path(d.spec.path).resolve() == args.notebook.resolve()), None)
     if item is None:
-        raise DeclarationError(f"{notebook} is not declared in {definitions}")
-    if policy is None:
-        return None
-    return policy_gate(policy, [d.flow() for d in declared], item)
+        raise DeclarationError(f"{args.notebook} is not declared in {args.definitions}")
+    decl = item.decl
+    gate = policy_gate(project.policy, [d.flow() for d in declared], item) if project.policy else None
+    return _Job(
+        spec=item.spec,
+        params=dict(decl.params),
+        limits=decl.limits,
+        sandbox=args.sandbox or (decl.sandbox if decl.sandbox != "auto" else project.sandbox),  # type: ignore[arg-type]
+        warehouse=args.warehouse or project.warehouse or DEFAULT_WAREHOUSE,
+        gate=gate,
+    )
 
 
 if __name__ == "__main__":

@@ -30,13 +30,14 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     from nb_assets.policy import load_policy, propagate
 
     try:
-        notebooks, policy, base_dir = load_declarations(args.definitions)
+        project = load_declarations(args.definitions)
     except DeclarationError as exc:
         print(f"nb-assets lineage: {exc}", file=sys.stderr)
         return 2
-    declared = declare_notebooks(notebooks, base_dir)
-    # Violations are reported, not raised: lineage is how one investigates them.
-    report = propagate(load_policy(policy), [d.flow() for d in declared]) if policy else None
+    declared = declare_notebooks(project.notebooks, project.base_dir)
+    # Violations are reported, not raised: lineage is how one investigates them,
+    # and loading the declarations above built nothing, so nothing refused yet.
+    report = propagate(load_policy(project.policy), [d.flow() for d in declared]) if project.policy else None
     labels = dict(report.labels) if report else {}
     graph = [LineageNotebook(d.spec, d.decl.purpose) for d in declared]
     result = lineage_report(args.table, graph, labels, args.direction)

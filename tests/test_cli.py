@@ -190,8 +190,9 @@ def test_run_with_definitions_applies_the_policy_gate(tmp_path: Path, warehouse:
                      "--definitions", str(project / "definitions.py"), "--sandbox", "local", "--json", cwd=project)
     assert proc.returncode == 1
     error = json.loads(proc.stdout)["error"]
-    # Loading the declarations already applies the policy, so the refusal comes from there.
-    assert error["type"] == "declaration" and "may not read zone 'pii'" in error["message"]
+    # Reading the declarations builds nothing; the run's own gate refuses, as in Dagster.
+    assert error["type"] == "policy-refused" and "may not read zone 'pii'" in error["message"]
+    assert "refused before any data was fetched" in error["message"]
     policy.write_text((REPO / "policy.yaml").read_text())
     undeclared = write_notebook(tmp_path / "stray.ipynb", code(RUNTIME))
     proc = nb_assets("run", str(undeclared), "--definitions", str(project / "definitions.py"), "--json", cwd=project)
