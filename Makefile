@@ -20,12 +20,14 @@ test: setup sandbox-image
 setup: system-deps $(STAMP)
 
 # unshare (LocalSandbox) and ip come from util-linux and iproute2; the offline
-# image builder needs debootstrap. Installed only when missing, and only as root.
+# image builder needs debootstrap; the browser test drives Debian's chromium.
+# Installed only when missing, and only as root.
 system-deps:
 	@missing=""; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "please install:$$missing"; fi; \
