@@ -7,7 +7,7 @@ Wiring only: everything else lives in the notebooks and policy.yaml.
 import os
 from pathlib import Path
 
-from nb_assets import NotebookAsset, notebook_definitions
+from nb_assets import NotebookAsset, load_declarations_yaml, notebook_definitions
 
 BASE_DIR = Path(__file__).parent
 POLICY = BASE_DIR / "policy.yaml"
@@ -44,6 +44,8 @@ NOTEBOOKS = [
         purpose="customer_analytics",
         cron="0 7 * * 1",
     ),
+    # Notebooks scheduled with `nb-assets schedule ... --write` are declared here:
+    *load_declarations_yaml(BASE_DIR / "declarations.yaml"),
 ]
 
 defs = notebook_definitions(NOTEBOOKS, warehouse=WAREHOUSE, base_dir=BASE_DIR, policy=POLICY)

@@ -18,6 +18,7 @@ __all__ = [
     "build_notebook_assets",
     "notebook_definitions",
     "parse_notebook",
+    "load_declarations_yaml",
 ]
 
 _WHERE = {
@@ -29,6 +30,7 @@ _WHERE = {
     "build_notebook_assets": "nb_assets.build_assets",
     "notebook_definitions": "nb_assets.build_assets",
     "parse_notebook": "nb_assets.notebook_parser",
+    "load_declarations_yaml": "nb_assets.declarations_yaml",
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any, get_args
 
 from nb_assets.cli_lineage import add_lineage_command
 from nb_assets.cli_sandbox import add_sandbox_command
+from nb_assets.cli_schedule import add_schedule_command
 from nb_assets.errors import DeclarationError, NbAssetsError, NotebookParseError
 from nb_assets.sandbox import SandboxKind, SandboxLimits
 from nb_assets.spec import NotebookSpec
@@ -61,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_lineage_command(sub)
     add_sandbox_command(sub)
+    add_schedule_command(sub)
     return parser
 
 

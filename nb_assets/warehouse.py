@@ -146,6 +146,18 @@ class DuckDBWarehouse:
                 raise WarehouseError(f"{notebook}: loading outputs failed, nothing loaded: {_first_line(exc)}") from exc
         return rows
 
+    def scratch_copy(self, dest: Path) -> DuckDBWarehouse:
+        """A consistent copy (tables, views, macros) to try a notebook against;
+        the real file is only read, through DuckDB, so no half-written state is copied."""
+        if not Path(self.path).exists():
+            raise WarehouseError(f"warehouse {self.path} does not exist")
+        dest = Path(dest)
+        with duckdb.connect(str(dest)) as con:
+            con.execute("ATTACH $path AS nb_assets_source (READ_ONLY)", {"path": str(Path(self.path).resolve())})
+            con.execute(f'COPY FROM DATABASE nb_assets_source TO "{con.execute("SELECT current_database()").fetchone()[0]}"')
+            con.execute("DETACH nb_assets_source")
+        return DuckDBWarehouse(dest)
+
     def describe(self, table: str) -> TableDescription | None:
         if not Path(self.path).exists():
             return None

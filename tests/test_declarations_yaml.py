@@ -1,0 +1,73 @@
+"""Declarations in YAML: what `nb-assets schedule --write` appends and definitions.py loads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nb_assets import NotebookAsset, Reclassify, SandboxLimits, load_declarations_yaml
+from nb_assets.declarations_yaml import append_declaration
+from nb_assets.errors import DeclarationError
+
+
+def test_a_full_declaration_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "declarations.yaml"
+    decl = NotebookAsset(
+        "notebooks/kpis.ipynb", owners=("a@example.com", "#data-eng"), params={"ds": "2026-11-25", "days": 7},
+        group="kpis", purpose="finance_reporting", cron="0 6 * * *", allow={"file-write": "writes a scratch file"},
+        reclassify={"mart.kpis": Reclassify(("public",), "aggregates only")}, limits=SandboxLimits(timeout_s=300),
+    )
+    append_declaration(path, decl)
+    append_declaration(path, NotebookAsset("notebooks/other.ipynb"))
+    loaded = load_declarations_yaml(path)
+    assert [d.path for d in loaded] == ["notebooks/kpis.ipynb", "notebooks/other.ipynb"]
+    first = loaded[0]
+    assert (tuple(first.owners), first.params, first.cron, first.purpose) == (decl.owners, decl.params, decl.cron, decl.purpose)
+    assert first.reclassify == decl.reclassify and first.limits == decl.limits and first.allow == decl.allow
+    assert path.read_text().startswith("# Notebook declarations")
+
+
+def test_appending_keeps_what_reviewers_already_read(tmp_path: Path) -> None:
+    path = tmp_path / "declarations.yaml"
+    path.write_text("# our notebooks\nnotebooks:\n  # the daily one\n  - path: a.ipynb\n    cron: '0 5 * * *'\n")
+    append_declaration(path, NotebookAsset("b.ipynb", owners=("b@example.com",)))
+    text = path.read_text()
+    assert text.startswith("# our notebooks\nnotebooks:\n  # the daily one\n  - path: a.ipynb\n")
+    assert [d.path for d in load_declarations_yaml(path)] == ["a.ipynb", "b.ipynb"]
+    with pytest.raises(DeclarationError, match="already declared"):
+        append_declaration(path, NotebookAsset("b.ipynb"))
+    assert path.read_text() == text
+
+
+def test_an_empty_list_is_replaced_by_the_first_entry(tmp_path: Path) -> None:
+    path = tmp_path / "declarations.yaml"
+    path.write_text("# header\nnotebooks: []\n")
+    append_declaration(path, NotebookAsset("a.ipynb"))
+    assert path.read_text().startswith("# header\n") and [d.path for d in load_declarations_yaml(path)] == ["a.ipynb"]
+
+
+def test_a_missing_or_empty_file_declares_nothing(tmp_path: Path) -> None:
+    assert load_declarations_yaml(tmp_path / "nope.yaml") == []
+    (tmp_path / "empty.yaml").write_text("# nothing yet\n")
+    assert load_declarations_yaml(tmp_path / "empty.yaml") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("notebooks:\n  - path: a.ipynb\n    cronn: '0 5 * * *'\n", 3, "unknown key 'cronn'"),
+        ("notebooks:\n  - owners: [a@example.com]\n", 2, "needs 'path:'"),
+        ("notebooks:\n  - path: a.ipynb\n    limits: {timeout: 5}\n", 3, "limits: takes a mapping"),
+        ("notebooks:\n  - path: a.ipynb\n    reclassify: {mart.x: [public]}\n", 3, "reclassify: maps an output table"),
+        ("notebooks:\n  - path: a.ipynb\n\t- path: b\n", 3, "malformed YAML"),
+        ("notebooks: a.ipynb\n", 1, "must be a list"),
+        ("notebook:\n  - path: a.ipynb\n", 1, "unknown top-level key"),
+    ],
+)
+def test_errors_name_the_file_and_line(tmp_path: Path, text: str, line: int, message: str) -> None:
+    path = tmp_path / "declarations.yaml"
+    path.write_text(text)
+    with pytest.raises(DeclarationError) as err:
+        load_declarations_yaml(path)
+    assert str(err.value).startswith(f"{path}:{line}: ") and message in str(err.value)

@@ -1,0 +1,113 @@
+"""`nb-assets schedule` on a git copy of the demo: checks, preview, a trial that never
+touches the real tables, a test plan, the YAML declaration and a review branch."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, warehouse_snapshot
+from notebook_factory import RUNTIME, code, md, params, write_notebook
+from test_cli import nb_assets
+
+pytestmark = pytest.mark.slow
+
+
+def _git(project: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=project, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The demo project as a fresh git repository with a seeded warehouse (ignored by git)."""
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    for name in ("definitions.py", "policy.yaml", "declarations.yaml"):
+        shutil.copy(REPO / name, root / name)
+    (root / ".gitignore").write_text("*.duckdb\n*.duckdb.wal\n.nb_assets/\n__pycache__/\n")
+    subprocess.run([sys.executable, str(REPO / "scripts" / "seed_demo.py"), "--warehouse", str(root / "warehouse.duckdb")],
+                   check=True, capture_output=True)
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "-A")
+    _git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "demo")
+    _git(root, "config", "user.name", "Scheduler Test")
+    _git(root, "config", "user.email", "scheduler@example.com")
+    return root
+
+
+def _kpis(project: Path, body: str = "kpis = orders.groupby('status', as_index=False).amount.sum()") -> Path:
+    return write_notebook(
+        project / "notebooks" / "order_kpis.ipynb",
+        md("# Order KPIs\nRevenue by status."),
+        code(RUNTIME),
+        params('ds = "2026-11-25"'),
+        code("%%sql orders\nSELECT status, CAST(amount AS DOUBLE) AS amount FROM raw.orders WHERE order_date <= CAST($ds AS DATE)"),
+        code(body),
+        code("output('mart.order_kpis', kpis)"),
+    )
+
+
+def _schedule(project: Path, notebook: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return nb_assets("schedule", str(notebook), "--owner", "a@example.com", "--cron", "0 6 * * *",
+                     "--purpose", "finance_reporting", *extra, cwd=project)
+
+
+def test_schedule_writes_a_reviewable_branch_and_never_touches_the_real_tables(project: Path) -> None:
+    notebook = _kpis(project)
+    before = warehouse_snapshot(project / "warehouse.duckdb")
+    proc = _schedule(project, notebook, "--param", "ds=2026-11-20", "--write", "--git")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "← reads  raw.orders [finance] (source table)" in proc.stdout
+    assert "→ writes mart.order_kpis [finance]" in proc.stdout
+    assert "git push -u origin schedule/order_kpis" in proc.stdout
+    assert warehouse_snapshot(project / "warehouse.duckdb") == before  # the trial wrote to a scratch copy
+
+    assert _git(project, "branch", "--show-current").strip() == "schedule/order_kpis"
+    committed = set(_git(project, "show", "--name-only", "--format=", "HEAD").split())
+    assert committed == {"notebooks/order_kpis.ipynb", "declarations.yaml", "plans/order_kpis.md"}
+    assert _git(project, "status", "--porcelain") == ""
+    plan = (project / "plans" / "order_kpis.md").read_text()
+    assert "- status: **success**" in plan and "- output `mart.order_kpis`: " in plan
+    assert "```mermaid" in plan and 'n_raw_orders[("raw.orders")] --> n_order_kpis' in plan
+    executed = plan.split("- executed notebook: `")[1].split("`")[0]
+    assert Path(executed).is_file()
+
+    # The definitions now declare it, as Dagster will load them.
+    listed = nb_assets("lineage", "raw.orders", "--json", cwd=project)
+    assert "order_kpis" in listed.stdout
+    declared = (project / "declarations.yaml").read_text()
+    assert "path: notebooks/order_kpis.ipynb" in declared and "ds: '2026-11-20'" in declared and "cron: 0 6 * * *" in declared
+
+
+def test_a_failing_trial_declares_nothing(project: Path) -> None:
+    notebook = _kpis(project, body="kpis = orders.groupby('currency').amount.sum()")
+    proc = _schedule(project, notebook, "--write")
+    assert proc.returncode == 1
+    assert "the trial run failed, nothing declared" in proc.stderr and "KeyError" in proc.stderr
+    assert "notebooks: []" in (project / "declarations.yaml").read_text()
+    assert "- status: **failed**" in (project / "plans" / "order_kpis.md").read_text()
+
+
+def test_findings_and_policy_stop_before_the_trial(project: Path) -> None:
+    notebook = _kpis(project, body="import requests\nkpis = orders")
+    proc = _schedule(project, notebook)
+    assert proc.returncode == 2 and "[network-access]" in proc.stderr
+    assert "3/5 trial" not in proc.stdout
+    pii = write_notebook(project / "notebooks" / "people.ipynb", code(RUNTIME),
+                         code("%%sql people\nSELECT * FROM raw.customers"), code("output('mart.people', people)"))
+    proc = _schedule(project, pii)
+    assert proc.returncode == 2 and "purpose 'finance_reporting' may not read zone 'pii'" in proc.stderr
+    assert not (project / "plans").exists()
+
+
+def test_git_refuses_a_dirty_tree(project: Path) -> None:
+    notebook = _kpis(project)
+    (project / "policy.yaml").write_text((project / "policy.yaml").read_text() + "\n# an unrelated edit\n")
+    proc = _schedule(project, notebook, "--git")
+    assert proc.returncode == 2 and "changes unrelated to this notebook" in proc.stderr and "policy.yaml" in proc.stderr
+    assert _git(project, "branch", "--show-current").strip() == "main"
+    assert "notebooks: []" in (project / "declarations.yaml").read_text()
