@@ -159,7 +159,7 @@ def policy_gate(policy_path: str | Path, flows: Sequence[NotebookFlow], item: De
         policy: Policy = load_policy(policy_path)
         report = propagate(policy, flows)
         flow = item.flow()
-        violations = check_notebook(policy, flow, report.labels)
+        violations = check_notebook(policy, flow, report.labels, report.writers)
         blocking = [v for v in violations if v.mode == "enforce"]
         if blocking:
             from nb_assets.errors import PolicyError

@@ -136,6 +136,20 @@ def test_policy_changed_after_loading_refuses_the_run_before_any_fetch(tmp_path:
     assert not (tmp_path / "records").exists() or not list((tmp_path / "records").rglob("*.parquet"))
 
 
+def test_the_run_time_gate_tells_an_upstream_output_from_a_source_table(tmp_path: Path, policy: Path, warehouse: Path) -> None:
+    _etl(tmp_path, "people", "raw.customers", "mart.people")
+    _etl(tmp_path, "summary", "mart.people", "mart.summary")
+    declared = [NotebookAsset(f"{n}.ipynb", purpose="analytics") for n in ("people", "summary")]
+    assets = build_notebook_assets(declared, base_dir=tmp_path, policy=policy)
+    policy.write_text(POLICY.replace("analytics: [finance, pii]", "analytics: [finance]"))
+    summary = next(a for a in assets if isinstance(a, dg.AssetsDefinition) and a.node_def.name == "summary")
+    result = _materialize([summary], warehouse, tmp_path)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    description = failure.step_failure_data.user_failure_data.description
+    assert "(input mart.people, written by notebook people)" in description
+    assert "in the declaration of notebook people:" in description and "from nb_assets import Reclassify" in description
+
+
 @pytest.mark.parametrize(
     ("allow", "message"),
     [
