@@ -145,7 +145,9 @@ def _notebook_asset(
     specs = translator.asset_specs(decl, spec, labels)
     keys = {t: translator.table_key(t) for t in spec.output_tables} or {"": specs[0].key}
 
-    @dg.multi_asset(name=spec.name, specs=specs, can_subset=False, description=spec.description)
+    # Subsettable so that selecting one output (UI, `--select`, automation) works: the
+    # notebook still runs whole, and the resource loads only the selected outputs.
+    @dg.multi_asset(name=spec.name, specs=specs, can_subset=True, description=spec.description)
     def notebook_asset(context: dg.AssetExecutionContext, nb_resource: NotebookResource):  # type: ignore[no-untyped-def]
         yield from nb_resource.materialize(context, decl, spec, keys, gate)
 

@@ -150,6 +150,36 @@ def test_the_run_time_gate_tells_an_upstream_output_from_a_source_table(tmp_path
     assert "in the declaration of notebook people:" in description and "from nb_assets import Reclassify" in description
 
 
+def test_selecting_one_output_runs_the_notebook_and_loads_only_that_output(tmp_path: Path, warehouse: Path) -> None:
+    from conftest import warehouse_snapshot
+
+    write_notebook(
+        tmp_path / "split.ipynb",
+        md("# Split orders by size"),
+        code(RUNTIME),
+        code("%%sql orders\nSELECT * FROM raw.orders"),
+        code("output('mart.big_orders', orders[orders.amount >= 15])\noutput('mart.small_orders', orders[orders.amount < 15])"),
+    )
+    assets = build_notebook_assets([NotebookAsset("split.ipynb")], base_dir=tmp_path)
+    runner = NotebookResource(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp_path / "records"))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(assets, selection=["mart/big_orders"], resources={RESOURCE_KEY: runner}, instance=instance)
+    assert result.success
+    (materialized,) = result.get_asset_materialization_events()
+    assert materialized.asset_key == dg.AssetKey(["mart", "big_orders"])
+    assert materialized.materialization.metadata["notebook/not_loaded"].value == ["mart.small_orders"]
+    tables = warehouse_snapshot(warehouse)
+    assert len(tables["mart.big_orders"]) == 10 and "mart.small_orders" not in tables
+    logs = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any(
+        "selected mart.big_orders only: the notebook runs whole; mart.small_orders is computed but not loaded" in m
+        for m in logs
+    )
+    whole = dg.materialize(assets, resources={RESOURCE_KEY: runner})  # no selection: every output, as before
+    assert {e.asset_key.path[1] for e in whole.get_asset_materialization_events()} == {"big_orders", "small_orders"}
+    assert len(warehouse_snapshot(warehouse)["mart.small_orders"]) == 10
+
+
 @pytest.mark.parametrize(
     ("allow", "message"),
     [
