@@ -192,3 +192,19 @@ def test_bad_allowances_are_refused_naming_the_notebook(tmp_path: Path, allow: d
     write_notebook(tmp_path / "a.ipynb", code(RUNTIME), code("import subprocess"))
     with pytest.raises(DeclarationError, match=re.escape(message)):
         build_notebook_assets([NotebookAsset("a.ipynb", allow=allow)], base_dir=tmp_path)
+
+
+def test_the_readme_policy_example_is_what_declaring_the_demo_report_for_finance_says() -> None:
+    import dataclasses
+
+    from conftest import REPO
+    from nb_assets.definitions_file import load_declarations
+
+    readme = (REPO / "README.md").read_text()
+    example = readme.split("declaring the demo's report for the finance purpose:\n\n```\n", 1)[1].split("```", 1)[0]
+    notebooks, policy, base_dir = load_declarations(REPO / "definitions.py")
+    notebooks = [dataclasses.replace(n, purpose="finance_reporting") if "revenue_report" in str(n.path) else n for n in notebooks]
+    with pytest.raises(DeclarationError) as err:
+        build_notebook_assets(notebooks, base_dir=base_dir, policy=policy)
+    said = f"nb_assets.errors.DeclarationError: {err.value}".replace(f"{REPO}/", "")
+    assert said == example.rstrip("\n")
