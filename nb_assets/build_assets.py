@@ -164,7 +164,9 @@ def _notebook_asset(
     # The keys results are reported under are the specs' own keys: no second derivation.
     keys = {p.table or "": s.key for p, s in zip(props, specs)}
 
-    @dg.multi_asset(name=spec.name, specs=specs, can_subset=False, description=spec.description)
+    # Subsettable so that selecting one output (UI, `--select`, automation) works: the
+    # notebook still runs whole, and the resource loads only the selected outputs.
+    @dg.multi_asset(name=spec.name, specs=specs, can_subset=True, description=spec.description)
     def notebook_asset(context: dg.AssetExecutionContext, nb_resource: NotebookResource):  # type: ignore[no-untyped-def]
         yield from nb_resource.materialize(context, decl, spec, keys, gate)
 
@@ -178,7 +180,7 @@ def policy_gate(policy_path: str | Path, flows: Sequence[NotebookFlow], item: De
         policy: Policy = load_policy(policy_path)
         report = propagate(policy, flows)
         flow = item.flow()
-        violations = check_notebook(policy, flow, report.labels)
+        violations = check_notebook(policy, flow, report.labels, report.writers)
         blocking = [v for v in violations if v.mode == "enforce"]
         if blocking:
             from nb_assets.errors import PolicyError

@@ -138,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except NbAssetsError as exc:  # refused before the notebook ran: still one verdict on stdout
         if args.json:
             error = {"cell": exc.cell, "type": exc.kind, "message": str(exc)}
-            print(json.dumps({"status": "failed", "error": error, "outputs": [], "executed_notebook": None}, indent=2))
+            print(json.dumps({"status": "failed", "error": error, "outputs": [], "executed_notebook": None, "html": None}, indent=2))
         print(f"nb-assets run: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
@@ -169,19 +169,29 @@ def _run_one(args: argparse.Namespace) -> int:
         limits=limits, gate=job.gate,
     )
     try:
-        keep_record(run, html=args.html)
+        record = keep_record(run, html=args.html)
     finally:
         discard_data(run.folder)
-    summary = run_summary(run)
+    summary = {**run_summary(run), "html": str(record["html"]) if "html" in record else None}
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     elif run.status == "success":
         loaded = ", ".join(f"{o['table']} ({o['rows']} rows)" for o in summary["outputs"]) or "nothing (report)"
         print(f"{spec.path}: success in {run.duration_s:.2f} s via {sandbox.kind} sandbox; loaded {loaded}")
-        print(f"executed notebook: {run.executed_notebook}")
+        print("\n".join(_record_lines(summary)))
     else:
-        print(f"{run.error}\nexecuted notebook: {run.executed_notebook}", file=sys.stderr)
+        print("\n".join((str(run.error), *_record_lines(summary))), file=sys.stderr)
     return EXIT_OK if run.status == "success" else EXIT_FAILED
+
+
+def _record_lines(summary: dict[str, Any]) -> list[str]:
+    """Only files that exist: a run stopped before its kernel started has no executed notebook."""
+    if summary["executed_notebook"] is None:
+        return [f"nothing was executed: the run stopped before the notebook started; record: {summary['record']}"]
+    lines = [f"executed notebook: {summary['executed_notebook']}"]
+    if summary["html"] is not None:
+        lines.append(f"html: {summary['html']}")
+    return lines
 
 
 @dataclass

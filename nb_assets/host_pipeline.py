@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,11 +53,14 @@ def run_pipeline(
     params: Mapping[str, Any] | None = None,
     limits: SandboxLimits | None = None,
     gate: Callable[[], None] | None = None,
+    load: Collection[str] | None = None,
 ) -> NotebookRun:
     """Execute `spec` once; returns a NotebookRun whose `error` says what failed.
 
     Declaration problems (error findings, bad parameters) and a refusing
-    `gate` (the policy check) raise before any data is fetched.
+    `gate` (the policy check) raise before any data is fetched. `load` names
+    the output tables to load (default: all); every declared output is still
+    produced and validated, since the notebook runs whole.
     """
     started = time.monotonic()
     limits = limits or SandboxLimits()
@@ -92,7 +95,7 @@ def run_pipeline(
         return finished(error)
     try:
         files = validate_outputs(spec.path, folder.output_dir, spec.output_tables)
-        loaded = warehouse.load(spec.path, files)
+        loaded = warehouse.load(spec.path, files if load is None else {t: files[t] for t in load})
     except NbAssetsError as exc:
         return finished(exc)
     return finished(None, loaded_rows=loaded, output_files=files)

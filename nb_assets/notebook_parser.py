@@ -217,14 +217,42 @@ def _sql_inputs(cells: tuple[Cell, ...], parameters: tuple[Param, ...], findings
             findings.append(Finding(problem.rule, "error", f"SQL input {name!r}: {problem.message}", cell.number, line))
         for param in lineage.params:
             if param not in known_params:
-                findings.append(Finding(
-                    "unknown-sql-param", "error",
-                    f"SQL input {name!r} binds ${param}, which is not a notebook parameter; add it to the parameters cell",
-                    cell.number,
-                ))
+                findings.append(Finding("unknown-sql-param", "error", _unknown_param(name, param, cells), cell.number))
         if not query.strip():
             findings.append(Finding("sql-syntax", "error", f"SQL input {name!r} has no query", cell.number, 1))
         yield SqlInput(name, query, lineage.tables, lineage.params, cell.number, lineage.columns)
+
+
+def _unknown_param(sql_input: str, param: str, cells: tuple[Cell, ...]) -> str:
+    """Say what to change: most often the value is right there, in a cell that lacks the tag."""
+    binds = f"SQL input {sql_input!r} binds ${param}"
+    assigned_in = next((number for number, names in _assigned_names(cells).items() if param in names), None)
+    if assigned_in is None:
+        return f"{binds}, which is not a notebook parameter; add it to the parameters cell"
+    tagged = next((c.number for c in cells if c.cell_type == "code" and "parameters" in c.tags), None)
+    if tagged is None:
+        return (
+            f"{binds}; {param} is assigned in cell {assigned_in}, which is not tagged `parameters`: "
+            f"add the tag `parameters` to cell {assigned_in} (papermill's convention) to make it the parameters cell"
+        )
+    return (
+        f"{binds}; {param} is assigned in cell {assigned_in}, not in the parameters cell (cell {tagged}): "
+        f"move `{param} = ...` into cell {tagged}, as a literal"
+    )
+
+
+def _assigned_names(cells: tuple[Cell, ...]) -> dict[int, set[str]]:
+    """Cell number → names bound by its top-level assignments, in notebook order."""
+    from nb_assets.static_analysis import cell_trees
+
+    assigned: dict[int, set[str]] = {}
+    for number, tree in sorted(cell_trees(cells).items()):
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            names = {n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)}
+            if names and isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                assigned.setdefault(number, set()).update(names)
+    return assigned
 
 
 def _outputs(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Output]:

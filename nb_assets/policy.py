@@ -107,14 +107,45 @@ class Violation:
     table: str
     zone: str
     mode: Mode
+    writer: str | None = None  # the notebook that writes `table`; None for a source table
+    allowed_by: tuple[str, ...] = ()  # purposes whose notebooks may read `zone`
+    labels: frozenset[str] = frozenset()  # all of `table`'s labels
 
     def message(self) -> str:
         verdict = "refused" if self.mode == "enforce" else "allowed (zone in log mode) but recorded"
+        read = f"source table {self.table}" if self.writer is None else f"input {self.table}, written by notebook {self.writer}"
+        purposes = (
+            f"run the notebook for a purpose that allows '{self.zone}': {', '.join(self.allowed_by)}"
+            if self.allowed_by
+            else f"no purpose in the policy allows '{self.zone}'; a purpose that should, must be added to it"
+        )
+        return "\n".join((
+            f"notebook {self.notebook}: purpose '{self.purpose}' may not read zone '{self.zone}' ({read}); {verdict}.",
+            "  Either:",
+            f"  - {purposes}",
+            f"  - or add '{self.zone}' to purposes.{self.purpose} in the policy",
+            f"  - or {self._reclassify_advice()}",
+        ))
+
+    def _reclassify_advice(self) -> str:
+        """reclassify applies only to a notebook's own outputs: a source table keeps its labels."""
+        why = f'"<why it no longer holds {self.zone} data>"'
+        if self.writer is None:
+            table, zones = "<schema.table>", ("<zone>",)
+            advice = (
+                f"read a table derived from {self.table} by a notebook that runs for such a purpose and "
+                f"reclassifies its own output, in its declaration:"
+            )
+        else:
+            table, zones = self.table, tuple(sorted(self.labels - {self.zone})) or ("<zone>",)
+            advice = (
+                f"if {self.table} no longer holds {self.zone} data, reclassify it "
+                f"in the declaration of notebook {self.writer}:"
+            )
+        zone_tuple = "(" + ", ".join(f'"{z}"' for z in zones) + ("," if len(zones) == 1 else "") + ")"
         return (
-            f"notebook {self.notebook}: purpose '{self.purpose}' may not read zone "
-            f"'{self.zone}' (input {self.table}); {verdict}. Either add '{self.zone}' to "
-            f"purposes.{self.purpose} in the policy, run the notebook for a purpose that "
-            f"allows '{self.zone}', or reclassify {self.table} upstream with a reason."
+            f"{advice}\n      from nb_assets import Reclassify\n"
+            f'      NotebookAsset(..., reclassify={{"{table}": Reclassify({zone_tuple}, {why})}})'
         )
 
 
@@ -132,6 +163,7 @@ class PolicyReport:
     labels: Mapping[str, frozenset[str]]
     violations: tuple[Violation, ...]
     reclassified: tuple[Reclassification, ...]
+    writers: Mapping[str, str] = field(default_factory=dict)  # table -> the notebook that writes it
 
     def blocking(self) -> tuple[Violation, ...]:
         return tuple(v for v in self.violations if v.mode == "enforce")
@@ -300,9 +332,16 @@ def _check_reclassify(policy: Policy, flow: NotebookFlow) -> None:
 
 
 def check_notebook(
-    policy: Policy, flow: NotebookFlow, input_labels: Mapping[str, frozenset[str]]
+    policy: Policy,
+    flow: NotebookFlow,
+    input_labels: Mapping[str, frozenset[str]],
+    writers: Mapping[str, str] | None = None,
 ) -> tuple[Violation, ...]:
-    """The run-time gate for one notebook; run again just before a run, since the policy may have changed."""
+    """The run-time gate for one notebook; run again just before a run, since the policy may have changed.
+
+    ``writers`` (table -> notebook, as in ``PolicyReport.writers``) lets a violation's
+    advice tell a notebook's output, which can be reclassified, from a source table.
+    """
     _check_reclassify(policy, flow)
     purpose = _purpose_of(policy, flow)
     if purpose is None:
@@ -315,7 +354,9 @@ def check_notebook(
         for zone in sorted(input_labels[table] - allowed):
             # a zone dropped from the policy since labelling fails closed
             mode: Mode = policy.zones[zone].mode if zone in policy.zones else "enforce"
-            violations.append(Violation(flow.name, purpose, table, zone, mode))
+            allowed_by = tuple(sorted(p for p, zones in policy.purposes.items() if zone in zones))
+            writer = (writers or {}).get(table)
+            violations.append(Violation(flow.name, purpose, table, zone, mode, writer, allowed_by, input_labels[table]))
     return tuple(violations)
 
 
@@ -384,7 +425,7 @@ def propagate(
         for table in flow.inputs:
             if table not in labels:  # writers come first, so this is a source table
                 labels[table] = policy.source_labels(table)
-        violations.extend(check_notebook(policy, flow, labels))
+        violations.extend(check_notebook(policy, flow, labels, writers))
         inherited = frozenset().union(*(labels[t] for t in flow.inputs))
         for table in flow.outputs:
             labels[table] = inherited
@@ -392,7 +433,7 @@ def propagate(
                 zones, reason = flow.reclassify[table]
                 labels[table] = frozenset(zones)
                 reclassified.append(Reclassification(name, table, inherited, labels[table], reason.strip()))
-    return PolicyReport(MappingProxyType(labels), tuple(violations), tuple(reclassified))
+    return PolicyReport(MappingProxyType(labels), tuple(violations), tuple(reclassified), MappingProxyType(writers))
 
 
 def zone_tags(labels: Iterable[str], purpose: str | None) -> dict[str, str]:

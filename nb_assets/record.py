@@ -65,6 +65,7 @@ def run_summary(run: NotebookRun, extra: Mapping[str, Any] | None = None) -> dic
         "outputs": [{"table": t, "rows": rows} for t, rows in run.loaded_rows.items()],
         "sandbox": run.sandbox,
         "duration_s": round(run.duration_s, 3),
-        "executed_notebook": str(run.executed_notebook),
+        "record": str(run.folder.record_dir),
+        "executed_notebook": str(run.executed_notebook) if run.executed_notebook.exists() else None,  # none if the kernel never ran
         **dict(extra or {}),
     }

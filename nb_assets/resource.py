@@ -61,6 +61,14 @@ class NotebookResource(dg.ConfigurableResource):
                 gate_facts.update(gate())
 
         context.log.info(f"{spec.path}: running in {sandbox.kind} sandbox, record at {run_dir}")
+        selected = {t: k for t, k in keys.items() if k in context.selected_asset_keys}
+        not_loaded = [t for t in keys if t not in selected]
+        if not_loaded:
+            gate_facts["notebook/not_loaded"] = not_loaded
+            context.log.info(
+                f"{spec.path}: selected {', '.join(selected)} only: the notebook runs whole; "
+                f"{', '.join(not_loaded)} {'is' if len(not_loaded) == 1 else 'are'} computed but not loaded"
+            )
         try:
             run = run_pipeline(
                 spec,
@@ -70,6 +78,7 @@ class NotebookResource(dg.ConfigurableResource):
                 params=decl.params,
                 limits=decl.limits,
                 gate=checked_gate,
+                load=list(selected) if not_loaded else None,
             )
         except NbAssetsError as exc:  # refused before anything ran: no record to keep
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
@@ -77,7 +86,7 @@ class NotebookResource(dg.ConfigurableResource):
             record = keep_record(run, gate_facts)
             if run.status != "success":
                 raise failure(run, record)
-            results = list(materialize_results(run, keys, record, gate_facts))
+            results = list(materialize_results(run, selected, record, gate_facts))
         finally:
             discard_data(run.folder)  # Parquet copies can be large; the record stays
         yield from results

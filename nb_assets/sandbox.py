@@ -118,6 +118,7 @@ def runner_env(input_dir: str, output_dir: str, runtime_dir: str, work_dir: str)
         "NB_ASSETS_WORKDIR": work_dir,
         "PYTHONPATH": runtime_dir,
         "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",  # ipykernel's own default, as in Jupyter; the image's Agg draws nothing
     }
 
 

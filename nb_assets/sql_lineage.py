@@ -8,6 +8,7 @@ issue comes back as a `SqlProblem` with a rule id and, when known, a position.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 
 import sqlglot
@@ -74,7 +75,7 @@ def _analyze(sql: str) -> QueryLineage:
     try:
         tree = _parse_tokens(tokens, sql)
     except ParseError as exc:
-        return QueryLineage((), params, (), (_syntax_problem(exc), *param_problems))
+        return QueryLineage((), params, (), (_syntax_problem(exc, sql, tokens), *param_problems))
     writes = _tree_problems(tree, sql)
     if writes:  # no lineage for a statement that will never run
         return QueryLineage((), params, (), (*writes, *param_problems))
@@ -158,13 +159,45 @@ def _offset(node: exp.Expr) -> int | None:
     return None
 
 
-def _syntax_problem(exc: ParseError) -> SqlProblem:
+def _syntax_problem(exc: ParseError, sql: str, tokens: list[Token]) -> SqlProblem:
+    """sqlglot's description, the offending token quoted, and its line with a caret under it."""
     first = exc.errors[0] if exc.errors else {}
-    line, col = first.get("line"), first.get("col")
-    if isinstance(col, int):  # sqlglot points at the end of the offending token
-        col = max(1, col - len(first.get("highlight") or " ") + 1)
-    message = first.get("description") or str(exc)
-    return SqlProblem(SYNTAX, f"invalid DuckDB SQL: {message}", line, col)
+    message = f"invalid DuckDB SQL: {first.get('description') or exc}"
+    # sqlglot reports the line and the column where the offending token ends: find that token.
+    at = next((i for i, t in enumerate(tokens) if (t.line, t.col) == (first.get("line"), first.get("col"))), None)
+    if at is None:
+        return SqlProblem(SYNTAX, message, first.get("line"))
+    token = tokens[at]
+    message += f" at {sql[token.start:token.end + 1]!r}"
+    if at > 0 and (keyword := _misspelled_keyword(tokens[at - 1])):
+        message += f" ({tokens[at - 1].text!r} was read as a name: did you mean {keyword}?)"
+    return _problem_at(SYNTAX, f"{message}\n{_caret(sql, token.start, token.end + 1)}", sql, token.start)
+
+
+_CLAUSE_KEYWORDS = ("SELECT", "FROM", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "JOIN", "UNION", "QUALIFY", "WINDOW")
+
+
+def _misspelled_keyword(token: Token) -> str | None:
+    """FORM read as an alias is the classic: the error then lands on the token after it."""
+    if token.token_type != TokenType.VAR:
+        return None
+    word = token.text.upper()
+    close = difflib.get_close_matches(word, _CLAUSE_KEYWORDS, n=1, cutoff=0.75)
+    return close[0] if close and not word.startswith(close[0]) else None  # ORDERS is a name, not ORDER
+
+
+_EXCERPT = 50  # characters kept either side of the token on a long line
+
+
+def _caret(sql: str, start: int, end: int) -> str:
+    """The token's line, indented, with carets under the token (tabs kept so they line up)."""
+    line_start = sql.rfind("\n", 0, start) + 1
+    line_end = len(sql) if (newline := sql.find("\n", start)) == -1 else newline
+    left, right = max(line_start, start - _EXCERPT), min(line_end, end + _EXCERPT)
+    prefix = ("…" if left > line_start else "") + sql[left:start]
+    text = prefix + sql[start:right] + ("…" if right < line_end else "")
+    pad = "".join(c if c == "\t" else " " for c in prefix)
+    return f"    {text}\n    {pad}{'^' * max(1, min(end, line_end) - start)}"
 
 
 def _params(sql: str, tokens: list[Token]) -> tuple[tuple[str, ...], list[SqlProblem]]:

@@ -137,6 +137,50 @@ def test_policy_changed_after_loading_refuses_the_run_before_any_fetch(tmp_path:
     assert not (tmp_path / "records").exists() or not list((tmp_path / "records").rglob("*.parquet"))
 
 
+def test_the_run_time_gate_tells_an_upstream_output_from_a_source_table(tmp_path: Path, policy: Path, warehouse: Path) -> None:
+    _etl(tmp_path, "people", "raw.customers", "mart.people")
+    _etl(tmp_path, "summary", "mart.people", "mart.summary")
+    declared = [NotebookAsset(f"{n}.ipynb", purpose="analytics") for n in ("people", "summary")]
+    assets = build_notebook_assets(declared, base_dir=tmp_path, policy=policy)
+    policy.write_text(POLICY.replace("analytics: [finance, pii]", "analytics: [finance]"))
+    summary = next(a for a in assets if isinstance(a, dg.AssetsDefinition) and a.node_def.name == "summary")
+    result = _materialize([summary], warehouse, tmp_path)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    description = failure.step_failure_data.user_failure_data.description
+    assert "(input mart.people, written by notebook people)" in description
+    assert "in the declaration of notebook people:" in description and "from nb_assets import Reclassify" in description
+
+
+def test_selecting_one_output_runs_the_notebook_and_loads_only_that_output(tmp_path: Path, warehouse: Path) -> None:
+    from conftest import warehouse_snapshot
+
+    write_notebook(
+        tmp_path / "split.ipynb",
+        md("# Split orders by size"),
+        code(RUNTIME),
+        code("%%sql orders\nSELECT * FROM raw.orders"),
+        code("output('mart.big_orders', orders[orders.amount >= 15])\noutput('mart.small_orders', orders[orders.amount < 15])"),
+    )
+    assets = build_notebook_assets([NotebookAsset("split.ipynb")], base_dir=tmp_path)
+    runner = NotebookResource(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp_path / "records"))
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(assets, selection=["mart/big_orders"], resources={RESOURCE_KEY: runner}, instance=instance)
+    assert result.success
+    (materialized,) = result.get_asset_materialization_events()
+    assert materialized.asset_key == dg.AssetKey(["mart", "big_orders"])
+    assert materialized.materialization.metadata["notebook/not_loaded"].value == ["mart.small_orders"]
+    tables = warehouse_snapshot(warehouse)
+    assert len(tables["mart.big_orders"]) == 10 and "mart.small_orders" not in tables
+    logs = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any(
+        "selected mart.big_orders only: the notebook runs whole; mart.small_orders is computed but not loaded" in m
+        for m in logs
+    )
+    whole = dg.materialize(assets, resources={RESOURCE_KEY: runner})  # no selection: every output, as before
+    assert {e.asset_key.path[1] for e in whole.get_asset_materialization_events()} == {"big_orders", "small_orders"}
+    assert len(warehouse_snapshot(warehouse)["mart.small_orders"]) == 10
+
+
 @pytest.mark.parametrize(
     ("allow", "message"),
     [
@@ -181,3 +225,19 @@ def test_a_subclassed_translator_moves_keys_edges_and_results_together(tmp_path:
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"warehouse/mart/first", "warehouse/mart/second"}
+
+
+def test_the_readme_policy_example_is_what_declaring_the_demo_report_for_finance_says() -> None:
+    import dataclasses
+
+    from conftest import REPO
+    from nb_assets.definitions_file import load_declarations
+
+    readme = (REPO / "README.md").read_text()
+    example = readme.split("declaring the demo's report for the finance purpose:\n\n```\n", 1)[1].split("```", 1)[0]
+    project = load_declarations(REPO / "definitions.py")
+    notebooks = [dataclasses.replace(n, purpose="finance_reporting") if "revenue_report" in str(n.path) else n for n in project.notebooks]
+    with pytest.raises(DeclarationError) as err:
+        build_notebook_assets(notebooks, base_dir=project.base_dir, policy=project.policy)
+    said = f"nb_assets.errors.DeclarationError: {err.value}".replace(f"{REPO}/", "")
+    assert said == example.rstrip("\n")

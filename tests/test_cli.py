@@ -114,6 +114,36 @@ def test_run_failing_sql_input_names_the_cell_in_json(tmp_path: Path, warehouse:
     assert (error["cell"], error["type"]) == (2, "warehouse") and "bad_sql.ipynb: cell 2" in error["message"]
 
 
+def test_run_failing_before_the_kernel_names_only_files_that_exist(tmp_path: Path, warehouse: Path) -> None:
+    path = write_notebook(tmp_path / "bad_sql.ipynb", code(RUNTIME), code("%%sql o\nSELECT nope FROM raw.orders"))
+    records = tmp_path / "records"
+    proc = nb_assets("run", str(path), "--warehouse", str(warehouse), "--sandbox", "local", "--records", str(records))
+    assert proc.returncode == 1
+    assert "executed.ipynb" not in proc.stdout + proc.stderr  # the kernel never ran: there is none
+    (record,) = records.glob("bad_sql/*/*/record")
+    assert f"nothing was executed: the run stopped before the notebook started; record: {record}" in proc.stderr
+    assert {p.name for p in record.iterdir()} == {"parameterized.ipynb", "parameters.json", "run.json"}
+    proc = nb_assets("run", str(path), "--warehouse", str(warehouse), "--sandbox", "local", "--records", str(records),
+                     "--html", "--json")
+    report = json.loads(proc.stdout)
+    assert report["executed_notebook"] is None and report["html"] is None
+    assert json.loads(Path(report["record"], "run.json").read_text())["executed_notebook"] is None
+
+
+def test_run_html_names_the_file_it_wrote(tmp_path: Path, warehouse: Path) -> None:
+    path = _orders_notebook(tmp_path)
+    args = ("run", str(path), "--warehouse", str(warehouse), "--sandbox", "local", "--records", str(tmp_path / "records"))
+    proc = nb_assets(*args, "--html")
+    assert proc.returncode == 0, proc.stderr
+    lines = dict(line.split(": ", 1) for line in proc.stdout.splitlines()[1:])
+    assert Path(lines["html"]).read_text().startswith("<!DOCTYPE html>")
+    assert Path(lines["executed notebook"]).exists()
+    report = json.loads(nb_assets(*args, "--html", "--json").stdout)
+    assert Path(report["html"]).name == "executed.html" and Path(report["html"]).exists()
+    assert json.loads(nb_assets(*args, "--json").stdout)["html"] is None  # not asked for, not written
+    assert "html" not in dict(line.split(": ", 1) for line in nb_assets(*args).stdout.splitlines()[1:])
+
+
 def test_run_of_a_missing_notebook_is_a_usage_error(tmp_path: Path) -> None:
     assert nb_assets("run", str(tmp_path / "nope.ipynb")).returncode == 2
 

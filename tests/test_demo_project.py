@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -109,6 +110,19 @@ def test_dagster_accepts_the_definitions_file() -> None:
     assert "Validation successful" in proc.stdout + proc.stderr
 
 
+def test_dagster_asset_list_leaves_out_source_tables_as_the_readme_says() -> None:
+    """Dagster's `asset list` resolves AssetSelection.all(), which excludes external assets;
+    the README sends users to the UI graph and `nb-assets lineage` for the full picture."""
+    dagster = str(Path(sys.executable).parent / "dagster")
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    listed = subprocess.run([dagster, "asset", "list", "-f", "definitions.py"],
+                            cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert listed.returncode == 0, listed.stderr
+    assert {"mart/orders_clean", "reports/revenue_report"} <= set(listed.stdout.split())
+    assert not [key for key in listed.stdout.split() if key.startswith("raw/")]
+    assert "dagster asset list` shows only the notebooks' assets" in (REPO / "README.md").read_text()
+
+
 @pytest.mark.docker
 def test_a_notebook_materializes_in_docker_with_provenance(demo, docker_image: str) -> None:
     defs, warehouse, tmp = demo
@@ -119,6 +133,26 @@ def test_a_notebook_materializes_in_docker_with_provenance(demo, docker_image: s
     assert (sandbox["kind"], sandbox["network"], sandbox["image"], sandbox["exit_code"]) == ("docker", "none", docker_image, 0)
     assert sandbox["image_id"].startswith("sha256:") and sandbox["duration_s"] > 0
     assert sandbox["limits"]["memory_mb"] > 0 and sandbox["limits"]["pids"] > 0
+
+
+@pytest.mark.docker
+def test_the_demo_report_keeps_its_chart_when_materialized_in_docker(demo, docker_image: str) -> None:
+    defs, warehouse, tmp = demo
+    by_name = {a.node_def.name: a for a in defs.assets if isinstance(a, dg.AssetsDefinition)}
+    # Its upstream tables first (in whichever sandbox is quickest), so this test stands alone.
+    local = NotebookResource(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp / "upstream-records"))
+    upstream = [by_name[n] for n in ("clean_orders", "customer_revenue", "daily_traffic")]
+    assert dg.materialize(upstream, resources={RESOURCE_KEY: local}).success
+
+    docker = NotebookResource(warehouse=str(warehouse), sandbox="docker", records_dir=str(tmp / "report-records"))
+    result = dg.materialize([by_name["revenue_report"]], resources={RESOURCE_KEY: docker})
+    meta = result.asset_materializations_for_node("revenue_report")[0].metadata
+    assert meta["notebook/sandbox"].value["kind"] == "docker"
+    cells = json.loads(Path(meta["notebook/executed"].value).read_text())["cells"]
+    chart_cell = next(c for c in cells if "plt.show()" in "".join(c["source"]))
+    assert [sorted(o["data"]) for o in chart_cell["outputs"]] == [["image/png", "text/plain"]]
+    assert '<img alt="No description has been provided for this image" class="" src="data:image/png;base64,' in Path(
+        meta["notebook/html"].value).read_text()
 
 
 def test_cron_declarations_become_schedules_of_their_notebooks_assets(demo) -> None:

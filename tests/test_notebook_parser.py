@@ -147,3 +147,40 @@ def test_the_disk_cache_is_really_read_and_only_when_trusted(tmp_path: Path, mon
     os.chmod(cache, 0o666)  # writable by anyone: no longer trusted, parsed afresh
     module._parse_cached.cache_clear()
     assert parse_notebook(path).description is None
+
+
+def _param_finding(tmp_path: Path, *cells) -> str:
+    spec = parse_notebook(write_notebook(tmp_path / "p.ipynb", *cells))
+    [finding] = [f for f in spec.findings if f.rule == "unknown-sql-param"]
+    return finding.message
+
+
+def test_a_parameter_in_an_untagged_cell_is_reported_as_a_missing_tag(tmp_path: Path) -> None:
+    message = _param_finding(
+        tmp_path,
+        code(RUNTIME),
+        code('ds = "2026-11-25"'),  # meant as the parameters cell, but the tag is missing
+        code("%%sql orders\nSELECT * FROM raw.orders WHERE order_date <= CAST($ds AS DATE)"),
+    )
+    assert "ds is assigned in cell 2, which is not tagged `parameters`" in message
+    assert "add the tag `parameters` to cell 2" in message
+    assert "not a notebook parameter" not in message
+
+
+def test_a_parameter_assigned_outside_the_tagged_cell_is_to_be_moved_there(tmp_path: Path) -> None:
+    message = _param_finding(
+        tmp_path,
+        code(RUNTIME),
+        params("days = 7"),
+        code("import datetime\nds = str(datetime.date.today())"),
+        code("%%sql orders\nSELECT * FROM raw.orders WHERE order_date <= CAST($ds AS DATE)"),
+    )
+    assert "ds is assigned in cell 3, not in the parameters cell (cell 2)" in message
+    assert "move `ds = ...` into cell 2" in message
+
+
+def test_a_name_assigned_nowhere_is_still_an_unknown_parameter(tmp_path: Path) -> None:
+    message = _param_finding(
+        tmp_path, code(RUNTIME), params("days = 7"), code("%%sql orders\nSELECT * FROM raw.orders WHERE x = $missing"),
+    )
+    assert message == "SQL input 'orders' binds $missing, which is not a notebook parameter; add it to the parameters cell"

@@ -152,6 +152,42 @@ def test_enforce_zone_blocks(tmp_path):
         assert word in v.message()
 
 
+def test_violation_on_a_source_table_offers_only_fixes_that_exist(tmp_path):
+    report = propagate(policy(tmp_path), [flow("campaign", "analytics", ["raw.customers"])])
+    (v,) = report.blocking()
+    message = v.message()
+    assert "source table raw.customers" in message
+    assert "reclassify raw.customers" not in message and '"raw.customers": Reclassify' not in message
+    assert "a purpose that allows 'pii': marketing, reporting" in message
+    assert "add 'pii' to purposes.analytics" in message
+    # what reclassify can do: a notebook's own outputs, shown with its import
+    assert "from nb_assets import Reclassify" in message
+    assert "reclassify={\"<schema.table>\": Reclassify((\"<zone>\",), \"<why it no longer holds pii data>\")}" in message
+
+
+def test_violation_on_a_notebook_output_names_its_writer_and_the_reclassify_to_write(tmp_path):
+    flows = [
+        flow("customer_revenue", "reporting", ["raw.customers", "raw.orders"], ["mart.customer_revenue"]),
+        flow("report", "analytics", ["mart.customer_revenue"]),
+    ]
+    report = propagate(policy(tmp_path), flows)
+    (v,) = report.blocking()
+    message = v.message()
+    assert "input mart.customer_revenue, written by notebook customer_revenue" in message
+    assert "in the declaration of notebook customer_revenue" in message
+    assert "from nb_assets import Reclassify" in message
+    assert 'reclassify={"mart.customer_revenue": Reclassify(("finance",), "<why it no longer holds pii data>")}' in message
+    # the gate that runs right before a run gives the same advice
+    assert check_notebook(policy(tmp_path), flows[1], report.labels, report.writers) == (v,)
+
+
+def test_a_zone_no_purpose_allows_says_so(tmp_path):
+    text = POLICY.replace("  finance: {mode: log}", "  finance: {mode: log}\n  secret: {mode: enforce}").replace(
+        "  raw.web_events: [public]", "  raw.web_events: [public]\n  raw.keys: [secret]")
+    (v,) = propagate(policy(tmp_path, text), [flow("peek", "reporting", ["raw.keys"])]).blocking()
+    assert "no purpose in the policy allows 'secret'" in v.message()
+
+
 def test_log_zone_allows_but_reports(tmp_path):
     report = propagate(policy(tmp_path), [flow("promo", "marketing", ["raw.orders"], ["mart.promo"])])
     (v,) = report.violations

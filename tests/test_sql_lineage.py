@@ -118,3 +118,33 @@ def test_columns_match_aliases_whatever_their_case() -> None:
     assert result.columns == (
         ("raw.customers", "id"), ("raw.customers", "name"), ("raw.orders", "amount"), ("raw.orders", "cid"),
     )
+
+
+def test_syntax_error_quotes_the_token_and_points_a_caret_at_it() -> None:
+    (problem,) = analyze_query("SELECT order_id, amount\nFORM raw.orders\nWHERE amount > 0").problems
+    assert (problem.rule, problem.line, problem.column) == ("sql-syntax", 2, 6)
+    first, source, caret = problem.message.splitlines()
+    assert first == (
+        "invalid DuckDB SQL: Invalid expression / Unexpected token at 'raw' "
+        "('FORM' was read as a name: did you mean FROM?)"
+    )
+    assert source == "    FORM raw.orders"
+    assert caret == "         ^^^"
+
+
+def test_syntax_error_caret_keeps_tabs_and_trims_long_lines() -> None:
+    (problem,) = analyze_query("SELECT a\n\tFROM t WHERE (b =").problems
+    first, source, caret = problem.message.splitlines()
+    assert first.endswith(" at '='") and (problem.line, problem.column) == (2, 18)
+    assert (source, caret) == ("    \tFROM t WHERE (b =", "    \t" + " " * 16 + "^")  # a tab stays a tab
+    wide = "SELECT " + ", ".join(f"column_{i}" for i in range(40)) + " FORM t"
+    (problem,) = analyze_query(wide).problems
+    first, source, caret = problem.message.splitlines()
+    assert first.endswith("at 't' ('FORM' was read as a name: did you mean FROM?)")
+    assert source == "    …, column_36, column_37, column_38, column_39 FORM t"
+    assert caret == " " * (len(source) - 1) + "^"
+
+
+def test_a_plural_name_is_not_taken_for_a_misspelled_keyword() -> None:
+    (problem,) = analyze_query("SELECT a orders b FROM t").problems
+    assert "did you mean" not in problem.message and " at 'b'" in problem.message
