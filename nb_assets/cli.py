@@ -186,14 +186,14 @@ def declared_gate(definitions: Path, notebook: str) -> Any:
     from nb_assets.definitions_file import load_declarations
     from nb_assets.errors import DeclarationError
 
-    notebooks, policy, base_dir = load_declarations(definitions)
-    declared = declare_notebooks(notebooks, base_dir)
+    notebooks, policy, base_dir, _ = load_declarations(definitions)
+    declared = declare_notebooks(notebooks, base_dir)  # the gate sees views and macros through at run time
     item = next((d for d in declared if Path(d.spec.path).resolve() == Path(notebook).resolve()), None)
     if item is None:
         raise DeclarationError(f"{notebook} is not declared in {definitions}")
     if policy is None:
         return None
-    return policy_gate(policy, [d.flow() for d in declared], item)
+    return policy_gate(policy, declared, item)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ def add_lineage_command(sub: Any) -> None:
     direction.add_argument("--downstream", dest="direction", action="store_const", const="downstream")
     direction.add_argument("--upstream", dest="direction", action="store_const", const="upstream")
     lineage.add_argument("--definitions", type=Path, default=Path("definitions.py"),
-                         help="the file declaring NOTEBOOKS (and POLICY) (default: %(default)s)")
+                         help="the file declaring NOTEBOOKS (and POLICY, WAREHOUSE) (default: %(default)s)")
+    lineage.add_argument("--warehouse", type=Path, default=None,
+                         help="DuckDB file whose views and macros are seen through (default: WAREHOUSE in the definitions)")
     lineage.add_argument("--json", action="store_true")
     lineage.set_defaults(func=cmd_lineage, direction="downstream")
 
@@ -27,20 +29,24 @@ def add_lineage_command(sub: Any) -> None:
 def cmd_lineage(args: argparse.Namespace) -> int:
     from nb_assets.build_assets import declare_notebooks
     from nb_assets.lineage import LineageNotebook, format_report, lineage_report
-    from nb_assets.policy import load_policy, propagate
+    from nb_assets.policy import explain, load_policy, propagate
 
     try:
-        notebooks, policy, base_dir = load_declarations(args.definitions)
+        notebooks, policy, base_dir, warehouse = load_declarations(args.definitions)
     except DeclarationError as exc:
         print(f"nb-assets lineage: {exc}", file=sys.stderr)
         return 2
-    declared = declare_notebooks(notebooks, base_dir)
+    warehouse = args.warehouse or warehouse
+    if warehouse is None:
+        print("nb-assets lineage: no warehouse (--warehouse, or WAREHOUSE in the definitions): "
+              "views and table macros are not seen through", file=sys.stderr)
+    declared = declare_notebooks(notebooks, base_dir, warehouse)
     # Violations are reported, not raised: lineage is how one investigates them.
     report = propagate(load_policy(policy), [d.flow() for d in declared]) if policy else None
     labels = dict(report.labels) if report else {}
     graph = [LineageNotebook(d.spec, d.decl.purpose) for d in declared]
     result = lineage_report(args.table, graph, labels, args.direction)
-    result["violations"] = [v.message() for v in report.violations] if report else []
+    result["violations"] = [explain(v) for v in report.violations] if report else []
     if not result["known"]:
         print(f"nb-assets lineage: no declared notebook reads or writes {args.table}", file=sys.stderr)
         return 1

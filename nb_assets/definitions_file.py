@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nb_assets.errors import DeclarationError
 
 
-def load_declarations(path: Path) -> tuple[list[Any], Path | None, Path]:
-    """Import the definitions file and read its NOTEBOOKS, POLICY and BASE_DIR."""
+class Declarations(NamedTuple):
+    notebooks: list[Any]
+    policy: Path | None
+    base_dir: Path
+    warehouse: Path | None  # WAREHOUSE, where views and macros are seen through
+
+
+def load_declarations(path: Path) -> Declarations:
+    """Import the definitions file and read its NOTEBOOKS, POLICY, BASE_DIR and WAREHOUSE."""
     if not path.exists():
         raise DeclarationError(f"definitions file not found: {path} (pass --definitions)")
     module_spec = importlib.util.spec_from_file_location("nb_assets_user_definitions", path)
@@ -22,4 +29,5 @@ def load_declarations(path: Path) -> tuple[list[Any], Path | None, Path]:
         raise DeclarationError(f"{path} has no NOTEBOOKS list of NotebookAsset declarations")
     policy = getattr(module, "POLICY", None)
     base_dir = Path(getattr(module, "BASE_DIR", path.resolve().parent))
-    return list(notebooks), Path(policy) if policy else None, base_dir
+    warehouse = getattr(module, "WAREHOUSE", None)
+    return Declarations(list(notebooks), Path(policy) if policy else None, base_dir, Path(warehouse) if warehouse else None)

@@ -33,7 +33,10 @@ class NotebookTranslator:
         spec: NotebookSpec,
         labels: Mapping[str, frozenset[str]] | None = None,
     ) -> list[dg.AssetSpec]:
-        """One spec per declared output, or a single report asset."""
+        """One spec per declared output, or a single report asset.
+
+        Deps are the tables the notebook reads, seen through views and macros:
+        data lands in tables, so that is what a run must wait for and follow."""
         labels = labels or {}
         deps = [self.table_key(t) for t in spec.input_tables]
         common = dict(
@@ -45,7 +48,8 @@ class NotebookTranslator:
             code_version=spec.content_hash[:16],
         )
         if not spec.outputs:
-            input_zones = frozenset().union(*(labels.get(t, frozenset()) for t in spec.input_tables))
+            # named_relations: a view's labels include zones written on the view itself
+            input_zones = frozenset().union(*(labels.get(t, frozenset()) for t in spec.named_relations))
             return [dg.AssetSpec(
                 self.report_key(decl, spec),
                 tags=self._tags(decl, input_zones),
@@ -84,6 +88,8 @@ class NotebookTranslator:
             "notebook/columns_read": dg.MetadataValue.json(columns_read(spec)),
             "dagster/code_references": _code_reference(spec.path),
         }
+        if spec.seen_through is not None and spec.seen_through.through:
+            metadata["notebook/read_through"] = dg.MetadataValue.json({n: list(r) for n, r in spec.seen_through.through})
         if decl.params:
             metadata["notebook/scheduled_params"] = dg.MetadataValue.json(dict(decl.params))
         if decl.allow:
