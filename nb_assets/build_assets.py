@@ -1,23 +1,26 @@
 """The factory users call from definitions.py: declarations → Dagster definitions.
 
-Every notebook is parsed, checked and placed under the policy before Dagster
-sees anything; if any notebook has an error, loading fails with every
+Every notebook is parsed, checked, seen through the warehouse's views and
+macros (when the warehouse can be opened) and placed under the policy before
+Dagster sees anything; if any notebook has an error, loading fails with every
 finding of every notebook at once.
 """
 
 # No `from __future__ import annotations`: Dagster inspects the asset function's real annotations.
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from nb_assets.asset_defaults import AssetProps
+from nb_assets.catalog_lineage import Catalog, see_through_all
 from nb_assets.declaration import NotebookAsset
 from nb_assets.definitions_file import ProjectDeclarations, capture
-from nb_assets.errors import DeclarationError, NbAssetsError
+from nb_assets.errors import DeclarationError, NbAssetsError, PolicyError
 from nb_assets.parameters import resolve_parameters
 from nb_assets.notebook_parser import parse_notebook
 from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, load_policy, propagate
@@ -26,7 +29,10 @@ from nb_assets.spec import NotebookSpec
 from nb_assets.translator import NotebookTranslator
 
 RESOURCE_KEY = "nb_resource"
-Gate = Callable[[], dict[str, Any]]  # checks right before a run; returns facts for metadata
+# Checks right before a run, given the catalog the run's queries will read
+# (None: the notebook reads nothing); returns facts for metadata.
+Gate = Callable[[Catalog | None], dict[str, Any]]
+log = logging.getLogger("nb_assets")
 
 
 @dataclass(frozen=True)
@@ -35,17 +41,26 @@ class DeclaredNotebook:
     spec: NotebookSpec
 
     def flow(self) -> NotebookFlow:
+        seen = self.spec.seen_through
         return NotebookFlow(
             name=self.spec.name,
             purpose=self.decl.purpose,
-            inputs=self.spec.input_tables,
+            inputs=self.spec.named_relations,
             outputs=self.spec.output_tables,
             reclassify={t: (tuple(r.zones), r.reason) for t, r in self.decl.reclassify.items()},
+            through=dict(seen.through) if seen is not None else {},
         )
 
 
-def declare_notebooks(notebooks: Sequence[NotebookAsset], base_dir: str | Path | None = None) -> list[DeclaredNotebook]:
-    """Parse and check every notebook; raise one DeclarationError listing all problems."""
+def declare_notebooks(
+    notebooks: Sequence[NotebookAsset],
+    base_dir: str | Path | None = None,
+    warehouse: str | Path | None = None,
+) -> list[DeclaredNotebook]:
+    """Parse and check every notebook; raise one DeclarationError listing all problems.
+
+    With a `warehouse`, its views and macros are seen through now if it can be
+    opened; if not, one line says so and the gate does it before each run."""
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     declared: list[DeclaredNotebook] = []
     problems: list[str] = []
@@ -58,8 +73,10 @@ def declare_notebooks(notebooks: Sequence[NotebookAsset], base_dir: str | Path |
         except NbAssetsError as exc:
             problems.append(str(exc))
             continue
-        problems.extend(f.describe(spec.path) for f in spec.errors)
         declared.append(DeclaredNotebook(decl, spec))
+    if warehouse is not None and any(d.spec.inputs for d in declared):
+        declared = seen_through_now(declared, warehouse)
+    problems.extend(f.describe(d.spec.path) for d in declared for f in d.spec.errors)
     problems.extend(_conflicts(declared))
     if problems:
         raise DeclarationError(f"{len(problems)} problem(s) in declared notebooks:\n" + "\n".join(f"- {p}" for p in problems))
@@ -100,6 +117,27 @@ def _conflicts(declared: Sequence[DeclaredNotebook]) -> list[str]:
     return problems
 
 
+def seen_through_now(declared: Sequence[DeclaredNotebook], warehouse: str | Path) -> list[DeclaredNotebook]:
+    """Each notebook seen through the warehouse's current catalog, or as it is if that cannot be read."""
+    from nb_assets.catalog import open_catalog  # DuckDB loads only where a warehouse is given
+
+    catalog = open_catalog(warehouse)
+    if isinstance(catalog, str):
+        if catalog not in _said:  # once per process: a definitions file is often loaded twice
+            _said.add(catalog)
+            log.warning("nb_assets: %s; views and table macros will be seen through before each run instead", catalog)
+        return list(declared)
+    return _seen_through(declared, catalog)
+
+
+_said: set[str] = set()
+
+
+def _seen_through(declared: Sequence[DeclaredNotebook], catalog: Catalog) -> list[DeclaredNotebook]:
+    specs = see_through_all([d.spec for d in declared], catalog)
+    return [replace(d, spec=spec) for d, spec in zip(declared, specs)]
+
+
 def apply_policy(declared: Sequence[DeclaredNotebook], policy_path: str | Path | None) -> PolicyReport | None:
     """Propagate zones over the whole graph; enforce-mode violations refuse declaration."""
     if policy_path is None:
@@ -120,13 +158,16 @@ def build_notebook_assets(
     base_dir: str | Path | None = None,
     policy: str | Path | None = None,
     translator: NotebookTranslator | None = None,
+    warehouse: str | Path | None = None,
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    """One multi-asset per notebook plus external assets for source tables."""
+    """One multi-asset per notebook plus external assets for source tables.
+
+    Deps are base tables: a notebook reading a view depends on the tables
+    behind it (`warehouse` is where views and macros are seen through)."""
     translator = translator or NotebookTranslator()
-    declared = declare_notebooks(notebooks, base_dir)
+    declared = declare_notebooks(notebooks, base_dir, warehouse)
     report = apply_policy(declared, policy)
     labels = dict(report.labels) if report else {}
-    flows = [d.flow() for d in declared]
     props = {item.spec.name: asset_props(item, labels) for item in declared}
     written = {t for d in declared for t in d.spec.output_tables}
     sources = [AssetProps("source", t, labels.get(t, frozenset())) for t in sorted(
@@ -139,7 +180,7 @@ def build_notebook_assets(
     for item in declared:
         deps = [table_keys[t] for t in item.spec.input_tables]
         specs = [translator.get_asset_spec(p, deps) for p in props[item.spec.name]]
-        gate = policy_gate(policy, flows, item) if policy else None
+        gate = policy_gate(policy, declared, item) if policy else None
         assets.append(_notebook_asset(item, props[item.spec.name], specs, gate))
     assets.extend(translator.get_asset_spec(p) for p in sources)
     return assets
@@ -173,21 +214,22 @@ def _notebook_asset(
     return notebook_asset
 
 
-def policy_gate(policy_path: str | Path, flows: Sequence[NotebookFlow], item: DeclaredNotebook) -> Gate:
-    """Re-read the policy right before a run: it may have changed since loading."""
+def policy_gate(policy_path: str | Path, declared: Sequence[DeclaredNotebook], item: DeclaredNotebook) -> Gate:
+    """Re-read the policy, and see every notebook through the catalog the run
+    reads, right before a run: both may have changed since loading."""
 
-    def gate() -> dict[str, Any]:
+    def gate(catalog: Catalog | None) -> dict[str, Any]:
         policy: Policy = load_policy(policy_path)
+        current = _seen_through(declared, catalog) if catalog is not None else list(declared)
+        flows = [d.flow() for d in current]
         report = propagate(policy, flows)
-        flow = item.flow()
+        flow = next(f for f in flows if f.name == item.spec.name)
         violations = check_notebook(policy, flow, report.labels, report.writers)
         blocking = [v for v in violations if v.mode == "enforce"]
         if blocking:
-            from nb_assets.errors import PolicyError
-
             raise PolicyError(f"{item.spec.path}: refused before any data was fetched:\n" + "\n".join(v.message() for v in blocking))
         return {
-            "policy/labels": {t: sorted(report.labels.get(t, ())) for t in (*flow.inputs, *flow.outputs)},
+            "policy/labels": {t: sorted(report.labels.get(t, ())) for t in (*flow.reached(), *flow.outputs)},
             "policy/purpose": flow.purpose,
             "policy/violations": [v.message() for v in violations],
         }
@@ -210,7 +252,7 @@ def notebook_definitions(
     )
     if capture(declared):  # the CLI reading this project: it builds what it needs itself
         return dg.Definitions()
-    assets = build_notebook_assets(notebooks, base_dir=base_dir, policy=policy, translator=translator)
+    assets = build_notebook_assets(notebooks, base_dir=base_dir, policy=policy, translator=translator, warehouse=warehouse)
     schedules = [
         dg.ScheduleDefinition(
             name=f"{a.node_def.name}_schedule",

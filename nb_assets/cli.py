@@ -219,12 +219,12 @@ def _declared_job(args: argparse.Namespace) -> _Job:
     from nb_assets.definitions_file import load_declarations
 
     project = load_declarations(args.definitions)
-    declared = declare_notebooks(project.notebooks, project.base_dir)
+    declared = declare_notebooks(project.notebooks, project.base_dir)  # the gate sees views through at run time
     item = next((d for d in declared if Path(d.spec.path).resolve() == args.notebook.resolve()), None)
     if item is None:
         raise DeclarationError(f"{args.notebook} is not declared in {args.definitions}")
     decl = item.decl
-    gate = policy_gate(project.policy, [d.flow() for d in declared], item) if project.policy else None
+    gate = policy_gate(project.policy, declared, item) if project.policy else None
     return _Job(
         spec=item.spec,
         params=dict(decl.params),

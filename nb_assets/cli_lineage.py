@@ -19,7 +19,9 @@ def add_lineage_command(sub: Any) -> None:
     direction.add_argument("--downstream", dest="direction", action="store_const", const="downstream")
     direction.add_argument("--upstream", dest="direction", action="store_const", const="upstream")
     lineage.add_argument("--definitions", type=Path, default=Path("definitions.py"),
-                         help="the file declaring NOTEBOOKS (and POLICY) (default: %(default)s)")
+                         help="the file declaring NOTEBOOKS (and POLICY, WAREHOUSE) (default: %(default)s)")
+    lineage.add_argument("--warehouse", type=Path, default=None,
+                         help="DuckDB file whose views and macros are seen through (default: WAREHOUSE in the definitions)")
     lineage.add_argument("--json", action="store_true")
     lineage.set_defaults(func=cmd_lineage, direction="downstream")
 
@@ -34,7 +36,11 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     except DeclarationError as exc:
         print(f"nb-assets lineage: {exc}", file=sys.stderr)
         return 2
-    declared = declare_notebooks(project.notebooks, project.base_dir)
+    warehouse = args.warehouse or project.warehouse
+    if warehouse is None:
+        print("nb-assets lineage: no warehouse (--warehouse, or the definitions' warehouse=): "
+              "views and table macros are not seen through", file=sys.stderr)
+    declared = declare_notebooks(project.notebooks, project.base_dir, warehouse)
     # Violations are reported, not raised: lineage is how one investigates them,
     # and loading the declarations above built nothing, so nothing refused yet.
     report = propagate(load_policy(project.policy), [d.flow() for d in declared]) if project.policy else None

@@ -53,7 +53,7 @@ def _capturing() -> Iterator[list[ProjectDeclarations]]:
 
 def load_declarations(path: Path) -> ProjectDeclarations:
     """What the definitions file declares: its notebook_definitions(...) call, else its
-    NOTEBOOKS, POLICY and BASE_DIR globals."""
+    NOTEBOOKS, POLICY, BASE_DIR and WAREHOUSE globals."""
     if not path.exists():
         raise DeclarationError(f"definitions file not found: {path} (pass --definitions)")
     module_spec = importlib.util.spec_from_file_location("nb_assets_user_definitions", path)
@@ -70,4 +70,5 @@ def load_declarations(path: Path) -> ProjectDeclarations:
         raise DeclarationError(f"{path} neither calls notebook_definitions(...) nor has a NOTEBOOKS list")
     policy = getattr(module, "POLICY", None)
     base_dir = Path(getattr(module, "BASE_DIR", path.resolve().parent))
-    return ProjectDeclarations(list(notebooks), Path(policy) if policy else None, base_dir)
+    warehouse = getattr(module, "WAREHOUSE", None)
+    return ProjectDeclarations(list(notebooks), Path(policy) if policy else None, base_dir, str(warehouse) if warehouse else None)

@@ -1,8 +1,10 @@
 """One notebook run, top to bottom: gate → prefetch → sandbox → validate → load.
 
-Used identically by Dagster assets and by `nb-assets run`. Nothing reaches
-the warehouse unless every step before the load succeeded, and the executed
-notebook is kept whatever happened.
+Used identically by Dagster assets and by `nb-assets run`. The gate runs on
+the prefetch's own connection, once the warehouse's views and macros are seen
+through, and before any query. Nothing reaches the warehouse unless every
+step before the load succeeded, and the executed notebook is kept whatever
+happened.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any, Literal
 
 from nb_assets import notebook as runtime
 from nb_assets import inbox_papermill
-from nb_assets.errors import DeclarationError, NbAssetsError, NotebookRunError, SandboxError
+from nb_assets.catalog_lineage import Catalog, see_through
+from nb_assets.errors import DeclarationError, NbAssetsError, NotebookRunError, PolicyError, SandboxError
 from nb_assets.parameters import resolve_parameters
 from nb_assets.sandbox import RUNNER_FILE, RunFolder, Sandbox, SandboxLimits, SandboxResult
 from nb_assets.spec import NotebookSpec
@@ -52,38 +55,55 @@ def run_pipeline(
     run_dir: Path,
     params: Mapping[str, Any] | None = None,
     limits: SandboxLimits | None = None,
-    gate: Callable[[], None] | None = None,
+    gate: Callable[[Catalog | None], None] | None = None,
     load: Collection[str] | None = None,
 ) -> NotebookRun:
     """Execute `spec` once; returns a NotebookRun whose `error` says what failed.
 
-    Declaration problems (error findings, bad parameters) and a refusing
-    `gate` (the policy check) raise before any data is fetched. `load` names
-    the output tables to load (default: all); every declared output is still
-    produced and validated, since the notebook runs whole.
+    Declaration problems (error findings, bad parameters), a view or macro
+    that cannot be seen through, and a refusing `gate` (the policy check,
+    given the catalog the queries will read, or None for a notebook without
+    SQL inputs) raise before any data is fetched or any folder made. The
+    run's spec is `spec` as seen through the catalog at that moment. `load`
+    names the output tables to load (default: all); every declared output is
+    still produced and validated, since the notebook runs whole.
     """
     started = time.monotonic()
     limits = limits or SandboxLimits()
     if spec.errors:
         raise DeclarationError("\n".join(f.describe(spec.path) for f in spec.errors))
     parameters = resolve_parameters(spec, params or {})
-    if gate is not None:
-        gate()
-    folder = prepare_run_folder(spec, parameters, run_dir)
-    facts = sandbox.describe(limits)
+    folder = RunFolder(Path(run_dir).resolve())
+    seen = [spec]
+
+    def check(catalog: Catalog | None) -> None:
+        if catalog is not None:
+            seen[0] = see_through(spec, catalog)
+            if seen[0].errors:
+                raise DeclarationError(
+                    f"{spec.path}: refused before any data was fetched:\n" + "\n".join(f.describe(spec.path) for f in seen[0].errors)
+                )
+        if gate is not None:
+            gate(catalog)
+
     input_rows: dict[str, int] = {}
+    facts = sandbox.describe(limits)
 
     def finished(error: NbAssetsError | None, **outcome: Any) -> NotebookRun:
         # Reads input_rows and facts as they stand when the run ends.
         return NotebookRun(
-            spec, parameters, folder, "failed" if error else "success", error,
+            seen[0], parameters, folder, "failed" if error else "success", error,
             input_rows=input_rows, sandbox=facts, duration_s=time.monotonic() - started, **outcome,
         )
 
     try:
-        input_rows = prefetch_inputs(spec, parameters, folder, warehouse)
+        input_rows = prefetch_inputs(spec, parameters, folder, warehouse, check)
+    except (DeclarationError, PolicyError):
+        raise  # refused: nothing fetched, no folder
     except NbAssetsError as exc:
+        prepare_run_folder(spec, parameters, run_dir)
         return finished(exc)
+    prepare_run_folder(spec, parameters, run_dir)
     try:
         result = sandbox.run(folder, limits)
     except SandboxError as exc:  # the box itself failed (engine gone, container not created)
@@ -118,7 +138,20 @@ def _write_job(folder: RunFolder, spec: NotebookSpec, parameters: Mapping[str, A
     folder.parameters_file.write_text(json.dumps(dict(parameters), indent=2, default=str))
 
 
-def prefetch_inputs(spec: NotebookSpec, parameters: Mapping[str, Any], folder: RunFolder, warehouse: Warehouse) -> dict[str, int]:
+def prefetch_inputs(
+    spec: NotebookSpec,
+    parameters: Mapping[str, Any],
+    folder: RunFolder,
+    warehouse: Warehouse,
+    check: Callable[[Catalog | None], None] | None = None,
+) -> dict[str, int]:
+    """Fetch every SQL input into the run's input folder, made only once `check` passed."""
+
+    def checked(catalog: Catalog | None) -> None:
+        if check is not None:
+            check(catalog)
+        folder.input_dir.mkdir(parents=True, exist_ok=True)
+
     requests = [
         PrefetchRequest(
             name=i.name,
@@ -129,7 +162,11 @@ def prefetch_inputs(spec: NotebookSpec, parameters: Mapping[str, Any], folder: R
         )
         for i in spec.inputs
     ]
-    rows = warehouse.prefetch(spec.path, requests)
+    if requests:
+        rows = warehouse.prefetch(spec.path, requests, checked)
+    else:
+        checked(None)  # nothing to read: no catalog to see through
+        rows = {}
     manifest = {
         r.name: {"file": r.dest.name, "fingerprint": runtime.query_fingerprint(r.query), "rows": rows[r.name]}
         for r in requests

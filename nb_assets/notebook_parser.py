@@ -197,7 +197,7 @@ def _parameters(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Pa
 
 
 def _sql_inputs(cells: tuple[Cell, ...], parameters: tuple[Param, ...], findings: list[Finding]) -> Iterator[SqlInput]:
-    from nb_assets.sql_lineage import analyze_query
+    from nb_assets.sql_lineage import TABLE_FUNCTION, analyze_query, call_to_resolve, reads_nothing
 
     known_params = {p.name for p in parameters}
     seen: set[str] = set()
@@ -218,9 +218,15 @@ def _sql_inputs(cells: tuple[Cell, ...], parameters: tuple[Param, ...], findings
         for param in lineage.params:
             if param not in known_params:
                 findings.append(Finding("unknown-sql-param", "error", _unknown_param(name, param, cells), cell.number))
+        for call in lineage.calls:
+            if call.in_from and not reads_nothing(call):
+                # Provisional: seeing the warehouse's catalog through replaces it
+                # with nothing (a table macro) or an error (anything else).
+                line = call.line + 1 if call.line is not None else None
+                findings.append(Finding(TABLE_FUNCTION, "warning", f"SQL input {name!r}: {call_to_resolve(call.name)}", cell.number, line))
         if not query.strip():
             findings.append(Finding("sql-syntax", "error", f"SQL input {name!r} has no query", cell.number, 1))
-        yield SqlInput(name, query, lineage.tables, lineage.params, cell.number, lineage.columns)
+        yield SqlInput(name, query, lineage.tables, lineage.params, cell.number, lineage.columns, lineage.calls)
 
 
 def _unknown_param(sql_input: str, param: str, cells: tuple[Cell, ...]) -> str:

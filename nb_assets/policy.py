@@ -29,6 +29,10 @@ Rules:
 - A notebook without a purpose runs as ``default_purpose``. If the policy sets
   none, such a notebook may not read any table: there is no implicit
   "anything goes" purpose.
+- Views and table macros are seen through (catalog_lineage): a view's labels
+  are the union of the labels of everything it reads, down to its base
+  tables. A label written on a view under ``tables`` can only add zones to
+  that union; removing zones is what ``reclassify``, with its reason, is for.
 
 Errors about the policy file name ``path:line``; errors about a flow name the notebook.
 """
@@ -46,6 +50,7 @@ from typing import Literal, NoReturn
 import yaml
 
 from nb_assets.errors import PolicyError
+from nb_assets.spec import below
 
 Mode = Literal["enforce", "log"]
 MODES: tuple[Mode, ...] = ("enforce", "log")
@@ -98,6 +103,15 @@ class NotebookFlow:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     reclassify: Mapping[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    # Views ("s.v") and macros ("s.m()") among and below the inputs -> what each reads directly.
+    through: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def reached(self) -> tuple[str, ...]:
+        """The inputs and every view, macro and table below them."""
+        return below(self.through, self.inputs)
+
+    def base_tables(self) -> tuple[str, ...]:
+        return tuple(t for t in self.reached() if t not in self.through)
 
 
 @dataclass(frozen=True)
@@ -110,10 +124,15 @@ class Violation:
     writer: str | None = None  # the notebook that writes `table`; None for a source table
     allowed_by: tuple[str, ...] = ()  # purposes whose notebooks may read `zone`
     labels: frozenset[str] = frozenset()  # all of `table`'s labels
+    via: tuple[str, ...] = ()  # below a view or macro input: the path to where the zone is written
 
     def message(self) -> str:
         verdict = "refused" if self.mode == "enforce" else "allowed (zone in log mode) but recorded"
         read = f"source table {self.table}" if self.writer is None else f"input {self.table}, written by notebook {self.writer}"
+        if self.via:  # a view or table macro: say where the zone really comes from
+            kind = "table macro" if self.table.endswith("()") else "view"
+            chain = " → ".join((self.table, *self.via))
+            read = f"{kind} {self.table}, which reads {self.via[-1]} carrying '{self.zone}': {chain}"
         purposes = (
             f"run the notebook for a purpose that allows '{self.zone}': {', '.join(self.allowed_by)}"
             if self.allowed_by
@@ -356,8 +375,30 @@ def check_notebook(
             mode: Mode = policy.zones[zone].mode if zone in policy.zones else "enforce"
             allowed_by = tuple(sorted(p for p, zones in policy.purposes.items() if zone in zones))
             writer = (writers or {}).get(table)
-            violations.append(Violation(flow.name, purpose, table, zone, mode, writer, allowed_by, input_labels[table]))
+            via = _zone_origin(policy, flow, table, zone, input_labels)
+            violations.append(Violation(flow.name, purpose, table, zone, mode, writer, allowed_by, input_labels[table], via))
     return tuple(violations)
+
+
+def _zone_origin(
+    policy: Policy, flow: NotebookFlow, name: str, zone: str, labels: Mapping[str, frozenset[str]]
+) -> tuple[str, ...]:
+    """The path below a view or macro to where `zone` is written: a table's labels, or a view's own."""
+    stack: list[tuple[str, tuple[str, ...]]] = [(name, ())]
+    seen: set[str] = set()
+    while stack:
+        current, path = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current not in flow.through:
+            if zone in labels.get(current, ()):
+                return path
+        elif zone in policy.tables.get(current, ()):
+            return path
+        else:
+            stack.extend((read, (*path, read)) for read in reversed(flow.through[current]))
+    return ()
 
 
 # --- propagation ------------------------------------------------------------
@@ -383,7 +424,7 @@ def _check_labelled_tables(
     writers: Mapping[str, str],
     known_tables: Collection[str] | None,
 ) -> None:
-    read = {t for flow in flows for t in flow.inputs}
+    read = {t for flow in flows for t in flow.reached()}
     known = None if known_tables is None else {t.lower() for t in known_tables} | read
     for table in policy.tables:
         if table in writers:
@@ -396,7 +437,7 @@ def _check_labelled_tables(
 
 
 def _order(flows: Sequence[NotebookFlow], writers: Mapping[str, str]) -> list[str]:
-    graph = {flow.name: {writers[t] for t in flow.inputs if t in writers} for flow in flows}
+    graph = {flow.name: {writers[t] for t in flow.base_tables() if t in writers} for flow in flows}
     try:
         return list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as err:
@@ -422,9 +463,10 @@ def propagate(
     reclassified: list[Reclassification] = []
     for name in _order(flows, writers):
         flow = by_name[name]
-        for table in flow.inputs:
+        for table in flow.base_tables():
             if table not in labels:  # writers come first, so this is a source table
                 labels[table] = policy.source_labels(table)
+        _label_through(policy, flow, labels)
         violations.extend(check_notebook(policy, flow, labels, writers))
         inherited = frozenset().union(*(labels[t] for t in flow.inputs))
         for table in flow.outputs:
@@ -434,6 +476,26 @@ def propagate(
                 labels[table] = frozenset(zones)
                 reclassified.append(Reclassification(name, table, inherited, labels[table], reason.strip()))
     return PolicyReport(MappingProxyType(labels), tuple(violations), tuple(reclassified), MappingProxyType(writers))
+
+
+def _label_through(policy: Policy, flow: NotebookFlow, labels: dict[str, frozenset[str]]) -> None:
+    """A view's or macro's labels: its own (if any) plus everything it reads; base tables are labelled."""
+
+    def label(name: str, path: frozenset[str]) -> frozenset[str]:
+        if name not in flow.through:
+            return labels[name]
+        if name in done or name in path:  # a loop is reported by the resolution
+            return labels.get(name, frozenset())
+        zones = set(policy.tables.get(name, ()))
+        for read in flow.through[name]:
+            zones |= label(read, path | {name})
+        labels[name] = frozenset(zones)
+        done.add(name)
+        return labels[name]
+
+    done: set[str] = set()
+    for name in flow.inputs:
+        label(name, frozenset())
 
 
 def zone_tags(labels: Iterable[str], purpose: str | None) -> dict[str, str]:

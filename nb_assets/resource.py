@@ -40,13 +40,13 @@ class NotebookResource(dg.ConfigurableResource):
         decl: NotebookAsset,
         spec: NotebookSpec,
         keys: Mapping[str, dg.AssetKey],
-        gate: Callable[[], dict[str, Any]] | None = None,
+        gate: Callable[[Any], dict[str, Any]] | None = None,
     ) -> Iterator[dg.MaterializeResult]:
         # The execution stack (duckdb, pyarrow, docker) loads here, inside a run,
         # not in every process that merely loads the definitions.
         from nb_assets.choose_sandbox import choose_sandbox
         from nb_assets.host_pipeline import discard_data, run_pipeline
-        from nb_assets.materialize import failure, materialize_results
+        from nb_assets.materialize import failure, materialize_results, seen_through_facts
         from nb_assets.record import keep_record, prewarm_html
         from nb_assets.warehouse import DuckDBWarehouse
 
@@ -56,9 +56,9 @@ class NotebookResource(dg.ConfigurableResource):
         run_dir = self.records_root(context) / spec.name / context.run.run_id
         gate_facts: dict[str, Any] = {}
 
-        def checked_gate() -> None:
+        def checked_gate(catalog: Any) -> None:
             if gate is not None:
-                gate_facts.update(gate())
+                gate_facts.update(gate(catalog))
 
         context.log.info(f"{spec.path}: running in {sandbox.kind} sandbox, record at {run_dir}")
         selected = {t: k for t, k in keys.items() if k in context.selected_asset_keys}
@@ -82,6 +82,7 @@ class NotebookResource(dg.ConfigurableResource):
             )
         except NbAssetsError as exc:  # refused before anything ran: no record to keep
             raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        gate_facts.update(seen_through_facts(run.spec))
         try:
             record = keep_record(run, gate_facts)
             if run.status != "success":

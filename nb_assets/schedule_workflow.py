@@ -54,7 +54,7 @@ def check(project: ProjectDeclarations, decl: NotebookAsset) -> Checked:
     """Static findings, conflicts and the policy, for the project plus `decl`; raises listing every problem."""
     if any(Path(project.base_dir, d.path).resolve() == Path(project.base_dir, decl.path).resolve() for d in project.notebooks):
         raise DeclarationError(f"{decl.path} is already declared in this project")
-    declared = tuple(declare_notebooks([*project.notebooks, decl], project.base_dir))
+    declared = tuple(declare_notebooks([*project.notebooks, decl], project.base_dir, project.warehouse))
     item = declared[-1]
     report = None
     if project.policy is not None:
@@ -127,8 +127,7 @@ def trial_run(project: ProjectDeclarations, checked: Checked, scratch_dir: Path)
     scratch_dir.mkdir(parents=True, exist_ok=True)
     scratch = DuckDBWarehouse(project.warehouse).scratch_copy(scratch_dir / "scratch_warehouse.duckdb")
     decl, spec = checked.item.decl, checked.item.spec
-    flows = [d.flow() for d in checked.declared]
-    gate = policy_gate(project.policy, flows, checked.item) if project.policy else None
+    gate = policy_gate(project.policy, checked.declared, checked.item) if project.policy else None
     kind = decl.sandbox if decl.sandbox != "auto" else project.sandbox
     try:
         run = run_pipeline(spec, warehouse=scratch, sandbox=choose_sandbox(kind), run_dir=scratch_dir / "run",  # type: ignore[arg-type]

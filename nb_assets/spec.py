@@ -6,6 +6,7 @@ person counts in Jupyter); lines are 1-based within the cell's source.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -44,13 +45,60 @@ class Param:
 
 
 @dataclass(frozen=True)
+class SqlCall:
+    """A function a query calls, which the warehouse's catalog may define as a macro."""
+
+    name: str  # as written, lowercased: "shared.ppl" or "ppl"
+    in_from: bool  # a table function (FROM, JOIN, LATERAL), not a scalar call
+    line: int | None = None  # 1-based, within the query text
+    column: int | None = None
+
+
+@dataclass(frozen=True)
 class SqlInput:
     name: str
     query: str
-    tables: tuple[str, ...]  # "schema.table", lowercased
+    tables: tuple[str, ...]  # "schema.table", lowercased: the relations the query names
     params: tuple[str, ...]  # `$name` placeholders, in order of first use
     cell: int
     columns: tuple[tuple[str, str], ...] = ()  # (table, column) pairs the query reads
+    calls: tuple[SqlCall, ...] = ()  # table functions not known to read nothing, and every scalar call
+
+
+@dataclass(frozen=True)
+class SeenThrough:
+    """A notebook's reads once the warehouse's views and table macros are seen through.
+
+    Views are named "schema.view" and macros "schema.macro()"; anything not in
+    `through` is a base table.
+    """
+
+    warehouse: str  # the catalog this was resolved against
+    reads: tuple[tuple[str, tuple[str, ...]], ...]  # SQL input name -> the relations and macros it names
+    through: tuple[tuple[str, tuple[str, ...]], ...]  # each view / macro reached -> what it reads directly
+
+    @property
+    def named(self) -> tuple[str, ...]:
+        """What the SQL inputs name, resolved: tables, views, macros; in order of first use."""
+        return tuple(dict.fromkeys(name for _, names in self.reads for name in names))
+
+    @property
+    def base_tables(self) -> tuple[str, ...]:
+        """Every table reached through views and macros, in order of first reach."""
+        through = dict(self.through)
+        return tuple(name for name in below(through, self.named) if name not in through)
+
+
+def below(through: Mapping[str, Sequence[str]], names: Iterable[str]) -> tuple[str, ...]:
+    """`names` and everything read below them through views and macros, depth first, each once."""
+    found: dict[str, None] = {}
+    stack = list(reversed(list(names)))
+    while stack:
+        name = stack.pop()
+        if name not in found:
+            found[name] = None
+            stack.extend(reversed(through.get(name, ())))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -71,6 +119,7 @@ class NotebookSpec:
     inputs: tuple[SqlInput, ...] = ()
     outputs: tuple[Output, ...] = ()
     findings: tuple[Finding, ...] = field(default=())
+    seen_through: SeenThrough | None = None  # set once resolved against a warehouse catalog
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -78,6 +127,17 @@ class NotebookSpec:
 
     @property
     def input_tables(self) -> tuple[str, ...]:
+        """The tables the notebook reads: base tables once views and macros are
+        seen through, else the relations its SQL names (views look like tables)."""
+        if self.seen_through is not None:
+            return self.seen_through.base_tables
+        return self.named_relations
+
+    @property
+    def named_relations(self) -> tuple[str, ...]:
+        """What the SQL inputs name: tables and views, plus macros ("s.m()") once resolved."""
+        if self.seen_through is not None:
+            return self.seen_through.named
         seen: dict[str, None] = {}
         for sql_input in self.inputs:
             for table in sql_input.tables:

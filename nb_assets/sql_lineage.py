@@ -18,23 +18,37 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import Token, TokenType
 
+from nb_assets.spec import SqlCall
+
 DIALECT = "duckdb"
 SYNTAX = "sql-syntax"
 NOT_READ_ONLY = "sql-not-read-only"
 EXTERNAL_READ = "sql-external-read"
 POSITIONAL_PARAM = "sql-positional-param"
+TABLE_FUNCTION = "sql-table-function"
+
+# The only table functions a query may call in FROM without the warehouse's
+# catalog defining them: each builds rows from its arguments and reads no
+# table, file, URL, setting or catalog. Every other name must be a table macro
+# of the warehouse (then its body is seen through) or the query is refused.
+TABLE_FUNCTIONS_READING_NOTHING = (
+    "range", "generate_series", "unnest", "repeat", "repeat_row", "json_each", "json_tree",
+)
 
 _QUERY_START = {TokenType.SELECT, TokenType.WITH, TokenType.VALUES, TokenType.FROM, TokenType.L_PAREN}
 _QUERY_ROOTS = (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)
 # Statements that only ever appear nested when someone smuggles a write into a query.
 _WRITES = (exp.DML, exp.DDL, exp.Command, exp.Drop, exp.Alter)
 # DuckDB table functions that reach files, URLs, other databases, or a table
-# named at run time (query_table), which would hide lineage.
+# named at run time (query_table), which would hide lineage: refused with a
+# clearer message than an unknown table function gets.
 _EXTERNAL_NAMES = {"glob", "sniff_csv", "query", "query_table"}
 _EXTERNAL_PREFIXES = ("read_", "parquet_", "iceberg_", "delta_", "sqlite_", "postgres_", "mysql_")
 _EXTERNAL_SUFFIXES = ("_scan",)
 # A quoted table name with these characters is a DuckDB replacement scan of a file.
 _PATH_CHARS = set("./\\:*?")
+# Where a function call is a table function rather than a scalar.
+_TABLE_POSITIONS = (exp.Table, exp.Lateral, exp.From, exp.Join)
 
 
 @dataclass(frozen=True)
@@ -51,16 +65,36 @@ class QueryLineage:
     params: tuple[str, ...]  # `$name` placeholders, in order of first use
     columns: tuple[tuple[str, str], ...]  # (table, column) pairs read, best effort
     problems: tuple[SqlProblem, ...]
+    # Calls the warehouse may define as macros: table functions not in
+    # TABLE_FUNCTIONS_READING_NOTHING, and every scalar call (a scalar macro can
+    # hold a subquery). Allowed table functions are listed too: a macro of the
+    # same name in the warehouse's main schema would shadow them.
+    calls: tuple[SqlCall, ...] = ()
 
 
-def analyze_query(sql: str) -> QueryLineage:
+def analyze_query(sql: str, default_schema: str = "main") -> QueryLineage:
+    """`default_schema` qualifies bare table names (a view's body binds in the view's schema)."""
     try:
-        return _analyze(sql)
+        return _analyze(sql, default_schema.lower())
     except Exception as exc:  # noqa: BLE001 - a sqlglot bug must not crash notebook parsing
         return _failed(SqlProblem(SYNTAX, f"could not analyze the query ({type(exc).__name__}: {exc})"))
 
 
-def _analyze(sql: str) -> QueryLineage:
+def reads_nothing(call: SqlCall) -> bool:
+    """An allow-listed table function, called by its bare name (a qualified name is someone's macro)."""
+    return call.in_from and "." not in call.name and call.name in TABLE_FUNCTIONS_READING_NOTHING
+
+
+def call_to_resolve(name: str) -> str:
+    """Why a table function waits for the catalog, before the catalog is seen."""
+    return (
+        f"{name}() is not a table function known to read nothing ({', '.join(TABLE_FUNCTIONS_READING_NOTHING)}); "
+        "it may run only as a table macro of the warehouse, whose tables are then read through it "
+        "(checked when the warehouse can be opened, and always before each run)"
+    )
+
+
+def _analyze(sql: str, default_schema: str) -> QueryLineage:
     try:
         tokens = sqlglot.tokenize(sql, read=DIALECT)
     except TokenError as exc:
@@ -79,9 +113,10 @@ def _analyze(sql: str) -> QueryLineage:
     writes = _tree_problems(tree, sql)
     if writes:  # no lineage for a statement that will never run
         return QueryLineage((), params, (), (*writes, *param_problems))
-    tables = _tables(tree, sql)
+    tables = _tables(tree, sql, default_schema)
     problems = (*_external_reads(tree, sql), *param_problems)
-    return QueryLineage(tables, params, _columns(tree, set(tables)), problems)
+    columns = _columns(tree, set(tables), default_schema)
+    return QueryLineage(tables, params, columns, problems, _calls(tree, sql))
 
 
 def _parse_tokens(tokens: list[Token], sql: str) -> exp.Expr:
@@ -250,12 +285,12 @@ def _is_stored_table(table: exp.Table, sql: str) -> bool:
     return isinstance(table.this, exp.Identifier) and not _is_file_ref(table, sql)
 
 
-def _table_name(table: exp.Table) -> str:
+def _table_name(table: exp.Table, default_schema: str = "main") -> str:
     # DuckDB folds even quoted identifiers; the catalog of db.schema.table is dropped.
-    return f"{table.db or 'main'}.{table.name}".lower()
+    return f"{table.db or default_schema}.{table.name}".lower()
 
 
-def _tables(tree: exp.Expr, sql: str) -> tuple[str, ...]:
+def _tables(tree: exp.Expr, sql: str, default_schema: str) -> tuple[str, ...]:
     try:
         resolved = [s for scope in traverse_scope(tree) for s in scope.sources.values()]
     except Exception:  # noqa: BLE001 - scope cannot walk e.g. PIVOT in FROM; names alone below
@@ -265,7 +300,7 @@ def _tables(tree: exp.Expr, sql: str) -> tuple[str, ...]:
     # Scope resolution handles CTE shadowing; anything scope did not see is kept
     # unless its bare name is some CTE's, so a gap in scope never hides a table.
     names = {
-        _table_name(t)
+        _table_name(t, default_schema)
         for t in tree.find_all(exp.Table)
         if _is_stored_table(t, sql) and (id(t) in stored or t.db or t.name.lower() not in ctes)
     }
@@ -299,12 +334,55 @@ def _external_reads(tree: exp.Expr, sql: str) -> list[SqlProblem]:
     return problems
 
 
-def _columns(tree: exp.Expr, tables: set[str]) -> tuple[tuple[str, str], ...]:
+def _calls(tree: exp.Expr, sql: str) -> tuple[SqlCall, ...]:
+    """Every call a warehouse macro could stand behind, first position kept.
+
+    External reads are left out (already refused). A dotted scalar call
+    `x.f()` is listed as both `x.f` and `f`: DuckDB reads it as schema x's
+    macro or as f(x), and either may be a macro."""
+    found: dict[tuple[str, bool], SqlCall] = {}
+    for func in tree.find_all(exp.Func):
+        in_from = isinstance(func.parent, _TABLE_POSITIONS)
+        if in_from and _is_external_function(func):
+            continue
+        name = _called_name(func, sql)
+        line, column = _position(sql, func.meta.get("start"))
+        qualifier = _call_qualifier(func)
+        names = [f"{qualifier}.{name}"] if qualifier else [name]
+        if qualifier and not in_from:
+            names.append(name)
+        for n in names:
+            found.setdefault((n, in_from), SqlCall(n, in_from, line, column))
+    return tuple(found.values())
+
+
+def _called_name(func: exp.Func, sql: str) -> str:
+    """The name as written: sqlglot turns `range(3)` into GenerateSeries."""
+    if isinstance(func, exp.Anonymous):
+        return func.name.lower()
+    start, end = func.meta.get("start"), func.meta.get("end")
+    if start is not None and end is not None:
+        return sql[start : end + 1].strip('"').lower()
+    return _function_name(func)
+
+
+def _call_qualifier(func: exp.Func) -> str | None:
+    parent = func.parent
+    if isinstance(parent, exp.Table) and parent.this is func:
+        return parent.db.lower() or None
+    if isinstance(parent, exp.Dot) and parent.expression is func:
+        owner = parent.this
+        if isinstance(owner, (exp.Identifier, exp.Column, exp.Dot)):
+            return owner.name.lower() or None
+    return None
+
+
+def _columns(tree: exp.Expr, tables: set[str], default_schema: str) -> tuple[tuple[str, str], ...]:
     """(table, column) pairs, best effort: without a schema, an unqualified column
     is only attributed when its scope reads exactly one table and nothing else.
     (sqlglot's qualify() would add nothing here without a schema, at 2/3 of the cost.)"""
     try:
-        pairs = {pair for scope in traverse_scope(tree) for pair in _scope_columns(scope, tables)}
+        pairs = {pair for scope in traverse_scope(tree) for pair in _scope_columns(scope, tables, default_schema)}
     except Exception:  # noqa: BLE001 - best effort; the optimizer asserts on shapes it cannot scope
         return ()
     return tuple(sorted(pairs))
@@ -314,11 +392,11 @@ def _columns(tree: exp.Expr, tables: set[str]) -> tuple[tuple[str, str], ...]:
 _ALIAS_CLAUSES = (exp.Order, exp.Group, exp.Having, exp.Qualify)
 
 
-def _scope_columns(scope: Scope, tables: set[str]) -> set[tuple[str, str]]:
+def _scope_columns(scope: Scope, tables: set[str], default_schema: str) -> set[tuple[str, str]]:
     sources = {  # without qualify() identifiers keep their case; DuckDB's aliases ignore it
-        alias.lower(): _table_name(s)
+        alias.lower(): _table_name(s, default_schema)
         for alias, s in scope.sources.items()
-        if isinstance(s, exp.Table) and isinstance(s.this, exp.Identifier) and _table_name(s) in tables
+        if isinstance(s, exp.Table) and isinstance(s.this, exp.Identifier) and _table_name(s, default_schema) in tables
     }
     only = next(iter(sources.values())) if len(sources) == len(scope.sources) == 1 else None
     aliases = {

@@ -4,13 +4,19 @@
 implement; `DuckDBWarehouse` is the embedded default. Output files are
 validated before anything touches the warehouse, and all outputs of a run
 load in one transaction, so a failed or partial run changes nothing.
+
+Prefetch hands the warehouse's catalog (views, macros) to a check before any
+query runs, on the same connection and snapshot, so the views and macros a
+notebook is judged by are the ones its queries read through. A Postgres
+backend must do the same with `pg_views`, `pg_matviews` and SQL or
+set-returning functions from `pg_proc`.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +25,8 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow.parquet as pq
 
+from nb_assets.catalog import read_catalog
+from nb_assets.catalog_lineage import Catalog
 from nb_assets.errors import OutputValidationError, WarehouseError
 
 MAX_OUTPUT_ENTRIES = 1000  # a notebook spraying files is refused without listing them all
@@ -43,8 +51,13 @@ class TableDescription:
 
 
 class Warehouse(Protocol):
-    def prefetch(self, notebook: str, requests: Sequence[PrefetchRequest]) -> dict[str, int]:
-        """Run each query with bound params, write its result to `dest`; rows per input."""
+    def prefetch(
+        self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None
+    ) -> dict[str, int]:
+        """Run each query with bound params, write its result to `dest`; rows per input.
+
+        `check` gets the catalog read on the same read-only connection and
+        snapshot before any query runs; whatever it raises refuses the fetch."""
         ...
 
     def load(self, notebook: str, outputs: Mapping[str, Path]) -> dict[str, int]:
@@ -108,7 +121,9 @@ class DuckDBWarehouse:
         finally:
             con.close()
 
-    def prefetch(self, notebook: str, requests: Sequence[PrefetchRequest]) -> dict[str, int]:
+    def prefetch(
+        self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None
+    ) -> dict[str, int]:
         if not requests:
             return {}
         if not Path(self.path).exists():
@@ -117,6 +132,13 @@ class DuckDBWarehouse:
         # No file or network access: a query can read warehouse tables and nothing else.
         config = {"enable_external_access": False, "lock_configuration": True}
         with self._connect(read_only=True, config=config) as con:
+            con.execute("BEGIN TRANSACTION")  # one snapshot: the catalog checked is the one the queries bind to
+            if check is not None:
+                try:
+                    catalog = read_catalog(con, self.path)
+                except duckdb.Error as exc:
+                    raise WarehouseError(f"{notebook}: cannot read the catalog of {self.path}: {_first_line(exc)}") from exc
+                check(catalog)
             for request in requests:
                 try:
                     reader = con.sql(request.query, params=dict(request.params)).to_arrow_reader(_BATCH_ROWS)

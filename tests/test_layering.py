@@ -21,6 +21,7 @@ PURE_MODULES = (
     "nb_assets.parameters",
     "nb_assets.policy",
     "nb_assets.lineage",
+    "nb_assets.catalog_lineage",
 )
 HEAVY = ("dagster", "duckdb", "docker")
 

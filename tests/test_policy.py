@@ -277,3 +277,36 @@ def test_zone_tags_are_valid_dagster_tags():
     assert zone_tags([], None) == {}
     with pytest.raises(PolicyError):
         zone_tags(["p i i"], None)
+
+
+# --- views and macros -----------------------------------------------------------
+
+
+def test_a_view_carries_the_union_of_what_it_reads_plus_its_own_labels(tmp_path):
+    p = policy(tmp_path, POLICY.replace("  raw.web_events: [public]\n", "  raw.web_events: [public]\n  shared.both: [public]\n"))
+    through = {"shared.both": ("shared.people", "raw.orders"), "shared.people": ("raw.customers",)}
+    report = propagate(p, [NotebookFlow("nb", "reporting", ("shared.both",), ("mart.x",), {}, through)])
+    assert report.labels["shared.people"] == {"pii"}
+    assert report.labels["shared.both"] == {"pii", "finance", "public"}  # its own label only adds
+    assert report.labels["mart.x"] == {"pii", "finance", "public"}
+
+
+def test_a_violation_through_a_view_names_the_table_the_zone_comes_from(tmp_path):
+    through = {"shared.both": ("shared.people", "raw.orders"), "shared.people": ("raw.customers",)}
+    report = propagate(policy(tmp_path), [NotebookFlow("nb", "analytics", ("shared.both",), (), {}, through)])
+    (violation,) = report.violations
+    assert (violation.table, violation.zone, violation.via) == ("shared.both", "pii", ("shared.people", "raw.customers"))
+    assert (
+        "(view shared.both, which reads raw.customers carrying 'pii': shared.both → shared.people → raw.customers)"
+        in violation.message()
+    )
+
+
+def test_a_notebook_reading_a_view_over_an_output_runs_after_its_writer(tmp_path):
+    through = {"shared.latest": ("mart.x",)}
+    flows = [
+        NotebookFlow("reader", "reporting", ("shared.latest",), ("mart.y",), {}, through),
+        flow("writer", "reporting", ["raw.customers"], ["mart.x"]),
+    ]
+    report = propagate(policy(tmp_path), flows)
+    assert report.labels["mart.y"] == {"pii"}  # mart.x was labelled first, through the view

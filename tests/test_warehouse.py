@@ -111,3 +111,25 @@ def test_a_flood_of_files_is_refused(outputs: Path) -> None:
         (outputs / f"junk{i}").touch()
     with pytest.raises(OutputValidationError, match="more than 1000 files"):
         validate_outputs("nb", outputs, ["mart.a"])
+
+
+def test_prefetch_shows_the_catalog_to_check_before_any_query(warehouse: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE VIEW raw.big AS SELECT * FROM raw.orders WHERE amount > 10")
+    dest = tmp_path / "big.parquet"
+    request = PrefetchRequest("big", "SELECT * FROM raw.big", {}, 3, dest)
+    seen = []
+    assert DuckDBWarehouse(warehouse).prefetch("nb.ipynb", [request], seen.append) == {"big": 13}
+    (catalog,) = seen
+    assert catalog.views == {"raw.big": "CREATE VIEW raw.big AS SELECT * FROM raw.orders WHERE (amount > 10);"}
+    assert catalog.relations == {"raw.big", "raw.orders"}
+
+    def refuse(catalog) -> None:
+        raise RuntimeError("refused")
+
+    dest.unlink()
+    with pytest.raises(RuntimeError, match="refused"):
+        DuckDBWarehouse(warehouse).prefetch("nb.ipynb", [request], refuse)
+    assert not dest.exists()
