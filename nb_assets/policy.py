@@ -125,14 +125,17 @@ class Violation:
     allowed_by: tuple[str, ...] = ()  # purposes whose notebooks may read `zone`
     labels: frozenset[str] = frozenset()  # all of `table`'s labels
     via: tuple[str, ...] = ()  # below a view or macro input: the path to where the zone is written
+    through: bool = False  # `table` is a view or table macro, not a table
 
     def message(self) -> str:
         verdict = "refused" if self.mode == "enforce" else "allowed (zone in log mode) but recorded"
         read = f"source table {self.table}" if self.writer is None else f"input {self.table}, written by notebook {self.writer}"
+        kind = "table macro" if self.table.endswith("()") else "view"
         if self.via:  # a view or table macro: say where the zone really comes from
-            kind = "table macro" if self.table.endswith("()") else "view"
             chain = " → ".join((self.table, *self.via))
             read = f"{kind} {self.table}, which reads {self.via[-1]} carrying '{self.zone}': {chain}"
+        elif self.through:
+            read = f"{kind} {self.table}, labelled '{self.zone}' in the policy"
         purposes = (
             f"run the notebook for a purpose that allows '{self.zone}': {', '.join(self.allowed_by)}"
             if self.allowed_by
@@ -376,7 +379,9 @@ def check_notebook(
             allowed_by = tuple(sorted(p for p, zones in policy.purposes.items() if zone in zones))
             writer = (writers or {}).get(table)
             via = _zone_origin(policy, flow, table, zone, input_labels)
-            violations.append(Violation(flow.name, purpose, table, zone, mode, writer, allowed_by, input_labels[table], via))
+            violations.append(Violation(
+                flow.name, purpose, table, zone, mode, writer, allowed_by, input_labels[table], via, table in flow.through,
+            ))
     return tuple(violations)
 
 
