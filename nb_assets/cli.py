@@ -147,7 +147,7 @@ def _run_one(args: argparse.Namespace) -> int:
     from nb_assets.choose_sandbox import choose_sandbox
     from nb_assets.host_pipeline import discard_data, run_pipeline
     from nb_assets.parameters import coerce_cli_value
-    from nb_assets.record import keep_record, run_summary
+    from nb_assets.record import keep_record, run_summary, seen_through_facts
     from nb_assets.warehouse import DuckDBWarehouse
 
     job = _declared_job(args) if args.definitions else _ad_hoc_job(args)
@@ -169,7 +169,7 @@ def _run_one(args: argparse.Namespace) -> int:
         limits=limits, gate=job.gate,
     )
     try:
-        record = keep_record(run, html=args.html)
+        record = keep_record(run, seen_through_facts(run.spec), html=args.html)
     finally:
         discard_data(run.folder)
     summary = {**run_summary(run), "html": str(record["html"]) if "html" in record else None}

@@ -9,7 +9,6 @@ from typing import Any
 import dagster as dg
 
 from nb_assets.host_pipeline import NotebookRun
-from nb_assets.spec import NotebookSpec
 
 PREVIEW_ROWS = 10
 
@@ -39,17 +38,6 @@ def materialize_results(
         return
     for table, key in keys.items():
         yield dg.MaterializeResult(asset_key=key, metadata={**common, **table_metadata(run, table)})
-
-
-def seen_through_facts(spec: NotebookSpec) -> dict[str, Any]:
-    """What the run read once views and macros were seen through (on the prefetch's connection)."""
-    seen = spec.seen_through
-    if seen is None:
-        return {}
-    return {
-        "notebook/base_tables": list(seen.base_tables),
-        "notebook/read_through": {name: list(reads) for name, reads in seen.through},
-    }
 
 
 def table_metadata(run: NotebookRun, table: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nb_assets.host_pipeline import NotebookRun
+from nb_assets.spec import NotebookSpec
 
 
 def keep_record(run: NotebookRun, extra: Mapping[str, Any] | None = None, *, html: bool = True) -> dict[str, Path]:
@@ -47,6 +48,17 @@ def render_html(executed: Path) -> str:
 
     body, _ = nbconvert.HTMLExporter().from_filename(str(executed))
     return body
+
+
+def seen_through_facts(spec: NotebookSpec) -> dict[str, Any]:
+    """What the run read once views and macros were seen through (on the prefetch's connection)."""
+    seen = spec.seen_through
+    if seen is None:
+        return {}
+    return {
+        "notebook/base_tables": list(seen.base_tables),
+        "notebook/read_through": {name: list(reads) for name, reads in seen.through},
+    }
 
 
 def run_summary(run: NotebookRun, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -46,8 +46,8 @@ class NotebookResource(dg.ConfigurableResource):
         # not in every process that merely loads the definitions.
         from nb_assets.choose_sandbox import choose_sandbox
         from nb_assets.host_pipeline import discard_data, run_pipeline
-        from nb_assets.materialize import failure, materialize_results, seen_through_facts
-        from nb_assets.record import keep_record, prewarm_html
+        from nb_assets.materialize import failure, materialize_results
+        from nb_assets.record import keep_record, prewarm_html, seen_through_facts
         from nb_assets.warehouse import DuckDBWarehouse
 
         prewarm_html()  # nbconvert imports while the notebook runs

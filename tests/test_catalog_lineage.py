@@ -445,3 +445,19 @@ def test_every_allowed_table_function_runs_without_external_access() -> None:
     with duckdb.connect(config={"enable_external_access": False, "lock_configuration": True}) as con:
         for call in calls.values():
             assert con.sql(f"SELECT * FROM {call}").fetchall()
+
+
+def test_nb_assets_run_records_the_base_tables_it_read_through_a_view(project: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    sql(project, "CREATE VIEW shared.people AS SELECT * FROM raw.customers")
+    notebook = copy_notebook(project, "SELECT * FROM shared.people")
+    proc = subprocess.run([sys.executable, "-m", "nb_assets.cli", "run", str(notebook), "--warehouse",
+                           str(project / "warehouse.duckdb"), "--sandbox", "local", "--records", str(project / "runs"), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_json = json.loads((Path(json.loads(proc.stdout)["record"]) / "run.json").read_text())
+    assert run_json["notebook/base_tables"] == ["raw.customers"]
+    assert run_json["notebook/read_through"] == {"shared.people": ["raw.customers"]}
