@@ -18,6 +18,9 @@ __all__ = [
     "build_notebook_assets",
     "notebook_definitions",
     "parse_notebook",
+    "Notifications",
+    "SmtpChannel",
+    "WebhookChannel",
 ]
 
 _WHERE = {
@@ -29,6 +32,9 @@ _WHERE = {
     "build_notebook_assets": "nb_assets.build_assets",
     "notebook_definitions": "nb_assets.build_assets",
     "parse_notebook": "nb_assets.notebook_parser",
+    "Notifications": "nb_assets.notify",
+    "SmtpChannel": "nb_assets.notify",
+    "WebhookChannel": "nb_assets.notify",
 }
 
 

@@ -71,5 +71,5 @@ def test_public_names_are_the_same_objects_whatever_was_imported_first(first: st
     assert kinds == {
         "NotebookAsset": "class", "Reclassify": "class", "SandboxLimits": "class", "NotebookTranslator": "class",
         "NotebookResource": "class", "build_notebook_assets": "function", "notebook_definitions": "function",
-        "parse_notebook": "function",
+        "parse_notebook": "function", "Notifications": "class", "SmtpChannel": "class", "WebhookChannel": "class",
     }
