@@ -144,13 +144,21 @@ def _runs_html(context: NotebookContext) -> str:
         return "<p>No runs recorded yet.</p>"
     colour = {"success": "#2a7", "failed": "#c33", "refused": "#c63"}
     rows = "".join(
-        f"<tr><td><code>{html.escape(r.run_id[:8])}</code></td>"
+        f"<tr><td>{_run_link(context, r)}</td>"
         f"<td style='color:{colour.get(r.status, '#666')}'>{html.escape(r.status)}</td>"
         f"<td>{r.started_at.strftime('%Y-%m-%d %H:%M')}</td><td>{r.source}</td>"
         f"<td>{'' if r.failed_cell is None else f'cell {r.failed_cell}'}</td></tr>"
         for r in context.runs
     )
     return f"<h4>Last runs</h4><table><tr><th>run</th><th>status</th><th>started (UTC)</th><th>by</th><th></th></tr>{rows}</table>"
+
+
+def _run_link(context: NotebookContext, run: RunRecord) -> str:
+    """The run's short id, linked to the Dagster UI when the project names it (Dagster runs only)."""
+    short = f"<code>{html.escape(run.run_id[:8])}</code>"
+    if not context.ui_base_url or run.source != "dagster":
+        return short
+    return f"<a href='{html.escape(context.ui_base_url.rstrip('/'))}/runs/{html.escape(run.run_id)}' target='_blank'>{short}</a>"
 
 
 def _failure_html(context: NotebookContext, run: RunRecord) -> str:
@@ -170,7 +178,7 @@ def _failure_html(context: NotebookContext, run: RunRecord) -> str:
         relative = os.path.relpath(executed, context.path.parent)  # Jupyter resolves links against the notebook
         links.append(f"<a href='{e(relative)}' target='_blank'>executed notebook</a> (<code>{e(str(executed))}</code>)")
     if context.ui_base_url and run.source == "dagster":
-        links.append(f"<a href='{e(context.ui_base_url.rstrip('/'))}/runs/{e(run.run_id)}' target='_blank'>run in Dagster</a>")
+        links.append(f"run in Dagster: {_run_link(context, run)}")
     parts.append("<p>" + " · ".join(links) + "</p>")
     return "\n".join(parts)
 

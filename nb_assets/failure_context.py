@@ -22,6 +22,11 @@ from nb_assets.inbox_papermill import authored_cells
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 IPYTHON_FRAME = re.compile(r"Cell In\s?\[(\d+)\], line (\d+)")
+NOTEBOOK_FRAME = re.compile(r"(?:Cell In\s?\[\d+\]|cell \d+), line \d+")
+CHAINED = re.compile(
+    r"\n+(The above exception was the direct cause of the following exception:"
+    r"|During handling of the above exception, another exception occurred:)\n+"
+)
 TRACEBACK_LINES = 40
 TRACEBACK_CHARS = 4000
 LINE_CHARS = 300
@@ -34,7 +39,24 @@ def strip_ansi(text: str) -> str:
 
 def compact(traceback: str) -> str:
     """Keep the notebook's own frames whole; shorten library frames to where they are and
-    the line they were on (`File .../frame.py:4102, in DataFrame.__getitem__` and `-> 4107 ...`)."""
+    the line they were on (`File .../frame.py:4102, in DataFrame.__getitem__` and `-> 4107 ...`);
+    drop chained exceptions raised wholly inside libraries (pandas' KeyError behind KeyError)."""
+    parts = CHAINED.split(traceback.strip("\n"))  # section, separator, section, ...
+    sections, separators = parts[::2], parts[1::2]
+    out: list[str] = []
+    dropped = 0
+    for i, section in enumerate(sections):
+        if i < len(sections) - 1 and not NOTEBOOK_FRAME.search(section):
+            dropped += 1
+            continue
+        out.append(_compact_frames(section))
+        if i < len(separators):
+            out.append(separators[i].strip())
+    note = [f"({dropped} chained exception(s) raised inside libraries omitted)"] if dropped else []
+    return "\n\n".join(note + out)
+
+
+def _compact_frames(traceback: str) -> str:
     blocks = traceback.strip("\n").split("\n\n")
     kept = []
     for i, block in enumerate(blocks):
