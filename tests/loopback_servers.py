@@ -34,11 +34,11 @@ class Mail:
 
     @property
     def subject(self) -> str:
-        return str(self.message["Subject"])
+        return str(self.message["Subject"]).strip()  # a folded header unfolds with its leading space
 
     @property
     def body(self) -> str:
-        return self.message.get_content()
+        return self.message.get_content().replace("\r\n", "\n")
 
 
 @dataclass
@@ -54,12 +54,13 @@ class SmtpSink:
 @contextmanager
 def smtp_server(
     *, tls: ssl.SSLContext | None = None, implicit_tls: bool = False, users: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[SmtpSink]:
     """aiosmtpd on 127.0.0.1: plain, STARTTLS (`tls`) or TLS from the first byte (`implicit_tls`)."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
-    sink = SmtpSink(free_port())
+    sink = SmtpSink(port or free_port())
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
