@@ -35,8 +35,8 @@ def add_runs_commands(sub: Any) -> None:
 
 
 def _roots(args: argparse.Namespace, near: Path) -> list[Path]:
-    roots = record_roots(project_dir_of(near), args.records)
-    if not args.records:  # also the folder the command runs in, if it is another project
+    roots = record_roots(project_dir_of(near), args.records, near=[Path.cwd()])
+    if not args.records:  # also the project the command runs in, if it is another one
         roots += [r for r in record_roots(project_dir_of(Path.cwd())) if r not in roots]
     return roots
 

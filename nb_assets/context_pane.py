@@ -63,7 +63,8 @@ def notebook_context(path: Path, records: list[Path] | None = None) -> NotebookC
     project = project_dir_of(path)
     context = NotebookContext(path=path, name=notebook_name(path), project_dir=project)
     _add_declaration(context, project / "definitions.py")
-    context.runs = find_runs(record_roots(project, records or ()), context.name)[:LAST_RUNS]
+    roots = record_roots(project, records or (), near=[path.parent, Path.cwd()])
+    context.runs = find_runs(roots, context.name)[:LAST_RUNS]
     return context
 
 

@@ -71,8 +71,8 @@ def failure_notification_sensor(notebooks: Sequence[WatchedNotebook], notificati
         ledger = NoticeLedger(ledger_folder(notifications, context.instance.storage_directory()))
         try:
             cursor, queued = queue_new_failures(context, ledger, by_name, notifications)
-        except Exception as exc:  # the event log itself failed us: keep the cursor, try next tick
-            context.log.exception(f"nb-assets notifications: could not read failed runs: {exc}")
+        except Exception as exc:  # the event log or the ledger failed us: keep the cursor, try next tick
+            context.log.exception(f"nb-assets notifications: could not queue failed runs: {exc}")
             cursor, queued = context.cursor, 0
         outcome = deliver_pending(ledger, notifications, context.log)
         return dg.SensorResult(cursor=cursor, skip_reason=f"{queued} new failed run(s) queued; {outcome}")
@@ -156,7 +156,9 @@ def _notice(
     path = str(metadata.get("notebook/path") or watched.path)
     error = metadata.get("notebook/error") or {}
     refused = "notebook/refused" in metadata
-    headline = description.strip().splitlines()[0] if description.strip() else "failed"
+    lines = description.strip().splitlines() or ["failed"]
+    # "x.ipynb: refused before any data was fetched:" says more with the line after it.
+    headline = f"{lines[0]} {lines[1]}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
     summary = headline[len(path) + 2:] if headline.startswith(f"{path}: ") else headline
     executed = metadata.get("notebook/executed")
     html = metadata.get("notebook/html")

@@ -172,7 +172,7 @@ class Notifications:
     attempts: int = 3
     backoff_s: float = 1.0
     interval_s: int = 30
-    tick_budget_s: float = 40.0  # below Dagster's 60 s sensor timeout
+    tick_budget_s: float = 40.0  # plus one send's timeout, below Dagster's 60 s sensor timeout
     give_up_after_s: float = 86400.0
     first_tick_lookback_s: float = 3600.0
     ledger_dir: str | None = None
@@ -215,9 +215,13 @@ class Dispatcher:
         if channel.name in self.down:
             return "down", self.down[channel.name]
         error: DeliveryError | None = None
-        for attempt in range(max(1, self.notifications.attempts)):
-            if attempt:
-                self.sleep(self.notifications.backoff_s * 2 ** (attempt - 1))
+        tries = 0
+        while tries < max(1, self.notifications.attempts):
+            if tries:
+                if self.out_of_time():  # the tick must end before Dagster's sensor timeout
+                    break
+                self.sleep(self.notifications.backoff_s * 2 ** (tries - 1))
+            tries += 1
             try:
                 channel.send(recipient, notice)
                 return "sent", None
@@ -227,7 +231,7 @@ class Dispatcher:
                     return "rejected", str(exc)
         self.down[channel.name] = str(error)
         self.log(f"nb-assets notifications: channel {channel.name} is down after "
-                 f"{self.notifications.attempts} attempt(s) ({error}); retrying on the next tick")
+                 f"{tries} attempt(s) ({error}); retrying on the next tick")
         return "down", str(error)
 
 

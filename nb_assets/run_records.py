@@ -109,12 +109,13 @@ class RunRecord:
         }
 
 
-def record_roots(project_dir: Path, explicit: Sequence[Path] = ()) -> list[Path]:
-    """Where to look: `explicit` folders if given, else the project's CLI records and
-    the Dagster instance's (`$DAGSTER_HOME`, else the project's `.dagster_home`)."""
+def record_roots(project_dir: Path, explicit: Sequence[Path] = (), near: Sequence[Path] = ()) -> list[Path]:
+    """Where to look: `explicit` folders if given, else the CLI records of the project
+    and of the `near` folders (`nb-assets run` keeps them where it runs), and the
+    Dagster instance's (`$DAGSTER_HOME`, else the project's `.dagster_home`)."""
     if explicit:
         return [Path(p) for p in explicit]
-    roots = [project_dir / CLI_RECORDS]
+    roots = [folder / CLI_RECORDS for folder in (project_dir, *near)]
     if os.environ.get("DAGSTER_HOME"):
         roots.append(Path(os.environ["DAGSTER_HOME"]) / DAGSTER_RECORDS)
     roots.append(project_dir / DEMO_DAGSTER_HOME / DAGSTER_RECORDS)

@@ -81,3 +81,11 @@ def test_chained_exceptions_raised_inside_libraries_are_dropped() -> None:
     handling = "\n\nDuring handling of the above exception, another exception occurred:\n\n"
     assert compact(inner + cause + outer) == "(1 chained exception(s) raised inside libraries omitted)\n\n" + outer
     assert compact(mine + handling + outer) == mine + handling + outer  # both have notebook frames
+
+
+def test_a_cell_stopped_mid_run_shows_its_source_without_a_traceback(tmp_path: Path) -> None:
+    """A timeout or a memory kill leaves no error output: the cell still shows, unmarked."""
+    executed = write_notebook(tmp_path / "executed.ipynb", md("# t"), code("while True:\n    pass"))
+    context = failure_context("nb.ipynb", 2, executed)
+    assert (context.cell_source, context.failing_line, context.traceback) == ("while True:\n    pass", None, "")
+    assert context.describe() == "nb.ipynb, cell 2:\n  1 | while True:\n  2 |     pass"

@@ -81,7 +81,7 @@ def test_each_owner_hears_once_naming_the_cell_and_refusals_say_why(
 
         [refusal] = smtp.to("c@example.com")
         assert refusal.subject.startswith("[nb-assets] guarded was refused: refused before any data was fetched")
-        assert "may not read zone 'finance'" in refusal.body
+        assert "may not read zone 'finance'" in refusal.subject and "may not read zone 'finance'" in refusal.body
         assert not smtp.to("d@example.com") and not smtp.to("staging@example.com")  # they did not fail
 
         again = _tick(sensor, failed_project, first.cursor)
