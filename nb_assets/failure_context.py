@@ -146,8 +146,8 @@ def failure_context(
     runner's `result_file` supplies a traceback when the notebook has none
     (the kernel died, papermill itself failed).
     """
-    cells = _cells(executed) if executed is not None else None
-    authored = cells if cells is not None else _cells(Path(notebook))
+    cells = notebook_cells(executed) if executed is not None else None
+    authored = cells if cells is not None else notebook_cells(Path(notebook))
     numbered = list(authored_cells(authored or []))
     target = next((c for n, c in numbered if n == cell), None) if cell is not None else None
     error = _error_output(target) if target is not None else None
@@ -161,7 +161,7 @@ def failure_context(
     return FailureContext(
         notebook=notebook,
         cell=cell,
-        cell_source=_source(target) if target is not None else None,
+        cell_source=cell_source(target) if target is not None else None,
         failing_line=failing_line,
         ename=(error or {}).get("ename") or ename,
         evalue=(error or {}).get("evalue") or evalue,
@@ -169,8 +169,8 @@ def failure_context(
     )
 
 
-def _cells(path: Path) -> list[dict[str, Any]] | None:
-    """The notebook's cells, or None: the sandbox wrote this file, it may be anything."""
+def notebook_cells(path: Path) -> list[dict[str, Any]] | None:
+    """A notebook's cells, or None: the sandbox wrote the executed one, it may be anything."""
     try:
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
     except (OSError, ValueError, LookupError, TypeError):
@@ -178,7 +178,7 @@ def _cells(path: Path) -> list[dict[str, Any]] | None:
     return [c for c in cells if isinstance(c, dict)] if isinstance(cells, list) else None
 
 
-def _source(cell: dict[str, Any]) -> str:
+def cell_source(cell: dict[str, Any]) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else str(source)
 

@@ -8,11 +8,10 @@ prints it; `%nb_context` shows the same failure context.
 from __future__ import annotations
 
 import difflib
-import json
 from pathlib import Path
 from typing import Any
 
-from nb_assets.failure_context import FailureContext, failure_context
+from nb_assets.failure_context import FailureContext, cell_source, failure_context, notebook_cells
 from nb_assets.inbox_papermill import authored_cells
 from nb_assets.run_records import RunRecord
 
@@ -65,9 +64,8 @@ def notebook_diff(authored: Path, ran: Path) -> str:
 
 
 def _cell_text(path: Path) -> list[str] | None:
-    try:
-        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
-    except (OSError, ValueError, LookupError, TypeError):
+    cells = notebook_cells(path)
+    if cells is None:
         return None
     injected = {id(c) for c in cells if "injected-parameters" in c.get("metadata", {}).get("tags", [])}
     numbers = {id(c): n for n, c in authored_cells(cells)}
@@ -79,9 +77,8 @@ def _cell_text(path: Path) -> list[str] | None:
             header = f"# ---- cell {numbers[id(cell)]} ({cell.get('cell_type', '?')})"
         else:
             continue  # papermill's error markers
-        source = cell.get("source", "")
         lines.append(header)
-        lines.extend(("".join(source) if isinstance(source, list) else str(source)).splitlines())
+        lines.extend(cell_source(cell).splitlines())
     return lines
 
 
