@@ -235,7 +235,7 @@ def failure_sensor(assets: Sequence[Any], notifications: Notifications) -> dg.Se
     from nb_assets.failure_sensor import failure_notification_sensor, watched_notebooks
 
     watched = watched_notebooks(assets)
-    unreachable = notifications.unreachable({w.path: list(w.owners) for w in watched})
+    unreachable = notifications.unreachable({w.path or w.name: list(w.owners) for w in watched})
     if unreachable:
         raise DeclarationError(
             f"{len(unreachable)} owner(s) no notification channel reaches (email addresses need email=SmtpChannel(...), "

@@ -17,6 +17,7 @@ run is logged and the sensor goes on.
 
 # No `from __future__ import annotations`: Dagster inspects the sensor function's annotations.
 
+import logging
 import time
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -40,7 +41,7 @@ class WatchedNotebook:
     """A notebook whose failures are reported: its step name, file and owners."""
 
     name: str
-    path: str
+    path: str | None  # None when a translator dropped the `notebook` metadata
     owners: tuple[str, ...]
     keys: frozenset[dg.AssetKey]
 
@@ -53,7 +54,7 @@ def watched_notebooks(assets: Sequence[Any]) -> list[WatchedNotebook]:
             continue
         specs = list(asset.specs)
         owners = tuple(dict.fromkeys(o for s in specs for o in s.owners))
-        path = next((str(s.metadata["notebook"].value) for s in specs if "notebook" in s.metadata), asset.node_def.name)
+        path = next((str(s.metadata["notebook"].value) for s in specs if "notebook" in s.metadata), None)
         watched.append(WatchedNotebook(asset.node_def.name, path, owners, frozenset(s.key for s in specs)))
     return watched
 
@@ -136,7 +137,7 @@ def notices_for_run(
         data = event.step_failure_data
         user = data.user_failure_data
         metadata = {k: v.value for k, v in (user.metadata if user else {}).items()}
-        if "notebook/path" in metadata and metadata["notebook/path"] != watched.path:
+        if watched.path and metadata.get("notebook/path", watched.path) != watched.path:
             continue  # same step name in another project on this instance
         description = user.description if user and user.description else _error_text(data.error) or event.message
         notices.append(_notice(run, watched, str(description or "failed"), metadata, notifications))
@@ -153,7 +154,7 @@ def notices_for_run(
 def _notice(
     run: dg.DagsterRun, watched: WatchedNotebook, description: str, metadata: Mapping[str, Any], notifications: Notifications,
 ) -> FailureNotice:
-    path = str(metadata.get("notebook/path") or watched.path)
+    path = str(metadata.get("notebook/path") or watched.path or watched.name)
     error = metadata.get("notebook/error") or {}
     refused = "notebook/refused" in metadata
     lines = description.strip().splitlines() or ["failed"]
@@ -208,7 +209,7 @@ def _error_text(error: Any) -> str | None:
     return f"{getattr(error, 'cls_name', None) or 'Error'}: {getattr(error, 'message', error)}".strip()
 
 
-def deliver_pending(ledger: NoticeLedger, notifications: Notifications, log: Any) -> str:
+def deliver_pending(ledger: NoticeLedger, notifications: Notifications, log: logging.Logger) -> str:
     """Send every pending message; record each outcome at once. Never raises."""
     dispatcher = Dispatcher(notifications, log.warning)
     counts = {"sent": 0, "waiting": 0, "dropped": 0}
