@@ -19,6 +19,9 @@ __all__ = [
     "notebook_definitions",
     "parse_notebook",
     "load_declarations_yaml",
+    "Notifications",
+    "SmtpChannel",
+    "WebhookChannel",
 ]
 
 _WHERE = {
@@ -31,6 +34,9 @@ _WHERE = {
     "notebook_definitions": "nb_assets.build_assets",
     "parse_notebook": "nb_assets.notebook_parser",
     "load_declarations_yaml": "nb_assets.declarations_yaml",
+    "Notifications": "nb_assets.notify",
+    "SmtpChannel": "nb_assets.notify",
+    "WebhookChannel": "nb_assets.notify",
 }
 
 

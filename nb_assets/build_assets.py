@@ -23,6 +23,7 @@ from nb_assets.definitions_file import ProjectDeclarations, capture
 from nb_assets.errors import DeclarationError, NbAssetsError, PolicyError
 from nb_assets.parameters import resolve_parameters
 from nb_assets.notebook_parser import parse_notebook
+from nb_assets.notify import Notifications
 from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, load_policy, propagate
 from nb_assets.resource import NotebookResource
 from nb_assets.spec import NotebookSpec
@@ -245,10 +246,13 @@ def notebook_definitions(
     policy: str | Path | None = None,
     sandbox: str = "auto",
     translator: NotebookTranslator | None = None,
+    notifications: Notifications | None = None,
 ) -> dg.Definitions:
-    """Everything `dagster dev` needs: assets, the resource, cron schedules."""
+    """Everything `dagster dev` needs: assets, the resource, cron schedules, and with
+    `notifications` a sensor telling owners about failed runs."""
     declared = ProjectDeclarations(
         list(notebooks), Path(policy) if policy else None, Path(base_dir) if base_dir else Path.cwd(), str(warehouse), sandbox,
+        notifications=notifications,
     )
     if capture(declared):  # the CLI reading this project: it builds what it needs itself
         return dg.Definitions()
@@ -261,11 +265,27 @@ def notebook_definitions(
         )
         for a, decl in _scheduled(assets, notebooks)
     ]
+    sensors = [failure_sensor(assets, notifications)] if notifications else []
     return dg.Definitions(
         assets=assets,
         schedules=schedules,
+        sensors=sensors,
         resources={RESOURCE_KEY: NotebookResource(warehouse=str(warehouse), sandbox=sandbox)},
     )
+
+
+def failure_sensor(assets: Sequence[Any], notifications: Notifications) -> dg.SensorDefinition:
+    """Refuses owners no channel reaches: a notice nobody can receive is a silent failure."""
+    from nb_assets.failure_sensor import failure_notification_sensor, watched_notebooks
+
+    watched = watched_notebooks(assets)
+    unreachable = notifications.unreachable({w.path or w.name: list(w.owners) for w in watched})
+    if unreachable:
+        raise DeclarationError(
+            f"{len(unreachable)} owner(s) no notification channel reaches (email addresses need email=SmtpChannel(...), "
+            "team:<name> needs webhooks={'<name>': WebhookChannel(...)}):\n" + "\n".join(f"- {u}" for u in unreachable)
+        )
+    return failure_notification_sensor(watched, notifications)
 
 
 def _scheduled(assets: Sequence[Any], notebooks: Sequence[NotebookAsset]) -> list[tuple[dg.AssetsDefinition, NotebookAsset]]:

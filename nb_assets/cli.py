@@ -11,10 +11,12 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, get_args
 
 from nb_assets.cli_lineage import add_lineage_command
+from nb_assets.cli_runs import add_runs_commands
 from nb_assets.cli_sandbox import add_sandbox_command
 from nb_assets.cli_schedule import add_schedule_command
 from nb_assets.errors import DeclarationError, NbAssetsError, NotebookParseError
@@ -61,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     add_lineage_command(sub)
+    add_runs_commands(sub)
     add_sandbox_command(sub)
     add_schedule_command(sub)
     return parser
@@ -163,16 +166,18 @@ def _run_one(args: argparse.Namespace) -> int:
     if fallback:
         print(f"nb-assets run: using the local sandbox (network and process isolation only): {fallback}", file=sys.stderr)
     spec = job.spec
-    run_dir = args.records / spec.name / time.strftime("%Y%m%dT%H%M%S") / f"{time.time_ns() % 10**9:09d}"
+    stamp, serial = time.strftime("%Y%m%dT%H%M%S"), f"{time.time_ns() % 10**9:09d}"
+    run_dir = args.records / spec.name / stamp / serial
+    about = {"run_id": f"{stamp}-{serial}", "source": "cli", "started_at": datetime.now(timezone.utc).isoformat()}
     run = run_pipeline(
         spec, warehouse=DuckDBWarehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, params=job.params,
         limits=limits, gate=job.gate,
     )
     try:
-        record = keep_record(run, seen_through_facts(run.spec), html=args.html)
+        record = keep_record(run, {**seen_through_facts(run.spec), **about}, html=args.html)
     finally:
         discard_data(run.folder)
-    summary = {**run_summary(run), "html": str(record["html"]) if "html" in record else None}
+    summary = {**run_summary(run, about), "html": str(record["html"]) if "html" in record else None}
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     elif run.status == "success":

@@ -27,6 +27,7 @@ class ProjectDeclarations:
     base_dir: Path
     warehouse: str | None = None
     sandbox: str = "auto"
+    notifications: Any = None  # nb_assets.notify.Notifications
 
 
 _captured: ContextVar[list[ProjectDeclarations] | None] = ContextVar("nb_assets_captured", default=None)

@@ -60,13 +60,49 @@ def table_metadata(run: NotebookRun, table: str) -> dict[str, Any]:
 
 
 def failure(run: NotebookRun, record: Mapping[str, Path]) -> dg.Failure:
-    """A Dagster Failure naming the notebook, the cell and the exception."""
-    metadata: dict[str, Any] = {"notebook/sandbox": dg.MetadataValue.json(run.sandbox)}
+    """A Dagster Failure a reader understands at a glance: the notebook, the cell in
+    the author's numbering, its source with the failing line marked, the traceback."""
+    from nb_assets.failure_context import failure_context
+
+    error = run.error
+    context = failure_context(
+        run.spec.path,
+        getattr(error, "cell", None),
+        record.get("executed"),
+        result_file=run.folder.result_file,
+        ename=getattr(error, "ename", None),
+        evalue=getattr(error, "evalue", None),
+    )
+    metadata: dict[str, Any] = {
+        "notebook/path": run.spec.path,
+        "notebook/error": dg.MetadataValue.json(
+            {"kind": getattr(error, "kind", "error"), "type": context.ename, "message": context.evalue or str(error)}
+        ),
+        "notebook/parameters": dg.MetadataValue.json(run.parameters),
+        "notebook/record": dg.MetadataValue.path(str(run.folder.record_dir)),
+        "notebook/sandbox": dg.MetadataValue.json(run.sandbox),
+    }
     if "executed" in record:
         metadata["notebook/executed"] = dg.MetadataValue.notebook(str(record["executed"]))
     if "html" in record:
         metadata["notebook/html"] = dg.MetadataValue.path(str(record["html"]))
-    cell = getattr(run.error, "cell", None)
-    if cell is not None:
-        metadata["notebook/failed_cell"] = cell
-    return dg.Failure(description=str(run.error), metadata=metadata, allow_retries=False)
+    if context.cell is not None:
+        metadata["notebook/failed_cell"] = context.cell
+    if context.cell_source is not None:
+        metadata["notebook/cell_source"] = dg.MetadataValue.md(f"```\n{context.excerpt()}\n```")
+    if context.traceback:
+        metadata["notebook/traceback"] = dg.MetadataValue.md(f"```\n{context.traceback}\n```")
+    details = context.describe()
+    description = f"{error}\n\n{details}" if details else str(error)
+    return dg.Failure(description=description, metadata=metadata, allow_retries=False)
+
+
+def refusal(path: str, error: Exception, parameters: Mapping[str, Any]) -> dg.Failure:
+    """A run refused before anything ran (policy, static checks, parameters): says why."""
+    metadata = {
+        "notebook/path": path,
+        "notebook/parameters": dg.MetadataValue.json(dict(parameters)),
+        "notebook/refused": getattr(error, "kind", "error"),
+        "notebook/error": dg.MetadataValue.json({"kind": getattr(error, "kind", "error"), "type": None, "message": str(error)}),
+    }
+    return dg.Failure(description=str(error), metadata=metadata, allow_retries=False)

@@ -9,7 +9,8 @@ sandbox image. Two modes, chosen by the environment the host sets:
 - interactive (a person in Jupyter): `%%sql name` queries the local DuckDB
   warehouse read-only (`NB_ASSETS_WAREHOUSE`, default `warehouse.duckdb` in
   the working folder or a parent), binding `$params` from the notebook's
-  variables; `output()` shows a preview and writes nothing.
+  variables; `output()` shows a preview and writes nothing; `%nb_context`
+  shows the notebook's declaration and last runs (host only: nb_assets.context_pane).
 
     %load_ext nb_assets.notebook
     from nb_assets.notebook import output
@@ -117,7 +118,7 @@ def _find_warehouse() -> str:
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """`%load_ext nb_assets.notebook` registers `%%sql <name>`."""
+    """`%load_ext nb_assets.notebook` registers `%%sql <name>` and `%nb_context`."""
 
     def sql(line: str, cell: str) -> None:
         name = line.strip()
@@ -130,3 +131,12 @@ def load_ipython_extension(ipython: Any) -> None:
         ipython.user_ns[name] = df
 
     ipython.register_magic_function(sql, magic_kind="cell", magic_name="sql")
+
+    def nb_context(line: str) -> None:
+        """`%nb_context [NOTEBOOK]`: this notebook's declaration, lineage, zones and last runs."""
+        # A host module, imported only when asked for: the sandbox has only this runtime.
+        from nb_assets.context_pane import show_context
+
+        show_context(line.strip() or None, ipython.user_ns)
+
+    ipython.register_magic_function(nb_context, magic_kind="line", magic_name="nb_context")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +47,9 @@ class NotebookResource(dg.ConfigurableResource):
         # not in every process that merely loads the definitions.
         from nb_assets.choose_sandbox import choose_sandbox
         from nb_assets.host_pipeline import discard_data, run_pipeline
-        from nb_assets.materialize import failure, materialize_results
+        from nb_assets.materialize import failure, materialize_results, refusal
         from nb_assets.record import keep_record, prewarm_html, seen_through_facts
+        from nb_assets.run_records import keep_refusal_record
         from nb_assets.warehouse import DuckDBWarehouse
 
         prewarm_html()  # nbconvert imports while the notebook runs
@@ -55,6 +57,13 @@ class NotebookResource(dg.ConfigurableResource):
         sandbox = choose_sandbox(kind, image=self.image)
         run_dir = self.records_root(context) / spec.name / context.run.run_id
         gate_facts: dict[str, Any] = {}
+        # What `nb-assets runs` and `%nb_context` list for this run, next to the verdict.
+        about = {
+            "run_id": context.run.run_id,
+            "source": "dagster",
+            "started_at": datetime.now(timezone.utc).isoformat(),
+            "partition": context.partition_key if context.has_partition_key else None,
+        }
 
         def checked_gate(catalog: Any) -> None:
             if gate is not None:
@@ -80,11 +89,17 @@ class NotebookResource(dg.ConfigurableResource):
                 gate=checked_gate,
                 load=list(selected) if not_loaded else None,
             )
-        except NbAssetsError as exc:  # refused before anything ran: no record to keep
-            raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        except NbAssetsError as exc:  # refused before anything ran: the record says why
+            error = {"cell": exc.cell, "type": exc.kind, "message": str(exc)}
+            try:
+                keep_refusal_record(run_dir, {"notebook": spec.path, "status": "refused", "error": error,
+                                              "parameters": dict(decl.params), **about})
+            except OSError as io_error:  # the refusal, not the bookkeeping, is what the run must report
+                context.log.warning(f"{spec.path}: could not keep the refusal record at {run_dir}: {io_error}")
+            raise refusal(spec.path, exc, decl.params) from exc
         gate_facts.update(seen_through_facts(run.spec))
         try:
-            record = keep_record(run, gate_facts)
+            record = keep_record(run, {**gate_facts, **about})
             if run.status != "success":
                 raise failure(run, record)
             results = list(materialize_results(run, selected, record, gate_facts))

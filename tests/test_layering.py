@@ -22,6 +22,13 @@ PURE_MODULES = (
     "nb_assets.policy",
     "nb_assets.lineage",
     "nb_assets.catalog_lineage",
+    "nb_assets.failure_context",
+    "nb_assets.failure_notice",
+    "nb_assets.notify",
+    "nb_assets.notice_ledger",
+    "nb_assets.run_records",
+    "nb_assets.run_report",
+    "nb_assets.context_pane",
 )
 HEAVY = ("dagster", "duckdb", "docker")
 
@@ -73,4 +80,19 @@ def test_public_names_are_the_same_objects_whatever_was_imported_first(first: st
         "NotebookAsset": "class", "Reclassify": "class", "SandboxLimits": "class", "NotebookTranslator": "class",
         "NotebookResource": "class", "build_notebook_assets": "function", "notebook_definitions": "function",
         "parse_notebook": "function", "load_declarations_yaml": "function",
+        "Notifications": "class", "SmtpChannel": "class", "WebhookChannel": "class",
     }
+
+
+def test_loading_the_notebook_runtime_loads_no_host_module_until_nb_context_is_used() -> None:
+    """The sandbox has only the runtime: `%load_ext` must not need the context pane."""
+    loaded = _fresh("""
+        import json, sys
+        from IPython.core.interactiveshell import InteractiveShell
+        shell = InteractiveShell.instance()
+        shell.extension_manager.load_extension("nb_assets.notebook")
+        assert "nb_context" in shell.magics_manager.lsmagic()["line"]
+        print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {"dagster", "duckdb", "docker"}
+                                or m == "nb_assets.context_pane")))
+    """)
+    assert loaded == []
