@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "NotebookAsset",
+    "FileDrop",
     "Reclassify",
     "SandboxLimits",
     "NotebookTranslator",
@@ -22,6 +23,7 @@ __all__ = [
 
 _WHERE = {
     "NotebookAsset": "nb_assets.declaration",
+    "FileDrop": "nb_assets.declaration",
     "Reclassify": "nb_assets.declaration",
     "SandboxLimits": "nb_assets.sandbox",
     "NotebookTranslator": "nb_assets.translator",

@@ -15,7 +15,8 @@ from typing import Any
 import dagster as dg
 
 from nb_assets.asset_defaults import AssetProps
-from nb_assets.declaration import NotebookAsset
+from nb_assets.automation import DEFAULT_INTERVAL_S, notebook_sensors, trigger_problems
+from nb_assets.declaration import FileDrop, NotebookAsset
 from nb_assets.definitions_file import ProjectDeclarations, capture
 from nb_assets.errors import DeclarationError, NbAssetsError
 from nb_assets.parameters import resolve_parameters
@@ -59,6 +60,7 @@ def declare_notebooks(notebooks: Sequence[NotebookAsset], base_dir: str | Path |
             problems.append(str(exc))
             continue
         problems.extend(f.describe(spec.path) for f in spec.errors)
+        problems.extend(trigger_problems(decl, spec.path, spec.input_tables))
         declared.append(DeclaredNotebook(decl, spec))
     problems.extend(_conflicts(declared))
     if problems:
@@ -114,6 +116,16 @@ def apply_policy(declared: Sequence[DeclaredNotebook], policy_path: str | Path |
     return report
 
 
+@dataclass(frozen=True)
+class NotebookGraph:
+    """What declaring a project built: its assets, and the asset key of every table."""
+
+    assets: list[dg.AssetsDefinition | dg.AssetSpec]
+    table_keys: Mapping[str, dg.AssetKey]
+    sources: tuple[str, ...]  # tables no declared notebook writes
+    triggered: bool  # some notebook has a trigger (cron, on_inputs_landed)
+
+
 def build_notebook_assets(
     notebooks: Sequence[NotebookAsset],
     *,
@@ -122,6 +134,16 @@ def build_notebook_assets(
     translator: NotebookTranslator | None = None,
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """One multi-asset per notebook plus external assets for source tables."""
+    return build_notebook_graph(notebooks, base_dir=base_dir, policy=policy, translator=translator).assets
+
+
+def build_notebook_graph(
+    notebooks: Sequence[NotebookAsset],
+    *,
+    base_dir: str | Path | None = None,
+    policy: str | Path | None = None,
+    translator: NotebookTranslator | None = None,
+) -> NotebookGraph:
     translator = translator or NotebookTranslator()
     declared = declare_notebooks(notebooks, base_dir)
     report = apply_policy(declared, policy)
@@ -142,7 +164,8 @@ def build_notebook_assets(
         gate = policy_gate(policy, flows, item) if policy else None
         assets.append(_notebook_asset(item, props[item.spec.name], specs, gate))
     assets.extend(translator.get_asset_spec(p) for p in sources)
-    return assets
+    triggered = any(d.decl.cron or d.decl.on_inputs_landed for d in declared)
+    return NotebookGraph(assets, table_keys, tuple(p.table for p in sources if p.table), triggered)
 
 
 def asset_props(item: DeclaredNotebook, labels: Mapping[str, frozenset[str]]) -> list[AssetProps]:
@@ -201,31 +224,34 @@ def notebook_definitions(
     policy: str | Path | None = None,
     sandbox: str = "auto",
     translator: NotebookTranslator | None = None,
+    file_drops: Sequence[FileDrop] = (),
+    sensor_interval_s: int = DEFAULT_INTERVAL_S,
+    sensor_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
 ) -> dg.Definitions:
-    """Everything `dagster dev` needs: assets, the resource, cron schedules."""
+    """Everything `dagster dev` needs: assets with their triggers, the resource, and sensors.
+
+    Sensors: the landing sensor (the landing log → events on source tables), one
+    per file drop, and the automation sensor that starts triggered notebooks;
+    all start running unless `sensor_status` says otherwise.
+    """
     declared = ProjectDeclarations(
         list(notebooks), Path(policy) if policy else None, Path(base_dir) if base_dir else Path.cwd(), str(warehouse), sandbox,
     )
     if capture(declared):  # the CLI reading this project: it builds what it needs itself
         return dg.Definitions()
-    assets = build_notebook_assets(notebooks, base_dir=base_dir, policy=policy, translator=translator)
-    schedules = [
-        dg.ScheduleDefinition(
-            name=f"{a.node_def.name}_schedule",
-            target=a,
-            cron_schedule=decl.cron,
-        )
-        for a, decl in _scheduled(assets, notebooks)
-    ]
+    graph = build_notebook_graph(notebooks, base_dir=base_dir, policy=policy, translator=translator)
+    sensors = notebook_sensors(
+        sources={t: graph.table_keys[t] for t in graph.sources},
+        written=set(graph.table_keys) - set(graph.sources),
+        triggered=graph.triggered,
+        file_drops=file_drops,
+        warehouse=warehouse,
+        base_dir=declared.base_dir,
+        interval_s=sensor_interval_s,
+        status=sensor_status,
+    )
     return dg.Definitions(
-        assets=assets,
-        schedules=schedules,
+        assets=graph.assets,
+        sensors=sensors,
         resources={RESOURCE_KEY: NotebookResource(warehouse=str(warehouse), sandbox=sandbox)},
     )
-
-
-def _scheduled(assets: Sequence[Any], notebooks: Sequence[NotebookAsset]) -> list[tuple[dg.AssetsDefinition, NotebookAsset]]:
-    from nb_assets.notebook_parser import notebook_name
-
-    by_name = {a.node_def.name: a for a in assets if isinstance(a, dg.AssetsDefinition)}
-    return [(by_name[notebook_name(n.path)], n) for n in notebooks if n.cron]

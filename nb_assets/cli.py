@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, get_args
 
+from nb_assets.cli_land import add_land_command
 from nb_assets.cli_lineage import add_lineage_command
 from nb_assets.cli_sandbox import add_sandbox_command
 from nb_assets.errors import DeclarationError, NbAssetsError, NotebookParseError
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     add_lineage_command(sub)
+    add_land_command(sub)
     add_sandbox_command(sub)
     return parser
 
