@@ -56,23 +56,17 @@ def trigger_condition(decl: NotebookAsset, deps: Sequence[dg.AssetKey]) -> dg.Au
 def inputs_landed(deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
     """Every input updated since this notebook was last requested, and none in flight or failed.
 
-    One `since` per input, each named by its input's key: Dagster keys a
-    `since`'s memory by its children's names, and `any_deps_match(...).allow(...)`
-    is named the same for every input, so those would share one memory. The
-    memory resets when this notebook is requested, not when its run ends, so an
-    input that lands while the notebook runs counts towards its next run.
-    An update made by the same run as this notebook's (a chain in one run) is
-    not counted: the notebook already read it.
+    One `since` per input, named by its input's key: Dagster keys a `since`'s
+    memory by its children's names, and `any_deps_match(...).allow(...)` is
+    named alike for every input, so those would share one memory. The memory
+    resets when this notebook is requested, not when its run ends, and the two
+    are ordered by time, so an input that lands after the request counts
+    towards the next run. An upstream notebook is not requested together with
+    its readers: each reader starts after the run that updated its input.
     """
-    requested = (dg.AutomationCondition.newly_requested() | dg.AutomationCondition.initial_evaluation()).with_label(
-        "this notebook was requested"
-    )
-    updated = (
-        dg.AutomationCondition.newly_updated() & ~dg.AutomationCondition.executed_with_root_target()
-    ) | dg.AutomationCondition.will_be_requested()
     each = [
-        dg.AutomationCondition.asset_matches(key, updated)
-        .since(requested)
+        dg.AutomationCondition.asset_matches(key, dg.AutomationCondition.newly_updated())
+        .since(dg.AutomationCondition.newly_requested())
         .with_label(f"{'.'.join(key.path)} landed or was updated since this notebook was last requested")
         for key in deps
     ]

@@ -51,14 +51,14 @@ def sweep(
     deadline = time.monotonic() + budget_s
     outcomes: list[DropOutcome] = []
     for path in _candidates(folder, drop.pattern):
-        if time.monotonic() > deadline:
-            break
         if time.time() - path.lstat().st_mtime < settle_s:
             continue
         try:
             outcomes.append(_handle(drop, path, folder, warehouse))
         except WarehouseBusyError:
             break  # another process is writing; every file left here is tried again next tick
+        if time.monotonic() > deadline:
+            break
     return outcomes
 
 

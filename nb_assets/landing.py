@@ -84,16 +84,16 @@ def is_conflict(exc: duckdb.Error) -> bool:
     return "duplicate key" in str(exc).lower() or "conflict" in str(exc).lower()
 
 
-def read_landings(warehouse: str | Path, *, after_id: int, limit: int, lock_wait_s: float = READ_LOCK_WAIT_S) -> list[Landing]:
+def read_landings(warehouse: str | Path, *, after_id: int, limit: int) -> list[Landing]:
     """Landings with id > after_id, oldest first, at most `limit`.
 
     A missing warehouse, a missing log or one without the expected columns is a
     LandingError saying how to fix it; a writer holding the file for longer
-    than `lock_wait_s` is a WarehouseBusyError (the caller tries again later).
+    than READ_LOCK_WAIT_S is a WarehouseBusyError (the caller tries again later).
     """
     if not Path(warehouse).is_file():
         raise LandingError(f"warehouse {warehouse} does not exist, so there is no landing log to read")
-    with connect(warehouse, read_only=True, lock_wait_s=lock_wait_s) as con:
+    with connect(warehouse, read_only=True, lock_wait_s=READ_LOCK_WAIT_S) as con:
         check_log(con, str(warehouse))
         try:
             rows = con.execute(f"{_SELECT} WHERE id > $after ORDER BY id LIMIT $limit", {"after": after_id, "limit": limit}).fetchall()
