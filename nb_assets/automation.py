@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 LANDING_SENSOR = "nb_assets_landings"
 AUTOMATION_SENSOR = "nb_assets_automation"
 DEFAULT_INTERVAL_S = 15
-MAX_LANDINGS_PER_TICK = 10_000  # a backlog is reported over several ticks, oldest first
+# A backlog is reported over several ticks, oldest first. The daemon stores a tick's
+# events one by one after the tick (benchmarks/landing_sensor.py), so a bound keeps ticks short.
+MAX_LANDINGS_PER_TICK = 1_000
 LANDING_ID, LANDED_AT = "landing/id", "landing/landed_at"
 
 
@@ -249,8 +251,8 @@ def not_yet_reported(instance: dg.DagsterInstance, landings: Sequence[Landing], 
 
 
 def _last_reported(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[int, float] | None:
-    entry = instance.get_latest_materialization_event(key)
-    materialization = entry.asset_materialization if entry else None
+    records = instance.fetch_materializations(key, limit=1).records  # newest first; the cheapest lookup
+    materialization = records[0].asset_materialization if records else None
     if materialization is None:
         return None
     landing_id, landed_at = materialization.metadata.get(LANDING_ID), materialization.metadata.get(LANDED_AT)

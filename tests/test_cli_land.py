@@ -83,3 +83,17 @@ def test_usage_errors_exit_2(project: Path, capsys: pytest.CaptureFixture[str], 
 def test_a_missing_definitions_file_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["land", "raw.orders", "--definitions", str(tmp_path / "nope.py")]) == 2
     assert "definitions file not found" in capsys.readouterr().err
+
+
+def test_landing_reads_the_project_without_loading_dagster(project: Path, tmp_path: Path) -> None:
+    """A loader calls `nb-assets land` after every load: it reads the project, not the Dagster graph."""
+    import subprocess
+    import sys
+
+    code_ = (
+        "import sys; from nb_assets.cli import main; "
+        f"assert main(['land', 'raw.orders', '--definitions', {str(project)!r}]) == 0; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'docker'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code_], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
