@@ -16,11 +16,11 @@ import operator
 import zoneinfo
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 import dagster as dg
 
-from nb_assets.declaration import FileDrop, NotebookAsset
+from nb_assets.declaration import FileDrop, LoadMode, NotebookAsset
 from nb_assets.errors import DeclarationError, LandingError, WarehouseBusyError
 
 if TYPE_CHECKING:
@@ -122,6 +122,8 @@ def notebook_sensors(
     if sources:
         sensors.append(landing_sensor(warehouse, sources, interval_s=interval_s, status=status))
     problems = [p for drop in file_drops for p in _file_drop_problems(drop, sources, written)]
+    folders = [(base_dir / drop.folder).resolve() for drop in file_drops]
+    problems.extend(f"two file drops watch {folder}; give each its own folder" for folder in sorted({f for f in folders if folders.count(f) > 1}))
     if problems:
         raise DeclarationError(f"{len(problems)} problem(s) in file drops:\n" + "\n".join(f"- {p}" for p in problems))
     names: dict[str, int] = {}
@@ -150,8 +152,8 @@ def _file_drop_problems(drop: FileDrop, sources: Mapping[str, dg.AssetKey], writ
     if drop.table not in sources:
         known = ", ".join(sorted(sources)) or "none"
         return [f"{where}: no declared notebook reads {drop.table}, so nothing would wait for it (source tables: {known})"]
-    if drop.mode not in ("append", "replace"):
-        return [f"{where}: mode={drop.mode!r}; use 'append' or 'replace'"]
+    if drop.mode not in get_args(LoadMode):
+        return [f"{where}: mode={drop.mode!r}; use one of {', '.join(get_args(LoadMode))}"]
     return []
 
 

@@ -17,7 +17,6 @@ import dagster as dg
 from nb_assets.asset_defaults import AssetProps
 from nb_assets.automation import DEFAULT_INTERVAL_S, notebook_sensors, trigger_problems
 from nb_assets.declaration import FileDrop, NotebookAsset
-from nb_assets.definitions_file import ProjectDeclarations, capture
 from nb_assets.errors import DeclarationError, NbAssetsError
 from nb_assets.parameters import resolve_parameters
 from nb_assets.notebook_parser import parse_notebook
@@ -232,13 +231,10 @@ def notebook_definitions(
 
     Sensors: the landing sensor (the landing log → events on source tables), one
     per file drop, and the automation sensor that starts triggered notebooks;
-    all start running unless `sensor_status` says otherwise.
+    all start running unless `sensor_status` says otherwise. Users call it as
+    `nb_assets.notebook_definitions`, which first lets a CLI record the arguments
+    instead (definitions_file.py).
     """
-    declared = ProjectDeclarations(
-        list(notebooks), Path(policy) if policy else None, Path(base_dir) if base_dir else Path.cwd(), str(warehouse), sandbox,
-    )
-    if capture(declared):  # the CLI reading this project: it builds what it needs itself
-        return dg.Definitions()
     graph = build_notebook_graph(notebooks, base_dir=base_dir, policy=policy, translator=translator)
     sensors = notebook_sensors(
         sources={t: graph.table_keys[t] for t in graph.sources},
@@ -246,7 +242,7 @@ def notebook_definitions(
         triggered=graph.triggered,
         file_drops=file_drops,
         warehouse=warehouse,
-        base_dir=declared.base_dir,
+        base_dir=Path(base_dir) if base_dir else Path.cwd(),
         interval_s=sensor_interval_s,
         status=sensor_status,
     )

@@ -175,9 +175,12 @@ def test_file_drops_must_name_a_source_table(tmp_path: Path, warehouse: Path) ->
     with pytest.raises(DeclarationError) as err:
         notebook_definitions(decl, warehouse=warehouse, base_dir=tmp_path, file_drops=[
             FileDrop("raw.order", folder="in/orders"), FileDrop("mart.r", folder="in/r"),
+            FileDrop("raw.orders", folder="in/x"), FileDrop("raw.orders", folder="in/x", pattern="*.csv"),
         ])
+    assert str(err.value).startswith("3 problem(s) in file drops:")
     assert "FileDrop('raw.order', folder='in/orders'): no declared notebook reads raw.order" in str(err.value)
     assert "FileDrop('mart.r', folder='in/r'): mart.r is written by a declared notebook" in str(err.value)
+    assert f"two file drops watch {tmp_path.resolve() / 'in' / 'x'}; give each its own folder" in str(err.value)
 
 
 def test_the_definitions_carry_running_sensors(project: dg.Definitions) -> None:
