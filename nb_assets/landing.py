@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -41,6 +42,7 @@ SELECT coalesce(max(id), 0) + 1, $table, $partition, $rows, $source FROM {LOG_TA
 RETURNING id, "table", partition, rows, epoch(landed_at), source
 """
 _SELECT = f'SELECT id, "table", partition, rows, epoch(landed_at), source FROM {LOG_TABLE}'
+T = TypeVar("T")
 READ_LOCK_WAIT_S = 5.0  # a sensor tick skips rather than waits long for a writer
 
 
@@ -159,16 +161,16 @@ def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     )
 
 
-def in_transaction(warehouse: str | Path, work: Callable[[duckdb.DuckDBPyConnection], Landing]) -> Landing:
+def in_transaction(warehouse: str | Path, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
     """Run `work` and commit, retrying when another loader took the same landing id."""
     for attempt in range(3):
         with connect(warehouse, read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 ensure_log(con)
-                landing = work(con)
+                result = work(con)
                 con.execute("COMMIT")
-                return landing
+                return result
             except duckdb.Error as exc:
                 _rollback(con)
                 if is_conflict(exc) and attempt < 2:

@@ -50,19 +50,15 @@ def land_file(
     """
     reader = _FileReader.open(file)
     source = source or f"file {file.resolve()}"
-    outcome: dict[str, bool] = {"already": False}
 
-    def work(con: duckdb.DuckDBPyConnection) -> Landing:
-        if once_per_source:
-            earlier = find_landing(con, table, source)
-            if earlier is not None:
-                outcome["already"] = True
-                return earlier
+    def work(con: duckdb.DuckDBPyConnection) -> LandResult:
+        earlier = find_landing(con, table, source) if once_per_source else None
+        if earlier is not None:
+            return LandResult(earlier, already_landed=True)
         rows = _load(con, reader, table, mode)
-        return append_landing(con, table, rows=rows, partition=partition, source=source)
+        return LandResult(append_landing(con, table, rows=rows, partition=partition, source=source))
 
-    landing = in_transaction(warehouse, work)
-    return LandResult(landing, outcome["already"])
+    return in_transaction(warehouse, work)
 
 
 def _load(con: duckdb.DuckDBPyConnection, reader: _FileReader, table: str, mode: LoadMode) -> int:
