@@ -54,4 +54,4 @@ bench: setup sandbox-image
 	for script in benchmarks/[!_]*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .nb_assets .dagster_home warehouse.duckdb
+	rm -rf $(VENV) .nb_assets .dagster_home warehouse.duckdb landing

@@ -1,7 +1,11 @@
 """The demo project: four notebooks over an embedded DuckDB warehouse.
 
-`make dev` seeds warehouse.duckdb and opens this in `dagster dev`.
-Wiring only: everything else lives in the notebooks and policy.yaml.
+`make dev` seeds warehouse.duckdb and opens this in `dagster dev`, sensors running:
+clean_orders and customer_revenue wait for their inputs to land, daily_traffic
+runs on cron, revenue_report waits each Monday for its inputs to be updated.
+Wiring only: everything else lives in the notebooks and policy.yaml. The
+environment overrides what a deployment (or a test) would: the warehouse,
+the sandbox, and how often the sensors look.
 
 Failed runs are mailed to their owners through an SMTP server on
 localhost:8025 (see one with `python -m aiosmtpd -n -l localhost:8025`), and
@@ -11,11 +15,21 @@ posted to the data-eng team's webhook when NB_ASSETS_DATA_ENG_WEBHOOK names one.
 import os
 from pathlib import Path
 
-from nb_assets import NotebookAsset, Notifications, SmtpChannel, WebhookChannel, load_declarations_yaml, notebook_definitions
+from nb_assets import (
+    FileDrop,
+    NotebookAsset,
+    Notifications,
+    SmtpChannel,
+    WebhookChannel,
+    load_declarations_yaml,
+    notebook_definitions,
+)
 
 BASE_DIR = Path(__file__).parent
 POLICY = BASE_DIR / "policy.yaml"
 WAREHOUSE = os.environ.get("NB_ASSETS_WAREHOUSE", str(BASE_DIR / "warehouse.duckdb"))
+SANDBOX = os.environ.get("NB_ASSETS_SANDBOX", "auto")
+SENSOR_INTERVAL_S = int(os.environ.get("NB_ASSETS_SENSOR_INTERVAL_S", "15"))
 
 NOTEBOOKS = [
     NotebookAsset(
@@ -23,7 +37,7 @@ NOTEBOOKS = [
         owners=["data-eng@example.com", "team:data-eng"],
         group="orders",
         purpose="finance_reporting",
-        cron="0 5 * * *",
+        on_inputs_landed=True,
     ),
     NotebookAsset(
         "notebooks/customer_revenue.ipynb",
@@ -31,6 +45,7 @@ NOTEBOOKS = [
         group="customers",
         purpose="customer_analytics",
         params={"min_orders": 1},
+        on_inputs_landed=True,  # mart.orders_clean and raw.customers, never only one
     ),
     NotebookAsset(
         "notebooks/daily_traffic.ipynb",
@@ -39,6 +54,7 @@ NOTEBOOKS = [
         purpose="product_analytics",
         params={"ds": "2026-11-20", "days": 7},
         cron="0 6 * * *",
+        timezone="Europe/Amsterdam",
     ),
     NotebookAsset(
         "notebooks/revenue_report.ipynb",
@@ -46,11 +62,16 @@ NOTEBOOKS = [
         group="reports",
         key_prefix=["reports"],
         purpose="customer_analytics",
-        cron="0 7 * * 1",
+        cron="0 5 * * 1",
+        timezone="Europe/Amsterdam",
+        on_inputs_landed=True,  # each Monday 05:00, then as soon as both marts are updated
     ),
     # Notebooks scheduled with `nb-assets schedule ... --write` are declared here:
     *load_declarations_yaml(BASE_DIR / "declarations.yaml"),
 ]
+
+# Drop a Parquet file of new orders here: it is loaded once, and raw.orders lands.
+FILE_DROPS = [FileDrop("raw.orders", folder="landing/orders", pattern="*.parquet")]
 
 # Addresses, not secrets: credentials and secret URLs are named by environment variable.
 NOTIFICATIONS = Notifications(
@@ -64,4 +85,7 @@ NOTIFICATIONS = Notifications(
     ui_base_url=os.environ.get("NB_ASSETS_UI_URL", "http://localhost:3000"),
 )
 
-defs = notebook_definitions(NOTEBOOKS, warehouse=WAREHOUSE, base_dir=BASE_DIR, policy=POLICY, notifications=NOTIFICATIONS)
+defs = notebook_definitions(
+    NOTEBOOKS, warehouse=WAREHOUSE, base_dir=BASE_DIR, policy=POLICY, sandbox=SANDBOX,
+    file_drops=FILE_DROPS, sensor_interval_s=SENSOR_INTERVAL_S, notifications=NOTIFICATIONS,
+)

@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "NotebookAsset",
+    "FileDrop",
     "Reclassify",
     "SandboxLimits",
     "NotebookTranslator",
@@ -26,12 +27,13 @@ __all__ = [
 
 _WHERE = {
     "NotebookAsset": "nb_assets.declaration",
+    "FileDrop": "nb_assets.declaration",
     "Reclassify": "nb_assets.declaration",
     "SandboxLimits": "nb_assets.sandbox",
     "NotebookTranslator": "nb_assets.translator",
     "NotebookResource": "nb_assets.resource",
     "build_notebook_assets": "nb_assets.build_assets",
-    "notebook_definitions": "nb_assets.build_assets",
+    "notebook_definitions": "nb_assets.definitions_file",  # builds lazily: reading a project needs no Dagster
     "parse_notebook": "nb_assets.notebook_parser",
     "load_declarations_yaml": "nb_assets.declarations_yaml",
     "Notifications": "nb_assets.notify",

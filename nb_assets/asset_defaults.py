@@ -7,13 +7,14 @@ keeps the rest. Each function takes the same `AssetProps`.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import dagster as dg
 
+from nb_assets.automation import trigger_condition
 from nb_assets.declaration import NotebookAsset
 from nb_assets.policy import zone_tags
 from nb_assets.spec import NotebookSpec
@@ -71,6 +72,11 @@ def default_code_version(props: AssetProps) -> str | None:
 
 def default_kinds(props: AssetProps) -> set[str]:
     return set(NOTEBOOK_KINDS) if props.spec else {"duckdb"}
+
+
+def default_automation_condition(props: AssetProps, deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition | None:
+    """The declaration's trigger (cron, on_inputs_landed); sources have none."""
+    return trigger_condition(props.notebook, deps) if props.notebook else None
 
 
 def default_metadata(props: AssetProps) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any
 import dagster as dg
 
 from nb_assets.asset_defaults import AssetProps
+from nb_assets.automation import DEFAULT_INTERVAL_S, notebook_sensors, trigger_problems
 from nb_assets.catalog_lineage import Catalog, see_through_all
-from nb_assets.declaration import NotebookAsset
-from nb_assets.definitions_file import ProjectDeclarations, capture
+from nb_assets.declaration import FileDrop, NotebookAsset
 from nb_assets.errors import DeclarationError, NbAssetsError, PolicyError
 from nb_assets.parameters import resolve_parameters
 from nb_assets.notebook_parser import parse_notebook
@@ -74,6 +74,7 @@ def declare_notebooks(
         except NbAssetsError as exc:
             problems.append(str(exc))
             continue
+        problems.extend(trigger_problems(decl, spec.path, spec.input_tables))
         declared.append(DeclaredNotebook(decl, spec))
     if warehouse is not None and any(d.spec.inputs for d in declared):
         declared = seen_through_now(declared, warehouse)
@@ -153,6 +154,16 @@ def apply_policy(declared: Sequence[DeclaredNotebook], policy_path: str | Path |
     return report
 
 
+@dataclass(frozen=True)
+class NotebookGraph:
+    """What declaring a project built: its assets, and the asset key of every table."""
+
+    assets: list[dg.AssetsDefinition | dg.AssetSpec]
+    table_keys: Mapping[str, dg.AssetKey]
+    sources: tuple[str, ...]  # tables no declared notebook writes
+    triggered: bool  # some notebook has a trigger (cron, on_inputs_landed)
+
+
 def build_notebook_assets(
     notebooks: Sequence[NotebookAsset],
     *,
@@ -165,6 +176,17 @@ def build_notebook_assets(
 
     Deps are base tables: a notebook reading a view depends on the tables
     behind it (`warehouse` is where views and macros are seen through)."""
+    return build_notebook_graph(notebooks, base_dir=base_dir, policy=policy, translator=translator, warehouse=warehouse).assets
+
+
+def build_notebook_graph(
+    notebooks: Sequence[NotebookAsset],
+    *,
+    base_dir: str | Path | None = None,
+    policy: str | Path | None = None,
+    translator: NotebookTranslator | None = None,
+    warehouse: str | Path | None = None,
+) -> NotebookGraph:
     translator = translator or NotebookTranslator()
     declared = declare_notebooks(notebooks, base_dir, warehouse)
     report = apply_policy(declared, policy)
@@ -184,7 +206,8 @@ def build_notebook_assets(
         gate = policy_gate(policy, declared, item) if policy else None
         assets.append(_notebook_asset(item, props[item.spec.name], specs, gate))
     assets.extend(translator.get_asset_spec(p) for p in sources)
-    return assets
+    triggered = any(d.decl.cron or d.decl.on_inputs_landed for d in declared)
+    return NotebookGraph(assets, table_keys, tuple(p.table for p in sources if p.table), triggered)
 
 
 def asset_props(item: DeclaredNotebook, labels: Mapping[str, frozenset[str]]) -> list[AssetProps]:
@@ -247,28 +270,33 @@ def notebook_definitions(
     sandbox: str = "auto",
     translator: NotebookTranslator | None = None,
     notifications: Notifications | None = None,
+    file_drops: Sequence[FileDrop] = (),
+    sensor_interval_s: int = DEFAULT_INTERVAL_S,
+    sensor_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
 ) -> dg.Definitions:
-    """Everything `dagster dev` needs: assets, the resource, cron schedules, and with
-    `notifications` a sensor telling owners about failed runs."""
-    declared = ProjectDeclarations(
-        list(notebooks), Path(policy) if policy else None, Path(base_dir) if base_dir else Path.cwd(), str(warehouse), sandbox,
-        notifications=notifications,
+    """Everything `dagster dev` needs: assets with their triggers, the resource, and sensors.
+
+    Sensors: the landing sensor (the landing log → events on source tables), one
+    per file drop, the automation sensor that starts triggered notebooks, and with
+    `notifications` one telling owners about failed runs; all start running unless
+    `sensor_status` says otherwise. Users call it as `nb_assets.notebook_definitions`,
+    which first lets a CLI record the arguments instead (definitions_file.py).
+    """
+    graph = build_notebook_graph(notebooks, base_dir=base_dir, policy=policy, translator=translator, warehouse=warehouse)
+    sensors = notebook_sensors(
+        sources={t: graph.table_keys[t] for t in graph.sources},
+        written=set(graph.table_keys) - set(graph.sources),
+        triggered=graph.triggered,
+        file_drops=file_drops,
+        warehouse=warehouse,
+        base_dir=Path(base_dir) if base_dir else Path.cwd(),
+        interval_s=sensor_interval_s,
+        status=sensor_status,
     )
-    if capture(declared):  # the CLI reading this project: it builds what it needs itself
-        return dg.Definitions()
-    assets = build_notebook_assets(notebooks, base_dir=base_dir, policy=policy, translator=translator, warehouse=warehouse)
-    schedules = [
-        dg.ScheduleDefinition(
-            name=f"{a.node_def.name}_schedule",
-            target=a,
-            cron_schedule=decl.cron,
-        )
-        for a, decl in _scheduled(assets, notebooks)
-    ]
-    sensors = [failure_sensor(assets, notifications)] if notifications else []
+    if notifications is not None:
+        sensors.append(failure_sensor(graph.assets, notifications))
     return dg.Definitions(
-        assets=assets,
-        schedules=schedules,
+        assets=graph.assets,
         sensors=sensors,
         resources={RESOURCE_KEY: NotebookResource(warehouse=str(warehouse), sandbox=sandbox)},
     )
@@ -287,9 +315,3 @@ def failure_sensor(assets: Sequence[Any], notifications: Notifications) -> dg.Se
         )
     return failure_notification_sensor(watched, notifications)
 
-
-def _scheduled(assets: Sequence[Any], notebooks: Sequence[NotebookAsset]) -> list[tuple[dg.AssetsDefinition, NotebookAsset]]:
-    from nb_assets.notebook_parser import notebook_name
-
-    by_name = {a.node_def.name: a for a in assets if isinstance(a, dg.AssetsDefinition)}
-    return [(by_name[notebook_name(n.path)], n) for n in notebooks if n.cron]

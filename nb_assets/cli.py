@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, get_args
 
+from nb_assets.cli_land import add_land_command
 from nb_assets.cli_lineage import add_lineage_command
 from nb_assets.cli_runs import add_runs_commands
 from nb_assets.cli_sandbox import add_sandbox_command
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_lineage_command(sub)
     add_runs_commands(sub)
+    add_land_command(sub)
     add_sandbox_command(sub)
     add_schedule_command(sub)
     return parser

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nb_assets.sandbox import SandboxKind, SandboxLimits
+
+LoadMode = Literal["append", "replace"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,11 @@ class NotebookAsset:
     purpose: the policy zone this notebook runs for.
     allow: rule id → written reason, downgrading that static-analysis finding.
     reclassify: output table → new zones and the reason.
-    cron: a cron schedule for the notebook's job; None means on demand or sensors.
+    cron: run at each tick of this cron schedule; None means on demand or on_inputs_landed.
+    timezone: the IANA time zone the cron schedule is read in (default UTC); needs cron.
+    on_inputs_landed: run once every input table has landed (or been rematerialized)
+        since this notebook last ran, never with only some of them. With cron too:
+        at each tick, wait until every input has landed since the tick, then run once.
     """
 
     path: str | Path
@@ -45,3 +51,22 @@ class NotebookAsset:
     limits: SandboxLimits = field(default_factory=SandboxLimits)
     sandbox: SandboxKind = "auto"
     cron: str | None = None
+    timezone: str | None = None
+    on_inputs_landed: bool = False
+
+
+@dataclass(frozen=True)
+class FileDrop:
+    """A folder where files for one source table are dropped; a sensor loads each new file once.
+
+    table: the source table the files load into (one that a declared notebook reads).
+    folder: the watched folder, relative to the definitions' base folder; loaded files
+        move to its `loaded/` subfolder, refused ones to `rejected/` with a `.reason.txt`.
+    pattern: which files in the folder to load (a glob, not recursive); CSV or Parquet.
+    mode: "append" the file's rows, or "replace" the table's rows with them.
+    """
+
+    table: str
+    folder: str | Path
+    pattern: str = "*.parquet"
+    mode: LoadMode = "append"

@@ -15,9 +15,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nb_assets.errors import DeclarationError
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 
 @dataclass(frozen=True)
@@ -73,3 +76,28 @@ def load_declarations(path: Path) -> ProjectDeclarations:
     base_dir = Path(getattr(module, "BASE_DIR", path.resolve().parent))
     warehouse = getattr(module, "WAREHOUSE", None)
     return ProjectDeclarations(list(notebooks), Path(policy) if policy else None, base_dir, str(warehouse) if warehouse else None)
+
+
+def notebook_definitions(
+    notebooks: Sequence[Any],
+    *,
+    warehouse: str | Path,
+    base_dir: str | Path | None = None,
+    policy: str | Path | None = None,
+    sandbox: str = "auto",
+    **options: Any,
+) -> dg.Definitions:
+    """`nb_assets.notebook_definitions`: records its arguments for a CLI reading the
+    project, else builds (`build_assets.notebook_definitions`, which documents the options).
+
+    Importing it loads no Dagster, so `nb-assets land` reads a project without it.
+    """
+    declared = ProjectDeclarations(
+        list(notebooks), Path(policy) if policy else None, Path(base_dir) if base_dir else Path.cwd(), str(warehouse), sandbox,
+        notifications=options.get("notifications"),
+    )
+    if capture(declared):
+        return None  # type: ignore[return-value]  # only the CLI sees this, and it reads the capture
+    from nb_assets.build_assets import notebook_definitions as build
+
+    return build(notebooks, warehouse=warehouse, base_dir=base_dir, policy=policy, sandbox=sandbox, **options)

@@ -46,6 +46,12 @@ class WarehouseError(NbAssetsError):
         self.cell = cell
 
 
+class WarehouseBusyError(WarehouseError):
+    """Another process held the warehouse file's lock for longer than this caller waits."""
+
+    kind = "warehouse-busy"
+
+
 class OutputValidationError(WarehouseError):
     """The run's output folder holds something other than the declared outputs."""
 
@@ -81,3 +87,11 @@ class NotebookRunError(NbAssetsError):
         self.cell = cell
         self.ename = ename
         self.evalue = evalue
+
+
+class LandingError(NbAssetsError):
+    """A landing was refused: an unknown table, a bad file, a missing or corrupt landing log.
+
+    Nothing was loaded and nothing was recorded."""
+
+    kind = "landing"

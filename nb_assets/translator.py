@@ -8,7 +8,7 @@ table to the key the translator gave that table, so keys cannot drift.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import dagster as dg
@@ -21,9 +21,10 @@ class NotebookTranslator:
     """Override a `get_*` method to change how notebooks and tables map onto assets."""
 
     def get_asset_spec(self, props: AssetProps, deps: Iterable[dg.AssetKey] = ()) -> dg.AssetSpec:
+        dep_keys = list(deps)
         return dg.AssetSpec(
             self.get_asset_key(props),
-            deps=list(deps),
+            deps=dep_keys,
             description=self.get_description(props),
             owners=self.get_owners(props),
             tags=self.get_tags(props),
@@ -31,6 +32,7 @@ class NotebookTranslator:
             group_name=self.get_group_name(props),
             code_version=self.get_code_version(props),
             kinds=self.get_kinds(props),
+            automation_condition=self.get_automation_condition(props, dep_keys),
         )
 
     def get_asset_key(self, props: AssetProps) -> dg.AssetKey:
@@ -56,3 +58,6 @@ class NotebookTranslator:
 
     def get_kinds(self, props: AssetProps) -> set[str]:
         return asset_defaults.default_kinds(props)
+
+    def get_automation_condition(self, props: AssetProps, deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition | None:
+        return asset_defaults.default_automation_condition(props, deps)

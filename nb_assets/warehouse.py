@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 
 from nb_assets.catalog import read_catalog
 from nb_assets.catalog_lineage import Catalog
-from nb_assets.errors import OutputValidationError, WarehouseError
+from nb_assets.errors import OutputValidationError, WarehouseBusyError, WarehouseError
 
 MAX_OUTPUT_ENTRIES = 1000  # a notebook spraying files is refused without listing them all
 _LOCK_WAIT_S = 120.0
@@ -93,9 +93,39 @@ def validate_outputs(notebook: str, output_dir: Path, declared: Sequence[str]) -
     return found
 
 
-def _quoted(table: str) -> str:
+def quote_table(table: str) -> str:
+    """`schema.table` as a quoted DuckDB identifier."""
     schema, name = table.split(".")
     return f'"{schema}"."{name}"'
+
+
+_quoted = quote_table
+
+
+@contextmanager
+def connect(
+    path: str | Path,
+    *,
+    read_only: bool,
+    config: Mapping[str, Any] | None = None,
+    lock_wait_s: float = _LOCK_WAIT_S,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection; waits up to `lock_wait_s` while another process holds the file."""
+    deadline = time.monotonic() + lock_wait_s
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise WarehouseError(f"cannot open warehouse {path}: {_first_line(exc)}") from exc
+            if time.monotonic() > deadline:
+                raise WarehouseBusyError(f"cannot open warehouse {path}: {_first_line(exc)}") from exc
+            time.sleep(0.2)
+    try:
+        yield con
+    finally:
+        con.close()
 
 
 class DuckDBWarehouse:
@@ -107,19 +137,8 @@ class DuckDBWarehouse:
 
     @contextmanager
     def _connect(self, *, read_only: bool, config: Mapping[str, Any] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-        deadline = time.monotonic() + _LOCK_WAIT_S
-        while True:
-            try:
-                con = duckdb.connect(self.path, read_only=read_only, config=dict(config or {}))
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise WarehouseError(f"cannot open warehouse {self.path}: {_first_line(exc)}") from exc
-                time.sleep(0.2)
-        try:
+        with connect(self.path, read_only=read_only, config=config) as con:
             yield con
-        finally:
-            con.close()
 
     def prefetch(
         self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None

@@ -1,6 +1,7 @@
 """Seed a DuckDB warehouse with the demo project's raw tables.
 
     python scripts/seed_demo.py [--warehouse warehouse.duckdb] [--scale 1] [--seed 42]
+    python scripts/seed_demo.py --new-orders FILE.parquet|FILE.csv [--warehouse warehouse.duckdb]
 
 Creates (or replaces) three tables in schema `raw`, covering the 60 days up to
 2026-11-25 (fixed dates, so a seed always gives the same data):
@@ -14,6 +15,11 @@ Creates (or replaces) three tables in schema `raw`, covering the 60 days up to
 are deliberately a little dirty, as raw feeds are, for the ETL notebook to clean:
 NULL and negative amounts, order_ids delivered twice, and statuses in mixed
 case with stray whitespace.
+
+The seed also creates the (empty) landing log, nb_assets.landings: seeding is
+the starting state, not a landing. `--new-orders FILE` writes a small batch of
+new orders (CSV or Parquet, by suffix) for `nb-assets land raw.orders --from
+FILE` or for the demo's file drop, landing/orders/.
 
 Random draws are vectorized numpy (one seeded generator, always drawn in the
 same order); DuckDB turns the integer codes into strings and types.
@@ -30,6 +36,8 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+
+from nb_assets.landing import LOG_DDL
 
 END_DATE = date(2026, 11, 25)
 DAYS = 60
@@ -228,6 +236,8 @@ def seed(path: str | Path, scale: float = 1, seed: int = 42) -> dict[str, int]:
                    CAST(event_ts AS DATE) AS event_date, {_sql_list(PAGES)}[page + 1] AS page,
                    {_sql_list(EVENT_TYPES)}[event_type + 1] AS event_type
             FROM events_codes ORDER BY event_id""")
+        for statement in LOG_DDL:
+            con.execute(statement)
         con.execute("COMMIT")
         tables = ("raw.customers", "raw.orders", "raw.web_events")
         return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
@@ -235,12 +245,41 @@ def seed(path: str | Path, scale: float = 1, seed: int = 42) -> dict[str, int]:
         con.close()
 
 
+def new_orders(warehouse: str | Path, dest: str | Path, count: int = 40) -> int:
+    """Write `count` orders placed after the seeded ones, shaped like raw.orders; return the count.
+
+    Written beside `dest` and renamed into place, so a watched folder never sees half a file.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.partial")
+    fmt = "FORMAT PARQUET" if dest.suffix.lower() in (".parquet", ".pq") else "FORMAT CSV, HEADER"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        con.execute(f"""
+            COPY (
+                WITH last AS (SELECT max(order_id) AS id, max(order_ts) AS ts FROM raw.orders),
+                     picked AS (SELECT customer_id, country, row_number() OVER (ORDER BY hash(customer_id)) AS i
+                                FROM raw.customers)
+                SELECT last.id + i AS order_id, customer_id, last.ts + i * INTERVAL 7 SECOND AS order_ts,
+                       CAST(last.ts + i * INTERVAL 7 SECOND AS DATE) AS order_date, 'completed' AS status,
+                       CAST(20 + (i * 37) % 400 AS DECIMAL(12, 2)) AS amount,
+                       {_sql_list(CURRENCIES)}[list_position({_sql_list(COUNTRIES)}, country)] AS currency
+                FROM picked, last WHERE i <= {int(count)} ORDER BY order_id
+            ) TO '{partial}' ({fmt})""")
+    partial.replace(dest)
+    return count
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warehouse", default="warehouse.duckdb", help="DuckDB file (created if missing)")
     parser.add_argument("--scale", type=float, default=1, help="thousands of orders (1000 => 1M)")
     parser.add_argument("--seed", type=int, default=42, help="random seed; same seed, same data")
+    parser.add_argument("--new-orders", metavar="FILE", help="only write a batch of new orders to FILE (.parquet or .csv)")
     args = parser.parse_args(argv)
+    if args.new_orders:
+        print(f"wrote {new_orders(args.warehouse, args.new_orders)} new orders to {args.new_orders}")
+        return 0
     if args.scale <= 0:
         parser.error("--scale must be positive")
     started = time.perf_counter()

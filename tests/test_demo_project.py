@@ -155,13 +155,16 @@ def test_the_demo_report_keeps_its_chart_when_materialized_in_docker(demo, docke
         meta["notebook/html"].value).read_text()
 
 
-def test_cron_declarations_become_schedules_of_their_notebooks_assets(demo) -> None:
+def test_triggers_become_automation_conditions_and_sensors_start_running(demo) -> None:
     defs, _, _ = demo
-    schedule = defs.resolve_schedule_def("clean_orders_schedule")
-    assert schedule.cron_schedule == "0 5 * * *"
-    job = defs.resolve_job_def(schedule.job_name)
-    assert [node.name for node in job.graph.nodes] == ["clean_orders"]  # the notebook's multi-asset, alone
-    tick = schedule.evaluate_tick(dg.build_schedule_context())
-    assert len(tick.run_requests) == 1
-    names = {s.name for s in defs.schedules}
-    assert names == {"clean_orders_schedule", "daily_traffic_schedule", "revenue_report_schedule"}
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    labels = {k: s.automation_condition.get_label() if s.automation_condition else None for k, s in specs.items()}
+    assert labels["mart/orders_clean"] == labels["mart/customer_revenue"] == "once every input has landed since the last run"
+    assert labels["mart/daily_traffic"] == "at each tick of '0 6 * * *' (Europe/Amsterdam)"
+    assert labels["reports/revenue_report"].startswith("at each tick of '0 5 * * 1' (Europe/Amsterdam), once every input")
+    assert labels["raw/orders"] is None  # sources land; they are not run
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {"nb_assets_landings", "nb_assets_file_drop_raw_orders", "nb_assets_automation"}
+    assert {s.default_status for s in sensors.values()} == {dg.DefaultSensorStatus.RUNNING}
+    assert isinstance(sensors["nb_assets_automation"], dg.AutomationConditionSensorDefinition)
+    assert not list(defs.schedules or [])  # cron is a condition now, so the UI can say why a run did not start

@@ -1,0 +1,189 @@
+"""The landing sensor: each landing in the log reported once on its source table's asset.
+
+Real DuckDB warehouse, real definitions from notebook_definitions, real Dagster
+instance; each tick's events are reported into the instance the way the
+sensor daemon does, and the cursor is carried from tick to tick as it stores it.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from nb_assets import FileDrop, NotebookAsset, notebook_definitions
+from nb_assets.automation import LANDING_SENSOR
+from nb_assets.errors import DeclarationError
+from nb_assets.landing import record_landing
+from notebook_factory import RUNTIME, code, write_notebook
+
+
+@pytest.fixture(autouse=True)
+def _quiet_dagster() -> None:
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+
+
+@pytest.fixture
+def project(tmp_path: Path, warehouse: Path) -> dg.Definitions:
+    """One notebook reading raw.orders and raw.customers; the warehouse has raw.orders."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE TABLE raw.customers AS SELECT range AS customer_id FROM range(3)")
+    write_notebook(
+        tmp_path / "report.ipynb", code(RUNTIME),
+        code("%%sql rows\nSELECT * FROM raw.orders JOIN raw.customers USING (customer_id)"),
+        code("output('mart.report', rows)"),
+    )
+    return notebook_definitions([NotebookAsset("report.ipynb", on_inputs_landed=True)], warehouse=warehouse, base_dir=tmp_path)
+
+
+class Daemon:
+    """Ticks one sensor as the sensor daemon would: report its events, keep its cursor."""
+
+    def __init__(self, defs: dg.Definitions, name: str = LANDING_SENSOR) -> None:
+        self.defs, self.sensor = defs, defs.resolve_sensor_def(name)
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.cursor: str | None = None
+
+    def tick(self, *, report: bool = True, save_cursor: bool = True) -> dg.SensorExecutionData:
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.defs)
+        data = self.sensor.evaluate_tick(context)
+        if report:
+            for event in data.asset_events:
+                self.instance.report_runless_asset_event(event)
+        if save_cursor and data.cursor is not None:
+            self.cursor = data.cursor
+        return data
+
+    def reported(self, table: str) -> list[int]:
+        """Landing ids on the table's asset, oldest first."""
+        records = self.instance.fetch_materializations(dg.AssetKey(table.split(".")), limit=1000, ascending=True).records
+        return [r.asset_materialization.metadata["landing/id"].value for r in records]
+
+
+def test_each_landing_is_reported_once_with_its_facts(project: dg.Definitions, warehouse: Path) -> None:
+    record_landing(warehouse, "raw.orders", rows=20, partition="2026-11-05", source="a loader")
+    record_landing(warehouse, "raw.customers", source="crm export")
+    record_landing(warehouse, "raw.orders", rows=5, source="a loader")
+    daemon = Daemon(project)
+    data = daemon.tick()
+    assert [(e.asset_key.to_user_string(), e.metadata["landing/id"].value) for e in data.asset_events] == [
+        ("raw/orders", 1), ("raw/customers", 2), ("raw/orders", 3),
+    ]
+    first = data.asset_events[0]
+    assert first.metadata["landing/rows"].value == 20 and first.metadata["landing/partition"].value == "2026-11-05"
+    assert first.metadata["landing/source"].value == "a loader" and first.metadata["landing/landed_at"].value > 0
+    assert daemon.cursor == "3"
+    assert daemon.tick().asset_events == []
+    record_landing(warehouse, "raw.customers")
+    assert [e.metadata["landing/id"].value for e in daemon.tick().asset_events] == [4]
+    assert (daemon.reported("raw.orders"), daemon.reported("raw.customers")) == ([1, 3], [2, 4])
+
+
+def test_a_tick_that_died_before_saving_its_cursor_reports_nothing_twice(project: dg.Definitions, warehouse: Path) -> None:
+    for _ in range(3):
+        record_landing(warehouse, "raw.orders")
+    daemon = Daemon(project)
+    daemon.tick(save_cursor=False)  # events written, then the daemon was killed
+    record_landing(warehouse, "raw.customers")
+    data = daemon.tick()  # the restarted daemon starts again from the old cursor
+    assert [e.metadata["landing/id"].value for e in data.asset_events] == [4]
+    assert daemon.reported("raw.orders") == [1, 2, 3] and daemon.cursor == "4"
+
+
+def test_a_recreated_log_is_read_from_its_start(project: dg.Definitions, warehouse: Path) -> None:
+    record_landing(warehouse, "raw.orders")
+    record_landing(warehouse, "raw.orders")
+    daemon = Daemon(project)
+    daemon.tick()
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("DROP TABLE nb_assets.landings")
+    record_landing(warehouse, "raw.orders")  # id 1 again, but a new landing
+    assert [e.metadata["landing/id"].value for e in daemon.tick().asset_events] == [1]
+    assert daemon.reported("raw.orders") == [1, 2, 1]
+
+
+def test_landings_of_tables_no_notebook_reads_are_skipped(project: dg.Definitions, warehouse: Path) -> None:
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE TABLE raw.unrelated AS SELECT 1 AS x")
+    record_landing(warehouse, "raw.unrelated")
+    record_landing(warehouse, "raw.orders")
+    daemon = Daemon(project)
+    data = daemon.tick()
+    assert [e.asset_key.to_user_string() for e in data.asset_events] == ["raw/orders"]
+    assert daemon.cursor == "2"
+
+
+def test_a_backlog_is_reported_over_several_ticks_in_order(tmp_path: Path, warehouse: Path) -> None:
+    write_notebook(tmp_path / "r.ipynb", code(RUNTIME), code("%%sql rows\nSELECT * FROM raw.orders"), code("output('mart.r', rows)"))
+    from nb_assets.automation import landing_sensor
+
+    for _ in range(5):
+        record_landing(warehouse, "raw.orders")
+    sensor = landing_sensor(warehouse, {"raw.orders": dg.AssetKey(["raw", "orders"])}, max_per_tick=2)
+    defs = dg.Definitions(assets=[dg.AssetSpec(["raw", "orders"])], sensors=[sensor])
+    daemon = Daemon(defs)
+    batches = [[e.metadata["landing/id"].value for e in daemon.tick().asset_events] for _ in range(4)]
+    assert batches == [[1, 2], [3, 4], [5], []]
+
+
+def test_a_missing_log_fails_the_tick_with_a_clear_message(project: dg.Definitions, warehouse: Path) -> None:
+    daemon = Daemon(project)
+    with pytest.raises(Exception) as err:
+        daemon.tick()
+    assert "has no landing log (nb_assets.landings)" in str(err.value)
+    record_landing(warehouse, "raw.orders")  # creates the log: the next tick works
+    assert len(daemon.tick().asset_events) == 1
+
+
+def test_a_corrupt_cursor_is_a_clear_error(project: dg.Definitions, warehouse: Path) -> None:
+    record_landing(warehouse, "raw.orders")
+    daemon = Daemon(project)
+    daemon.cursor = "not-a-number"
+    with pytest.raises(Exception, match="cursor 'not-a-number' is not a landing id"):
+        daemon.tick()
+
+
+def test_a_busy_warehouse_skips_the_tick(project: dg.Definitions, warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nb_assets import landing
+
+    record_landing(warehouse, "raw.orders")
+    monkeypatch.setattr(landing, "READ_LOCK_WAIT_S", 0.5)
+    daemon = Daemon(project)
+    # Another process holds the write lock, as a loader in the middle of a load would.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(warehouse)!r}); print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        data = daemon.tick()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert data.skip_message.startswith("warehouse busy") and data.asset_events == [] and daemon.cursor is None
+    assert len(daemon.tick().asset_events) == 1  # the lock is gone: the landing is reported
+
+
+def test_file_drops_must_name_a_source_table(tmp_path: Path, warehouse: Path) -> None:
+    write_notebook(tmp_path / "r.ipynb", code(RUNTIME), code("%%sql rows\nSELECT * FROM raw.orders"), code("output('mart.r', rows)"))
+    decl = [NotebookAsset("r.ipynb", on_inputs_landed=True)]
+    with pytest.raises(DeclarationError) as err:
+        notebook_definitions(decl, warehouse=warehouse, base_dir=tmp_path, file_drops=[
+            FileDrop("raw.order", folder="in/orders"), FileDrop("mart.r", folder="in/r"),
+            FileDrop("raw.orders", folder="in/x"), FileDrop("raw.orders", folder="in/x", pattern="*.csv"),
+        ])
+    assert str(err.value).startswith("3 problem(s) in file drops:")
+    assert "FileDrop('raw.order', folder='in/orders'): no declared notebook reads raw.order" in str(err.value)
+    assert "FileDrop('mart.r', folder='in/r'): mart.r is written by a declared notebook" in str(err.value)
+    assert f"two file drops watch {tmp_path.resolve() / 'in' / 'x'}; give each its own folder" in str(err.value)
+
+
+def test_the_definitions_carry_running_sensors(project: dg.Definitions) -> None:
+    sensors = {s.name: s for s in project.sensors}
+    assert set(sensors) == {LANDING_SENSOR, "nb_assets_automation"}
+    assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
