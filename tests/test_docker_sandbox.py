@@ -7,7 +7,6 @@ the first run on a fresh machine takes about a minute longer.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import threading
 from pathlib import Path
@@ -16,7 +15,6 @@ import nbformat
 import pandas as pd
 import pytest
 
-import nb_assets
 from nb_assets.docker_sandbox import DockerSandbox
 from nb_assets.errors import SandboxUnavailableError
 from nb_assets.image import image_tag
@@ -24,7 +22,6 @@ from nb_assets.sandbox import RunFolder, SandboxLimits
 
 pytestmark = pytest.mark.docker
 
-RUNNER = Path(nb_assets.__file__).parent / "inbox_papermill.py"
 QUICK = SandboxLimits(timeout_s=120, memory_mb=1024, cpus=1.0, pids=128, tmp_mb=64)
 
 
@@ -41,7 +38,7 @@ def make_run_folder(root: Path, *cells: str) -> RunFolder:
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     nbformat.write(notebook, folder.parameterized_notebook)
     folder.parameters_file.write_text("{}")  # the runner injects these; none here
-    shutil.copy(RUNNER, folder.runtime_dir / "inbox_papermill.py")
+    folder.install_inbox_files()
     return folder
 
 
@@ -97,8 +94,9 @@ facts = {
     "cwd": os.getcwd(),
     "cap_eff": [l.split()[1] for l in status.splitlines() if l.startswith("CapEff")][0],
     "no_new_privs": [l.split()[1] for l in status.splitlines() if l.startswith("NoNewPrivs")][0],
-    "write_input": refused("/nb/input/evil.parquet"),
-    "write_runtime": refused("/nb/runtime/evil.py"),
+    "write_input": refused(os.path.join(os.environ["NB_ASSETS_INPUT_DIR"], "evil.parquet")),
+    "write_input_file": refused(os.path.join(os.environ["NB_ASSETS_INPUT_DIR"], "orders.parquet")),
+    "write_runtime": refused(os.path.join(os.environ["PYTHONPATH"], "evil.py")),
     "write_root_fs": refused("/usr/evil"),
     "write_work": refused("scratch.txt"),
     "write_tmp": refused("/tmp/scratch.txt"),
@@ -118,7 +116,9 @@ with open(os.path.join(os.environ["NB_ASSETS_OUTPUT_DIR"], "facts.json"), "w") a
     facts = json.loads((folder.output_dir / "facts.json").read_text())
     assert facts["uid"] == 1000 and facts["cwd"] == "/nb/work"
     assert int(facts["cap_eff"], 16) == 0 and facts["no_new_privs"] == "1"
-    assert facts["write_input"] == facts["write_runtime"] == facts["write_root_fs"] == "Read-only file system"
+    # The job is copied into the container's own volume as root's read-only files.
+    assert facts["write_input"] == facts["write_input_file"] == facts["write_runtime"] == "Permission denied"
+    assert facts["write_root_fs"] == "Read-only file system"
     assert facts["write_work"] is None and facts["write_tmp"] is None  # tmpfs scratch
     assert sorted(p.name for p in folder.input_dir.iterdir()) == ["orders.parquet"]
     assert list(folder.work_dir.iterdir()) == []  # scratch stayed in the container
