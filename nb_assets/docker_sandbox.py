@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import socket
 import tempfile
 import threading
 import time
@@ -43,6 +45,7 @@ from nb_assets.sandbox import (
     runner_argv,
     runner_env,
 )
+from nb_assets.inbox_supervisor import full
 from nb_assets.sandbox_transfer import pack_job, unpack_copy_out
 
 SANDBOX_UID = 1000
@@ -55,6 +58,7 @@ WORK_DIR = "/nb/work"
 COLLECT_GRACE_S = 120.0  # past the run's deadline: supervisor start-up and the copy-out
 SANDBOX_LABEL = "nb_assets.sandbox"
 DEADLINE_LABEL = "nb_assets.deadline"  # epoch seconds after which the container is abandoned
+OWNER_LABEL = "nb_assets.owner"  # host:pid:start time of the process that runs it
 
 __all__ = ["DockerSandbox", "docker_available", "sweep_abandoned"]
 
@@ -184,9 +188,10 @@ class DockerSandbox:
         copy = None
         if collected.spool.exists():
             try:
-                copy = unpack_copy_out(
-                    collected.spool, folder, output_max_bytes=limits.output_mb << 20, record_max_bytes=RECORD_MB << 20
-                )
+                if not collected.overflow:
+                    copy = unpack_copy_out(
+                        collected.spool, folder, output_max_bytes=limits.output_mb << 20, record_max_bytes=RECORD_MB << 20
+                    )
             finally:
                 collected.spool.unlink()
         box = copy.facts if copy else {}
@@ -196,7 +201,8 @@ class DockerSandbox:
         elif copy is not None and copy.problem:
             lost = copy.problem
         elif copy is None or not copy.complete:
-            lost = "the sandbox ended before handing back its outputs and record"
+            why = f" (the connection broke: {collected.error})" if collected.error else ""
+            lost = f"the sandbox ended before handing back its outputs and record{why}"
         exit_code = box.get("runner_exit_code") if isinstance(box.get("runner_exit_code"), int) else None
         record_full = _full(box.get("record"))
         if record_full:  # only the runner writes there, and it stays far below the limit: the notebook filled it
@@ -267,6 +273,7 @@ class DockerSandbox:
                 SANDBOX_LABEL: "1",
                 "nb_assets.run_folder": str(folder.root),
                 DEADLINE_LABEL: f"{deadline:.0f}",
+                OWNER_LABEL: _owner(),
             },
         }
 
@@ -317,23 +324,46 @@ def _full(usage: Any) -> bool:
     """A tmpfs with (almost) nothing left: the notebook ran into the folder's limit."""
     if not isinstance(usage, dict) or not all(isinstance(usage.get(k), int) for k in ("size", "free")):
         return False
-    return usage["free"] < min(1 << 20, usage["size"] // 20)
+    return full(usage)
 
 
 def sweep_abandoned(client: Any) -> None:
-    """Remove sandbox containers past their deadline: left by a host that died before starting them.
+    """Remove sandbox containers nobody will collect: past their deadline, or started by a host
+    process (on this machine) that is gone, e.g. killed between creating and starting one.
 
-    Started ones end and remove themselves at their deadline; this catches the
-    rest (created but never started, or stuck), so none outlives it for long.
+    A started container ends by itself at its deadline anyway; this frees it
+    sooner, and catches those that never started.
     """
     now = time.time()
-    for summary in client.api.containers(all=True, filters={"label": DEADLINE_LABEL}):
+    for summary in client.api.containers(all=True, filters={"label": SANDBOX_LABEL}):
+        labels = summary.get("Labels") or {}
         try:
-            deadline = float((summary.get("Labels") or {}).get(DEADLINE_LABEL, "inf"))
+            deadline = float(labels.get(DEADLINE_LABEL, "inf"))
         except ValueError:
-            continue
-        if deadline < now:
+            deadline = float("inf")
+        if deadline < now or _owner_gone(labels.get(OWNER_LABEL)):
             _remove(client, summary["Id"])
+
+
+def _owner() -> str:
+    """host:pid:start time of this process, so a recycled pid is not taken for its owner."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _owner_gone(owner: str | None) -> bool:
+    host, _, rest = (owner or "").partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's, or no owner recorded: its deadline decides
+    return _start_time(int(pid)) != started
+
+
+def _start_time(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "gone"
+    return stat.rpartition(")")[2].split()[19]  # field 22, counted after the command name
 
 
 def _kill(container: Any) -> None:

@@ -36,6 +36,7 @@ OUTPUT_OVERHEAD = 64  # counted per output, so a flood of empty outputs is bound
 FINAL_PASS_SLACK = 64 * 1024  # the last pass measures whole outputs, a little more than messages
 TRUNCATED = "[nb_assets] output truncated"
 ENGINE = "nb_assets_bounded"
+IOPUB_DRAIN_S = 120
 
 _NOT_AUTHORED = ("injected-parameters", "papermill-error-cell-tag")
 
@@ -272,6 +273,9 @@ def run(parameterized: str, params_path: str, executed: str) -> dict:
             log_output=False,
             # The default graceful shutdown stalls ~3.5 s in a share of runs.
             shutdown_kernel="immediate",
+            # After a cell's reply, how long the output still queued may take to drain. The default
+            # (4 s) fails a chatty cell whose backlog is merely slow to decode on a busy or small box.
+            iopub_timeout=IOPUB_DRAIN_S,
         )
     except Exception as exc:  # the verdict must be written whatever went wrong
         ename = getattr(exc, "ename", type(exc).__name__)

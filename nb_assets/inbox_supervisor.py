@@ -13,10 +13,10 @@ Standalone (stdlib only), copied into each run folder like the runner.
 4. Writes one tar to stdout, which the host reads through the engine API:
    first `sandbox.json` (the runner's exit code, whether the deadline hit,
    the memory cgroup's OOM kills, how full the size-limited outputs and
-   record folders are), then the entries of OUTPUT_DIR and RECORD_DIR as they
-   are (links, folders and other odd entries go as such, and the host refuses
-   them), then `sandbox.end`. The host trusts none of it beyond what it
-   checks itself.
+   record folders are), then the entries of OUTPUT_DIR (unless the run timed
+   out or filled it: it fails then anyway) and RECORD_DIR as they are (links,
+   folders and other odd entries go as such, and the host refuses them), then
+   `sandbox.end`. The host trusts none of it beyond what it checks itself.
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ def usage(path: str) -> dict[str, int] | None:
     return {"size": st.f_blocks * st.f_frsize, "free": st.f_bavail * st.f_frsize}
 
 
+def full(space: dict[str, int] | None) -> bool:
+    """As the host judges it (docker_sandbox._full): (almost) nothing left."""
+    return space is not None and space["free"] < min(1 << 20, space["size"] // 20)
+
+
 def kill_the_rest() -> None:
     """kill(-1) reaches every process this user may signal except this one and PID 1 (the init)."""
     try:
@@ -72,7 +77,7 @@ def ship(out: io.BufferedWriter, facts: dict, folders: dict[str, str]) -> None:
         info = tarfile.TarInfo(FACTS)
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-        for arcdir, folder in folders.items():
+        for arcdir, folder in sorted(folders.items()):  # output/ before record/: the verdict comes last
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)[:MAX_ENTRIES]
             except OSError:
@@ -108,8 +113,11 @@ def main(argv: list[str]) -> int:
         "output": usage(output_dir),
         "record": usage(record_dir),
     }
+    folders = {"record": record_dir}
+    if not timed_out and not full(facts["output"]):  # otherwise the run fails whatever they hold: keep them here
+        folders["output"] = output_dir
     sys.stderr.flush()
-    ship(sys.stdout.buffer, facts, {"output": output_dir, "record": record_dir})
+    ship(sys.stdout.buffer, facts, folders)
     sys.stdout.buffer.flush()
     return 0
 

@@ -224,3 +224,39 @@ def test_missing_image_is_a_clear_error(sandbox: DockerSandbox) -> None:
         DockerSandbox(image="nb-assets-sandbox:no-such-recipe", client=sandbox.client)
     lazy = DockerSandbox(image="nb-assets-sandbox:no-such-recipe", client=sandbox.client, lazy=True)
     assert lazy.describe(QUICK)["image_id"] is None
+
+
+def test_containers_nobody_will_collect_are_swept(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    """Past their deadline, or owned by a host process that is gone: removed. Others: left alone."""
+    import subprocess
+    import time
+
+    from nb_assets.docker_sandbox import DEADLINE_LABEL, OWNER_LABEL, _owner, sweep_abandoned
+
+    ended = subprocess.Popen(["sleep", "0"])
+    owner_that_ended = f"{_owner().split(':')[0]}:{ended.pid}:{Path(f'/proc/{ended.pid}/stat').read_text().rpartition(')')[2].split()[19]}"
+    ended.wait()
+    later = f"{time.time() + 3600:.0f}"
+    cases = {
+        "past-deadline": {DEADLINE_LABEL: f"{time.time() - 5:.0f}", OWNER_LABEL: _owner()},
+        "owner-gone": {DEADLINE_LABEL: later, OWNER_LABEL: owner_that_ended},
+        "alive": {DEADLINE_LABEL: later, OWNER_LABEL: _owner()},
+        "other-host": {DEADLINE_LABEL: later, OWNER_LABEL: "elsewhere.invalid:1:1"},
+    }
+    mine = {"nb_assets.sandbox": "1", "nb_assets.run_folder": str(tmp_path)}
+    ids = {
+        name: sandbox.client.api.create_container(sandbox.image, ["true"], labels={**mine, **labels})["Id"]
+        for name, labels in cases.items()
+    }
+    try:
+        sweep_abandoned(sandbox.client)
+
+        remaining = {c["Id"] for c in leftover_containers_by_label(sandbox, tmp_path)}
+        assert {name for name, cid in ids.items() if cid in remaining} == {"alive", "other-host"}
+    finally:
+        for c in leftover_containers_by_label(sandbox, tmp_path):
+            sandbox.client.api.remove_container(c["Id"], force=True)
+
+
+def leftover_containers_by_label(sandbox: DockerSandbox, root: Path) -> list[dict]:
+    return sandbox.client.api.containers(all=True, filters={"label": f"nb_assets.run_folder={root}"})
