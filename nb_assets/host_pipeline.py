@@ -178,9 +178,11 @@ def verdict(spec: NotebookSpec, folder: RunFolder, result: SandboxResult, limits
 
 def _read_result(path: Path) -> dict[str, Any] | None:
     """The runner's verdict, or None for anything else: the notebook could have written this file."""
+    if path.is_symlink():
+        return None
     try:
         with path.open("rb") as f:
-            report = json.loads(f.read(RESULT_MAX_BYTES + 1)) if not path.is_symlink() else None
+            report = json.loads(f.read(RESULT_MAX_BYTES + 1))  # a longer file is cut, so it does not parse
     except (OSError, ValueError):
         return None
     if not isinstance(report, dict):
