@@ -260,3 +260,30 @@ def test_containers_nobody_will_collect_are_swept(sandbox: DockerSandbox, tmp_pa
 
 def leftover_containers_by_label(sandbox: DockerSandbox, root: Path) -> list[dict]:
     return sandbox.client.api.containers(all=True, filters={"label": f"nb_assets.run_folder={root}"})
+
+
+def test_nothing_of_the_host_is_mounted(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    """Copy-in and copy-out go through the engine API, so the engine need not share the host's disk."""
+    import time
+
+    folder = make_run_folder(tmp_path / "run", "import time\ntime.sleep(8)")
+    seen: list[dict] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while not seen and time.monotonic() < deadline:
+            for c in leftover_containers_by_label(sandbox, folder.root):
+                seen.append(sandbox.client.api.inspect_container(c["Id"]))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result = sandbox.run(folder, QUICK)
+    watcher.join()
+
+    assert result.exit_code == 0, result.logs
+    [container] = seen[:1]
+    assert {m["Type"] for m in container["Mounts"]} == {"volume"}  # the job's own anonymous volume
+    assert not container["HostConfig"].get("Binds")
+    assert set(container["HostConfig"]["Tmpfs"]) == {"/tmp", "/home/nb", "/nb/work", "/nb/output", "/nb/record"}
+    assert container["HostConfig"]["AutoRemove"] is True
