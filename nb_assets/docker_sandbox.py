@@ -23,16 +23,14 @@ a host path, so the engine may be remote (DOCKER_HOST).
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import socket
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from nb_assets.docker_janitor import DEADLINE_LABEL, OWNER_LABEL, SANDBOX_LABEL, owner, remove_container, sweep_abandoned
 from nb_assets.errors import SandboxError, SandboxUnavailableError
 from nb_assets.image import BUILD_COMMAND, docker_client, image_tag
 from nb_assets.sandbox import (
@@ -56,11 +54,8 @@ OUTPUT_DIR = "/nb/output"
 RECORD_DIR = "/nb/record"
 WORK_DIR = "/nb/work"
 COLLECT_GRACE_S = 120.0  # past the run's deadline: supervisor start-up and the copy-out
-SANDBOX_LABEL = "nb_assets.sandbox"
-DEADLINE_LABEL = "nb_assets.deadline"  # epoch seconds after which the container is abandoned
-OWNER_LABEL = "nb_assets.owner"  # host:pid:start time of the process that runs it
 
-__all__ = ["DockerSandbox", "docker_available", "sweep_abandoned"]
+__all__ = ["DockerSandbox", "docker_available"]
 
 
 @functools.cache
@@ -147,7 +142,7 @@ class DockerSandbox:
         except requests.exceptions.RequestException as exc:  # the engine went away mid-run
             raise SandboxError(f"lost the Docker engine during the run: {exc}") from exc
         finally:
-            _remove(self.client, container.id)
+            remove_container(self.client, container.id)
         return self._result(folder, limits, image_id, collected)
 
     def _create(self, folder: RunFolder, limits: SandboxLimits) -> Any:
@@ -273,7 +268,7 @@ class DockerSandbox:
                 SANDBOX_LABEL: "1",
                 "nb_assets.run_folder": str(folder.root),
                 DEADLINE_LABEL: f"{deadline:.0f}",
-                OWNER_LABEL: _owner(),
+                OWNER_LABEL: owner(),
             },
         }
 
@@ -327,45 +322,6 @@ def _full(usage: Any) -> bool:
     return full(usage)
 
 
-def sweep_abandoned(client: Any) -> None:
-    """Remove sandbox containers nobody will collect: past their deadline, or started by a host
-    process (on this machine) that is gone, e.g. killed between creating and starting one.
-
-    A started container ends by itself at its deadline anyway; this frees it
-    sooner, and catches those that never started.
-    """
-    now = time.time()
-    for summary in client.api.containers(all=True, filters={"label": SANDBOX_LABEL}):
-        labels = summary.get("Labels") or {}
-        try:
-            deadline = float(labels.get(DEADLINE_LABEL, "inf"))
-        except ValueError:
-            deadline = float("inf")
-        if deadline < now or _owner_gone(labels.get(OWNER_LABEL)):
-            _remove(client, summary["Id"])
-
-
-def _owner() -> str:
-    """host:pid:start time of this process, so a recycled pid is not taken for its owner."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
-
-
-def _owner_gone(owner: str | None) -> bool:
-    host, _, rest = (owner or "").partition(":")
-    pid, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another machine's, or no owner recorded: its deadline decides
-    return _start_time(int(pid)) != started
-
-
-def _start_time(pid: int) -> str:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return "gone"
-    return stat.rpartition(")")[2].split()[19]  # field 22, counted after the command name
-
-
 def _kill(container: Any) -> None:
     import docker.errors
 
@@ -373,18 +329,3 @@ def _kill(container: Any) -> None:
         container.kill()
     except docker.errors.APIError:
         pass  # it exited on its own between the deadline and the kill
-
-
-def _remove(client: Any, container_id: str) -> None:
-    """Force-remove with its anonymous volume; already gone (auto_remove) is fine."""
-    import docker.errors
-
-    try:
-        client.api.remove_container(container_id, force=True, v=True)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as exc:
-        if exc.status_code != 409:  # 409: removal already in progress (auto_remove): let it finish
-            raise
-        with contextlib.suppress(docker.errors.NotFound):
-            client.api.wait(container_id, timeout=60, condition="removed")

@@ -231,16 +231,16 @@ def test_containers_nobody_will_collect_are_swept(sandbox: DockerSandbox, tmp_pa
     import subprocess
     import time
 
-    from nb_assets.docker_sandbox import DEADLINE_LABEL, OWNER_LABEL, _owner, sweep_abandoned
+    from nb_assets.docker_janitor import DEADLINE_LABEL, OWNER_LABEL, owner, sweep_abandoned
 
     ended = subprocess.Popen(["sleep", "0"])
-    owner_that_ended = f"{_owner().split(':')[0]}:{ended.pid}:{Path(f'/proc/{ended.pid}/stat').read_text().rpartition(')')[2].split()[19]}"
+    owner_that_ended = f"{owner().split(':')[0]}:{ended.pid}:{Path(f'/proc/{ended.pid}/stat').read_text().rpartition(')')[2].split()[19]}"
     ended.wait()
     later = f"{time.time() + 3600:.0f}"
     cases = {
-        "past-deadline": {DEADLINE_LABEL: f"{time.time() - 5:.0f}", OWNER_LABEL: _owner()},
+        "past-deadline": {DEADLINE_LABEL: f"{time.time() - 5:.0f}", OWNER_LABEL: owner()},
         "owner-gone": {DEADLINE_LABEL: later, OWNER_LABEL: owner_that_ended},
-        "alive": {DEADLINE_LABEL: later, OWNER_LABEL: _owner()},
+        "alive": {DEADLINE_LABEL: later, OWNER_LABEL: owner()},
         "other-host": {DEADLINE_LABEL: later, OWNER_LABEL: "elsewhere.invalid:1:1"},
     }
     mine = {"nb_assets.sandbox": "1", "nb_assets.run_folder": str(tmp_path)}
