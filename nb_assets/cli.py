@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +38,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NbAssetsError as exc:
         print(f"nb-assets: {exc}", file=sys.stderr)
         return EXIT_USAGE if args.command != "run" else EXIT_FAILED
+
+
+def entry() -> None:
+    """The `nb-assets` command: main(), then leave without interpreter teardown.
+
+    By then the verdict is printed and every file is written and closed. What
+    teardown could add is noise: the native thread pools of Arrow and DuckDB
+    can abort the process at exit ("terminate called without an active
+    exception"), which would turn a successful run's exit code 0 into 134.
+    """
+    code = main()
+    try:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -243,4 +262,4 @@ def _declared_job(args: argparse.Namespace) -> _Job:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -2,42 +2,58 @@
 
 What the container gets, and why:
   network        none: only a loopback for papermill <-> kernel ZMQ traffic
-  root fs        the sandbox image, read-only; the only writable places are
-                 /nb/output, /nb/record (bind mounts) and small tmpfs scratch
-                 (/tmp, $HOME, /nb/work) that vanishes with the container
-  /nb/input      the prefetched Parquet files, read-only
-  /nb/runtime    inbox_papermill.py + the nb_assets runtime package, read-only
+  root fs        the sandbox image, read-only
+  /nb/in         the job: prefetched Parquet inputs, the in-box code and the
+                 parameterized notebook, copied in through the engine API
+                 before the start into the container's own (anonymous)
+                 volume, as root-owned read-only files
+  /nb/output     a tmpfs of limits.output_mb: where outputs go
+  /nb/record     a tmpfs of RECORD_MB: the executed notebook and the verdict
+  /tmp, $HOME, /nb/work  small tmpfs scratch
   user           1000:1000, no capabilities, no-new-privileges
-  limits         memory without swap, CPUs, process count, wall clock
-The container is removed after every run, also on failure and timeout.
-
-Bind mounts name host paths, so the engine must run on this host (a remote
-DOCKER_HOST needs the run folder on that host, e.g. via shared storage).
+  limits         memory without swap (tmpfs pages count too), CPUs, process
+                 count, and the wall clock, kept by the supervisor inside
+  main process   inbox_supervisor.py: runs the runner until the deadline,
+                 then streams outputs and record back as one tar on stdout,
+                 which the host reads through the attach API, with a byte cap
+The container removes itself when it ends (auto_remove), whether or not the
+host that started it is still there; its deadline lives inside. Nothing names
+a host path, so the engine may be remote (DOCKER_HOST).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import shutil
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from nb_assets.docker_janitor import DEADLINE_LABEL, OWNER_LABEL, SANDBOX_LABEL, owner, remove_container, sweep_abandoned
 from nb_assets.errors import SandboxError, SandboxUnavailableError
 from nb_assets.image import BUILD_COMMAND, docker_client, image_tag
-from nb_assets.sandbox import RUNNER_FILE, RunFolder, SandboxLimits, SandboxResult, runner_env
+from nb_assets.sandbox import (
+    RECORD_MB,
+    SUPERVISOR_FILE,
+    LogTail,
+    RunFolder,
+    SandboxLimits,
+    SandboxResult,
+    runner_argv,
+    runner_env,
+)
+from nb_assets.inbox_supervisor import full
+from nb_assets.sandbox_transfer import pack_job, unpack_copy_out
 
 SANDBOX_UID = 1000
 SANDBOX_GID = 1000
 HOME_DIR = "/home/nb"
-INPUT_DIR = "/nb/input"
+JOB_DIR = "/nb/in"
 OUTPUT_DIR = "/nb/output"
-RUNTIME_DIR = "/nb/runtime"
 RECORD_DIR = "/nb/record"
 WORK_DIR = "/nb/work"
-LOG_TAIL_CHARS = 20000
+COLLECT_GRACE_S = 120.0  # past the run's deadline: supervisor start-up and the copy-out
 
 __all__ = ["DockerSandbox", "docker_available"]
 
@@ -106,24 +122,34 @@ class DockerSandbox:
             "network": "none",
             "image": self.image,
             "image_id": image_id,
-            "limits": limits.as_dict(),
+            "limits": {**limits.as_dict(), "record_mb": RECORD_MB},
+            "transfer": "copied in and out through the engine API",
         }
 
     def run(self, folder: RunFolder, limits: SandboxLimits) -> SandboxResult:
-        """One container: create, start, wait (kill at the deadline), collect, remove."""
-        image_id = self.check()
-        _grant_sandbox_access(folder)
-        try:
-            return self._run_container(folder, limits, image_id)
-        finally:
-            _reclaim(folder)
-
-    def _run_container(self, folder: RunFolder, limits: SandboxLimits, image_id: str) -> SandboxResult:
+        """One container: create, copy in, start, collect (the supervisor keeps the deadline), remove."""
         import docker.errors
         import requests.exceptions
 
+        image_id = self.check()
+        sweep_abandoned(self.client)
+        container = self._create(folder, limits)
         try:
-            container = self.client.containers.create(**self._container_config(folder, limits))
+            self._copy_in(container, folder)
+            collected = self._start_and_collect(container, folder, limits)
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"the sandbox container failed: {exc}") from exc
+        except requests.exceptions.RequestException as exc:  # the engine went away mid-run
+            raise SandboxError(f"lost the Docker engine during the run: {exc}") from exc
+        finally:
+            remove_container(self.client, container.id)
+        return self._result(folder, limits, image_id, collected)
+
+    def _create(self, folder: RunFolder, limits: SandboxLimits) -> Any:
+        import docker.errors
+
+        try:
+            return self.client.containers.create(**self._container_config(folder, limits))
         except docker.errors.ImageNotFound as exc:
             self._image_id = None
             raise SandboxUnavailableError(
@@ -132,62 +158,82 @@ class DockerSandbox:
         except docker.errors.APIError as exc:
             raise SandboxError(f"cannot create the sandbox container: {exc}") from exc
 
-        timed_out = False
-        started = time.monotonic()
-        try:
-            container.start()
-            try:
-                # The HTTP read timeout is the wall clock the run gets.
-                status = container.wait(timeout=limits.timeout_s)
-            except requests.exceptions.RequestException as exc:
-                if not _is_read_timeout(exc):
-                    raise
-                timed_out = True
-                _kill(container)
-                status = container.wait(timeout=60)
-            duration = time.monotonic() - started
-            container.reload()
-            state = container.attrs.get("State", {})
-            exit_code = status.get("StatusCode", state.get("ExitCode"))
-            logs = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
-        except docker.errors.APIError as exc:
-            raise SandboxError(f"the sandbox container failed: {exc}") from exc
-        except requests.exceptions.RequestException as exc:  # the engine went away mid-run
-            raise SandboxError(f"lost the Docker engine during the run: {exc}") from exc
-        finally:
-            _remove(container)
+    def _copy_in(self, container: Any, folder: RunFolder) -> None:
+        with tempfile.TemporaryFile(dir=folder.root) as spool:
+            pack_job(folder, spool)
+            spool.seek(0)
+            if not container.put_archive(JOB_DIR, spool):
+                raise SandboxError("could not copy the run folder into the sandbox container")
 
+    def _start_and_collect(self, container: Any, folder: RunFolder, limits: SandboxLimits) -> "_Collector":
+        # Attached before the start, so nothing the supervisor writes is missed.
+        stream = self.client.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
+        cap = (limits.output_mb + RECORD_MB + 1) << 20  # + tar headers and the facts
+        collector = _Collector(stream, folder.root / ".copy-out.tar", cap)
+        container.start()
+        collector.start()
+        collector.join(limits.timeout_s + COLLECT_GRACE_S)  # the supervisor's deadline, plus a backstop
+        collector.host_timed_out = collector.is_alive()
+        if collector.is_alive() or collector.overflow:
+            _kill(container)
+            collector.join(30)
+        return collector
+
+    def _result(self, folder: RunFolder, limits: SandboxLimits, image_id: str, collected: "_Collector") -> SandboxResult:
+        copy = None
+        if collected.spool.exists():
+            try:
+                if not collected.overflow:
+                    copy = unpack_copy_out(
+                        collected.spool, folder, output_max_bytes=limits.output_mb << 20, record_max_bytes=RECORD_MB << 20
+                    )
+            finally:
+                collected.spool.unlink()
+        box = copy.facts if copy else {}
+        lost = None
+        if collected.overflow:
+            lost = f"the sandbox sent back more than {collected.cap >> 20} MB; refused"
+        elif copy is not None and copy.problem:
+            lost = copy.problem
+        elif copy is None or not copy.complete:
+            why = f" (the connection broke: {collected.error})" if collected.error else ""
+            lost = f"the sandbox ended before handing back its outputs and record{why}"
+        exit_code = box.get("runner_exit_code") if isinstance(box.get("runner_exit_code"), int) else None
+        record_full = _full(box.get("record"))
+        if record_full:  # only the runner writes there, and it stays far below the limit: the notebook filled it
+            for path in (folder.executed_notebook, folder.result_file):
+                path.unlink(missing_ok=True)
         facts = self.describe(limits)
         facts.update(image_id=image_id, exit_code=exit_code)
         return SandboxResult(
             exit_code=exit_code,
-            duration_s=duration,
-            logs=logs[-LOG_TAIL_CHARS:],
-            timed_out=timed_out,
-            oom_killed=bool(state.get("OOMKilled")),
+            duration_s=collected.duration_s,
+            logs=collected.logs.text(),
+            timed_out=box.get("timed_out") is True or collected.host_timed_out,
+            oom_killed=isinstance(box.get("oom_kills"), int) and box["oom_kills"] > 0,
             facts=facts,
+            output_full=_full(box.get("output")),
+            record_full=record_full,
+            lost_record=lost,
+            refused=tuple(copy.refused) if copy else (),
         )
 
     def _container_config(self, folder: RunFolder, limits: SandboxLimits) -> dict[str, Any]:
         from docker.types import LogConfig, Mount, Ulimit
 
-        def bind(target: str, source: Path, read_only: bool) -> Any:
-            return Mount(target, str(source.resolve()), type="bind", read_only=read_only)
-
         def tmpfs(size_mb: int, owner: bool) -> str:
             opts = f"rw,nosuid,nodev,noexec,size={size_mb}m"
             return opts + (f",uid={SANDBOX_UID},gid={SANDBOX_GID},mode=0700" if owner else ",mode=1777")
 
-        env = runner_env(INPUT_DIR, OUTPUT_DIR, RUNTIME_DIR, WORK_DIR)
+        runtime = f"{JOB_DIR}/runtime"
+        env = runner_env(f"{JOB_DIR}/input", OUTPUT_DIR, runtime, WORK_DIR)
         env["HOME"] = HOME_DIR  # IPython profile, kernel connection files: on tmpfs
+        deadline = time.time() + limits.timeout_s + COLLECT_GRACE_S
         return {
             "image": self.image,
             "command": [
-                "python3",
-                f"{RUNTIME_DIR}/{RUNNER_FILE}",
-                f"{RECORD_DIR}/{folder.parameterized_notebook.name}",
-                f"{RECORD_DIR}/{folder.executed_notebook.name}",
-                f"{RECORD_DIR}/{folder.result_file.name}",
+                "python3", f"{runtime}/{SUPERVISOR_FILE}", f"{limits.timeout_s:g}", OUTPUT_DIR, RECORD_DIR, "--",
+                *runner_argv("python3", runtime, f"{JOB_DIR}/job", RECORD_DIR),
             ],
             "environment": env,
             "working_dir": WORK_DIR,
@@ -195,18 +241,16 @@ class DockerSandbox:
             "hostname": "sandbox",
             "network_mode": "none",
             "read_only": True,
-            "mounts": [
-                bind(INPUT_DIR, folder.input_dir, read_only=True),
-                bind(RUNTIME_DIR, folder.runtime_dir, read_only=True),
-                bind(OUTPUT_DIR, folder.output_dir, read_only=False),
-                bind(RECORD_DIR, folder.record_dir, read_only=False),
-            ],
-            # Scratch lives in memory, so it counts against mem_limit and
-            # leaves nothing behind: only output/ and record/ persist.
+            # Anonymous: the engine makes it at create time and removes it with the container.
+            "mounts": [Mount(JOB_DIR, None, type="volume")],
+            # Everything writable lives in memory, bounded, and vanishes with
+            # the container; outputs and record leave only through the copy-out.
             "tmpfs": {
                 "/tmp": tmpfs(limits.tmp_mb, owner=False),
                 HOME_DIR: tmpfs(min(limits.tmp_mb, 64), owner=True),
                 WORK_DIR: tmpfs(limits.tmp_mb, owner=True),
+                OUTPUT_DIR: tmpfs(limits.output_mb, owner=True),
+                RECORD_DIR: tmpfs(RECORD_MB, owner=True),
             },
             "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
@@ -215,22 +259,67 @@ class DockerSandbox:
             "nano_cpus": int(limits.cpus * 1e9),
             "pids_limit": limits.pids,
             "ulimits": [Ulimit(name="core", soft=0, hard=0)],
-            # A real PID 1 reaps the kernel and forwards signals.
+            # A real PID 1 reaps orphans and forwards signals to the supervisor.
             "init": True,
-            # Bound what a chatty run can write to the engine's disk.
-            "log_config": LogConfig(type="json-file", config={"max-size": "10m", "max-file": "1"}),
-            "labels": {"nb_assets.sandbox": "1", "nb_assets.run_folder": str(folder.root)},
+            "auto_remove": True,
+            # stdout carries the copy-out, read live through attach; nothing is logged to the engine's disk.
+            "log_config": LogConfig(type="none"),
+            "labels": {
+                SANDBOX_LABEL: "1",
+                "nb_assets.run_folder": str(folder.root),
+                DEADLINE_LABEL: f"{deadline:.0f}",
+                OWNER_LABEL: owner(),
+            },
         }
 
 
-def _is_read_timeout(exc: Exception) -> bool:
-    """The SDK reports its read timeout as a ConnectionError wrapping urllib3's ReadTimeoutError."""
-    import requests.exceptions
-    import urllib3.exceptions
+class _Collector:
+    """Reads the attached container in a thread: stderr into a log tail, stdout (the copy-out tar) into a spool
+    file, up to `cap` bytes."""
 
-    return isinstance(exc, requests.exceptions.ReadTimeout) or any(
-        isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in exc.args
-    )
+    def __init__(self, stream: Any, spool: Path, cap: int) -> None:
+        self.stream, self.spool, self.cap = stream, spool, cap
+        self.logs = LogTail()
+        self.received = 0
+        self.overflow = False
+        self.host_timed_out = False
+        self.error: BaseException | None = None
+        self.duration_s = 0.0
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _read(self) -> None:
+        started = time.monotonic()
+        try:
+            with self.spool.open("wb") as out:
+                for stdout, stderr in self.stream:
+                    if stderr:
+                        self.logs.write(stderr)
+                    if stdout:
+                        if self.received + len(stdout) > self.cap:
+                            self.overflow = True
+                            return
+                        out.write(stdout)
+                        self.received += len(stdout)
+        except Exception as exc:  # the connection dropped: what arrived is judged as incomplete
+            self.error = exc
+        finally:
+            self.duration_s = time.monotonic() - started
+
+
+def _full(usage: Any) -> bool:
+    """A tmpfs with (almost) nothing left: the notebook ran into the folder's limit."""
+    if not isinstance(usage, dict) or not all(isinstance(usage.get(k), int) for k in ("size", "free")):
+        return False
+    return full(usage)
 
 
 def _kill(container: Any) -> None:
@@ -240,59 +329,3 @@ def _kill(container: Any) -> None:
         container.kill()
     except docker.errors.APIError:
         pass  # it exited on its own between the deadline and the kill
-
-
-def _remove(container: Any) -> None:
-    import docker.errors
-
-    try:
-        container.remove(force=True)
-    except docker.errors.NotFound:
-        pass
-
-
-def _grant_sandbox_access(folder: RunFolder) -> None:
-    """Let uid 1000 read input/runtime and write output/record.
-
-    As root we hand the writable folders to uid 1000 (and take them back in
-    _reclaim); otherwise we cannot chown, so they are opened to everyone.
-    """
-    for readable in (folder.input_dir, folder.runtime_dir, folder.record_dir):
-        _make_world_readable(readable)
-    for writable in (folder.output_dir, folder.record_dir):
-        if os.geteuid() == 0:
-            os.chown(writable, SANDBOX_UID, SANDBOX_GID)
-            os.chmod(writable, 0o755)
-        elif os.stat(writable).st_uid != SANDBOX_UID:
-            os.chmod(writable, 0o777)
-
-
-def _make_world_readable(root: Path) -> None:
-    for path in (root, *root.rglob("*")):
-        if path.is_symlink():
-            continue
-        mode = path.stat().st_mode
-        wanted = mode | (0o555 if path.is_dir() else 0o444)
-        if wanted != mode:
-            os.chmod(path, wanted)
-
-
-def _reclaim(folder: RunFolder) -> None:
-    """Give what the container wrote back to the host user, so no file in the
-    run folder belongs to whoever has uid 1000 here and no folder stays open."""
-    if os.geteuid() == 0:
-        uid, gid = os.geteuid(), os.getegid()
-        for root in (folder.output_dir, folder.record_dir):
-            for path in (root, *root.rglob("*")):
-                with contextlib.suppress(FileNotFoundError):
-                    os.lchown(path, uid, gid)
-        return
-    # Without root we cannot chown: copy each regular file the sandbox wrote
-    # to a file we own, then close the folders opened for the run (0777).
-    for root in (folder.output_dir, folder.record_dir):
-        for path in root.iterdir():
-            if path.is_file() and not path.is_symlink() and path.stat().st_uid != os.geteuid():
-                mine = path.with_name(path.name + ".host")
-                shutil.copyfile(path, mine)
-                os.replace(mine, path)
-        os.chmod(root, 0o755)

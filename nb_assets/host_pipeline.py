@@ -20,9 +20,9 @@ from typing import Any, Literal
 from nb_assets import notebook as runtime
 from nb_assets import inbox_papermill
 from nb_assets.catalog_lineage import Catalog, see_through
-from nb_assets.errors import DeclarationError, NbAssetsError, NotebookRunError, PolicyError, SandboxError
+from nb_assets.errors import DeclarationError, NbAssetsError, NotebookRunError, OutputValidationError, PolicyError, SandboxError
 from nb_assets.parameters import resolve_parameters
-from nb_assets.sandbox import RUNNER_FILE, RunFolder, Sandbox, SandboxLimits, SandboxResult
+from nb_assets.sandbox import RECORD_MB, RESULT_MAX_BYTES, RunFolder, Sandbox, SandboxLimits, SandboxResult
 from nb_assets.spec import NotebookSpec
 from nb_assets.warehouse import PrefetchRequest, Warehouse, validate_outputs
 
@@ -113,6 +113,8 @@ def run_pipeline(
     error = verdict(spec, folder, result, limits)
     if error is not None:
         return finished(error)
+    if result.refused:
+        return finished(OutputValidationError(f"{spec.path}: outputs refused, nothing loaded: " + "; ".join(result.refused)))
     try:
         files = validate_outputs(spec.path, folder.output_dir, spec.output_tables)
         loaded = warehouse.load(spec.path, files if load is None else {t: files[t] for t in load})
@@ -124,11 +126,7 @@ def run_pipeline(
 def prepare_run_folder(spec: NotebookSpec, parameters: Mapping[str, Any], run_dir: Path) -> RunFolder:
     """Plain files only, so the folder can be handed to any sandbox or machine."""
     folder = RunFolder(Path(run_dir).resolve()).create()
-    package = folder.runtime_dir / "nb_assets"
-    package.mkdir(exist_ok=True)
-    (package / "__init__.py").write_text('"""nb_assets runtime, as seen inside a sandbox."""\n')
-    shutil.copyfile(runtime.__file__, package / "notebook.py")
-    shutil.copyfile(inbox_papermill.__file__, folder.runtime_dir / RUNNER_FILE)
+    folder.install_inbox_files()
     _write_job(folder, spec, parameters)
     return folder
 
@@ -185,6 +183,18 @@ def verdict(spec: NotebookSpec, folder: RunFolder, result: SandboxResult, limits
         return NotebookRunError(
             f"{spec.path}: out of memory{at} (limit {limits.memory_mb} MB); the run was killed", kind="out-of-memory", cell=running,
         )
+    if result.lost_record:
+        return NotebookRunError(f"{spec.path}: {result.lost_record}{at}; nothing loaded", kind="sandbox-crash", cell=running)
+    if result.output_full:
+        return NotebookRunError(
+            f"{spec.path}: the outputs folder reached its limit of {limits.output_mb} MB{at}; nothing loaded "
+            "(SandboxLimits(output_mb=...) raises it)", kind="output-limit", cell=running,
+        )
+    if result.record_full:
+        return NotebookRunError(
+            f"{spec.path}: the record folder reached its limit of {RECORD_MB} MB{at}; nothing loaded "
+            "(only the runner writes there: the notebook filled it)", kind="record-limit", cell=running,
+        )
     report = _read_result(folder.result_file)
     if report is None:
         tail = result.logs.strip().splitlines()[-5:]
@@ -208,8 +218,11 @@ def verdict(spec: NotebookSpec, folder: RunFolder, result: SandboxResult, limits
 
 def _read_result(path: Path) -> dict[str, Any] | None:
     """The runner's verdict, or None for anything else: the notebook could have written this file."""
+    if path.is_symlink():
+        return None
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as f:
+            report = json.loads(f.read(RESULT_MAX_BYTES + 1))  # a longer file is cut, so it does not parse
     except (OSError, ValueError):
         return None
     if not isinstance(report, dict):
@@ -227,6 +240,8 @@ def _read_result(path: Path) -> dict[str, Any] | None:
 def running_cell(executed: Path) -> int | None:
     """The author's cell number papermill marked as running, if the run stopped mid-cell."""
     try:
+        if executed.is_symlink() or executed.stat().st_size > RECORD_MB << 20:
+            return None  # sandboxes bound the record; this is not the runner's file
         cells = json.loads(executed.read_text(encoding="utf-8"))["cells"]
         for number, cell in inbox_papermill.authored_cells(cells):
             if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":

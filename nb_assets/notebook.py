@@ -106,8 +106,25 @@ def _interactive_input(query: str, namespace: dict[str, Any]) -> pd.DataFrame:
 
     path = os.environ.get("NB_ASSETS_WAREHOUSE") or _find_warehouse()
     params = {name: namespace[name] for name in dict.fromkeys(_PARAM.findall(query)) if name in namespace}
-    with duckdb.connect(path, read_only=True) as con:
+    with _connect_read_only(duckdb, path) as con:
         return _to_pandas(con.sql(query, params=params).to_arrow_table())
+
+
+INTERACTIVE_LOCK_WAIT_S = 30.0
+
+
+def _connect_read_only(duckdb: Any, path: str) -> Any:
+    """A scheduled load holds the warehouse's write lock for a moment: wait for it (bounded), as the host does."""
+    import time
+
+    deadline = time.monotonic() + INTERACTIVE_LOCK_WAIT_S
+    while True:
+        try:
+            return duckdb.connect(path, read_only=True)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _find_warehouse() -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nb_assets.host_pipeline import NotebookRun
+from nb_assets.sandbox import RECORD_MB
 from nb_assets.spec import NotebookSpec
 
 
@@ -24,8 +25,10 @@ def keep_record(run: NotebookRun, extra: Mapping[str, Any] | None = None, *, htm
     record = run.folder.record_dir
     files = {"executed": run.executed_notebook, "html": record / "executed.html", "run": record / "run.json"}
     extra = dict(extra or {})
-    if html and run.executed_notebook.exists():
+    if html and run.executed_notebook.exists() and not run.executed_notebook.is_symlink():
         try:
+            if run.executed_notebook.stat().st_size > RECORD_MB << 20:  # sandboxes bound it; never load more
+                raise ValueError(f"the executed notebook is over the record's limit of {RECORD_MB} MB")
             files["html"].write_text(render_html(run.executed_notebook), encoding="utf-8")
         except Exception as exc:  # the sandbox wrote this file: it may not be a notebook at all
             extra["html_error"] = f"{type(exc).__name__}: {exc}"[:500]

@@ -28,6 +28,7 @@ same order); DuckDB turns the integer codes into strings and types.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import date
@@ -291,4 +292,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    # Skip interpreter teardown: DuckDB's and Arrow's thread pools can abort it
+    # after the data is committed, and `make dev` reads this exit code.
+    os._exit(code)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -44,3 +46,37 @@ def docker_image() -> str:
     if not image_exists():
         build_image()
     return image_tag()
+
+
+@pytest.fixture(params=["local", "docker"])
+def each_sandbox(request: pytest.FixtureRequest) -> Any:
+    """The test runs once per sandbox; each skips (saying why) only when it truly cannot run here."""
+    from nb_assets.sandbox import LocalSandbox, network_namespaces_available
+
+    if request.param == "local":
+        if not network_namespaces_available():
+            pytest.skip("network namespaces (unshare --net) are unavailable here")
+        return LocalSandbox()
+    from nb_assets.docker_sandbox import DockerSandbox
+
+    return DockerSandbox(image=request.getfixturevalue("docker_image"))
+
+
+_exit_status: list[int] = []
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _exit_status.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """`make test` reads pytest's exit code. Once pytest has reported, leave
+    without interpreter teardown, where the native thread pools of Arrow and
+    DuckDB (loaded by the tests) can abort and turn a green run red. Only when
+    pytest is the program itself, never when it was called from other code."""
+    program = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if _exit_status and (program in ("pytest", "py.test") or sys.argv[0].endswith(os.path.join("pytest", "__main__.py"))):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_exit_status[-1])

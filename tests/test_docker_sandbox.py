@@ -7,7 +7,6 @@ the first run on a fresh machine takes about a minute longer.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import threading
 from pathlib import Path
@@ -16,7 +15,6 @@ import nbformat
 import pandas as pd
 import pytest
 
-import nb_assets
 from nb_assets.docker_sandbox import DockerSandbox
 from nb_assets.errors import SandboxUnavailableError
 from nb_assets.image import image_tag
@@ -24,7 +22,6 @@ from nb_assets.sandbox import RunFolder, SandboxLimits
 
 pytestmark = pytest.mark.docker
 
-RUNNER = Path(nb_assets.__file__).parent / "inbox_papermill.py"
 QUICK = SandboxLimits(timeout_s=120, memory_mb=1024, cpus=1.0, pids=128, tmp_mb=64)
 
 
@@ -41,7 +38,7 @@ def make_run_folder(root: Path, *cells: str) -> RunFolder:
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
     nbformat.write(notebook, folder.parameterized_notebook)
     folder.parameters_file.write_text("{}")  # the runner injects these; none here
-    shutil.copy(RUNNER, folder.runtime_dir / "inbox_papermill.py")
+    folder.install_inbox_files()
     return folder
 
 
@@ -97,8 +94,9 @@ facts = {
     "cwd": os.getcwd(),
     "cap_eff": [l.split()[1] for l in status.splitlines() if l.startswith("CapEff")][0],
     "no_new_privs": [l.split()[1] for l in status.splitlines() if l.startswith("NoNewPrivs")][0],
-    "write_input": refused("/nb/input/evil.parquet"),
-    "write_runtime": refused("/nb/runtime/evil.py"),
+    "write_input": refused(os.path.join(os.environ["NB_ASSETS_INPUT_DIR"], "evil.parquet")),
+    "write_input_file": refused(os.path.join(os.environ["NB_ASSETS_INPUT_DIR"], "orders.parquet")),
+    "write_runtime": refused(os.path.join(os.environ["PYTHONPATH"], "evil.py")),
     "write_root_fs": refused("/usr/evil"),
     "write_work": refused("scratch.txt"),
     "write_tmp": refused("/tmp/scratch.txt"),
@@ -118,7 +116,9 @@ with open(os.path.join(os.environ["NB_ASSETS_OUTPUT_DIR"], "facts.json"), "w") a
     facts = json.loads((folder.output_dir / "facts.json").read_text())
     assert facts["uid"] == 1000 and facts["cwd"] == "/nb/work"
     assert int(facts["cap_eff"], 16) == 0 and facts["no_new_privs"] == "1"
-    assert facts["write_input"] == facts["write_runtime"] == facts["write_root_fs"] == "Read-only file system"
+    # The job is copied into the container's own volume as root's read-only files.
+    assert facts["write_input"] == facts["write_input_file"] == facts["write_runtime"] == "Permission denied"
+    assert facts["write_root_fs"] == "Read-only file system"
     assert facts["write_work"] is None and facts["write_tmp"] is None  # tmpfs scratch
     assert sorted(p.name for p in folder.input_dir.iterdir()) == ["orders.parquet"]
     assert list(folder.work_dir.iterdir()) == []  # scratch stayed in the container
@@ -224,3 +224,66 @@ def test_missing_image_is_a_clear_error(sandbox: DockerSandbox) -> None:
         DockerSandbox(image="nb-assets-sandbox:no-such-recipe", client=sandbox.client)
     lazy = DockerSandbox(image="nb-assets-sandbox:no-such-recipe", client=sandbox.client, lazy=True)
     assert lazy.describe(QUICK)["image_id"] is None
+
+
+def test_containers_nobody_will_collect_are_swept(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    """Past their deadline, or owned by a host process that is gone: removed. Others: left alone."""
+    import subprocess
+    import time
+
+    from nb_assets.docker_janitor import DEADLINE_LABEL, OWNER_LABEL, owner, sweep_abandoned
+
+    ended = subprocess.Popen(["sleep", "0"])
+    owner_that_ended = f"{owner().split(':')[0]}:{ended.pid}:{Path(f'/proc/{ended.pid}/stat').read_text().rpartition(')')[2].split()[19]}"
+    ended.wait()
+    later = f"{time.time() + 3600:.0f}"
+    cases = {
+        "past-deadline": {DEADLINE_LABEL: f"{time.time() - 5:.0f}", OWNER_LABEL: owner()},
+        "owner-gone": {DEADLINE_LABEL: later, OWNER_LABEL: owner_that_ended},
+        "alive": {DEADLINE_LABEL: later, OWNER_LABEL: owner()},
+        "other-host": {DEADLINE_LABEL: later, OWNER_LABEL: "elsewhere.invalid:1:1"},
+    }
+    mine = {"nb_assets.sandbox": "1", "nb_assets.run_folder": str(tmp_path)}
+    ids = {
+        name: sandbox.client.api.create_container(sandbox.image, ["true"], labels={**mine, **labels})["Id"]
+        for name, labels in cases.items()
+    }
+    try:
+        sweep_abandoned(sandbox.client)
+
+        remaining = {c["Id"] for c in leftover_containers_by_label(sandbox, tmp_path)}
+        assert {name for name, cid in ids.items() if cid in remaining} == {"alive", "other-host"}
+    finally:
+        for c in leftover_containers_by_label(sandbox, tmp_path):
+            sandbox.client.api.remove_container(c["Id"], force=True)
+
+
+def leftover_containers_by_label(sandbox: DockerSandbox, root: Path) -> list[dict]:
+    return sandbox.client.api.containers(all=True, filters={"label": f"nb_assets.run_folder={root}"})
+
+
+def test_nothing_of_the_host_is_mounted(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    """Copy-in and copy-out go through the engine API, so the engine need not share the host's disk."""
+    import time
+
+    folder = make_run_folder(tmp_path / "run", "import time\ntime.sleep(8)")
+    seen: list[dict] = []
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while not seen and time.monotonic() < deadline:
+            for c in leftover_containers_by_label(sandbox, folder.root):
+                seen.append(sandbox.client.api.inspect_container(c["Id"]))
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result = sandbox.run(folder, QUICK)
+    watcher.join()
+
+    assert result.exit_code == 0, result.logs
+    [container] = seen[:1]
+    assert {m["Type"] for m in container["Mounts"]} == {"volume"}  # the job's own anonymous volume
+    assert not container["HostConfig"].get("Binds")
+    assert set(container["HostConfig"]["Tmpfs"]) == {"/tmp", "/home/nb", "/nb/work", "/nb/output", "/nb/record"}
+    assert container["HostConfig"]["AutoRemove"] is True

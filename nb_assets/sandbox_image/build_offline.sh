@@ -15,7 +15,8 @@ TAG=${1:?usage: build_offline.sh TAG [PYTHON_WITH_PIP]}
 HOST_PY=${2:-python3}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${NB_ASSETS_CACHE:-$HOME/.cache/nb_assets}
-MIRROR=${NB_ASSETS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# debootstrap's own default mirror, unless NB_ASSETS_DEBIAN_MIRROR names another.
+MIRROR=${NB_ASSETS_DEBIAN_MIRROR:-}
 SUITE=bookworm            # its python3 is 3.11, like the wheels below
 PY_VERSION=3.11
 PIP_VERSION=26.3          # runs once from its wheel; not installed
@@ -56,15 +57,15 @@ trap 'exit 130' INT TERM   # exiting runs the EXIT trap
 # 1. Debian packages: fetched once into a tarball, then unpacked offline.
 DEBS=$CACHE/debootstrap-$SUITE-$DEB_ARCH-minbase-${PACKAGES//,/-}.tgz
 if [ ! -s "$DEBS" ]; then
-    say "downloading Debian $SUITE packages from $MIRROR (cached as $DEBS)"
+    say "downloading Debian $SUITE packages from ${MIRROR:-the debootstrap default mirror} (cached as $DEBS)"
     debootstrap --variant=minbase --include="$PACKAGES" --make-tarball="$DEBS.part" \
-        "$SUITE" "$WORK/download" "$MIRROR" >"$WORK/debootstrap-download.log" 2>&1 \
+        "$SUITE" "$WORK/download" ${MIRROR:+"$MIRROR"} >"$WORK/debootstrap-download.log" 2>&1 \
         || { tail -20 "$WORK/debootstrap-download.log"; die "debootstrap download failed"; }
     mv "$DEBS.part" "$DEBS"
 fi
 say "debootstrap --variant=minbase $SUITE + $PACKAGES"
 debootstrap --variant=minbase --include="$PACKAGES" --unpack-tarball="$DEBS" \
-    "$SUITE" "$ROOTFS" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
+    "$SUITE" "$ROOTFS" ${MIRROR:+"$MIRROR"} >"$WORK/debootstrap.log" 2>&1 \
     || { tail -30 "$WORK/debootstrap.log"; die "debootstrap failed"; }
 say "base system: $(du -sh --one-file-system "$ROOTFS" | cut -f1)"
 

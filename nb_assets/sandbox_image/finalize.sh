@@ -50,14 +50,20 @@ if ! grep -q '^nb:' /etc/passwd; then
     groupadd --gid 1000 nb
     useradd --uid 1000 --gid 1000 --no-create-home --home-dir /home/nb --shell /usr/sbin/nologin nb
 fi
-mkdir -p /home/nb /nb/input /nb/output /nb/runtime /nb/record /nb/work
+mkdir -p /home/nb /nb/in /nb/output /nb/record /nb/work
 chown 1000:1000 /home/nb /nb/work
 
 # Smoke test: everything a notebook and the runner import, as the image will.
+# The verdict is the printed line and the exit code of the checks; the
+# interpreter then leaves with os._exit, because Arrow's thread pools can abort
+# its teardown ("terminate called without an active exception") after every
+# check passed. A failing import or assertion still exits non-zero.
 HOME=/tmp MPLBACKEND=Agg MPLCONFIGDIR=/tmp/mpl python3 -c '
+import os, sys
 import papermill, nbformat, ipykernel, pandas, pyarrow.parquet, pyarrow.dataset, pyarrow.fs, matplotlib.pyplot, numpy
 pandas.DataFrame({"a": [1]}).to_parquet("/tmp/smoke.parquet"); assert len(pandas.read_parquet("/tmp/smoke.parquet")) == 1
-print("[finalize] imports ok: pandas", pandas.__version__, "pyarrow", pyarrow.__version__, "numpy", numpy.__version__)'
+print("[finalize] imports ok: pandas", pandas.__version__, "pyarrow", pyarrow.__version__, "numpy", numpy.__version__)
+sys.stdout.flush(); sys.stderr.flush(); os._exit(0)'
 
 # Size: Debian docs (copyright files stay), manuals, locales, apt state, logs.
 find /usr/share/doc -mindepth 1 ! -name copyright ! -type d -delete 2>/dev/null || true
