@@ -61,14 +61,20 @@ def inputs_landed(deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
     One `since` per input, named by its input's key: Dagster keys a `since`'s
     memory by its children's names, and `any_deps_match(...).allow(...)` is
     named alike for every input, so those would share one memory. The memory
-    resets when this notebook is requested, not when its run ends, and the two
-    are ordered by time, so an input that lands after the request counts
-    towards the next run. An upstream notebook is not requested together with
-    its readers: each reader starts after the run that updated its input.
+    resets when this notebook is requested, not when its run ends, so an input
+    that lands while the notebook runs counts towards its next run. The reset
+    is an OR on purpose: it carries no time, so when Dagster shows the tick
+    after a request an update it had already counted (one committed while the
+    request's tick was evaluated), the reset wins. An upstream notebook is not
+    requested together with its readers: each reader starts after the run
+    that updated its input.
     """
+    requested = (dg.AutomationCondition.newly_requested() | dg.AutomationCondition.initial_evaluation()).with_label(
+        "this notebook was requested"
+    )
     each = [
         dg.AutomationCondition.asset_matches(key, dg.AutomationCondition.newly_updated())
-        .since(dg.AutomationCondition.newly_requested())
+        .since(requested)
         .with_label(f"{'.'.join(key.path)} landed or was updated since this notebook was last requested")
         for key in deps
     ]

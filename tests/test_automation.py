@@ -129,7 +129,8 @@ def test_only_some_inputs_landing_never_runs_the_notebook(chain: Project) -> Non
 def test_an_input_landing_while_the_notebook_runs_counts_for_its_next_run(chain: Project) -> None:
     chain.land("raw.a")
     assert chain.tick() == ["mart.x"]
-    chain.land("raw.a")  # lands after x was requested, before its run ends
+    assert chain.tick() == []  # x's run is under way
+    chain.land("raw.a")  # lands after x's run fetched its inputs, before it ends
     chain.run(["mart.x"])
     assert chain.settle() == ["mart.x"]
 
