@@ -1,7 +1,8 @@
 """What a notebook's writing costs the host: a 300 MB stdout flood, and a notebook filling its outputs folder.
 
-For each case and sandbox, one `nb-assets run` as a user starts it, measuring:
-  host peak RSS   the `nb-assets run` process's own peak resident memory
+For each case and sandbox, one run through the same path as `nb-assets run` (static checks cleared,
+as a notebook that evaded them would be), in its own process, measuring:
+  host peak RSS   that host process's own peak resident memory (HTML rendering included)
   disk peak       the most bytes its run folder held on the host during the run
   record          bytes of the record folder it kept
   verdict         success, or the error's first line
@@ -25,11 +26,24 @@ import _common as C  # noqa: E402
 
 C.ensure_venv()
 
-MEASURE = """
-import json, resource, sys
-from nb_assets.cli import main
-code = main(sys.argv[1:])
-print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, "exit": code}), file=sys.stderr)
+# What `nb-assets run` does, with static analysis cleared (the filler is a notebook that evaded it,
+# as in tests/sandbox/), then the host process's own peak RSS.
+HOST = """
+import dataclasses, json, resource, sys
+from pathlib import Path
+from nb_assets.choose_sandbox import choose_sandbox
+from nb_assets.host_pipeline import discard_data, run_pipeline
+from nb_assets.notebook_parser import parse_notebook
+from nb_assets.record import keep_record
+from nb_assets.warehouse import DuckDBWarehouse
+notebook, warehouse, sandbox, run_dir = sys.argv[1:]
+spec = dataclasses.replace(parse_notebook(notebook), findings=())
+run = run_pipeline(spec, warehouse=DuckDBWarehouse(warehouse), sandbox=choose_sandbox(sandbox), run_dir=Path(run_dir))
+keep_record(run)
+discard_data(run.folder)
+print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                  "status": run.status, "error": str(run.error) if run.error else None,
+                  "executed_notebook": str(run.executed_notebook)}))
 """
 
 
@@ -69,22 +83,22 @@ def measure(tree: Path, notebook: Path, warehouse: Path, sandbox: str, records: 
     watcher.start()
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-c", MEASURE, "run", str(notebook), "--warehouse", str(warehouse), "--sandbox", sandbox,
-         "--records", str(records), "--json"],
+        [sys.executable, "-c", HOST, str(notebook), str(warehouse), sandbox, str(records / "run")],
         env={**os.environ, "PYTHONPATH": str(tree)}, cwd=tree, capture_output=True, text=True,
     )
     done.set()
     watcher.join()
     seconds = time.perf_counter() - started
-    stats = json.loads(proc.stderr.strip().splitlines()[-1])
-    report = json.loads(proc.stdout)
-    record = Path(report["executed_notebook"]).parent if report.get("executed_notebook") else None
-    error = (report.get("error") or {}).get("message", "")
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    record = Path(report["executed_notebook"]).parent
+    error = (report.get("error") or "").replace(str(notebook), notebook.name)
     return {
-        "peak_rss_mb": stats["peak_rss_mb"],
+        "peak_rss_mb": report["peak_rss_mb"],
         "disk_peak_mb": round(max(peak["disk"], folder_bytes(records)) / 1e6, 1),
-        "record_mb": round(folder_bytes(record) / 1e6, 2) if record and record.exists() else None,
-        "verdict": report.get("status") if not error else f"failed: {error.splitlines()[0][:110]}",
+        "record_mb": round(folder_bytes(record) / 1e6, 2) if record.exists() else None,
+        "verdict": report["status"] if not error else f"failed: {error.splitlines()[0][:120]}",
         "seconds": round(seconds, 1),
     }
 
