@@ -143,8 +143,7 @@ def _commit_branch(root: Path, name: str, paths: list[Path], decl: Any) -> str:
         raise DeclarationError(f"branch {branch} already exists")
     _git(root, "switch", "-c", branch)
     _git(root, "add", "--", *map(str, paths))
-    trigger = f"cron {decl.cron}" if decl.cron else ("on inputs landed" if getattr(decl, "on_inputs_landed", False) else "on demand")
-    message = (f"Schedule notebook {name} ({trigger})\n\nOwners: {', '.join(decl.owners)}. "
+    message = (f"Schedule notebook {name} ({decl.trigger()})\n\nOwners: {', '.join(decl.owners)}. "
                "Checked, previewed and tried against a scratch copy of the warehouse; see the test plan.")
     _git(root, "commit", "-q", "-m", message)
     return branch

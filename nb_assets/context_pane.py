@@ -95,7 +95,7 @@ def _add_declaration(context: NotebookContext, definitions: Path) -> None:
     labels = dict(report.labels) if report else {}
     context.declared = True
     context.owners = list(decl.owners)
-    context.trigger = f"cron {decl.cron}" if decl.cron else "on demand"
+    context.trigger = decl.trigger()
     context.purpose = decl.purpose
     context.parameters = [{"name": p.name, "default": p.default, "scheduled": decl.params.get(p.name)} for p in spec.parameters]
     context.inputs = [{"table": t, "zones": sorted(labels.get(t, ()))} for t in spec.input_tables]

@@ -54,6 +54,13 @@ class NotebookAsset:
     timezone: str | None = None
     on_inputs_landed: bool = False
 
+    def trigger(self) -> str:
+        """The trigger in words, as the CLI, the context pane and messages show it."""
+        cron = f"cron {self.cron}" + (f" ({self.timezone})" if self.timezone else "") if self.cron else ""
+        if cron and self.on_inputs_landed:
+            return f"{cron}, then when all inputs have landed"
+        return cron or ("when all inputs have landed" if self.on_inputs_landed else "on demand")
+
 
 @dataclass(frozen=True)
 class FileDrop:

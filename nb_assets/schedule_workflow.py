@@ -86,10 +86,7 @@ def preview_text(checked: Checked) -> str:
     """A text tree of what the declaration generates, for the terminal."""
     spec, decl = checked.item.spec, checked.item.decl
     writers = _writers(checked)
-    trigger = f"cron {decl.cron}" if decl.cron else "on demand"
-    if getattr(decl, "on_inputs_landed", False):
-        trigger = f"{trigger}, then when all inputs have landed" if decl.cron else "when all inputs have landed"
-    lines = [f"{spec.name}  ({spec.path})", f"  owners: {', '.join(decl.owners) or '-'}; purpose: {decl.purpose or '-'}; {trigger}"]
+    lines = [f"{spec.name}  ({spec.path})", f"  owners: {', '.join(decl.owners) or '-'}; purpose: {decl.purpose or '-'}; {decl.trigger()}"]
     for table in spec.input_tables:
         source = f"notebook {writers[table]}" if table in writers else "source table"
         lines.append(f"  ← reads  {table}{_labels(checked, table)} ({source})")
