@@ -254,7 +254,10 @@ def test_a_view_repointed_at_pii_after_declaration_is_refused_before_any_fetch(p
     description = failure_of(result)
     assert "copy.ipynb: refused before any data was fetched" in description
     assert "may not read zone 'pii' (view shared.people, which reads raw.customers carrying 'pii'" in description
-    assert fetched_files(project) == [] and not (project / "records").exists()
+    # Nothing fetched: the only file kept is the refusal's own record, saying why.
+    assert fetched_files(project) == []
+    kept = [p for p in (project / "records").rglob("*") if p.is_file()]
+    assert [p.name for p in kept] == ["run.json"] and '"status": "refused"' in kept[0].read_text()
     assert warehouse_snapshot(project / "warehouse.duckdb") == before
 
 
