@@ -24,7 +24,8 @@ from nb_assets.errors import DeclarationError, NbAssetsError, PolicyError
 from nb_assets.parameters import resolve_parameters
 from nb_assets.notebook_parser import parse_notebook
 from nb_assets.notify import Notifications
-from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, load_policy, propagate
+from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, propagate
+from nb_assets.policy_file import load_policy
 from nb_assets.resource import NotebookResource
 from nb_assets.spec import NotebookSpec
 from nb_assets.translator import NotebookTranslator

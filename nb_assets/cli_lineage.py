@@ -29,7 +29,8 @@ def add_lineage_command(sub: Any) -> None:
 def cmd_lineage(args: argparse.Namespace) -> int:
     from nb_assets.build_assets import declare_notebooks
     from nb_assets.lineage import LineageNotebook, format_report, lineage_report
-    from nb_assets.policy import load_policy, propagate
+    from nb_assets.policy import propagate
+    from nb_assets.policy_file import load_policy
 
     try:
         project = load_declarations(args.definitions)

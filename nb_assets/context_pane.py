@@ -77,7 +77,8 @@ def _add_declaration(context: NotebookContext, definitions: Path) -> None:
     from nb_assets.definitions_file import load_declarations
     from nb_assets.errors import NbAssetsError
     from nb_assets.lineage import LineageNotebook, trace
-    from nb_assets.policy import load_policy, propagate
+    from nb_assets.policy import propagate
+    from nb_assets.policy_file import load_policy
 
     try:
         project = load_declarations(definitions)

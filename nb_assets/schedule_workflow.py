@@ -17,7 +17,8 @@ from nb_assets.declaration import NotebookAsset
 from nb_assets.declarations_yaml import declaration_yaml
 from nb_assets.definitions_file import ProjectDeclarations
 from nb_assets.errors import DeclarationError, NbAssetsError
-from nb_assets.policy import PolicyReport, load_policy, propagate
+from nb_assets.policy import PolicyReport, propagate
+from nb_assets.policy_file import load_policy
 
 
 @dataclass(frozen=True)

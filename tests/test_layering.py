@@ -20,6 +20,7 @@ PURE_MODULES = (
     "nb_assets.static_rules",
     "nb_assets.parameters",
     "nb_assets.policy",
+    "nb_assets.policy_file",
     "nb_assets.lineage",
     "nb_assets.catalog_lineage",
     "nb_assets.failure_context",

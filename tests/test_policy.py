@@ -13,10 +13,10 @@ from nb_assets.policy import (
     NotebookFlow,
     Policy,
     check_notebook,
-    load_policy,
     propagate,
     zone_tags,
 )
+from nb_assets.policy_file import load_policy
 
 POLICY = """\
 zones:
