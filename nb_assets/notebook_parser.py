@@ -57,6 +57,11 @@ def _parse_cached(path: str, content_hash: str, raw: bytes) -> NotebookSpec:
     return spec
 
 
+def cached_spec(path: str, content_hash: str) -> NotebookSpec | None:
+    """The spec the disk cache holds for this path and content, or None; never parses."""
+    return _load_cached(spec_cache_file(path, content_hash))
+
+
 def spec_cache_file(path: str, content_hash: str) -> Path:
     key = hashlib.sha256(f"{_parser_version()}\0{path}\0{content_hash}".encode()).hexdigest()
     root = Path(os.environ.get("NB_ASSETS_CACHE") or Path.home() / ".cache" / "nb_assets")
