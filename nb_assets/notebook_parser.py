@@ -62,6 +62,18 @@ def cached_spec(path: str, content_hash: str) -> NotebookSpec | None:
     return _load_cached(spec_cache_file(path, content_hash))
 
 
+def parse_uncached(path: str, raw: bytes) -> tuple[NotebookSpec, Path]:
+    """Parse without looking in the caches; also returns the cache file the spec
+    belongs in, for `store_spec` (which a caller may run on another thread)."""
+    content_hash = hashlib.sha256(raw).hexdigest()
+    return _parse(path, content_hash, raw), spec_cache_file(path, content_hash)
+
+
+def store_spec(cache: Path, spec: NotebookSpec) -> None:
+    """Write a spec to the disk cache; a cache that cannot be written only costs time."""
+    _store_cached(cache, spec)
+
+
 def spec_cache_file(path: str, content_hash: str) -> Path:
     key = hashlib.sha256(f"{_parser_version()}\0{path}\0{content_hash}".encode()).hexdigest()
     root = Path(os.environ.get("NB_ASSETS_CACHE") or Path.home() / ".cache" / "nb_assets")

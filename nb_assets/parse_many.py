@@ -12,11 +12,11 @@ import hashlib
 import multiprocessing
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 from nb_assets.errors import NotebookParseError
-from nb_assets.notebook_parser import cached_spec, parse_notebook
+from nb_assets.notebook_parser import cached_spec, parse_notebook, parse_uncached, store_spec
 from nb_assets.spec import NotebookSpec
 
 __all__ = ["AUTO_JOBS_FROM", "default_jobs", "parse_notebooks"]
@@ -61,21 +61,44 @@ def parse_notebooks(paths: Sequence[str | Path], jobs: int | None = None) -> lis
         else:
             results[i] = spec
     workers = default_jobs(len(misses)) if jobs is None else min(jobs, max(1, len(misses)))
+    todo = [str(paths[i]) for i in misses]
     if workers <= 1:
-        for i in misses:
-            results[i] = _parse_one(str(paths[i]))
+        parsed = _parse_batch(todo)
     else:
         import nb_assets.sql_lineage, nb_assets.static_analysis  # noqa: F401,E401 - before fork: workers inherit them
-        chunk = max(1, min(_PER_TASK, len(misses) // (workers * 4)))
+        size = max(1, min(_PER_TASK, len(todo) // (workers * 4)))
+        batches = [todo[start:start + size] for start in range(0, len(todo), size)]
         with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
-            for i, parsed in zip(misses, pool.map(_parse_one, [str(paths[i]) for i in misses], chunksize=chunk)):
-                results[i] = parsed
+            parsed = [p for batch in pool.map(_parse_batch, batches) for p in batch]
+    for i, one in zip(misses, parsed):
+        results[i] = one
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
 
 
+def _parse_batch(paths: list[str]) -> list[Parsed]:
+    """Parse, in order; errors come back as values, so one bad file does not stop the rest.
+
+    Creating cache files is slow on some disks (a file creation is a journal
+    write), so a thread writes them while the next notebooks are parsed.
+    """
+    out: list[Parsed] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="nb-assets-cache") as writer:
+        for path in paths:
+            try:
+                spec, cache = parse_uncached(path, Path(path).read_bytes())
+            except OSError:
+                out.append(_parse_one(path))  # parse_notebook words the error
+                continue
+            except NotebookParseError as exc:
+                out.append(exc)
+                continue
+            writer.submit(store_spec, cache, spec)
+            out.append(spec)
+    return out
+
+
 def _parse_one(path: str) -> Parsed:
-    """In a worker: errors come back as values, so one bad file does not stop the rest."""
     try:
         return parse_notebook(path)
     except NotebookParseError as exc:
