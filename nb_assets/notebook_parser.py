@@ -279,12 +279,13 @@ def _assigned_names(cells: tuple[Cell, ...]) -> dict[int, set[str]]:
 
 
 def _outputs(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Output]:
+    from nb_assets.cell_ast import index
     from nb_assets.static_analysis import cell_trees  # the trees static analysis parses anyway
 
     for number, tree in cell_trees(cells).items():
         cell = cells[number - 1]
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _is_output_call(node):
+        for node in index(tree).of(ast.Call):  # in ast.walk order
+            if _is_output_call(node):
                 output = _output_of(node, cell, findings)
                 if output is not None:
                     yield output
