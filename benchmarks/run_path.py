@@ -50,7 +50,7 @@ def one_run(defs: Path, home: Path, config: dict | None, cwd: Path) -> dict[str,
     with dg.DagsterInstance.from_config(str(home)) as instance:
         run = instance.get_runs(limit=1)[0]
         for entry in instance.all_logs(run.run_id):
-            kind = entry.dagster_event.event_type_value if entry.dagster_event else None
+            kind = entry.dagster_event.event_type.name if entry.dagster_event else None  # RUN_START, not PIPELINE_START
             if kind in MARKS and kind not in marks:
                 marks[kind] = entry.timestamp - started
     return marks

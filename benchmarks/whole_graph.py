@@ -88,6 +88,28 @@ def papermill_sum(notebooks: list[Path], out: Path) -> float:
                for nb in notebooks)
 
 
+def timeline(home: Path, started: float, ended: float) -> None:
+    """The last run's event log: when the run began, and each step's worker start, start and end."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run = instance.get_runs(limit=1)[0]
+        steps: dict[str, dict[str, float]] = {}
+        marks: dict[str, float] = {}
+        for entry in instance.all_logs(run.run_id):
+            kind = entry.dagster_event.event_type.name if entry.dagster_event else None  # RUN_START, not PIPELINE_START
+            at = entry.timestamp - started
+            if kind in ("RUN_START", "RUN_SUCCESS", "RUN_FAILURE"):
+                marks.setdefault(kind, at)
+            elif kind in ("STEP_WORKER_STARTING", "STEP_START", "STEP_SUCCESS", "STEP_FAILURE") and entry.step_key:
+                steps.setdefault(entry.step_key, {}).setdefault(kind, at)
+    print("  " + ", ".join(f"{k} {v:.2f}" for k, v in marks.items()) + f", process exit {ended - started:.2f}")
+    for step, at in sorted(steps.items(), key=lambda item: min(item[1].values())):
+        end = at.get("STEP_SUCCESS", at.get("STEP_FAILURE"))
+        print(f"  {step:40s} worker {at.get('STEP_WORKER_STARTING', float('nan')):6.2f}  "
+              f"start {at.get('STEP_START', float('nan')):6.2f}  end {end if end is not None else float('nan'):6.2f}")
+
+
 def main() -> None:
     args = C.parse_args(__doc__, lambda p: p.add_argument("--runs", type=int, default=None))
     runs = args.runs or (1 if args.quick else 3)
@@ -111,6 +133,11 @@ def main() -> None:
         }
         print(f"{len(plain)} notebooks; {runs} interleaved runs per variant after 1 warm-up; whole-process wall time")
         times = C.time_round_robin(variants, runs)
+        started = time.time()
+        C.time_process(argv, env=env, cwd=project)
+        print("\none more dagster run, seconds from its process start (per step: worker starting, "
+              "step start, step end):")
+        timeline(home, started, time.time())
     base = C.median(times["papermill-sum"])
     print()
     for name, values in times.items():
