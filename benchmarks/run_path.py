@@ -5,9 +5,10 @@ the run's event log from the Dagster instance and prints, per variant, the
 median time from the process start to each event (run start, step worker
 starting/started, step start, materialization, step success, run success) and
 to the process's exit. Variants: the notebook and the no-op, with Dagster's
-default multiprocess executor (a step subprocess that loads the definitions
-again), the in-process executor, and the multiprocess executor started by a
-forkserver (step processes fork from one that imported Dagster already).
+definitions' own executor (nb_assets: multiprocess, steps forked from a
+forkserver that preloaded Dagster and nb_assets; the no-op: Dagster's default,
+which spawns a step process), the multiprocess executor with spawn (Dagster's
+default start method), and the in-process executor.
 
     python benchmarks/run_path.py [--quick] [--runs N]
 """
@@ -28,9 +29,9 @@ from run_overhead import DEFS, NOOP_DEFS, nb_assets_notebook  # noqa: E402
 C.ensure_venv()
 
 EXECUTORS = {
-    "multiprocess": None,  # Dagster's default: spawn a step process
+    "default": None,  # the definitions' own: nb_assets forks steps from a preloaded forkserver; plain Dagster spawns
+    "spawn": {"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}},  # Dagster's default
     "in_process": {"execution": {"config": {"in_process": {}}}},
-    "forkserver": {"execution": {"config": {"multiprocess": {"start_method": {"forkserver": {}}}}}},
 }
 # Events in the order a run emits them; the first of each kind is kept.
 MARKS = ("RUN_STARTING", "RUN_START", "STEP_WORKER_STARTING", "STEP_WORKER_STARTED", "RESOURCE_INIT_SUCCESS",

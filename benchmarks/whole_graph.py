@@ -6,7 +6,8 @@ scripts/seed_demo.py. Then times, as whole processes (median of N
 interleaved runs after 1 warm-up):
   dagster     `dagster asset materialize -f definitions.py --select '*'`: the four
               notebooks in one run, multiprocess executor (independent notebooks
-              run concurrently), local sandbox
+              run concurrently), local sandbox; also with `start_method: spawn`
+              (Dagster's default, before nb_assets chose forkserver)
   papermill   the sum of four `papermill in.ipynb out.ipynb -k python3` runs, one per
               notebook, each an equivalent notebook without nb_assets: its %%sql inputs
               read from Parquet the host prepared beforehand (the same queries, parameters
@@ -18,6 +19,7 @@ Target: dagster / papermill-sum <= 1.5x.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -127,8 +129,11 @@ def main() -> None:
         print(f"\nfirst materialization (builds the marts): {time.perf_counter() - started:.1f} s")
         plain = plain_notebooks(project, tmp / "plain")
         (tmp / "plain" / "executed").mkdir()
+        spawn = ["--config-json", json.dumps({"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}})]
         variants = {
             "dagster": lambda: C.time_process(argv, env=env, cwd=project),
+            # Dagster's default start method, as nb_assets had it before its own executor
+            "dagster-spawn": lambda: C.time_process([*argv, *spawn], env=env, cwd=project),
             "papermill-sum": lambda: papermill_sum(plain, tmp / "plain" / "executed"),
         }
         print(f"{len(plain)} notebooks; {runs} interleaved runs per variant after 1 warm-up; whole-process wall time")
