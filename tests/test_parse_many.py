@@ -85,3 +85,10 @@ def test_check_json_is_the_same_with_any_jobs(tmp_path: Path) -> None:
     assert len(json.loads(serial.stdout)["notebooks"]) == 40
     bad = check("--jobs", "0")
     assert bad.returncode == 2 and "--jobs must be 1 or more" in bad.stderr
+
+
+def test_parse_many_stays_pure() -> None:
+    """Like the parser (tests/test_layering.py): no Dagster, DuckDB or Docker in a check."""
+    code = "import sys, nb_assets.parse_many; print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'duckdb', 'docker'}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
