@@ -80,7 +80,7 @@ def spec_cache_file(path: str, content_hash: str) -> Path:
     return root / "specs" / key[:2] / f"{key}.pickle"
 
 
-_PARSER_MODULES = ("spec", "sql_lineage", "cell_ast", "static_analysis", "static_rules", "notebook", "notebook_parser")
+_PARSER_MODULES = ("spec", "sql_lineage", "sql_syntax_hints", "cell_ast", "static_analysis", "static_rules", "notebook", "notebook_parser")
 
 
 @functools.cache

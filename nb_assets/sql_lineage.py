@@ -8,7 +8,6 @@ issue comes back as a `SqlProblem` with a rule id and, when known, a position.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -20,6 +19,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import Token, TokenType
 
 from nb_assets.spec import SqlCall
+from nb_assets.sql_syntax_hints import caret as _caret, misspelled_keyword as _misspelled_keyword
 
 DIALECT = "duckdb"
 SYNTAX = "sql-syntax"
@@ -232,32 +232,6 @@ def _syntax_problem(exc: ParseError, sql: str, tokens: list[Token]) -> SqlProble
     if at > 0 and (keyword := _misspelled_keyword(tokens[at - 1])):
         message += f" ({tokens[at - 1].text!r} was read as a name: did you mean {keyword}?)"
     return _problem_at(SYNTAX, f"{message}\n{_caret(sql, token.start, token.end + 1)}", sql, token.start)
-
-
-_CLAUSE_KEYWORDS = ("SELECT", "FROM", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "JOIN", "UNION", "QUALIFY", "WINDOW")
-
-
-def _misspelled_keyword(token: Token) -> str | None:
-    """FORM read as an alias is the classic: the error then lands on the token after it."""
-    if token.token_type != TokenType.VAR:
-        return None
-    word = token.text.upper()
-    close = difflib.get_close_matches(word, _CLAUSE_KEYWORDS, n=1, cutoff=0.75)
-    return close[0] if close and not word.startswith(close[0]) else None  # ORDERS is a name, not ORDER
-
-
-_EXCERPT = 50  # characters kept either side of the token on a long line
-
-
-def _caret(sql: str, start: int, end: int) -> str:
-    """The token's line, indented, with carets under the token (tabs kept so they line up)."""
-    line_start = sql.rfind("\n", 0, start) + 1
-    line_end = len(sql) if (newline := sql.find("\n", start)) == -1 else newline
-    left, right = max(line_start, start - _EXCERPT), min(line_end, end + _EXCERPT)
-    prefix = ("…" if left > line_start else "") + sql[left:start]
-    text = prefix + sql[start:right] + ("…" if right < line_end else "")
-    pad = "".join(c if c == "\t" else " " for c in prefix)
-    return f"    {text}\n    {pad}{'^' * max(1, min(end, line_end) - start)}"
 
 
 def _params(sql: str, tokens: list[Token]) -> tuple[tuple[str, ...], list[SqlProblem]]:
