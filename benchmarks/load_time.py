@@ -12,11 +12,14 @@ Also measures, in one process, what parsing costs cold, warm (nb_assets's
 in-process lru_cache) and when read back from a pickle on disk, to say
 whether a disk parse cache would matter.
 
-    python benchmarks/load_time.py [--quick]
+    python benchmarks/load_time.py [--quick] [--n 50 200 1000 10000]
+
+Each N also reports the peak RSS of one fresh import of either module.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +72,14 @@ def write_plain(path: Path, notebooks: list[tuple[Path, list[int]]]) -> None:
     path.write_text("".join(parts))
 
 
+def peak_rss_mb(folder: Path, module: str) -> float:
+    """ru_maxrss of one fresh process that imports `module` (KiB on Linux)."""
+    code = f"import resource, {module}; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    return int(out.stdout.split()[-1]) / 1024
+
+
 def import_time(folder: Path, module: str) -> float:
     return C.time_process([sys.executable, "-c", f"import {module}"], cwd=folder, env={"PYTHONDONTWRITEBYTECODE": "1"})
 
@@ -88,22 +99,30 @@ def measure(n: int, runs: int) -> tuple[float, float, list[float]]:
         probe = subprocess.run([sys.executable, "-c", PARSE_PROBE, str(tmp / "notebooks")],
                                capture_output=True, text=True, check=True)
         parse = [float(x) for x in probe.stdout.split()]
+        rss = peak_rss_mb(tmp, "defs_notebooks"), peak_rss_mb(tmp, "defs_plain")
     nb, plain = C.median(times["notebooks"]), C.median(times["plain"])
     print(f"N={n:5d}  notebooks {C.fmt_times(times['notebooks'])}")
     print(f"         plain     {C.fmt_times(times['plain'])}")
     print(f"         ratio {nb / plain:.2f}x   extra {nb - plain:.3f} s = {1000 * (nb - plain) / n:.2f} ms/notebook")
+    print(f"         peak RSS: notebooks {rss[0]:.0f} MB, plain {rss[1]:.0f} MB ({rss[0] / rss[1]:.2f}x)")
     print(f"         parse in-process: cold {parse[0]:.3f} s, warm (lru_cache) {parse[1]:.4f} s, "
           f"from pickle {parse[2]:.4f} s ({parse[3] / 1e6:.1f} MB)")
     return nb, plain, parse
 
 
 def main() -> None:
-    args = C.parse_args(__doc__)
-    sizes = [50, 200] if args.quick else [50, 200, 1000]
+    args = C.parse_args(__doc__, lambda p: p.add_argument("--n", type=int, nargs="+", default=None, metavar="N"))
+    sizes = args.n or ([50, 200] if args.quick else [50, 200, 1000])
     runs = 3
     C.print_machine("dagster", "sqlglot", "nbformat")
     print(f"\nwhole-process `python -c 'import MODULE'`, median of {runs} after 1 warm-up\n")
     results = {n: measure(n, runs) for n in sizes}
+    # Linear means a flat cost per notebook past the fixed start-up (the smallest N's time).
+    base_nb, base_plain = results[sizes[0]][0], results[sizes[0]][1]
+    for n in sizes[1:]:
+        nb, plain, _ = results[n]
+        print(f"N={n:5d}: ms per extra notebook past N={sizes[0]}: notebooks "
+              f"{1000 * (nb - base_nb) / (n - sizes[0]):.2f}, plain {1000 * (plain - base_plain) / (n - sizes[0]):.2f}")
     n = sizes[-1]
     nb, plain, parse = results[n]
     saved = parse[0] - parse[2]

@@ -21,6 +21,7 @@ from nb_assets.automation import DEFAULT_INTERVAL_S, notebook_sensors, trigger_p
 from nb_assets.catalog_lineage import Catalog, see_through_all
 from nb_assets.declaration import FileDrop, NotebookAsset
 from nb_assets.errors import DeclarationError, NbAssetsError, PolicyError
+from nb_assets.executor import notebook_executor
 from nb_assets.parameters import resolve_parameters
 from nb_assets.notebook_parser import parse_notebook
 from nb_assets.notify import Notifications
@@ -300,6 +301,7 @@ def notebook_definitions(
         assets=graph.assets,
         sensors=sensors,
         resources={RESOURCE_KEY: NotebookResource(warehouse=str(warehouse), sandbox=sandbox)},
+        executor=notebook_executor(),
     )
 
 

@@ -17,7 +17,7 @@ from IPython.core.inputtransformer2 import TransformerManager
 
 from nb_assets import static_rules as T
 
-__all__ = ["ParsedCell", "is_sql_input", "parse_cell", "walk_once"]
+__all__ = ["ParsedCell", "TreeIndex", "index", "is_sql_input", "parse_cell", "walk_once"]
 
 
 @dataclass(frozen=True)
@@ -30,20 +30,30 @@ class ParsedCell:
 _TRANSFORMER = TransformerManager()
 
 
+@lru_cache(maxsize=4096)
 def parse_cell(source: str) -> ast.Module:
-    """Raises SyntaxError whose lineno is a line of `source`."""
+    """Raises SyntaxError whose lineno is a line of `source`.
+
+    Cached by source: boilerplate cells (the runtime's `%load_ext`, shared
+    helpers) repeat across notebooks. The tree is shared, so callers must not
+    change it.
+    """
+    return _parse_cell(source)
+
+
+def _parse_cell(source: str) -> ast.Module:
     lines = source.splitlines()
     first = next((i for i, line in enumerate(lines) if line.strip()), 0)
     if lines and lines[first].startswith("%%"):  # a cell magic: the rest of the cell is its body
         name, _, args = lines[first][2:].partition(" ")
         body = "\n".join(lines[first + 1:])
         if name in T.PYTHON_MAGICS:
-            return _offset(parse_cell, body, first + 1)
+            return _offset(_parse_cell, body, first + 1)  # not the cached one: _offset moves its lines
         call = f"get_ipython().run_cell_magic({name!r}, {args.strip()!r}, {body!r})"
         return _offset(ast.parse, call, first)
     try:
         # No escape characters: plain Python, the common case; skip IPython's transformer.
-        python = _TRANSFORMER.transform_cell(source) if ("%" in source or "!" in source) else source
+        python = _transform(source) if ("%" in source or "!" in source) else source
     except Exception:  # the transformer gives up on some broken input; let ast report it
         python = source
     tree = ast.parse(python) if python == source else _parse_mapped(python, lines)
@@ -52,10 +62,66 @@ def parse_cell(source: str) -> ast.Module:
     return tree
 
 
+@lru_cache(maxsize=4096)
+def _transform(source: str) -> str:
+    return _TRANSFORMER.transform_cell(source)
+
+
+# Nodes that open a scope: what is inside them is not the notebook's global scope.
+SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+@dataclass(frozen=True)
+class TreeIndex:
+    """One walk of a cell's tree, shared by every rule.
+
+    nodes: all nodes in `ast.walk` order; by_type: the same, grouped by exact
+    node class; top_level: the nodes in the notebook's global scope (inside no
+    function, class, lambda or comprehension; scope nodes themselves included).
+    """
+
+    nodes: tuple[ast.AST, ...]
+    by_type: dict[type, list[ast.AST]]
+    top_level: tuple[ast.AST, ...]
+
+    def of(self, *types: type) -> list[ast.AST]:
+        """Nodes of these exact classes (ast node classes are not subclassed)."""
+        if len(types) == 1:
+            return self.by_type.get(types[0], [])
+        return [n for t in types for n in self.by_type.get(t, [])]
+
+
 @lru_cache(maxsize=8192)
+def index(tree: ast.AST) -> TreeIndex:
+    """Breadth first like `ast.walk`, without its generator and per-field overhead."""
+    nodes: list[ast.AST] = [tree]
+    top: list[bool] = [False]  # the Module itself is not a statement of the notebook
+    by_type: dict[type, list[ast.AST]] = {}
+    top_level: list[ast.AST] = []
+    node_type, i = ast.AST, 0
+    while i < len(nodes):
+        node, outer = nodes[i], top[i]
+        i += 1
+        by_type.setdefault(type(node), []).append(node)
+        if outer:
+            top_level.append(node)
+        inner = (outer or i == 1) and not isinstance(node, SCOPES)
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, node_type):
+                nodes.append(value)
+                top.append(inner)
+            elif isinstance(value, list):
+                for item in value:
+                    if isinstance(item, node_type):
+                        nodes.append(item)
+                        top.append(inner)
+    return TreeIndex(tuple(nodes), by_type, tuple(top_level))
+
+
 def walk_once(tree: ast.AST) -> tuple[ast.AST, ...]:
     """Every node of a cell's tree, walked once: each rule scans the same trees."""
-    return tuple(ast.walk(tree))
+    return index(tree).nodes
 
 
 def _offset(parse: Callable[[str], ast.Module], source: str, offset: int) -> ast.Module:

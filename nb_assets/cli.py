@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="parse notebooks and report their inputs, outputs and findings")
     check.add_argument("paths", nargs="+", type=Path, help="notebook files or folders")
     check.add_argument("--json", action="store_true")
+    check.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                       help="worker processes for notebooks not in the parse cache (default: one per core past 200)")
     check.set_defaults(func=cmd_check)
 
     run = sub.add_parser("run", help="run one notebook: prefetch, sandbox, load (outside Dagster)")
@@ -116,18 +118,22 @@ def spec_to_json(spec: NotebookSpec) -> dict[str, Any]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from nb_assets.notebook_parser import parse_notebook
+    from nb_assets.parse_many import parse_notebooks
 
+    if args.jobs is not None and args.jobs < 1:
+        print(f"nb-assets check: --jobs must be 1 or more, got {args.jobs}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         paths = notebook_paths(args.paths)
     except FileNotFoundError as exc:
         print(f"nb-assets check: no such file or folder: {exc}", file=sys.stderr)
         return EXIT_USAGE
     reports: list[dict[str, Any]] = []
-    for path in paths:
-        try:
-            reports.append(spec_to_json(parse_notebook(path)))
-        except NotebookParseError as exc:
+    for path, parsed in zip(paths, parse_notebooks(paths, args.jobs)):
+        if isinstance(parsed, NotebookSpec):
+            reports.append(spec_to_json(parsed))
+        else:
+            exc = parsed
             reports.append({
                 "path": str(path), "parameters": [], "inputs": [], "outputs": [],
                 "findings": [{"rule": "invalid-notebook", "severity": "error", "cell": None, "line": None, "message": str(exc)}],

@@ -57,13 +57,30 @@ def _parse_cached(path: str, content_hash: str, raw: bytes) -> NotebookSpec:
     return spec
 
 
+def cached_spec(path: str, content_hash: str) -> NotebookSpec | None:
+    """The spec the disk cache holds for this path and content, or None; never parses."""
+    return _load_cached(spec_cache_file(path, content_hash))
+
+
+def parse_uncached(path: str, raw: bytes) -> tuple[NotebookSpec, Path]:
+    """Parse without looking in the caches; also returns the cache file the spec
+    belongs in, for `store_spec` (which a caller may run on another thread)."""
+    content_hash = hashlib.sha256(raw).hexdigest()
+    return _parse(path, content_hash, raw), spec_cache_file(path, content_hash)
+
+
+def store_spec(cache: Path, spec: NotebookSpec) -> None:
+    """Write a spec to the disk cache; a cache that cannot be written only costs time."""
+    _store_cached(cache, spec)
+
+
 def spec_cache_file(path: str, content_hash: str) -> Path:
     key = hashlib.sha256(f"{_parser_version()}\0{path}\0{content_hash}".encode()).hexdigest()
     root = Path(os.environ.get("NB_ASSETS_CACHE") or Path.home() / ".cache" / "nb_assets")
     return root / "specs" / key[:2] / f"{key}.pickle"
 
 
-_PARSER_MODULES = ("spec", "sql_lineage", "cell_ast", "static_analysis", "static_rules", "notebook", "notebook_parser")
+_PARSER_MODULES = ("spec", "sql_lineage", "sql_syntax_hints", "cell_ast", "static_analysis", "static_rules", "notebook", "notebook_parser")
 
 
 @functools.cache
@@ -262,12 +279,13 @@ def _assigned_names(cells: tuple[Cell, ...]) -> dict[int, set[str]]:
 
 
 def _outputs(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Output]:
+    from nb_assets.cell_ast import index
     from nb_assets.static_analysis import cell_trees  # the trees static analysis parses anyway
 
     for number, tree in cell_trees(cells).items():
         cell = cells[number - 1]
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and _is_output_call(node):
+        for node in index(tree).of(ast.Call):  # in ast.walk order
+            if _is_output_call(node):
                 output = _output_of(node, cell, findings)
                 if output is not None:
                     yield output

@@ -41,15 +41,50 @@ def keep_record(run: NotebookRun, extra: Mapping[str, Any] | None = None, *, htm
     return {k: v for k, v in files.items() if v.exists()}
 
 
+_exporter: Any = None  # one HTMLExporter per process: its Jinja templates compile once
+_exporter_lock = threading.Lock()
+# A notebook with a code cell and an output, rendered once to compile the templates and load the lexer.
+_WARM_NOTEBOOK = {
+    "nbformat": 4, "nbformat_minor": 5, "metadata": {"language_info": {"name": "python"}},
+    "cells": [{"cell_type": "code", "id": "warm", "metadata": {}, "execution_count": 1, "source": "x = 1",
+               "outputs": [{"output_type": "stream", "name": "stdout", "text": "1"}]}],
+}
+
+
 def prewarm_html() -> None:
-    """Import nbconvert (~0.4 s) in a background thread while the sandbox runs."""
-    threading.Thread(target=lambda: importlib.import_module("nbconvert"), daemon=True).start()
+    """While the sandbox runs, in a background thread: import nbconvert (~0.4 s),
+    render a one-cell notebook (templates, lexer: ~0.3 s), and import what the
+    output previews use (pandas, tabulate); the run's own rendering is then quick."""
+    threading.Thread(target=_prewarm, daemon=True, name="nb-assets-prewarm").start()
+
+
+def _prewarm() -> None:
+    try:
+        import nbformat
+
+        exporter = _html_exporter()
+        with _exporter_lock:
+            exporter.from_notebook_node(nbformat.from_dict(_WARM_NOTEBOOK))
+        importlib.import_module("pandas")
+        importlib.import_module("tabulate")
+    except Exception:  # noqa: BLE001 - only a head start; render_html reports real failures
+        pass
+
+
+def _html_exporter() -> Any:
+    global _exporter
+    with _exporter_lock:  # the prewarm thread and render_html may ask at once: build it once
+        if _exporter is None:
+            import nbconvert  # imported late: it is slow to import and only needed here
+
+            _exporter = nbconvert.HTMLExporter()
+        return _exporter
 
 
 def render_html(executed: Path) -> str:
-    import nbconvert  # imported late: it is slow to import and only needed here
-
-    body, _ = nbconvert.HTMLExporter().from_filename(str(executed))
+    exporter = _html_exporter()
+    with _exporter_lock:  # one rendering at a time per exporter (the prewarm may still be rendering)
+        body, _ = exporter.from_filename(str(executed))
     return body
 
 

@@ -8,8 +8,8 @@ issue comes back as a `SqlProblem` with a rule id and, when known, a position.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import sqlglot
 from sqlglot import exp
@@ -19,6 +19,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import Token, TokenType
 
 from nb_assets.spec import SqlCall
+from nb_assets.sql_syntax_hints import caret as _caret, misspelled_keyword as _misspelled_keyword
 
 DIALECT = "duckdb"
 SYNTAX = "sql-syntax"
@@ -72,8 +73,12 @@ class QueryLineage:
     calls: tuple[SqlCall, ...] = ()
 
 
+@lru_cache(maxsize=4096)
 def analyze_query(sql: str, default_schema: str = "main") -> QueryLineage:
-    """`default_schema` qualifies bare table names (a view's body binds in the view's schema)."""
+    """`default_schema` qualifies bare table names (a view's body binds in the view's schema).
+
+    Cached by text: the result is immutable, and queries repeat across
+    notebooks and views (a notebook parsed again only re-reads its findings)."""
     try:
         return _analyze(sql, default_schema.lower())
     except Exception as exc:  # noqa: BLE001 - a sqlglot bug must not crash notebook parsing
@@ -110,13 +115,33 @@ def _analyze(sql: str, default_schema: str) -> QueryLineage:
         tree = _parse_tokens(tokens, sql)
     except ParseError as exc:
         return QueryLineage((), params, (), (_syntax_problem(exc, sql, tokens), *param_problems))
-    writes = _tree_problems(tree, sql)
+    nodes = _Nodes(tree)
+    writes = _tree_problems(tree, sql, nodes)
     if writes:  # no lineage for a statement that will never run
         return QueryLineage((), params, (), (*writes, *param_problems))
-    tables = _tables(tree, sql, default_schema)
-    problems = (*_external_reads(tree, sql), *param_problems)
-    columns = _columns(tree, set(tables), default_schema)
-    return QueryLineage(tables, params, columns, problems, _calls(tree, sql))
+    scopes = _scopes(tree)
+    tables = _tables(tree, sql, default_schema, nodes, scopes)
+    problems = (*_external_reads(sql, nodes), *param_problems)
+    columns = _columns(scopes, set(tables), default_schema)
+    return QueryLineage(tables, params, columns, problems, _calls(sql, nodes))
+
+
+class _Nodes:
+    """One breadth-first walk of the tree; `of(T)` is `tree.find_all(T)`, in the same order."""
+
+    def __init__(self, tree: exp.Expr) -> None:
+        self._all = list(tree.walk())
+
+    def of(self, *types: type) -> list[exp.Expr]:
+        return [n for n in self._all if isinstance(n, types)]
+
+
+def _scopes(tree: exp.Expr) -> list[Scope] | None:
+    """Walked once for tables and columns; None where scope cannot walk (e.g. PIVOT in FROM)."""
+    try:
+        return traverse_scope(tree)
+    except Exception:  # noqa: BLE001 - the optimizer asserts on shapes it cannot scope
+        return None
 
 
 def _parse_tokens(tokens: list[Token], sql: str) -> exp.Expr:
@@ -175,14 +200,14 @@ def _not_query(sql: str, what: str, offset: int | None) -> SqlProblem:
     )
 
 
-def _tree_problems(tree: exp.Expr, sql: str) -> list[SqlProblem]:
+def _tree_problems(tree: exp.Expr, sql: str, nodes: _Nodes) -> list[SqlProblem]:
     if not isinstance(tree, _QUERY_ROOTS):
         return [_not_query(sql, type(tree).__name__.upper(), _offset(tree))]
     problems = [
         _not_query(sql, f"{type(node).__name__.upper()} inside a query", _offset(node))
-        for node in tree.find_all(*_WRITES)
+        for node in nodes.of(*_WRITES)
     ]
-    problems += [_not_query(sql, "SELECT ... INTO", _offset(s)) for s in tree.find_all(exp.Select) if s.args.get("into")]
+    problems += [_not_query(sql, "SELECT ... INTO", _offset(s)) for s in nodes.of(exp.Select) if s.args.get("into")]
     return problems
 
 
@@ -207,32 +232,6 @@ def _syntax_problem(exc: ParseError, sql: str, tokens: list[Token]) -> SqlProble
     if at > 0 and (keyword := _misspelled_keyword(tokens[at - 1])):
         message += f" ({tokens[at - 1].text!r} was read as a name: did you mean {keyword}?)"
     return _problem_at(SYNTAX, f"{message}\n{_caret(sql, token.start, token.end + 1)}", sql, token.start)
-
-
-_CLAUSE_KEYWORDS = ("SELECT", "FROM", "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "JOIN", "UNION", "QUALIFY", "WINDOW")
-
-
-def _misspelled_keyword(token: Token) -> str | None:
-    """FORM read as an alias is the classic: the error then lands on the token after it."""
-    if token.token_type != TokenType.VAR:
-        return None
-    word = token.text.upper()
-    close = difflib.get_close_matches(word, _CLAUSE_KEYWORDS, n=1, cutoff=0.75)
-    return close[0] if close and not word.startswith(close[0]) else None  # ORDERS is a name, not ORDER
-
-
-_EXCERPT = 50  # characters kept either side of the token on a long line
-
-
-def _caret(sql: str, start: int, end: int) -> str:
-    """The token's line, indented, with carets under the token (tabs kept so they line up)."""
-    line_start = sql.rfind("\n", 0, start) + 1
-    line_end = len(sql) if (newline := sql.find("\n", start)) == -1 else newline
-    left, right = max(line_start, start - _EXCERPT), min(line_end, end + _EXCERPT)
-    prefix = ("…" if left > line_start else "") + sql[left:start]
-    text = prefix + sql[start:right] + ("…" if right < line_end else "")
-    pad = "".join(c if c == "\t" else " " for c in prefix)
-    return f"    {text}\n    {pad}{'^' * max(1, min(end, line_end) - start)}"
 
 
 def _params(sql: str, tokens: list[Token]) -> tuple[tuple[str, ...], list[SqlProblem]]:
@@ -290,26 +289,24 @@ def _table_name(table: exp.Table, default_schema: str = "main") -> str:
     return f"{table.db or default_schema}.{table.name}".lower()
 
 
-def _tables(tree: exp.Expr, sql: str, default_schema: str) -> tuple[str, ...]:
-    try:
-        resolved = [s for scope in traverse_scope(tree) for s in scope.sources.values()]
-    except Exception:  # noqa: BLE001 - scope cannot walk e.g. PIVOT in FROM; names alone below
-        resolved = []
+def _tables(tree: exp.Expr, sql: str, default_schema: str, nodes: _Nodes, scopes: list[Scope] | None) -> tuple[str, ...]:
+    # without scopes (e.g. PIVOT in FROM), names alone below
+    resolved = [s for scope in scopes or () for s in scope.sources.values()]
     stored = {id(t) for t in resolved if isinstance(t, exp.Table)}
-    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    ctes = {cte.alias_or_name.lower() for cte in nodes.of(exp.CTE)}
     # Scope resolution handles CTE shadowing; anything scope did not see is kept
     # unless its bare name is some CTE's, so a gap in scope never hides a table.
     names = {
         _table_name(t, default_schema)
-        for t in tree.find_all(exp.Table)
+        for t in nodes.of(exp.Table)
         if _is_stored_table(t, sql) and (id(t) in stored or t.db or t.name.lower() not in ctes)
     }
     return tuple(sorted(names))
 
 
-def _external_reads(tree: exp.Expr, sql: str) -> list[SqlProblem]:
+def _external_reads(sql: str, nodes: _Nodes) -> list[SqlProblem]:
     problems = []
-    for node in tree.find_all(exp.Func):
+    for node in nodes.of(exp.Func):
         if isinstance(node.parent, (exp.Table, exp.Lateral)) and _is_external_function(node):
             problems.append(
                 _problem_at(
@@ -320,7 +317,7 @@ def _external_reads(tree: exp.Expr, sql: str) -> list[SqlProblem]:
                     node.meta.get("start"),
                 )
             )
-    for table in tree.find_all(exp.Table):
+    for table in nodes.of(exp.Table):
         if _is_file_ref(table, sql):
             problems.append(
                 _problem_at(
@@ -334,14 +331,14 @@ def _external_reads(tree: exp.Expr, sql: str) -> list[SqlProblem]:
     return problems
 
 
-def _calls(tree: exp.Expr, sql: str) -> tuple[SqlCall, ...]:
+def _calls(sql: str, nodes: _Nodes) -> tuple[SqlCall, ...]:
     """Every call a warehouse macro could stand behind, first position kept.
 
     External reads are left out (already refused). A dotted scalar call
     `x.f()` is listed as both `x.f` and `f`: DuckDB reads it as schema x's
     macro or as f(x), and either may be a macro."""
     found: dict[tuple[str, bool], SqlCall] = {}
-    for func in tree.find_all(exp.Func):
+    for func in nodes.of(exp.Func):
         in_from = isinstance(func.parent, _TABLE_POSITIONS)
         if in_from and _is_external_function(func):
             continue
@@ -377,12 +374,14 @@ def _call_qualifier(func: exp.Func) -> str | None:
     return None
 
 
-def _columns(tree: exp.Expr, tables: set[str], default_schema: str) -> tuple[tuple[str, str], ...]:
+def _columns(scopes: list[Scope] | None, tables: set[str], default_schema: str) -> tuple[tuple[str, str], ...]:
     """(table, column) pairs, best effort: without a schema, an unqualified column
     is only attributed when its scope reads exactly one table and nothing else.
     (sqlglot's qualify() would add nothing here without a schema, at 2/3 of the cost.)"""
+    if scopes is None:
+        return ()
     try:
-        pairs = {pair for scope in traverse_scope(tree) for pair in _scope_columns(scope, tables, default_schema)}
+        pairs = {pair for scope in scopes for pair in _scope_columns(scope, tables, default_schema)}
     except Exception:  # noqa: BLE001 - best effort; the optimizer asserts on shapes it cannot scope
         return ()
     return tuple(sorted(pairs))

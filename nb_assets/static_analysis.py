@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 
 from nb_assets import static_rules as T
-from nb_assets.cell_ast import ParsedCell, is_sql_input, parse_cell, walk_once
+from nb_assets.cell_ast import ParsedCell, index, is_sql_input, parse_cell
 from nb_assets.spec import Cell, Finding
 
 __all__ = ["RULES", "Rule", "analyze", "apply_allowances", "cell_trees"]
@@ -81,7 +81,6 @@ class _Binding:
 
 
 _BUILTINS = frozenset(dir(builtins))
-_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
 class _Names:
@@ -99,7 +98,8 @@ class _Names:
         self.local: set[str] = set()  # names the notebook binds at top level: they shadow builtins
         self.stars: list[str] = []
         self.buffers: set[str] = set()  # names holding an in-memory buffer (io.StringIO())
-        for node in (n for tree in trees for n in walk_once(tree)):
+        indexes = [index(tree) for tree in trees]
+        for node in (n for ix in indexes for n in ix.of(ast.Import, ast.ImportFrom)):
             if isinstance(node, ast.Import):
                 for a in node.names:
                     name = a.asname or a.name.split(".")[0]
@@ -110,15 +110,15 @@ class _Names:
                         self.stars.append(node.module)
                     else:
                         self._bind(a.asname or a.name, f"{node.module}.{a.name}")
-        for node in (n for tree in trees for n in _top_level(tree)):
+        for node in (n for ix in indexes for n in ix.top_level):
             if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
                 self.local.add(node.id)
             elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 self.local.add(node.name)
             elif isinstance(node, ast.ImportFrom) and node.level:  # relative import: the project's own code
                 self.local.update(a.asname or a.name for a in node.names)
-        for node in (n for tree in trees for n in walk_once(tree)):  # aliases: `run = os.system`, `ip = get_ipython()`
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        for node in (n for ix in indexes for n in ix.of(ast.Assign)):  # aliases: `run = os.system`, `ip = get_ipython()`
+            if len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 if isinstance(node.value, ast.Call) and self.refers_to(node.value.func, T.IN_MEMORY):
                     self.buffers.add(node.targets[0].id)
                 for qualname in self.resolve(node.value):
@@ -180,16 +180,6 @@ class _Names:
         return any(T.match(q, table) for q in self.resolve(inner)) or self.covered(inner, table)
 
 
-def _top_level(tree: ast.Module) -> Iterator[ast.AST]:
-    """Nodes in the notebook's global scope (not inside functions, classes, lambdas or comprehensions)."""
-    stack: list[ast.AST] = list(tree.body)
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, _SCOPES):
-            stack.extend(ast.iter_child_nodes(node))
-
-
 # --- rules ------------------------------------------------------------------------------------------
 
 def cell_trees(cells: Sequence[Cell]) -> dict[int, ast.Module]:
@@ -214,7 +204,7 @@ def _sites(cells: Sequence[Cell]) -> tuple[_Site, ...]:
     if names.sites is None:
         found: list[_Site] = []
         for number, tree, _ in _trees(cells):
-            for node in walk_once(tree):
+            for node in index(tree).of(ast.Import, ast.ImportFrom, ast.Call, ast.Name, ast.Attribute):
                 if isinstance(node, ast.Import):
                     found.append((number, node, tuple(a.name for a in node.names), True))
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -257,7 +247,7 @@ def _direct_data(cells: Sequence[Cell]) -> Iterator[Finding]:
     yield from _references(cells, T.DIRECT_DATA_ACCESS, T.DIRECT_DATA)
     sources = ("filepath_or_buffer", "path", "io", "source", "file", "fname", "uri", "path_or_paths")
     for number, tree, names in _trees(cells):
-        for call in (n for n in walk_once(tree) if isinstance(n, ast.Call)):
+        for call in index(tree).of(ast.Call):
             for func in names.resolve(call.func):
                 if T.match(func, T.DIRECT_DATA):
                     continue  # reported as a reference
@@ -271,8 +261,9 @@ def _file_write(cells: Sequence[Cell]) -> Iterator[Finding]:
     yield from _references(cells, T.FILE_WRITE, T.FILE_WRITES)
     for number, tree, names in _trees(cells):
         # output("x.y", df.to_parquet()) hands data to the runtime, which writes where the host says
-        in_output = {id(n) for c in walk_once(tree) if _is_output(c, names) for a in c.args for n in ast.walk(a)}
-        for call in (n for n in walk_once(tree) if isinstance(n, ast.Call)):
+        calls = index(tree).of(ast.Call)
+        in_output = {id(n) for c in calls if _is_output(c, names) for a in c.args for n in ast.walk(a)}
+        for call in calls:
             funcs, method, what = names.resolve(call.func), getattr(call.func, "attr", None), None
             if opener := next((f for f in funcs if f in T.OPENERS), None):
                 mode = T.open_mode(call, T.OPENERS[opener])
@@ -301,7 +292,7 @@ def _namespace(node: ast.AST, names: _Names) -> bool:
 def _dynamic_code(cells: Sequence[Cell]) -> Iterator[Finding]:
     yield from _references(cells, T.DYNAMIC_CODE, T.DYNAMIC)
     for number, tree, names in _trees(cells):
-        for node in walk_once(tree):
+        for node in index(tree).of(ast.Call, ast.Subscript):
             if isinstance(node, ast.Call) and names.refers_to(node.func, T.DYNAMIC_IMPORTS) and T.literal_arg(node, 0, "name") is None:
                 message = "imports a module whose name is computed, so the checks cannot see it; use a plain import statement"
             elif (isinstance(node, ast.Subscript) and not isinstance(node.ctx, ast.Load) and _namespace(node.value, names)) or (
@@ -316,6 +307,9 @@ def _dynamic_code(cells: Sequence[Cell]) -> Iterator[Finding]:
 
 def _sql_in_python(cells: Sequence[Cell]) -> Iterator[Finding]:
     for number, tree, _ in _trees(cells):
+        # SQL text needs a keyword inside one string literal: most cells have none, skip their walk
+        if not any(isinstance(c.value, str) and T.SQL_KEYWORD.search(c.value) for c in index(tree).of(ast.Constant)):
+            continue
         stack: list[ast.AST] = [tree]
         while stack:  # outermost first, so one concatenation is one finding
             node = stack.pop()

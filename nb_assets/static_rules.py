@@ -126,13 +126,28 @@ SQL_TEXT = re.compile(
     r"|\b(?:create|drop|alter)\s+(?:or\s+replace\s+)?(?:temp\w*\s+)?(?:table|view)\b|\bmerge\s+into\b",
     re.IGNORECASE,
 )
+# Every SQL_TEXT alternative starts with one of these words, and a word lies within one literal.
+SQL_KEYWORD = re.compile(r"select|insert|update|delete|create|drop|alter|merge", re.IGNORECASE)
 SQL_HINT = "SQL text is built in Python; put the query in a %%sql input cell and bind values as $param"
 
 
 # --- predicates over single expressions (no name resolution) ---------------------------------------
 
+_MATCHES: dict[tuple[str, int], tuple[Sequence[Entry], Entry | None]] = {}
+
+
 def match(qualname: str, table: Sequence[Entry]) -> Entry | None:
     """The first entry whose pattern names `qualname` or a module/object it lives in."""
+    key = (qualname, id(table))  # memoized: the same names come up in every notebook
+    cached = _MATCHES.get(key)
+    if cached is None or cached[0] is not table:  # `is`: an id can be reused once a table is gone
+        if len(_MATCHES) > 100_000:
+            _MATCHES.clear()
+        cached = _MATCHES[key] = (table, _match(qualname, table))
+    return cached[1]
+
+
+def _match(qualname: str, table: Sequence[Entry]) -> Entry | None:
     for entry in table:
         pattern = entry[0]
         if qualname == pattern or qualname.startswith(pattern + ".") or ("*" in pattern and fnmatch.fnmatchcase(qualname, pattern)):
