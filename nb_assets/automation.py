@@ -46,10 +46,13 @@ def trigger_condition(decl: NotebookAsset, deps: Sequence[dg.AssetKey]) -> dg.Au
             f"at each tick of '{decl.cron}' ({timezone}), once every input has landed since the tick"
         )
     if decl.cron:
-        return (
+        condition = (
             dg.AutomationCondition.cron_tick_passed(decl.cron, timezone).since_last_handled()
             & ~dg.AutomationCondition.in_progress()
-        ).with_label(f"at each tick of '{decl.cron}' ({timezone})")
+        )
+        if decl.partitions is not None:  # a tick runs the latest day, not every day since the start
+            condition = condition & dg.AutomationCondition.in_latest_time_window()
+        return condition.with_label(f"at each tick of '{decl.cron}' ({timezone})")
     if decl.on_inputs_landed:
         return inputs_landed(deps)
     return None

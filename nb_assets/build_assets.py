@@ -21,11 +21,15 @@ from nb_assets.automation import DEFAULT_INTERVAL_S, notebook_sensors, trigger_p
 from nb_assets.catalog_lineage import Catalog, see_through_all
 from nb_assets.declaration import FileDrop, NotebookAsset
 from nb_assets.errors import DeclarationError, NbAssetsError, PolicyError
+from nb_assets.instances import expand_instances, instance_spec, label
 from nb_assets.parameters import resolve_parameters
+from nb_assets.partitions import partition_problems
 from nb_assets.notebook_parser import parse_notebook
 from nb_assets.notify import Notifications
 from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, load_policy, propagate
+from nb_assets.partition_assets import daily_partitions_def, source_partitions
 from nb_assets.resource import NotebookResource
+from nb_assets.run_config import overrides, run_config_class
 from nb_assets.spec import NotebookSpec
 from nb_assets.translator import NotebookTranslator
 
@@ -64,17 +68,20 @@ def declare_notebooks(
     opened; if not, one line says so and the gate does it before each run."""
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     declared: list[DeclaredNotebook] = []
-    problems: list[str] = []
-    for decl in notebooks:
+    expanded, problems = expand_instances(notebooks)
+    for decl in expanded:
         path = Path(decl.path) if Path(decl.path).is_absolute() else base / decl.path
         try:
             spec = parse_notebook(path)
+            where = label(decl, spec.path)
             spec = _with_allowances(spec, decl.allow)
-            resolve_parameters(spec, decl.params)
+            resolve_parameters(spec, decl.params, where)
+            spec = instance_spec(spec, decl)
         except NbAssetsError as exc:
             problems.append(str(exc))
             continue
-        problems.extend(trigger_problems(decl, spec.path, spec.input_tables))
+        problems.extend(trigger_problems(decl, where, spec.input_tables))
+        problems.extend(partition_problems(decl, spec, where))
         declared.append(DeclaredNotebook(decl, spec))
     if warehouse is not None and any(d.spec.inputs for d in declared):
         declared = seen_through_now(declared, warehouse)
@@ -112,10 +119,12 @@ def _conflicts(declared: Sequence[DeclaredNotebook]) -> list[str]:
         other = names.setdefault(item.spec.name, item.spec.path)
         if other != item.spec.path:
             problems.append(f"{item.spec.path}: notebook name {item.spec.name!r} is also used by {other}; rename one file")
+        # Keyed by name, not path: two instances of one notebook must not write one table either.
+        who = label(item.decl, item.spec.path)
         for table in item.spec.output_tables:
-            writer = writers.setdefault(table, item.spec.path)
-            if writer != item.spec.path:
-                problems.append(f"{item.spec.path}: writes {table}, which {writer} writes too; one table, one writer")
+            writer = writers.setdefault(table, who)
+            if writer != who:
+                problems.append(f"{who}: writes {table}, which {writer} writes too; one table, one writer")
     return problems
 
 
@@ -193,7 +202,8 @@ def build_notebook_graph(
     labels = dict(report.labels) if report else {}
     props = {item.spec.name: asset_props(item, labels) for item in declared}
     written = {t for d in declared for t in d.spec.output_tables}
-    sources = [AssetProps("source", t, labels.get(t, frozenset())) for t in sorted(
+    source_parts = source_partitions(declared, written)
+    sources = [AssetProps("source", t, labels.get(t, frozenset()), partitions=source_parts.get(t)) for t in sorted(
         {t for d in declared for t in d.spec.input_tables} - written
     )]
     # Every table's key comes from the translator once; deps are looked up here,
@@ -229,11 +239,18 @@ def _notebook_asset(
     # The keys results are reported under are the specs' own keys: no second derivation.
     keys = {p.table or "": s.key for p, s in zip(props, specs)}
 
+    params_config = run_config_class(spec, decl)
+    partitions_def = daily_partitions_def(decl.partitions) if decl.partitions else None
+
     # Subsettable so that selecting one output (UI, `--select`, automation) works: the
     # notebook still runs whole, and the resource loads only the selected outputs.
-    @dg.multi_asset(name=spec.name, specs=specs, can_subset=True, description=spec.description)
-    def notebook_asset(context: dg.AssetExecutionContext, nb_resource: NotebookResource):  # type: ignore[no-untyped-def]
-        yield from nb_resource.materialize(context, decl, spec, keys, gate)
+    # A partitioned notebook takes one day per run, so a backfill is one run per day.
+    @dg.multi_asset(
+        name=spec.name, specs=specs, can_subset=True, description=spec.description, partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.multi_run(1) if partitions_def else None,
+    )
+    def notebook_asset(context: dg.AssetExecutionContext, config: params_config, nb_resource: NotebookResource):  # type: ignore[no-untyped-def,valid-type]
+        yield from nb_resource.materialize(context, decl, spec, keys, gate, overrides=overrides(config))
 
     return notebook_asset
 

@@ -19,6 +19,8 @@ PURE_MODULES = (
     "nb_assets.static_analysis",
     "nb_assets.static_rules",
     "nb_assets.parameters",
+    "nb_assets.instances",
+    "nb_assets.partitions",
     "nb_assets.policy",
     "nb_assets.lineage",
     "nb_assets.catalog_lineage",
