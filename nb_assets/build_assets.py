@@ -10,7 +10,7 @@ finding of every notebook at once.
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +171,7 @@ class NotebookGraph:
     table_keys: Mapping[str, dg.AssetKey]
     sources: tuple[str, ...]  # tables no declared notebook writes
     triggered: bool  # some notebook has a trigger (cron, on_inputs_landed)
+    partitioned_sources: Mapping[str, dg.PartitionsDefinition] = field(default_factory=dict)
 
 
 def build_notebook_assets(
@@ -203,6 +204,7 @@ def build_notebook_graph(
     props = {item.spec.name: asset_props(item, labels) for item in declared}
     written = {t for d in declared for t in d.spec.output_tables}
     source_parts = source_partitions(declared, written)
+    _check_partitioned_triggers(declared, source_parts)
     sources = [AssetProps("source", t, labels.get(t, frozenset()), partitions=source_parts.get(t)) for t in sorted(
         {t for d in declared for t in d.spec.input_tables} - written
     )]
@@ -217,7 +219,22 @@ def build_notebook_graph(
         assets.append(_notebook_asset(item, props[item.spec.name], specs, gate))
     assets.extend(translator.get_asset_spec(p) for p in sources)
     triggered = any(d.decl.cron or d.decl.on_inputs_landed for d in declared)
-    return NotebookGraph(assets, table_keys, tuple(p.table for p in sources if p.table), triggered)
+    partitioned = {t: daily_partitions_def(p) for t, p in source_parts.items()}
+    return NotebookGraph(assets, table_keys, tuple(p.table for p in sources if p.table), triggered, partitioned)
+
+
+def _check_partitioned_triggers(declared: Sequence[DeclaredNotebook], source_parts: Mapping[str, Any]) -> None:
+    """A partitioned notebook waiting on an unpartitioned input would run every day since
+    its start at each landing (Dagster maps the one input to all days): refused."""
+    day_tables = set(source_parts) | {t for d in declared if d.decl.partitions for t in d.spec.output_tables}
+    problems = [
+        f"{label(d.decl, d.spec.path)}: on_inputs_landed=True on a daily-partitioned notebook needs daily inputs, but {t} is not "
+        "partitioned (an unpartitioned notebook writes it, or one reads it); every landing would run every day since the start"
+        for d in declared if d.decl.partitions and d.decl.on_inputs_landed
+        for t in d.spec.input_tables if t not in day_tables
+    ]
+    if problems:
+        raise DeclarationError(f"{len(problems)} problem(s) in declared notebooks:\n" + "\n".join(f"- {p}" for p in problems))
 
 
 def asset_props(item: DeclaredNotebook, labels: Mapping[str, frozenset[str]]) -> list[AssetProps]:
@@ -309,6 +326,7 @@ def notebook_definitions(
         base_dir=Path(base_dir) if base_dir else Path.cwd(),
         interval_s=sensor_interval_s,
         status=sensor_status,
+        partitioned=graph.partitioned_sources,
     )
     if notifications is not None:
         sensors.append(failure_sensor(graph.assets, notifications))
