@@ -318,7 +318,9 @@ def test_a_dagster_backfill_of_three_days_finds_three_partitions_and_leaves_othe
 
     wait_for(f"backfill {backfill_id} to complete", done, daemon, 3 * RUN_TIMEOUT_S)
     backfill_runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-    assert sorted(r.tags["dagster/partition"] for r in backfill_runs) == days  # one run per day
+    # One run per day: a one-day range each (BackfillPolicy.multi_run(1)).
+    ranges = sorted((r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in backfill_runs)
+    assert ranges == [(d, d) for d in days]
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in backfill_runs)
     records = instance.fetch_materializations(dg.AssetKey(["mart", "daily_orders"]), limit=100).records
     assert sorted(r.partition_key for r in records if r.partition_key in days) == days
