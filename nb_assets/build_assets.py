@@ -29,7 +29,7 @@ from nb_assets.notify import Notifications
 from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, load_policy, propagate
 from nb_assets.partition_assets import daily_partitions_def, source_partitions
 from nb_assets.resource import NotebookResource
-from nb_assets.run_config import overrides, run_config_class
+from nb_assets.run_config import overrides, run_config_schema
 from nb_assets.spec import NotebookSpec
 from nb_assets.translator import NotebookTranslator
 
@@ -256,7 +256,6 @@ def _notebook_asset(
     # The keys results are reported under are the specs' own keys: no second derivation.
     keys = {p.table or "": s.key for p, s in zip(props, specs)}
 
-    params_config = run_config_class(spec, decl)
     partitions_def = daily_partitions_def(decl.partitions) if decl.partitions else None
 
     # Subsettable so that selecting one output (UI, `--select`, automation) works: the
@@ -265,9 +264,11 @@ def _notebook_asset(
     @dg.multi_asset(
         name=spec.name, specs=specs, can_subset=True, description=spec.description, partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.multi_run(1) if partitions_def else None,
+        config_schema=run_config_schema(spec, decl),
     )
-    def notebook_asset(context: dg.AssetExecutionContext, config: params_config, nb_resource: NotebookResource):  # type: ignore[no-untyped-def,valid-type]
-        yield from nb_resource.materialize(context, decl, spec, keys, gate, overrides=overrides(config))
+    def notebook_asset(context: dg.AssetExecutionContext, nb_resource: NotebookResource):  # type: ignore[no-untyped-def]
+        overridden = overrides(context.op_execution_context.op_config)
+        yield from nb_resource.materialize(context, decl, spec, keys, gate, overrides=overridden)
 
     return notebook_asset
 
