@@ -14,7 +14,7 @@ Also measures, in one process, what parsing costs cold, warm (nb_assets's
 in-process lru_cache) and when read back from a pickle on disk, to say
 whether a disk parse cache would matter.
 
-    python benchmarks/load_time.py [--quick]
+    python benchmarks/load_time.py [--quick] [--runs 3] [--sizes 50 200 1000]
 """
 
 from __future__ import annotations
@@ -124,9 +124,13 @@ def measure(n: int, runs: int) -> tuple[float, float, list[float]]:
 
 
 def main() -> None:
-    args = C.parse_args(__doc__)
-    sizes = [50, 200] if args.quick else [50, 200, 1000]
-    runs = 3
+    def extra(parser) -> None:  # noqa: ANN001
+        parser.add_argument("--runs", type=int, default=3, help="timed runs per variant (median)")
+        parser.add_argument("--sizes", type=int, nargs="+", default=None, help="N values (default 50 200 1000)")
+
+    args = C.parse_args(__doc__, extra)
+    sizes = args.sizes or ([50, 200] if args.quick else [50, 200, 1000])
+    runs = args.runs
     C.print_machine("dagster", "sqlglot", "nbformat")
     print(f"\nwhole-process `python -c 'import MODULE'`, median of {runs} after 1 warm-up\n")
     results = {n: measure(n, runs) for n in sizes}
