@@ -1,8 +1,10 @@
-"""The demo project: four notebooks over an embedded DuckDB warehouse.
+"""The demo project: six notebooks over an embedded DuckDB warehouse.
 
 `make dev` seeds warehouse.duckdb and opens this in `dagster dev`, sensors running:
 clean_orders and customer_revenue wait for their inputs to land, daily_traffic
-runs on cron, revenue_report waits each Monday for its inputs to be updated.
+runs on cron, revenue_report waits each Monday for its inputs to be updated,
+regional_revenue runs daily as two instances (emea, apac), and daily_orders is
+partitioned by day (its cron runs the latest day; backfills run older ones).
 Wiring only: everything else lives in the notebooks and policy.yaml. The
 environment overrides what a deployment (or a test) would: the warehouse,
 the sandbox, and how often the sensors look.
@@ -16,6 +18,7 @@ import os
 from pathlib import Path
 
 from nb_assets import (
+    DailyPartitions,
     FileDrop,
     NotebookAsset,
     Notifications,
@@ -65,6 +68,28 @@ NOTEBOOKS = [
         cron="0 5 * * 1",
         timezone="Europe/Amsterdam",
         on_inputs_landed=True,  # each Monday 05:00, then as soon as both marts are updated
+    ),
+    NotebookAsset(
+        "notebooks/regional_revenue.ipynb",
+        owners=["finance@example.com"],
+        purpose="finance_reporting",
+        # One asset group per region, each writing mart.regional_revenue_<instance>.
+        instances={
+            "emea": {"region": "EMEA", "currencies": ["EUR", "GBP"]},
+            "apac": {"region": "APAC", "currencies": ["AUD", "JPY"]},
+        },
+        cron="0 7 * * *",
+        timezone="Europe/Amsterdam",
+    ),
+    NotebookAsset(
+        "notebooks/daily_orders.ipynb",
+        owners=["data-eng@example.com"],
+        group="orders",
+        purpose="finance_reporting",
+        # One partition per day; backfill with `nb-assets backfill` or from the asset's page.
+        partitions=DailyPartitions(start="2026-10-01", column="ds"),
+        cron="30 6 * * *",  # each morning, the latest whole day
+        timezone="Europe/Amsterdam",
     ),
     # Notebooks scheduled with `nb-assets schedule ... --write` are declared here:
     *load_declarations_yaml(BASE_DIR / "declarations.yaml"),

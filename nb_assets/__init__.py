@@ -11,6 +11,7 @@ from typing import Any
 
 __all__ = [
     "NotebookAsset",
+    "DailyPartitions",
     "FileDrop",
     "Reclassify",
     "SandboxLimits",
@@ -27,6 +28,7 @@ __all__ = [
 
 _WHERE = {
     "NotebookAsset": "nb_assets.declaration",
+    "DailyPartitions": "nb_assets.declaration",
     "FileDrop": "nb_assets.declaration",
     "Reclassify": "nb_assets.declaration",
     "SandboxLimits": "nb_assets.sandbox",

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import dagster as dg
 
 from nb_assets.automation import trigger_condition
-from nb_assets.declaration import NotebookAsset
+from nb_assets.declaration import DailyPartitions, NotebookAsset
 from nb_assets.policy import zone_tags
 from nb_assets.spec import NotebookSpec
 
@@ -37,6 +37,7 @@ class AssetProps:
     zones: frozenset[str] = frozenset()
     notebook: NotebookAsset | None = None
     spec: NotebookSpec | None = None
+    partitions: DailyPartitions | None = None  # a source table's, when only partitioned notebooks read it
 
 
 def default_asset_key(props: AssetProps) -> dg.AssetKey:
@@ -79,6 +80,13 @@ def default_automation_condition(props: AssetProps, deps: Sequence[dg.AssetKey])
     return trigger_condition(props.notebook, deps) if props.notebook else None
 
 
+def default_partitions_def(props: AssetProps) -> dg.PartitionsDefinition | None:
+    """A source table's daily partitions; a notebook's assets get theirs from their multi-asset."""
+    from nb_assets.partition_assets import daily_partitions_def
+
+    return daily_partitions_def(props.partitions) if props.role == "source" and props.partitions else None
+
+
 def default_metadata(props: AssetProps) -> dict[str, Any]:
     decl, spec = props.notebook, props.spec
     if decl is None or spec is None:
@@ -93,10 +101,14 @@ def default_metadata(props: AssetProps) -> dict[str, Any]:
     }
     optional: Mapping[str, Any] = {
         "notebook/scheduled_params": dict(decl.params),
+        "notebook/partitions": {"daily_from": decl.partitions.start, "column": decl.partitions.column} if decl.partitions else None,
+        "notebook/written_as": {o.table: o.written_as for o in spec.outputs if o.written_as},
         "notebook/allowances": dict(decl.allow),
         "notebook/reclassified": {t: {"zones": list(r.zones), "reason": r.reason} for t, r in decl.reclassify.items()},
     }
     metadata.update({k: dg.MetadataValue.json(v) for k, v in optional.items() if v})
+    if decl.instance:
+        metadata["notebook/instance"] = dg.MetadataValue.text(decl.instance)
     return metadata
 
 

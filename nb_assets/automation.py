@@ -46,10 +46,13 @@ def trigger_condition(decl: NotebookAsset, deps: Sequence[dg.AssetKey]) -> dg.Au
             f"at each tick of '{decl.cron}' ({timezone}), once every input has landed since the tick"
         )
     if decl.cron:
-        return (
+        condition = (
             dg.AutomationCondition.cron_tick_passed(decl.cron, timezone).since_last_handled()
             & ~dg.AutomationCondition.in_progress()
-        ).with_label(f"at each tick of '{decl.cron}' ({timezone})")
+        )
+        if decl.partitions is not None:  # a tick runs the latest day, not every day since the start
+            condition = condition & dg.AutomationCondition.in_latest_time_window()
+        return condition.with_label(f"at each tick of '{decl.cron}' ({timezone})")
     if decl.on_inputs_landed:
         return inputs_landed(deps)
     return None
@@ -119,6 +122,7 @@ def notebook_sensors(
     base_dir: Path,
     interval_s: int,
     status: dg.DefaultSensorStatus,
+    partitioned: Mapping[str, dg.PartitionsDefinition] | None = None,
 ) -> list[dg.SensorDefinition]:
     """The landing sensor (when there are source tables), one sensor per file drop, and
     the automation sensor (when any notebook has a trigger)."""
@@ -126,7 +130,7 @@ def notebook_sensors(
 
     sensors: list[dg.SensorDefinition] = []
     if sources:
-        sensors.append(landing_sensor(warehouse, sources, interval_s=interval_s, status=status))
+        sensors.append(landing_sensor(warehouse, sources, interval_s=interval_s, status=status, partitioned=partitioned))
     problems = [p for drop in file_drops for p in _file_drop_problems(drop, sources, written)]
     folders = [(base_dir / drop.folder).resolve() for drop in file_drops]
     problems.extend(f"two file drops watch {folder}; give each its own folder" for folder in sorted({f for f in folders if folders.count(f) > 1}))
@@ -170,8 +174,13 @@ def landing_sensor(
     interval_s: int = DEFAULT_INTERVAL_S,
     status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
     max_per_tick: int = MAX_LANDINGS_PER_TICK,
+    partitioned: Mapping[str, dg.PartitionsDefinition] | None = None,
 ) -> dg.SensorDefinition:
     """Reports each row of the landing log, once, as a materialization of its source table's asset.
+
+    A landing of a `partitioned` source is reported on its partition; one without a
+    partition, or with one the table does not have, is logged and not reported
+    (`nb-assets land` refuses both, so only another loader can write them).
 
     The cursor is the last landing id reported. Dagster saves it after the
     tick's events, so a tick that dies in between would report some landings
@@ -203,8 +212,16 @@ def landing_sensor(
         if unknown:
             context.log.warning(f"landings of tables no declared notebook reads were not reported: {', '.join(unknown)}")
         known = [landing for landing in landings if landing.table in sources]
+        parts = partitioned or {}
+        misfits = [l for l in known if l.table in parts and not _has_partition(parts[l.table], l.partition)]
+        for landing in misfits:
+            context.log.warning(
+                f"landing {landing.id} of {landing.table} names partition {landing.partition!r}, which is not one of its "
+                f"days ({parts[landing.table].get_first_partition_key()} to yesterday); not reported"
+            )
+        known = [landing for landing in known if landing not in misfits]
         fresh = not_yet_reported(context.instance, known, sources)
-        events = [landing_event(landing, sources[landing.table]) for landing in fresh]
+        events = [landing_event(landing, sources[landing.table], partitioned=landing.table in parts) for landing in fresh]
         summary = f"reported {len(events)} landing(s), {landings[0].id} to {landings[-1].id}"
         return dg.SensorResult(asset_events=events, cursor=str(landings[-1].id), skip_reason=summary)
 
@@ -223,7 +240,14 @@ def parse_cursor(cursor: str | None) -> int:
     return value
 
 
-def landing_event(landing: Landing, key: dg.AssetKey) -> dg.AssetMaterialization:
+def _has_partition(partitions_def: dg.PartitionsDefinition, key: str | None) -> bool:
+    try:
+        return key is not None and partitions_def.has_partition_key(key)
+    except Exception:  # a key that is not a date at all: Dagster's parse error type is internal
+        return False
+
+
+def landing_event(landing: Landing, key: dg.AssetKey, *, partitioned: bool = False) -> dg.AssetMaterialization:
     metadata: dict[str, dg.MetadataValue] = {
         LANDING_ID: dg.MetadataValue.int(landing.id),
         LANDED_AT: dg.MetadataValue.timestamp(landing.landed_at),
@@ -235,7 +259,12 @@ def landing_event(landing: Landing, key: dg.AssetKey) -> dg.AssetMaterialization
     if landing.source:
         metadata["landing/source"] = dg.MetadataValue.text(landing.source)
     rows = f"{landing.rows} rows" if landing.rows is not None else "data"
-    return dg.AssetMaterialization(asset_key=key, description=f"{landing.table} landed: {rows} from {landing.source or 'a loader'}", metadata=metadata)
+    return dg.AssetMaterialization(
+        asset_key=key,
+        description=f"{landing.table} landed: {rows} from {landing.source or 'a loader'}",
+        metadata=metadata,
+        partition=landing.partition if partitioned else None,
+    )
 
 
 def not_yet_reported(instance: dg.DagsterInstance, landings: Sequence[Landing], sources: Mapping[str, dg.AssetKey]) -> list[Landing]:

@@ -10,7 +10,7 @@ finding of every notebook at once.
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,16 @@ from nb_assets.catalog_lineage import Catalog, see_through_all
 from nb_assets.declaration import FileDrop, NotebookAsset
 from nb_assets.errors import DeclarationError, NbAssetsError, PolicyError
 from nb_assets.executor import notebook_executor
+from nb_assets.instances import expand_instances, instance_spec, label
 from nb_assets.parameters import resolve_parameters
+from nb_assets.partitions import partition_problems
 from nb_assets.notebook_parser import parse_notebook
 from nb_assets.notify import Notifications
 from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, propagate
 from nb_assets.policy_file import load_policy
+from nb_assets.partition_assets import daily_partitions_def, source_partitions
 from nb_assets.resource import NotebookResource
+from nb_assets.run_config import overrides, run_config_schema
 from nb_assets.spec import NotebookSpec
 from nb_assets.translator import NotebookTranslator
 
@@ -66,17 +70,20 @@ def declare_notebooks(
     opened; if not, one line says so and the gate does it before each run."""
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     declared: list[DeclaredNotebook] = []
-    problems: list[str] = []
-    for decl in notebooks:
+    expanded, problems = expand_instances(notebooks)
+    for decl in expanded:
         path = Path(decl.path) if Path(decl.path).is_absolute() else base / decl.path
         try:
             spec = parse_notebook(path)
+            where = label(decl, spec.path)
             spec = _with_allowances(spec, decl.allow)
-            resolve_parameters(spec, decl.params)
+            resolve_parameters(spec, decl.params, where)
+            spec = instance_spec(spec, decl)
         except NbAssetsError as exc:
             problems.append(str(exc))
             continue
-        problems.extend(trigger_problems(decl, spec.path, spec.input_tables))
+        problems.extend(trigger_problems(decl, where, spec.input_tables))
+        problems.extend(partition_problems(decl, spec, where))
         declared.append(DeclaredNotebook(decl, spec))
     if warehouse is not None and any(d.spec.inputs for d in declared):
         declared = seen_through_now(declared, warehouse)
@@ -114,10 +121,12 @@ def _conflicts(declared: Sequence[DeclaredNotebook]) -> list[str]:
         other = names.setdefault(item.spec.name, item.spec.path)
         if other != item.spec.path:
             problems.append(f"{item.spec.path}: notebook name {item.spec.name!r} is also used by {other}; rename one file")
+        # Keyed by name, not path: two instances of one notebook must not write one table either.
+        who = label(item.decl, item.spec.path)
         for table in item.spec.output_tables:
-            writer = writers.setdefault(table, item.spec.path)
-            if writer != item.spec.path:
-                problems.append(f"{item.spec.path}: writes {table}, which {writer} writes too; one table, one writer")
+            writer = writers.setdefault(table, who)
+            if writer != who:
+                problems.append(f"{who}: writes {table}, which {writer} writes too; one table, one writer")
     return problems
 
 
@@ -164,6 +173,7 @@ class NotebookGraph:
     table_keys: Mapping[str, dg.AssetKey]
     sources: tuple[str, ...]  # tables no declared notebook writes
     triggered: bool  # some notebook has a trigger (cron, on_inputs_landed)
+    partitioned_sources: Mapping[str, dg.PartitionsDefinition] = field(default_factory=dict)
 
 
 def build_notebook_assets(
@@ -195,7 +205,9 @@ def build_notebook_graph(
     labels = dict(report.labels) if report else {}
     props = {item.spec.name: asset_props(item, labels) for item in declared}
     written = {t for d in declared for t in d.spec.output_tables}
-    sources = [AssetProps("source", t, labels.get(t, frozenset())) for t in sorted(
+    source_parts = source_partitions(declared, written)
+    _check_partitioned_triggers(declared, source_parts)
+    sources = [AssetProps("source", t, labels.get(t, frozenset()), partitions=source_parts.get(t)) for t in sorted(
         {t for d in declared for t in d.spec.input_tables} - written
     )]
     # Every table's key comes from the translator once; deps are looked up here,
@@ -209,7 +221,22 @@ def build_notebook_graph(
         assets.append(_notebook_asset(item, props[item.spec.name], specs, gate))
     assets.extend(translator.get_asset_spec(p) for p in sources)
     triggered = any(d.decl.cron or d.decl.on_inputs_landed for d in declared)
-    return NotebookGraph(assets, table_keys, tuple(p.table for p in sources if p.table), triggered)
+    partitioned = {t: daily_partitions_def(p) for t, p in source_parts.items()}
+    return NotebookGraph(assets, table_keys, tuple(p.table for p in sources if p.table), triggered, partitioned)
+
+
+def _check_partitioned_triggers(declared: Sequence[DeclaredNotebook], source_parts: Mapping[str, Any]) -> None:
+    """A partitioned notebook waiting on an unpartitioned input would run every day since
+    its start at each landing (Dagster maps the one input to all days): refused."""
+    day_tables = set(source_parts) | {t for d in declared if d.decl.partitions for t in d.spec.output_tables}
+    problems = [
+        f"{label(d.decl, d.spec.path)}: on_inputs_landed=True on a daily-partitioned notebook needs daily inputs, but {t} is not "
+        "partitioned (an unpartitioned notebook writes it, or one reads it); every landing would run every day since the start"
+        for d in declared if d.decl.partitions and d.decl.on_inputs_landed
+        for t in d.spec.input_tables if t not in day_tables
+    ]
+    if problems:
+        raise DeclarationError(f"{len(problems)} problem(s) in declared notebooks:\n" + "\n".join(f"- {p}" for p in problems))
 
 
 def asset_props(item: DeclaredNotebook, labels: Mapping[str, frozenset[str]]) -> list[AssetProps]:
@@ -231,11 +258,19 @@ def _notebook_asset(
     # The keys results are reported under are the specs' own keys: no second derivation.
     keys = {p.table or "": s.key for p, s in zip(props, specs)}
 
+    partitions_def = daily_partitions_def(decl.partitions) if decl.partitions else None
+
     # Subsettable so that selecting one output (UI, `--select`, automation) works: the
     # notebook still runs whole, and the resource loads only the selected outputs.
-    @dg.multi_asset(name=spec.name, specs=specs, can_subset=True, description=spec.description)
+    # A partitioned notebook takes one day per run, so a backfill is one run per day.
+    @dg.multi_asset(
+        name=spec.name, specs=specs, can_subset=True, description=spec.description, partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.multi_run(1) if partitions_def else None,
+        config_schema=run_config_schema(spec, decl),
+    )
     def notebook_asset(context: dg.AssetExecutionContext, nb_resource: NotebookResource):  # type: ignore[no-untyped-def]
-        yield from nb_resource.materialize(context, decl, spec, keys, gate)
+        overridden = overrides(context.op_execution_context.op_config)
+        yield from nb_resource.materialize(context, decl, spec, keys, gate, overrides=overridden)
 
     return notebook_asset
 
@@ -294,6 +329,7 @@ def notebook_definitions(
         base_dir=Path(base_dir) if base_dir else Path.cwd(),
         interval_s=sensor_interval_s,
         status=sensor_status,
+        partitioned=graph.partitioned_sources,
     )
     if notifications is not None:
         sensors.append(failure_sensor(graph.assets, notifications))

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, get_args
 
+from nb_assets.cli_backfill import add_backfill_command
 from nb_assets.cli_land import add_land_command
 from nb_assets.cli_lineage import add_lineage_command
 from nb_assets.cli_runs import add_runs_commands
@@ -80,6 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--definitions", type=Path, default=None, metavar="FILE",
                      help="run the notebook as declared in this definitions file (allowances, params, "
                           "limits, sandbox, purpose, policy gate, warehouse); flags override")
+    run.add_argument("--instance", default=None, help="with --definitions: which instance of a notebook declared with instances=")
+    run.add_argument("--partition", default=None, metavar="YYYY-MM-DD", help="with --definitions: the day a partitioned notebook runs")
     run.add_argument("--html", action="store_true", help="also render the executed notebook as HTML")
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run)
@@ -87,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     add_lineage_command(sub)
     add_runs_commands(sub)
     add_land_command(sub)
+    add_backfill_command(sub)
     add_sandbox_command(sub)
     add_schedule_command(sub)
     return parser
@@ -174,46 +178,71 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_one(args: argparse.Namespace) -> int:
-    from nb_assets.choose_sandbox import choose_sandbox
-    from nb_assets.host_pipeline import discard_data, run_pipeline
     from nb_assets.parameters import coerce_cli_value
-    from nb_assets.record import keep_record, run_summary, seen_through_facts
-    from nb_assets.warehouse import DuckDBWarehouse
 
-    job = _declared_job(args) if args.definitions else _ad_hoc_job(args)
+    job = declared_job(args) if args.definitions else _ad_hoc_job(args)
     for item in args.param:
         name, sep, raw = item.partition("=")
         if not sep:
             print(f"nb-assets run: --param takes K=V, got {item!r}", file=sys.stderr)
             return EXIT_USAGE
         job.params[name] = coerce_cli_value(job.spec, name, raw)
-    limits = job.limits if args.timeout is None else replace(job.limits, timeout_s=args.timeout)
-    sandbox = choose_sandbox(job.sandbox)
-    fallback = getattr(sandbox, "fallback_reason", None)
-    if fallback:
-        print(f"nb-assets run: using the local sandbox (network and process isolation only): {fallback}", file=sys.stderr)
+    if job.partitions is not None and args.partition is None:
+        raise DeclarationError(f"{job.spec.path} is partitioned daily: pass --partition YYYY-MM-DD, or use `nb-assets backfill`")
+    if args.partition is not None and job.partitions is None:
+        raise DeclarationError(f"{job.spec.path} is not partitioned (declare partitions=DailyPartitions(...) with --definitions)")
+    if args.partition is not None:
+        from nb_assets.partitions import partition_day
+
+        partition_day(args.partition, f"{job.spec.path} --partition")
     spec = job.spec
-    stamp, serial = time.strftime("%Y%m%dT%H%M%S"), f"{time.time_ns() % 10**9:09d}"
-    run_dir = args.records / spec.name / stamp / serial
-    about = {"run_id": f"{stamp}-{serial}", "source": "cli", "started_at": datetime.now(timezone.utc).isoformat()}
-    run = run_pipeline(
-        spec, warehouse=DuckDBWarehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, params=job.params,
-        limits=limits, gate=job.gate,
-    )
-    try:
-        record = keep_record(run, {**seen_through_facts(run.spec), **about}, html=args.html)
-    finally:
-        discard_data(run.folder)
-    summary = {**run_summary(run, about), "html": str(record["html"]) if "html" in record else None}
+    run, summary, kind = execute_job(job, args, args.partition)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     elif run.status == "success":
         loaded = ", ".join(f"{o['table']} ({o['rows']} rows)" for o in summary["outputs"]) or "nothing (report)"
-        print(f"{spec.path}: success in {run.duration_s:.2f} s via {sandbox.kind} sandbox; loaded {loaded}")
+        print(f"{spec.path}: success in {run.duration_s:.2f} s via {kind} sandbox; loaded {loaded}")
         print("\n".join(_record_lines(summary)))
     else:
         print("\n".join((str(run.error), *_record_lines(summary))), file=sys.stderr)
     return EXIT_OK if run.status == "success" else EXIT_FAILED
+
+
+def execute_job(job: _Job, args: argparse.Namespace, day: str | None = None) -> tuple[Any, dict[str, Any], str]:
+    """One run through the host pipeline, its record kept; for a partitioned job, the run of `day`.
+    Returns the NotebookRun, its summary, and the sandbox kind it ran in.
+
+    Shared by `nb-assets run` and `nb-assets backfill`, so a backfilled day runs as `run` would."""
+    from nb_assets.choose_sandbox import choose_sandbox
+    from nb_assets.declaration import PARTITION_PARAM
+    from nb_assets.host_pipeline import discard_data, run_pipeline
+    from nb_assets.record import keep_record, run_summary, seen_through_facts
+    from nb_assets.warehouse import DuckDBWarehouse
+    from nb_assets.warehouse_partitions import PartitionLoad
+
+    limits = job.limits if args.timeout is None else replace(job.limits, timeout_s=args.timeout)
+    sandbox = choose_sandbox(job.sandbox)
+    fallback = getattr(sandbox, "fallback_reason", None)
+    if fallback:
+        print(f"nb-assets: using the local sandbox (network and process isolation only): {fallback}", file=sys.stderr)
+    params, partition = dict(job.params), None
+    if job.partitions is not None and day is not None:
+        params[PARTITION_PARAM] = day
+        partition = PartitionLoad(job.partitions.column, day)
+    stamp, serial = time.strftime("%Y%m%dT%H%M%S"), f"{time.time_ns() % 10**9:09d}"
+    run_dir = args.records / job.spec.name / stamp / serial
+    about = {"run_id": f"{stamp}-{serial}", "source": "cli", "started_at": datetime.now(timezone.utc).isoformat()}
+    if day is not None:
+        about["partition"] = day
+    run = run_pipeline(
+        job.spec, warehouse=DuckDBWarehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, params=params,
+        limits=limits, gate=job.gate, partition=partition,
+    )
+    try:
+        record = keep_record(run, {**seen_through_facts(run.spec), **about}, html=getattr(args, "html", False))
+    finally:
+        discard_data(run.folder)
+    return run, {**run_summary(run, about), "html": str(record["html"]) if "html" in record else None}, sandbox.kind
 
 
 def _record_lines(summary: dict[str, Any]) -> list[str]:
@@ -236,6 +265,7 @@ class _Job:
     sandbox: SandboxKind
     warehouse: str
     gate: Callable[[], Any] | None = None
+    partitions: Any = None  # DailyPartitions, when the declaration has them
 
 
 def _ad_hoc_job(args: argparse.Namespace) -> _Job:
@@ -244,17 +274,25 @@ def _ad_hoc_job(args: argparse.Namespace) -> _Job:
     return _Job(parse_notebook(args.notebook), {}, SandboxLimits(), args.sandbox or "auto", args.warehouse or DEFAULT_WAREHOUSE)
 
 
-def _declared_job(args: argparse.Namespace) -> _Job:
+def declared_job(args: argparse.Namespace) -> _Job:
     """The notebook as Dagster would run it: its declaration's allowances, parameters,
-    limits, sandbox, purpose and policy gate, and the project's warehouse. Flags win."""
+    limits, sandbox, purpose and policy gate, and the project's warehouse. Flags win.
+    A notebook declared with instances needs `--instance`."""
     from nb_assets.build_assets import declare_notebooks, policy_gate
     from nb_assets.definitions_file import load_declarations
 
     project = load_declarations(args.definitions)
     declared = declare_notebooks(project.notebooks, project.base_dir)  # the gate sees views through at run time
-    item = next((d for d in declared if Path(d.spec.path).resolve() == args.notebook.resolve()), None)
-    if item is None:
+    mine = [d for d in declared if Path(d.spec.path).resolve() == args.notebook.resolve()]
+    if not mine:
         raise DeclarationError(f"{args.notebook} is not declared in {args.definitions}")
+    instances = [d.decl.instance for d in mine if d.decl.instance]
+    wanted = getattr(args, "instance", None)
+    item = next((d for d in mine if d.decl.instance == wanted), None)
+    if item is None:
+        if wanted is None:
+            raise DeclarationError(f"{args.notebook} is declared with instances ({', '.join(instances)}); pick one with --instance")
+        raise DeclarationError(f"{args.notebook} has no instance {wanted!r} in {args.definitions} (instances: {', '.join(instances) or 'none'})")
     decl = item.decl
     gate = policy_gate(project.policy, declared, item) if project.policy else None
     return _Job(
@@ -264,6 +302,7 @@ def _declared_job(args: argparse.Namespace) -> _Job:
         sandbox=args.sandbox or (decl.sandbox if decl.sandbox != "auto" else project.sandbox),  # type: ignore[arg-type]
         warehouse=args.warehouse or project.warehouse or DEFAULT_WAREHOUSE,
         gate=gate,
+        partitions=decl.partitions,
     )
 
 

@@ -50,7 +50,8 @@ def cmd_land(args: argparse.Namespace) -> int:
         return _usage("--mode replace with --partition is not supported: replace would drop every partition's rows")
     try:
         project = load_declarations(args.definitions)
-        check_source_table(table, project.notebooks, project.base_dir, args.definitions)
+        readers = check_source_table(table, project.notebooks, project.base_dir, args.definitions)
+        check_partition(table, args.partition, readers)
         warehouse = args.warehouse or project.warehouse or "warehouse.duckdb"
         landing, verb = _land(args, table, warehouse)
     except DeclarationError as exc:
@@ -78,21 +79,22 @@ def _land(args: argparse.Namespace, table: str, warehouse: str) -> tuple[Any, st
     return landing, f"{landing.rows} rows {'appended' if mode == 'append' else 'replaced the table'} from {args.file}"
 
 
-def check_source_table(table: str, notebooks: Any, base_dir: Path, definitions: Path) -> None:
-    """Refuse a table that no declared notebook reads, or that a notebook writes."""
+def check_source_table(table: str, notebooks: Any, base_dir: Path, definitions: Path) -> list[Any]:
+    """Refuse a table that no declared notebook reads, or that a notebook writes; else its readers' declarations."""
+    from nb_assets.instances import expand_instances, instance_spec
     from nb_assets.notebook_parser import parse_notebook
 
-    readers: list[str] = []
+    readers: list[Any] = []
     sources: set[str] = set()
     written: dict[str, str] = {}
-    for decl in notebooks:
+    for decl in expand_instances(notebooks)[0]:
         path = Path(decl.path) if Path(decl.path).is_absolute() else base_dir / decl.path
-        spec = parse_notebook(path)
+        spec = instance_spec(parse_notebook(path), decl)
         for output in spec.output_tables:
             written[output] = spec.name
         sources.update(spec.input_tables)
         if table in spec.input_tables:
-            readers.append(spec.name)
+            readers.append(decl)
     if table in written:
         raise LandingError(
             f"{table} is written by notebook {written[table]}; only source tables land (it updates when that notebook runs)"
@@ -103,6 +105,35 @@ def check_source_table(table: str, notebooks: Any, base_dir: Path, definitions: 
             f"no notebook declared in {definitions} reads {table}, so its landing would trigger nothing; "
             f"source tables: {known}"
         )
+    return readers
+
+
+def check_partition(table: str, partition: str | None, readers: list[Any]) -> None:
+    """A table that feeds a partitioned notebook lands by day: the partition must be one of its days.
+
+    When only partitioned notebooks read it, the partition is required (its landing is a
+    day's data) and must lie from the earliest reader's start to yesterday, the days
+    Dagster's daily partitions have."""
+    from datetime import date, datetime, timedelta, timezone
+
+    from nb_assets.partitions import partition_day
+
+    starts = [r.partitions.start for r in readers if r.partitions is not None]
+    if not starts:
+        return
+    only_partitioned = len(starts) == len(readers)
+    if partition is None:
+        if only_partitioned:
+            raise DeclarationError(f"{table} feeds daily-partitioned notebooks only; say which day landed with --partition YYYY-MM-DD")
+        return
+    day = partition_day(partition, f"{table} --partition")
+    if only_partitioned:
+        first, today = date.fromisoformat(min(starts)), datetime.now(timezone.utc).date()
+        if not first <= day < today:
+            raise DeclarationError(
+                f"{table} --partition {partition}: not one of its days ({first.isoformat()} to yesterday, "
+                f"{(today - timedelta(days=1)).isoformat()})"
+            )
 
 
 def _usage(message: str) -> int:

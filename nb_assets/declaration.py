@@ -21,6 +21,25 @@ class Reclassify:
 
 
 @dataclass(frozen=True)
+class DailyPartitions:
+    """Daily partitions for a notebook's assets.
+
+    start: the first day, "YYYY-MM-DD".
+    column: the date column in every output that says which day a row belongs to;
+        a run replaces the rows whose column equals its day, and no others.
+    Each partition runs on its own (a backfill is one run per day): the notebook
+    takes one `ds`, so a ranged run would have to loop it anyway, and one run per
+    day keeps a failed day from failing the others.
+    """
+
+    start: str
+    column: str = "ds"
+
+
+PARTITION_PARAM = "ds"  # the parameter a partitioned notebook receives its day in
+
+
+@dataclass(frozen=True)
 class NotebookAsset:
     """One scheduled notebook.
 
@@ -37,6 +56,16 @@ class NotebookAsset:
     on_inputs_landed: run once every input table has landed (or been rematerialized)
         since this notebook last ran, never with only some of them. With cron too:
         at each tick, wait until every input has landed since the tick, then run once.
+    instances: instance name → parameter values: one asset group per instance
+        (`<notebook>_<instance>`), each with its own lineage, zones and trigger.
+    outputs: output table as the notebook writes it → the warehouse table it loads
+        into, a template over `{instance}` and the instance's parameters, e.g.
+        `{"mart.revenue": "mart.revenue_{region}"}`. With instances, an output not
+        named here loads into `<table>_<instance>`; the notebook still calls
+        `output("mart.revenue", df)`.
+    partitions: `DailyPartitions(...)`: one partition per day, its key given to the
+        notebook as the `ds` parameter; each output replaces only that day's rows.
+    instance: set by nb_assets.instances when it expands `instances`; not for users.
     """
 
     path: str | Path
@@ -53,6 +82,10 @@ class NotebookAsset:
     cron: str | None = None
     timezone: str | None = None
     on_inputs_landed: bool = False
+    instances: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    outputs: Mapping[str, str] = field(default_factory=dict)
+    partitions: DailyPartitions | None = None
+    instance: str | None = None
 
     def trigger(self) -> str:
         """The trigger in words, as the CLI, the context pane and messages show it."""

@@ -25,7 +25,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from nb_assets.declaration import NotebookAsset, Reclassify
+from nb_assets.declaration import DailyPartitions, NotebookAsset, Reclassify
 from nb_assets.errors import DeclarationError
 from nb_assets.sandbox import SandboxLimits
 
@@ -33,7 +33,7 @@ HEADER = (
     "# Notebook declarations, loaded by definitions.py (nb_assets.load_declarations_yaml).\n"
     "# `nb-assets schedule NOTEBOOK --write` appends here; review changes like code.\n"
 )
-_FIELDS = {f.name: f for f in dataclasses.fields(NotebookAsset)}
+_FIELDS = {f.name: f for f in dataclasses.fields(NotebookAsset) if f.name != "instance"}  # set by expansion, not by users
 _LIMIT_FIELDS = {f.name for f in dataclasses.fields(SandboxLimits)}
 
 
@@ -140,6 +140,8 @@ class _Reader:
                 value = self.limits(value_node, value)
             elif name == "reclassify":
                 value = self.reclassify(value_node, value)
+            elif name == "partitions":
+                value = self.partitions(value_node, value)
             kwargs[name] = value
         try:
             return NotebookAsset(**kwargs)
@@ -150,6 +152,11 @@ class _Reader:
         if not isinstance(value, dict) or set(value) - _LIMIT_FIELDS:
             self.fail(node, f"limits: takes a mapping of {', '.join(sorted(_LIMIT_FIELDS))}")
         return SandboxLimits(**value)
+
+    def partitions(self, node: yaml.Node, value: Any) -> DailyPartitions:
+        if not isinstance(value, dict) or "start" not in value or set(value) - {"start", "column"}:
+            self.fail(node, "partitions: takes {start: YYYY-MM-DD, column: ds} (daily partitions)")
+        return DailyPartitions(str(value["start"]), str(value.get("column", "ds")))  # YAML reads a bare date as a date
 
     def reclassify(self, node: yaml.Node, value: Any) -> dict[str, Reclassify]:
         if not isinstance(value, dict) or not all(

@@ -25,6 +25,7 @@ from nb_assets.parameters import resolve_parameters
 from nb_assets.sandbox import RECORD_MB, RESULT_MAX_BYTES, RunFolder, Sandbox, SandboxLimits, SandboxResult
 from nb_assets.spec import NotebookSpec
 from nb_assets.warehouse import PrefetchRequest, Warehouse, validate_outputs
+from nb_assets.warehouse_partitions import PartitionLoad
 
 Status = Literal["success", "failed"]
 
@@ -57,6 +58,7 @@ def run_pipeline(
     limits: SandboxLimits | None = None,
     gate: Callable[[Catalog | None], None] | None = None,
     load: Collection[str] | None = None,
+    partition: PartitionLoad | None = None,
 ) -> NotebookRun:
     """Execute `spec` once; returns a NotebookRun whose `error` says what failed.
 
@@ -66,7 +68,8 @@ def run_pipeline(
     SQL inputs) raise before any data is fetched or any folder made. The
     run's spec is `spec` as seen through the catalog at that moment. `load`
     names the output tables to load (default: all); every declared output is
-    still produced and validated, since the notebook runs whole.
+    still produced and validated, since the notebook runs whole. With a
+    `partition`, each output replaces only that day's rows of its table.
     """
     started = time.monotonic()
     limits = limits or SandboxLimits()
@@ -116,8 +119,9 @@ def run_pipeline(
     if result.refused:
         return finished(OutputValidationError(f"{spec.path}: outputs refused, nothing loaded: " + "; ".join(result.refused)))
     try:
-        files = validate_outputs(spec.path, folder.output_dir, spec.output_tables)
-        loaded = warehouse.load(spec.path, files if load is None else {t: files[t] for t in load})
+        files = validate_outputs(spec.path, folder.output_dir, spec.output_names)
+        chosen = files if load is None else {t: files[t] for t in load}
+        loaded = warehouse.load_partition(spec.path, chosen, partition) if partition else warehouse.load(spec.path, chosen)
     except NbAssetsError as exc:
         return finished(exc)
     return finished(None, loaded_rows=loaded, output_files=files)

@@ -23,8 +23,9 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def resolve_parameters(spec: NotebookSpec, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults overlaid with `overrides`; raises DeclarationError naming every problem."""
+def resolve_parameters(spec: NotebookSpec, overrides: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:
+    """Defaults overlaid with `overrides`; raises DeclarationError naming every problem
+    (and `where` they came from: the notebook, or the notebook and its instance)."""
     problems = [f"unknown parameter {name!r}" for name in overrides if spec.parameter(name) is None]
     values = {p.name: p.default for p in spec.parameters}
     for name, value in overrides.items():
@@ -36,7 +37,7 @@ def resolve_parameters(spec: NotebookSpec, overrides: Mapping[str, Any]) -> dict
         values[name] = list(value) if isinstance(value, tuple) else value
     if problems:
         known = ", ".join(p.name for p in spec.parameters) or "none"
-        raise DeclarationError(f"{spec.path}: " + "; ".join(problems) + f" (parameters: {known})")
+        raise DeclarationError(f"{where or spec.path}: " + "; ".join(problems) + f" (parameters: {known})")
     return values
 
 

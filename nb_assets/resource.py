@@ -9,7 +9,7 @@ from typing import Any
 
 import dagster as dg
 
-from nb_assets.declaration import NotebookAsset
+from nb_assets.declaration import PARTITION_PARAM, NotebookAsset
 from nb_assets.errors import NbAssetsError
 from nb_assets.sandbox import SandboxKind
 from nb_assets.spec import NotebookSpec
@@ -42,7 +42,10 @@ class NotebookResource(dg.ConfigurableResource):
         spec: NotebookSpec,
         keys: Mapping[str, dg.AssetKey],
         gate: Callable[[Any], dict[str, Any]] | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> Iterator[dg.MaterializeResult]:
+        """Run the notebook once: with the declared params, the run config's `overrides`,
+        and for a partitioned notebook its partition's day as `ds`."""
         # The execution stack (duckdb, pyarrow, docker) loads here, inside a run,
         # not in every process that merely loads the definitions.
         from nb_assets.choose_sandbox import choose_sandbox
@@ -51,6 +54,7 @@ class NotebookResource(dg.ConfigurableResource):
         from nb_assets.record import keep_record, prewarm_html, seen_through_facts
         from nb_assets.run_records import keep_refusal_record
         from nb_assets.warehouse import DuckDBWarehouse
+        from nb_assets.warehouse_partitions import PartitionLoad
 
         prewarm_html()  # nbconvert imports while the notebook runs
         kind = decl.sandbox if decl.sandbox != "auto" else self.sandbox
@@ -64,6 +68,14 @@ class NotebookResource(dg.ConfigurableResource):
             "started_at": datetime.now(timezone.utc).isoformat(),
             "partition": context.partition_key if context.has_partition_key else None,
         }
+
+        params = {**decl.params, **(overrides or {})}
+        partition = None
+        if decl.partitions is not None:
+            params[PARTITION_PARAM] = context.partition_key  # a day: the definition makes only those
+            partition = PartitionLoad(decl.partitions.column, context.partition_key)
+        if overrides:
+            context.log.info(f"{spec.path}: run config overrides {', '.join(f'{k}={v!r}' for k, v in overrides.items())}")
 
         def checked_gate(catalog: Any) -> None:
             if gate is not None:
@@ -84,19 +96,20 @@ class NotebookResource(dg.ConfigurableResource):
                 warehouse=DuckDBWarehouse(self.warehouse),
                 sandbox=sandbox,
                 run_dir=run_dir,
-                params=decl.params,
+                params=params,
                 limits=decl.limits,
                 gate=checked_gate,
                 load=list(selected) if not_loaded else None,
+                partition=partition,
             )
         except NbAssetsError as exc:  # refused before anything ran: the record says why
             error = {"cell": exc.cell, "type": exc.kind, "message": str(exc)}
             try:
                 keep_refusal_record(run_dir, {"notebook": spec.path, "status": "refused", "error": error,
-                                              "parameters": dict(decl.params), **about})
+                                              "parameters": params, **about})
             except OSError as io_error:  # the refusal, not the bookkeeping, is what the run must report
                 context.log.warning(f"{spec.path}: could not keep the refusal record at {run_dir}: {io_error}")
-            raise refusal(spec.path, exc, decl.params) from exc
+            raise refusal(spec.path, exc, params) from exc
         gate_facts.update(seen_through_facts(run.spec))
         try:
             record = keep_record(run, {**gate_facts, **about})

@@ -103,9 +103,10 @@ def below(through: Mapping[str, Sequence[str]], names: Iterable[str]) -> tuple[s
 
 @dataclass(frozen=True)
 class Output:
-    table: str  # "schema.table", lowercased
+    table: str  # "schema.table", lowercased: the warehouse table it loads into
     cell: int
     line: int
+    written_as: str | None = None  # the name the notebook passes to output(), when an instance maps it elsewhere
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,11 @@ class NotebookSpec:
     @property
     def output_tables(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(o.table for o in self.outputs))
+
+    @property
+    def output_names(self) -> dict[str, str]:
+        """The name each output is written under in the sandbox → the table it loads into."""
+        return {o.written_as or o.table: o.table for o in self.outputs}
 
     def parameter(self, name: str) -> Param | None:
         return next((p for p in self.parameters if p.name == name), None)

@@ -33,6 +33,7 @@ class NotebookTranslator:
             code_version=self.get_code_version(props),
             kinds=self.get_kinds(props),
             automation_condition=self.get_automation_condition(props, dep_keys),
+            partitions_def=self.get_partitions_def(props),
         )
 
     def get_asset_key(self, props: AssetProps) -> dg.AssetKey:
@@ -61,3 +62,6 @@ class NotebookTranslator:
 
     def get_automation_condition(self, props: AssetProps, deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition | None:
         return asset_defaults.default_automation_condition(props, deps)
+
+    def get_partitions_def(self, props: AssetProps) -> dg.PartitionsDefinition | None:
+        return asset_defaults.default_partitions_def(props)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import pyarrow.parquet as pq
@@ -28,6 +28,9 @@ import pyarrow.parquet as pq
 from nb_assets.catalog import read_catalog
 from nb_assets.catalog_lineage import Catalog
 from nb_assets.errors import OutputValidationError, WarehouseBusyError, WarehouseError
+
+if TYPE_CHECKING:
+    from nb_assets.warehouse_partitions import PartitionLoad
 
 MAX_OUTPUT_ENTRIES = 1000  # a notebook spraying files is refused without listing them all
 _LOCK_WAIT_S = 120.0
@@ -64,13 +67,21 @@ class Warehouse(Protocol):
         """Replace each table with its Parquet file, all or nothing; rows per table."""
         ...
 
+    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
+        """Replace only the rows of `part.day` in each table, all or nothing; rows loaded per table."""
+        ...
+
     def describe(self, table: str) -> TableDescription | None:
         ...
 
 
-def validate_outputs(notebook: str, output_dir: Path, declared: Sequence[str]) -> dict[str, Path]:
-    """Map each declared table to its file; refuse anything else in the folder."""
-    expected = {f"{table}.parquet": table for table in declared}
+def validate_outputs(notebook: str, output_dir: Path, declared: Sequence[str] | Mapping[str, str]) -> dict[str, Path]:
+    """Map each declared table to its file; refuse anything else in the folder.
+
+    `declared` is the tables, or the name each is written under → the table it
+    loads into (an instance's `mart.revenue` → `mart.revenue_emea`)."""
+    names = dict(declared) if isinstance(declared, Mapping) else {t: t for t in declared}
+    expected = {f"{written}.parquet": table for written, table in names.items()}
     found: dict[str, Path] = {}
     problems: list[str] = []
     for count, entry in enumerate(sorted(output_dir.iterdir()), start=1):
@@ -79,10 +90,10 @@ def validate_outputs(notebook: str, output_dir: Path, declared: Sequence[str]) -
         if entry.is_symlink() or not entry.is_file():
             problems.append(f"{entry.name!r} is not a regular file")
         elif entry.name not in expected:
-            problems.append(f"{entry.name!r} is not a declared output (declared: {', '.join(declared) or 'none'})")
+            problems.append(f"{entry.name!r} is not a declared output (declared: {', '.join(names) or 'none'})")
         else:
             found[expected[entry.name]] = entry
-    problems.extend(f"declared output {t} was not written; call output({t!r}, df)" for t in declared if t not in found)
+    problems.extend(f"declared output {w} was not written; call output({w!r}, df)" for w, t in names.items() if t not in found)
     for table, path in found.items():
         try:
             pq.read_metadata(path)
@@ -186,6 +197,12 @@ class DuckDBWarehouse:
                 con.execute("ROLLBACK")
                 raise WarehouseError(f"{notebook}: loading outputs failed, nothing loaded: {_first_line(exc)}") from exc
         return rows
+
+    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
+        """Replace only `part.day`'s rows of each table, all or nothing (warehouse_partitions)."""
+        from nb_assets.warehouse_partitions import load_partition
+
+        return load_partition(self._connect, notebook, outputs, part)
 
     def scratch_copy(self, dest: Path) -> DuckDBWarehouse:
         """A consistent copy (tables, views, macros) to try a notebook against;

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import json
+import socket
+import urllib.request
 import pytest
 
 from conftest import REPO
@@ -30,6 +33,8 @@ SENSORS = ("nb_assets_landings", "nb_assets_file_drop_raw_orders", "nb_assets_au
 NOTEBOOK_OF = {
     "mart/orders_clean": "clean_orders", "mart/customer_revenue": "customer_revenue",
     "mart/daily_traffic": "daily_traffic", "reports/revenue_report": "revenue_report",
+    "mart/regional_revenue_emea": "regional_revenue_emea", "mart/regional_revenue_apac": "regional_revenue_apac",
+    "mart/daily_orders": "daily_orders",
 }
 RUN_TIMEOUT_S = 300  # a notebook run on a loaded 2-core machine; polled, so usually far less
 TICK_TIMEOUT_S = 120
@@ -241,3 +246,84 @@ def test_landings_run_the_notebooks_downstream_through_a_real_daemon(demo) -> No
 def _count(project: Path, table: str) -> int:
     with connect(project / "warehouse.duckdb", read_only=True) as con:  # waits while a run loads
         return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on UnauthorizedError { message }
+    ... on InvalidSubsetError { message }
+  }
+}
+"""
+
+
+def launch_backfill_from_the_ui_api(project: Path, env: dict[str, str], key: list[str], days: list[str]) -> str:
+    """What the UI's "Materialize selected" over a partition range sends: a GraphQL
+    launchPartitionBackfill to a real dagster-webserver on the project."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = project / "webserver.log"
+    with log.open("ab") as out:
+        server = subprocess.Popen([str(BIN / "dagster-webserver"), "-f", "definitions.py", "-h", "127.0.0.1", "-p", str(port)],
+                                  cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + TICK_TIMEOUT_S
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5).read()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+                time.sleep(0.5)
+        body = json.dumps({"query": BACKFILL, "variables": {"params": {"partitionNames": days, "assetSelection": [{"path": key}]}}})
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body.encode(), headers={"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=120).read())["data"]["launchPartitionBackfill"]
+        assert answer["__typename"] == "LaunchBackfillSuccess", answer
+        return answer["backfillId"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def _orders_per_day(project: Path, table: str, column: str) -> dict[str, int]:
+    with connect(project / "warehouse.duckdb", read_only=True) as con:
+        sql = f"SELECT {column}, {'sum(orders)' if table.startswith('mart') else 'count(DISTINCT order_id)'} FROM {table} GROUP BY 1 ORDER BY 1"
+        return {str(d): n for d, n in con.execute(sql).fetchall()}
+
+
+def test_a_dagster_backfill_of_three_days_finds_three_partitions_and_leaves_other_days_alone(demo) -> None:
+    project, daemon, instance, env = demo
+    if daemon.process is None or daemon.process.poll() is not None:
+        daemon.start()
+    # Another day, already loaded by the CLI: the backfill must not touch it.
+    cli = subprocess.run([sys.executable, "-m", "nb_assets.cli", "run", "notebooks/daily_orders.ipynb", "--definitions", "definitions.py",
+                          "--partition", "2026-11-10", "--records", str(project / "cli-records")],
+                         cwd=project, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert cli.returncode == 0, cli.stderr
+    before = _orders_per_day(project, "mart.daily_orders", "ds")
+    assert list(before) == ["2026-11-10"]
+
+    days = ["2026-11-20", "2026-11-21", "2026-11-22"]
+    backfill_id = launch_backfill_from_the_ui_api(project, env, ["mart", "daily_orders"], days)
+
+    def done() -> bool:
+        backfill = instance.get_backfill(backfill_id)
+        assert backfill is not None and "FAIL" not in backfill.status.value, backfill
+        return backfill.status.value.startswith("COMPLETED")
+
+    wait_for(f"backfill {backfill_id} to complete", done, daemon, 3 * RUN_TIMEOUT_S)
+    backfill_runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+    # One run per day: a one-day range each (BackfillPolicy.multi_run(1)).
+    ranges = sorted((r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in backfill_runs)
+    assert ranges == [(d, d) for d in days]
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in backfill_runs)
+    records = instance.fetch_materializations(dg.AssetKey(["mart", "daily_orders"]), limit=100).records
+    assert sorted(r.partition_key for r in records if r.partition_key in days) == days
+    after = _orders_per_day(project, "mart.daily_orders", "ds")
+    raw = _orders_per_day(project, "raw.orders", "order_date")
+    assert after == {"2026-11-10": before["2026-11-10"], **{d: raw[d] for d in days}}

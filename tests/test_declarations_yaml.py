@@ -71,3 +71,23 @@ def test_errors_name_the_file_and_line(tmp_path: Path, text: str, line: int, mes
     with pytest.raises(DeclarationError) as err:
         load_declarations_yaml(path)
     assert str(err.value).startswith(f"{path}:{line}: ") and message in str(err.value)
+
+
+def test_instances_and_daily_partitions_read_from_yaml(tmp_path: Path) -> None:
+    from nb_assets import DailyPartitions
+
+    path = tmp_path / "declarations.yaml"
+    path.write_text(
+        "notebooks:\n"
+        "  - path: a.ipynb\n"
+        "    partitions: {start: 2026-01-01}\n"
+        "  - path: b.ipynb\n"
+        "    instances: {emea: {region: EMEA}, apac: {region: APAC}}\n"
+        "    outputs: {mart.revenue: 'mart.revenue_{region}'}\n"
+    )
+    a, b = load_declarations_yaml(path)
+    assert a.partitions == DailyPartitions(start="2026-01-01", column="ds")
+    assert b.instances == {"emea": {"region": "EMEA"}, "apac": {"region": "APAC"}} and b.outputs == {"mart.revenue": "mart.revenue_{region}"}
+    path.write_text("notebooks:\n  - path: a.ipynb\n    partitions: daily\n")
+    with pytest.raises(DeclarationError, match=r"declarations.yaml:3: partitions: takes \{start: YYYY-MM-DD"):
+        load_declarations_yaml(path)

@@ -68,7 +68,8 @@ def test_graph_is_wired_by_the_sql_cells(demo) -> None:
 
 def test_materializing_the_whole_graph_loads_the_tables(demo) -> None:
     defs, warehouse, tmp = demo
-    assets = [a for a in defs.assets]
+    # A run covers one partition, or none: the daily-partitioned notebook runs per day, below.
+    assets = [a for a in defs.assets if not (isinstance(a, dg.AssetsDefinition) and a.partitions_def)]
     runner = NotebookResource(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp / "records"))
     result = dg.materialize(assets, resources={RESOURCE_KEY: runner}, raise_on_error=False)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
@@ -98,6 +99,25 @@ def test_materializing_the_whole_graph_loads_the_tables(demo) -> None:
     html = Path(report.metadata["notebook/html"].value).read_text()
     assert "image/png" in html or "data:image/png" in html  # the chart made it into the record
 
+    with duckdb.connect(str(warehouse), read_only=True) as con:  # each instance, its region, its table
+        for instance, region, currencies in (("emea", "EMEA", {"EUR", "GBP"}), ("apac", "APAC", {"AUD", "JPY"})):
+            rows = con.execute(f"SELECT DISTINCT region, currency FROM mart.regional_revenue_{instance}").fetchall()
+            assert {r for r, _ in rows} == {region} and {c for _, c in rows} == currencies
+
+
+def test_the_daily_notebook_runs_one_day_at_a_time(demo) -> None:
+    defs, warehouse, tmp = demo
+    daily = next(a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.partitions_def)
+    runner = NotebookResource(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp / "daily-records"))
+    for day in ("2026-11-19", "2026-11-20", "2026-11-19"):
+        assert dg.materialize([daily], resources={RESOURCE_KEY: runner}, partition_key=day).success
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        loaded = con.execute("SELECT ds, sum(orders) FROM mart.daily_orders GROUP BY ds ORDER BY ds").fetchall()
+        raw = con.execute(
+            "SELECT order_date, count(DISTINCT order_id) FROM raw.orders WHERE order_date IN ('2026-11-19', '2026-11-20') GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    assert loaded == raw  # the second run of 11-19 replaced its rows, not added to them
+
 
 def test_dagster_accepts_the_definitions_file() -> None:
     env = {**os.environ, "DAGSTER_HOME": ""}
@@ -118,7 +138,7 @@ def test_dagster_asset_list_leaves_out_source_tables_as_the_readme_says() -> Non
     listed = subprocess.run([dagster, "asset", "list", "-f", "definitions.py"],
                             cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
     assert listed.returncode == 0, listed.stderr
-    assert {"mart/orders_clean", "reports/revenue_report"} <= set(listed.stdout.split())
+    assert {"mart/orders_clean", "reports/revenue_report", "mart/regional_revenue_emea", "mart/daily_orders"} <= set(listed.stdout.split())
     assert not [key for key in listed.stdout.split() if key.startswith("raw/")]
     assert "dagster asset list` shows only the notebooks' assets" in (REPO / "README.md").read_text()
 

@@ -19,6 +19,8 @@ PURE_MODULES = (
     "nb_assets.static_analysis",
     "nb_assets.static_rules",
     "nb_assets.parameters",
+    "nb_assets.instances",
+    "nb_assets.partitions",
     "nb_assets.policy",
     "nb_assets.policy_file",
     "nb_assets.lineage",
@@ -78,7 +80,7 @@ def test_public_names_are_the_same_objects_whatever_was_imported_first(first: st
         print(json.dumps({{n: kind(v) for n, v in names.items()}}))
     """)
     assert kinds == {
-        "NotebookAsset": "class", "FileDrop": "class", "Reclassify": "class", "SandboxLimits": "class",
+        "NotebookAsset": "class", "DailyPartitions": "class", "FileDrop": "class", "Reclassify": "class", "SandboxLimits": "class",
         "NotebookTranslator": "class",
         "NotebookResource": "class", "build_notebook_assets": "function", "notebook_definitions": "function",
         "parse_notebook": "function", "load_declarations_yaml": "function",
