@@ -181,7 +181,7 @@ class DockerSandbox:
         """Make the next run's spare; a failure costs that run its head start, nothing else."""
         try:
             claim_by = time.time() + spare_ttl_s()
-            config = self._container_config(limits, claim_by, labels={OWNER_LABEL: owner()})
+            config = self._container_config(limits, claim_by, labels={})
             offer_spare(self.client, config, key, runtime, JOB_DIR)
             sweep_claims(self.client)
         except Exception as exc:

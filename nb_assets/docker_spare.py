@@ -42,9 +42,9 @@ from nb_assets.docker_janitor import (
     BOOT_PREFIX,
     CLAIM_BY_LABEL,
     CLAIMED_PREFIX,
+    MAKER_LABEL,
     MAKER_UID_LABEL,
     OFFERED_PREFIX,
-    OWNER_LABEL,
     SPARE_LABEL,
     owner,
     remove_container,
@@ -53,7 +53,12 @@ from nb_assets.image import cache_dir
 
 CLAIM_MARGIN_S = 30.0  # a spare this close to its claim-by is left alone: the go must arrive before it
 
-__all__ = ["claim_spare", "forget_claim", "offer_spare", "spare_key", "spare_ttl_s"]
+__all__ = ["claim_spare", "forget_claim", "offer_spare", "spare_key", "spare_ttl_s", "spares_wanted", "sweep_claims"]
+
+
+def spares_wanted() -> bool:
+    """Runs chosen by kind (CLI, Dagster) keep a warm spare unless NB_ASSETS_DOCKER_SPARES=0."""
+    return os.environ.get("NB_ASSETS_DOCKER_SPARES", "1") != "0"
 
 
 def spare_ttl_s() -> float:
@@ -87,7 +92,7 @@ def claim_spare(client: Any, key: str) -> tuple[str | None, int]:
         if (
             name.startswith(OFFERED_PREFIX)
             and labels.get(MAKER_UID_LABEL) == str(os.getuid())
-            and (labels.get(OWNER_LABEL) or "").partition(":")[0] == host
+            and (labels.get(MAKER_LABEL) or "").partition(":")[0] == host
             and claim_by - now > CLAIM_MARGIN_S
         ):
             offered.append((claim_by, summary["Id"], name[len(OFFERED_PREFIX):]))
@@ -137,10 +142,8 @@ def offer_spare(client: Any, config: dict[str, Any], key: str, runtime_tar: byte
     go until `claim_by`; it gets the spare's labels and name here.
     """
     token = secrets.token_hex(6)
-    claim_by = config["labels"][CLAIM_BY_LABEL]
-    config = {**config, "name": f"{BOOT_PREFIX}{token}", "labels": {**config["labels"], SPARE_LABEL: key,
-                                                                      MAKER_UID_LABEL: str(os.getuid()),
-                                                                      CLAIM_BY_LABEL: claim_by}}
+    labels = {**config["labels"], SPARE_LABEL: key, MAKER_LABEL: owner(), MAKER_UID_LABEL: str(os.getuid())}
+    config = {**config, "name": f"{BOOT_PREFIX}{token}", "labels": labels}
     container = client.containers.create(**config)
     try:
         if not container.put_archive(job_dir, io.BytesIO(runtime_tar)):
