@@ -175,7 +175,7 @@ class DockerSandbox:
                 forget_claim(claimed)
             if refill is not None:
                 refill.join(SPARE_START_S)  # made and started; it boots on its own after this process is gone
-        return self._result(folder, limits, image_id, collected, warm=claimed is not None)
+        return self._result(folder, limits, image_id, collected, container_id=container_id, warm=claimed is not None)
 
     def _offer(self, limits: SandboxLimits, key: str, runtime: bytes) -> None:
         """Make the next run's spare; a failure costs that run its head start, nothing else."""
@@ -224,7 +224,7 @@ class DockerSandbox:
         return collector
 
     def _result(
-        self, folder: RunFolder, limits: SandboxLimits, image_id: str, collected: "_Collector", *, warm: bool
+        self, folder: RunFolder, limits: SandboxLimits, image_id: str, collected: "_Collector", *, container_id: str, warm: bool
     ) -> SandboxResult:
         copy = None
         if collected.spool.exists():
@@ -250,7 +250,7 @@ class DockerSandbox:
             for path in (folder.executed_notebook, folder.result_file):
                 path.unlink(missing_ok=True)
         facts = self.describe(limits)
-        facts.update(image_id=image_id, exit_code=exit_code, warm_spare=warm)
+        facts.update(image_id=image_id, exit_code=exit_code, container=container_id[:12], warm_spare=warm)
         return SandboxResult(
             exit_code=exit_code,
             duration_s=collected.duration_s,

@@ -141,16 +141,20 @@ def offer_spare(client: Any, config: dict[str, Any], key: str, runtime_tar: byte
     `config` is a run container's (docker_sandbox), whose command waits for a
     go until `claim_by`; it gets the spare's labels and name here.
     """
-    token = secrets.token_hex(6)
-    labels = {**config["labels"], SPARE_LABEL: key, MAKER_LABEL: owner(), MAKER_UID_LABEL: str(os.getuid())}
-    config = {**config, "name": f"{BOOT_PREFIX}{token}", "labels": labels}
-    container = client.containers.create(**config)
+    token, container = make_spare(client, config, key)
     try:
         if not container.put_archive(job_dir, io.BytesIO(runtime_tar)):
             raise OSError("could not copy the in-box code into the spare")
         container.start()
-        client.api.rename(container.id, f"{OFFERED_PREFIX}{token}")
+        client.api.rename(container.id, f"{OFFERED_PREFIX}{token}")  # offered: any run of this user may claim it
     except BaseException:
         remove_container(client, container.id)
         raise
     return str(container.id)
+
+
+def make_spare(client: Any, config: dict[str, Any], key: str) -> tuple[str, Any]:
+    """The first step of offer_spare: a created container, named as being made by this process."""
+    token = secrets.token_hex(6)
+    labels = {**config["labels"], SPARE_LABEL: key, MAKER_LABEL: owner(), MAKER_UID_LABEL: str(os.getuid())}
+    return token, client.containers.create(**{**config, "name": f"{BOOT_PREFIX}{token}", "labels": labels})
