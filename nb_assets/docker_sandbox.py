@@ -5,17 +5,22 @@ What the container gets, and why:
   root fs        the sandbox image, read-only
   /nb/in         the job: prefetched Parquet inputs, the in-box code and the
                  parameterized notebook, copied in through the engine API
-                 before the start into the container's own (anonymous)
-                 volume, as root-owned read-only files
+                 into the container's own (anonymous) volume, as root-owned
+                 read-only files; a `go` file last
   /nb/output     a tmpfs of limits.output_mb: where outputs go
   /nb/record     a tmpfs of RECORD_MB: the executed notebook and the verdict
   /tmp, $HOME, /nb/work  small tmpfs scratch
   user           1000:1000, no capabilities, no-new-privileges
   limits         memory without swap (tmpfs pages count too), CPUs, process
                  count, and the wall clock, kept by the supervisor inside
-  main process   inbox_supervisor.py: runs the runner until the deadline,
-                 then streams outputs and record back as one tar on stdout,
-                 which the host reads through the attach API, with a byte cap
+  main process   inbox_supervisor.py: starts the runner, which boots (papermill
+                 imported, kernel started) and waits for the go; runs it until
+                 the deadline, then streams outputs and record back as one
+                 tar on stdout, which the host reads through the attach API,
+                 with a byte cap
+With `spares=True` a run claims a warm spare made with its exact settings, if
+one is offered, and makes the next one meanwhile (docker_spare.py); without
+one, it makes its own container, copies the job in and starts it.
 The container removes itself when it ends (auto_remove), whether or not the
 host that started it is still there; its deadline lives inside. Nothing names
 a host path, so the engine may be remote (DOCKER_HOST).
