@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -47,7 +48,16 @@ from nb_assets.docker_janitor import (
     remove_container,
     sweep_abandoned,
 )
-from nb_assets.docker_spare import claim_spare, forget_claim, offer_spare, spare_key, spare_ttl_s, sweep_claims
+from nb_assets.docker_spare import (
+    boot_spare,
+    claim_spare,
+    forget_claim,
+    offer_spare,
+    offered_count,
+    spare_key,
+    spare_ttl_s,
+    sweep_claims,
+)
 from nb_assets.errors import SandboxError, SandboxUnavailableError
 from nb_assets.image import BUILD_COMMAND, docker_client, image_tag
 from nb_assets.sandbox import (
@@ -72,7 +82,7 @@ RECORD_DIR = "/nb/record"
 WORK_DIR = "/nb/work"
 COLLECT_GRACE_S = 120.0  # past the run's deadline: supervisor start-up and the copy-out
 COLD_GO_S = 120.0  # a container made for its run gets its go within this (the job is copied in before the start)
-SPARE_START_S = 60.0  # how long a run's end waits for the next run's spare to be made and started
+SPARE_START_S = 60.0  # how long wait_for_spare waits for a spare to be made and started
 
 __all__ = ["DockerSandbox", "docker_available"]
 
@@ -103,6 +113,7 @@ class DockerSandbox:
     ) -> None:
         self.image = image or image_tag()
         self.spares = spares
+        self._makers: list[subprocess.Popen[bytes]] = []
         self._client = client
         self._image_id: str | None = None
         if not lazy:
@@ -160,10 +171,6 @@ class DockerSandbox:
         settings = self._settings(limits)
         key = spare_key(json.dumps(settings, sort_keys=True, default=repr), runtime)
         claimed, others = claim_spare(self.client, key) if self.spares else (None, 0)
-        refill = None
-        if self.spares and others == 0:  # one spare per settings is enough; the next run makes the next
-            refill = threading.Thread(target=self._offer, args=(limits, key, runtime), daemon=True)
-            refill.start()
         container_id = claimed
         try:
             if container_id is None:
@@ -174,23 +181,47 @@ class DockerSandbox:
         except requests.exceptions.RequestException as exc:  # the engine went away mid-run
             raise SandboxError(f"lost the Docker engine during the run: {exc}") from exc
         finally:
+            if self.spares and others == 0:  # one offered spare per settings is enough
+                self._spawn_spare_maker(limits)
             if container_id is not None:
                 remove_container(self.client, container_id)
             if claimed is not None:
                 forget_claim(claimed)
-            if refill is not None:
-                refill.join(SPARE_START_S)  # made and started; it boots on its own after this process is gone
         return self._result(folder, limits, image_id, collected, container_id=container_id, warm=claimed is not None)
 
-    def _offer(self, limits: SandboxLimits, key: str, runtime: bytes) -> None:
-        """Make the next run's spare; a failure costs that run its head start, nothing else."""
+    def _spawn_spare_maker(self, limits: SandboxLimits) -> None:
+        """The next run's spare is made by a process of its own, started once this run is over: making and
+        booting a container costs CPU that would slow this run down, and this process may exit right away."""
+        self._makers = [p for p in self._makers if p.poll() is None]
+        argv = [sys.executable, "-m", "nb_assets.spare_maker", self.image, json.dumps(limits.as_dict())]
         try:
-            claim_by = time.time() + spare_ttl_s()
-            config = self._container_config(limits, claim_by, labels={})
-            offer_spare(self.client, config, key, runtime, JOB_DIR)
-            sweep_claims(self.client)
-        except Exception as exc:
+            self._makers.append(subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,  # outlives this process, and the signals sent to its group
+            ))
+        except OSError as exc:
             print(f"[nb_assets] no warm spare made for the next run: {exc}", file=sys.stderr)
+
+    def wait_for_spare(self, timeout: float = SPARE_START_S) -> None:
+        """Wait until the spare makers this sandbox started are done (for tests and benchmarks)."""
+        for maker in self._makers:
+            maker.wait(timeout)
+        self._makers = []
+
+    def make_spare(self, limits: SandboxLimits) -> str | None:
+        """Make, start and boot a spare for runs with `limits`, unless one is offered already; its id."""
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = RunFolder(Path(tmp)).create()
+            folder.install_inbox_files()
+            runtime = _runtime_tar(folder.runtime_dir)
+        key = spare_key(json.dumps(self._settings(limits), sort_keys=True, default=repr), runtime)
+        if offered_count(self.client, key):
+            return None
+        config = self._container_config(limits, time.time() + spare_ttl_s(), labels={})
+        container_id = offer_spare(self.client, config, key, runtime, JOB_DIR)
+        boot_spare(self.client, container_id, JOB_DIR)
+        sweep_claims(self.client)
+        return container_id
 
     def _create(self, folder: RunFolder, limits: SandboxLimits) -> str:
         import docker.errors

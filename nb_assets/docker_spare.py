@@ -2,8 +2,10 @@
 
 A run's container boots slowly on some engines (Python, papermill and the
 kernel start inside it; on fuse-overlayfs each file lookup is slow). A spare
-does that boot before any run needs it: the in-box runner imports papermill,
-starts the kernel, and waits for a job (inbox_supervisor.py). The next run
+does that boot before any run needs it: made by a process of its own
+(spare_maker.py) that the previous run starts once it is over (so the two do
+not compete for the CPU), its in-box runner imports papermill, starts the
+kernel, and waits for a job (inbox_supervisor.py). The next run
 with the same container settings claims it, copies its job in, and the
 supervisor's deadline starts then.
 
@@ -34,6 +36,7 @@ import io
 import os
 import secrets
 import socket
+import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -50,10 +53,11 @@ from nb_assets.docker_janitor import (
     remove_container,
 )
 from nb_assets.image import cache_dir
+from nb_assets.inbox_supervisor import BOOT_FILE
 
 CLAIM_MARGIN_S = 30.0  # a spare this close to its claim-by is left alone: the go must arrive before it
 
-__all__ = ["claim_spare", "forget_claim", "offer_spare", "spare_key", "spare_ttl_s", "spares_wanted", "sweep_claims"]
+__all__ = ["boot_spare", "claim_spare", "offered_count", "forget_claim", "offer_spare", "spare_key", "spare_ttl_s", "spares_wanted", "sweep_claims"]
 
 
 def spares_wanted() -> bool:
@@ -77,8 +81,24 @@ def claims_dir() -> Path:
     return path
 
 
+def offered_count(client: Any, key: str) -> int:
+    """How many spares made with `key` are offered to this user's runs here (none is claimed by this)."""
+    return len(_offered(client, key))
+
+
 def claim_spare(client: Any, key: str) -> tuple[str | None, int]:
     """Claim one offered spare made with `key`: (its id or None, how many others are still offered)."""
+    offered = _offered(client, key)
+    for n, (_, container_id, token) in enumerate(sorted(offered, reverse=True)):  # the freshest first
+        if _take(container_id):
+            with contextlib.suppress(Exception):  # the name only tells the janitor whose run it is
+                client.api.rename(container_id, claimed_name(token))
+            return container_id, len(offered) - n - 1
+    return None, 0
+
+
+def _offered(client: Any, key: str) -> list[tuple[float, str, str]]:
+    """(claim-by, id, token) of the spares made with `key` that this user's runs here may claim."""
     now = time.time()
     host = socket.gethostname()
     offered = []
@@ -96,12 +116,7 @@ def claim_spare(client: Any, key: str) -> tuple[str | None, int]:
             and claim_by - now > CLAIM_MARGIN_S
         ):
             offered.append((claim_by, summary["Id"], name[len(OFFERED_PREFIX):]))
-    for n, (_, container_id, token) in enumerate(sorted(offered, reverse=True)):  # the freshest first
-        if _take(container_id):
-            with contextlib.suppress(Exception):  # the name only tells the janitor whose run it is
-                client.api.rename(container_id, claimed_name(token))
-            return container_id, len(offered) - n - 1
-    return None, 0
+    return offered
 
 
 def claimed_name(token: str) -> str:
@@ -151,6 +166,16 @@ def offer_spare(client: Any, config: dict[str, Any], key: str, runtime_tar: byte
         remove_container(client, container.id)
         raise
     return str(container.id)
+
+
+def boot_spare(client: Any, container_id: str, job_dir: str) -> None:
+    """Tell an offered spare to boot (import papermill, start the kernel): the run that made it is over."""
+    spool = io.BytesIO()
+    with tarfile.open(fileobj=spool, mode="w") as tar:
+        info = tarfile.TarInfo(BOOT_FILE)
+        info.mode, info.uid, info.gid = 0o444, 0, 0
+        tar.addfile(info)
+    client.api.put_archive(container_id, job_dir, spool.getvalue())
 
 
 def make_spare(client: Any, config: dict[str, Any], key: str) -> tuple[str, Any]:

@@ -4,8 +4,10 @@ Standalone (stdlib only), copied into each run folder like the runner.
 
     python3 inbox_supervisor.py TIMEOUT_S OUTPUT_DIR RECORD_DIR GO_FILE CLAIM_BY -- RUNNER_ARGV...
 
-1. Starts the runner (inbox_papermill.py --wait), which boots (papermill
-   imported, kernel started) while the host copies the job in. Its output
+1. Once BOOT_FILE (next to GO_FILE) or GO_FILE is there, starts the runner
+   (inbox_papermill.py --wait), which boots (papermill imported, kernel
+   started) while the host copies the job in. A spare is told to boot when
+   the run that made it has ended, so its boot does not slow that run down. Its output
    goes to stderr, which the host reads as the run's log; what it says
    before the go is held back and sent after it, since nobody may be
    attached before (a spare container waits for a run to claim it).
@@ -39,6 +41,7 @@ import time
 
 FACTS = "sandbox.json"
 END = "sandbox.end"  # the last member: without it, the host knows the copy was cut off
+BOOT_FILE = "boot"  # in GO_FILE's folder: start booting the runner
 GO_POLL_S = 0.01  # how often the go file is looked for; a stat of a local volume costs microseconds
 MAX_ENTRIES = 1001  # one past the host's limit on files in the outputs folder, so it can say "more than"
 OOM_FILES = ("/sys/fs/cgroup/memory/memory.oom_control", "/sys/fs/cgroup/memory.events")  # cgroup v1, v2
@@ -130,9 +133,9 @@ def _write_all(data: bytes) -> None:
         data = data[os.write(2, data):]
 
 
-def wait_for_go(go_file: str, claim_by: float) -> bool:
-    """True once the go file is there; False at CLAIM_BY."""
-    while not os.path.exists(go_file):
+def wait_for(files: tuple[str, ...], claim_by: float) -> bool:
+    """True once one of `files` is there; False at CLAIM_BY."""
+    while not any(os.path.exists(f) for f in files):
         if time.time() > claim_by:
             return False
         time.sleep(GO_POLL_S)
@@ -143,9 +146,12 @@ def main(argv: list[str]) -> int:
     timeout_s, output_dir, record_dir, go_file, claim_by, sep, *runner = argv
     if sep != "--" or not runner:
         raise SystemExit("usage: inbox_supervisor.py TIMEOUT_S OUTPUT_DIR RECORD_DIR GO_FILE CLAIM_BY -- RUNNER_ARGV...")
+    boot_file = os.path.join(os.path.dirname(go_file), BOOT_FILE)
+    if not wait_for((boot_file, go_file), float(claim_by)):
+        return 0  # nobody claimed this spare; nothing started
     proc = subprocess.Popen(runner, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log = HeldLog(proc.stdout)
-    if not wait_for_go(go_file, float(claim_by)):
+    if not wait_for((go_file,), float(claim_by)):
         kill_the_rest()
         return 0
     started = time.monotonic()

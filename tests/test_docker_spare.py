@@ -59,6 +59,7 @@ def test_each_run_gets_its_own_container_and_a_spare_serves_one_run(spares: Dock
         for folder in folders:
             [offered] = [None] if not results else spare_ids(spares, key)  # the previous run left exactly one
             result = spares.run(folder, limits)
+            spares.wait_for_spare()  # the next run's spare is made by a process of its own
             assert result.exit_code == 0, result.logs
             assert result_json(folder) == {"status": "success", "error": None}
             if offered is not None:  # claimed: this run used the spare it found, which is gone now
@@ -79,8 +80,8 @@ def test_two_runs_never_claim_the_same_spare(spares: DockerSandbox, tmp_path: Pa
     folder = make_run_folder(tmp_path / "run", "pass")
     key = key_of(spares, folder, limits)
     try:
-        spares._offer(limits, key, _runtime_tar(folder.runtime_dir))
-        [offered] = spare_ids(spares, key)
+        offered = spares.make_spare(limits)
+        assert spare_ids(spares, key) == [offered]
         claims: list[str | None] = []
         start = threading.Barrier(8)
 
@@ -126,6 +127,7 @@ def test_a_claimed_spare_has_the_settings_of_a_container_made_for_the_run(spares
             watcher = threading.Thread(target=watch, args=(name, folder))
             watcher.start()
             result = spares.run(folder, limits)
+            spares.wait_for_spare()
             watcher.join()
             assert result.exit_code == 0, result.logs
             assert result.facts["warm_spare"] is (name == "warm")
@@ -197,8 +199,8 @@ def test_an_unclaimed_spare_ends_by_itself_at_its_claim_by(spares: DockerSandbox
     key = key_of(spares, folder, limits)
     monkeypatch.setenv("NB_ASSETS_SPARE_TTL_S", "3")
     try:
-        spares._offer(limits, key, _runtime_tar(folder.runtime_dir))
-        assert len(spare_ids(spares, key)) == 1
+        spare = spares.make_spare(limits)
+        assert spare_ids(spares, key) == [spare]
         assert claim_spare(spares.client, key) == (None, 0)  # too close to its claim-by to be given a run
         deadline = time.monotonic() + 90
         while spare_ids(spares, key) and time.monotonic() < deadline:
