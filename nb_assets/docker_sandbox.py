@@ -161,7 +161,7 @@ class DockerSandbox:
 
     def run(self, folder: RunFolder, limits: SandboxLimits) -> SandboxResult:
         """One container: a claimed spare, or one made now; copy the job in, collect (the supervisor
-        keeps the deadline), remove. With spares on, the next run's spare is made meanwhile."""
+        keeps the deadline), remove. With spares on, a process of its own then makes the next run's spare."""
         import docker.errors
         import requests.exceptions
 
