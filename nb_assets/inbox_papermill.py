@@ -4,7 +4,13 @@ Standalone on purpose (stdlib + papermill only): it is copied into each run
 folder and executed by the sandbox's own Python, which has no nb_assets,
 Dagster or warehouse driver installed.
 
-    python inbox_papermill.py PARAMETERIZED.ipynb PARAMETERS.json EXECUTED.ipynb RESULT.json
+    python inbox_papermill.py [--wait] PARAMETERIZED.ipynb PARAMETERS.json EXECUTED.ipynb RESULT.json
+
+With --wait (the Docker sandbox, whose container boots before its job is
+there) it first imports papermill and starts the kernel, then waits for a
+line on stdin (the supervisor's "go", sent once the job is copied in), so
+that boot is off the run's critical path. Without a "go" (stdin closed) it
+leaves without running anything.
 
 The record is bounded here, before anything is written, so neither the box
 nor the host ever holds an unbounded executed notebook: each cell keeps at
@@ -254,7 +260,42 @@ def _original_cell_number(executed_path: str, cell_index: int) -> int:
     return cell_index + 1
 
 
-def run(parameterized: str, params_path: str, executed: str) -> dict:
+def kernel_name() -> str:
+    return os.environ.get("NB_ASSETS_KERNEL", "python3")
+
+
+def start_kernel() -> Any:
+    """A started kernel for papermill to use (it skips its own start when given one), or None.
+
+    Started as nbclient would: an async manager on this thread's loop, history
+    in memory, in the notebook's working folder. The kernel is fresh: no job
+    has been seen yet, and nothing runs in it before the notebook.
+    """
+    try:
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        km = AsyncKernelManager(kernel_name=kernel_name())
+        run_sync(km.start_kernel)(
+            extra_arguments=["--HistoryManager.hist_file=:memory:"],
+            cwd=os.environ.get("NB_ASSETS_WORKDIR") or None,
+        )
+        return km
+    except Exception as exc:  # papermill starts one itself then, and says what failed if that fails too
+        print(f"[nb_assets runner] no kernel started ahead: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
+
+
+def boot_and_wait() -> tuple[bool, Any]:
+    """Import papermill, start the kernel, then wait for the go line: (go, kernel manager)."""
+    import papermill  # noqa: F401  (the heavy import, done before the job arrives)
+
+    register_bounded_engine()
+    km = start_kernel()
+    return bool(sys.stdin.readline().strip()), km
+
+
+def run(parameterized: str, params_path: str, executed: str, km: Any = None) -> dict:
     """Execute the notebook; the verdict as a dict, whatever went wrong."""
     try:
         with open(params_path, encoding="utf-8") as f:
@@ -262,12 +303,13 @@ def run(parameterized: str, params_path: str, executed: str) -> dict:
         import papermill
 
         register_bounded_engine()
+        extra = {"km": km} if km is not None else {}
         papermill.execute_notebook(
             parameterized,
             executed,
             parameters=parameters,
             engine_name=ENGINE,
-            kernel_name=os.environ.get("NB_ASSETS_KERNEL", "python3"),
+            kernel_name=kernel_name(),
             cwd=os.environ.get("NB_ASSETS_WORKDIR") or None,
             progress_bar=False,
             log_output=False,
@@ -276,6 +318,7 @@ def run(parameterized: str, params_path: str, executed: str) -> dict:
             # After a cell's reply, how long the output still queued may take to drain. The default
             # (4 s) fails a chatty cell whose backlog is merely slow to decode on a busy or small box.
             iopub_timeout=IOPUB_DRAIN_S,
+            **extra,
         )
     except Exception as exc:  # the verdict must be written whatever went wrong
         ename = getattr(exc, "ename", type(exc).__name__)
@@ -311,8 +354,14 @@ def write_verdict(result_path: str, result: dict) -> None:
 
 
 def main(argv: list[str]) -> int:
+    km = None
+    if argv[:1] == ["--wait"]:
+        argv = argv[1:]
+        go, km = boot_and_wait()
+        if not go:
+            return 3  # never claimed: nothing ran, no verdict
     parameterized, params_path, executed, result_path = argv
-    result = run(parameterized, params_path, executed)
+    result = run(parameterized, params_path, executed, km)
     write_verdict(result_path, result)
     return 0 if result["status"] == "success" else 1
 

@@ -143,11 +143,13 @@ class Sandbox(Protocol):
         ...
 
 
-def runner_argv(python: str, runtime_dir: str, job_dir: str, record_dir: str) -> list[str]:
-    """The runner's command line; `job_dir` holds the parameterized notebook and its parameters."""
+def runner_argv(python: str, runtime_dir: str, job_dir: str, record_dir: str, *, wait: bool = False) -> list[str]:
+    """The runner's command line; `job_dir` holds the parameterized notebook and its parameters.
+    `wait`: boot first, then run on a go line on stdin (see inbox_papermill.py)."""
     return [
         python,
         f"{runtime_dir}/{RUNNER_FILE}",
+        *(["--wait"] if wait else []),
         f"{job_dir}/{PARAMETERIZED}",
         f"{job_dir}/{PARAMETERS}",
         f"{record_dir}/{EXECUTED}",

@@ -24,14 +24,27 @@ _CHUNK = 1 << 20
 _FACTS_MAX_BYTES = 64 * 1024
 
 
-def pack_job(folder: RunFolder, out: IO[bytes]) -> None:
-    """input/, runtime/ and job/ (the parameterized notebook and its parameters) as one tar."""
+GO = "go"  # the last entry of a job: the in-box supervisor starts the run once it is there
+
+
+def pack_job(folder: RunFolder, out: IO[bytes], *, runtime: bool = True, go: bool = False) -> None:
+    """input/, runtime/ (unless the container booted with it) and job/ (the parameterized
+    notebook and its parameters) as one tar; with `go`, the go file last."""
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         _add_tree(tar, folder.input_dir, "input")
-        _add_tree(tar, folder.runtime_dir, "runtime")
+        if runtime:
+            _add_tree(tar, folder.runtime_dir, "runtime")
         tar.addfile(_read_only(tarfile.TarInfo("job"), is_dir=True))
         for path in (folder.parameterized_notebook, folder.parameters_file):
             _add_file(tar, path, f"job/{path.name}")
+        if go:  # extracted after everything above is written, so its presence means the job is whole
+            tar.addfile(_read_only(tarfile.TarInfo(GO), is_dir=False))
+
+
+def pack_runtime(runtime_dir: Path, out: IO[bytes]) -> None:
+    """runtime/ alone: what a container boots with before its job is there."""
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        _add_tree(tar, runtime_dir, "runtime")
 
 
 def _add_tree(tar: tarfile.TarFile, root: Path, arcname: str) -> None:
