@@ -205,8 +205,8 @@ def build_notebook_graph(
     labels = dict(report.labels) if report else {}
     props = {item.spec.name: asset_props(item, labels) for item in declared}
     written = {t for d in declared for t in d.spec.output_tables}
+    check_partitioned_triggers(declared)
     source_parts = source_partitions(declared, written)
-    _check_partitioned_triggers(declared, source_parts)
     sources = [AssetProps("source", t, labels.get(t, frozenset()), partitions=source_parts.get(t)) for t in sorted(
         {t for d in declared for t in d.spec.input_tables} - written
     )]
@@ -225,9 +225,11 @@ def build_notebook_graph(
     return NotebookGraph(assets, table_keys, tuple(p.table for p in sources if p.table), triggered, partitioned)
 
 
-def _check_partitioned_triggers(declared: Sequence[DeclaredNotebook], source_parts: Mapping[str, Any]) -> None:
+def check_partitioned_triggers(declared: Sequence[DeclaredNotebook]) -> None:
     """A partitioned notebook waiting on an unpartitioned input would run every day since
-    its start at each landing (Dagster maps the one input to all days): refused."""
+    its start at each landing (Dagster maps the one input to all days): refused, by
+    Dagster's loading and by the CLI's `--definitions` alike."""
+    source_parts = source_partitions(declared, {t for d in declared for t in d.spec.output_tables})
     day_tables = set(source_parts) | {t for d in declared if d.decl.partitions for t in d.spec.output_tables}
     problems = [
         f"{label(d.decl, d.spec.path)}: on_inputs_landed=True on a daily-partitioned notebook needs daily inputs, but {t} is not "

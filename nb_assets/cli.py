@@ -192,9 +192,9 @@ def _run_one(args: argparse.Namespace) -> int:
     if args.partition is not None and job.partitions is None:
         raise DeclarationError(f"{job.spec.path} is not partitioned (declare partitions=DailyPartitions(...) with --definitions)")
     if args.partition is not None:
-        from nb_assets.partitions import partition_day
+        from nb_assets.partitions import check_day
 
-        partition_day(args.partition, f"{job.spec.path} --partition")
+        check_day(args.partition, job.partitions.start, f"{job.spec.path} --partition")
     spec = job.spec
     run, summary, kind = execute_job(job, args, args.partition)
     if args.json:
@@ -271,18 +271,52 @@ class _Job:
 def _ad_hoc_job(args: argparse.Namespace) -> _Job:
     from nb_assets.notebook_parser import parse_notebook
 
-    return _Job(parse_notebook(args.notebook), {}, SandboxLimits(), args.sandbox or "auto", args.warehouse or DEFAULT_WAREHOUSE)
+    spec = parse_notebook(args.notebook)
+    _refuse_without_its_declaration(args.notebook)
+    return _Job(spec, {}, SandboxLimits(), args.sandbox or "auto", args.warehouse or DEFAULT_WAREHOUSE)
+
+
+def _refuse_without_its_declaration(notebook: Path) -> None:
+    """A notebook its project declares daily-partitioned, or with instances, runs only as
+    declared: run ad hoc, its outputs would replace every day's rows of a partitioned
+    table, or land in a table no instance has."""
+    from nb_assets.definitions_file import load_declarations
+    from nb_assets.run_records import project_dir_of
+
+    definitions = project_dir_of(notebook) / "definitions.py"
+    if not definitions.is_file():
+        return
+    try:
+        project = load_declarations(definitions)
+    except Exception as exc:  # noqa: BLE001  # any error of the user's file: it cannot tell us, say so and go on
+        print(f"nb-assets run: could not read {definitions} to see how it declares {notebook}: {exc}", file=sys.stderr)
+        return
+    for decl in project.notebooks:
+        path = Path(decl.path) if Path(decl.path).is_absolute() else project.base_dir / decl.path
+        if path.resolve() != notebook.resolve():
+            continue
+        if decl.partitions is not None:
+            raise DeclarationError(
+                f"{notebook} is daily-partitioned in {definitions}: run one day with --definitions {definitions} "
+                "--partition YYYY-MM-DD (run without, its outputs would replace every day's rows)"
+            )
+        if decl.instances:
+            raise DeclarationError(
+                f"{notebook} is declared with instances ({', '.join(decl.instances)}) in {definitions}: "
+                f"run one with --definitions {definitions} --instance NAME"
+            )
 
 
 def declared_job(args: argparse.Namespace) -> _Job:
     """The notebook as Dagster would run it: its declaration's allowances, parameters,
     limits, sandbox, purpose and policy gate, and the project's warehouse. Flags win.
     A notebook declared with instances needs `--instance`."""
-    from nb_assets.build_assets import declare_notebooks, policy_gate
+    from nb_assets.build_assets import check_partitioned_triggers, declare_notebooks, policy_gate
     from nb_assets.definitions_file import load_declarations
 
     project = load_declarations(args.definitions)
     declared = declare_notebooks(project.notebooks, project.base_dir)  # the gate sees views through at run time
+    check_partitioned_triggers(declared)
     mine = [d for d in declared if Path(d.spec.path).resolve() == args.notebook.resolve()]
     if not mine:
         raise DeclarationError(f"{args.notebook} is not declared in {args.definitions}")

@@ -39,18 +39,17 @@ def add_backfill_command(sub: Any) -> None:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from nb_assets.cli import declared_job, execute_job
-    from nb_assets.partitions import days, partition_day
+    from nb_assets.partitions import check_day, days
 
     try:
-        wanted = days(args.first, args.last, "nb-assets backfill --from/--to")
+        wanted = days(args.first, args.last, "--from/--to")
         if not args.notebook.is_file():
             raise DeclarationError(f"no such notebook: {args.notebook}")
         job = declared_job(args)
         if job.partitions is None:
             raise DeclarationError(f"{job.spec.path} is not partitioned; run it with `nb-assets run`")
-        start = partition_day(job.partitions.start, job.spec.path)
-        if partition_day(wanted[0], "--from") < start:
-            raise DeclarationError(f"{job.spec.path}: --from {wanted[0]} is before its first partition, {job.partitions.start}")
+        check_day(wanted[0], job.partitions.start, f"{job.spec.path} --from")
+        check_day(wanted[-1], job.partitions.start, f"{job.spec.path} --to")
     except NbAssetsError as exc:
         print(f"nb-assets backfill: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -114,9 +114,7 @@ def check_partition(table: str, partition: str | None, readers: list[Any]) -> No
     When only partitioned notebooks read it, the partition is required (its landing is a
     day's data) and must lie from the earliest reader's start to yesterday, the days
     Dagster's daily partitions have."""
-    from datetime import date, datetime, timedelta, timezone
-
-    from nb_assets.partitions import partition_day
+    from nb_assets.partitions import check_day, partition_day
 
     starts = [r.partitions.start for r in readers if r.partitions is not None]
     if not starts:
@@ -126,14 +124,10 @@ def check_partition(table: str, partition: str | None, readers: list[Any]) -> No
         if only_partitioned:
             raise DeclarationError(f"{table} feeds daily-partitioned notebooks only; say which day landed with --partition YYYY-MM-DD")
         return
-    day = partition_day(partition, f"{table} --partition")
     if only_partitioned:
-        first, today = date.fromisoformat(min(starts)), datetime.now(timezone.utc).date()
-        if not first <= day < today:
-            raise DeclarationError(
-                f"{table} --partition {partition}: not one of its days ({first.isoformat()} to yesterday, "
-                f"{(today - timedelta(days=1)).isoformat()})"
-            )
+        check_day(partition, min(starts), f"{table} --partition")
+    else:
+        partition_day(partition, f"{table} --partition")
 
 
 def _usage(message: str) -> int:

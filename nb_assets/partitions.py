@@ -7,7 +7,7 @@ month 13) is refused before anything runs or lands.
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from nb_assets.declaration import PARTITION_PARAM, NotebookAsset
 from nb_assets.errors import DeclarationError
@@ -25,6 +25,17 @@ def partition_day(key: str, where: str) -> date:
         return date.fromisoformat(key)
     except ValueError:
         raise DeclarationError(f"{where}: partition key {key!r} is not a date (YYYY-MM-DD, e.g. '2026-01-03')") from None
+
+
+def check_day(key: str, start: str, where: str) -> date:
+    """The day `key` names, if it is a partition of daily partitions from `start`: from that
+    day to yesterday in UTC, the days Dagster's daily partitions have (a day is a partition
+    once it has ended). DeclarationError saying `where` otherwise."""
+    day, first = partition_day(key, where), partition_day(start, where)
+    last = datetime.now(timezone.utc).date() - timedelta(days=1)
+    if not first <= day <= last:
+        raise DeclarationError(f"{where}: {key} is not one of the partitions' days ({first.isoformat()} to yesterday, {last.isoformat()})")
+    return day
 
 
 def days(first: str, last: str, where: str) -> list[str]:

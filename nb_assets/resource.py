@@ -66,14 +66,15 @@ class NotebookResource(dg.ConfigurableResource):
             "run_id": context.run.run_id,
             "source": "dagster",
             "started_at": datetime.now(timezone.utc).isoformat(),
-            "partition": context.partition_key if context.has_partition_key else None,
         }
 
         params = {**decl.params, **(overrides or {})}
         partition = None
         if decl.partitions is not None:
-            params[PARTITION_PARAM] = context.partition_key  # a day: the definition makes only those
-            partition = PartitionLoad(decl.partitions.column, context.partition_key)
+            # A backfill tags its runs with a one-day range, not a key: partition_key reads either.
+            day = context.partition_key  # a day: the definition makes only those
+            params[PARTITION_PARAM] = about["partition"] = day
+            partition = PartitionLoad(decl.partitions.column, day)
         if overrides:
             context.log.info(f"{spec.path}: run config overrides {', '.join(f'{k}={v!r}' for k, v in overrides.items())}")
 

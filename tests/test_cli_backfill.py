@@ -70,7 +70,8 @@ def test_a_backfill_runs_each_day_continues_past_a_failed_one_and_lists_it(proje
     [
         ("2026-13-01", "2026-01-03", "partition key '2026-13-01' is not a date"),
         ("2026-01-03", "2026-01-01", "the range ends (2026-01-01) before it starts (2026-01-03)"),
-        ("2025-12-30", "2026-01-01", "--from 2025-12-30 is before its first partition, 2026-01-01"),
+        ("2025-12-30", "2026-01-01", "daily.ipynb --from: 2025-12-30 is not one of the partitions' days (2026-01-01 to yesterday"),
+        ("2026-01-01", "2999-01-01", "daily.ipynb --to: 2999-01-01 is not one of the partitions' days (2026-01-01 to yesterday"),
     ],
 )
 def test_a_bad_range_runs_nothing(project: Path, capsys: pytest.CaptureFixture[str], first: str, last: str, needle: str) -> None:
@@ -86,8 +87,27 @@ def test_run_needs_a_partition_for_a_partitioned_notebook_and_replaces_only_that
     assert "daily.ipynb is partitioned daily: pass --partition YYYY-MM-DD" in capsys.readouterr().err
     assert _cli(project, "run", str(project / "daily.ipynb"), "--partition", "yesterday") == 1
     assert "partition key 'yesterday' is not a date" in capsys.readouterr().err
+    for outside in ("2025-12-31", "2999-01-01"):  # before the first day, and a day that has not ended
+        before = warehouse_snapshot(project / "warehouse.duckdb")
+        assert _cli(project, "run", str(project / "daily.ipynb"), "--partition", outside) == 1
+        assert f"daily.ipynb --partition: {outside} is not one of the partitions' days" in capsys.readouterr().err
+        assert warehouse_snapshot(project / "warehouse.duckdb") == before
     assert _cli(project, "run", str(project / "daily.ipynb"), "--partition", "2026-01-04") == 0
     assert _days(project)["2026-01-04"] == 4 and _days(project)["2026-01-05"] == -1
+
+
+@pytest.mark.parametrize(("notebook", "needle"), [
+    ("daily.ipynb", "daily.ipynb is daily-partitioned in"),
+    ("regional.ipynb", "regional.ipynb is declared with instances (emea, apac) in"),
+])
+def test_run_without_definitions_refuses_a_notebook_its_project_declares_by_day_or_instance(
+    project: Path, capsys: pytest.CaptureFixture[str], notebook: str, needle: str
+) -> None:
+    """Run ad hoc, the daily notebook's output would replace every day's rows of mart.daily_events."""
+    before = warehouse_snapshot(project / "warehouse.duckdb")
+    assert main(["run", str(project / notebook), "--warehouse", str(project / "warehouse.duckdb"), "--records", str(project / "records")]) == 1
+    assert needle in capsys.readouterr().err
+    assert warehouse_snapshot(project / "warehouse.duckdb") == before
 
 
 def test_run_picks_an_instance(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,7 +123,8 @@ def test_run_picks_an_instance(project: Path, capsys: pytest.CaptureFixture[str]
     [
         (("--partition", "yesterday"), "raw.events --partition: partition key 'yesterday' is not a date"),
         (("--partition", "2026-02-30"), "partition key '2026-02-30' is not a date"),
-        (("--partition", "2025-12-31"), "raw.events --partition 2025-12-31: not one of its days (2026-01-01 to yesterday"),
+        (("--partition", "2025-12-31"), "raw.events --partition: 2025-12-31 is not one of the partitions' days (2026-01-01 to yesterday"),
+        (("--partition", "2999-01-01"), "raw.events --partition: 2999-01-01 is not one of the partitions' days"),
         ((), "raw.events feeds daily-partitioned notebooks only; say which day landed with --partition"),
     ],
 )
@@ -118,3 +139,19 @@ def test_a_landing_for_a_day_is_recorded(project: Path, capsys: pytest.CaptureFi
     assert main(["land", "raw.events", "--partition", "2026-01-03", "--definitions", str(project / "definitions.py")]) == 0
     with duckdb.connect(str(project / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute('SELECT "table", partition FROM nb_assets.landings').fetchall() == [("raw.events", "2026-01-03")]
+
+
+def test_run_definitions_refuses_what_dagster_refuses_a_daily_notebook_waiting_on_an_undaily_input(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """raw.events is also read by an unpartitioned notebook, so its landings are not a day's data."""
+    write_notebook(project / "all_events.ipynb", md("# All"), code(RUNTIME), code("%%sql ev\nSELECT count(*) AS n FROM raw.events"))
+    (project / "definitions.py").write_text(DEFINITIONS.replace(
+        'partitions=DailyPartitions(start="2026-01-01"), sandbox="local")',
+        'partitions=DailyPartitions(start="2026-01-01"), sandbox="local", on_inputs_landed=True),\n'
+        '     NotebookAsset("all_events.ipynb", sandbox="local")',
+    ))
+    before = warehouse_snapshot(project / "warehouse.duckdb")
+    assert _cli(project, "run", str(project / "daily.ipynb"), "--partition", "2026-01-04") == 1
+    assert "on_inputs_landed=True on a daily-partitioned notebook needs daily inputs, but raw.events is not partitioned" in capsys.readouterr().err
+    assert warehouse_snapshot(project / "warehouse.duckdb") == before

@@ -8,22 +8,23 @@ bounded and polls what the daemon recorded (ticks, runs, materializations).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
-import json
-import socket
-import urllib.request
 import pytest
 
 from conftest import REPO
+from nb_assets.run_records import find_runs
 from nb_assets.warehouse import connect
 
 pytestmark = pytest.mark.slow
@@ -322,6 +323,9 @@ def test_a_dagster_backfill_of_three_days_finds_three_partitions_and_leaves_othe
     ranges = sorted((r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in backfill_runs)
     assert ranges == [(d, d) for d in days]
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in backfill_runs)
+    # Each run's record names its day, as `nb-assets runs` and `show` print it.
+    kept = {r.run_id: r.partition for r in find_runs([Path(env["DAGSTER_HOME"]) / "storage" / "nb_assets"], "daily_orders")}
+    assert sorted(kept[r.run_id] for r in backfill_runs) == days
     records = instance.fetch_materializations(dg.AssetKey(["mart", "daily_orders"]), limit=100).records
     assert sorted(r.partition_key for r in records if r.partition_key in days) == days
     after = _orders_per_day(project, "mart.daily_orders", "ds")
