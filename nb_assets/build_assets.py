@@ -72,9 +72,8 @@ def declare_notebooks(
     declared: list[DeclaredNotebook] = []
     expanded, problems = expand_instances(notebooks)
     for decl in expanded:
-        path = Path(decl.path) if Path(decl.path).is_absolute() else base / decl.path
         try:
-            spec = parse_notebook(path)
+            spec = parse_notebook(decl.notebook_file(base))
             where = label(decl, spec.path)
             spec = _with_allowances(spec, decl.allow)
             resolve_parameters(spec, decl.params, where)

@@ -292,8 +292,7 @@ def _refuse_without_its_declaration(notebook: Path) -> None:
         print(f"nb-assets run: could not read {definitions} to see how it declares {notebook}: {exc}", file=sys.stderr)
         return
     for decl in project.notebooks:
-        path = Path(decl.path) if Path(decl.path).is_absolute() else project.base_dir / decl.path
-        if path.resolve() != notebook.resolve():
+        if decl.notebook_file(project.base_dir).resolve() != notebook.resolve():
             continue
         if decl.partitions is not None:
             raise DeclarationError(

@@ -88,8 +88,7 @@ def check_source_table(table: str, notebooks: Any, base_dir: Path, definitions: 
     sources: set[str] = set()
     written: dict[str, str] = {}
     for decl in expand_instances(notebooks)[0]:
-        path = Path(decl.path) if Path(decl.path).is_absolute() else base_dir / decl.path
-        spec = instance_spec(parse_notebook(path), decl)
+        spec = instance_spec(parse_notebook(decl.notebook_file(base_dir)), decl)
         for output in spec.output_tables:
             written[output] = spec.name
         sources.update(spec.input_tables)

@@ -87,6 +87,10 @@ class NotebookAsset:
     partitions: DailyPartitions | None = None
     instance: str | None = None
 
+    def notebook_file(self, base_dir: str | Path) -> Path:
+        """The .ipynb file: `path` as given when absolute, else under the definitions' base folder."""
+        return Path(base_dir) / self.path  # joining an absolute path yields that path
+
     def trigger(self) -> str:
         """The trigger in words, as the CLI, the context pane and messages show it."""
         cron = f"cron {self.cron}" + (f" ({self.timezone})" if self.timezone else "") if self.cron else ""
