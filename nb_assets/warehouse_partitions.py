@@ -16,6 +16,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from nb_assets.errors import OutputValidationError, WarehouseError
+from nb_assets.warehouse import quote_table
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,6 @@ class PartitionLoad:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _table(table: str) -> str:
-    schema, name = table.split(".")
-    return f"{_ident(schema)}.{_ident(name)}"
 
 
 def check_partition_outputs(con: duckdb.DuckDBPyConnection, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> None:
@@ -64,23 +60,22 @@ def replace_partition(con: duckdb.DuckDBPyConnection, notebook: str, outputs: Ma
     rows: dict[str, int] = {}
     for table, path in outputs.items():
         con.execute(f'CREATE SCHEMA IF NOT EXISTS {_ident(table.split(".")[0])}')
-        params = {"path": str(path), "day": part.day}
         exists = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = $s AND table_name = $t",
             {"s": table.split(".")[0], "t": table.split(".")[1]},
         ).fetchone()
         if not exists or not exists[0]:
-            con.execute(f"CREATE TABLE {_table(table)} AS SELECT * FROM read_parquet($path)", {"path": str(path)})
+            con.execute(f"CREATE TABLE {quote_table(table)} AS SELECT * FROM read_parquet($path)", {"path": str(path)})
         else:
-            columns = {r[0] for r in con.execute(f"DESCRIBE {_table(table)}").fetchall()}
+            columns = {r[0] for r in con.execute(f"DESCRIBE {quote_table(table)}").fetchall()}
             if part.column not in columns:
                 raise OutputValidationError(
                     f"{notebook}: partition {part.day}: {table} in the warehouse has no column {part.column!r}, "
                     "so its days cannot be told apart; nothing loaded"
                 )
-            con.execute(f"DELETE FROM {_table(table)} WHERE TRY_CAST({col} AS DATE) = CAST($day AS DATE)", {"day": part.day})
-            con.execute(f"INSERT INTO {_table(table)} BY NAME SELECT * FROM read_parquet($path)", {"path": str(path)})
-        rows[table] = int(con.execute("SELECT count(*) FROM read_parquet($path)", {"path": params["path"]}).fetchone()[0])
+            con.execute(f"DELETE FROM {quote_table(table)} WHERE TRY_CAST({col} AS DATE) = CAST($day AS DATE)", {"day": part.day})
+            con.execute(f"INSERT INTO {quote_table(table)} BY NAME SELECT * FROM read_parquet($path)", {"path": str(path)})
+        rows[table] = int(con.execute("SELECT count(*) FROM read_parquet($path)", {"path": str(path)}).fetchone()[0])
     return rows
 
 
