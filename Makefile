@@ -20,7 +20,8 @@ test: setup sandbox-image
 setup: system-deps $(STAMP)
 
 # unshare (LocalSandbox) and ip come from util-linux and iproute2; the offline
-# image builder needs debootstrap; the browser test drives Debian's chromium.
+# image builder needs debootstrap; the browser test drives Debian's chromium;
+# the Postgres tests start a throwaway cluster with Debian's server binaries.
 # Installed only when missing, and only as root.
 system-deps:
 	@missing=""; \
@@ -28,6 +29,7 @@ system-deps:
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "please install:$$missing"; fi; \
