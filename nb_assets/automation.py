@@ -65,16 +65,22 @@ def inputs_landed(deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
     memory by its children's names, and `any_deps_match(...).allow(...)` is
     named alike for every input, so those would share one memory. The memory
     resets when this notebook is requested, not when its run ends, so an input
-    that lands while the notebook runs counts towards its next run. The reset
-    is an OR on purpose: it carries no time, so when Dagster shows the tick
-    after a request an update it had already counted (one committed while the
-    request's tick was evaluated), the reset wins. An upstream notebook is not
+    that lands while the notebook runs counts towards its next run.
+
+    Dagster reports a request on the tick after it (`newly_requested`), so a
+    landing reported between the request and that tick arrives on the same
+    tick as the reset. The reset is `newly_requested` alone because it carries
+    the request's time and the landing its own, and `since` lets the later one
+    win: that landing starts the next run. (An OR with `initial_evaluation()`
+    dropped the time, the reset always won, and such a landing started no run;
+    the first evaluation needs no reset, as `newly_updated` is empty then.)
+    The price: a landing committed while the request's own tick was being
+    evaluated can be counted by both ticks and run the notebook once more,
+    which replaces its outputs with the same data. An upstream notebook is not
     requested together with its readers: each reader starts after the run
     that updated its input.
     """
-    requested = (dg.AutomationCondition.newly_requested() | dg.AutomationCondition.initial_evaluation()).with_label(
-        "this notebook was requested"
-    )
+    requested = dg.AutomationCondition.newly_requested().with_label("this notebook was requested")
     each = [
         dg.AutomationCondition.asset_matches(key, dg.AutomationCondition.newly_updated())
         .since(requested)

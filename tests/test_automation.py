@@ -135,6 +135,15 @@ def test_an_input_landing_while_the_notebook_runs_counts_for_its_next_run(chain:
     assert chain.settle() == ["mart.x"]
 
 
+def test_a_landing_after_the_run_ends_and_before_the_next_tick_starts_one_more_run(chain: Project) -> None:
+    chain.land("raw.a")
+    assert chain.tick() == ["mart.x"]
+    chain.run(["mart.x"])  # the run ends before the next tick
+    chain.land("raw.a")  # and the data lands again: the next tick sees the request and the landing together
+    assert chain.settle() == ["mart.x"]  # the landing is not lost to the request's reset
+    assert chain.settle() == []  # and counted once
+
+
 def test_an_input_whose_last_run_failed_holds_its_readers(chain: Project) -> None:
     chain.land("raw.a")
     assert chain.settle() == ["mart.x"]  # y has a new mart.x, and waits for raw.b
