@@ -6,10 +6,10 @@ keeps the rest. Each function takes the same `AssetProps`.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import dagster as dg
@@ -116,7 +116,7 @@ def _code_reference(path: str) -> dg.CodeReferencesMetadataValue:
     """Links the asset to its .ipynb in the UI; the API is beta, the warning is noise for users."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return dg.CodeReferencesMetadataValue(code_references=[dg.LocalFileCodeReference(file_path=str(Path(path).resolve()))])
+        return dg.CodeReferencesMetadataValue(code_references=[dg.LocalFileCodeReference(file_path=os.path.abspath(path))])
 
 
 def columns_read(spec: NotebookSpec) -> dict[str, list[str]]:

@@ -39,23 +39,28 @@ LANDING_ID, LANDED_AT = "landing/id", "landing/landed_at"
 
 
 def trigger_condition(decl: NotebookAsset, deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition | None:
-    """The declaration's trigger as one labelled condition; None runs the notebook only on demand."""
-    timezone = decl.timezone or "UTC"
-    if decl.cron and decl.on_inputs_landed:
-        return dg.AutomationCondition.on_cron(decl.cron, timezone).with_label(
-            f"at each tick of '{decl.cron}' ({timezone}), once every input has landed since the tick"
-        )
+    """The declaration's trigger as one labelled condition; None runs the notebook only on demand.
+
+    Conditions are immutable, so notebooks with the same trigger share one, and
+    so do the parts for an input many notebooks read: a project has few
+    distinct crons (building each anew was most of a trigger's load time)."""
     if decl.cron:
-        condition = (
-            dg.AutomationCondition.cron_tick_passed(decl.cron, timezone).since_last_handled()
-            & ~dg.AutomationCondition.in_progress()
-        )
-        if decl.partitions is not None:  # a tick runs the latest day, not every day since the start
-            condition = condition & dg.AutomationCondition.in_latest_time_window()
-        return condition.with_label(f"at each tick of '{decl.cron}' ({timezone})")
+        return _cron_condition(decl.cron, decl.timezone or "UTC", decl.on_inputs_landed, decl.partitions is not None)
     if decl.on_inputs_landed:
         return inputs_landed(deps)
     return None
+
+
+@functools.cache
+def _cron_condition(cron: str, timezone: str, wait_for_inputs: bool, partitioned: bool) -> dg.AutomationCondition:
+    if wait_for_inputs:
+        return dg.AutomationCondition.on_cron(cron, timezone).with_label(
+            f"at each tick of '{cron}' ({timezone}), once every input has landed since the tick"
+        )
+    condition = dg.AutomationCondition.cron_tick_passed(cron, timezone).since_last_handled() & ~dg.AutomationCondition.in_progress()
+    if partitioned:  # a tick runs the latest day, not every day since the start
+        condition = condition & dg.AutomationCondition.in_latest_time_window()
+    return condition.with_label(f"at each tick of '{cron}' ({timezone})")
 
 
 def inputs_landed(deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
@@ -80,19 +85,27 @@ def inputs_landed(deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
     requested together with its readers: each reader starts after the run
     that updated its input.
     """
+    each = [_landed_since_requested(key) for key in deps]
+    return (functools.reduce(operator.and_, each) & _inputs_quiet()).with_label("once every input has landed since the last run")
+
+
+@functools.cache
+def _landed_since_requested(key: dg.AssetKey) -> dg.AutomationCondition:
     requested = dg.AutomationCondition.newly_requested().with_label("this notebook was requested")
-    each = [
+    return (
         dg.AutomationCondition.asset_matches(key, dg.AutomationCondition.newly_updated())
         .since(requested)
         .with_label(f"{'.'.join(key.path)} landed or was updated since this notebook was last requested")
-        for key in deps
-    ]
+    )
+
+
+@functools.cache
+def _inputs_quiet() -> dg.AutomationCondition:
     return (
-        functools.reduce(operator.and_, each)
-        & ~dg.AutomationCondition.any_deps_in_progress()
+        ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.execution_failed()).with_label("an input's last run failed")
         & ~dg.AutomationCondition.in_progress()
-    ).with_label("once every input has landed since the last run")
+    ).with_label("no input in flight or failed, and this notebook not running")
 
 
 def trigger_problems(decl: NotebookAsset, notebook: str, inputs: Collection[str]) -> list[str]:
@@ -105,14 +118,20 @@ def trigger_problems(decl: NotebookAsset, notebook: str, inputs: Collection[str]
             zoneinfo.ZoneInfo(decl.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             problems.append(f"{notebook}: timezone={decl.timezone!r} is not an IANA time zone (e.g. 'Europe/Amsterdam')")
-    if decl.cron:
-        try:
-            dg.AutomationCondition.cron_tick_passed(decl.cron)
-        except Exception:  # Dagster's check raises its own error type; the message below says what matters
-            problems.append(f"{notebook}: cron={decl.cron!r} is not a cron schedule (e.g. '0 6 * * *': daily at 06:00)")
+    if decl.cron and not _is_cron(decl.cron):
+        problems.append(f"{notebook}: cron={decl.cron!r} is not a cron schedule (e.g. '0 6 * * *': daily at 06:00)")
     if decl.on_inputs_landed and not inputs:
         problems.append(f"{notebook}: on_inputs_landed=True, but the notebook has no SQL inputs to wait for")
     return problems
+
+
+@functools.cache
+def _is_cron(cron: str) -> bool:
+    try:
+        dg.AutomationCondition.cron_tick_passed(cron)
+    except Exception:  # Dagster's check raises its own error type; the caller says what matters
+        return False
+    return True
 
 
 # --- sensors ------------------------------------------------------------------
