@@ -24,7 +24,14 @@ def add_schedule_command(sub: Any) -> None:
     schedule.add_argument("notebook", type=Path)
     schedule.add_argument("--owner", action="append", required=True, metavar="EMAIL_OR_CHANNEL")
     schedule.add_argument("--cron", default=None, help='e.g. "0 6 * * *"')
+    schedule.add_argument("--timezone", default=None, help="how to read --cron, e.g. Europe/Amsterdam (default UTC)")
     schedule.add_argument("--on-inputs-landed", action="store_true", help="run when every input has landed")
+    schedule.add_argument("--instance", action="append", nargs="+", default=[], metavar=("NAME", "K=V"),
+                          help="one instance and its parameters, e.g. --instance emea region=EMEA; repeat per instance")
+    schedule.add_argument("--output", action="append", default=[], metavar="TABLE=TEMPLATE",
+                          help="where an output loads, e.g. mart.revenue=mart.revenue_{region}")
+    schedule.add_argument("--daily-from", default=None, metavar="YYYY-MM-DD", help="daily partitions from this day (key: the ds parameter)")
+    schedule.add_argument("--partition-column", default="ds", help="the date column each output's day is in (default ds)")
     schedule.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
     schedule.add_argument("--purpose", default=None)
     schedule.add_argument("--group", default=None)
@@ -38,11 +45,10 @@ def add_schedule_command(sub: Any) -> None:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from nb_assets.declaration import NotebookAsset
+    from nb_assets.declaration import DailyPartitions, NotebookAsset
     from nb_assets.definitions_file import load_declarations
     from nb_assets.notebook_parser import parse_notebook
-    from nb_assets.parameters import coerce_cli_value
-    from nb_assets.schedule_workflow import Plan, check, plan_markdown, preview_text, trial_run
+    from nb_assets.schedule_workflow import Plan, check, plan_markdown, preview_text, trial_runs
 
     if args.git:
         args.write = True  # a branch without the declaration would schedule nothing
@@ -57,16 +63,13 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         _require_clean_tree(root, allowed={notebook})
 
     spec = parse_notebook(notebook)
-    params = {}
-    for item in args.param:
-        name, sep, raw = item.partition("=")
-        if not sep:
-            raise DeclarationError(f"--param takes K=V, got {item!r}")
-        params[name] = coerce_cli_value(spec, name, raw)
-    fields: dict[str, Any] = dict(path=_relative(notebook, root), owners=tuple(args.owner), params=params,
-                                  purpose=args.purpose, group=args.group, cron=args.cron)
-    if args.on_inputs_landed:
-        fields["on_inputs_landed"] = True
+    fields: dict[str, Any] = dict(path=_relative(notebook, root), owners=tuple(args.owner), params=_params(spec, args.param),
+                                  purpose=args.purpose, group=args.group, cron=args.cron, timezone=args.timezone,
+                                  on_inputs_landed=args.on_inputs_landed, outputs=_pairs(args.output, "--output"))
+    if args.instance:
+        fields["instances"] = {name: _params(spec, pairs) for name, *pairs in args.instance}
+    if args.daily_from:
+        fields["partitions"] = DailyPartitions(start=args.daily_from, column=args.partition_column)
     decl = NotebookAsset(**fields)
 
     print("1/5 checks: static rules and policy")
@@ -76,14 +79,16 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     print("2/5 preview:\n" + "\n".join(f"    {line}" for line in preview_text(checked).splitlines()))
     print("3/5 trial run into a scratch copy of the warehouse")
     scratch = root / ".nb_assets" / "schedule" / spec.name / time.strftime("%Y%m%dT%H%M%S")
-    plan = Plan(decl, checked, trial_run(project, checked, scratch))
-    assert plan.trial is not None
-    print(f"    {plan.trial.status} in {plan.trial.duration_s:.2f} s; executed notebook: {plan.trial.executed_notebook}")
+    plan = Plan(decl, checked, trial_runs(project, checked, scratch))
+    for trial in plan.trials:
+        print(f"    {trial.label}: {trial.status} in {trial.duration_s:.2f} s; executed notebook: {trial.executed_notebook}")
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     plan_path.write_text(plan_markdown(plan), encoding="utf-8")
     print(f"4/5 test plan: {plan_path}")
-    if plan.trial.status != "success":
-        print(f"nb-assets schedule: the trial run failed, nothing declared: {plan.trial.error}", file=sys.stderr)
+    failed = [t for t in plan.trials if t.status != "success"]
+    if failed:
+        print("nb-assets schedule: the trial run failed, nothing declared:\n"
+              + "\n".join(f"  {t.label}: {t.error}" for t in failed), file=sys.stderr)
         return EXIT_FAILED
     if not args.write:
         print("5/5 dry run: add --write to declare it, --git to commit it on a branch for review")
@@ -97,6 +102,23 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         branch = _commit_branch(root, spec.name, [notebook, declarations, plan_path], decl)
         print(f"    committed on branch {branch}; to open a review: git push -u origin {branch}")
     return EXIT_OK
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise DeclarationError(f"{flag} takes K=V, got {item!r}")
+        pairs[name] = value
+    return pairs
+
+
+def _params(spec: Any, items: list[str]) -> dict[str, Any]:
+    """K=V pairs as the notebook's parameters, each coerced to its declared type."""
+    from nb_assets.parameters import coerce_cli_value
+
+    return {name: coerce_cli_value(spec, name, raw) for name, raw in _pairs(items, "--param/--instance").items()}
 
 
 def _relative(path: Path, root: Path) -> str:

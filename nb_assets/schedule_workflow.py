@@ -8,31 +8,40 @@ scratch copy of the warehouse, never the real tables.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nb_assets.build_assets import DeclaredNotebook, declare_notebooks, policy_gate
+from nb_assets.build_assets import DeclaredNotebook, check_partitioned_triggers, declare_notebooks, policy_gate
 from nb_assets.declaration import NotebookAsset
 from nb_assets.declarations_yaml import declaration_yaml
 from nb_assets.definitions_file import ProjectDeclarations
 from nb_assets.errors import DeclarationError, NbAssetsError
+from nb_assets.notebook_parser import notebook_name
 from nb_assets.policy import PolicyReport, propagate
 from nb_assets.policy_file import load_policy
 
 
 @dataclass(frozen=True)
 class Checked:
-    """The project with the new declaration in it, checked like a Dagster load."""
+    """The project with the new declaration in it, checked like a Dagster load.
 
-    item: DeclaredNotebook
+    `items` are what the declaration declares: one notebook, or one per instance."""
+
+    items: tuple[DeclaredNotebook, ...]
     declared: tuple[DeclaredNotebook, ...]
     report: PolicyReport | None
     warnings: tuple[str, ...] = ()
 
+    @property
+    def item(self) -> DeclaredNotebook:
+        return self.items[0]
+
 
 @dataclass(frozen=True)
 class Trial:
+    label: str  # the notebook, its instance, its day
     status: str  # "success" | "failed"
     error: str | None
     input_rows: dict[str, int]
@@ -47,7 +56,7 @@ class Trial:
 class Plan:
     decl: NotebookAsset
     checked: Checked
-    trial: Trial | None = None
+    trials: tuple[Trial, ...] = ()
     notes: list[str] = field(default_factory=list)
 
 
@@ -56,16 +65,18 @@ def check(project: ProjectDeclarations, decl: NotebookAsset) -> Checked:
     if any(Path(project.base_dir, d.path).resolve() == Path(project.base_dir, decl.path).resolve() for d in project.notebooks):
         raise DeclarationError(f"{decl.path} is already declared in this project")
     declared = tuple(declare_notebooks([*project.notebooks, decl], project.base_dir, project.warehouse))
-    item = declared[-1]
+    check_partitioned_triggers(declared)
+    mine = Path(project.base_dir, decl.path).resolve()
+    items = tuple(d for d in declared if Path(d.spec.path).resolve() == mine)
     report = None
     if project.policy is not None:
         report = propagate(load_policy(project.policy), [d.flow() for d in declared])
-        mine = [v for v in report.violations if v.notebook == item.spec.name]
-        blocking = [v for v in mine if v.mode == "enforce"]
+        names = {d.spec.name for d in items}
+        blocking = [v for v in report.violations if v.notebook in names and v.mode == "enforce"]
         if blocking:
             raise DeclarationError(f"{len(blocking)} policy violation(s):\n" + "\n".join(f"- {v.message()}" for v in blocking))
-    warnings = tuple(f.describe(item.spec.path) for f in item.spec.findings if f.severity == "warning")
-    return Checked(item, declared, report, warnings)
+    warnings = tuple(f.describe(items[0].spec.path) for f in items[0].spec.findings if f.severity == "warning")
+    return Checked(items, declared, report, warnings)
 
 
 def _labels(checked: Checked, table: str) -> str:
@@ -77,77 +88,100 @@ def _writers(checked: Checked) -> dict[str, str]:
     return {t: d.spec.name for d in checked.declared for t in d.spec.output_tables}
 
 
-def downstream(checked: Checked) -> list[tuple[str, str]]:
-    """(existing notebook, the new table it reads), for the notebooks this one will feed."""
-    mine = set(checked.item.spec.output_tables)
-    return [(d.spec.name, t) for d in checked.declared[:-1] for t in d.spec.input_tables if t in mine]
+def downstream(checked: Checked, item: DeclaredNotebook) -> list[tuple[str, str]]:
+    """(existing notebook, the new table it reads), for the notebooks `item` will feed."""
+    mine, new = set(item.spec.output_tables), {d.spec.name for d in checked.items}
+    return [(d.spec.name, t) for d in checked.declared if d.spec.name not in new for t in d.spec.input_tables if t in mine]
 
 
 def preview_text(checked: Checked) -> str:
-    """A text tree of what the declaration generates, for the terminal."""
-    spec, decl = checked.item.spec, checked.item.decl
+    """A text tree of what the declaration generates, for the terminal: one per instance."""
     writers = _writers(checked)
-    lines = [f"{spec.name}  ({spec.path})", f"  owners: {', '.join(decl.owners) or '-'}; purpose: {decl.purpose or '-'}; {decl.trigger()}"]
-    for table in spec.input_tables:
-        source = f"notebook {writers[table]}" if table in writers else "source table"
-        lines.append(f"  ← reads  {table}{_labels(checked, table)} ({source})")
-    outputs = spec.output_tables or (f"{spec.name} (report)",)
-    for table in outputs:
-        lines.append(f"  → writes {table}{_labels(checked, table)}")
-    for reader, table in downstream(checked):
-        lines.append(f"      → read by existing notebook {reader} (via {table})")
+    decl = checked.item.decl
+    lines = [f"owners: {', '.join(decl.owners) or '-'}; purpose: {decl.purpose or '-'}; {decl.trigger()}"
+             + (f"; daily partitions from {decl.partitions.start} (column {decl.partitions.column})" if decl.partitions else "")]
+    for item in checked.items:
+        spec = item.spec
+        params = f"  params {item.decl.params}" if item.decl.instance else ""
+        lines.append(f"{spec.name}  ({spec.path}){params}")
+        for table in spec.input_tables:
+            source = f"notebook {writers[table]}" if table in writers else "source table"
+            lines.append(f"  ← reads  {table}{_labels(checked, table)} ({source})")
+        for table in spec.output_tables or (f"{spec.name} (report)",):
+            lines.append(f"  → writes {table}{_labels(checked, table)}")
+        for reader, table in downstream(checked, item):
+            lines.append(f"      → read by existing notebook {reader} (via {table})")
     return "\n".join(lines)
 
 
 def preview_mermaid(checked: Checked) -> str:
-    spec = checked.item.spec
     node = lambda name: "n_" + "".join(c if c.isalnum() else "_" for c in name)  # noqa: E731
-    lines = ["```mermaid", "graph LR", f'  {node(spec.name)}[["{spec.name}"]]']
-    for table in spec.input_tables:
-        lines.append(f'  {node(table)}[("{table}")] --> {node(spec.name)}')
-    for table in spec.output_tables:
-        lines.append(f'  {node(spec.name)} --> {node(table)}[("{table}")]')
-    for reader, table in downstream(checked):
-        lines.append(f'  {node(table)} --> {node(reader)}[["{reader}"]]')
+    lines = ["```mermaid", "graph LR"]
+    for item in checked.items:
+        spec = item.spec
+        lines.append(f'  {node(spec.name)}[["{spec.name}"]]')
+        for table in spec.input_tables:
+            lines.append(f'  {node(table)}[("{table}")] --> {node(spec.name)}')
+        for table in spec.output_tables:
+            lines.append(f'  {node(spec.name)} --> {node(table)}[("{table}")]')
+        for reader, table in downstream(checked, item):
+            lines.append(f'  {node(table)} --> {node(reader)}[["{reader}"]]')
     lines.append("```")
     return "\n".join(lines)
 
 
-def trial_run(project: ProjectDeclarations, checked: Checked, scratch_dir: Path) -> Trial:
-    """Run the notebook once, as declared, against a scratch copy of the warehouse."""
-    from nb_assets.choose_sandbox import choose_sandbox
-    from nb_assets.host_pipeline import discard_data, run_pipeline
-    from nb_assets.record import keep_record
+def trial_runs(project: ProjectDeclarations, checked: Checked, scratch_dir: Path) -> tuple[Trial, ...]:
+    """Run the notebook once per instance, as declared, against one scratch copy of the
+    warehouse; a daily-partitioned notebook runs its latest day (yesterday, UTC), which
+    is what its cron runs."""
     from nb_assets.warehouse import DuckDBWarehouse
 
     if not project.warehouse:
         raise DeclarationError("the definitions name no warehouse; the trial run needs one")
     scratch_dir.mkdir(parents=True, exist_ok=True)
     scratch = DuckDBWarehouse(project.warehouse).scratch_copy(scratch_dir / "scratch_warehouse.duckdb")
-    decl, spec = checked.item.decl, checked.item.spec
-    gate = policy_gate(project.policy, checked.declared, checked.item) if project.policy else None
+    return tuple(
+        _trial(project, checked, item, scratch, scratch_dir / "run" / (item.decl.instance or "notebook"))
+        for item in checked.items
+    )
+
+
+def _trial(project: ProjectDeclarations, checked: Checked, item: DeclaredNotebook, scratch: Any, run_dir: Path) -> Trial:
+    from nb_assets.choose_sandbox import choose_sandbox
+    from nb_assets.declaration import PARTITION_PARAM
+    from nb_assets.host_pipeline import discard_data, run_pipeline
+    from nb_assets.instances import label
+    from nb_assets.record import keep_record
+    from nb_assets.warehouse_partitions import PartitionLoad
+
+    decl, spec = item.decl, item.spec
+    params, partition, what = dict(decl.params), None, label(decl, str(decl.path))
+    if decl.partitions is not None:
+        day = (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
+        params[PARTITION_PARAM], partition, what = day, PartitionLoad(decl.partitions.column, day), f"{what}, day {day}"
+    gate = policy_gate(project.policy, checked.declared, item) if project.policy else None
     kind = decl.sandbox if decl.sandbox != "auto" else project.sandbox
     try:
-        run = run_pipeline(spec, warehouse=scratch, sandbox=choose_sandbox(kind), run_dir=scratch_dir / "run",  # type: ignore[arg-type]
-                           params=decl.params, limits=decl.limits, gate=gate)
+        run = run_pipeline(spec, warehouse=scratch, sandbox=choose_sandbox(kind), run_dir=run_dir,  # type: ignore[arg-type]
+                           params=params, limits=decl.limits, gate=gate, partition=partition)
     except NbAssetsError as exc:  # refused before the notebook ran
-        return Trial("failed", str(exc), {}, {}, 0.0, {}, None, Path(scratch.path))
+        return Trial(what, "failed", str(exc), {}, {}, 0.0, {}, None, Path(scratch.path))
     try:
         record = keep_record(run)
     finally:
         discard_data(run.folder)
     return Trial(
-        run.status, str(run.error) if run.error else None, dict(run.input_rows), dict(run.loaded_rows),
+        what, run.status, str(run.error) if run.error else None, dict(run.input_rows), dict(run.loaded_rows),
         run.duration_s, dict(run.sandbox), record.get("executed"), Path(scratch.path),
     )
 
 
 def plan_markdown(plan: Plan) -> str:
     """The test plan a reviewer reads next to the declaration."""
-    checked, trial, spec = plan.checked, plan.trial, plan.checked.item.spec
+    checked, spec = plan.checked, plan.checked.item.spec
     findings = [f.describe(spec.path) for f in spec.findings]
     lines = [
-        f"# Test plan: schedule `{spec.name}`",
+        f"# Test plan: schedule `{notebook_name(spec.path)}`",
         "",
         f"Generated by `nb-assets schedule` on {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.",
         "",
@@ -161,7 +195,7 @@ def plan_markdown(plan: Plan) -> str:
         "## Declaration",
         "",
         "```yaml",
-        declaration_yaml(checked.item.decl).rstrip(),
+        declaration_yaml(plan.decl).rstrip(),
         "```",
         "",
         "## Preview",
@@ -175,9 +209,11 @@ def plan_markdown(plan: Plan) -> str:
         "## Trial run (scratch copy of the warehouse; the real tables are not touched)",
         "",
     ]
-    if trial is None:
+    if not plan.trials:
         lines.append("- not run")
-    else:
+    for trial in plan.trials:
+        if len(plan.trials) > 1 or plan.decl.partitions:
+            lines.append(f"- **{trial.label}**")
         lines += [
             f"- status: **{trial.status}**" + (f": {trial.error}" if trial.error else ""),
             f"- duration: {trial.duration_s:.2f} s in the {trial.sandbox.get('kind', '?')} sandbox",

@@ -3,6 +3,7 @@ touches the real tables, a test plan, the YAML declaration and a review branch."
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 import sys
@@ -111,3 +112,44 @@ def test_git_refuses_a_dirty_tree(project: Path) -> None:
     assert proc.returncode == 2 and "changes unrelated to this notebook" in proc.stderr and "policy.yaml" in proc.stderr
     assert _git(project, "branch", "--show-current").strip() == "main"
     assert "notebooks: []" in (project / "declarations.yaml").read_text()
+
+
+def test_schedule_declares_instances_and_daily_partitions_and_tries_each(project: Path) -> None:
+    by_currency = write_notebook(
+        project / "notebooks" / "currency_totals.ipynb",
+        md("# Currency totals\nOne currency's orders."), code(RUNTIME), params('currency = "EUR"'),
+        code("%%sql orders\nSELECT order_id, CAST(amount AS DOUBLE) AS amount FROM raw.orders WHERE currency = $currency"),
+        code("output('mart.currency_totals', orders)"),
+    )
+    proc = _schedule(project, by_currency, "--instance", "eur", "currency=EUR", "--instance", "gbp", "currency=GBP",
+                     "--output", "mart.currency_totals=mart.totals_{currency}", "--write")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "→ writes mart.totals_eur [finance]" in proc.stdout and "→ writes mart.totals_gbp [finance]" in proc.stdout
+    plan = (project / "plans" / "currency_totals.md").read_text()
+    assert plan.count("- status: **success**") == 2  # one trial per instance
+    assert "(instance 'eur')" in plan and "- output `mart.totals_gbp`: " in plan
+
+    per_day = write_notebook(
+        project / "notebooks" / "day_totals.ipynb",
+        md("# Day totals"), code(RUNTIME), params('ds = "2026-11-20"'),
+        code("%%sql orders\nSELECT CAST(order_date AS VARCHAR) AS ds, CAST(amount AS DOUBLE) AS amount "
+             "FROM raw.orders WHERE order_date = CAST($ds AS DATE)"),
+        code("output('mart.day_totals', orders.groupby('ds', as_index=False).amount.sum())"),
+    )
+    proc = _schedule(project, per_day, "--daily-from", "2026-10-01", "--write")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "daily partitions from 2026-10-01 (column ds)" in proc.stdout
+    yesterday = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)).isoformat()
+    assert f"day {yesterday}: success" in proc.stdout  # the trial runs what the cron would: the latest day
+
+    declared = (project / "declarations.yaml").read_text()
+    assert "instances:" in declared and "currency: GBP" in declared and "mart.currency_totals: 'mart.totals_{currency}'" in declared
+    assert "start: '2026-10-01'" in declared
+    listed = nb_assets("lineage", "raw.orders", "--json", cwd=project).stdout
+    assert "currency_totals_eur" in listed and "currency_totals_gbp" in listed and "day_totals" in listed
+
+
+def test_schedule_refuses_an_instance_parameter_the_notebook_does_not_declare(project: Path) -> None:
+    proc = _schedule(project, _kpis(project), "--instance", "x", "region=EMEA")
+    assert proc.returncode == 2 and "region" in proc.stderr
+    assert "1/5" not in proc.stdout
