@@ -74,6 +74,23 @@ def time_process(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd:
     return elapsed
 
 
+def time_process_cpu(argv: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one whole process; raises with its output if it fails.
+
+    On a loaded machine the wall time of a single-threaded process swings with
+    what else runs; its CPU time much less, so ratios of CPU times stay readable."""
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(argv), env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}:\n{err.read().decode(errors='replace')[-3000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime
+
+
 def time_round_robin(variants: dict[str, Callable[[], float]], runs: int, warmup: int = 1) -> dict[str, list[float]]:
     """Interleave variants so that drift on the machine hits all of them alike."""
     for _ in range(warmup):

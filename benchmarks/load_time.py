@@ -7,7 +7,9 @@ cell, code cells, one output) and two definitions modules:
   plain       N `@dg.asset` functions with the same keys and deps + dg.Definitions
   triggered   the same notebooks, each with a trigger (cron or on_inputs_landed),
               every tenth partitioned daily
-and times `python -c "import MODULE"` as a whole fresh process (median of 3).
+and times `python -c "import MODULE"` as a whole fresh process (median of 3),
+reporting its CPU time (user + system) too: steadier than the wall time when
+other work shares the machine.
 Targets at N=1000: notebooks / plain < 2x; triggered / plain < 1.5x.
 
 Also measures, in one process, what parsing costs cold, warm (nb_assets's
@@ -100,8 +102,14 @@ def peak_rss_mb(folder: Path, module: str) -> float:
     return int(out.stdout.split()[-1]) / 1024
 
 
-def import_time(folder: Path, module: str) -> float:
-    return C.time_process([sys.executable, "-c", f"import {module}"], cwd=folder, env={"PYTHONDONTWRITEBYTECODE": "1"})
+CPU: dict[str, list[float]] = {}
+
+
+def import_time(folder: Path, module: str, name: str) -> float:
+    """Wall time of one fresh import; its CPU time goes to CPU[name]."""
+    wall, cpu = C.time_process_cpu([sys.executable, "-c", f"import {module}"], cwd=folder, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    CPU.setdefault(name, []).append(cpu)
+    return wall
 
 
 def measure(n: int, runs: int) -> tuple[float, float, list[float]]:
@@ -116,20 +124,25 @@ def measure(n: int, runs: int) -> tuple[float, float, list[float]]:
                  "ka, kb, kc = g(a.defs), g(b.defs), g(c.defs); assert ka == kb == kc, (len(ka), len(kb), sorted(ka ^ kb)[:5])")
         subprocess.run([sys.executable, "-W", "ignore", "-c", check], cwd=tmp, check=True, capture_output=True)
         times = C.time_round_robin(
-            {"notebooks": lambda: import_time(tmp, "defs_notebooks"), "triggered": lambda: import_time(tmp, "defs_triggered"),
-             "plain": lambda: import_time(tmp, "defs_plain")},
+            {"notebooks": lambda: import_time(tmp, "defs_notebooks", "notebooks"),
+             "triggered": lambda: import_time(tmp, "defs_triggered", "triggered"),
+             "plain": lambda: import_time(tmp, "defs_plain", "plain")},
             runs, warmup=1)
         probe = subprocess.run([sys.executable, "-c", PARSE_PROBE, str(tmp / "notebooks")],
                                capture_output=True, text=True, check=True)
         parse = [float(x) for x in probe.stdout.split()]
         rss = peak_rss_mb(tmp, "defs_notebooks"), peak_rss_mb(tmp, "defs_plain")
     nb, plain, trig = C.median(times["notebooks"]), C.median(times["plain"]), C.median(times["triggered"])
+    cpu = {name: C.median(values[-runs:]) for name, values in CPU.items()}  # the timed runs, not the warm-up
+    CPU.clear()
     print(f"N={n:5d}  notebooks {C.fmt_times(times['notebooks'])}")
     print(f"         triggered {C.fmt_times(times['triggered'])}")
     print(f"         plain     {C.fmt_times(times['plain'])}")
     print(f"         ratio {nb / plain:.2f}x   extra {nb - plain:.3f} s = {1000 * (nb - plain) / n:.2f} ms/notebook")
     print(f"         peak RSS: notebooks {rss[0]:.0f} MB, plain {rss[1]:.0f} MB ({rss[0] / rss[1]:.2f}x)")
     print(f"         triggered ratio {trig / plain:.2f}x (each notebook a trigger, a tenth partitioned)")
+    print(f"         CPU time (user+sys) medians: plain {cpu['plain']:.3f} s, notebooks {cpu['notebooks']:.3f} s "
+          f"({cpu['notebooks'] / cpu['plain']:.2f}x), triggered {cpu['triggered']:.3f} s ({cpu['triggered'] / cpu['plain']:.2f}x)")
     TRIGGERED[n] = trig / plain
     print(f"         parse in-process: cold {parse[0]:.3f} s, warm (lru_cache) {parse[1]:.4f} s, "
           f"from pickle {parse[2]:.4f} s ({parse[3] / 1e6:.1f} MB)")
