@@ -34,7 +34,6 @@ import json
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,6 @@ from nb_assets.image import BUILD_COMMAND, docker_client, image_tag
 from nb_assets.sandbox import (
     RECORD_MB,
     SUPERVISOR_FILE,
-    LogTail,
     RunFolder,
     SandboxLimits,
     SandboxResult,
@@ -71,7 +69,7 @@ from nb_assets.sandbox import (
     runner_env,
 )
 from nb_assets.inbox_supervisor import full
-from nb_assets.sandbox_transfer import GO, pack_job, pack_runtime, unpack_copy_out
+from nb_assets.sandbox_transfer import GO, CopyOutReader, pack_job, pack_runtime, unpack_copy_out
 
 SANDBOX_UID = 1000
 SANDBOX_GID = 1000
@@ -239,11 +237,11 @@ class DockerSandbox:
             raise SandboxError(f"cannot create the sandbox container: {exc}") from exc
         return str(container.id)
 
-    def _collect(self, container_id: str, folder: RunFolder, limits: SandboxLimits, *, start: bool) -> "_Collector":
+    def _collect(self, container_id: str, folder: RunFolder, limits: SandboxLimits, *, start: bool) -> CopyOutReader:
         # Attached before the go, so nothing the supervisor writes is missed.
         stream = self.client.api.attach(container_id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
         cap = (limits.output_mb + RECORD_MB + 1) << 20  # + tar headers and the facts
-        collector = _Collector(stream, folder.root / ".copy-out.tar", cap)
+        collector = CopyOutReader(stream, folder.root / ".copy-out.tar", cap)
         collector.start()
         with tempfile.TemporaryFile(dir=folder.root) as spool:
             pack_job(folder, spool, runtime=start, go=True)
@@ -260,7 +258,7 @@ class DockerSandbox:
         return collector
 
     def _result(
-        self, folder: RunFolder, limits: SandboxLimits, image_id: str, collected: "_Collector", *, container_id: str, warm: bool
+        self, folder: RunFolder, limits: SandboxLimits, image_id: str, collected: CopyOutReader, *, container_id: str, warm: bool
     ) -> SandboxResult:
         copy = None
         if collected.spool.exists():
@@ -355,48 +353,6 @@ class DockerSandbox:
             "log_config": LogConfig(type="none"),
             "labels": {SANDBOX_LABEL: "1", DEADLINE_LABEL: f"{deadline:.0f}", CLAIM_BY_LABEL: f"{claim_by:.0f}", **labels},
         }
-
-
-class _Collector:
-    """Reads the attached container in a thread: stderr into a log tail, stdout (the copy-out tar) into a spool
-    file, up to `cap` bytes."""
-
-    def __init__(self, stream: Any, spool: Path, cap: int) -> None:
-        self.stream, self.spool, self.cap = stream, spool, cap
-        self.logs = LogTail()
-        self.received = 0
-        self.overflow = False
-        self.host_timed_out = False
-        self.error: BaseException | None = None
-        self.duration_s = 0.0
-        self._thread = threading.Thread(target=self._read, daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _read(self) -> None:
-        started = time.monotonic()
-        try:
-            with self.spool.open("wb") as out:
-                for stdout, stderr in self.stream:
-                    if stderr:
-                        self.logs.write(stderr)
-                    if stdout:
-                        if self.received + len(stdout) > self.cap:
-                            self.overflow = True
-                            return
-                        out.write(stdout)
-                        self.received += len(stdout)
-        except Exception as exc:  # the connection dropped: what arrived is judged as incomplete
-            self.error = exc
-        finally:
-            self.duration_s = time.monotonic() - started
 
 
 def _full(usage: Any) -> bool:

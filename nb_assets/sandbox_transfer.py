@@ -6,6 +6,7 @@ run (inputs, in-box code, the job) as root-owned, read-only entries. Copy-out
 unpacks what the in-box supervisor sent (inbox_supervisor.py) with the
 caution owed to anything a notebook could have shaped: plain names only,
 regular files only, nothing written through a link, sizes capped.
+`CopyOutReader` receives that stream while the container runs.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from nb_assets.inbox_supervisor import END, FACTS
-from nb_assets.sandbox import RESULT_MAX_BYTES, RunFolder
+from nb_assets.sandbox import RESULT_MAX_BYTES, LogTail, RunFolder
 
 _CHUNK = 1 << 20
 _FACTS_MAX_BYTES = 64 * 1024
@@ -139,3 +142,45 @@ def _json_object(stream: IO[bytes] | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+class CopyOutReader:
+    """Reads an attached container's stream in a thread: stderr into a log tail, stdout (the copy-out
+    tar the in-box supervisor sends) into a spool file, up to `cap` bytes."""
+
+    def __init__(self, stream: Any, spool: Path, cap: int) -> None:
+        self.stream, self.spool, self.cap = stream, spool, cap
+        self.logs = LogTail()
+        self.received = 0
+        self.overflow = False
+        self.host_timed_out = False
+        self.error: BaseException | None = None
+        self.duration_s = 0.0
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _read(self) -> None:
+        started = time.monotonic()
+        try:
+            with self.spool.open("wb") as out:
+                for stdout, stderr in self.stream:
+                    if stderr:
+                        self.logs.write(stderr)
+                    if stdout:
+                        if self.received + len(stdout) > self.cap:
+                            self.overflow = True
+                            return
+                        out.write(stdout)
+                        self.received += len(stdout)
+        except Exception as exc:  # the connection dropped: what arrived is judged as incomplete
+            self.error = exc
+        finally:
+            self.duration_s = time.monotonic() - started
