@@ -1,0 +1,343 @@
+"""`nb-assets`: check notebooks, run one ad hoc, ask where data flows, build the sandbox.
+
+Exit codes: 0 fine, 1 findings or a failed run, 2 usage error or unreadable path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, get_args
+
+from nb_assets.cli_backfill import add_backfill_command
+from nb_assets.cli_land import add_land_command
+from nb_assets.cli_lineage import add_lineage_command
+from nb_assets.cli_runs import add_runs_commands
+from nb_assets.cli_sandbox import add_sandbox_command
+from nb_assets.cli_schedule import add_schedule_command
+from nb_assets.errors import DeclarationError, NbAssetsError, NotebookParseError
+from nb_assets.sandbox import SandboxKind, SandboxLimits
+from nb_assets.spec import NotebookSpec
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_WAREHOUSE = "warehouse.duckdb"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except NbAssetsError as exc:
+        print(f"nb-assets: {exc}", file=sys.stderr)
+        return EXIT_USAGE if args.command != "run" else EXIT_FAILED
+
+
+def entry() -> None:
+    """The `nb-assets` command: main(), then leave without interpreter teardown.
+
+    By then the verdict is printed and every file is written and closed. What
+    teardown could add is noise: the native thread pools of Arrow and DuckDB
+    can abort the process at exit ("terminate called without an active
+    exception"), which would turn a successful run's exit code 0 into 134.
+    """
+    code = main()
+    try:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nb-assets", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="parse notebooks and report their inputs, outputs and findings")
+    check.add_argument("paths", nargs="+", type=Path, help="notebook files or folders")
+    check.add_argument("--json", action="store_true")
+    check.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                       help="worker processes for notebooks not in the parse cache (default: one per core past 200)")
+    check.set_defaults(func=cmd_check)
+
+    run = sub.add_parser("run", help="run one notebook: prefetch, sandbox, load (outside Dagster)")
+    run.add_argument("notebook", type=Path)
+    run.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
+    run.add_argument("--warehouse", default=None,
+                     help=f"DuckDB file (default: the declared project's, else {DEFAULT_WAREHOUSE})")
+    run.add_argument("--sandbox", choices=get_args(SandboxKind), default=None,
+                     help="auto|docker|local (default: the declaration's, else auto)")
+    run.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    run.add_argument("--records", type=Path, default=Path(".nb_assets/runs"), help="where run records go")
+    run.add_argument("--definitions", type=Path, default=None, metavar="FILE",
+                     help="run the notebook as declared in this definitions file (allowances, params, "
+                          "limits, sandbox, purpose, policy gate, warehouse); flags override")
+    run.add_argument("--instance", default=None, help="with --definitions: which instance of a notebook declared with instances=")
+    run.add_argument("--partition", default=None, metavar="YYYY-MM-DD", help="with --definitions: the day a partitioned notebook runs")
+    run.add_argument("--html", action="store_true", help="also render the executed notebook as HTML")
+    run.add_argument("--json", action="store_true")
+    run.set_defaults(func=cmd_run)
+
+    add_lineage_command(sub)
+    add_runs_commands(sub)
+    add_land_command(sub)
+    add_backfill_command(sub)
+    add_sandbox_command(sub)
+    add_schedule_command(sub)
+    return parser
+
+
+def notebook_paths(paths: Sequence[Path]) -> list[Path]:
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(p for p in sorted(path.rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(path)
+    return found
+
+
+def spec_to_json(spec: NotebookSpec) -> dict[str, Any]:
+    return {
+        "path": spec.path,
+        "parameters": [{"name": p.name, "type": p.type, "default": p.default} for p in spec.parameters],
+        "inputs": [{"name": i.name, "tables": list(i.tables)} for i in spec.inputs],
+        "outputs": list(spec.output_tables),
+        "findings": [
+            {"rule": f.rule, "severity": f.severity, "cell": f.cell, "line": f.line, "message": f.message}
+            for f in spec.findings
+        ],
+    }
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from nb_assets.parse_many import parse_notebooks
+
+    if args.jobs is not None and args.jobs < 1:
+        print(f"nb-assets check: --jobs must be 1 or more, got {args.jobs}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        paths = notebook_paths(args.paths)
+    except FileNotFoundError as exc:
+        print(f"nb-assets check: no such file or folder: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    reports: list[dict[str, Any]] = []
+    for path, parsed in zip(paths, parse_notebooks(paths, args.jobs)):
+        if isinstance(parsed, NotebookSpec):
+            reports.append(spec_to_json(parsed))
+        else:
+            exc = parsed
+            reports.append({
+                "path": str(path), "parameters": [], "inputs": [], "outputs": [],
+                "findings": [{"rule": "invalid-notebook", "severity": "error", "cell": None, "line": None, "message": str(exc)}],
+            })
+    failed = any(f["severity"] == "error" for r in reports for f in r["findings"])
+    if args.json:
+        print(json.dumps({"notebooks": reports}, indent=2, default=str))
+    else:
+        _print_check(reports)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _print_check(reports: list[dict[str, Any]]) -> None:
+    for report in reports:
+        reads = sorted({t for i in report["inputs"] for t in i["tables"]})
+        print(f"{report['path']}")
+        params = ", ".join(f"{p['name']}={p['default']!r}" for p in report["parameters"])
+        print(f"  params: {params or '-'}")
+        print(f"  reads:  {', '.join(reads) or '-'}")
+        print(f"  writes: {', '.join(report['outputs']) or '- (report)'}")
+        for f in report["findings"]:
+            where = f"cell {f['cell']}" + (f", line {f['line']}" if f["line"] else "") if f["cell"] else "notebook"
+            print(f"  {f['severity']}: {where}: [{f['rule']}] {f['message']}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if not args.notebook.is_file():
+        print(f"nb-assets run: no such notebook: {args.notebook}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return _run_one(args)
+    except NbAssetsError as exc:  # refused before the notebook ran: still one verdict on stdout
+        if args.json:
+            error = {"cell": exc.cell, "type": exc.kind, "message": str(exc)}
+            print(json.dumps({"status": "failed", "error": error, "outputs": [], "executed_notebook": None, "html": None}, indent=2))
+        print(f"nb-assets run: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run_one(args: argparse.Namespace) -> int:
+    from nb_assets.parameters import coerce_cli_value
+
+    job = declared_job(args) if args.definitions else _ad_hoc_job(args)
+    for item in args.param:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            print(f"nb-assets run: --param takes K=V, got {item!r}", file=sys.stderr)
+            return EXIT_USAGE
+        job.params[name] = coerce_cli_value(job.spec, name, raw)
+    if job.partitions is not None and args.partition is None:
+        raise DeclarationError(f"{job.spec.path} is partitioned daily: pass --partition YYYY-MM-DD, or use `nb-assets backfill`")
+    if args.partition is not None and job.partitions is None:
+        raise DeclarationError(f"{job.spec.path} is not partitioned (declare partitions=DailyPartitions(...) with --definitions)")
+    if args.partition is not None:
+        from nb_assets.partitions import check_day
+
+        check_day(args.partition, job.partitions.start, f"{job.spec.path} --partition")
+    spec = job.spec
+    run, summary, kind = execute_job(job, args, args.partition)
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    elif run.status == "success":
+        loaded = ", ".join(f"{o['table']} ({o['rows']} rows)" for o in summary["outputs"]) or "nothing (report)"
+        print(f"{spec.path}: success in {run.duration_s:.2f} s via {kind} sandbox; loaded {loaded}")
+        print("\n".join(_record_lines(summary)))
+    else:
+        print("\n".join((str(run.error), *_record_lines(summary))), file=sys.stderr)
+    return EXIT_OK if run.status == "success" else EXIT_FAILED
+
+
+def execute_job(job: _Job, args: argparse.Namespace, day: str | None = None) -> tuple[Any, dict[str, Any], str]:
+    """One run through the host pipeline, its record kept; for a partitioned job, the run of `day`.
+    Returns the NotebookRun, its summary, and the sandbox kind it ran in.
+
+    Shared by `nb-assets run` and `nb-assets backfill`, so a backfilled day runs as `run` would."""
+    from nb_assets.choose_sandbox import choose_sandbox
+    from nb_assets.declaration import PARTITION_PARAM
+    from nb_assets.host_pipeline import discard_data, run_pipeline
+    from nb_assets.record import keep_record, run_summary, seen_through_facts
+    from nb_assets.warehouse import DuckDBWarehouse
+    from nb_assets.warehouse_partitions import PartitionLoad
+
+    limits = job.limits if args.timeout is None else replace(job.limits, timeout_s=args.timeout)
+    sandbox = choose_sandbox(job.sandbox)
+    fallback = getattr(sandbox, "fallback_reason", None)
+    if fallback:
+        print(f"nb-assets: using the local sandbox (network and process isolation only): {fallback}", file=sys.stderr)
+    params, partition = dict(job.params), None
+    if job.partitions is not None and day is not None:
+        params[PARTITION_PARAM] = day
+        partition = PartitionLoad(job.partitions.column, day)
+    stamp, serial = time.strftime("%Y%m%dT%H%M%S"), f"{time.time_ns() % 10**9:09d}"
+    run_dir = args.records / job.spec.name / stamp / serial
+    about = {"run_id": f"{stamp}-{serial}", "source": "cli", "started_at": datetime.now(timezone.utc).isoformat()}
+    if day is not None:
+        about["partition"] = day
+    run = run_pipeline(
+        job.spec, warehouse=DuckDBWarehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, params=params,
+        limits=limits, gate=job.gate, partition=partition,
+    )
+    try:
+        record = keep_record(run, {**seen_through_facts(run.spec), **about}, html=getattr(args, "html", False))
+    finally:
+        discard_data(run.folder)
+    return run, {**run_summary(run, about), "html": str(record["html"]) if "html" in record else None}, sandbox.kind
+
+
+def _record_lines(summary: dict[str, Any]) -> list[str]:
+    """Only files that exist: a run stopped before its kernel started has no executed notebook."""
+    if summary["executed_notebook"] is None:
+        return [f"nothing was executed: the run stopped before the notebook started; record: {summary['record']}"]
+    lines = [f"executed notebook: {summary['executed_notebook']}"]
+    if summary["html"] is not None:
+        lines.append(f"html: {summary['html']}")
+    return lines
+
+
+@dataclass
+class _Job:
+    """What one `nb-assets run` executes; CLI flags are applied on top of it."""
+
+    spec: NotebookSpec
+    params: dict[str, Any]
+    limits: SandboxLimits
+    sandbox: SandboxKind
+    warehouse: str
+    gate: Callable[[], Any] | None = None
+    partitions: Any = None  # DailyPartitions, when the declaration has them
+
+
+def _ad_hoc_job(args: argparse.Namespace) -> _Job:
+    from nb_assets.notebook_parser import parse_notebook
+
+    spec = parse_notebook(args.notebook)
+    _refuse_without_its_declaration(args.notebook)
+    return _Job(spec, {}, SandboxLimits(), args.sandbox or "auto", args.warehouse or DEFAULT_WAREHOUSE)
+
+
+def _refuse_without_its_declaration(notebook: Path) -> None:
+    """A notebook its project declares daily-partitioned, or with instances, runs only as
+    declared: run ad hoc, its outputs would replace every day's rows of a partitioned
+    table, or land in a table no instance has."""
+    from nb_assets.definitions_file import load_declarations
+    from nb_assets.run_records import project_dir_of
+
+    definitions = project_dir_of(notebook) / "definitions.py"
+    if not definitions.is_file():
+        return
+    try:
+        project = load_declarations(definitions)
+    except Exception as exc:  # noqa: BLE001  # any error of the user's file: it cannot tell us, say so and go on
+        print(f"nb-assets run: could not read {definitions} to see how it declares {notebook}: {exc}", file=sys.stderr)
+        return
+    for decl in project.notebooks:
+        if decl.notebook_file(project.base_dir).resolve() != notebook.resolve():
+            continue
+        if decl.partitions is not None:
+            raise DeclarationError(
+                f"{notebook} is daily-partitioned in {definitions}: run one day with --definitions {definitions} "
+                "--partition YYYY-MM-DD (run without, its outputs would replace every day's rows)"
+            )
+        if decl.instances:
+            raise DeclarationError(
+                f"{notebook} is declared with instances ({', '.join(decl.instances)}) in {definitions}: "
+                f"run one with --definitions {definitions} --instance NAME"
+            )
+
+
+def declared_job(args: argparse.Namespace) -> _Job:
+    """The notebook as Dagster would run it: its declaration's allowances, parameters,
+    limits, sandbox, purpose and policy gate, and the project's warehouse. Flags win.
+    A notebook declared with instances needs `--instance`."""
+    from nb_assets.build_assets import check_partitioned_triggers, declare_notebooks, policy_gate
+    from nb_assets.definitions_file import load_declarations
+
+    project = load_declarations(args.definitions)
+    declared = declare_notebooks(project.notebooks, project.base_dir)  # the gate sees views through at run time
+    check_partitioned_triggers(declared)
+    mine = [d for d in declared if Path(d.spec.path).resolve() == args.notebook.resolve()]
+    if not mine:
+        raise DeclarationError(f"{args.notebook} is not declared in {args.definitions}")
+    instances = [d.decl.instance for d in mine if d.decl.instance]
+    wanted = getattr(args, "instance", None)
+    item = next((d for d in mine if d.decl.instance == wanted), None)
+    if item is None:
+        if wanted is None:
+            raise DeclarationError(f"{args.notebook} is declared with instances ({', '.join(instances)}); pick one with --instance")
+        raise DeclarationError(f"{args.notebook} has no instance {wanted!r} in {args.definitions} (instances: {', '.join(instances) or 'none'})")
+    decl = item.decl
+    gate = policy_gate(project.policy, declared, item) if project.policy else None
+    return _Job(
+        spec=item.spec,
+        params=dict(decl.params),
+        limits=decl.limits,
+        sandbox=args.sandbox or (decl.sandbox if decl.sandbox != "auto" else project.sandbox),  # type: ignore[arg-type]
+        warehouse=args.warehouse or project.warehouse or DEFAULT_WAREHOUSE,
+        gate=gate,
+        partitions=decl.partitions,
+    )
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,101 @@
+"""Docker sandbox containers nobody will collect, and removing them.
+
+A container's labels say who runs it and until when: `nb_assets.deadline`
+(epoch seconds) and `nb_assets.owner` (host:pid:start time of the host
+process). A started container ends by itself at its deadline (the supervisor
+keeps it inside); sweeping frees it sooner when its owner is gone, and catches
+those that never started because their owner died first.
+
+Warm spares (docker_spare.py) carry no owner label (a janitor that does not
+know them leaves them to their deadline) and are judged by their name: one being made
+(nb-assets-boot-*) is its maker's, one offered (nb-assets-spare-*) waits for
+any run until its `nb_assets.claim_by` and is abandoned after, one claimed
+(nb-assets-run-<token>.<pid>.<start>) belongs to the run's host named there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+SANDBOX_LABEL = "nb_assets.sandbox"
+DEADLINE_LABEL = "nb_assets.deadline"  # epoch seconds after which the container is abandoned
+OWNER_LABEL = "nb_assets.owner"  # host:pid:start time of the process that runs it
+SPARE_LABEL = "nb_assets.spare"  # on warm spares: the hash of the settings they were made with
+CLAIM_BY_LABEL = "nb_assets.claim_by"  # epoch seconds: an offered spare nobody claimed by then is abandoned
+MAKER_LABEL = "nb_assets.maker"  # on spares, instead of an owner: host:pid:start time of the process making it
+MAKER_UID_LABEL = "nb_assets.maker_uid"  # only the user who made a spare claims it
+BOOT_PREFIX, OFFERED_PREFIX, CLAIMED_PREFIX = "nb-assets-boot-", "nb-assets-spare-", "nb-assets-run-"
+
+
+def sweep_abandoned(client: Any) -> None:
+    """Remove sandbox containers nobody will collect: past their deadline, or started by a host
+    process (on this machine) that is gone, e.g. killed between creating and starting one.
+
+    A started container ends by itself at its deadline anyway; this frees it
+    sooner, and catches those that never started.
+    """
+    now = time.time()
+    for summary in client.api.containers(all=True, filters={"label": SANDBOX_LABEL}):
+        labels = summary.get("Labels") or {}
+        try:
+            deadline = float(labels.get(DEADLINE_LABEL, "inf"))
+        except ValueError:
+            deadline = float("inf")
+        if deadline < now or _abandoned(labels, (summary.get("Names") or ["/"])[0].lstrip("/"), now):
+            remove_container(client, summary["Id"])
+
+
+def _abandoned(labels: dict[str, str], name: str, now: float) -> bool:
+    if SPARE_LABEL not in labels:
+        return _owner_gone(labels.get(OWNER_LABEL))
+    if name.startswith(OFFERED_PREFIX):  # its maker may be gone: handing it to the next run is its purpose
+        try:
+            return float(labels.get(CLAIM_BY_LABEL, "0")) < now
+        except ValueError:
+            return True
+    if name.startswith(CLAIMED_PREFIX):  # nb-assets-run-<token>.<pid>.<start>: the claiming run's process
+        parts = name[len(CLAIMED_PREFIX):].split(".")
+        host = (labels.get(MAKER_LABEL) or "").partition(":")[0]  # claimed on the host that made it, only
+        return len(parts) != 3 or _owner_gone(f"{host}:{parts[1]}:{parts[2]}")
+    return _owner_gone(labels.get(MAKER_LABEL))  # being made: its maker's
+
+
+def owner() -> str:
+    """host:pid:start time of this process, so a recycled pid is not taken for its owner."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _owner_gone(label: str | None) -> bool:
+    host, _, rest = (label or "").partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine's, or no owner recorded: its deadline decides
+    return _start_time(int(pid)) != started
+
+
+def _start_time(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "gone"
+    return stat.rpartition(")")[2].split()[19]  # field 22, counted after the command name
+
+
+def remove_container(client: Any, container_id: str) -> None:
+    """Force-remove with its anonymous volume; already gone (auto_remove) is fine."""
+    import docker.errors
+
+    try:
+        client.api.remove_container(container_id, force=True, v=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: removal already in progress (auto_remove): let it finish
+            raise
+        with contextlib.suppress(docker.errors.NotFound):
+            client.api.wait(container_id, timeout=60, condition="removed")

@@ -1,0 +1,97 @@
+"""One root error; each stage of a notebook's life has its own subclass.
+
+Every message names the notebook (and the cell, where one is known) so a
+failure read in a log or a Dagster run page says where to look.
+"""
+
+from __future__ import annotations
+
+
+class NbAssetsError(Exception):
+    """Root of every error nb_assets raises on purpose.
+
+    `kind` is the stable, machine-readable name (`nb-assets run --json`'s
+    error.type); `cell` is the 1-based cell it concerns, when one is known.
+    """
+
+    kind = "error"
+    cell: int | None = None
+
+
+class NotebookParseError(NbAssetsError):
+    """The file is not a readable Jupyter notebook (bad JSON, wrong nbformat, ...)."""
+
+    kind = "invalid-notebook"
+
+
+class DeclarationError(NbAssetsError):
+    """Notebooks cannot be declared: error findings, unknown parameters, bad options."""
+
+    kind = "declaration"
+
+
+class PolicyError(NbAssetsError):
+    """A policy file is malformed, or a data flow breaks the policy."""
+
+    kind = "policy-refused"
+
+
+class WarehouseError(NbAssetsError):
+    """Prefetching an input or loading an output failed; the warehouse is unchanged."""
+
+    kind = "warehouse"
+
+    def __init__(self, message: str, *, cell: int | None = None) -> None:
+        super().__init__(message)
+        self.cell = cell
+
+
+class WarehouseBusyError(WarehouseError):
+    """Another process held the warehouse file's lock for longer than this caller waits."""
+
+    kind = "warehouse-busy"
+
+
+class OutputValidationError(WarehouseError):
+    """The run's output folder holds something other than the declared outputs."""
+
+    kind = "outputs-refused"
+
+
+class SandboxError(NbAssetsError):
+    """The sandbox could not start, or ended the run abnormally."""
+
+    kind = "sandbox"
+
+
+class SandboxUnavailableError(SandboxError):
+    """The requested sandbox kind cannot run on this host (no Docker engine, no image)."""
+
+    kind = "sandbox-unavailable"
+
+
+class NotebookRunError(NbAssetsError):
+    """The notebook itself failed: a cell raised, the kernel died, a limit was hit."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "cell-error",
+        cell: int | None = None,
+        ename: str | None = None,
+        evalue: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.cell = cell
+        self.ename = ename
+        self.evalue = evalue
+
+
+class LandingError(NbAssetsError):
+    """A landing was refused: an unknown table, a bad file, a missing or corrupt landing log.
+
+    Nothing was loaded and nothing was recorded."""
+
+    kind = "landing"

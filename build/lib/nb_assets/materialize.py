@@ -1,0 +1,108 @@
+"""NotebookRun → MaterializeResults with metadata, or a Dagster Failure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from nb_assets.host_pipeline import NotebookRun
+
+PREVIEW_ROWS = 10
+
+
+def materialize_results(
+    run: NotebookRun,
+    keys: Mapping[str, dg.AssetKey],
+    record: Mapping[str, Path],
+    extra: Mapping[str, Any] | None = None,
+) -> Iterator[dg.MaterializeResult]:
+    """One result per output table (`keys`: table → key), or one for a report (key under "")."""
+    common: dict[str, Any] = {
+        "notebook/parameters": dg.MetadataValue.json(run.parameters),
+        "notebook/inputs": dg.MetadataValue.json(
+            {i.name: {"tables": list(i.tables), "rows": run.input_rows.get(i.name)} for i in run.spec.inputs}
+        ),
+        "notebook/sandbox": dg.MetadataValue.json(run.sandbox),
+        "notebook/duration_s": round(run.duration_s, 3),
+        **{k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v for k, v in (extra or {}).items()},
+    }
+    if "executed" in record:
+        common["notebook/executed"] = dg.MetadataValue.notebook(str(record["executed"]))
+    if "html" in record:
+        common["notebook/html"] = dg.MetadataValue.path(str(record["html"]))
+    if "" in keys:
+        yield dg.MaterializeResult(asset_key=keys[""], metadata=common)
+        return
+    for table, key in keys.items():
+        yield dg.MaterializeResult(asset_key=key, metadata={**common, **table_metadata(run, table)})
+
+
+def table_metadata(run: NotebookRun, table: str) -> dict[str, Any]:
+    """Rows, schema and a preview, read from the output file just loaded."""
+    import pyarrow.parquet as pq
+
+    path = run.output_files.get(table)
+    metadata: dict[str, Any] = {"dagster/row_count": run.loaded_rows.get(table, 0), "table": table}
+    if path is None or not path.exists():
+        return metadata
+    parquet = pq.ParquetFile(path)
+    schema = parquet.schema_arrow
+    metadata["dagster/column_schema"] = dg.TableSchema(
+        columns=[dg.TableColumn(name=f.name, type=str(f.type)) for f in schema]
+    )
+    first = next(parquet.iter_batches(batch_size=PREVIEW_ROWS), None)  # not a whole row group
+    if first is not None and first.num_rows:
+        metadata["preview"] = dg.MetadataValue.md(first.to_pandas().to_markdown(index=False))
+    return metadata
+
+
+def failure(run: NotebookRun, record: Mapping[str, Path]) -> dg.Failure:
+    """A Dagster Failure a reader understands at a glance: the notebook, the cell in
+    the author's numbering, its source with the failing line marked, the traceback."""
+    from nb_assets.failure_context import failure_context
+
+    error = run.error
+    context = failure_context(
+        run.spec.path,
+        getattr(error, "cell", None),
+        record.get("executed"),
+        result_file=run.folder.result_file,
+        ename=getattr(error, "ename", None),
+        evalue=getattr(error, "evalue", None),
+    )
+    metadata: dict[str, Any] = {
+        "notebook/path": run.spec.path,
+        "notebook/error": dg.MetadataValue.json(
+            {"kind": getattr(error, "kind", "error"), "type": context.ename, "message": context.evalue or str(error)}
+        ),
+        "notebook/parameters": dg.MetadataValue.json(run.parameters),
+        "notebook/record": dg.MetadataValue.path(str(run.folder.record_dir)),
+        "notebook/sandbox": dg.MetadataValue.json(run.sandbox),
+    }
+    if "executed" in record:
+        metadata["notebook/executed"] = dg.MetadataValue.notebook(str(record["executed"]))
+    if "html" in record:
+        metadata["notebook/html"] = dg.MetadataValue.path(str(record["html"]))
+    if context.cell is not None:
+        metadata["notebook/failed_cell"] = context.cell
+    if context.cell_source is not None:
+        metadata["notebook/cell_source"] = dg.MetadataValue.md(f"```\n{context.excerpt()}\n```")
+    if context.traceback:
+        metadata["notebook/traceback"] = dg.MetadataValue.md(f"```\n{context.traceback}\n```")
+    details = context.describe()
+    description = f"{error}\n\n{details}" if details else str(error)
+    return dg.Failure(description=description, metadata=metadata, allow_retries=False)
+
+
+def refusal(path: str, error: Exception, parameters: Mapping[str, Any]) -> dg.Failure:
+    """A run refused before anything ran (policy, static checks, parameters): says why."""
+    metadata = {
+        "notebook/path": path,
+        "notebook/parameters": dg.MetadataValue.json(dict(parameters)),
+        "notebook/refused": getattr(error, "kind", "error"),
+        "notebook/error": dg.MetadataValue.json({"kind": getattr(error, "kind", "error"), "type": None, "message": str(error)}),
+    }
+    return dg.Failure(description=str(error), metadata=metadata, allow_retries=False)

@@ -1,0 +1,159 @@
+"""The runtime a notebook imports: the `%%sql` cell magic and `output()`.
+
+Depends on pandas, pyarrow and IPython only, because it runs inside the
+sandbox image. Two modes, chosen by the environment the host sets:
+
+- run (`NB_ASSETS_MODE=run`, inside a sandbox): `%%sql name` loads the Parquet
+  file the host prefetched for that cell, after checking the query text is the
+  one that was prefetched; `output()` writes Parquet into the outputs folder.
+- interactive (a person in Jupyter): `%%sql name` queries the local DuckDB
+  warehouse read-only (`NB_ASSETS_WAREHOUSE`, default `warehouse.duckdb` in
+  the working folder or a parent), binding `$params` from the notebook's
+  variables; `output()` shows a preview and writes nothing; `%nb_context`
+  shows the notebook's declaration and last runs (host only: nb_assets.context_pane).
+
+    %load_ext nb_assets.notebook
+    from nb_assets.notebook import output
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported lazily: the host imports this module for its constants
+    import pandas as pd
+
+MANIFEST = "manifest.json"
+TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def query_fingerprint(query: str) -> str:
+    """What the host and the notebook compare to prove a cell ran what was prefetched."""
+    return hashlib.sha256(query.strip().encode("utf-8")).hexdigest()
+
+
+def output_file_name(table: str) -> str:
+    return f"{table}.parquet"
+
+
+def _mode() -> str:
+    return os.environ.get("NB_ASSETS_MODE", "interactive")
+
+
+def output(table: str, df: pd.DataFrame) -> None:
+    """Declare `df` as the contents of warehouse table `schema.table`.
+
+    The name must be a string literal in the notebook source: outputs are
+    read statically before the notebook runs.
+    """
+    import pandas as pd
+
+    if not isinstance(table, str) or not TABLE_NAME.match(table):
+        raise ValueError(f"output name {table!r} must be a lowercase 'schema.table' literal")
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"output({table!r}, ...) takes a pandas DataFrame, got {type(df).__name__}")
+    if _mode() == "run":
+        _write_output(Path(os.environ["NB_ASSETS_OUTPUT_DIR"]) / output_file_name(table), table, df)
+        return
+    from IPython.display import display
+
+    print(f"output {table}: {len(df)} rows (preview; nothing is written outside a scheduled run)")
+    display(df.head(10))
+
+
+def _write_output(path: Path, table: str, df: pd.DataFrame) -> None:
+    """Never write through a link planted in the outputs folder: it could point anywhere."""
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise PermissionError(f"output {table}: {path.name} is not a regular file; refusing to write through it")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "wb") as f:
+        df.to_parquet(f, index=False)
+
+
+def _run_mode_input(name: str, query: str) -> pd.DataFrame:
+    folder = Path(os.environ["NB_ASSETS_INPUT_DIR"])
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    entry = manifest.get(name)
+    if entry is None:
+        raise RuntimeError(f"SQL input {name!r} was not prefetched; declare it in its own %%sql cell")
+    if entry["fingerprint"] != query_fingerprint(query):
+        raise RuntimeError(f"SQL input {name!r} differs from the query that was prefetched")
+    import pyarrow.parquet as pq
+
+    return _to_pandas(pq.read_table(folder / entry["file"]))
+
+
+def _to_pandas(table: Any) -> pd.DataFrame:
+    """One Arrow → pandas conversion for scheduled and interactive runs alike.
+
+    Decimals become floats (pandas has no decimal dtype); DATE columns stay
+    `datetime.date` objects so an output written back keeps the DATE type.
+    """
+    import pyarrow as pa
+
+    schema = pa.schema([f.with_type(pa.float64()) if pa.types.is_decimal(f.type) else f for f in table.schema])
+    return table.cast(schema).to_pandas()
+
+
+def _interactive_input(query: str, namespace: dict[str, Any]) -> pd.DataFrame:
+    import duckdb  # only needed interactively; the sandbox image has no duckdb
+
+    path = os.environ.get("NB_ASSETS_WAREHOUSE") or _find_warehouse()
+    params = {name: namespace[name] for name in dict.fromkeys(_PARAM.findall(query)) if name in namespace}
+    with _connect_read_only(duckdb, path) as con:
+        return _to_pandas(con.sql(query, params=params).to_arrow_table())
+
+
+INTERACTIVE_LOCK_WAIT_S = 30.0
+
+
+def _connect_read_only(duckdb: Any, path: str) -> Any:
+    """A scheduled load holds the warehouse's write lock for a moment: wait for it (bounded), as the host does."""
+    import time
+
+    deadline = time.monotonic() + INTERACTIVE_LOCK_WAIT_S
+    while True:
+        try:
+            return duckdb.connect(path, read_only=True)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _find_warehouse() -> str:
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "warehouse.duckdb").exists():
+            return str(folder / "warehouse.duckdb")
+    raise FileNotFoundError("no warehouse.duckdb here or above; set NB_ASSETS_WAREHOUSE")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext nb_assets.notebook` registers `%%sql <name>` and `%nb_context`."""
+
+    def sql(line: str, cell: str) -> None:
+        name = line.strip()
+        if not name.isidentifier():
+            raise ValueError(f"%%sql needs a variable name, e.g. `%%sql orders`; got {line!r}")
+        if _mode() == "run":
+            df = _run_mode_input(name, cell)
+        else:
+            df = _interactive_input(cell, ipython.user_ns)
+        ipython.user_ns[name] = df
+
+    ipython.register_magic_function(sql, magic_kind="cell", magic_name="sql")
+
+    def nb_context(line: str) -> None:
+        """`%nb_context [NOTEBOOK]`: this notebook's declaration, lineage, zones and last runs."""
+        # A host module, imported only when asked for: the sandbox has only this runtime.
+        from nb_assets.context_pane import show_context
+
+        show_context(line.strip() or None, ipython.user_ns)
+
+    ipython.register_magic_function(nb_context, magic_kind="line", magic_name="nb_context")

@@ -1,0 +1,247 @@
+"""The warehouse seam: prefetch SQL inputs to Parquet, load outputs atomically.
+
+`Warehouse` is the interface a Postgres, MotherDuck or Trino backend would
+implement; `DuckDBWarehouse` is the embedded default. Output files are
+validated before anything touches the warehouse, and all outputs of a run
+load in one transaction, so a failed or partial run changes nothing.
+
+Prefetch hands the warehouse's catalog (views, macros) to a check before any
+query runs, on the same connection and snapshot, so the views and macros a
+notebook is judged by are the ones its queries read through. A Postgres
+backend must do the same with `pg_views`, `pg_matviews` and SQL or
+set-returning functions from `pg_proc`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import duckdb
+import pyarrow.parquet as pq
+
+from nb_assets.catalog import read_catalog
+from nb_assets.catalog_lineage import Catalog
+from nb_assets.errors import OutputValidationError, WarehouseBusyError, WarehouseError
+
+if TYPE_CHECKING:
+    from nb_assets.warehouse_partitions import PartitionLoad
+
+MAX_OUTPUT_ENTRIES = 1000  # a notebook spraying files is refused without listing them all
+_LOCK_WAIT_S = 120.0
+_BATCH_ROWS = 1 << 20  # one row group per batch: larger groups write faster
+
+
+@dataclass(frozen=True)
+class PrefetchRequest:
+    name: str
+    query: str
+    params: Mapping[str, Any]  # only the `$names` the query uses
+    cell: int
+    dest: Path
+
+
+@dataclass(frozen=True)
+class TableDescription:
+    table: str
+    rows: int
+    columns: tuple[tuple[str, str], ...]  # (name, type)
+
+
+class Warehouse(Protocol):
+    def prefetch(
+        self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None
+    ) -> dict[str, int]:
+        """Run each query with bound params, write its result to `dest`; rows per input.
+
+        `check` gets the catalog read on the same read-only connection and
+        snapshot before any query runs; whatever it raises refuses the fetch."""
+        ...
+
+    def load(self, notebook: str, outputs: Mapping[str, Path]) -> dict[str, int]:
+        """Replace each table with its Parquet file, all or nothing; rows per table."""
+        ...
+
+    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
+        """Replace only the rows of `part.day` in each table, all or nothing; rows loaded per table."""
+        ...
+
+    def describe(self, table: str) -> TableDescription | None:
+        ...
+
+
+def validate_outputs(notebook: str, output_dir: Path, declared: Sequence[str] | Mapping[str, str]) -> dict[str, Path]:
+    """Map each declared table to its file; refuse anything else in the folder.
+
+    `declared` is the tables, or the name each is written under → the table it
+    loads into (an instance's `mart.revenue` → `mart.revenue_emea`)."""
+    names = dict(declared) if isinstance(declared, Mapping) else {t: t for t in declared}
+    expected = {f"{written}.parquet": table for written, table in names.items()}
+    found: dict[str, Path] = {}
+    problems: list[str] = []
+    for count, entry in enumerate(sorted(output_dir.iterdir()), start=1):
+        if count > MAX_OUTPUT_ENTRIES:
+            raise OutputValidationError(f"{notebook}: more than {MAX_OUTPUT_ENTRIES} files in the outputs folder; refused")
+        if entry.is_symlink() or not entry.is_file():
+            problems.append(f"{entry.name!r} is not a regular file")
+        elif entry.name not in expected:
+            problems.append(f"{entry.name!r} is not a declared output (declared: {', '.join(names) or 'none'})")
+        else:
+            found[expected[entry.name]] = entry
+    problems.extend(f"declared output {w} was not written; call output({w!r}, df)" for w, t in names.items() if t not in found)
+    for table, path in found.items():
+        try:
+            pq.read_metadata(path)
+        except Exception as exc:  # pyarrow raises several types for a bad file
+            problems.append(f"output {table} is not a readable Parquet file ({exc})")
+    if problems:
+        raise OutputValidationError(f"{notebook}: outputs refused, nothing loaded: " + "; ".join(problems))
+    return found
+
+
+def quote_table(table: str) -> str:
+    """`schema.table` as a quoted DuckDB identifier."""
+    schema, name = table.split(".")
+    return f'"{schema}"."{name}"'
+
+
+_quoted = quote_table
+
+
+@contextmanager
+def connect(
+    path: str | Path,
+    *,
+    read_only: bool,
+    config: Mapping[str, Any] | None = None,
+    lock_wait_s: float = _LOCK_WAIT_S,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection; waits up to `lock_wait_s` while another process holds the file."""
+    deadline = time.monotonic() + lock_wait_s
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise WarehouseError(f"cannot open warehouse {path}: {_first_line(exc)}") from exc
+            if time.monotonic() > deadline:
+                raise WarehouseBusyError(f"cannot open warehouse {path}: {_first_line(exc)}") from exc
+            time.sleep(0.2)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+class DuckDBWarehouse:
+    """An embedded DuckDB file. Connections are short-lived so that several
+    runs (Dagster's multiprocess executor) take turns on the file lock."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+
+    @contextmanager
+    def _connect(self, *, read_only: bool, config: Mapping[str, Any] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        with connect(self.path, read_only=read_only, config=config) as con:
+            yield con
+
+    def prefetch(
+        self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None
+    ) -> dict[str, int]:
+        if not requests:
+            return {}
+        if not Path(self.path).exists():
+            raise WarehouseError(f"{notebook}: warehouse {self.path} does not exist")
+        rows: dict[str, int] = {}
+        # No file or network access: a query can read warehouse tables and nothing else.
+        config = {"enable_external_access": False, "lock_configuration": True}
+        with self._connect(read_only=True, config=config) as con:
+            con.execute("BEGIN TRANSACTION")  # one snapshot: the catalog checked is the one the queries bind to
+            if check is not None:
+                try:
+                    catalog = read_catalog(con, self.path)
+                except duckdb.Error as exc:
+                    raise WarehouseError(f"{notebook}: cannot read the catalog of {self.path}: {_first_line(exc)}") from exc
+                check(catalog)
+            for request in requests:
+                try:
+                    reader = con.sql(request.query, params=dict(request.params)).to_arrow_reader(_BATCH_ROWS)
+                    rows[request.name] = _write_parquet(reader, request.dest)
+                except duckdb.Error as exc:
+                    raise WarehouseError(
+                        f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {_first_line(exc)}",
+                        cell=request.cell,
+                    ) from exc
+        return rows
+
+    def load(self, notebook: str, outputs: Mapping[str, Path]) -> dict[str, int]:
+        if not outputs:
+            return {}
+        rows: dict[str, int] = {}
+        with self._connect(read_only=False) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for table, path in outputs.items():
+                    schema = table.split(".")[0]
+                    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                    con.execute(f"CREATE OR REPLACE TABLE {_quoted(table)} AS SELECT * FROM read_parquet($path)", {"path": str(path)})
+                    rows[table] = con.execute(f"SELECT count(*) FROM {_quoted(table)}").fetchone()[0]
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                con.execute("ROLLBACK")
+                raise WarehouseError(f"{notebook}: loading outputs failed, nothing loaded: {_first_line(exc)}") from exc
+        return rows
+
+    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
+        """Replace only `part.day`'s rows of each table, all or nothing (warehouse_partitions)."""
+        from nb_assets.warehouse_partitions import load_partition
+
+        return load_partition(self._connect, notebook, outputs, part)
+
+    def scratch_copy(self, dest: Path) -> DuckDBWarehouse:
+        """A consistent copy (tables, views, macros) to try a notebook against;
+        the real file is only read, through DuckDB, so no half-written state is copied."""
+        if not Path(self.path).exists():
+            raise WarehouseError(f"warehouse {self.path} does not exist")
+        dest = Path(dest)
+        with duckdb.connect(str(dest)) as con:
+            con.execute("ATTACH $path AS nb_assets_source (READ_ONLY)", {"path": str(Path(self.path).resolve())})
+            con.execute(f'COPY FROM DATABASE nb_assets_source TO "{con.execute("SELECT current_database()").fetchone()[0]}"')
+            con.execute("DETACH nb_assets_source")
+        return DuckDBWarehouse(dest)
+
+    def describe(self, table: str) -> TableDescription | None:
+        if not Path(self.path).exists():
+            return None
+        schema, name = table.split(".")
+        with self._connect(read_only=True) as con:
+            columns = con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = $s AND table_name = $t ORDER BY ordinal_position",
+                {"s": schema, "t": name},
+            ).fetchall()
+            if not columns:
+                return None
+            count = con.execute(f"SELECT count(*) FROM {_quoted(table)}").fetchone()[0]
+        return TableDescription(table, count, tuple((c, t) for c, t in columns))
+
+
+def _write_parquet(reader: Any, dest: Path) -> int:
+    """Streamed, so memory stays at one batch. Input files live for one run:
+    dictionary encoding cost more time than it saved in size (benchmarks/data_path.py)."""
+    rows = 0
+    with pq.ParquetWriter(dest, reader.schema, use_dictionary=False) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
+
+
+def _first_line(exc: BaseException) -> str:
+    return re.sub(r"\s+", " ", str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
