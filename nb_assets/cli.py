@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from nb_assets.cli_backfill import add_backfill_command
+from nb_assets.cli_deploy import add_deploy_command
 from nb_assets.cli_land import add_land_command
 from nb_assets.cli_lineage import add_lineage_command
 from nb_assets.cli_runs import add_runs_commands
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     add_land_command(sub)
     add_backfill_command(sub)
     add_sandbox_command(sub)
+    add_deploy_command(sub)
     add_schedule_command(sub)
     return parser
 
