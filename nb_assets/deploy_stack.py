@@ -21,6 +21,7 @@ folder (runs, records, databases) unless `purge`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -72,7 +73,7 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None) ->
         (settings.dagster_home / "dagster.yaml").write_text(dagster_yaml(settings))
         (settings.dagster_home / "workspace.yaml").write_text(workspace_yaml(settings))
         _start_code_server(settings)
-        settings.pids["daemon"] = _spawn(settings, "daemon", [str(BIN / "dagster-daemon"), "run"])
+        start_daemon(settings)
         settings.pids["webserver"] = _spawn(settings, "webserver", [
             str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(settings.webserver_port)])
         settings.save()
@@ -96,6 +97,19 @@ def down(state_dir: Path, *, purge: bool = False) -> None:
     _stop_cluster(settings)
     if purge:
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def start_daemon(settings: DeploySettings) -> int:
+    """Start dagster-daemon (the queue, sensors, schedules, run monitoring); its pid."""
+    settings.pids["daemon"] = _spawn(settings, "daemon", [str(BIN / "dagster-daemon"), "run"])
+    settings.save()
+    return settings.pids["daemon"]
+
+
+def stop_daemon(settings: DeploySettings) -> None:
+    """Stop dagster-daemon: queued runs stay queued in Postgres, run workers keep running."""
+    _stop_process(settings.pids.pop("daemon", None))
+    settings.save()
 
 
 def is_running(state_dir: Path) -> bool:
@@ -190,12 +204,19 @@ def _wait_for_location(settings: DeploySettings) -> None:
 def _stop_cluster(settings: DeploySettings) -> None:
     from nb_assets.pg_cluster import Cluster, ClusterError
 
-    if not (settings.postgres_dir / "data" / "postmaster.pid").exists():
+    pid_file = settings.postgres_dir / "data" / "postmaster.pid"
+    if not pid_file.exists():
         return
     try:
         Cluster(settings.postgres_dir, settings.postgres_port).stop()
-    except ClusterError as exc:
-        print(f"[nb_assets.deploy] {exc}", file=sys.stderr)
+    except ClusterError as exc:  # e.g. pg_ctl, run as postgres, can no longer reach the folder
+        print(f"[nb_assets.deploy] {str(exc)[:300]}; stopping the server by its pid", file=sys.stderr)
+        pid = int(pid_file.read_text().split()[0])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)  # what pg_ctl -m fast sends
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def _stop_process(pid: int | None) -> None:

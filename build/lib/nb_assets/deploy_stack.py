@@ -72,7 +72,7 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None) ->
         (settings.dagster_home / "dagster.yaml").write_text(dagster_yaml(settings))
         (settings.dagster_home / "workspace.yaml").write_text(workspace_yaml(settings))
         _start_code_server(settings)
-        settings.pids["daemon"] = _spawn(settings, "daemon", [str(BIN / "dagster-daemon"), "run"])
+        start_daemon(settings)
         settings.pids["webserver"] = _spawn(settings, "webserver", [
             str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(settings.webserver_port)])
         settings.save()
@@ -96,6 +96,19 @@ def down(state_dir: Path, *, purge: bool = False) -> None:
     _stop_cluster(settings)
     if purge:
         shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def start_daemon(settings: DeploySettings) -> int:
+    """Start dagster-daemon (the queue, sensors, schedules, run monitoring); its pid."""
+    settings.pids["daemon"] = _spawn(settings, "daemon", [str(BIN / "dagster-daemon"), "run"])
+    settings.save()
+    return settings.pids["daemon"]
+
+
+def stop_daemon(settings: DeploySettings) -> None:
+    """Stop dagster-daemon: queued runs stay queued in Postgres, run workers keep running."""
+    _stop_process(settings.pids.pop("daemon", None))
+    settings.save()
 
 
 def is_running(state_dir: Path) -> bool:
