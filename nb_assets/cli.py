@@ -217,7 +217,7 @@ def execute_job(job: _Job, args: argparse.Namespace, day: str | None = None) -> 
     from nb_assets.declaration import PARTITION_PARAM
     from nb_assets.host_pipeline import discard_data, run_pipeline
     from nb_assets.record import keep_record, run_summary, seen_through_facts
-    from nb_assets.warehouse import DuckDBWarehouse
+    from nb_assets.warehouse import open_warehouse
     from nb_assets.warehouse_partitions import PartitionLoad
 
     limits = job.limits if args.timeout is None else replace(job.limits, timeout_s=args.timeout)
@@ -235,7 +235,7 @@ def execute_job(job: _Job, args: argparse.Namespace, day: str | None = None) -> 
     if day is not None:
         about["partition"] = day
     run = run_pipeline(
-        job.spec, warehouse=DuckDBWarehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, params=params,
+        job.spec, warehouse=open_warehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, params=params,
         limits=limits, gate=job.gate, partition=partition,
     )
     try:
