@@ -25,7 +25,7 @@ from nb_assets.executor import notebook_executor
 from nb_assets.instances import expand_instances, instance_spec, label
 from nb_assets.parameters import resolve_parameters
 from nb_assets.partitions import partition_problems
-from nb_assets.notebook_parser import parse_notebook
+from nb_assets.notebook_parser import dialect_of, parse_notebook
 from nb_assets.notify import Notifications
 from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, propagate
 from nb_assets.policy_file import load_policy
@@ -63,8 +63,11 @@ def declare_notebooks(
     notebooks: Sequence[NotebookAsset],
     base_dir: str | Path | None = None,
     warehouse: str | Path | None = None,
+    dialect: str | None = None,
 ) -> list[DeclaredNotebook]:
     """Parse and check every notebook; raise one DeclarationError listing all problems.
+
+    `%%sql` inputs are read in `dialect`, by default the warehouse's (dialect_of).
 
     With a `warehouse`, its views and macros are seen through now if it can be
     opened; if not, one line says so and the gate does it before each run."""
@@ -73,7 +76,7 @@ def declare_notebooks(
     expanded, problems = expand_instances(notebooks)
     for decl in expanded:
         try:
-            spec = parse_notebook(decl.notebook_file(base))
+            spec = parse_notebook(decl.notebook_file(base), dialect or dialect_of(warehouse))
             where = label(decl, spec.path)
             spec = _with_allowances(spec, decl.allow)
             resolve_parameters(spec, decl.params, where)

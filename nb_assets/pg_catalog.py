@@ -18,6 +18,10 @@ _RELATIONS = f"""
     SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {_USER_SCHEMA}
 """
+_FOREIGN = f"""
+    SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'f' AND {_USER_SCHEMA}
+"""
 _VIEWS = f"""
     SELECT n.nspname || '.' || c.relname, pg_get_viewdef(c.oid) FROM pg_class c
     JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -45,7 +49,9 @@ def read_pg_catalog(cursor: Any, warehouse: str) -> Catalog:
     macros: dict[str, tuple[Macro, ...]] = {}
     for name, returns_set, language, body in cursor.fetchall():
         macros[name.lower()] = (*macros.get(name.lower(), ()), _macro(bool(returns_set), language, body or ""))
-    return Catalog(warehouse, relations, views, macros)
+    cursor.execute(_FOREIGN)
+    foreign = frozenset(name.lower() for (name,) in cursor.fetchall())
+    return Catalog(warehouse, relations, views, macros, dialect="postgres", foreign=foreign)
 
 
 def _macro(returns_set: bool, language: str, body: str) -> Macro:

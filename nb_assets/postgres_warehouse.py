@@ -121,13 +121,7 @@ class PostgresWarehouse:
         rows: dict[str, int] = {}
         with self.connect(read_only=True) as con, con.cursor() as cur:
             try:
-                # One snapshot for the catalog checked and every query; nothing it runs can write.
-                cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                cur.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_s * 1000)}")
-                cur.execute("SET LOCAL search_path = ''")  # the catalog's view definitions come out qualified
-                self._refuse_a_writer(notebook, cur)
-                catalog = read_pg_catalog(cur, self.path) if check is not None else None
-                cur.execute(f"SET LOCAL search_path = {DEFAULT_SCHEMA}")
+                catalog = self._begin_read(notebook, cur, with_catalog=check is not None)
             except adbc.Error as exc:
                 raise WarehouseError(f"{notebook}: cannot read the catalog of {self.path}: {_message(exc)}") from exc
             if check is not None and catalog is not None:
@@ -143,6 +137,27 @@ class PostgresWarehouse:
                     ) from exc
             con.rollback()
         return rows
+
+    def _begin_read(self, notebook: str, cur: Any, *, with_catalog: bool) -> Catalog | None:
+        """Start the reader's transaction: one snapshot for the catalog and every query; nothing it runs can write."""
+        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        cur.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_s * 1000)}")
+        cur.execute("SET LOCAL search_path = ''")  # the catalog's view definitions come out qualified
+        self._refuse_a_writer(notebook, cur)
+        catalog = read_pg_catalog(cur, self.path) if with_catalog else None
+        cur.execute(f"SET LOCAL search_path = {DEFAULT_SCHEMA}")
+        return catalog
+
+    def read_catalog(self) -> Catalog:
+        """The catalog as the read role sees it now (catalog.open_catalog, `nb-assets lineage`)."""
+        with self.connect(read_only=True) as con, con.cursor() as cur:
+            try:
+                catalog = self._begin_read(self.path, cur, with_catalog=True)
+            except adbc.Error as exc:
+                raise WarehouseError(f"cannot read the catalog of {self.path}: {_message(exc)}") from exc
+            con.rollback()
+        assert catalog is not None
+        return catalog
 
     def _refuse_a_writer(self, notebook: str, cur: Any) -> None:
         cur.execute(_CAN_WRITE)
