@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("notebook", type=Path)
     run.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
     run.add_argument("--warehouse", default=None,
-                     help=f"DuckDB file (default: the declared project's, else {DEFAULT_WAREHOUSE})")
+                     help=f"DuckDB file or postgresql:// URL (default: the declared project's, else {DEFAULT_WAREHOUSE})")
     run.add_argument("--sandbox", choices=get_args(SandboxKind), default=None,
                      help="auto|docker|local (default: the declaration's, else auto)")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
