@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +39,21 @@ def warehouse_snapshot(path: Path) -> dict[str, list[tuple]]:
 
 
 @pytest.fixture(scope="session")
-def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def pg_cluster() -> Any:
     """A real, throwaway PostgreSQL cluster for the whole session (nb_assets.pg_cluster), stopped at the end."""
     from nb_assets.pg_cluster import find_binaries, start_cluster
 
     if find_binaries() is None:
         pytest.skip("no PostgreSQL server is installed (make system-deps installs Debian's postgresql)")
-    cluster = start_cluster(tmp_path_factory.mktemp("pg"))
-    yield cluster
-    cluster.stop()
+    # Not under pytest's temporary root: another pytest session on the machine resets that
+    # root to 0700 (the server, running as `postgres`, would lose its folder) and prunes old runs.
+    folder = Path(tempfile.mkdtemp(prefix="nb-assets-pg-"))
+    cluster = start_cluster(folder)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 _database_numbers = itertools.count(1)
