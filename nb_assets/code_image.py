@@ -60,6 +60,7 @@ def code_image_tag(project_dir: Path, sandbox_tag: str | None = None) -> str:
     for path in (*_files(PACKAGE_DIR, PACKAGE_DIR), *_files(project_dir, project_dir, project=True)):
         digest.update(str(path[1]).encode() + b"\0" + path[0].read_bytes() + b"\0")
     digest.update((project_dir / "deploy" / "Dockerfile.offline").read_bytes())
+    digest.update((_package_source() / "pyproject.toml").read_bytes())
     return f"{CODE_REPOSITORY}:{digest.hexdigest()[:12]}"
 
 
@@ -86,9 +87,10 @@ def _wheels(project_dir: Path, dest: Path) -> None:
     """nb_assets' wheel, then every dependency's at the pinned versions (a cached folder per pin set)."""
     dest.mkdir()
     pins = pinned_versions()
-    key = hashlib.sha256("\n".join([*pins, PIP_VERSION, sys.platform]).encode()).hexdigest()[:16]
-    cached = cache_dir() / f"code-wheels-{key}"
-    source = _package_source(project_dir)
+    source = _package_source()
+    # What nb_assets requires (pyproject.toml) and at which versions: a new dependency needs new wheels.
+    key_text = "\n".join([*pins, PIP_VERSION, sys.platform, (source / "pyproject.toml").read_text()])
+    cached = cache_dir() / f"code-wheels-{hashlib.sha256(key_text.encode()).hexdigest()[:16]}"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dest), str(source)],
                    check=True)
     own = next(dest.glob("nb_assets-*.whl"))
@@ -105,12 +107,15 @@ def _wheels(project_dir: Path, dest: Path) -> None:
         if done.returncode != 0:
             raise SandboxError(f"downloading the code image's wheels failed (exit {done.returncode})")
         (cached / ".complete").touch()
+    for old in cache_dir().glob("code-wheels-*"):  # wheels of older pins are dead weight (~300 MB each)
+        if old != cached:
+            shutil.rmtree(old, ignore_errors=True)
     for wheel in cached.glob("*.whl"):
         if not wheel.name.startswith("nb_assets-"):
             shutil.copy(wheel, dest / wheel.name)
 
 
-def _package_source(project_dir: Path) -> Path:
+def _package_source() -> Path:
     """The folder holding pyproject.toml for the nb_assets this process runs."""
     source = PACKAGE_DIR.parent
     if not (source / "pyproject.toml").exists():
@@ -144,11 +149,14 @@ def _files(root: Path, base: Path, *, project: bool = False) -> Iterator[tuple[P
 def _docker_build(client: Any, context: Path, tag: str, args: dict[str, str]) -> None:
     stream = client.api.build(path=str(context), tag=tag, buildargs=args, rm=True, forcerm=True, decode=True,
                               pull=False, labels={"nb_assets.code": "1"})
+    said: list[str] = []
     for chunk in stream:
         if "error" in chunk:
-            raise SandboxError(f"docker build of the code image failed: {chunk['error'].strip()}")
+            tail = "\n".join(said[-15:])
+            raise SandboxError(f"docker build of the code image failed: {chunk['error'].strip()}\n{tail}")
         line = chunk.get("stream", "").rstrip()
         if line:
+            said.append(line)
             print(line, flush=True)
 
 

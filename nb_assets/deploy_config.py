@@ -42,7 +42,7 @@ class DeploySettings:
     max_concurrent_runs: int = 2  # notebook runs at once; each is a run worker plus a sandbox container
     code_image: str = ""
     sensor_interval_s: int = 15
-    warehouse: str = ""  # empty: the DuckDB file in the state folder
+    warehouse: str = ""  # empty: the deployment's own Postgres database `warehouse`
     pids: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -52,10 +52,6 @@ class DeploySettings:
     @property
     def postgres_dir(self) -> Path:
         return self.state_dir / "postgres"
-
-    @property
-    def warehouse_dir(self) -> Path:
-        return self.state_dir / "warehouse"
 
     @property
     def logs_dir(self) -> Path:
@@ -73,7 +69,12 @@ class DeploySettings:
         return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/{database}"
 
     def warehouse_location(self) -> str:
-        return self.warehouse or str(self.warehouse_dir / "warehouse.duckdb")
+        return self.warehouse or self.postgres_url(WAREHOUSE_DB)
+
+    def warehouse_folder(self) -> Path | None:
+        """The folder of a DuckDB warehouse file (mounted where it is), or None for a server."""
+        location = self.warehouse_location()
+        return None if "://" in location else Path(location).resolve().parent
 
     def project_env(self) -> dict[str, str]:
         """What definitions.py reads, the same in the code server and every run worker."""
@@ -88,10 +89,11 @@ class DeploySettings:
 
     def mounts(self) -> dict[str, dict[str, str]]:
         """Host folders a container sees at the same path: DAGSTER_HOME (records, compute logs),
-        the DuckDB warehouse's folder when there is one, and the engine's socket."""
+        a DuckDB warehouse's folder if that is the warehouse, and the engine's socket."""
         volumes = {str(self.dagster_home): {"bind": str(self.dagster_home), "mode": "rw"}}
-        if not self.warehouse:
-            volumes[str(self.warehouse_dir)] = {"bind": str(self.warehouse_dir), "mode": "rw"}
+        folder = self.warehouse_folder()
+        if folder is not None:
+            volumes[str(folder)] = {"bind": str(folder), "mode": "rw"}
         socket = docker_socket()
         if socket:
             volumes[socket] = {"bind": DOCKER_SOCKET, "mode": "rw"}

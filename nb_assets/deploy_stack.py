@@ -61,15 +61,16 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None) ->
         raise DeployError(f"a deployment already runs from {settings.state_dir}: stop it first (make deploy-stop)")
     settings.code_image = build_code_image(project_dir)
     _remove_containers(settings)  # a code server left by a deployment that was never stopped
-    for folder in (settings.dagster_home, settings.warehouse_dir, settings.logs_dir):
+    for folder in (settings.dagster_home, settings.logs_dir):
         folder.mkdir(parents=True, exist_ok=True)
     settings.save()
     try:
         start_cluster(settings.postgres_dir, settings.postgres_port, listen="127.0.0.1")
         _create_databases(settings)
-        if seed is not None and not (settings.warehouse_dir / ".seeded").exists():
+        seeded = settings.state_dir / ".warehouse-seeded"
+        if seed is not None and not seeded.exists():
             _run([sys.executable, str(seed), "--warehouse", settings.warehouse_location()], "seeding the warehouse")
-            (settings.warehouse_dir / ".seeded").touch()
+            seeded.touch()
         (settings.dagster_home / "dagster.yaml").write_text(dagster_yaml(settings))
         (settings.dagster_home / "workspace.yaml").write_text(workspace_yaml(settings))
         _start_code_server(settings)

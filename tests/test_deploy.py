@@ -134,7 +134,7 @@ def test_the_demo_graph_runs_in_a_run_worker_container_with_a_sandbox_container_
         assert attributes[OWNER_LABEL].partition(":")[0] not in ("", here()), "made by this process's namespace"
     assert len({s["id"] for s in sandboxes.values()}) == len(records)
 
-    # Outputs in the warehouse, as many rows as each record says.
+    # Outputs in the Postgres warehouse, as many rows as each record says.
     for notebook, record in records.items():
         for output in record.summary["outputs"]:
             assert warehouse_rows(settings, output["table"]) == output["rows"] > 0, (notebook, output)
@@ -218,9 +218,11 @@ def created_sandboxes(client: Any, since: int, records_root: Path) -> dict[str, 
 
 
 def warehouse_rows(settings: DeploySettings, table: str) -> int:
-    from nb_assets.warehouse import connect
+    """Rows of `table` in the deployment's warehouse: its Postgres database."""
+    import psycopg
 
-    with connect(Path(settings.warehouse_location()), read_only=True) as con:
+    assert settings.warehouse_location().startswith("postgresql://")
+    with psycopg.connect(settings.warehouse_location()) as con:
         return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 

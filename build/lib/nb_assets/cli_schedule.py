@@ -40,7 +40,7 @@ def add_schedule_command(sub: Any) -> None:
 def cmd_schedule(args: argparse.Namespace) -> int:
     from nb_assets.declaration import NotebookAsset
     from nb_assets.definitions_file import load_declarations
-    from nb_assets.notebook_parser import parse_notebook
+    from nb_assets.notebook_parser import dialect_of, parse_notebook
     from nb_assets.parameters import coerce_cli_value
     from nb_assets.schedule_workflow import Plan, check, plan_markdown, preview_text, trial_run
 
@@ -56,7 +56,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     if args.git:
         _require_clean_tree(root, allowed={notebook})
 
-    spec = parse_notebook(notebook)
+    spec = parse_notebook(notebook, dialect_of(project.warehouse))
     params = {}
     for item in args.param:
         name, sep, raw = item.partition("=")

@@ -21,6 +21,7 @@ folder (runs, records, databases) unless `purge`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -60,15 +61,16 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None) ->
         raise DeployError(f"a deployment already runs from {settings.state_dir}: stop it first (make deploy-stop)")
     settings.code_image = build_code_image(project_dir)
     _remove_containers(settings)  # a code server left by a deployment that was never stopped
-    for folder in (settings.dagster_home, settings.warehouse_dir, settings.logs_dir):
+    for folder in (settings.dagster_home, settings.logs_dir):
         folder.mkdir(parents=True, exist_ok=True)
     settings.save()
     try:
         start_cluster(settings.postgres_dir, settings.postgres_port, listen="127.0.0.1")
         _create_databases(settings)
-        if seed is not None and not (settings.warehouse_dir / ".seeded").exists():
+        seeded = settings.state_dir / ".warehouse-seeded"
+        if seed is not None and not seeded.exists():
             _run([sys.executable, str(seed), "--warehouse", settings.warehouse_location()], "seeding the warehouse")
-            (settings.warehouse_dir / ".seeded").touch()
+            seeded.touch()
         (settings.dagster_home / "dagster.yaml").write_text(dagster_yaml(settings))
         (settings.dagster_home / "workspace.yaml").write_text(workspace_yaml(settings))
         _start_code_server(settings)
@@ -203,12 +205,19 @@ def _wait_for_location(settings: DeploySettings) -> None:
 def _stop_cluster(settings: DeploySettings) -> None:
     from nb_assets.pg_cluster import Cluster, ClusterError
 
-    if not (settings.postgres_dir / "data" / "postmaster.pid").exists():
+    pid_file = settings.postgres_dir / "data" / "postmaster.pid"
+    if not pid_file.exists():
         return
     try:
         Cluster(settings.postgres_dir, settings.postgres_port).stop()
-    except ClusterError as exc:
-        print(f"[nb_assets.deploy] {exc}", file=sys.stderr)
+    except ClusterError as exc:  # e.g. pg_ctl, run as postgres, can no longer reach the folder
+        print(f"[nb_assets.deploy] {str(exc)[:300]}; stopping the server by its pid", file=sys.stderr)
+        pid = int(pid_file.read_text().split()[0])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)  # what pg_ctl -m fast sends
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def _stop_process(pid: int | None) -> None:

@@ -40,7 +40,7 @@ class Trial:
     duration_s: float
     sandbox: dict[str, Any]
     executed_notebook: Path | None
-    scratch_warehouse: Path
+    scratch_warehouse: Path | str  # a DuckDB copy's path, or the Postgres URL whose loads were rolled back
 
 
 @dataclass
@@ -113,17 +113,22 @@ def preview_mermaid(checked: Checked) -> str:
     return "\n".join(lines)
 
 
+def _where(location: str) -> Path | str:
+    return location if "://" in location else Path(location)
+
+
 def trial_run(project: ProjectDeclarations, checked: Checked, scratch_dir: Path) -> Trial:
     """Run the notebook once, as declared, against a scratch copy of the warehouse."""
     from nb_assets.choose_sandbox import choose_sandbox
     from nb_assets.host_pipeline import discard_data, run_pipeline
     from nb_assets.record import keep_record
-    from nb_assets.warehouse import DuckDBWarehouse
+    from nb_assets.warehouse import open_warehouse
 
     if not project.warehouse:
         raise DeclarationError("the definitions name no warehouse; the trial run needs one")
     scratch_dir.mkdir(parents=True, exist_ok=True)
-    scratch = DuckDBWarehouse(project.warehouse).scratch_copy(scratch_dir / "scratch_warehouse.duckdb")
+    # DuckDB: a copy of the file. Postgres: the real database read-only, every load rolled back.
+    scratch = open_warehouse(project.warehouse).scratch_copy(scratch_dir / "scratch_warehouse.duckdb")  # type: ignore[attr-defined]
     decl, spec = checked.item.decl, checked.item.spec
     gate = policy_gate(project.policy, checked.declared, checked.item) if project.policy else None
     kind = decl.sandbox if decl.sandbox != "auto" else project.sandbox
@@ -131,14 +136,14 @@ def trial_run(project: ProjectDeclarations, checked: Checked, scratch_dir: Path)
         run = run_pipeline(spec, warehouse=scratch, sandbox=choose_sandbox(kind), run_dir=scratch_dir / "run",  # type: ignore[arg-type]
                            params=decl.params, limits=decl.limits, gate=gate)
     except NbAssetsError as exc:  # refused before the notebook ran
-        return Trial("failed", str(exc), {}, {}, 0.0, {}, None, Path(scratch.path))
+        return Trial("failed", str(exc), {}, {}, 0.0, {}, None, _where(scratch.path))
     try:
         record = keep_record(run)
     finally:
         discard_data(run.folder)
     return Trial(
         run.status, str(run.error) if run.error else None, dict(run.input_rows), dict(run.loaded_rows),
-        run.duration_s, dict(run.sandbox), record.get("executed"), Path(scratch.path),
+        run.duration_s, dict(run.sandbox), record.get("executed"), _where(scratch.path),
     )
 
 

@@ -75,6 +75,16 @@ class Warehouse(Protocol):
         ...
 
 
+def open_warehouse(location: str | Path) -> Warehouse:
+    """The warehouse a configured location names: a `postgresql://` or `postgres://`
+    URL is a PostgresWarehouse, anything else the path of a DuckDB file."""
+    if str(location).startswith(("postgresql://", "postgres://")):
+        from nb_assets.postgres_warehouse import PostgresWarehouse  # the driver loads only when used
+
+        return PostgresWarehouse(str(location))
+    return DuckDBWarehouse(location)
+
+
 def validate_outputs(notebook: str, output_dir: Path, declared: Sequence[str] | Mapping[str, str]) -> dict[str, Path]:
     """Map each declared table to its file; refuse anything else in the folder.
 
