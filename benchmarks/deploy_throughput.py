@@ -6,7 +6,9 @@ same 32 through `nb-assets run`, one after another, on the same Postgres warehou
   deployed    `nb-assets deploy up` on a generated project of the 32 notebooks, then one
               run per notebook launched at once through the webserver's GraphQL API, the
               queue starting --max-runs at a time; timed from the first launch to the
-              last run's end
+              last run's end. Twice: with the project's executor (a step process per
+              notebook), then with run config choosing `in_process`
+Not interleaved (one deployment, then the next variant): read small differences with care.
 
 Where the deployed time goes, per run (means), from Dagster's events and the records:
   queue wait         created -> dequeued (RUN_STARTING)
@@ -38,6 +40,9 @@ import _common as C  # noqa: E402
 C.ensure_venv()
 
 COUNT = 32
+# The project's executor (steps forked from a forkserver, notebook_executor), and the same runs told
+# by run config to execute in the run worker's own process: one step per run needs no second one.
+VARIANTS = {"multiprocess": None, "in_process": {"execution": {"config": {"in_process": {}}}}}
 SEED = '''"""Seeds the benchmark's warehouse: raw.nums and the read-only role."""
 import argparse, psycopg
 from nb_assets.postgres_warehouse import PostgresWarehouse
@@ -79,12 +84,12 @@ def make_project(folder: Path, count: int) -> list[Path]:
 def sequential(paths: list[Path], warehouse: str) -> float:
     started = time.perf_counter()
     for path in paths:
-        C.time_process([C.bin_path("nb-assets"), "run", str(path), "--warehouse", warehouse, "--sandbox", "docker"],
+        C.time_process([sys.executable, "-m", "nb_assets.cli", "run", str(path), "--warehouse", warehouse, "--sandbox", "docker"],
                        cwd=path.parent.parent, env={"NB_ASSETS_WAREHOUSE": warehouse})
     return time.perf_counter() - started
 
 
-def deployed(url: str, instance, count: int) -> tuple[float, list[str]]:  # noqa: ANN001
+def deployed(url: str, instance, count: int, run_config: dict | None = None) -> tuple[float, list[str]]:  # noqa: ANN001
     from nb_assets.deploy_config import LOCATION
     from nb_assets.webserver_client import graphql
 
@@ -94,7 +99,8 @@ def deployed(url: str, instance, count: int) -> tuple[float, list[str]]:  # noqa
     run_ids = []
     for i in range(count):
         params = {"mode": "default", "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
-                  "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": ["mart", f"small_{i:02d}"]}]}}
+                  "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": ["mart", f"small_{i:02d}"]}]},
+                  "runConfigData": run_config or {}}
         answer = graphql(url, launch, {"p": params})["launchRun"]
         assert answer["__typename"] == "LaunchRunSuccess", answer
         run_ids.append(answer["run"]["runId"])
@@ -162,9 +168,12 @@ def main() -> int:
             warehouse = settings.warehouse_location()
             os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
             instance = dg.DagsterInstance.get()
+            url = f"http://127.0.0.1:{settings.webserver_port}"
             seq = sequential(paths, warehouse)
-            dep, run_ids = deployed(f"http://127.0.0.1:{settings.webserver_port}", instance, count)
-            parts = breakdown(instance, run_ids, settings.dagster_home / DAGSTER_RECORDS)
+            results = {}
+            for name, config in VARIANTS.items():
+                elapsed, run_ids = deployed(url, instance, count, config)
+                results[name] = (elapsed, breakdown(instance, run_ids, settings.dagster_home / DAGSTER_RECORDS))
             instance.dispose()
         finally:
             down(state, purge=True)
@@ -172,14 +181,17 @@ def main() -> int:
 
             docker_client().images.remove(tag)  # ~1 GB, of a project that is gone
     print(f"\n{count} small notebooks, Postgres warehouse, Docker sandbox")
-    print(f"  sequential nb-assets run : {seq:7.1f} s  ({seq / count:.2f} s per notebook)")
-    print(f"  deployed queue, {args.max_runs} at once: {dep:7.1f} s  ({dep / count:.2f} s per notebook)")
-    print(f"  ratio deployed/sequential: {dep / seq:.2f}x  (throughput {seq / dep:.2f}x)")
+    print(f"  sequential nb-assets run        : {seq:7.1f} s  ({seq / count:.2f} s per notebook)")
+    for name, (elapsed, _) in results.items():
+        print(f"  deployed, {args.max_runs} at once, {name:<11}: {elapsed:7.1f} s  ({elapsed / count:.2f} s per notebook)"
+              f"  {elapsed / seq:.2f}x the sequential time")
     print("\nwhere a deployed run's time goes (mean per run, s):")
-    for name, value in parts.items():
-        print(f"  {name:<18} {value:6.2f}")
-    print(json.dumps({"count": count, "sequential_s": round(seq, 2), "deployed_s": round(dep, 2),
-                      "ratio": round(dep / seq, 3), "parts": {k.strip(): round(v, 3) for k, v in parts.items()}}))
+    print(f"  {'':<18} " + " ".join(f"{name:>11}" for name in results))
+    for part in next(iter(results.values()))[1]:
+        print(f"  {part:<18} " + " ".join(f"{parts[part]:11.2f}" for _, parts in results.values()))
+    print(json.dumps({"count": count, "max_runs": args.max_runs, "sequential_s": round(seq, 2), **{
+        name: {"s": round(elapsed, 2), "ratio": round(elapsed / seq, 3), "parts": {k.strip(): round(v, 3) for k, v in parts.items()}}
+        for name, (elapsed, parts) in results.items()}}))
     return 0
 
 

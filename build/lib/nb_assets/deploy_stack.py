@@ -88,7 +88,9 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None) ->
 def down(state_dir: Path, *, purge: bool = False) -> None:
     """Stop the daemon (no new launches), the webserver, the code server, the run workers still
     running, then Postgres. With `purge`, remove the state folder too."""
-    if not (state_dir / "deploy.json").exists():
+    if not (state_dir / "deploy.json").exists():  # nothing was started from it
+        if purge:
+            shutil.rmtree(state_dir, ignore_errors=True)
         return
     settings = DeploySettings.load(state_dir)
     for name in ("daemon", "webserver"):
