@@ -14,6 +14,8 @@ import json
 import os
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,6 +148,10 @@ def test_the_demo_graph_runs_in_a_run_worker_container_with_a_sandbox_container_
     paths = {e["label"]: e.get("path") for e in latest["metadataEntries"]}
     assert Path(paths["notebook/executed"]).read_text().startswith("{")
     assert "<html" in Path(paths["notebook/html"]).read_text()[:2000].lower()
+    # The UI's "View Notebook": the webserver renders it, read through the code server's container.
+    query = urllib.parse.urlencode({"path": paths["notebook/executed"], "repoLocName": LOCATION})
+    page = urllib.request.urlopen(f"{deployment.url}/notebook?{query}", timeout=120).read().decode()
+    assert "mart.daily_traffic" in page and "jp-Notebook" in page
 
 
 def test_eight_runs_hold_the_queue_limit_and_survive_a_daemon_restart(deployment: Deployment) -> None:
