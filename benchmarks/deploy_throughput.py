@@ -179,7 +179,8 @@ def main() -> int:
             down(state, purge=True)
             from nb_assets.image import docker_client
 
-            docker_client().images.remove(tag)  # ~1 GB, of a project that is gone
+            for image in {tag, settings.code_image} - {""}:  # ~1 GB each, of a project that is gone
+                docker_client().images.remove(image)
     print(f"\n{count} small notebooks, Postgres warehouse, Docker sandbox")
     print(f"  sequential nb-assets run        : {seq:7.1f} s  ({seq / count:.2f} s per notebook)")
     for name, (elapsed, _) in results.items():

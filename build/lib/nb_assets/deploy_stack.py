@@ -128,11 +128,17 @@ def host_env(settings: DeploySettings) -> dict[str, str]:
 
 
 def _remove_containers(settings: DeploySettings) -> None:
-    """The code server and every run worker of this deployment, finished or not."""
+    """The code server and every run worker of this deployment, finished or not, and the sandboxes
+    of its runs (their run folders are under its DAGSTER_HOME), which a removed run worker leaves."""
+    from nb_assets.docker_janitor import SANDBOX_LABEL
     from nb_assets.image import docker_client
 
     client = docker_client()
-    for summary in client.api.containers(all=True, filters={"label": f"{DEPLOY_LABEL}={settings.label}"}):
+    ours = client.api.containers(all=True, filters={"label": f"{DEPLOY_LABEL}={settings.label}"})
+    home = f"{settings.dagster_home}/"
+    ours += [c for c in client.api.containers(all=True, filters={"label": SANDBOX_LABEL})
+             if (c.get("Labels") or {}).get("nb_assets.run_folder", "").startswith(home)]
+    for summary in ours:
         try:
             client.api.remove_container(summary["Id"], force=True, v=True)
         except Exception as exc:  # noqa: BLE001 - keep stopping the rest; say what is left
