@@ -251,15 +251,19 @@ def redact(dsn: str) -> str:
 
 
 def read_parquet_batches(path: Path) -> pa.RecordBatchReader:
-    """A file as a stream, dictionary columns decoded (binary COPY has no dictionaries)."""
-    file = pq.ParquetFile(path)
-    schema = pa.schema([f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in file.schema_arrow])
+    """A file as a stream, dictionary columns decoded (binary COPY has no dictionaries).
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        for batch in file.iter_batches(batch_size=1 << 16):
-            yield batch if batch.schema == schema else batch.cast(schema)
+    Arrow's dataset scanner decodes ahead on its own threads while ADBC copies
+    the previous batch: a Python generator here made decode and copy take turns."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
 
-    return pa.RecordBatchReader.from_batches(schema, batches())
+    dataset = ds.dataset(path, format="parquet")
+    columns = {
+        f.name: pc.field(f.name).cast(f.type.value_type) if pa.types.is_dictionary(f.type) else pc.field(f.name)
+        for f in dataset.schema
+    }
+    return dataset.scanner(columns=columns, batch_size=1 << 16).to_reader()
 
 
 def _message(exc: BaseException) -> str:
