@@ -92,7 +92,7 @@ class PostgresWarehouse:
                 self.create_reader()
                 con = adbc.connect(dsn)
             else:
-                raise WarehouseError(f"cannot connect to warehouse {redact(dsn)}: {_message(exc)}") from exc
+                raise WarehouseError(f"cannot connect to warehouse {redact(dsn)}: {server_message(exc)}") from exc
         try:
             yield con
         finally:
@@ -109,7 +109,7 @@ class PostgresWarehouse:
                     cur.execute(f'ALTER ROLE "{READER_ROLE}" SET default_transaction_read_only = on')
                 con.commit()
             except adbc.Error as exc:
-                raise WarehouseError(f"cannot create the read-only role {READER_ROLE} in {self.path}: {_message(exc)}") from exc
+                raise WarehouseError(f"cannot create the read-only role {READER_ROLE} in {self.path}: {server_message(exc)}") from exc
 
     # --- the seam --------------------------------------------------------------
 
@@ -123,7 +123,7 @@ class PostgresWarehouse:
             try:
                 catalog = self._begin_read(notebook, cur, with_catalog=check is not None)
             except adbc.Error as exc:
-                raise WarehouseError(f"{notebook}: cannot read the catalog of {self.path}: {_message(exc)}") from exc
+                raise WarehouseError(f"{notebook}: cannot read the catalog of {self.path}: {server_message(exc)}") from exc
             if check is not None and catalog is not None:
                 check(catalog)
             for request in requests:
@@ -132,7 +132,7 @@ class PostgresWarehouse:
                     rows[request.name] = _write_parquet(reader, request.dest)
                 except (adbc.Error, ParamTranslationError, pa.ArrowException, OSError) as exc:  # the stream raises OSError
                     raise WarehouseError(
-                        f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {_message(exc)}",
+                        f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {server_message(exc)}",
                         cell=request.cell,
                     ) from exc
             con.rollback()
@@ -154,7 +154,7 @@ class PostgresWarehouse:
             try:
                 catalog = self._begin_read(self.path, cur, with_catalog=True)
             except adbc.Error as exc:
-                raise WarehouseError(f"cannot read the catalog of {self.path}: {_message(exc)}") from exc
+                raise WarehouseError(f"cannot read the catalog of {self.path}: {server_message(exc)}") from exc
             con.rollback()
         assert catalog is not None
         return catalog
@@ -199,7 +199,7 @@ class PostgresWarehouse:
                 cur.execute(f"SELECT count(*) FROM {quote_table(table)}")
                 count = cur.fetchall()[0][0]
             except adbc.Error as exc:
-                raise WarehouseError(f"cannot describe {table} in {self.path}: {_message(exc)}") from exc
+                raise WarehouseError(f"cannot describe {table} in {self.path}: {server_message(exc)}") from exc
         return TableDescription(table, int(count), tuple((c, t) for c, t in columns))
 
 
@@ -266,7 +266,8 @@ def read_parquet_batches(path: Path) -> pa.RecordBatchReader:
     return dataset.scanner(columns=columns, batch_size=1 << 16).to_reader()
 
 
-def _message(exc: BaseException) -> str:
+def server_message(exc: BaseException) -> str:
+    """The server's own words, without the driver's prefixes, on one line."""
     text = str(exc)
     # ADBC prefixes the server's message with its own status and a failed call.
     text = re.sub(r"^[A-Z_]+: (Failed to (prepare|execute) query: )?", "", text.strip())
