@@ -75,3 +75,19 @@ def test_schedule_trial_on_postgres_rolls_its_loads_back(tmp_path: Path, pg_clus
     plan = (root / "plans" / "order_kpis.md").read_text()
     assert "- status: **success**" in plan and "- output `mart.order_kpis`: " in plan
     assert pg_snapshot(url) == before  # loaded in full inside the trial's transaction, then rolled back
+
+
+def test_lineage_sees_through_a_postgres_view(pg_warehouse: str, tmp_path: Path) -> None:
+    with __import__("psycopg").connect(pg_warehouse, autocommit=True) as con:
+        con.execute("CREATE SCHEMA shared")
+        con.execute("CREATE VIEW shared.big_orders AS SELECT order_id, amount FROM raw.orders WHERE amount > 10")
+    write_notebook(tmp_path / "big.ipynb", code(RUNTIME), code("%%sql rows\nSELECT * FROM shared.big_orders"),
+                   code("output('mart.big', rows)"))
+    (tmp_path / "definitions.py").write_text(
+        "import os\nfrom pathlib import Path\nfrom nb_assets import NotebookAsset, notebook_definitions\n"
+        "defs = notebook_definitions([NotebookAsset('big.ipynb')], warehouse=os.environ['TEST_WH'], base_dir=Path(__file__).parent)\n"
+    )
+    proc = _cli("lineage", "raw.orders", "--definitions", str(tmp_path / "definitions.py"), "--warehouse", pg_warehouse,
+                cwd=tmp_path, env={"TEST_WH": pg_warehouse})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "big" in proc.stdout and "shared.big_orders (view)" in proc.stdout
