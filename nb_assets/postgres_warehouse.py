@@ -88,11 +88,13 @@ class PostgresWarehouse:
         try:
             con = adbc.connect(dsn)
         except adbc.Error as exc:
-            if read_only and not self._explicit_reader and f'role "{READER_ROLE}" does not exist' in str(exc):
-                self.create_reader()
-                con = adbc.connect(dsn)
-            else:
+            if not (read_only and not self._explicit_reader and f'role "{READER_ROLE}" does not exist' in str(exc)):
                 raise WarehouseError(f"cannot connect to warehouse {redact(dsn)}: {server_message(exc)}") from exc
+            self.create_reader()
+            try:
+                con = adbc.connect(dsn)
+            except adbc.Error as again:
+                raise WarehouseError(f"cannot connect to warehouse {redact(dsn)}: {server_message(again)}") from again
         try:
             yield con
         finally:
@@ -109,6 +111,8 @@ class PostgresWarehouse:
                     cur.execute(f'ALTER ROLE "{READER_ROLE}" SET default_transaction_read_only = on')
                 con.commit()
             except adbc.Error as exc:
+                if "already exists" in str(exc):  # another process created it meanwhile
+                    return
                 raise WarehouseError(f"cannot create the read-only role {READER_ROLE} in {self.path}: {server_message(exc)}") from exc
 
     # --- the seam --------------------------------------------------------------
