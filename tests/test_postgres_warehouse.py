@@ -184,3 +184,17 @@ def test_load_partition_replaces_only_its_day(pg_warehouse: str, tmp_path: Path)
     with pytest.raises(OutputValidationError, match=r"partition 2026-11-02: .* not 2026-11-02"):
         wh.load_partition("nb", {"mart.p": _write(tmp_path, "mart.p", day("2026-11-04", [5]))}, part)
     assert pg_snapshot(pg_warehouse) == before
+
+
+def test_the_reader_the_warehouse_creates_can_only_select(pg_warehouse: str) -> None:
+    wh = PostgresWarehouse(pg_warehouse)
+    wh.create_reader()
+    wh.create_reader()  # idempotent
+    with psycopg.connect(pg_warehouse) as con:
+        row = con.execute(
+            "SELECT rolsuper, rolcreaterole, rolcreatedb, pg_has_role(oid, 'pg_read_all_data', 'MEMBER'), "
+            "pg_has_role(oid, 'pg_write_all_data', 'MEMBER'), rolconfig FROM pg_roles WHERE rolname = 'nb_assets_reader'"
+        ).fetchone()
+    assert row[:5] == (False, False, False, True, False)
+    assert "default_transaction_read_only=on" in row[5]
+    assert wh.read_dsn == pg_warehouse.replace("postgres@", "nb_assets_reader@")
