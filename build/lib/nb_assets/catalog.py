@@ -1,9 +1,8 @@
 """Read a DuckDB warehouse's catalog: its tables, views and macros, as plain data.
 
 The only DuckDB-specific half of seeing through views and macros; the
-resolution itself is pure (catalog_lineage). A Postgres warehouse would read
-`pg_views`, materialized views (`pg_matviews`) and SQL or set-returning
-functions (`pg_proc`) into the same `Catalog`.
+resolution itself is pure (catalog_lineage). pg_catalog.py fills the same
+`Catalog` from a Postgres warehouse.
 """
 
 from __future__ import annotations

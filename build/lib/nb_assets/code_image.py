@@ -27,6 +27,7 @@ from nb_assets.errors import SandboxError
 from nb_assets.image import build_image, cache_dir, docker_client, image_exists
 
 CODE_REPOSITORY = "nb-assets-code"
+PROJECT_LABEL = "nb_assets.code_project"  # the project folder a code image was built from
 PROJECT_FILES = ("definitions.py", "policy.yaml", "declarations.yaml")
 PROJECT_DIRS = ("notebooks",)
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -79,8 +80,21 @@ def build_code_image(project_dir: Path, *, force: bool = False) -> str:
         _copy_project(project_dir, context / "project")
         shutil.copy(project_dir / "deploy" / "Dockerfile.offline", context / "Dockerfile")
         _say(f"docker build {tag} FROM {sandbox_tag}")
-        _docker_build(client, context, tag, {"SANDBOX_IMAGE": sandbox_tag})
+        _docker_build(client, context, tag, {"SANDBOX_IMAGE": sandbox_tag}, {PROJECT_LABEL: str(project_dir)})
+    _prune(client, project_dir, keep=tag)
     return tag
+
+
+def _prune(client: Any, project_dir: Path, keep: str) -> None:
+    """Older code images of this project (about 1 GB each), unless a container still uses one."""
+    import docker.errors
+
+    for image in client.images.list(filters={"label": f"{PROJECT_LABEL}={project_dir}"}):
+        if keep not in image.tags:
+            try:
+                client.images.remove(image.id)
+            except docker.errors.APIError:
+                pass  # in use by a container (a deployment still running it): kept
 
 
 def _wheels(project_dir: Path, dest: Path) -> None:
@@ -146,9 +160,9 @@ def _files(root: Path, base: Path, *, project: bool = False) -> Iterator[tuple[P
                 yield path, path.relative_to(base)
 
 
-def _docker_build(client: Any, context: Path, tag: str, args: dict[str, str]) -> None:
+def _docker_build(client: Any, context: Path, tag: str, args: dict[str, str], labels: dict[str, str]) -> None:
     stream = client.api.build(path=str(context), tag=tag, buildargs=args, rm=True, forcerm=True, decode=True,
-                              pull=False, labels={"nb_assets.code": "1"})
+                              pull=False, labels=labels)
     said: list[str] = []
     for chunk in stream:
         if "error" in chunk:

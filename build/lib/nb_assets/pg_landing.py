@@ -22,7 +22,7 @@ import pyarrow as pa
 from nb_assets.declaration import LoadMode
 from nb_assets.errors import LandingError, WarehouseError
 from nb_assets.landing import LOG_COLUMNS, LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing
-from nb_assets.postgres_warehouse import PostgresWarehouse, _message, ident, quote_table, redact
+from nb_assets.postgres_warehouse import PostgresWarehouse, server_message, ident, quote_table, redact
 
 T = TypeVar("T")
 _RETURNING = 'id, "table", partition, rows, extract(epoch FROM landed_at)::float8, source'
@@ -60,7 +60,7 @@ def read_landings(dsn: str, *, after_id: int, limit: int) -> list[Landing]:
             cur.execute(f"SELECT {_RETURNING} FROM {LOG_TABLE} WHERE id > $1 ORDER BY id LIMIT $2", (after_id, limit))
             return [Landing(*row) for row in cur.fetchall()]
         except adbc.Error as exc:
-            raise LandingError(f"the landing log {LOG_TABLE} in {redact(dsn)} cannot be read: {_message(exc)}") from exc
+            raise LandingError(f"the landing log {LOG_TABLE} in {redact(dsn)} cannot be read: {server_message(exc)}") from exc
 
 
 def last_landing_id(dsn: str) -> int:
@@ -119,7 +119,7 @@ def in_transaction(dsn: str, work: Callable[[Any], T]) -> T:
                 if "duplicate key" in str(exc) and attempt < 2:
                     time.sleep(0.05 * (attempt + 1))
                     continue
-                raise WarehouseError(f"landing failed, nothing loaded: {_message(exc)}") from exc
+                raise WarehouseError(f"landing failed, nothing loaded: {server_message(exc)}") from exc
             except BaseException:
                 con.rollback()
                 raise

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nb_assets.errors import OutputValidationError, WarehouseError
-from nb_assets.postgres_warehouse import _message, ident, quote_table, read_parquet_batches
+from nb_assets.postgres_warehouse import server_message, ident, quote_table, read_parquet_batches
 
 if TYPE_CHECKING:
     from nb_assets.postgres_warehouse import PostgresWarehouse
@@ -49,7 +49,7 @@ def _transaction(warehouse: PostgresWarehouse, notebook: str, what: str) -> Iter
             raise
         except adbc.Error as exc:
             con.rollback()
-            raise WarehouseError(f"{notebook}: {what}loading outputs failed, nothing loaded: {_message(exc)}") from exc
+            raise WarehouseError(f"{notebook}: {what}loading outputs failed, nothing loaded: {server_message(exc)}") from exc
         except (pa.ArrowException, OSError) as exc:  # an output file unreadable midway
             con.rollback()
             raise WarehouseError(f"{notebook}: {what}loading outputs failed, nothing loaded: {exc}") from exc

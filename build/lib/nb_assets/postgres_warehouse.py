@@ -88,11 +88,13 @@ class PostgresWarehouse:
         try:
             con = adbc.connect(dsn)
         except adbc.Error as exc:
-            if read_only and not self._explicit_reader and f'role "{READER_ROLE}" does not exist' in str(exc):
-                self.create_reader()
+            if not (read_only and not self._explicit_reader and f'role "{READER_ROLE}" does not exist' in str(exc)):
+                raise WarehouseError(f"cannot connect to warehouse {redact(dsn)}: {server_message(exc)}") from exc
+            self.create_reader()
+            try:
                 con = adbc.connect(dsn)
-            else:
-                raise WarehouseError(f"cannot connect to warehouse {redact(dsn)}: {_message(exc)}") from exc
+            except adbc.Error as again:
+                raise WarehouseError(f"cannot connect to warehouse {redact(dsn)}: {server_message(again)}") from again
         try:
             yield con
         finally:
@@ -109,7 +111,9 @@ class PostgresWarehouse:
                     cur.execute(f'ALTER ROLE "{READER_ROLE}" SET default_transaction_read_only = on')
                 con.commit()
             except adbc.Error as exc:
-                raise WarehouseError(f"cannot create the read-only role {READER_ROLE} in {self.path}: {_message(exc)}") from exc
+                if "already exists" in str(exc):  # another process created it meanwhile
+                    return
+                raise WarehouseError(f"cannot create the read-only role {READER_ROLE} in {self.path}: {server_message(exc)}") from exc
 
     # --- the seam --------------------------------------------------------------
 
@@ -123,7 +127,7 @@ class PostgresWarehouse:
             try:
                 catalog = self._begin_read(notebook, cur, with_catalog=check is not None)
             except adbc.Error as exc:
-                raise WarehouseError(f"{notebook}: cannot read the catalog of {self.path}: {_message(exc)}") from exc
+                raise WarehouseError(f"{notebook}: cannot read the catalog of {self.path}: {server_message(exc)}") from exc
             if check is not None and catalog is not None:
                 check(catalog)
             for request in requests:
@@ -132,7 +136,7 @@ class PostgresWarehouse:
                     rows[request.name] = _write_parquet(reader, request.dest)
                 except (adbc.Error, ParamTranslationError, pa.ArrowException, OSError) as exc:  # the stream raises OSError
                     raise WarehouseError(
-                        f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {_message(exc)}",
+                        f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {server_message(exc)}",
                         cell=request.cell,
                     ) from exc
             con.rollback()
@@ -154,7 +158,7 @@ class PostgresWarehouse:
             try:
                 catalog = self._begin_read(self.path, cur, with_catalog=True)
             except adbc.Error as exc:
-                raise WarehouseError(f"cannot read the catalog of {self.path}: {_message(exc)}") from exc
+                raise WarehouseError(f"cannot read the catalog of {self.path}: {server_message(exc)}") from exc
             con.rollback()
         assert catalog is not None
         return catalog
@@ -199,7 +203,7 @@ class PostgresWarehouse:
                 cur.execute(f"SELECT count(*) FROM {quote_table(table)}")
                 count = cur.fetchall()[0][0]
             except adbc.Error as exc:
-                raise WarehouseError(f"cannot describe {table} in {self.path}: {_message(exc)}") from exc
+                raise WarehouseError(f"cannot describe {table} in {self.path}: {server_message(exc)}") from exc
         return TableDescription(table, int(count), tuple((c, t) for c, t in columns))
 
 
@@ -251,18 +255,23 @@ def redact(dsn: str) -> str:
 
 
 def read_parquet_batches(path: Path) -> pa.RecordBatchReader:
-    """A file as a stream, dictionary columns decoded (binary COPY has no dictionaries)."""
-    file = pq.ParquetFile(path)
-    schema = pa.schema([f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in file.schema_arrow])
+    """A file as a stream, dictionary columns decoded (binary COPY has no dictionaries).
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        for batch in file.iter_batches(batch_size=1 << 16):
-            yield batch if batch.schema == schema else batch.cast(schema)
+    Arrow's dataset scanner decodes ahead on its own threads while ADBC copies
+    the previous batch: a Python generator here made decode and copy take turns."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
 
-    return pa.RecordBatchReader.from_batches(schema, batches())
+    dataset = ds.dataset(path, format="parquet")
+    columns = {
+        f.name: pc.field(f.name).cast(f.type.value_type) if pa.types.is_dictionary(f.type) else pc.field(f.name)
+        for f in dataset.schema
+    }
+    return dataset.scanner(columns=columns, batch_size=1 << 16).to_reader()
 
 
-def _message(exc: BaseException) -> str:
+def server_message(exc: BaseException) -> str:
+    """The server's own words, without the driver's prefixes, on one line."""
     text = str(exc)
     # ADBC prefixes the server's message with its own status and a failed call.
     text = re.sub(r"^[A-Z_]+: (Failed to (prepare|execute) query: )?", "", text.strip())
