@@ -169,6 +169,9 @@ def _start_code_server(settings: DeploySettings) -> None:
         ["dagster", "code-server", "start", "-h", "127.0.0.1", "-p", str(settings.code_server_port),
          "-f", str(PROJECT_IN_IMAGE / "definitions.py"), "-d", str(PROJECT_IN_IMAGE),
          "--location-name", LOCATION, "--container-image", settings.code_image],
+        # Its working directory is DAGSTER_HOME: the UI's "View Notebook" reads a record through the
+        # code server, which serves notebooks from below its working directory only.
+        working_dir=str(settings.dagster_home),
         name=settings.code_server_name, detach=True, network="host", environment=settings.project_env(),
         volumes=settings.mounts(), labels={DEPLOY_LABEL: settings.label},
     )
