@@ -1,4 +1,4 @@
-# Two entry points: `make dev` (demo in the Dagster UI) and `make test`.
+# Entry points: `make dev` (demo in the Dagster UI), `make test`, and `make deploy` / `make deploy-stop`.
 # Everything lands in ./.venv; nothing depends on what the host happens to have.
 
 PYTHON ?= python3
