@@ -105,8 +105,13 @@ def _wheels(project_dir: Path, dest: Path) -> None:
     # What nb_assets requires (pyproject.toml) and at which versions: a new dependency needs new wheels.
     key_text = "\n".join([*pins, PIP_VERSION, sys.platform, (source / "pyproject.toml").read_text()])
     cached = cache_dir() / f"code-wheels-{hashlib.sha256(key_text.encode()).hexdigest()[:16]}"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dest), str(source)],
-                   check=True)
+    with tempfile.TemporaryDirectory(prefix="nb-assets-src-") as tmp:  # setuptools writes build/ next to the source
+        copy = Path(tmp)
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy(source / name, copy / name)
+        shutil.copytree(PACKAGE_DIR, copy / "nb_assets", ignore=shutil.ignore_patterns("__pycache__"))
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dest), str(copy)],
+                       check=True)
     own = next(dest.glob("nb_assets-*.whl"))
     if not (cached / ".complete").exists():
         _say(f"downloading wheels into {cached}")
