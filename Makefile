@@ -1,4 +1,4 @@
-# Two entry points: `make dev` (demo in the Dagster UI) and `make test`.
+# Entry points: `make dev` (demo in the Dagster UI), `make test`, and `make deploy` / `make deploy-stop`.
 # Everything lands in ./.venv; nothing depends on what the host happens to have.
 
 PYTHON ?= python3
@@ -7,12 +7,20 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: dev test setup system-deps sandbox-image seed bench clean
+.PHONY: dev test setup system-deps sandbox-image seed bench clean deploy deploy-stop
 
 dev: setup sandbox-image warehouse.duckdb
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -f definitions.py
+
+# Dagster as deployed (README "Deployment"): Postgres storage and warehouse, a code
+# server, webserver and daemon, each run in its own container. Kept in ./.deploy.
+deploy: setup sandbox-image
+	$(BIN)/nb-assets deploy up --seed scripts/seed_demo.py
+
+deploy-stop:
+	$(BIN)/nb-assets deploy down
 
 test: setup sandbox-image
 	$(BIN)/pytest
@@ -56,4 +64,5 @@ bench: setup sandbox-image
 	for script in benchmarks/[!_]*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
+	-test -f .deploy/deploy.json && $(BIN)/nb-assets deploy down --purge
 	rm -rf $(VENV) .nb_assets .dagster_home warehouse.duckdb landing

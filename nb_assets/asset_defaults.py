@@ -20,7 +20,7 @@ from nb_assets.policy import zone_tags
 from nb_assets.spec import NotebookSpec
 
 Role = Literal["table", "report", "source"]
-NOTEBOOK_KINDS = frozenset({"notebook", "duckdb"})
+NOTEBOOK_KINDS = frozenset({"notebook", "duckdb"})  # on a Postgres warehouse, postgres for duckdb
 SOURCE_GROUP = "sources"
 
 
@@ -38,6 +38,7 @@ class AssetProps:
     notebook: NotebookAsset | None = None
     spec: NotebookSpec | None = None
     partitions: DailyPartitions | None = None  # a source table's, when only partitioned notebooks read it
+    warehouse_kind: str = "duckdb"  # the warehouse the tables live in: duckdb or postgres
 
 
 def default_asset_key(props: AssetProps) -> dg.AssetKey:
@@ -72,7 +73,7 @@ def default_code_version(props: AssetProps) -> str | None:
 
 
 def default_kinds(props: AssetProps) -> set[str]:
-    return set(NOTEBOOK_KINDS) if props.spec else {"duckdb"}
+    return {"notebook", props.warehouse_kind} if props.spec else {props.warehouse_kind}
 
 
 def default_automation_condition(props: AssetProps, deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition | None:

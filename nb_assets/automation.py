@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import re
 import zoneinfo
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -213,11 +214,13 @@ def landing_sensor(
     already reported.
     """
 
+    shown = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(warehouse))  # a URL's password stays out of the UI
+
     @dg.sensor(
         name=LANDING_SENSOR,
         minimum_interval_seconds=interval_s,
         default_status=status,
-        description=f"Reports each landing recorded in nb_assets.landings ({warehouse}) on its source table's asset.",
+        description=f"Reports each landing recorded in nb_assets.landings ({shown}) on its source table's asset.",
     )
     def nb_assets_landings(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         from nb_assets.landing import last_landing_id, read_landings  # DuckDB loads in the tick
@@ -226,7 +229,7 @@ def landing_sensor(
         try:
             landings = read_landings(warehouse, after_id=after, limit=max_per_tick)
             if not landings and after and last_landing_id(warehouse) < after:
-                context.log.warning(f"the landing log in {warehouse} ends before landing {after}: it was recreated; reading it from the start")
+                context.log.warning(f"the landing log in {shown} ends before landing {after}: it was recreated; reading it from the start")
                 after = 0
                 landings = read_landings(warehouse, after_id=0, limit=max_per_tick)
         except WarehouseBusyError as exc:

@@ -25,7 +25,7 @@ from nb_assets.executor import notebook_executor
 from nb_assets.instances import expand_instances, instance_spec, label
 from nb_assets.parameters import resolve_parameters
 from nb_assets.partitions import partition_problems
-from nb_assets.notebook_parser import parse_notebook
+from nb_assets.notebook_parser import dialect_of, parse_notebook
 from nb_assets.notify import Notifications
 from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, propagate
 from nb_assets.policy_file import load_policy
@@ -63,8 +63,11 @@ def declare_notebooks(
     notebooks: Sequence[NotebookAsset],
     base_dir: str | Path | None = None,
     warehouse: str | Path | None = None,
+    dialect: str | None = None,
 ) -> list[DeclaredNotebook]:
     """Parse and check every notebook; raise one DeclarationError listing all problems.
+
+    `%%sql` inputs are read in `dialect`, by default the warehouse's (dialect_of).
 
     With a `warehouse`, its views and macros are seen through now if it can be
     opened; if not, one line says so and the gate does it before each run."""
@@ -73,7 +76,7 @@ def declare_notebooks(
     expanded, problems = expand_instances(notebooks)
     for decl in expanded:
         try:
-            spec = parse_notebook(decl.notebook_file(base))
+            spec = parse_notebook(decl.notebook_file(base), dialect or dialect_of(warehouse))
             where = label(decl, spec.path)
             spec = _with_allowances(spec, decl.allow)
             resolve_parameters(spec, decl.params, where)
@@ -202,11 +205,12 @@ def build_notebook_graph(
     declared = declare_notebooks(notebooks, base_dir, warehouse)
     report = apply_policy(declared, policy)
     labels = dict(report.labels) if report else {}
-    props = {item.spec.name: asset_props(item, labels) for item in declared}
+    kind = dialect_of(warehouse)
+    props = {item.spec.name: asset_props(item, labels, kind) for item in declared}
     written = {t for d in declared for t in d.spec.output_tables}
     check_partitioned_triggers(declared)
     source_parts = source_partitions(declared, written)
-    sources = [AssetProps("source", t, labels.get(t, frozenset()), partitions=source_parts.get(t)) for t in sorted(
+    sources = [AssetProps("source", t, labels.get(t, frozenset()), partitions=source_parts.get(t), warehouse_kind=kind) for t in sorted(
         {t for d in declared for t in d.spec.input_tables} - written
     )]
     # Every table's key comes from the translator once; deps are looked up here,
@@ -240,13 +244,13 @@ def check_partitioned_triggers(declared: Sequence[DeclaredNotebook]) -> None:
         raise DeclarationError(f"{len(problems)} problem(s) in declared notebooks:\n" + "\n".join(f"- {p}" for p in problems))
 
 
-def asset_props(item: DeclaredNotebook, labels: Mapping[str, frozenset[str]]) -> list[AssetProps]:
+def asset_props(item: DeclaredNotebook, labels: Mapping[str, frozenset[str]], kind: str = "duckdb") -> list[AssetProps]:
     """One per output table, or a single report whose zones are its inputs' union."""
     decl, spec = item.decl, item.spec
     if not spec.outputs:
         zones = frozenset().union(*(labels.get(t, frozenset()) for t in spec.input_tables))
-        return [AssetProps("report", None, zones, decl, spec)]
-    return [AssetProps("table", t, labels.get(t, frozenset()), decl, spec) for t in spec.output_tables]
+        return [AssetProps("report", None, zones, decl, spec, warehouse_kind=kind)]
+    return [AssetProps("table", t, labels.get(t, frozenset()), decl, spec, warehouse_kind=kind) for t in spec.output_tables]
 
 
 def _notebook_asset(

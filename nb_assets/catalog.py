@@ -1,9 +1,8 @@
 """Read a DuckDB warehouse's catalog: its tables, views and macros, as plain data.
 
 The only DuckDB-specific half of seeing through views and macros; the
-resolution itself is pure (catalog_lineage). A Postgres warehouse would read
-`pg_views`, materialized views (`pg_matviews`) and SQL or set-returning
-functions (`pg_proc`) into the same `Catalog`.
+resolution itself is pure (catalog_lineage). pg_catalog.py fills the same
+`Catalog` from a Postgres warehouse.
 """
 
 from __future__ import annotations
@@ -50,7 +49,16 @@ def read_catalog(con: duckdb.DuckDBPyConnection, warehouse: str) -> Catalog:
 def open_catalog(path: str | Path) -> Catalog | str:
     """The catalog of the warehouse at `path`, or in one line why it cannot be read now.
 
-    One attempt, no waiting on a lock: loading definitions must not stall."""
+    One attempt, no waiting on a lock: loading definitions must not stall.
+    A postgresql:// URL is read through PostgresWarehouse, as its read role."""
+    if str(path).startswith(("postgresql://", "postgres://")):
+        from nb_assets.errors import WarehouseError
+        from nb_assets.postgres_warehouse import PostgresWarehouse
+
+        try:
+            return PostgresWarehouse(str(path)).read_catalog()
+        except WarehouseError as exc:
+            return str(exc)
     if not Path(path).exists():
         return f"warehouse {path} does not exist"
     try:

@@ -47,6 +47,8 @@ class Catalog:
     relations: frozenset[str]  # every table and view, "schema.name"
     views: Mapping[str, str]  # "schema.view" -> its CREATE VIEW statement as the catalog keeps it
     macros: Mapping[str, tuple[Macro, ...]] = field(default_factory=dict)  # "schema.name" -> overloads
+    dialect: str = DIALECT  # the SQL of its views and macros (sql_lineage.dialect_of)
+    foreign: frozenset[str] = frozenset()  # foreign tables (postgres_fdw and the like): another server's data
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,10 @@ def see_through_all(specs: Sequence[NotebookSpec], catalog: Catalog) -> list[Not
     return [resolver.spec(spec) for spec in specs]
 
 
-def view_query(create_view: str) -> str | None:
+def view_query(create_view: str, dialect: str = DIALECT) -> str | None:
     """The query of a `CREATE VIEW name [(columns)] AS query` statement, or None."""
     try:
-        tokens = sqlglot.tokenize(create_view, read=DIALECT)
+        tokens = sqlglot.tokenize(create_view, read=dialect)
     except TokenError:
         return None
     depth = 0
@@ -153,6 +155,9 @@ class _Resolver:
             node = self._macro_node(name[:-2])
         elif name in self.catalog.views:
             node = self._view_node(name)
+        elif name in self.catalog.foreign:
+            node = _Node((), f"{name} is a foreign table: its rows come from another server (a foreign data wrapper "
+                             "such as postgres_fdw), outside the warehouse's lineage; refused — load it into a table")
         else:
             return  # a base table
         path = (*stack, name)
@@ -166,7 +171,7 @@ class _Resolver:
             self._visit(read, (*stack, name))
 
     def _view_node(self, name: str) -> _Node:
-        query = view_query(self.catalog.views[name])
+        query = view_query(self.catalog.views[name], self.catalog.dialect)
         if query is None:
             return _Node((), f"view {name}: its definition could not be read, so what it reads is unknown")
         return self._body_node(f"view {name}", query, name.partition(".")[0])
@@ -183,7 +188,7 @@ class _Resolver:
         return _Node(tuple(reads), scalar=not any(m.table for m in overloads))
 
     def _body_node(self, what: str, query: str, schema: str) -> _Node:
-        lineage = analyze_query(query, default_schema=schema)
+        lineage = analyze_query(query, default_schema=schema, dialect=self.catalog.dialect)
         if lineage.problems:
             return _Node((), f"{what}: {lineage.problems[0].message}")
         names, unknown = self._direct(lineage.tables, lineage.calls, schema)

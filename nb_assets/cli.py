@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from nb_assets.cli_backfill import add_backfill_command
+from nb_assets.cli_deploy import add_deploy_command
 from nb_assets.cli_land import add_land_command
 from nb_assets.cli_lineage import add_lineage_command
 from nb_assets.cli_runs import add_runs_commands
@@ -67,13 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true")
     check.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
                        help="worker processes for notebooks not in the parse cache (default: one per core past 200)")
+    check.add_argument("--dialect", choices=("duckdb", "postgres"), default=None,
+                       help="the SQL dialect of %%sql inputs (default: NB_ASSETS_WAREHOUSE's warehouse's, else duckdb)")
     check.set_defaults(func=cmd_check)
 
     run = sub.add_parser("run", help="run one notebook: prefetch, sandbox, load (outside Dagster)")
     run.add_argument("notebook", type=Path)
     run.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
     run.add_argument("--warehouse", default=None,
-                     help=f"DuckDB file (default: the declared project's, else {DEFAULT_WAREHOUSE})")
+                     help=f"DuckDB file or postgresql:// URL (default: the declared project's, else {DEFAULT_WAREHOUSE})")
     run.add_argument("--sandbox", choices=get_args(SandboxKind), default=None,
                      help="auto|docker|local (default: the declaration's, else auto)")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
@@ -92,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     add_land_command(sub)
     add_backfill_command(sub)
     add_sandbox_command(sub)
+    add_deploy_command(sub)
     add_schedule_command(sub)
     return parser
 
@@ -133,7 +137,10 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"nb-assets check: no such file or folder: {exc}", file=sys.stderr)
         return EXIT_USAGE
     reports: list[dict[str, Any]] = []
-    for path, parsed in zip(paths, parse_notebooks(paths, args.jobs)):
+    from nb_assets.notebook_parser import dialect_of
+
+    dialect = args.dialect or dialect_of(os.environ.get("NB_ASSETS_WAREHOUSE"))
+    for path, parsed in zip(paths, parse_notebooks(paths, args.jobs, dialect)):
         if isinstance(parsed, NotebookSpec):
             reports.append(spec_to_json(parsed))
         else:
@@ -217,7 +224,7 @@ def execute_job(job: _Job, args: argparse.Namespace, day: str | None = None) -> 
     from nb_assets.declaration import PARTITION_PARAM
     from nb_assets.host_pipeline import discard_data, run_pipeline
     from nb_assets.record import keep_record, run_summary, seen_through_facts
-    from nb_assets.warehouse import DuckDBWarehouse
+    from nb_assets.warehouse import open_warehouse
     from nb_assets.warehouse_partitions import PartitionLoad
 
     limits = job.limits if args.timeout is None else replace(job.limits, timeout_s=args.timeout)
@@ -235,7 +242,7 @@ def execute_job(job: _Job, args: argparse.Namespace, day: str | None = None) -> 
     if day is not None:
         about["partition"] = day
     run = run_pipeline(
-        job.spec, warehouse=DuckDBWarehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, params=params,
+        job.spec, warehouse=open_warehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, params=params,
         limits=limits, gate=job.gate, partition=partition,
     )
     try:
@@ -269,9 +276,9 @@ class _Job:
 
 
 def _ad_hoc_job(args: argparse.Namespace) -> _Job:
-    from nb_assets.notebook_parser import parse_notebook
+    from nb_assets.notebook_parser import dialect_of, parse_notebook
 
-    spec = parse_notebook(args.notebook)
+    spec = parse_notebook(args.notebook, dialect_of(args.warehouse or DEFAULT_WAREHOUSE))
     _refuse_without_its_declaration(args.notebook)
     return _Job(spec, {}, SandboxLimits(), args.sandbox or "auto", args.warehouse or DEFAULT_WAREHOUSE)
 
@@ -314,7 +321,10 @@ def declared_job(args: argparse.Namespace) -> _Job:
     from nb_assets.definitions_file import load_declarations
 
     project = load_declarations(args.definitions)
-    declared = declare_notebooks(project.notebooks, project.base_dir)  # the gate sees views through at run time
+    from nb_assets.notebook_parser import dialect_of
+
+    dialect = dialect_of(args.warehouse or project.warehouse)
+    declared = declare_notebooks(project.notebooks, project.base_dir, dialect=dialect)  # the gate sees views through at run time
     check_partitioned_triggers(declared)
     mine = [d for d in declared if Path(d.spec.path).resolve() == args.notebook.resolve()]
     if not mine:

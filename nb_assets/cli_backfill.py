@@ -29,7 +29,7 @@ def add_backfill_command(sub: Any) -> None:
     backfill.add_argument("--definitions", type=Path, default=Path("definitions.py"),
                           help="the project declaring the notebook (default: %(default)s)")
     backfill.add_argument("--instance", default=None, help="which instance, for a notebook declared with instances=")
-    backfill.add_argument("--warehouse", default=None, help="DuckDB file (default: the project's)")
+    backfill.add_argument("--warehouse", default=None, help="DuckDB file or postgresql:// URL (default: the project's)")
     backfill.add_argument("--sandbox", choices=get_args(SandboxKind), default=None)
     backfill.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per day")
     backfill.add_argument("--records", type=Path, default=Path(".nb_assets/runs"), help="where run records go")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -33,7 +34,7 @@ def add_land_command(sub: Any) -> None:
     land.add_argument("--source", default=None, help="who loaded the data, recorded in the log (default: the file, or 'nb-assets land')")
     land.add_argument("--definitions", type=Path, default=Path("definitions.py"),
                       help="the project whose source tables may land (default: %(default)s)")
-    land.add_argument("--warehouse", default=None, help="DuckDB file (default: the project's)")
+    land.add_argument("--warehouse", default=None, help="DuckDB file or postgresql:// URL (default: the project's)")
     land.add_argument("--json", action="store_true")
     land.set_defaults(func=cmd_land)
 
@@ -61,7 +62,8 @@ def cmd_land(args: argparse.Namespace) -> int:
         print(f"nb-assets land: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     if args.json:
-        print(json.dumps({"landing": asdict(landing), "warehouse": str(warehouse)}, indent=2))
+        shown = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(warehouse))  # never a password
+        print(json.dumps({"landing": asdict(landing), "warehouse": shown}, indent=2))
     else:
         print(f"{table} landed (landing {landing.id}): {verb}")
     return EXIT_OK

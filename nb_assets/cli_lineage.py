@@ -20,8 +20,8 @@ def add_lineage_command(sub: Any) -> None:
     direction.add_argument("--upstream", dest="direction", action="store_const", const="upstream")
     lineage.add_argument("--definitions", type=Path, default=Path("definitions.py"),
                          help="the file declaring NOTEBOOKS (and POLICY, WAREHOUSE) (default: %(default)s)")
-    lineage.add_argument("--warehouse", type=Path, default=None,
-                         help="DuckDB file whose views and macros are seen through (default: WAREHOUSE in the definitions)")
+    lineage.add_argument("--warehouse", default=None,
+                         help="DuckDB file or postgresql:// URL whose views and macros are seen through (default: WAREHOUSE in the definitions)")
     lineage.add_argument("--json", action="store_true")
     lineage.set_defaults(func=cmd_lineage, direction="downstream")
 

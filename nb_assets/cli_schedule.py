@@ -47,7 +47,7 @@ def add_schedule_command(sub: Any) -> None:
 def cmd_schedule(args: argparse.Namespace) -> int:
     from nb_assets.declaration import DailyPartitions, NotebookAsset
     from nb_assets.definitions_file import load_declarations
-    from nb_assets.notebook_parser import parse_notebook
+    from nb_assets.notebook_parser import dialect_of, parse_notebook
     from nb_assets.schedule_workflow import Plan, check, plan_markdown, preview_text, trial_runs
 
     if args.git:
@@ -62,7 +62,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     if args.git:
         _require_clean_tree(root, allowed={notebook})
 
-    spec = parse_notebook(notebook)
+    spec = parse_notebook(notebook, dialect_of(project.warehouse))
     fields: dict[str, Any] = dict(path=_relative(notebook, root), owners=tuple(args.owner), params=_params(spec, args.param),
                                   purpose=args.purpose, group=args.group, cron=args.cron, timezone=args.timezone,
                                   on_inputs_landed=args.on_inputs_landed, outputs=_pairs(args.output, "--output"))

@@ -67,13 +67,27 @@ def _abandoned(labels: dict[str, str], name: str, now: float) -> bool:
 
 def owner() -> str:
     """host:pid:start time of this process, so a recycled pid is not taken for its owner."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+    return f"{here()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def here() -> str:
+    """This host's name and PID namespace: the only place whose pids this process can check.
+
+    A run worker in a container (the deployment: host networking) has the host's
+    name but its own pids; another run worker's pid 7 is not this one's, so a
+    container owned from another namespace is left to its deadline, never taken
+    for abandoned."""
+    try:
+        namespace = os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]")
+    except OSError:
+        namespace = ""
+    return f"{socket.gethostname()}+{namespace}" if namespace else socket.gethostname()
 
 
 def _owner_gone(label: str | None) -> bool:
     host, _, rest = (label or "").partition(":")
     pid, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    if host != here() or not pid.isdigit():
         return False  # another machine's, or no owner recorded: its deadline decides
     return _start_time(int(pid)) != started
 

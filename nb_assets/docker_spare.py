@@ -35,7 +35,6 @@ import hashlib
 import io
 import os
 import secrets
-import socket
 import tarfile
 import time
 from pathlib import Path
@@ -49,6 +48,7 @@ from nb_assets.docker_janitor import (
     MAKER_UID_LABEL,
     OFFERED_PREFIX,
     SPARE_LABEL,
+    here,
     owner,
     remove_container,
 )
@@ -100,7 +100,7 @@ def claim_spare(client: Any, key: str) -> tuple[str | None, int]:
 def _offered(client: Any, key: str) -> list[tuple[float, str, str]]:
     """(claim-by, id, token) of the spares made with `key` that this user's runs here may claim."""
     now = time.time()
-    host = socket.gethostname()
+    host = here()  # spares are made and claimed in one pid namespace of one host
     offered = []
     for summary in client.api.containers(filters={"label": f"{SPARE_LABEL}={key}", "status": "running"}):
         labels = summary.get("Labels") or {}

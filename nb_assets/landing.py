@@ -6,6 +6,9 @@ contract for any loader). Ids are `max(id) + 1` under a primary key, so two
 loaders racing for the same id make one of them fail on commit instead of
 leaving a gap: ids are committed in order, and a reader that remembers the
 last id it saw misses nothing and sees nothing twice.
+
+The public functions take the warehouse's location: a postgresql:// URL is
+served by pg_landing, with the same log table and the same contract.
 """
 
 from __future__ import annotations
@@ -93,6 +96,10 @@ def read_landings(warehouse: str | Path, *, after_id: int, limit: int) -> list[L
     LandingError saying how to fix it; a writer holding the file for longer
     than READ_LOCK_WAIT_S is a WarehouseBusyError (the caller tries again later).
     """
+    if _is_postgres(warehouse):
+        from nb_assets import pg_landing
+
+        return pg_landing.read_landings(str(warehouse), after_id=after_id, limit=limit)
     if not Path(warehouse).is_file():
         raise LandingError(f"warehouse {warehouse} does not exist, so there is no landing log to read")
     with connect(warehouse, read_only=True, lock_wait_s=READ_LOCK_WAIT_S) as con:
@@ -106,6 +113,10 @@ def read_landings(warehouse: str | Path, *, after_id: int, limit: int) -> list[L
 
 def last_landing_id(warehouse: str | Path) -> int:
     """The newest id in the log, 0 when empty (to notice a log that was recreated)."""
+    if _is_postgres(warehouse):
+        from nb_assets import pg_landing
+
+        return pg_landing.last_landing_id(str(warehouse))
     with connect(warehouse, read_only=True, lock_wait_s=READ_LOCK_WAIT_S) as con:
         return int(con.execute(f"SELECT coalesce(max(id), 0) FROM {LOG_TABLE}").fetchone()[0])
 
@@ -140,6 +151,10 @@ def record_landing(
     source: str | None = None,
 ) -> Landing:
     """Record that `table` landed (its data was loaded by another tool); the table must exist."""
+    if _is_postgres(warehouse):
+        from nb_assets import pg_landing
+
+        return pg_landing.record_landing(str(warehouse), table, rows=rows, partition=partition, source=source)
 
     def work(con: duckdb.DuckDBPyConnection) -> Landing:
         if not table_columns(con, table):
@@ -181,6 +196,10 @@ def in_transaction(warehouse: str | Path, work: Callable[[duckdb.DuckDBPyConnect
                 _rollback(con)
                 raise
     raise AssertionError("unreachable")
+
+
+def _is_postgres(warehouse: str | Path) -> bool:
+    return str(warehouse).startswith(("postgresql://", "postgres://"))
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

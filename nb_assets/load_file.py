@@ -50,6 +50,8 @@ def land_file(
     """
     reader = _FileReader.open(file)
     source = source or f"file {file.resolve()}"
+    if str(warehouse).startswith(("postgresql://", "postgres://")):
+        return _land_postgres(str(warehouse), table, reader, mode, partition, source, once_per_source)
 
     def work(con: duckdb.DuckDBPyConnection) -> LandResult:
         earlier = find_landing(con, table, source) if once_per_source else None
@@ -59,6 +61,21 @@ def land_file(
         return LandResult(append_landing(con, table, rows=rows, partition=partition, source=source))
 
     return in_transaction(warehouse, work)
+
+
+def _land_postgres(
+    dsn: str, table: str, reader: _FileReader, mode: LoadMode, partition: str | None, source: str, once_per_source: bool
+) -> LandResult:
+    from nb_assets import pg_landing
+
+    def work(cur: object) -> LandResult:
+        earlier = pg_landing.find_landing(cur, table, source) if once_per_source else None
+        if earlier is not None:
+            return LandResult(earlier, already_landed=True)
+        rows = pg_landing.load_rows(cur, reader, table, mode)
+        return LandResult(pg_landing.append_landing(cur, table, rows=rows, partition=partition, source=source))
+
+    return pg_landing.in_transaction(dsn, work)
 
 
 def _load(con: duckdb.DuckDBPyConnection, reader: _FileReader, table: str, mode: LoadMode) -> int:

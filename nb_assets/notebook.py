@@ -6,9 +6,10 @@ sandbox image. Two modes, chosen by the environment the host sets:
 - run (`NB_ASSETS_MODE=run`, inside a sandbox): `%%sql name` loads the Parquet
   file the host prefetched for that cell, after checking the query text is the
   one that was prefetched; `output()` writes Parquet into the outputs folder.
-- interactive (a person in Jupyter): `%%sql name` queries the local DuckDB
-  warehouse read-only (`NB_ASSETS_WAREHOUSE`, default `warehouse.duckdb` in
-  the working folder or a parent), binding `$params` from the notebook's
+- interactive (a person in Jupyter): `%%sql name` queries the warehouse
+  read-only (`NB_ASSETS_WAREHOUSE`: a DuckDB file, default `warehouse.duckdb`
+  in the working folder or a parent, or a postgresql:// URL, queried exactly
+  as a scheduled prefetch would), binding `$params` from the notebook's
   variables; `output()` shows a preview and writes nothing; `%nb_context`
   shows the notebook's declaration and last runs (host only: nb_assets.context_pane).
 
@@ -101,13 +102,33 @@ def _to_pandas(table: Any) -> pd.DataFrame:
     return table.cast(schema).to_pandas()
 
 
-def _interactive_input(query: str, namespace: dict[str, Any]) -> pd.DataFrame:
+def _interactive_input(query: str, namespace: dict[str, Any], name: str = "sql") -> pd.DataFrame:
+    path = os.environ.get("NB_ASSETS_WAREHOUSE") or _find_warehouse()
+    if path.startswith(("postgresql://", "postgres://")):
+        return _postgres_input(path, name, query, namespace)
     import duckdb  # only needed interactively; the sandbox image has no duckdb
 
-    path = os.environ.get("NB_ASSETS_WAREHOUSE") or _find_warehouse()
     params = {name: namespace[name] for name in dict.fromkeys(_PARAM.findall(query)) if name in namespace}
     with _connect_read_only(duckdb, path) as con:
         return _to_pandas(con.sql(query, params=params).to_arrow_table())
+
+
+def _postgres_input(url: str, name: str, query: str, namespace: dict[str, Any]) -> pd.DataFrame:
+    """Through the host's own prefetch: the read-only role, a READ ONLY transaction, bound parameters."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from nb_assets.postgres_warehouse import PostgresWarehouse  # host modules: never imported in the sandbox
+    from nb_assets.sql_params import to_positional
+    from nb_assets.warehouse import PrefetchRequest
+
+    _, names = to_positional(query, read="postgres")
+    params = {n: namespace[n] for n in names if n in namespace}
+    with tempfile.TemporaryDirectory(prefix="nb-assets-sql-") as folder:
+        dest = Path(folder) / "input.parquet"
+        PostgresWarehouse(url).prefetch("%%sql", [PrefetchRequest(name, query, params, 0, dest)])
+        return _to_pandas(pq.read_table(dest))
 
 
 INTERACTIVE_LOCK_WAIT_S = 30.0
@@ -144,7 +165,7 @@ def load_ipython_extension(ipython: Any) -> None:
         if _mode() == "run":
             df = _run_mode_input(name, cell)
         else:
-            df = _interactive_input(cell, ipython.user_ns)
+            df = _interactive_input(cell, ipython.user_ns, name)
         ipython.user_ns[name] = df
 
     ipython.register_magic_function(sql, magic_kind="cell", magic_name="sql")

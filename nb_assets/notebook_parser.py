@@ -32,8 +32,16 @@ RUNTIME_EXTENSION = "nb_assets.notebook"
 _LITERAL_TYPES = {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "dict", type(None): "none"}
 
 
-def parse_notebook(path: str | Path) -> NotebookSpec:
+def dialect_of(warehouse: object) -> str:
+    """The SQL dialect of the warehouse at a location: a postgresql:// URL is Postgres, anything else DuckDB."""
+    return "postgres" if str(warehouse or "").startswith(("postgresql://", "postgres://")) else "duckdb"
+
+
+def parse_notebook(path: str | Path, dialect: str = "duckdb") -> NotebookSpec:
     """Parse one notebook file; cached by content so re-declaring is cheap.
+
+    `dialect` is the warehouse's SQL dialect (sql_lineage.dialect_of): the
+    `%%sql` inputs are read, and checked, as that warehouse would run them.
 
     Two caches: in this process, and on disk (`$NB_ASSETS_CACHE/specs`, default
     `~/.cache/nb_assets/specs`), keyed by path, content and the parser's own
@@ -44,29 +52,29 @@ def parse_notebook(path: str | Path) -> NotebookSpec:
         raw = path.read_bytes()
     except OSError as exc:
         raise NotebookParseError(f"{path}: cannot read notebook: {exc.strerror or exc}") from exc
-    return _parse_cached(str(path), hashlib.sha256(raw).hexdigest(), raw)
+    return _parse_cached(str(path), hashlib.sha256(raw).hexdigest(), raw, dialect)
 
 
 @functools.lru_cache(maxsize=4096)
-def _parse_cached(path: str, content_hash: str, raw: bytes) -> NotebookSpec:
-    cache = spec_cache_file(path, content_hash)
+def _parse_cached(path: str, content_hash: str, raw: bytes, dialect: str = "duckdb") -> NotebookSpec:
+    cache = spec_cache_file(path, content_hash, dialect)
     spec = _load_cached(cache)
     if spec is None:
-        spec = _parse(path, content_hash, raw)
+        spec = _parse(path, content_hash, raw, dialect)
         _store_cached(cache, spec)
     return spec
 
 
-def cached_spec(path: str, content_hash: str) -> NotebookSpec | None:
+def cached_spec(path: str, content_hash: str, dialect: str = "duckdb") -> NotebookSpec | None:
     """The spec the disk cache holds for this path and content, or None; never parses."""
-    return _load_cached(spec_cache_file(path, content_hash))
+    return _load_cached(spec_cache_file(path, content_hash, dialect))
 
 
-def parse_uncached(path: str, raw: bytes) -> tuple[NotebookSpec, Path]:
+def parse_uncached(path: str, raw: bytes, dialect: str = "duckdb") -> tuple[NotebookSpec, Path]:
     """Parse without looking in the caches; also returns the cache file the spec
     belongs in, for `store_spec` (which a caller may run on another thread)."""
     content_hash = hashlib.sha256(raw).hexdigest()
-    return _parse(path, content_hash, raw), spec_cache_file(path, content_hash)
+    return _parse(path, content_hash, raw, dialect), spec_cache_file(path, content_hash, dialect)
 
 
 def store_spec(cache: Path, spec: NotebookSpec) -> None:
@@ -74,13 +82,15 @@ def store_spec(cache: Path, spec: NotebookSpec) -> None:
     _store_cached(cache, spec)
 
 
-def spec_cache_file(path: str, content_hash: str) -> Path:
-    key = hashlib.sha256(f"{_parser_version()}\0{path}\0{content_hash}".encode()).hexdigest()
+def spec_cache_file(path: str, content_hash: str, dialect: str = "duckdb") -> Path:
+    # the DuckDB key is unchanged, so existing caches stay warm
+    tail = "" if dialect == "duckdb" else f"\0{dialect}"
+    key = hashlib.sha256(f"{_parser_version()}\0{path}\0{content_hash}{tail}".encode()).hexdigest()
     root = Path(os.environ.get("NB_ASSETS_CACHE") or Path.home() / ".cache" / "nb_assets")
     return root / "specs" / key[:2] / f"{key}.pickle"
 
 
-_PARSER_MODULES = ("spec", "sql_lineage", "sql_syntax_hints", "cell_ast", "static_analysis", "static_rules", "notebook", "notebook_parser")
+_PARSER_MODULES = ("spec", "sql_lineage", "sql_columns", "sql_syntax_hints", "sql_escape_hatches", "cell_ast", "static_analysis", "static_rules", "notebook", "notebook_parser")
 
 
 @functools.cache
@@ -123,13 +133,13 @@ def _store_cached(cache: Path, spec: NotebookSpec) -> None:
         pass  # a cache that cannot be written only costs time
 
 
-def _parse(path: str, content_hash: str, raw: bytes) -> NotebookSpec:
+def _parse(path: str, content_hash: str, raw: bytes, dialect: str = "duckdb") -> NotebookSpec:
     from nb_assets.static_analysis import analyze
 
     cells = read_cells(path, raw)
     findings: list[Finding] = []
     parameters = tuple(_parameters(cells, findings))
-    inputs = tuple(_sql_inputs(cells, parameters, findings))
+    inputs = tuple(_sql_inputs(cells, parameters, findings, dialect))
     outputs = tuple(_outputs(cells, findings))
     findings.extend(_contract_findings(cells, inputs, outputs))
     findings.extend(analyze(cells))
@@ -213,7 +223,7 @@ def _parameters(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Pa
         yield Param(target.id, _LITERAL_TYPES.get(type(default), "str"), default, cell.number)
 
 
-def _sql_inputs(cells: tuple[Cell, ...], parameters: tuple[Param, ...], findings: list[Finding]) -> Iterator[SqlInput]:
+def _sql_inputs(cells: tuple[Cell, ...], parameters: tuple[Param, ...], findings: list[Finding], dialect: str) -> Iterator[SqlInput]:
     from nb_assets.sql_lineage import TABLE_FUNCTION, analyze_query, call_to_resolve, reads_nothing
 
     known_params = {p.name for p in parameters}
@@ -228,7 +238,7 @@ def _sql_inputs(cells: tuple[Cell, ...], parameters: tuple[Param, ...], findings
             findings.append(Finding("duplicate-input", "error", f"SQL input {name!r} is defined twice; give each input its own name", cell.number, 1))
             continue
         seen.add(name)
-        lineage = analyze_query(query)
+        lineage = analyze_query(query, dialect=dialect)
         for problem in lineage.problems:
             line = problem.line + 1 if problem.line is not None else None  # +1: the %%sql line
             findings.append(Finding(problem.rule, "error", f"SQL input {name!r}: {problem.message}", cell.number, line))

@@ -39,11 +39,12 @@ def default_jobs(misses: int) -> int:
     return max(1, min(cores, misses // (AUTO_JOBS_FROM // 2)))
 
 
-def parse_notebooks(paths: Sequence[str | Path], jobs: int | None = None) -> list[Parsed]:
+def parse_notebooks(paths: Sequence[str | Path], jobs: int | None = None, dialect: str = "duckdb") -> list[Parsed]:
     """One NotebookSpec (or the NotebookParseError naming the file) per path, in order.
 
     `jobs`: worker processes for the notebooks not in the cache; None picks
     one per core for large folders (see `default_jobs`), 1 parses in this process.
+    `dialect`: the warehouse's SQL dialect (notebook_parser.parse_notebook).
     """
     if jobs is not None and jobs < 1:
         raise ValueError(f"jobs must be 1 or more, got {jobs}")
@@ -53,9 +54,9 @@ def parse_notebooks(paths: Sequence[str | Path], jobs: int | None = None) -> lis
         try:
             raw = Path(path).read_bytes()
         except OSError:
-            results[i] = _parse_one(str(path))  # parse_notebook words the error
+            results[i] = _parse_one(str(path), dialect)  # parse_notebook words the error
             continue
-        spec = cached_spec(str(path), hashlib.sha256(raw).hexdigest())
+        spec = cached_spec(str(path), hashlib.sha256(raw).hexdigest(), dialect)
         if spec is None:
             misses.append(i)
         else:
@@ -63,20 +64,20 @@ def parse_notebooks(paths: Sequence[str | Path], jobs: int | None = None) -> lis
     workers = default_jobs(len(misses)) if jobs is None else min(jobs, max(1, len(misses)))
     todo = [str(paths[i]) for i in misses]
     if workers <= 1:
-        parsed = _parse_batch(todo)
+        parsed = _parse_batch(todo, dialect)
     else:
         import nb_assets.sql_lineage, nb_assets.static_analysis  # noqa: F401,E401 - before fork: workers inherit them
         size = max(1, min(_PER_TASK, len(todo) // (workers * 4)))
         batches = [todo[start:start + size] for start in range(0, len(todo), size)]
         with ProcessPoolExecutor(workers, mp_context=_context()) as pool:
-            parsed = [p for batch in pool.map(_parse_batch, batches) for p in batch]
+            parsed = [p for batch in pool.map(_parse_batch, batches, [dialect] * len(batches)) for p in batch]
     for i, one in zip(misses, parsed):
         results[i] = one
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
 
 
-def _parse_batch(paths: list[str]) -> list[Parsed]:
+def _parse_batch(paths: list[str], dialect: str = "duckdb") -> list[Parsed]:
     """Parse, in order; errors come back as values, so one bad file does not stop the rest.
 
     Creating cache files is slow on some disks (a file creation is a journal
@@ -86,9 +87,9 @@ def _parse_batch(paths: list[str]) -> list[Parsed]:
     with ThreadPoolExecutor(1, thread_name_prefix="nb-assets-cache") as writer:
         for path in paths:
             try:
-                spec, cache = parse_uncached(path, Path(path).read_bytes())
+                spec, cache = parse_uncached(path, Path(path).read_bytes(), dialect)
             except OSError:
-                out.append(_parse_one(path))  # parse_notebook words the error
+                out.append(_parse_one(path, dialect))  # parse_notebook words the error
                 continue
             except NotebookParseError as exc:
                 out.append(exc)
@@ -98,9 +99,9 @@ def _parse_batch(paths: list[str]) -> list[Parsed]:
     return out
 
 
-def _parse_one(path: str) -> Parsed:
+def _parse_one(path: str, dialect: str = "duckdb") -> Parsed:
     try:
-        return parse_notebook(path)
+        return parse_notebook(path, dialect)
     except NotebookParseError as exc:
         return exc
 

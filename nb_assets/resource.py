@@ -18,7 +18,7 @@ from nb_assets.spec import NotebookSpec
 class NotebookResource(dg.ConfigurableResource):
     """Runs declared notebooks: prefetch → sandbox → load.
 
-    warehouse: the DuckDB file.
+    warehouse: the DuckDB file, or a postgresql:// URL (open_warehouse).
     sandbox: "auto" (Docker when available), "docker" or "local"; a notebook's
         own declaration wins when it is not "auto".
     records_dir: where executed notebooks are kept; defaults to the Dagster
@@ -53,7 +53,7 @@ class NotebookResource(dg.ConfigurableResource):
         from nb_assets.materialize import failure, materialize_results, refusal
         from nb_assets.record import keep_record, prewarm_html, seen_through_facts
         from nb_assets.run_records import keep_refusal_record
-        from nb_assets.warehouse import DuckDBWarehouse
+        from nb_assets.warehouse import open_warehouse
         from nb_assets.warehouse_partitions import PartitionLoad
 
         prewarm_html()  # nbconvert imports while the notebook runs
@@ -94,7 +94,7 @@ class NotebookResource(dg.ConfigurableResource):
         try:
             run = run_pipeline(
                 spec,
-                warehouse=DuckDBWarehouse(self.warehouse),
+                warehouse=open_warehouse(self.warehouse),
                 sandbox=sandbox,
                 run_dir=run_dir,
                 params=params,

@@ -49,7 +49,7 @@ class Trial:
     duration_s: float
     sandbox: dict[str, Any]
     executed_notebook: Path | None
-    scratch_warehouse: Path
+    scratch_warehouse: Path | str  # a DuckDB copy's path, or the Postgres URL whose loads were rolled back
 
 
 @dataclass
@@ -130,16 +130,21 @@ def preview_mermaid(checked: Checked) -> str:
     return "\n".join(lines)
 
 
+def _where(location: str) -> Path | str:
+    return location if "://" in location else Path(location)
+
+
 def trial_runs(project: ProjectDeclarations, checked: Checked, scratch_dir: Path) -> tuple[Trial, ...]:
     """Run the notebook once per instance, as declared, against one scratch copy of the
     warehouse; a daily-partitioned notebook runs its latest day (yesterday, UTC), which
     is what its cron runs."""
-    from nb_assets.warehouse import DuckDBWarehouse
+    from nb_assets.warehouse import open_warehouse
 
     if not project.warehouse:
         raise DeclarationError("the definitions name no warehouse; the trial run needs one")
     scratch_dir.mkdir(parents=True, exist_ok=True)
-    scratch = DuckDBWarehouse(project.warehouse).scratch_copy(scratch_dir / "scratch_warehouse.duckdb")
+    # DuckDB: a copy of the file. Postgres: the real database read-only, every load rolled back.
+    scratch = open_warehouse(project.warehouse).scratch_copy(scratch_dir / "scratch_warehouse.duckdb")  # type: ignore[attr-defined]
     return tuple(
         _trial(project, checked, item, scratch, scratch_dir / "run" / (item.decl.instance or "notebook"))
         for item in checked.items
@@ -165,14 +170,14 @@ def _trial(project: ProjectDeclarations, checked: Checked, item: DeclaredNoteboo
         run = run_pipeline(spec, warehouse=scratch, sandbox=choose_sandbox(kind), run_dir=run_dir,  # type: ignore[arg-type]
                            params=params, limits=decl.limits, gate=gate, partition=partition)
     except NbAssetsError as exc:  # refused before the notebook ran
-        return Trial(what, "failed", str(exc), {}, {}, 0.0, {}, None, Path(scratch.path))
+        return Trial(what, "failed", str(exc), {}, {}, 0.0, {}, None, _where(scratch.path))
     try:
         record = keep_record(run)
     finally:
         discard_data(run.folder)
     return Trial(
         what, run.status, str(run.error) if run.error else None, dict(run.input_rows), dict(run.loaded_rows),
-        run.duration_s, dict(run.sandbox), record.get("executed"), Path(scratch.path),
+        run.duration_s, dict(run.sandbox), record.get("executed"), _where(scratch.path),
     )
 
 

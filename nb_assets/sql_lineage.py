@@ -1,6 +1,8 @@
 """SQL text of a `%%sql` input cell -> the tables it reads, its parameters, problems.
 
-Pure functions over sqlglot (DuckDB dialect); no Dagster, no DuckDB. The tables
+Pure functions over sqlglot, in the warehouse's dialect (`duckdb`, the
+default, or `postgres`: notebook_parser.dialect_of tells from the warehouse's location); no
+Dagster, no DuckDB. The tables
 become a notebook's upstream assets, so the rules err on the side of reporting
 a table (or a problem) rather than missing one. Bad input never raises: every
 issue comes back as a `SqlProblem` with a rule id and, when known, a position.
@@ -19,9 +21,12 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokens import Token, TokenType
 
 from nb_assets.spec import SqlCall
+from nb_assets.sql_columns import columns_read, table_name
+from nb_assets.sql_escape_hatches import SERVER_ACCESS, copy_program, escape_hatch, hatch_message, system_relation
 from nb_assets.sql_syntax_hints import caret as _caret, misspelled_keyword as _misspelled_keyword
 
 DIALECT = "duckdb"
+DIALECTS = {"duckdb": "DuckDB", "postgres": "Postgres"}
 SYNTAX = "sql-syntax"
 NOT_READ_ONLY = "sql-not-read-only"
 EXTERNAL_READ = "sql-external-read"
@@ -74,13 +79,13 @@ class QueryLineage:
 
 
 @lru_cache(maxsize=4096)
-def analyze_query(sql: str, default_schema: str = "main") -> QueryLineage:
+def analyze_query(sql: str, default_schema: str = "main", dialect: str = DIALECT) -> QueryLineage:
     """`default_schema` qualifies bare table names (a view's body binds in the view's schema).
 
     Cached by text: the result is immutable, and queries repeat across
     notebooks and views (a notebook parsed again only re-reads its findings)."""
     try:
-        return _analyze(sql, default_schema.lower())
+        return _analyze(sql, default_schema.lower(), dialect)
     except Exception as exc:  # noqa: BLE001 - a sqlglot bug must not crash notebook parsing
         return _failed(SqlProblem(SYNTAX, f"could not analyze the query ({type(exc).__name__}: {exc})"))
 
@@ -99,9 +104,9 @@ def call_to_resolve(name: str) -> str:
     )
 
 
-def _analyze(sql: str, default_schema: str) -> QueryLineage:
+def _analyze(sql: str, default_schema: str, dialect: str) -> QueryLineage:
     try:
-        tokens = sqlglot.tokenize(sql, read=DIALECT)
+        tokens = sqlglot.tokenize(sql, read=dialect)
     except TokenError as exc:
         return _failed(SqlProblem(SYNTAX, f"cannot read the query: {exc} (an unclosed quote or comment?)"))
     statements = _split_statements(tokens)
@@ -112,18 +117,18 @@ def _analyze(sql: str, default_schema: str) -> QueryLineage:
         return _failed(*gate)
     params, param_problems = _params(sql, tokens)
     try:
-        tree = _parse_tokens(tokens, sql)
+        tree = _parse_tokens(tokens, sql, dialect)
     except ParseError as exc:
-        return QueryLineage((), params, (), (_syntax_problem(exc, sql, tokens), *param_problems))
+        return QueryLineage((), params, (), (_syntax_problem(exc, sql, tokens, dialect), *param_problems))
     nodes = _Nodes(tree)
     writes = _tree_problems(tree, sql, nodes)
     if writes:  # no lineage for a statement that will never run
         return QueryLineage((), params, (), (*writes, *param_problems))
     scopes = _scopes(tree)
     tables = _tables(tree, sql, default_schema, nodes, scopes)
-    problems = (*_external_reads(sql, nodes), *param_problems)
-    columns = _columns(scopes, set(tables), default_schema)
-    return QueryLineage(tables, params, columns, problems, _calls(sql, nodes))
+    problems = (*_external_reads(sql, nodes, dialect), *param_problems)
+    columns = columns_read(scopes, set(tables), default_schema)
+    return QueryLineage(tables, params, columns, problems, _calls(sql, nodes, dialect))
 
 
 class _Nodes:
@@ -144,9 +149,9 @@ def _scopes(tree: exp.Expr) -> list[Scope] | None:
         return None
 
 
-def _parse_tokens(tokens: list[Token], sql: str) -> exp.Expr:
+def _parse_tokens(tokens: list[Token], sql: str, dialect: str) -> exp.Expr:
     """parse_one without tokenizing the text a second time."""
-    parsed = [e for e in Dialect.get_or_raise(DIALECT).parser().parse(tokens, sql) if e is not None]
+    parsed = [e for e in Dialect.get_or_raise(dialect).parser().parse(tokens, sql) if e is not None]
     if len(parsed) != 1:
         raise ParseError(f"expected one statement, found {len(parsed)}")
     return parsed[0]
@@ -186,6 +191,9 @@ def _statement_problems(sql: str, statements: list[list[Token]]) -> list[SqlProb
     first = statements[0][0]
     if first.token_type in _QUERY_START:
         return []
+    if copy_program([t.text.upper() for t in statements[0]]):
+        message = "COPY ... PROGRAM runs a shell command on the database server; a %%sql cell holds one read-only query"
+        return [_problem_at(SERVER_ACCESS, message, sql, first.start)]
     return [_not_query(sql, first.text.upper(), first.start)]
 
 
@@ -219,10 +227,10 @@ def _offset(node: exp.Expr) -> int | None:
     return None
 
 
-def _syntax_problem(exc: ParseError, sql: str, tokens: list[Token]) -> SqlProblem:
+def _syntax_problem(exc: ParseError, sql: str, tokens: list[Token], dialect: str) -> SqlProblem:
     """sqlglot's description, the offending token quoted, and its line with a caret under it."""
     first = exc.errors[0] if exc.errors else {}
-    message = f"invalid DuckDB SQL: {first.get('description') or exc}"
+    message = f"invalid {DIALECTS.get(dialect, dialect)} SQL: {first.get('description') or exc}"
     # sqlglot reports the line and the column where the offending token ends: find that token.
     at = next((i for i, t in enumerate(tokens) if (t.line, t.col) == (first.get("line"), first.get("col"))), None)
     if at is None:
@@ -284,11 +292,6 @@ def _is_stored_table(table: exp.Table, sql: str) -> bool:
     return isinstance(table.this, exp.Identifier) and not _is_file_ref(table, sql)
 
 
-def _table_name(table: exp.Table, default_schema: str = "main") -> str:
-    # DuckDB folds even quoted identifiers; the catalog of db.schema.table is dropped.
-    return f"{table.db or default_schema}.{table.name}".lower()
-
-
 def _tables(tree: exp.Expr, sql: str, default_schema: str, nodes: _Nodes, scopes: list[Scope] | None) -> tuple[str, ...]:
     # without scopes (e.g. PIVOT in FROM), names alone below
     resolved = [s for scope in scopes or () for s in scope.sources.values()]
@@ -297,16 +300,21 @@ def _tables(tree: exp.Expr, sql: str, default_schema: str, nodes: _Nodes, scopes
     # Scope resolution handles CTE shadowing; anything scope did not see is kept
     # unless its bare name is some CTE's, so a gap in scope never hides a table.
     names = {
-        _table_name(t, default_schema)
+        table_name(t, default_schema)
         for t in nodes.of(exp.Table)
         if _is_stored_table(t, sql) and (id(t) in stored or t.db or t.name.lower() not in ctes)
     }
     return tuple(sorted(names))
 
 
-def _external_reads(sql: str, nodes: _Nodes) -> list[SqlProblem]:
+def _external_reads(sql: str, nodes: _Nodes, dialect: str) -> list[SqlProblem]:
     problems = []
     for node in nodes.of(exp.Func):
+        name = _function_name(node)
+        why = escape_hatch(name, dialect)
+        if why is not None:
+            problems.append(_problem_at(SERVER_ACCESS, hatch_message(name, why), sql, node.meta.get("start")))
+            continue
         if isinstance(node.parent, (exp.Table, exp.Lateral)) and _is_external_function(node):
             problems.append(
                 _problem_at(
@@ -318,6 +326,16 @@ def _external_reads(sql: str, nodes: _Nodes) -> list[SqlProblem]:
                 )
             )
     for table in nodes.of(exp.Table):
+        if isinstance(table.this, exp.Identifier) and system_relation(table.db or None, table.name, dialect):
+            problems.append(
+                _problem_at(
+                    SERVER_ACCESS,
+                    f"{table.sql(dialect=dialect)} is the database server's own catalog or settings, not a "
+                    "warehouse table; a %%sql input may only read warehouse tables — refused",
+                    sql,
+                    table.this.meta.get("start"),
+                )
+            )
         if _is_file_ref(table, sql):
             problems.append(
                 _problem_at(
@@ -331,7 +349,7 @@ def _external_reads(sql: str, nodes: _Nodes) -> list[SqlProblem]:
     return problems
 
 
-def _calls(sql: str, nodes: _Nodes) -> tuple[SqlCall, ...]:
+def _calls(sql: str, nodes: _Nodes, dialect: str) -> tuple[SqlCall, ...]:
     """Every call a warehouse macro could stand behind, first position kept.
 
     External reads are left out (already refused). A dotted scalar call
@@ -340,8 +358,8 @@ def _calls(sql: str, nodes: _Nodes) -> tuple[SqlCall, ...]:
     found: dict[tuple[str, bool], SqlCall] = {}
     for func in nodes.of(exp.Func):
         in_from = isinstance(func.parent, _TABLE_POSITIONS)
-        if in_from and _is_external_function(func):
-            continue
+        if (in_from and _is_external_function(func)) or escape_hatch(_function_name(func), dialect):
+            continue  # already refused
         name = _called_name(func, sql)
         line, column = _position(sql, func.meta.get("start"))
         qualifier = _call_qualifier(func)
@@ -372,47 +390,3 @@ def _call_qualifier(func: exp.Func) -> str | None:
         if isinstance(owner, (exp.Identifier, exp.Column, exp.Dot)):
             return owner.name.lower() or None
     return None
-
-
-def _columns(scopes: list[Scope] | None, tables: set[str], default_schema: str) -> tuple[tuple[str, str], ...]:
-    """(table, column) pairs, best effort: without a schema, an unqualified column
-    is only attributed when its scope reads exactly one table and nothing else.
-    (sqlglot's qualify() would add nothing here without a schema, at 2/3 of the cost.)"""
-    if scopes is None:
-        return ()
-    try:
-        pairs = {pair for scope in scopes for pair in _scope_columns(scope, tables, default_schema)}
-    except Exception:  # noqa: BLE001 - best effort; the optimizer asserts on shapes it cannot scope
-        return ()
-    return tuple(sorted(pairs))
-
-
-# ORDER BY / GROUP BY / HAVING / QUALIFY may name a projection alias, not a column.
-_ALIAS_CLAUSES = (exp.Order, exp.Group, exp.Having, exp.Qualify)
-
-
-def _scope_columns(scope: Scope, tables: set[str], default_schema: str) -> set[tuple[str, str]]:
-    sources = {  # without qualify() identifiers keep their case; DuckDB's aliases ignore it
-        alias.lower(): _table_name(s, default_schema)
-        for alias, s in scope.sources.items()
-        if isinstance(s, exp.Table) and isinstance(s.this, exp.Identifier) and _table_name(s, default_schema) in tables
-    }
-    only = next(iter(sources.values())) if len(sources) == len(scope.sources) == 1 else None
-    aliases = {
-        s.alias.lower()
-        for s in getattr(scope.expression, "selects", [])
-        if isinstance(s, exp.Alias) and not (isinstance(s.this, exp.Column) and s.this.name == s.alias)
-    }
-    pairs = set()
-    for column in scope.columns:
-        if isinstance(column.this, exp.Star):
-            continue
-        if column.table:
-            table = sources.get(column.table.lower())
-        elif column.name.lower() in aliases and column.find_ancestor(*_ALIAS_CLAUSES):
-            table = None
-        else:
-            table = only
-        if table:
-            pairs.add((table, column.name.lower()))
-    return pairs

@@ -63,7 +63,7 @@ SHELL: tuple[Entry, ...] = _entries(
 NO_DIRECT = "reads data outside the declared inputs; read warehouse data through a %%sql input cell"
 DIRECT_DATA: tuple[Entry, ...] = _entries(
     "error", NO_DIRECT,
-    "duckdb", "sqlalchemy", "sqlite3", "psycopg", "psycopg2", "pymysql", "MySQLdb", "mysql.connector",
+    "duckdb", "sqlalchemy", "sqlite3", "psycopg", "psycopg2", "asyncpg", "pg8000", "pymysql", "MySQLdb", "mysql.connector",
     "pyodbc", "cx_Oracle", "oracledb", "snowflake.connector", "pymongo", "redis", "clickhouse_driver",
     "adbc_driver_*", "pandas.read_sql*", "pandas.io.sql", "pandas.read_gbq", "polars.read_database*",
 )

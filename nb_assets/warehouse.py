@@ -1,15 +1,15 @@
 """The warehouse seam: prefetch SQL inputs to Parquet, load outputs atomically.
 
-`Warehouse` is the interface a Postgres, MotherDuck or Trino backend would
-implement; `DuckDBWarehouse` is the embedded default. Output files are
+`Warehouse` is the interface; `DuckDBWarehouse` is the embedded default,
+`PostgresWarehouse` (postgres_warehouse.py) the server one, and
+`open_warehouse` chooses between them by the configured location. Output files are
 validated before anything touches the warehouse, and all outputs of a run
 load in one transaction, so a failed or partial run changes nothing.
 
 Prefetch hands the warehouse's catalog (views, macros) to a check before any
 query runs, on the same connection and snapshot, so the views and macros a
-notebook is judged by are the ones its queries read through. A Postgres
-backend must do the same with `pg_views`, `pg_matviews` and SQL or
-set-returning functions from `pg_proc`.
+notebook is judged by are the ones its queries read through (on Postgres:
+views, materialized views and SQL functions, pg_catalog.py).
 """
 
 from __future__ import annotations
@@ -73,6 +73,16 @@ class Warehouse(Protocol):
 
     def describe(self, table: str) -> TableDescription | None:
         ...
+
+
+def open_warehouse(location: str | Path) -> Warehouse:
+    """The warehouse a configured location names: a `postgresql://` or `postgres://`
+    URL is a PostgresWarehouse, anything else the path of a DuckDB file."""
+    if str(location).startswith(("postgresql://", "postgres://")):
+        from nb_assets.postgres_warehouse import PostgresWarehouse  # the driver loads only when used
+
+        return PostgresWarehouse(str(location))
+    return DuckDBWarehouse(location)
 
 
 def validate_outputs(notebook: str, output_dir: Path, declared: Sequence[str] | Mapping[str, str]) -> dict[str, Path]:

@@ -1,7 +1,11 @@
-"""Seed a DuckDB warehouse with the demo project's raw tables.
+"""Seed a DuckDB or Postgres warehouse with the demo project's raw tables.
 
-    python scripts/seed_demo.py [--warehouse warehouse.duckdb] [--scale 1] [--seed 42]
-    python scripts/seed_demo.py --new-orders FILE.parquet|FILE.csv [--warehouse warehouse.duckdb]
+    python scripts/seed_demo.py [--warehouse warehouse.duckdb|postgresql://...] [--scale 1] [--seed 42]
+    python scripts/seed_demo.py --new-orders FILE.parquet|FILE.csv [--warehouse warehouse.duckdb|postgresql://...]
+
+A postgresql:// URL gets the same data (built by an in-memory DuckDB, then
+copied in one transaction), the landing log, and the read-only role
+nb_assets_reader the warehouse prefetches as.
 
 Creates (or replaces) three tables in schema `raw`, covering the 60 days up to
 2026-11-25 (fixed dates, so a seed always gives the same data):
@@ -29,8 +33,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -200,50 +207,84 @@ def seed(path: str | Path, scale: float = 1, seed: int = 42) -> dict[str, int]:
     orders = _orders(rng, n_orders, customers)
     events = _web_events(rng, round(n_orders * 2.5), customers[2])
 
+    if _is_postgres(path):
+        return _seed_postgres(str(path), customers[0], orders, events)
     con = duckdb.connect(str(path))
     try:
-        con.register("customers_codes", customers[0])
-        con.register("orders_codes", orders)
-        con.register("events_codes", events)
-        con.execute("BEGIN")
-        con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-        con.execute(f"""
-            CREATE OR REPLACE TABLE raw.customers AS
-            WITH named AS (
-                SELECT *, {_sql_list(FIRST_NAMES)}[first + 1] AS first_name,
-                          {_sql_list(LAST_NAMES)}[last + 1] AS last_name
-                FROM customers_codes)
-            SELECT customer_id,
-                   first_name || ' ' || last_name AS name,
-                   lower(first_name || '.' || last_name) || customer_id || '@'
-                       || {_sql_list(EMAIL_DOMAINS)}[domain + 1] AS email,
-                   {_sql_list(COUNTRIES)}[country + 1] AS country,
-                   DATE '{END_DATE}' + signup_offset::INTEGER AS signup_date,
-                   {_sql_list(SEGMENTS)}[segment + 1] AS segment
-            FROM named ORDER BY customer_id""")
-        con.execute(f"""
-            CREATE OR REPLACE TABLE raw.orders AS
-            WITH coded AS (SELECT *, {_sql_list(STATUSES)}[status + 1] AS s FROM orders_codes)
-            SELECT order_id, customer_id, order_ts, CAST(order_ts AS DATE) AS order_date,
-                   CASE status_style WHEN 0 THEN s WHEN 1 THEN upper(s)
-                        WHEN 2 THEN upper(s[1]) || s[2:] WHEN 3 THEN ' ' || s
-                        WHEN 4 THEN s || '  ' ELSE ' ' || upper(s[1]) || s[2:] || ' ' END AS status,
-                   CAST(amount AS DECIMAL(12, 2)) AS amount,
-                   {_sql_list(CURRENCIES)}[country + 1] AS currency
-            FROM coded ORDER BY order_ts, order_id""")
-        con.execute(f"""
-            CREATE OR REPLACE TABLE raw.web_events AS
-            SELECT event_id, session_id, NULLIF(customer_id, 0) AS customer_id, event_ts,
-                   CAST(event_ts AS DATE) AS event_date, {_sql_list(PAGES)}[page + 1] AS page,
-                   {_sql_list(EVENT_TYPES)}[event_type + 1] AS event_type
-            FROM events_codes ORDER BY event_id""")
-        for statement in LOG_DDL:
-            con.execute(statement)
-        con.execute("COMMIT")
+        _create_tables(con, customers[0], orders, events)
         tables = ("raw.customers", "raw.orders", "raw.web_events")
         return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
     finally:
         con.close()
+
+
+def _is_postgres(location: str | Path) -> bool:
+    return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def _seed_postgres(url: str, customers: pa.Table, orders: pa.Table, events: pa.Table) -> dict[str, int]:
+    """The same tables, made by DuckDB in memory and copied into Postgres in one transaction."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    from nb_assets.postgres_warehouse import PostgresWarehouse
+
+    tables = ("raw.customers", "raw.orders", "raw.web_events")
+    with duckdb.connect() as con:
+        _create_tables(con, customers, orders, events, landing_log=False)
+        data = {t: con.sql(f"SELECT * FROM {t}").to_arrow_table() for t in tables}
+    with adbc.connect(url) as pg, pg.cursor() as cur:
+        cur.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        for table, rows in data.items():
+            cur.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+            cur.adbc_ingest(table.split(".")[1], rows, mode="create", db_schema_name="raw")
+        for statement in LOG_DDL:
+            cur.execute(statement)
+        pg.commit()
+    PostgresWarehouse(url).create_reader()
+    return {t: data[t].num_rows for t in tables}
+
+
+def _create_tables(con: duckdb.DuckDBPyConnection, customers: pa.Table, orders: pa.Table, events: pa.Table,
+                   landing_log: bool = True) -> None:
+    """The three raw tables (and the landing log) in one transaction on `con`."""
+    con.register("customers_codes", customers)
+    con.register("orders_codes", orders)
+    con.register("events_codes", events)
+    con.execute("BEGIN")
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute(f"""
+        CREATE OR REPLACE TABLE raw.customers AS
+        WITH named AS (
+            SELECT *, {_sql_list(FIRST_NAMES)}[first + 1] AS first_name,
+                      {_sql_list(LAST_NAMES)}[last + 1] AS last_name
+            FROM customers_codes)
+        SELECT customer_id,
+               first_name || ' ' || last_name AS name,
+               lower(first_name || '.' || last_name) || customer_id || '@'
+                   || {_sql_list(EMAIL_DOMAINS)}[domain + 1] AS email,
+               {_sql_list(COUNTRIES)}[country + 1] AS country,
+               DATE '{END_DATE}' + signup_offset::INTEGER AS signup_date,
+               {_sql_list(SEGMENTS)}[segment + 1] AS segment
+        FROM named ORDER BY customer_id""")
+    con.execute(f"""
+        CREATE OR REPLACE TABLE raw.orders AS
+        WITH coded AS (SELECT *, {_sql_list(STATUSES)}[status + 1] AS s FROM orders_codes)
+        SELECT order_id, customer_id, order_ts, CAST(order_ts AS DATE) AS order_date,
+               CASE status_style WHEN 0 THEN s WHEN 1 THEN upper(s)
+                    WHEN 2 THEN upper(s[1]) || s[2:] WHEN 3 THEN ' ' || s
+                    WHEN 4 THEN s || '  ' ELSE ' ' || upper(s[1]) || s[2:] || ' ' END AS status,
+               CAST(amount AS DECIMAL(12, 2)) AS amount,
+               {_sql_list(CURRENCIES)}[country + 1] AS currency
+        FROM coded ORDER BY order_ts, order_id""")
+    con.execute(f"""
+        CREATE OR REPLACE TABLE raw.web_events AS
+        SELECT event_id, session_id, NULLIF(customer_id, 0) AS customer_id, event_ts,
+               CAST(event_ts AS DATE) AS event_date, {_sql_list(PAGES)}[page + 1] AS page,
+               {_sql_list(EVENT_TYPES)}[event_type + 1] AS event_type
+        FROM events_codes ORDER BY event_id""")
+    for statement in LOG_DDL if landing_log else ():
+        con.execute(statement)
+    con.execute("COMMIT")
 
 
 def new_orders(warehouse: str | Path, dest: str | Path, count: int = 40) -> int:
@@ -255,7 +296,7 @@ def new_orders(warehouse: str | Path, dest: str | Path, count: int = 40) -> int:
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial")
     fmt = "FORMAT PARQUET" if dest.suffix.lower() in (".parquet", ".pq") else "FORMAT CSV, HEADER"
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with _orders_source(warehouse) as con:
         con.execute(f"""
             COPY (
                 WITH last AS (SELECT max(order_id) AS id, max(order_ts) AS ts FROM raw.orders),
@@ -271,9 +312,30 @@ def new_orders(warehouse: str | Path, dest: str | Path, count: int = 40) -> int:
     return count
 
 
+@contextmanager
+def _orders_source(warehouse: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse read-only; a Postgres one through an in-memory copy of the two tables new orders need."""
+    if not _is_postgres(warehouse):
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            yield con
+        return
+    import adbc_driver_postgresql.dbapi as adbc
+
+    with adbc.connect(str(warehouse)) as pg, pg.cursor() as cur, duckdb.connect() as con:
+        con.execute("CREATE SCHEMA raw")
+        for table, columns in (("raw.orders", "order_id, order_ts"), ("raw.customers", "customer_id, country")):
+            cur.execute(f"SELECT {columns} FROM {table}")
+            rows = cur.fetch_arrow_table()
+            con.register("rows", rows)
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM rows")
+            con.unregister("rows")
+        yield con
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--warehouse", default="warehouse.duckdb", help="DuckDB file (created if missing)")
+    parser.add_argument("--warehouse", default="warehouse.duckdb",
+                        help="DuckDB file (created if missing), or a postgresql:// URL (the database must exist)")
     parser.add_argument("--scale", type=float, default=1, help="thousands of orders (1000 => 1M)")
     parser.add_argument("--seed", type=int, default=42, help="random seed; same seed, same data")
     parser.add_argument("--new-orders", metavar="FILE", help="only write a batch of new orders to FILE (.parquet or .csv)")
@@ -287,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     counts = seed(args.warehouse, args.scale, args.seed)
     for table, rows in counts.items():
         print(f"{table:16} {rows:>12,} rows")
-    print(f"seeded {args.warehouse} in {time.perf_counter() - started:.1f}s")
+    shown = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(args.warehouse))
+    print(f"seeded {shown} in {time.perf_counter() - started:.1f}s")
     return 0
 
 

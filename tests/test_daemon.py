@@ -8,7 +8,6 @@ bounded and polls what the daemon recorded (ticks, runs, materializations).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -16,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,8 +22,10 @@ import dagster as dg
 import pytest
 
 from conftest import REPO
+from polling import wait_for
 from nb_assets.run_records import find_runs
 from nb_assets.warehouse import connect
+from nb_assets.webserver_client import graphql, wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -112,15 +112,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
             os.environ.pop("DAGSTER_HOME", None)
         else:
             os.environ["DAGSTER_HOME"] = previous
-
-
-def wait_for(what: str, check: Callable[[], bool], daemon: Daemon, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}; daemon log:\n{daemon.tail()}")
 
 
 def ticks_since(instance: dg.DagsterInstance, name: str, since: float) -> list:
@@ -273,17 +264,10 @@ def launch_backfill_from_the_ui_api(project: Path, env: dict[str, str], key: lis
         server = subprocess.Popen([str(BIN / "dagster-webserver"), "-f", "definitions.py", "-h", "127.0.0.1", "-p", str(port)],
                                   cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + TICK_TIMEOUT_S
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5).read()
-                break
-            except OSError:
-                assert server.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
-                time.sleep(0.5)
-        body = json.dumps({"query": BACKFILL, "variables": {"params": {"partitionNames": days, "assetSelection": [{"path": key}]}}})
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body.encode(), headers={"Content-Type": "application/json"})
-        answer = json.loads(urllib.request.urlopen(request, timeout=120).read())["data"]["launchPartitionBackfill"]
+        url = f"http://127.0.0.1:{port}"
+        wait_until_serving(url, lambda: server.poll() is None, TICK_TIMEOUT_S, lambda: log.read_text(errors="replace")[-3000:])
+        params = {"partitionNames": days, "assetSelection": [{"path": key}]}
+        answer = graphql(url, BACKFILL, {"params": params})["launchPartitionBackfill"]
         assert answer["__typename"] == "LaunchBackfillSuccess", answer
         return answer["backfillId"]
     finally:

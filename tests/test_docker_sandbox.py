@@ -242,6 +242,9 @@ def test_containers_nobody_will_collect_are_swept(sandbox: DockerSandbox, tmp_pa
         "owner-gone": {DEADLINE_LABEL: later, OWNER_LABEL: owner_that_ended},
         "alive": {DEADLINE_LABEL: later, OWNER_LABEL: owner()},
         "other-host": {DEADLINE_LABEL: later, OWNER_LABEL: "elsewhere.invalid:1:1"},
+        # A run worker in a container with host networking: this host's name, pids of its own
+        # namespace that this one cannot check; only its deadline may end it.
+        "other-pid-namespace": {DEADLINE_LABEL: later, OWNER_LABEL: owner_in_another_pid_namespace()},
     }
     mine = {"nb_assets.sandbox": "1", "nb_assets.run_folder": str(tmp_path)}
     ids = {
@@ -252,10 +255,21 @@ def test_containers_nobody_will_collect_are_swept(sandbox: DockerSandbox, tmp_pa
         sweep_abandoned(sandbox.client)
 
         remaining = {c["Id"] for c in leftover_containers_by_label(sandbox, tmp_path)}
-        assert {name for name, cid in ids.items() if cid in remaining} == {"alive", "other-host"}
+        assert {name for name, cid in ids.items() if cid in remaining} == {"alive", "other-host", "other-pid-namespace"}
     finally:
         for c in leftover_containers_by_label(sandbox, tmp_path):
             sandbox.client.api.remove_container(c["Id"], force=True)
+
+
+def owner_in_another_pid_namespace() -> str:
+    """owner() as a process of a new pid namespace on this host sees itself (as pid 1)."""
+    import subprocess
+    import sys
+
+    code = "from nb_assets.docker_janitor import owner; print(owner())"
+    done = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
 
 
 def leftover_containers_by_label(sandbox: DockerSandbox, root: Path) -> list[dict]:

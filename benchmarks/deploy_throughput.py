@@ -1,0 +1,200 @@
+"""Throughput of the deployment: 32 small notebooks through the deployed queue against the
+same 32 through `nb-assets run`, one after another, on the same Postgres warehouse.
+
+  sequential  `nb-assets run NB --warehouse postgresql://... --sandbox docker` for each
+              notebook in turn (warm spares on, as the CLI runs by default)
+  deployed    `nb-assets deploy up` on a generated project of the 32 notebooks, then one
+              run per notebook launched at once through the webserver's GraphQL API, the
+              queue starting --max-runs at a time; timed from the first launch to the
+              last run's end. Twice: with the project's executor (a step process per
+              notebook), then with run config choosing `in_process`
+Not interleaved (one deployment, then the next variant): read small differences with care.
+
+Where the deployed time goes, per run (means), from Dagster's events and the records:
+  queue wait         created -> dequeued (RUN_STARTING)
+  run worker start   dequeued -> RUN_START: container create/start, Python, Dagster and the
+                     project imported, the run loaded from Postgres
+  step start         RUN_START -> STEP_START (the executor's step process)
+  notebook pipeline  the record's duration: prefetch, sandbox, load
+    sandbox          of which the sandbox container (create, copy in, boot, run, copy out)
+  run end            STEP_SUCCESS -> RUN_SUCCESS
+
+    python benchmarks/deploy_throughput.py [--quick] [--max-runs N]
+The code image for the generated project is built before anything is timed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+C.ensure_venv()
+
+COUNT = 32
+# The project's executor (steps forked from a forkserver, notebook_executor), and the same runs told
+# by run config to execute in the run worker's own process: one step per run needs no second one.
+VARIANTS = {"multiprocess": None, "in_process": {"execution": {"config": {"in_process": {}}}}}
+SEED = '''"""Seeds the benchmark's warehouse: raw.nums and the read-only role."""
+import argparse, psycopg
+from nb_assets.postgres_warehouse import PostgresWarehouse
+parser = argparse.ArgumentParser(); parser.add_argument("--warehouse", required=True)
+location = parser.parse_args().warehouse
+with psycopg.connect(location, autocommit=True) as con:
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute("DROP TABLE IF EXISTS raw.nums")
+    con.execute("CREATE TABLE raw.nums AS SELECT i FROM generate_series(0, 999) AS i")
+PostgresWarehouse(location).create_reader()
+'''
+DEFINITIONS = '''import os
+from pathlib import Path
+from nb_assets import NotebookAsset, notebook_definitions
+BASE_DIR = Path(__file__).parent
+NOTEBOOKS = [NotebookAsset(f"notebooks/small_{i:02d}.ipynb", owners=["bench@example.invalid"]) for i in range({count})]
+defs = notebook_definitions(NOTEBOOKS, warehouse=os.environ["NB_ASSETS_WAREHOUSE"], base_dir=BASE_DIR,
+                            sandbox=os.environ.get("NB_ASSETS_SANDBOX", "docker"))
+'''
+
+
+def make_project(folder: Path, count: int) -> list[Path]:
+    (folder / "notebooks").mkdir(parents=True)
+    (folder / "deploy").mkdir()
+    shutil.copy(C.REPO / "deploy" / "Dockerfile.offline", folder / "deploy" / "Dockerfile.offline")
+    (folder / "seed.py").write_text(SEED)
+    (folder / "definitions.py").write_text(DEFINITIONS.replace("{count}", str(count)))
+    paths = []
+    for i in range(count):
+        paths.append(C.write_notebook(folder / "notebooks" / f"small_{i:02d}.ipynb", [
+            ("code", C.SETUP_SOURCE),
+            ("code", "n = 100", ["parameters"]),
+            ("code", "%%sql nums\nSELECT i FROM raw.nums WHERE i < $n"),
+            ("code", f'output("mart.small_{i:02d}", nums.assign(j=nums["i"] * 2))'),
+        ]))
+    return paths
+
+
+def sequential(paths: list[Path], warehouse: str) -> float:
+    started = time.perf_counter()
+    for path in paths:
+        C.time_process([sys.executable, "-m", "nb_assets.cli", "run", str(path), "--warehouse", warehouse, "--sandbox", "docker"],
+                       cwd=path.parent.parent, env={"NB_ASSETS_WAREHOUSE": warehouse})
+    return time.perf_counter() - started
+
+
+def deployed(url: str, instance, count: int, run_config: dict | None = None) -> tuple[float, list[str]]:  # noqa: ANN001
+    from nb_assets.deploy_config import LOCATION
+    from nb_assets.webserver_client import graphql
+
+    launch = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
+      ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+    started = time.perf_counter()
+    run_ids = []
+    for i in range(count):
+        params = {"mode": "default", "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
+                  "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": ["mart", f"small_{i:02d}"]}]},
+                  "runConfigData": run_config or {}}
+        answer = graphql(url, launch, {"p": params})["launchRun"]
+        assert answer["__typename"] == "LaunchRunSuccess", answer
+        run_ids.append(answer["run"]["runId"])
+    done = {"SUCCESS", "FAILURE", "CANCELED"}
+    deadline = time.monotonic() + 60 * count
+    while time.monotonic() < deadline:
+        statuses = [instance.get_run_by_id(r).status.value for r in run_ids]
+        if all(s in done for s in statuses):
+            break
+        time.sleep(0.5)
+    elapsed = time.perf_counter() - started
+    assert statuses.count("SUCCESS") == count, statuses
+    return elapsed, run_ids
+
+
+def breakdown(instance, run_ids: list[str], records_root: Path) -> dict[str, float]:  # noqa: ANN001
+    import dagster as dg
+
+    from nb_assets.run_records import find_runs
+
+    T = dg.DagsterEventType
+    parts: dict[str, list[float]] = {k: [] for k in ("queue wait", "run worker start", "step start", "notebook pipeline",
+                                                    "  sandbox", "run end", "whole run")}
+    records = {r.run_id: r for r in find_runs([records_root])}
+    for run_id in run_ids:
+        created = instance.get_run_records(dg.RunsFilter(run_ids=[run_id]))[0].create_timestamp.timestamp()
+        at: dict[object, float] = {}
+        for entry in instance.all_logs(run_id):
+            if entry.dagster_event is not None:
+                at.setdefault(entry.dagster_event.event_type, entry.timestamp)
+        parts["queue wait"].append(at[T.RUN_STARTING] - created)
+        parts["run worker start"].append(at[T.RUN_START] - at[T.RUN_STARTING])
+        parts["step start"].append(at[T.STEP_START] - at[T.RUN_START])
+        parts["run end"].append(at[T.RUN_SUCCESS] - at[T.STEP_SUCCESS])
+        parts["whole run"].append(at[T.RUN_SUCCESS] - at[T.RUN_STARTING])
+        summary = records[run_id].summary
+        parts["notebook pipeline"].append(float(summary["duration_s"]))
+        parts["  sandbox"].append(float(summary["sandbox"]["duration_s"]))
+    return {k: statistics.mean(v) for k, v in parts.items()}
+
+
+def main() -> int:
+    args = C.parse_args(__doc__, lambda p: p.add_argument("--max-runs", type=int, default=2))
+    count = 8 if args.quick else COUNT
+    C.print_machine("dagster", "dagster-docker", "dagster-postgres")
+    import dagster as dg
+
+    from nb_assets.code_image import build_code_image
+    from nb_assets.deploy_config import DeploySettings
+    from nb_assets.deploy_stack import down, up
+    from nb_assets.pg_cluster import free_port
+    from nb_assets.run_records import DAGSTER_RECORDS
+
+    with C.temp_dir("deploy") as tmp:
+        project = tmp / "project"
+        paths = make_project(project, count)
+        tag = build_code_image(project)  # untimed
+        state = Path(tempfile.mkdtemp(prefix="nb_bench_deploy_state_"))
+        settings = DeploySettings(state_dir=state, webserver_port=free_port(), code_server_port=free_port(),
+                                  postgres_port=free_port(), max_concurrent_runs=args.max_runs)
+        try:
+            t0 = time.perf_counter()
+            up(settings, project, seed=project / "seed.py")
+            print(f"deploy up (image built): {time.perf_counter() - t0:.1f} s")
+            warehouse = settings.warehouse_location()
+            os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+            instance = dg.DagsterInstance.get()
+            url = f"http://127.0.0.1:{settings.webserver_port}"
+            seq = sequential(paths, warehouse)
+            results = {}
+            for name, config in VARIANTS.items():
+                elapsed, run_ids = deployed(url, instance, count, config)
+                results[name] = (elapsed, breakdown(instance, run_ids, settings.dagster_home / DAGSTER_RECORDS))
+            instance.dispose()
+        finally:
+            down(state, purge=True)
+            from nb_assets.image import docker_client
+
+            for image in {tag, settings.code_image} - {""}:  # ~1 GB each, of a project that is gone
+                docker_client().images.remove(image)
+    print(f"\n{count} small notebooks, Postgres warehouse, Docker sandbox")
+    print(f"  sequential nb-assets run        : {seq:7.1f} s  ({seq / count:.2f} s per notebook)")
+    for name, (elapsed, _) in results.items():
+        print(f"  deployed, {args.max_runs} at once, {name:<11}: {elapsed:7.1f} s  ({elapsed / count:.2f} s per notebook)"
+              f"  {elapsed / seq:.2f}x the sequential time")
+    print("\nwhere a deployed run's time goes (mean per run, s):")
+    print(f"  {'':<18} " + " ".join(f"{name:>11}" for name in results))
+    for part in next(iter(results.values()))[1]:
+        print(f"  {part:<18} " + " ".join(f"{parts[part]:11.2f}" for _, parts in results.values()))
+    print(json.dumps({"count": count, "max_runs": args.max_runs, "sequential_s": round(seq, 2), **{
+        name: {"s": round(elapsed, 2), "ratio": round(elapsed / seq, 3), "parts": {k.strip(): round(v, 3) for k, v in parts.items()}}
+        for name, (elapsed, parts) in results.items()}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
