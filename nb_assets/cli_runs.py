@@ -47,7 +47,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     given = Path(args.notebook)
     name = notebook_name(given) if given.suffix == ".ipynb" else args.notebook
     roots = _roots(args, given if given.exists() else Path.cwd())
-    runs = find_runs(roots, name)[: args.limit]
+    runs = (find_runs(roots, name) or _instance_runs(roots, name))[: args.limit]
     if args.json:
         print(json.dumps({"notebook": name, "roots": [str(r) for r in roots], "runs": [r.as_json() for r in runs]}, indent=2))
         return 0
@@ -58,12 +58,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instance_runs(roots: list[Path], name: str) -> list[RunRecord]:
+    """The runs of a notebook declared with instances: each instance keeps its records
+    under `<notebook>_<instance>`; only records of that very notebook file count."""
+    folders = {p.name for root in roots if root.is_dir() for p in root.glob(f"{name}_*") if p.is_dir()}
+    runs = [r for folder in sorted(folders) for r in find_runs(roots, folder) if Path(r.path).stem == name]
+    return sorted(runs, key=lambda r: r.started_at, reverse=True)
+
+
 def _table(runs: list[RunRecord]) -> str:
-    rows = [("RUN ID", "STATUS", "STARTED (UTC)", "DURATION", "PARTITION", "CELL", "PARAMETERS", "RECORD")]
+    rows = [("RUN ID", "NOTEBOOK", "STATUS", "STARTED (UTC)", "DURATION", "PARTITION", "CELL", "PARAMETERS", "RECORD")]
     for r in runs:
         params = ", ".join(f"{k}={v!r}" for k, v in r.parameters.items()) or "-"
         rows.append((
-            r.run_id, r.status, r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.run_id, r.notebook, r.status, r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             f"{r.duration_s:.1f} s" if r.duration_s is not None else "-", r.partition or "-",
             str(r.failed_cell) if r.failed_cell is not None else "-", params, str(r.record_dir),
         ))

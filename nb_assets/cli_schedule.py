@@ -60,15 +60,16 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     declarations = (args.declarations or args.definitions.resolve().parent / "declarations.yaml").resolve()
     plan_path = (args.plan_dir or root / "plans").resolve() / f"{parse_notebook(notebook).name}.md"
     if args.git:
-        _require_clean_tree(root, allowed={notebook})
+        _require_clean_tree(root, allowed={notebook, plan_path})  # a dry run before leaves its plan
 
     spec = parse_notebook(notebook, dialect_of(project.warehouse))
     fields: dict[str, Any] = dict(path=_relative(notebook, root), owners=tuple(args.owner), params=_params(spec, args.param),
                                   purpose=args.purpose, group=args.group, cron=args.cron, timezone=args.timezone,
                                   on_inputs_landed=args.on_inputs_landed, outputs=_pairs(args.output, "--output"))
     if args.instance:
-        fields["instances"] = {name: _params(spec, pairs) for name, *pairs in args.instance}
+        fields["instances"] = {name: _params(spec, pairs, f"--instance {name}") for name, *pairs in args.instance}
     if args.daily_from:
+        _require_past_day(args.daily_from)
         fields["partitions"] = DailyPartitions(start=args.daily_from, column=args.partition_column)
     decl = NotebookAsset(**fields)
 
@@ -114,11 +115,26 @@ def _pairs(items: list[str], flag: str) -> dict[str, str]:
     return pairs
 
 
-def _params(spec: Any, items: list[str]) -> dict[str, Any]:
-    """K=V pairs as the notebook's parameters, each coerced to its declared type."""
+def _params(spec: Any, items: list[str], flag: str = "--param") -> dict[str, Any]:
+    """K=V pairs as the notebook's parameters, each coerced to its declared type; errors name the flag."""
     from nb_assets.parameters import coerce_cli_value
 
-    return {name: coerce_cli_value(spec, name, raw) for name, raw in _pairs(items, "--param/--instance").items()}
+    try:
+        return {name: coerce_cli_value(spec, name, raw) for name, raw in _pairs(items, flag).items()}
+    except DeclarationError as exc:
+        raise DeclarationError(f"{flag}: {exc}") from None
+
+
+def _require_past_day(first: str) -> None:
+    """Daily partitions end yesterday (UTC): a first day after that would declare no partition to run or try."""
+    from datetime import datetime, timedelta, timezone
+
+    from nb_assets.partitions import partition_day
+
+    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    if partition_day(first, "--daily-from") > yesterday:
+        raise DeclarationError(f"--daily-from {first}: daily partitions run up to yesterday ({yesterday}, UTC); "
+                               "a first day after that has no partition to try or run yet")
 
 
 def _relative(path: Path, root: Path) -> str:

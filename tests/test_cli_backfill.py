@@ -116,6 +116,11 @@ def test_run_picks_an_instance(project: Path, capsys: pytest.CaptureFixture[str]
     assert _cli(project, "run", str(project / "regional.ipynb"), "--instance", "apac") == 0
     with duckdb.connect(str(project / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("SELECT region FROM mart.sales_apac").fetchall() == [("APAC",)]
+    capsys.readouterr()
+    # The notebook's runs, asked for by the notebook: its instances' runs, each named.
+    assert main(["runs", str(project / "regional.ipynb"), "--records", str(project / "records")]) == 0
+    listed = capsys.readouterr().out
+    assert "regional_apac" in listed and "success" in listed
 
 
 @pytest.mark.parametrize(

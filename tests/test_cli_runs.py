@@ -44,8 +44,8 @@ def test_runs_lists_dagster_and_cli_runs_newest_first(failed_project: FailedProj
     assert runs[0]["parameters"] == {"ds": "2026-12-01"}
 
     table = _cli(failed_project, "runs", "broken").stdout.splitlines()
-    assert table[0].split() == ["RUN", "ID", "STATUS", "STARTED", "(UTC)", "DURATION", "PARTITION", "CELL", "PARAMETERS", "RECORD"]
-    assert table[2].startswith(failed_project.broken_run) and " failed " in table[2] and "ds='2026-11-20'" in table[2]
+    assert table[0].split() == ["RUN", "ID", "NOTEBOOK", "STATUS", "STARTED", "(UTC)", "DURATION", "PARTITION", "CELL", "PARAMETERS", "RECORD"]
+    assert table[2].startswith(failed_project.broken_run) and " broken " in table[2] and " failed " in table[2] and "ds='2026-11-20'" in table[2]
 
 
 def test_refused_runs_are_listed_with_the_reason(failed_project: FailedProject) -> None:

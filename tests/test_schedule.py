@@ -60,6 +60,8 @@ def _schedule(project: Path, notebook: Path, *extra: str) -> subprocess.Complete
 def test_schedule_writes_a_reviewable_branch_and_never_touches_the_real_tables(project: Path) -> None:
     notebook = _kpis(project)
     before = warehouse_snapshot(project / "warehouse.duckdb")
+    dry = _schedule(project, notebook, "--param", "ds=2026-11-20")  # a dry run first leaves its plan, which --git takes along
+    assert dry.returncode == 0 and (project / "plans" / "order_kpis.md").is_file(), dry.stdout + dry.stderr
     proc = _schedule(project, notebook, "--param", "ds=2026-11-20", "--write", "--git")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "← reads  raw.orders [finance] (source table)" in proc.stdout
@@ -151,5 +153,8 @@ def test_schedule_declares_instances_and_daily_partitions_and_tries_each(project
 
 def test_schedule_refuses_an_instance_parameter_the_notebook_does_not_declare(project: Path) -> None:
     proc = _schedule(project, _kpis(project), "--instance", "x", "region=EMEA")
-    assert proc.returncode == 2 and "region" in proc.stderr
+    assert proc.returncode == 2 and "--instance x: " in proc.stderr and "unknown parameter 'region'" in proc.stderr
     assert "1/5" not in proc.stdout
+    proc = _schedule(project, _kpis(project), "--daily-from", "2999-01-01", "--write")
+    assert proc.returncode == 2 and "--daily-from 2999-01-01: daily partitions run up to yesterday" in proc.stderr
+    assert "notebooks: []" in (project / "declarations.yaml").read_text()
