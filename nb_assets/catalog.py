@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from nb_assets.catalog_lineage import Catalog, Macro
+
+if TYPE_CHECKING:
+    import duckdb
 
 # User objects of the open database only: built-ins are `internal`, and
 # another attached database would be none of the warehouse's business.
@@ -61,6 +63,8 @@ def open_catalog(path: str | Path) -> Catalog | str:
             return str(exc)
     if not Path(path).exists():
         return f"warehouse {path} does not exist"
+    import duckdb  # only once there is a file to open: loading definitions without one skips its import
+
     try:
         config = {"enable_external_access": False}
         with duckdb.connect(str(path), read_only=True, config=config) as con:
