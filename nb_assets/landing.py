@@ -129,6 +129,11 @@ def check_log(con: duckdb.DuckDBPyConnection, warehouse: str) -> None:
             {"s": LOG_SCHEMA},
         ).fetchall()
     ]
+    check_log_columns(columns, warehouse)
+
+
+def check_log_columns(columns: list[str], warehouse: str) -> None:
+    """The landing log's columns as the warehouse has them (none: no log), checked against the contract."""
     if not columns:
         raise LandingError(
             f"warehouse {warehouse} has no landing log ({LOG_TABLE}); it is created by the first "

@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from nb_assets.declaration import LoadMode
 from nb_assets.errors import LandingError, WarehouseError
-from nb_assets.landing import LOG_COLUMNS, LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing
+from nb_assets.landing import LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing, check_log_columns
 from nb_assets.postgres_warehouse import PostgresWarehouse, server_message, ident, quote_table, redact
 
 T = TypeVar("T")
@@ -74,18 +74,7 @@ def _check_log(cur: Any, dsn: str) -> None:
         "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'landings'",
         (LOG_SCHEMA,),
     )
-    columns = [c for (c,) in cur.fetchall()]
-    if not columns:
-        raise LandingError(
-            f"warehouse {redact(dsn)} has no landing log ({LOG_TABLE}); it is created by the first "
-            f"`nb-assets land`, or by running the CREATE TABLE shown in the README (\"Landing data\")"
-        )
-    missing = [c for c in LOG_COLUMNS if c not in columns]
-    if missing:
-        raise LandingError(
-            f"the landing log {LOG_TABLE} in {redact(dsn)} lacks column(s) {', '.join(missing)} "
-            f"(expected {', '.join(LOG_COLUMNS)}); recreate it as the README shows"
-        )
+    check_log_columns([c for (c,) in cur.fetchall()], redact(dsn))
 
 
 def append_landing(cur: Any, table: str, *, rows: int | None, partition: str | None, source: str | None) -> Landing:
