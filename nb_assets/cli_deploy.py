@@ -24,7 +24,7 @@ def add_deploy_command(sub: Any) -> None:
     start.add_argument("--code-server-port", type=int, default=4266)
     start.add_argument("--postgres-port", type=int, default=5433)
     start.add_argument("--max-runs", type=int, default=2, help="notebook runs at once (the queue holds the rest)")
-    start.add_argument("--warehouse", default="", help="the warehouse (default: a DuckDB file in the state folder)")
+    start.add_argument("--warehouse", default="", help="the warehouse (default: the deployment's own Postgres database `warehouse`)")
     start.add_argument("--seed", type=Path, help="a script run once as SCRIPT --warehouse LOCATION on a new warehouse")
     start.set_defaults(func=cmd_deploy_up)
     stop = deploy_sub.add_parser("down", help="stop everything the deployment started")
