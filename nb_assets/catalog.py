@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nb_assets.locations import is_postgres_url
 from nb_assets.catalog_lineage import Catalog, Macro
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def open_catalog(path: str | Path) -> Catalog | str:
 
     One attempt, no waiting on a lock: loading definitions must not stall.
     A postgresql:// URL is read through PostgresWarehouse, as its read role."""
-    if str(path).startswith(("postgresql://", "postgres://")):
+    if is_postgres_url(path):
         from nb_assets.errors import WarehouseError
         from nb_assets.postgres_warehouse import PostgresWarehouse
 

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 import duckdb
 
+from nb_assets.locations import is_postgres_url
 from nb_assets.errors import LandingError, WarehouseError
 from nb_assets.warehouse import connect
 
@@ -96,7 +97,7 @@ def read_landings(warehouse: str | Path, *, after_id: int, limit: int) -> list[L
     LandingError saying how to fix it; a writer holding the file for longer
     than READ_LOCK_WAIT_S is a WarehouseBusyError (the caller tries again later).
     """
-    if _is_postgres(warehouse):
+    if is_postgres_url(warehouse):
         from nb_assets import pg_landing
 
         return pg_landing.read_landings(str(warehouse), after_id=after_id, limit=limit)
@@ -113,7 +114,7 @@ def read_landings(warehouse: str | Path, *, after_id: int, limit: int) -> list[L
 
 def last_landing_id(warehouse: str | Path) -> int:
     """The newest id in the log, 0 when empty (to notice a log that was recreated)."""
-    if _is_postgres(warehouse):
+    if is_postgres_url(warehouse):
         from nb_assets import pg_landing
 
         return pg_landing.last_landing_id(str(warehouse))
@@ -156,7 +157,7 @@ def record_landing(
     source: str | None = None,
 ) -> Landing:
     """Record that `table` landed (its data was loaded by another tool); the table must exist."""
-    if _is_postgres(warehouse):
+    if is_postgres_url(warehouse):
         from nb_assets import pg_landing
 
         return pg_landing.record_landing(str(warehouse), table, rows=rows, partition=partition, source=source)
@@ -201,10 +202,6 @@ def in_transaction(warehouse: str | Path, work: Callable[[duckdb.DuckDBPyConnect
                 _rollback(con)
                 raise
     raise AssertionError("unreachable")
-
-
-def _is_postgres(warehouse: str | Path) -> bool:
-    return str(warehouse).startswith(("postgresql://", "postgres://"))
 
 
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:

@@ -18,6 +18,7 @@ from typing import Literal
 
 import duckdb
 
+from nb_assets.locations import is_postgres_url
 from nb_assets.declaration import LoadMode
 from nb_assets.errors import LandingError
 from nb_assets.landing import Landing, append_landing, find_landing, in_transaction, table_columns
@@ -50,7 +51,7 @@ def land_file(
     """
     reader = _FileReader.open(file)
     source = source or f"file {file.resolve()}"
-    if str(warehouse).startswith(("postgresql://", "postgres://")):
+    if is_postgres_url(warehouse):
         return _land_postgres(str(warehouse), table, reader, mode, partition, source, once_per_source)
 
     def work(con: duckdb.DuckDBPyConnection) -> LandResult:

@@ -20,6 +20,7 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
+from nb_assets.locations import is_postgres_url
 from nb_assets.errors import NotebookParseError
 from nb_assets.notebook import TABLE_NAME  # the names output() accepts at run time
 from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput
@@ -34,7 +35,7 @@ _LITERAL_TYPES = {int: "int", float: "float", str: "str", bool: "bool", list: "l
 
 def dialect_of(warehouse: object) -> str:
     """The SQL dialect of the warehouse at a location: a postgresql:// URL is Postgres, anything else DuckDB."""
-    return "postgres" if str(warehouse or "").startswith(("postgresql://", "postgres://")) else "duckdb"
+    return "postgres" if is_postgres_url(warehouse) else "duckdb"  # type: ignore[arg-type]
 
 
 def parse_notebook(path: str | Path, dialect: str = "duckdb") -> NotebookSpec:

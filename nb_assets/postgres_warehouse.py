@@ -237,10 +237,6 @@ def ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def is_postgres_url(location: str | Path) -> bool:
-    return str(location).startswith(("postgresql://", "postgres://"))
-
-
 def with_user(dsn: str, user: str, password: str | None = None) -> str:
     """`dsn` with another user (and the password dropped, unless given)."""
     parts = urlsplit(dsn)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nb_assets.locations import is_postgres_url
 from nb_assets.build_assets import DeclaredNotebook, check_partitioned_triggers, declare_notebooks, policy_gate
 from nb_assets.declaration import NotebookAsset
 from nb_assets.declarations_yaml import declaration_yaml
@@ -131,7 +132,7 @@ def preview_mermaid(checked: Checked) -> str:
 
 
 def _where(location: str) -> Path | str:
-    return location if "://" in location else Path(location)
+    return location if is_postgres_url(location) else Path(location)
 
 
 def trial_runs(project: ProjectDeclarations, checked: Checked, scratch_dir: Path) -> tuple[Trial, ...]:

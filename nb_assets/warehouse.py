@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import duckdb
 import pyarrow.parquet as pq
 
+from nb_assets.locations import is_postgres_url
 from nb_assets.catalog import read_catalog
 from nb_assets.catalog_lineage import Catalog
 from nb_assets.errors import OutputValidationError, WarehouseBusyError, WarehouseError
@@ -78,7 +79,7 @@ class Warehouse(Protocol):
 def open_warehouse(location: str | Path) -> Warehouse:
     """The warehouse a configured location names: a `postgresql://` or `postgres://`
     URL is a PostgresWarehouse, anything else the path of a DuckDB file."""
-    if str(location).startswith(("postgresql://", "postgres://")):
+    if is_postgres_url(location):
         from nb_assets.postgres_warehouse import PostgresWarehouse  # the driver loads only when used
 
         return PostgresWarehouse(str(location))

@@ -19,6 +19,7 @@ PURE_MODULES = (
     "nb_assets.sql_columns",
     "nb_assets.sql_escape_hatches",
     "nb_assets.sql_params",
+    "nb_assets.locations",
     "nb_assets.sql_syntax_hints",
     "nb_assets.parse_many",
     "nb_assets.static_analysis",
