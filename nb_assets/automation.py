@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import re
 import zoneinfo
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import dagster as dg
 
 from nb_assets.declaration import FileDrop, LoadMode, NotebookAsset
 from nb_assets.errors import DeclarationError, LandingError, WarehouseBusyError
+from nb_assets.locations import redact
 
 if TYPE_CHECKING:
     from nb_assets.landing import Landing
@@ -214,7 +214,7 @@ def landing_sensor(
     already reported.
     """
 
-    shown = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(warehouse))  # a URL's password stays out of the UI
+    shown = redact(warehouse)  # a URL's password stays out of the UI
 
     @dg.sensor(
         name=LANDING_SENSOR,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any, get_args
 
 from nb_assets.declaration import LoadMode
 from nb_assets.errors import DeclarationError, LandingError, NbAssetsError
+from nb_assets.locations import redact
 from nb_assets.notebook import TABLE_NAME
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -62,7 +62,7 @@ def cmd_land(args: argparse.Namespace) -> int:
         print(f"nb-assets land: {exc}", file=sys.stderr)
         return EXIT_REFUSED
     if args.json:
-        shown = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(warehouse))  # never a password
+        shown = redact(warehouse)  # never a password
         print(json.dumps({"landing": asdict(landing), "warehouse": shown}, indent=2))
     else:
         print(f"{table} landed (landing {landing.id}): {verb}")

@@ -22,7 +22,8 @@ import pyarrow as pa
 from nb_assets.declaration import LoadMode
 from nb_assets.errors import LandingError, WarehouseError
 from nb_assets.landing import LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing, check_log_columns
-from nb_assets.postgres_warehouse import PostgresWarehouse, server_message, ident, quote_table, redact
+from nb_assets.locations import redact
+from nb_assets.postgres_warehouse import PostgresWarehouse, server_message, ident, quote_table
 
 T = TypeVar("T")
 _RETURNING = 'id, "table", partition, rows, extract(epoch FROM landed_at)::float8, source'

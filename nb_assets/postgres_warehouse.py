@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from nb_assets.catalog_lineage import Catalog
 from nb_assets.errors import WarehouseError
+from nb_assets.locations import redact
 from nb_assets.pg_catalog import read_pg_catalog
 from nb_assets.sql_params import ParamTranslationError, to_positional
 from nb_assets.warehouse import PrefetchRequest, TableDescription, _first_line, _write_parquet
@@ -243,11 +244,6 @@ def with_user(dsn: str, user: str, password: str | None = None) -> str:
     who = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"{who}@{host}"))
-
-
-def redact(dsn: str) -> str:
-    """The URL without its password, for messages and records."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", dsn)
 
 
 def read_parquet_batches(path: Path) -> pa.RecordBatchReader:

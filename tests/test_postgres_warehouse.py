@@ -11,7 +11,8 @@ import pytest
 
 from conftest import pg_snapshot
 from nb_assets.errors import OutputValidationError, WarehouseError
-from nb_assets.postgres_warehouse import PostgresWarehouse, redact
+from nb_assets.locations import redact
+from nb_assets.postgres_warehouse import PostgresWarehouse
 from nb_assets.warehouse import DuckDBWarehouse, PrefetchRequest, open_warehouse
 from nb_assets.warehouse_partitions import PartitionLoad
 
