@@ -14,7 +14,11 @@ Compares wall-time medians (one warm-up, then N interleaved runs) of:
               nb_assets (e.g. `git archive` of an older commit), for a
               before/after ratio from one interleaved session
   dagster     `dagster asset materialize -f defs.py --select '*'` on a generated
-              definitions file (notebook_definitions, sandbox="local")
+              definitions file (notebook_definitions, sandbox="local"); a run of one
+              step, so nb_assets' executor runs it in the run's process
+  dagster-noop  Dagster's own floor: one no-op asset, Dagster's default executor
+              (a spawned process per step); dagster-noop-inproc the same no-op with
+              `in_process`, the floor of the path nb_assets takes
 Targets: run-local and run-docker < 1.25x papermill, dagster < 1.5x.
 
     python benchmarks/run_overhead.py [--quick] [--runs N] [--before TREE] [--only-docker]
@@ -26,6 +30,7 @@ state of scheduled runs, and no spare boot is billed to another variant.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -67,7 +72,7 @@ DEFS = '''
 from nb_assets import NotebookAsset, notebook_definitions
 defs = notebook_definitions([NotebookAsset({nb!r})], warehouse={wh!r}, sandbox="local")
 '''
-# Dagster's own floor: one no-op asset, same (default multiprocess) executor.
+# Dagster's own floor: one no-op asset (default executor, and in_process through run config).
 NOOP_DEFS = '''
 import dagster as dg
 @dg.asset
@@ -133,9 +138,12 @@ def main() -> None:
                 variants["run-docker-before"] = lambda: docker({"PYTHONPATH": str(args.before.resolve())})
         if args.only_docker:
             variants.pop("run-local")
-        for name, file in () if args.only_docker else (("dagster", defs), ("dagster-noop", tmp / "noop_defs.py")):
-            variants[name] = lambda file=file: C.time_process(
-                [C.bin_path("dagster"), "asset", "materialize", "-f", str(file), "--select", "*"],
+        in_process = ["--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})]
+        dagster_variants = {"dagster": (defs, []), "dagster-noop": (tmp / "noop_defs.py", []),
+                            "dagster-noop-inproc": (tmp / "noop_defs.py", in_process)}
+        for name, (file, extra) in () if args.only_docker else dagster_variants.items():
+            variants[name] = lambda file=file, extra=extra: C.time_process(
+                [C.bin_path("dagster"), "asset", "materialize", "-f", str(file), "--select", "*", *extra],
                 env={"DAGSTER_HOME": str(dagster_home)}, cwd=tmp)
         print(f"\n{runs} interleaved runs per variant after 1 warm-up; whole-process wall time")
         times = C.time_round_robin(variants, runs)
@@ -152,9 +160,10 @@ def main() -> None:
     if reason is not None:
         print(f"run-docker  skipped: {reason}")
     if "dagster" in times:
-        floor = C.median(times["dagster"]) - C.median(times["dagster-noop"])
-        print(f"dagster minus its no-op floor: {floor:.3f} s = {floor / base:.2f}x papermill "
-              f"(the floor alone is {C.median(times['dagster-noop']) / base:.2f}x)")
+        for noop, what in (("dagster-noop", "Dagster's default executor"), ("dagster-noop-inproc", "in_process")):
+            floor = C.median(times["dagster"]) - C.median(times[noop])
+            print(f"dagster minus the no-op ({what}): {floor:.3f} s = {floor / base:.2f}x papermill "
+                  f"(the floor alone is {C.median(times[noop]) / base:.2f}x)")
     for name in ("run-docker", "run-docker-cold", "run-docker-before"):
         if name in times:
             ratios = [t / b for t, b in zip(times[name], times["papermill"])]

@@ -6,9 +6,9 @@ Dagster or warehouse driver installed.
 
     python inbox_papermill.py [--wait] PARAMETERIZED.ipynb PARAMETERS.json EXECUTED.ipynb RESULT.json
 
+It starts the kernel first and imports papermill while the kernel boots.
 With --wait (the Docker sandbox, whose container boots before its job is
-there) it first imports papermill and starts the kernel, then waits for a
-line on stdin (the supervisor's "go", sent once the job is copied in), so
+there) it does that, then waits for a line on stdin (the supervisor's "go", sent once the job is copied in), so
 that boot is off the run's critical path. Without a "go" (stdin closed) it
 leaves without running anything.
 
@@ -286,12 +286,31 @@ def start_kernel() -> Any:
         return None
 
 
-def boot_and_wait() -> tuple[bool, Any]:
-    """Import papermill, start the kernel, then wait for the go line: (go, kernel manager)."""
-    import papermill  # noqa: F401  (the heavy import, done before the job arrives)
+def boot() -> Any:
+    """Start the kernel, then import papermill while it boots (its own process, so on a
+    second core); returns the kernel manager. About 0.3 s sooner than papermill alone."""
+    km = start_kernel()
+    import papermill  # noqa: F401  (the heavy import)
 
     register_bounded_engine()
-    km = start_kernel()
+    return km
+
+
+def stop_kernel(km: Any) -> None:
+    """A kernel papermill never took over (it failed before) must not outlive the runner
+    where no PID namespace or container ends it (LocalSandbox with allow_network)."""
+    try:
+        if km is not None and km.has_kernel:
+            from jupyter_core.utils import run_sync
+
+            run_sync(km.shutdown_kernel)(now=True)
+    except Exception:  # noqa: BLE001 - best effort; the verdict matters more
+        pass
+
+
+def boot_and_wait() -> tuple[bool, Any]:
+    """Boot before the job is there, then wait for the go line: (go, kernel manager)."""
+    km = boot()
     return bool(sys.stdin.readline().strip()), km
 
 
@@ -360,8 +379,11 @@ def main(argv: list[str]) -> int:
         go, km = boot_and_wait()
         if not go:
             return 3  # never claimed: nothing ran, no verdict
+    else:
+        km = boot()
     parameterized, params_path, executed, result_path = argv
     result = run(parameterized, params_path, executed, km)
+    stop_kernel(km)
     write_verdict(result_path, result)
     return 0 if result["status"] == "success" else 1
 

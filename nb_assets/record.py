@@ -43,6 +43,7 @@ def keep_record(run: NotebookRun, extra: Mapping[str, Any] | None = None, *, htm
 
 _exporter: Any = None  # one HTMLExporter per process: its Jinja templates compile once
 _exporter_lock = threading.Lock()
+_warmed = False
 # A notebook with a code cell and an output, rendered once to compile the templates and load the lexer.
 _WARM_NOTEBOOK = {
     "nbformat": 4, "nbformat_minor": 5, "metadata": {"language_info": {"name": "python"}},
@@ -55,10 +56,13 @@ def prewarm_html() -> None:
     """While the sandbox runs, in a background thread: import nbconvert (~0.4 s),
     render a one-cell notebook (templates, lexer: ~0.3 s), and import what the
     output previews use (pandas, tabulate); the run's own rendering is then quick."""
-    threading.Thread(target=_prewarm, daemon=True, name="nb-assets-prewarm").start()
+    if not _warmed:  # a step forked from a preloaded server is warm already
+        threading.Thread(target=warm_html, daemon=True, name="nb-assets-prewarm").start()
 
 
-def _prewarm() -> None:
+def warm_html() -> None:
+    """What prewarm_html does, in this thread (a forkserver's preload calls it before forking)."""
+    global _warmed
     try:
         import nbformat
 
@@ -67,6 +71,7 @@ def _prewarm() -> None:
             exporter.from_notebook_node(nbformat.from_dict(_WARM_NOTEBOOK))
         importlib.import_module("pandas")
         importlib.import_module("tabulate")
+        _warmed = True
     except Exception:  # noqa: BLE001 - only a head start; render_html reports real failures
         pass
 

@@ -1,4 +1,6 @@
-"""notebook_definitions' executor: step processes from a forkserver, still concurrent; in_process still selectable."""
+"""notebook_definitions' executor: a run whose steps can only go one after another runs in its own
+process; any other keeps a process per step, forked from a preloaded server, and concurrent; run
+config that names in_process or a start method is taken as given."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nb_assets.executor import PRELOAD_MODULES, _forkserver_by_default, notebook_executor
+from nb_assets.executor import PRELOAD_MODULES, _forkserver_by_default, notebook_executor, one_at_a_time
 from notebook_factory import RUNTIME, code, params, write_notebook
 
 pytestmark = pytest.mark.slow
@@ -28,11 +30,30 @@ def test_multiprocess_defaults_to_a_preloaded_forkserver_and_run_config_still_wi
     assert notebook_executor().name == "nb_assets_executor"
 
 
-def _project(tmp_path: Path, warehouse: Path) -> tuple[Path, Path]:
+def test_one_at_a_time_means_one_step_per_level() -> None:
+    assert one_at_a_time([["a"]]) and one_at_a_time([["a"], ["b"], ["c"]]) and one_at_a_time([])
+    assert not one_at_a_time([["a", "b"]]) and not one_at_a_time([["a"], ["b", "c"], ["d"]])
+    assert not one_at_a_time(None)  # a plan it cannot read keeps its step processes
+
+
+def test_the_forkserver_preload_leaves_no_thread_and_a_warm_exporter() -> None:
+    """Forking is only safe from a single-threaded server: the preload must not start threads."""
+    probe = (
+        "import threading, importlib\n"
+        f"for m in {list(PRELOAD_MODULES)!r}: importlib.import_module(m)\n"
+        "from nb_assets import record\n"
+        "print(threading.active_count(), record._warmed, record._exporter is not None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split() == ["1", "True", "True"], out.stderr[-2000:]
+
+
+def _project(tmp_path: Path, warehouse: Path, chain: bool = False) -> tuple[Path, Path]:
     for name in ("left", "right"):
+        source = "mart.left" if chain and name == "right" else "raw.orders"
         write_notebook(
             tmp_path / f"{name}.ipynb", code(RUNTIME), params("n = 3"),
-            code("%%sql orders\nSELECT * FROM raw.orders WHERE order_id > $n"),
+            code(f"%%sql orders\nSELECT * FROM {source} WHERE order_id > $n"),
             code(f'output("mart.{name}", orders)'),
         )
     defs = tmp_path / "defs.py"
@@ -47,9 +68,9 @@ def _project(tmp_path: Path, warehouse: Path) -> tuple[Path, Path]:
     return defs, home
 
 
-def _materialize(defs: Path, home: Path, *extra: str) -> list[dg.EventLogEntry]:
+def _materialize(defs: Path, home: Path, *extra: str, select: str = "*") -> list[dg.EventLogEntry]:
     proc = subprocess.run(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-f", str(defs), "--select", "*", *extra],
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-f", str(defs), "--select", select, *extra],
         cwd=defs.parent, env={**os.environ, "DAGSTER_HOME": str(home)},
         capture_output=True, text=True, timeout=600,
     )
@@ -76,9 +97,30 @@ def test_independent_notebooks_run_in_their_own_processes_at_once(tmp_path: Path
     assert started["left"].timestamp < done["right"].timestamp and started["right"].timestamp < done["left"].timestamp
 
 
+def _pids(entries: list[dg.EventLogEntry]) -> set[int]:
+    return {e.dagster_event.pid for e in entries if e.dagster_event and e.dagster_event.pid is not None}
+
+
+def test_a_chain_runs_in_the_runs_own_process(tmp_path: Path, warehouse: Path) -> None:
+    defs, home = _project(tmp_path, warehouse, chain=True)
+    entries = _materialize(defs, home)
+    assert _pids(entries) == {next(iter(_pids(entries)))}  # the run and both steps: one process
+    assert any("in process" in (e.user_message or "") for e in entries)  # Dagster's own word for it
+    started, done = _steps(entries, dg.DagsterEventType.STEP_START), _steps(entries, dg.DagsterEventType.STEP_SUCCESS)
+    assert done["left"].timestamp <= started["right"].timestamp  # the order the lineage asks for
+
+
+def test_a_start_method_in_run_config_keeps_step_processes_for_one_step(tmp_path: Path, warehouse: Path) -> None:
+    defs, home = _project(tmp_path, warehouse)
+    forkserver = {"multiprocess": {"start_method": {"forkserver": {}}}}
+    entries = _materialize(defs, home, "--config-json", json.dumps({"execution": {"config": forkserver}}),
+                           select="mart/left")
+    assert set(_steps(entries, dg.DagsterEventType.STEP_SUCCESS)) == {"left"}
+    assert len(_pids(entries)) == 2  # the run's and the step's
+
+
 def test_in_process_is_still_selectable(tmp_path: Path, warehouse: Path) -> None:
     defs, home = _project(tmp_path, warehouse)
     entries = _materialize(defs, home, "--config-json", json.dumps({"execution": {"config": {"in_process": {}}}}))
-    pids = {e.dagster_event.pid for e in entries if e.dagster_event and e.dagster_event.pid is not None}
-    assert len(pids) == 1  # the run and its steps: one process
+    assert len(_pids(entries)) == 1  # the run and its steps: one process
     assert set(_steps(entries, dg.DagsterEventType.STEP_SUCCESS)) == {"left", "right"}

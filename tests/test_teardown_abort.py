@@ -138,8 +138,10 @@ def test_the_cli_exit_code_is_the_runs_verdict(fail: bool, tmp_path: Path, wareh
 
 
 @pytest.mark.slow
-def test_dagster_step_processes_that_abort_at_exit_still_materialize(tmp_path: Path, warehouse: Path) -> None:
-    """The multiprocess executor judges a step by its events, sent before the step process exits."""
+@pytest.mark.parametrize("executor", ["own process", "step process"])
+def test_dagster_processes_that_abort_at_exit_still_materialize(tmp_path: Path, warehouse: Path, executor: str) -> None:
+    """Dagster judges a step by its events, sent before the process that ran it exits: the run's
+    own process for a one-step run (nb_assets' executor), a spawned step process when run config asks."""
     env, aborted = _host_env_with_fault(tmp_path)
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -150,9 +152,11 @@ def test_dagster_step_processes_that_abort_at_exit_still_materialize(tmp_path: P
         f"defs = notebook_definitions([NotebookAsset({str(_notebook(tmp_path))!r})], "
         f"warehouse={str(warehouse)!r}, sandbox='local')\n"
     )
+    spawn = {"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}}
+    extra = ["--config-json", json.dumps(spawn)] if executor == "step process" else []
 
     proc = subprocess.run(
-        [sys.executable, "-m", "dagster", "asset", "materialize", "-f", str(defs), "--select", "*"],
+        [sys.executable, "-m", "dagster", "asset", "materialize", "-f", str(defs), "--select", "*", *extra],
         cwd=tmp_path, env={**env, "DAGSTER_HOME": str(home)}, capture_output=True, text=True, timeout=600,
     )  # this process aborts at exit too: its exit code says nothing; the run's own record does
 
@@ -163,5 +167,10 @@ def test_dagster_step_processes_that_abort_at_exit_still_materialize(tmp_path: P
         assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS], proc.stdout[-3000:] + proc.stderr[-3000:]
         steps = instance.get_records_for_run(runs[0].run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records
         assert len(steps) == 1
-    assert len(list(aborted.iterdir())) >= 2  # the CLI's process and the step's process both aborted at exit
+        step_pid = steps[0].event_log_entry.dagster_event.pid
+        run_pids = {r.event_log_entry.dagster_event.pid
+                    for r in instance.get_records_for_run(runs[0].run_id, of_type=dg.DagsterEventType.RUN_START).records}
+    assert (step_pid in run_pids) == (executor == "own process")
+    # The CLI's process aborted at exit, and with a step process that one too.
+    assert len(list(aborted.iterdir())) >= (2 if executor == "step process" else 1)
     assert len(warehouse_snapshot(warehouse)["mart.doubled"]) == 20
