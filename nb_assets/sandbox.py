@@ -299,6 +299,10 @@ class LocalSandbox:
             timed_out = True
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        except BaseException:  # the host was interrupted (Ctrl-C, Dagster's terminate): the notebook ends with it
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
         reader.join(timeout=10)  # a leftover holding the pipe open is gone with the PID namespace
         return SandboxResult(
             exit_code=proc.returncode,

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -124,3 +127,48 @@ def test_in_process_is_still_selectable(tmp_path: Path, warehouse: Path) -> None
     entries = _materialize(defs, home, "--config-json", json.dumps({"execution": {"config": {"in_process": {}}}}))
     assert len(_pids(entries)) == 1  # the run and its steps: one process
     assert set(_steps(entries, dg.DagsterEventType.STEP_SUCCESS)) == {"left", "right"}
+
+
+def test_interrupting_a_run_in_its_own_process_ends_its_notebook(tmp_path: Path, warehouse: Path) -> None:
+    """Dagster stops a run by interrupting its process (SIGINT); with the step in that process,
+    the interrupt lands in the sandbox's wait, which must take the notebook down with it."""
+    write_notebook(tmp_path / "slow.ipynb", code(RUNTIME), code("import time\ntime.sleep(600)"),
+                   code('output("mart.slow", __import__("pandas").DataFrame({"x": [1]}))'))
+    defs = tmp_path / "defs.py"
+    defs.write_text(
+        "from nb_assets import NotebookAsset, notebook_definitions\n"
+        f"defs = notebook_definitions([NotebookAsset('slow.ipynb')], warehouse={str(warehouse)!r}, "
+        f"base_dir={str(tmp_path)!r}, sandbox='local')\n"
+    )
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    run = subprocess.Popen([sys.executable, "-m", "dagster", "asset", "materialize", "-f", str(defs), "--select", "*"],
+                           cwd=tmp_path, env={**os.environ, "DAGSTER_HOME": str(home)},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def notebook_processes() -> list[str]:
+        found = subprocess.run(["pgrep", "-f", f"{home}.*inbox_papermill"], capture_output=True, text=True)
+        return found.stdout.split()
+
+    try:
+        _eventually(lambda: bool(notebook_processes()), 300, "the notebook's runner to start")
+        time.sleep(2)  # into the sleeping cell
+        run.send_signal(signal.SIGINT)
+        run.wait(timeout=120)
+        _eventually(lambda: not notebook_processes(), 30, "the runner to be gone")
+    finally:
+        if run.poll() is None:
+            run.kill()
+        subprocess.run(["pkill", "-KILL", "-f", f"{home}.*inbox_papermill"])  # none, unless the test failed
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        [record] = instance.get_runs()
+        assert record.status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE)
+
+
+def _eventually(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(0.2)
