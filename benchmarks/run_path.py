@@ -4,11 +4,12 @@ Runs each variant as a whole process (interleaved, after 1 warm-up), then reads
 the run's event log from the Dagster instance and prints, per variant, the
 median time from the process start to each event (run start, step worker
 starting/started, step start, materialization, step success, run success) and
-to the process's exit. Variants: the notebook and the no-op, with Dagster's
-definitions' own executor (nb_assets: multiprocess, steps forked from a
-forkserver that preloaded Dagster and nb_assets; the no-op: Dagster's default,
-which spawns a step process), the multiprocess executor with spawn (Dagster's
-default start method), and the in-process executor.
+to the process's exit. Variants: the notebook and the no-op, with the
+definitions' own executor (nb_assets: a one-step run executes in the run's
+process; the no-op: Dagster's default, which spawns a step process), the
+multiprocess executor with a forkserver (nb_assets' choice for runs that can
+run steps at once, with its preload; the no-op's server preloads Dagster), with
+spawn (Dagster's default start method), and the in-process executor.
 
     python benchmarks/run_path.py [--quick] [--runs N]
 """
@@ -27,12 +28,24 @@ import _common as C  # noqa: E402
 from run_overhead import DEFS, NOOP_DEFS, nb_assets_notebook  # noqa: E402
 
 C.ensure_venv()
+from nb_assets.executor import PRELOAD_MODULES  # noqa: E402
+
+def _multiprocess(start_method: dict) -> dict:
+    return {"execution": {"config": {"multiprocess": {"start_method": start_method}}}}
+
 
 EXECUTORS = {
-    "default": None,  # the definitions' own: nb_assets forks steps from a preloaded forkserver; plain Dagster spawns
-    "spawn": {"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}},  # Dagster's default
+    "default": {},  # the definitions' own: nb_assets runs one step in the run's process; plain Dagster spawns
+    "forkserver": {"notebook": _multiprocess({"forkserver": {"preload_modules": list(PRELOAD_MODULES)}}),
+                   "noop": _multiprocess({"forkserver": {"preload_modules": ["dagster"]}})},
+    "spawn": _multiprocess({"spawn": {}}),  # Dagster's default start method
     "in_process": {"execution": {"config": {"in_process": {}}}},
 }
+
+
+def _config(executor: str, what: str) -> dict | None:
+    config = EXECUTORS[executor]
+    return (config.get(what) if executor == "forkserver" else config) or None
 # Events in the order a run emits them; the first of each kind is kept.
 MARKS = ("RUN_STARTING", "RUN_START", "STEP_WORKER_STARTING", "STEP_WORKER_STARTED", "RESOURCE_INIT_SUCCESS",
          "STEP_START", "ASSET_MATERIALIZATION", "STEP_SUCCESS", "RUN_SUCCESS")
@@ -70,9 +83,9 @@ def main() -> None:
         home.mkdir()
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         variants = {
-            f"{what}/{executor}": (lambda defs=defs, config=config: one_run(defs, home, config, tmp))
+            f"{what}/{executor}": (lambda defs=defs, config=_config(executor, what): one_run(defs, home, config, tmp))
             for what, defs in (("notebook", tmp / "defs.py"), ("noop", tmp / "noop_defs.py"))
-            for executor, config in EXECUTORS.items()
+            for executor in EXECUTORS
         }
         results: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
         for _ in range(1):  # warm-up: parse cache, .pyc files
