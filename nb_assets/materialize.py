@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import dagster as dg
 from nb_assets.host_pipeline import NotebookRun
 
 PREVIEW_ROWS = 10
+PREVIEW_CHARS = 200  # per cell of the preview
 
 
 def materialize_results(
@@ -55,8 +56,22 @@ def table_metadata(run: NotebookRun, table: str) -> dict[str, Any]:
     )
     first = next(parquet.iter_batches(batch_size=PREVIEW_ROWS), None)  # not a whole row group
     if first is not None and first.num_rows:
-        metadata["preview"] = dg.MetadataValue.md(first.to_pandas().to_markdown(index=False))
+        metadata["preview"] = dg.MetadataValue.md(markdown_table(first.schema.names, [c.to_pylist() for c in first.columns]))
     return metadata
+
+
+def markdown_table(names: Sequence[str], columns: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table of the columns' values as text: pipes escaped, each cell one line of at most
+    PREVIEW_CHARS. Written here rather than with pandas and tabulate, which a step would import for it."""
+
+    def cell(value: Any) -> str:
+        text = "" if value is None else str(value)
+        text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+        return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+    lines = ["| " + " | ".join(cell(n) for n in names) + " |", "|" + "|".join(" --- " for _ in names) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in zip(*columns)]
+    return "\n".join(lines)
 
 
 def failure(run: NotebookRun, record: Mapping[str, Path]) -> dg.Failure:

@@ -6,7 +6,6 @@ record is never overwritten. No Dagster import: `nb-assets run` uses it too.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import stat
@@ -53,9 +52,8 @@ _WARM_NOTEBOOK = {
 
 
 def prewarm_html() -> None:
-    """While the sandbox runs, in a background thread: import nbconvert (~0.4 s),
-    render a one-cell notebook (templates, lexer: ~0.3 s), and import what the
-    output previews use (pandas, tabulate); the run's own rendering is then quick."""
+    """While the sandbox runs, in a background thread: import nbconvert (~0.4 s) and
+    render a one-cell notebook (templates, lexer: ~0.3 s); the run's own rendering is then quick."""
     if not _warmed:  # a step forked from a preloaded server is warm already
         threading.Thread(target=warm_html, daemon=True, name="nb-assets-prewarm").start()
 
@@ -69,8 +67,6 @@ def warm_html() -> None:
         exporter = _html_exporter()
         with _exporter_lock:
             exporter.from_notebook_node(nbformat.from_dict(_WARM_NOTEBOOK))
-        importlib.import_module("pandas")
-        importlib.import_module("tabulate")
         _warmed = True
     except Exception:  # noqa: BLE001 - only a head start; render_html reports real failures
         pass

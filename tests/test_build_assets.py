@@ -241,3 +241,18 @@ def test_the_readme_policy_example_is_what_declaring_the_demo_report_for_finance
         build_notebook_assets(notebooks, base_dir=project.base_dir, policy=project.policy)
     said = f"nb_assets.errors.DeclarationError: {err.value}".replace(f"{REPO}/", "")
     assert said == example.rstrip("\n")
+
+
+def test_the_output_preview_is_a_markdown_table_each_value_one_escaped_line() -> None:
+    from nb_assets.materialize import PREVIEW_CHARS, markdown_table
+
+    table = markdown_table(["id", "note"], [[1, 2, 3], ["a|b", "two\nlines", None]])
+    assert table.splitlines() == [
+        "| id | note |",
+        "| --- | --- |",
+        "| 1 | a\\|b |",
+        "| 2 | two lines |",
+        "| 3 |  |",
+    ]
+    [long_row] = markdown_table(["x"], [["y" * 1000]]).splitlines()[2:]
+    assert len(long_row) == len("| ") + PREVIEW_CHARS + len(" |") and long_row.endswith("… |")
