@@ -16,6 +16,8 @@ process (same DAGSTER_HOME, telemetry off, Dagster's default executor):
   nb-docker    the same with sandbox="docker" (skipped, with the reason, without
                a Docker engine or the sandbox image); 4 s untimed after each run
                so the warm spare it leaves has booted, as in run_overhead.py
+  dagster-noop one no-op `@dg.asset`: Dagster's own floor, a reference; what
+               each side adds above it is printed too
 Medians of N interleaved rounds after a warm-up; ratio nb_assets / dagstermill.
 Target: nb-local ≤ 0.7x dagstermill.
 
@@ -131,6 +133,15 @@ defs = dg.Definitions(
 )
 '''
 
+# Dagster's own floor: one no-op asset, same executor (a reference, as in run_overhead.py).
+NOOP_DEFS = '''
+import dagster as dg
+@dg.asset
+def noop() -> None:
+    pass
+defs = dg.Definitions(assets=[noop])
+'''
+
 NB_LOAD_DEFS = '''
 from pathlib import Path
 from nb_assets import NotebookAsset, notebook_definitions
@@ -213,17 +224,18 @@ def materialize_figure(tmp: Path, runs: int) -> dict[str, list[float]]:
     (tmp / "defs_local.py").write_text(NB_DEFS.format(nb=str(nb), wh=str(wh_nb), sandbox="local"))
     (tmp / "defs_docker.py").write_text(NB_DEFS.format(nb=str(nb), wh=str(wh_nb), sandbox="docker"))
     (tmp / "defs_dagstermill.py").write_text(DM_DEFS.format(nb=str(dm)))
+    (tmp / "defs_noop.py").write_text(NOOP_DEFS)
     dagster_home = tmp / "dagster_home"
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {"DAGSTER_HOME": str(dagster_home), "NB_ASSETS_CACHE": str(tmp / "cache")}
 
-    def argv(defs: str) -> list[str]:
-        return [str(BENCH_BIN / "dagster"), "asset", "materialize", "-f", str(tmp / defs), "--select", "mart/events_dedup"]
+    def argv(defs: str, select: str) -> list[str]:
+        return [str(BENCH_BIN / "dagster"), "asset", "materialize", "-f", str(tmp / defs), "--select", select]
 
-    def materialize(defs: str, settle: float = 0.0) -> Callable[[], float]:
+    def materialize(defs: str, settle: float = 0.0, select: str = "mart/events_dedup") -> Callable[[], float]:
         def run() -> float:
-            took = C.time_process(argv(defs), env=env, cwd=tmp)
+            took = C.time_process(argv(defs, select), env=env, cwd=tmp)
             time.sleep(settle)
             return took
         return run
@@ -232,6 +244,7 @@ def materialize_figure(tmp: Path, runs: int) -> dict[str, list[float]]:
     reason = docker_reason()
     if reason is None:
         variants["nb-docker"] = materialize("defs_docker.py", SETTLE_S)
+    variants["dagster-noop"] = materialize("defs_noop.py", select="noop")
     print(f"\nmaterialize: {runs} interleaved rounds after 1 warm-up; whole-process wall time "
           f"({ROWS:,} rows in, {DISTINCT:,} out)")
     times = C.time_round_robin(variants, runs)
@@ -243,7 +256,8 @@ def materialize_figure(tmp: Path, runs: int) -> dict[str, list[float]]:
     print()
     for name, values in times.items():
         ratio = C.median(values) / base
-        note = " (baseline)" if name == "dagstermill" else f"  ratio {ratio:.2f}x (target ≤ {TARGET:g})"
+        note = {"dagstermill": " (baseline)", "dagster-noop": f"  ratio {ratio:.2f}x (reference: Dagster's floor)"}.get(
+            name, f"  ratio {ratio:.2f}x (target ≤ {TARGET:g})")
         print(f"{name:11s} {C.fmt_times(values)}{note}")
     if reason is not None:
         print(f"nb-docker   skipped: {reason}")
@@ -252,6 +266,12 @@ def materialize_figure(tmp: Path, runs: int) -> dict[str, list[float]]:
             ratios = [t / b for t, b in zip(times[name], times["dagstermill"])]
             print(f"{name:11s} per-round ratio to dagstermill: median {C.median(ratios):.2f}x "
                   f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
+    floor = C.median(times["dagster-noop"])
+    for name in ("nb-local", "nb-docker"):
+        if name in times:
+            above, dm_above = C.median(times[name]) - floor, base - floor
+            print(f"{name:11s} above Dagster's no-op floor ({floor:.2f} s): {above:.2f} s vs dagstermill's "
+                  f"{dm_above:.2f} s, ratio {above / dm_above:.2f}x")
     print("all times: " + "; ".join(f"{n}=" + ",".join(f"{v:.2f}" for v in vs) for n, vs in times.items()))
     return times
 
