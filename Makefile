@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# benchmarks/vs_dagstermill.py only: dagstermill pins jupyter-client<8, so never into .venv.
+BENCH_VENV  := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
 .PHONY: dev test setup system-deps sandbox-image seed bench clean deploy deploy-stop
@@ -60,9 +63,18 @@ warehouse.duckdb: | $(STAMP)
 seed: $(STAMP)
 	$(BIN)/python scripts/seed_demo.py --warehouse warehouse.duckdb
 
-bench: setup sandbox-image
+bench: setup sandbox-image $(BENCH_STAMP)
 	for script in benchmarks/[!_]*.py; do $(BIN)/python $$script || exit 1; done
+
+# dagstermill 0.29.27 is the release that pins our dagster (1.13.27). Its notebooks run on
+# the kernelspec `python3`: installed here so that kernel is this environment's Python.
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q -e '.[test]' dagstermill==0.29.27
+	$(BENCH_VENV)/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3"
+	touch $(BENCH_STAMP)
 
 clean:
 	-test -f .deploy/deploy.json && $(BIN)/nb-assets deploy down --purge
-	rm -rf $(VENV) .nb_assets .dagster_home warehouse.duckdb landing
+	rm -rf $(VENV) $(BENCH_VENV) .nb_assets .dagster_home warehouse.duckdb landing
