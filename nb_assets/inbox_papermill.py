@@ -301,8 +301,8 @@ def boot() -> Any:
 
 def stop_kernel(km: Any) -> None:
     """Shut down the kernel started ahead. papermill never stops a kernel it was handed
-    (nbclient owns only the managers it makes), and where no PID namespace or container
-    ends it with the runner (LocalSandbox with allow_network) it would outlive the run."""
+    (nbclient owns only the managers it makes), and where no PID namespace ends it with
+    the runner (LocalSandbox with allow_network) it would outlive the run."""
     try:
         if km is not None and km.has_kernel:
             from jupyter_core.utils import run_sync
@@ -379,7 +379,12 @@ def write_verdict(result_path: str, result: dict) -> None:
 
 def main(argv: list[str]) -> int:
     km = None
-    if argv[:1] == ["--wait"]:
+    wait = argv[:1] == ["--wait"]  # the Docker sandbox's runner
+    # Whatever the notebook left running ends with this runner in a container (the
+    # supervisor kills it) or as PID 1 of a PID namespace (LocalSandbox); only without
+    # either must the kernel be stopped here, which would otherwise keep the exit waiting.
+    kernel_ends_with_runner = wait or os.getpid() == 1
+    if wait:
         argv = argv[1:]
         go, km = boot_and_wait()
         if not go:
@@ -389,7 +394,8 @@ def main(argv: list[str]) -> int:
     parameterized, params_path, executed, result_path = argv
     result = run(parameterized, params_path, executed, km)
     write_verdict(result_path, result)
-    stop_kernel(km)
+    if not kernel_ends_with_runner:
+        stop_kernel(km)
     return 0 if result["status"] == "success" else 1
 
 
