@@ -290,21 +290,25 @@ def boot() -> Any:
     """Start the kernel, then import papermill while it boots (its own process, so on a
     second core); returns the kernel manager. About 0.3 s sooner than papermill alone."""
     km = start_kernel()
-    import papermill  # noqa: F401  (the heavy import)
+    try:
+        import papermill  # noqa: F401  (the heavy import)
 
-    register_bounded_engine()
+        register_bounded_engine()
+    except Exception:  # noqa: BLE001 - run() imports it again and writes why it failed into the verdict
+        pass
     return km
 
 
 def stop_kernel(km: Any) -> None:
-    """A kernel papermill never took over (it failed before) must not outlive the runner
-    where no PID namespace or container ends it (LocalSandbox with allow_network)."""
+    """Shut down the kernel started ahead. papermill never stops a kernel it was handed
+    (nbclient owns only the managers it makes), and where no PID namespace ends it with
+    the runner (LocalSandbox with allow_network) it would outlive the run."""
     try:
         if km is not None and km.has_kernel:
             from jupyter_core.utils import run_sync
 
             run_sync(km.shutdown_kernel)(now=True)
-    except Exception:  # noqa: BLE001 - best effort; the verdict matters more
+    except Exception:  # noqa: BLE001 - best effort; the verdict is written already
         pass
 
 
@@ -332,7 +336,8 @@ def run(parameterized: str, params_path: str, executed: str, km: Any = None) -> 
             cwd=os.environ.get("NB_ASSETS_WORKDIR") or None,
             progress_bar=False,
             log_output=False,
-            # The default graceful shutdown stalls ~3.5 s in a share of runs.
+            # The default graceful shutdown stalls ~3.5 s in a share of runs (a kernel it
+            # started itself; one handed in as km is stopped by stop_kernel).
             shutdown_kernel="immediate",
             # After a cell's reply, how long the output still queued may take to drain. The default
             # (4 s) fails a chatty cell whose backlog is merely slow to decode on a busy or small box.
@@ -374,7 +379,12 @@ def write_verdict(result_path: str, result: dict) -> None:
 
 def main(argv: list[str]) -> int:
     km = None
-    if argv[:1] == ["--wait"]:
+    wait = argv[:1] == ["--wait"]  # the Docker sandbox's runner
+    # Whatever the notebook left running ends with this runner in a container (the
+    # supervisor kills it) or as PID 1 of a PID namespace (LocalSandbox); only without
+    # either must the kernel be stopped here, which would otherwise keep the exit waiting.
+    kernel_ends_with_runner = wait or os.getpid() == 1
+    if wait:
         argv = argv[1:]
         go, km = boot_and_wait()
         if not go:
@@ -383,8 +393,9 @@ def main(argv: list[str]) -> int:
         km = boot()
     parameterized, params_path, executed, result_path = argv
     result = run(parameterized, params_path, executed, km)
-    stop_kernel(km)
     write_verdict(result_path, result)
+    if not kernel_ends_with_runner:
+        stop_kernel(km)
     return 0 if result["status"] == "success" else 1
 
 

@@ -56,8 +56,23 @@ def table_metadata(run: NotebookRun, table: str) -> dict[str, Any]:
     )
     first = next(parquet.iter_batches(batch_size=PREVIEW_ROWS), None)  # not a whole row group
     if first is not None and first.num_rows:
-        metadata["preview"] = dg.MetadataValue.md(markdown_table(first.schema.names, [c.to_pylist() for c in first.columns]))
+        try:
+            metadata["preview"] = dg.MetadataValue.md(markdown_table(first.schema.names, [_as_text(c) for c in first.columns]))
+        except Exception:  # noqa: BLE001 - a value that will not print costs the preview, not the loaded run
+            pass
     return metadata
+
+
+def _as_text(column: Any) -> list[str | None]:
+    """Arrow's own cast to text where it has one (it needs no pandas, even for nanosecond
+    timestamps), Python's str of each value where it has none (lists, structs)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(column, pa.string()).to_pylist()
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return [None if v is None else str(v) for v in column.to_pylist()]
 
 
 def markdown_table(names: Sequence[str], columns: Sequence[Sequence[Any]]) -> str:

@@ -11,6 +11,7 @@ namespaces; DockerSandbox (docker_sandbox.py) adds a container.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import os
 import shutil
@@ -300,7 +301,8 @@ class LocalSandbox:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         except BaseException:  # the host was interrupted (Ctrl-C, Dagster's terminate): the notebook ends with it
-            os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             raise
         reader.join(timeout=10)  # a leftover holding the pipe open is gone with the PID namespace

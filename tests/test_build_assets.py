@@ -256,3 +256,16 @@ def test_the_output_preview_is_a_markdown_table_each_value_one_escaped_line() ->
     ]
     [long_row] = markdown_table(["x"], [["y" * 1000]]).splitlines()[2:]
     assert len(long_row) == len("| ") + PREVIEW_CHARS + len(" |") and long_row.endswith("… |")
+
+
+def test_preview_values_print_as_arrow_prints_them_nested_ones_as_python_does(tmp_path: Path) -> None:
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from nb_assets.materialize import _as_text
+
+    path = tmp_path / "odd.parquet"
+    duckdb.sql(f"COPY (SELECT TIMESTAMP_NS '2026-01-01 00:00:00.123456789' AS ts, [1, 2] AS l, "
+               f"{{'a': 1}} AS s, NULL::DATE AS d) TO '{path}'")
+    batch = next(pq.ParquetFile(path).iter_batches(batch_size=10))
+    assert [_as_text(c) for c in batch.columns] == [["2026-01-01 00:00:00.123456789"], ["[1, 2]"], ["{'a': 1}"], [None]]

@@ -4,6 +4,7 @@ config that names in_process or a start method is taken as given."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,7 +17,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nb_assets.executor import PRELOAD_MODULES, _forkserver_by_default, notebook_executor, one_at_a_time
+from nb_assets.executor import (
+    PRELOAD_MODULES,
+    _forkserver_by_default,
+    _in_process_config,
+    notebook_executor,
+    one_at_a_time,
+)
 from notebook_factory import RUNTIME, code, params, write_notebook
 
 pytestmark = pytest.mark.slow
@@ -39,16 +46,32 @@ def test_one_at_a_time_means_one_step_per_level() -> None:
     assert not one_at_a_time(None)  # a plan it cannot read keeps its step processes
 
 
-def test_the_forkserver_preload_leaves_no_thread_and_a_warm_exporter() -> None:
-    """Forking is only safe from a single-threaded server: the preload must not start threads."""
+def test_the_step_servers_warm_up_starts_no_thread_and_leaves_a_warm_exporter() -> None:
+    """Forking copies only the forking thread: the warm-up must add no thread to the server.
+
+    The modules preloaded before it already hold native pools (pyarrow's jemalloc
+    background thread, numpy's OpenBLAS workers); those libraries register fork
+    handlers of their own. The count is of OS threads, which sees those too."""
     probe = (
-        "import threading, importlib\n"
-        f"for m in {list(PRELOAD_MODULES)!r}: importlib.import_module(m)\n"
+        "import os, threading, importlib\n"
+        "tasks = lambda: len(os.listdir('/proc/self/task'))\n"
+        f"for m in {[m for m in PRELOAD_MODULES if m != 'nb_assets.step_preload']!r}: importlib.import_module(m)\n"
+        "before = tasks()\n"
+        "import nb_assets.step_preload\n"
         "from nb_assets import record\n"
-        "print(threading.active_count(), record._warmed, record._exporter is not None)\n"
+        "print(before, tasks(), threading.active_count(), record._warmed, record._exporter is not None)\n"
     )
+    assert PRELOAD_MODULES[-1] == "nb_assets.step_preload"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
-    assert out.stdout.split() == ["1", "True", "True"], out.stderr[-2000:]
+    before, after, python_threads, warmed, exporter = out.stdout.split()
+    assert after == before and python_threads == "1", out.stdout
+    assert (warmed, exporter) == ("True", "True"), out.stderr[-2000:]
+
+
+def test_in_process_keeps_the_runs_retries_and_step_dependencies() -> None:
+    retries = {"disabled": {}}
+    config = {"multiprocess": {"retries": retries, "max_concurrent": 3, "step_dependency_config": None}}
+    assert _in_process_config(config) == {"in_process": {"retries": retries, "step_dependency_config": None}}
 
 
 def _project(tmp_path: Path, warehouse: Path, chain: bool = False) -> tuple[Path, Path]:
@@ -147,20 +170,30 @@ def test_interrupting_a_run_in_its_own_process_ends_its_notebook(tmp_path: Path,
                            cwd=tmp_path, env={**os.environ, "DAGSTER_HOME": str(home)},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def notebook_processes() -> list[str]:
-        found = subprocess.run(["pgrep", "-f", f"{home}.*inbox_papermill"], capture_output=True, text=True)
-        return found.stdout.split()
+    def notebook_processes() -> list[int]:
+        """The runner by its command line, the kernel (its own session) by its working folder."""
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if str(home) in (proc / "cmdline").read_bytes().decode(errors="replace") or \
+                        os.readlink(proc / "cwd").startswith(str(home)):
+                    found.append(int(proc.name))
+            except (OSError, ValueError):  # gone meanwhile, or not a process
+                continue
+        return found
 
     try:
-        _eventually(lambda: bool(notebook_processes()), 300, "the notebook's runner to start")
+        _eventually(lambda: len(notebook_processes()) >= 2, 300, "the notebook's runner and kernel to start")
         time.sleep(2)  # into the sleeping cell
         run.send_signal(signal.SIGINT)
         run.wait(timeout=120)
-        _eventually(lambda: not notebook_processes(), 30, "the runner to be gone")
+        _eventually(lambda: not notebook_processes(), 30, "the runner and the kernel to be gone")
     finally:
         if run.poll() is None:
             run.kill()
-        subprocess.run(["pkill", "-KILL", "-f", f"{home}.*inbox_papermill"])  # none, unless the test failed
+        for pid in notebook_processes():  # none, unless the test failed
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         [record] = instance.get_runs()
         assert record.status in (dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.FAILURE)
