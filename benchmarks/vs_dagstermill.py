@@ -4,7 +4,9 @@ Workload, identical logic on both sides: read 100,000 rows of raw.events from
 a DuckDB warehouse, deduplicate them on event_id in pandas (80,000 left), and
 write the result back as the table mart.events_dedup. Each side is timed as
 one whole `dagster asset materialize -f defs.py --select mart/events_dedup`
-process (same DAGSTER_HOME, telemetry off, Dagster's default executor):
+process (same DAGSTER_HOME, telemetry off), each with its definitions' own
+executor: Dagster's default for dagstermill (a spawned process per step),
+nb_assets' for nb_assets (a one-step run executes in the run's process):
   dagstermill  `dagstermill.define_dagstermill_asset(...)` with
                `ConfigurableLocalOutputNotebookIOManager` as
                "output_notebook_io_manager"; the notebook reads the rows itself
@@ -16,8 +18,11 @@ process (same DAGSTER_HOME, telemetry off, Dagster's default executor):
   nb-docker    the same with sandbox="docker" (skipped, with the reason, without
                a Docker engine or the sandbox image); 4 s untimed after each run
                so the warm spare it leaves has booted, as in run_overhead.py
-  dagster-noop one no-op `@dg.asset`: Dagster's own floor, a reference; what
-               each side adds above it is printed too
+  dagster-noop one no-op `@dg.asset`: Dagster's own floor with its default
+               executor, a reference; dagster-noop-inproc the same with `in_process`.
+               What each side adds above the floor of its own path is printed too
+  dagstermill-inproc  dagstermill with `in_process` in run config, a reference:
+               how much of the difference is where the step executes
 Medians of N interleaved rounds after a warm-up; ratio nb_assets / dagstermill.
 Target: nb-local ≤ 0.7x dagstermill.
 
@@ -37,6 +42,7 @@ a skipped line.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -233,9 +239,10 @@ def materialize_figure(tmp: Path, runs: int) -> dict[str, list[float]]:
     def argv(defs: str, select: str) -> list[str]:
         return [str(BENCH_BIN / "dagster"), "asset", "materialize", "-f", str(tmp / defs), "--select", select]
 
-    def materialize(defs: str, settle: float = 0.0, select: str = "mart/events_dedup") -> Callable[[], float]:
+    def materialize(defs: str, settle: float = 0.0, select: str = "mart/events_dedup",
+                    extra: tuple[str, ...] = ()) -> Callable[[], float]:
         def run() -> float:
-            took = C.time_process(argv(defs, select), env=env, cwd=tmp)
+            took = C.time_process([*argv(defs, select), *extra], env=env, cwd=tmp)
             time.sleep(settle)
             return took
         return run
@@ -245,6 +252,9 @@ def materialize_figure(tmp: Path, runs: int) -> dict[str, list[float]]:
     if reason is None:
         variants["nb-docker"] = materialize("defs_docker.py", SETTLE_S)
     variants["dagster-noop"] = materialize("defs_noop.py", select="noop")
+    in_process = ("--config-json", json.dumps({"execution": {"config": {"in_process": {}}}}))
+    variants["dagster-noop-inproc"] = materialize("defs_noop.py", select="noop", extra=in_process)
+    variants["dagstermill-inproc"] = materialize("defs_dagstermill.py", extra=in_process)
     print(f"\nmaterialize: {runs} interleaved rounds after 1 warm-up; whole-process wall time "
           f"({ROWS:,} rows in, {DISTINCT:,} out)")
     times = C.time_round_robin(variants, runs)
@@ -256,9 +266,11 @@ def materialize_figure(tmp: Path, runs: int) -> dict[str, list[float]]:
     print()
     for name, values in times.items():
         ratio = C.median(values) / base
-        note = {"dagstermill": " (baseline)", "dagster-noop": f"  ratio {ratio:.2f}x (reference: Dagster's floor)"}.get(
+        note = {"dagstermill": " (baseline)", "dagster-noop": f"  ratio {ratio:.2f}x (reference: Dagster's floor)",
+                "dagster-noop-inproc": f"  ratio {ratio:.2f}x (reference: Dagster's floor, in_process)",
+                "dagstermill-inproc": f"  ratio {ratio:.2f}x (reference: dagstermill in_process)"}.get(
             name, f"  ratio {ratio:.2f}x (target ≤ {TARGET:g})")
-        print(f"{name:11s} {C.fmt_times(values)}{note}")
+        print(f"{name:18s} {C.fmt_times(values)}{note}")
     if reason is not None:
         print(f"nb-docker   skipped: {reason}")
     for name in ("nb-local", "nb-docker"):
@@ -266,12 +278,17 @@ def materialize_figure(tmp: Path, runs: int) -> dict[str, list[float]]:
             ratios = [t / b for t, b in zip(times[name], times["dagstermill"])]
             print(f"{name:11s} per-round ratio to dagstermill: median {C.median(ratios):.2f}x "
                   f"(min {min(ratios):.2f}, max {max(ratios):.2f})")
-    floor = C.median(times["dagster-noop"])
+    # Each side above the floor of the path it took: a spawned step process (Dagster's default,
+    # dagstermill) or the run's own process (nb_assets' one-step runs, dagstermill-inproc).
+    floors = {"dagstermill": "dagster-noop", "dagstermill-inproc": "dagster-noop-inproc",
+              "nb-local": "dagster-noop-inproc", "nb-docker": "dagster-noop-inproc"}
+    above = {n: C.median(times[n]) - C.median(times[f]) for n, f in floors.items() if n in times}
     for name in ("nb-local", "nb-docker"):
-        if name in times:
-            above, dm_above = C.median(times[name]) - floor, base - floor
-            print(f"{name:11s} above Dagster's no-op floor ({floor:.2f} s): {above:.2f} s vs dagstermill's "
-                  f"{dm_above:.2f} s, ratio {above / dm_above:.2f}x")
+        if name in above:
+            print(f"{name:11s} above its floor: {above[name]:.2f} s vs dagstermill's {above['dagstermill']:.2f} s "
+                  f"({above[name] / above['dagstermill']:.2f}x) and dagstermill in_process's "
+                  f"{above['dagstermill-inproc']:.2f} s ({above[name] / above['dagstermill-inproc']:.2f}x); "
+                  f"end to end vs dagstermill in_process: {C.median(times[name]) / C.median(times['dagstermill-inproc']):.2f}x")
     print("all times: " + "; ".join(f"{n}=" + ",".join(f"{v:.2f}" for v in vs) for n, vs in times.items()))
     return times
 
