@@ -24,11 +24,10 @@ from typing import Any
 
 import dagster as dg
 
-__all__ = ["PRELOAD_MODULES", "notebook_executor"]
+__all__ = ["PRELOAD_MODULES", "STEP_MODULES", "notebook_executor"]
 
-# Imported by the forkserver: Dagster's step machinery, what a notebook step loads,
-# and (nb_assets.step_preload) the instance's storage and the HTML exporter.
-PRELOAD_MODULES = (
+# What a notebook step loads: Dagster's step machinery and nb_assets' execution stack.
+STEP_MODULES = (
     "dagster",
     "nb_assets.build_assets",
     "nb_assets.resource",
@@ -38,8 +37,11 @@ PRELOAD_MODULES = (
     "nb_assets.record",
     "nb_assets.run_records",
     "nb_assets.warehouse",
-    "nb_assets.step_preload",
 )
+# The forkserver's preload: nb_assets.step_preload imports STEP_MODULES and warms them up.
+# Dagster puts its executor module first unless the list names it; named second, it is
+# imported after step_preload has loaded Dagster, with the garbage collector off.
+PRELOAD_MODULES = ("nb_assets.step_preload", "dagster._core.executor.multiprocess")
 
 _BASE = dg.multi_or_in_process_executor
 

@@ -19,6 +19,7 @@ import pytest
 
 from nb_assets.executor import (
     PRELOAD_MODULES,
+    STEP_MODULES,
     _forkserver_by_default,
     _in_process_config,
     notebook_executor,
@@ -55,13 +56,13 @@ def test_the_step_servers_warm_up_starts_no_thread_and_leaves_a_warm_exporter() 
     probe = (
         "import os, threading, importlib\n"
         "tasks = lambda: len(os.listdir('/proc/self/task'))\n"
-        f"for m in {[m for m in PRELOAD_MODULES if m != 'nb_assets.step_preload']!r}: importlib.import_module(m)\n"
+        f"for m in {list(STEP_MODULES)!r}: importlib.import_module(m)\n"
         "before = tasks()\n"
         "import nb_assets.step_preload\n"
         "from nb_assets import record\n"
-        "print(before, tasks(), threading.active_count(), record._warmed, record._exporter is not None)\n"
+        "print(before, tasks(), threading.active_count(), record._warmed, record._exporter is not None, flush=True)\n"
     )
-    assert PRELOAD_MODULES[-1] == "nb_assets.step_preload"
+    assert PRELOAD_MODULES[0] == "nb_assets.step_preload"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
     before, after, python_threads, warmed, exporter = out.stdout.split()
     assert after == before and python_threads == "1", out.stdout
