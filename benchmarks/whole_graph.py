@@ -12,7 +12,8 @@ interleaved runs after 1 warm-up):
               notebook, each an equivalent notebook without nb_assets: its %%sql inputs
               read from Parquet the host prepared beforehand (the same queries, parameters
               bound, against the warehouse the warm-up built), outputs written to Parquet
-Target: dagster / papermill-sum <= 1.5x.
+Target: dagster / papermill-sum <= 1.5x, the baseline without papermill's kernel-shutdown
+stalls (a run STALL_S slower than that notebook's fastest is left out, and counted).
 
     python benchmarks/whole_graph.py [--quick] [--runs N]
 """
@@ -91,10 +92,31 @@ def plain_notebooks(project: Path, plain: Path) -> list[Path]:
     return made
 
 
-def papermill_sum(notebooks: list[Path], out: Path) -> float:
-    """Wall time of each notebook's papermill process, added up: the notebooks one by one."""
-    return sum(C.time_process([C.bin_path("papermill"), str(nb), str(out / nb.name), "-k", "python3"], cwd=out)
-               for nb in notebooks)
+STALL_S = 2.5  # a papermill run this much slower than that notebook's fastest: a kernel-shutdown stall
+
+
+def papermill_sum(notebooks: list[Path], out: Path, each: dict[str, list[float]]) -> float:
+    """Wall time of each notebook's papermill process, added up: the notebooks one by one.
+    Each notebook's own times are kept in `each`, to tell stalls apart afterwards."""
+    total = 0.0
+    for nb in notebooks:
+        took = C.time_process([C.bin_path("papermill"), str(nb), str(out / nb.name), "-k", "python3"], cwd=out)
+        each.setdefault(nb.stem, []).append(took)
+        total += took
+    return total
+
+
+def stall_free_sum(each: dict[str, list[float]]) -> tuple[float, int]:
+    """The sum of each notebook's median papermill time over its runs without a stall, and the stalls.
+
+    papermill's default graceful kernel shutdown stalls ~3.5 s in a share of runs; a
+    baseline that is slow by luck would flatter the ratio, so the verdict uses this one."""
+    stalls, total = 0, 0.0
+    for times in each.values():
+        clean = [t for t in times if t <= min(times) + STALL_S]
+        stalls += len(times) - len(clean)
+        total += C.median(clean)
+    return total, stalls
 
 
 def timeline(home: Path, started: float, ended: float) -> None:
@@ -136,12 +158,13 @@ def main() -> None:
         print(f"\nfirst materialization (builds the marts): {time.perf_counter() - started:.1f} s")
         plain = plain_notebooks(project, tmp / "plain")
         (tmp / "plain" / "executed").mkdir()
+        each: dict[str, list[float]] = {}
         spawn = ["--config-json", json.dumps({"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}})]
         variants = {
             "dagster": lambda: C.time_process(argv, env=env, cwd=project),
             # Dagster's default start method, as nb_assets had it before its own executor
             "dagster-spawn": lambda: C.time_process([*argv, *spawn], env=env, cwd=project),
-            "papermill-sum": lambda: papermill_sum(plain, tmp / "plain" / "executed"),
+            "papermill-sum": lambda: papermill_sum(plain, tmp / "plain" / "executed", each),
         }
         print(f"{len(plain)} notebooks; {runs} interleaved runs per variant after 1 warm-up; whole-process wall time")
         times = C.time_round_robin(variants, runs)
@@ -150,10 +173,15 @@ def main() -> None:
         print("\none more dagster run, seconds from its process start (per step: worker starting, "
               "step start, step end):")
         timeline(home, started, time.time())
-    base = C.median(times["papermill-sum"])
+    # The warm-up round is in `each` too (time_round_robin runs it untimed): drop it.
+    each = {name: values[1:] for name, values in each.items()}
+    base, stalls = stall_free_sum(each)
     print()
     for name, values in times.items():
         print(f"{name:13s} {C.fmt_times(values)}  ratio {C.median(values) / base:5.2f}x")
+    print(f"papermill-sum without stalls (each notebook's median over its runs within {STALL_S:g} s of its fastest): "
+          f"{base:.3f} s; stalls left out: {stalls} of {sum(len(v) for v in each.values())} papermill runs")
+    print("papermill per notebook: " + "; ".join(f"{n}=" + ",".join(f"{v:.2f}" for v in vs) for n, vs in each.items()))
     C.summary("whole_graph", C.median(times["dagster"]) / base, 1.5)
 
 
