@@ -189,3 +189,17 @@ def seed_duckdb(path: Path, statements: Sequence[str]) -> Path:
 
 if __name__ == "__main__":
     print("benchmarks/_common.py holds helpers; run the other scripts in this folder.")
+
+
+def docker_reason() -> str | None:
+    """None when a Docker variant can run, else why it is skipped."""
+    try:
+        from nb_assets.docker_sandbox import docker_available
+        from nb_assets.image import image_exists, image_tag
+    except ImportError as exc:
+        return f"nb_assets has no Docker sandbox ({exc})"
+    if not docker_available():
+        return "no Docker engine answers"
+    if not image_exists():
+        return f"image {image_tag()} not built (nb-assets sandbox build)"
+    return None

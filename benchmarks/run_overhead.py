@@ -82,20 +82,6 @@ defs = dg.Definitions(assets=[noop])
 '''
 
 
-def docker_reason() -> str | None:
-    """None when the Docker row can run, else why it is skipped."""
-    try:
-        from nb_assets.docker_sandbox import docker_available
-        from nb_assets.image import image_exists, image_tag
-    except ImportError as exc:
-        return f"nb_assets has no Docker sandbox ({exc})"
-    if not docker_available():
-        return "no Docker engine answers"
-    if not image_exists():
-        return f"image {image_tag()} not built (nb-assets sandbox build)"
-    return None
-
-
 def main() -> None:
     def options(p: Any) -> None:
         p.add_argument("--runs", type=int, default=None)
@@ -125,7 +111,7 @@ def main() -> None:
                 [C.bin_path("papermill"), str(plain), str(tmp / "plain_out.ipynb"), "-k", "python3"], cwd=tmp),
             "run-local": lambda: C.time_process([*run_argv, "--sandbox", "local"], cwd=tmp),
         }
-        reason = docker_reason()
+        reason = C.docker_reason()
         if reason is None:
             def docker(env: dict[str, str]) -> float:
                 took = C.time_process([*run_argv, "--sandbox", "docker"], cwd=tmp, env=env)

@@ -175,20 +175,6 @@ defs = dg.Definitions(
 '''
 
 
-def docker_reason() -> str | None:
-    """None when the Docker variant can run, else why it is skipped."""
-    try:
-        from nb_assets.docker_sandbox import docker_available
-        from nb_assets.image import image_exists, image_tag
-    except ImportError as exc:
-        return f"nb_assets has no Docker sandbox ({exc})"
-    if not docker_available():
-        return "no Docker engine answers"
-    if not image_exists():
-        return f"image {image_tag()} not built (nb-assets sandbox build)"
-    return None
-
-
 def run_measured(argv: list[str], *, env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
     """Wall s, CPU s (user + system) and peak RSS MB of one process (ru_maxrss from wait4)."""
     with tempfile.TemporaryFile() as out:
@@ -248,7 +234,7 @@ def materialize_figure(tmp: Path, runs: int) -> dict[str, list[float]]:
         return run
 
     variants = {"dagstermill": materialize("defs_dagstermill.py"), "nb-local": materialize("defs_local.py")}
-    reason = docker_reason()
+    reason = C.docker_reason()
     if reason is None:
         variants["nb-docker"] = materialize("defs_docker.py", SETTLE_S)
     variants["dagster-noop"] = materialize("defs_noop.py", select="noop")

@@ -83,10 +83,14 @@ def _project(tmp_path: Path, warehouse: Path, chain: bool = False) -> tuple[Path
             code(f"%%sql orders\nSELECT * FROM {source} WHERE order_id > $n"),
             code(f'output("mart.{name}", orders)'),
         )
+    return _defs_and_home(tmp_path, warehouse, ["left.ipynb", "right.ipynb"])
+
+
+def _defs_and_home(tmp_path: Path, warehouse: Path, notebooks: list[str]) -> tuple[Path, Path]:
     defs = tmp_path / "defs.py"
     defs.write_text(
         "from nb_assets import NotebookAsset, notebook_definitions\n"
-        f"defs = notebook_definitions([NotebookAsset('left.ipynb'), NotebookAsset('right.ipynb')], "
+        f"defs = notebook_definitions([{', '.join(f'NotebookAsset({n!r})' for n in notebooks)}], "
         f"warehouse={str(warehouse)!r}, base_dir={str(tmp_path)!r}, sandbox='local')\n"
     )
     home = tmp_path / "dagster_home"
@@ -158,15 +162,7 @@ def test_interrupting_a_run_in_its_own_process_ends_its_notebook(tmp_path: Path,
     the interrupt lands in the sandbox's wait, which must take the notebook down with it."""
     write_notebook(tmp_path / "slow.ipynb", code(RUNTIME), code("import time\ntime.sleep(600)"),
                    code('output("mart.slow", __import__("pandas").DataFrame({"x": [1]}))'))
-    defs = tmp_path / "defs.py"
-    defs.write_text(
-        "from nb_assets import NotebookAsset, notebook_definitions\n"
-        f"defs = notebook_definitions([NotebookAsset('slow.ipynb')], warehouse={str(warehouse)!r}, "
-        f"base_dir={str(tmp_path)!r}, sandbox='local')\n"
-    )
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    defs, home = _defs_and_home(tmp_path, warehouse, ["slow.ipynb"])
     run = subprocess.Popen([sys.executable, "-m", "dagster", "asset", "materialize", "-f", str(defs), "--select", "*"],
                            cwd=tmp_path, env={**os.environ, "DAGSTER_HOME": str(home)},
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
