@@ -8,8 +8,8 @@ Dagster or warehouse driver installed.
 
 It starts the kernel first and imports papermill while the kernel boots.
 With --wait (the Docker sandbox, whose container boots before its job is
-there) it does that, then waits for a line on stdin (the supervisor's "go", sent once the job is copied in), so
-that boot is off the run's critical path. Without a "go" (stdin closed) it
+there) it does that, then waits for a line on stdin (the supervisor's "go",
+sent once the job is copied in), so that boot is off the run's critical path. Without a "go" (stdin closed) it
 leaves without running anything.
 
 The record is bounded here, before anything is written, so neither the box
