@@ -135,7 +135,7 @@ def _pids(entries: list[dg.EventLogEntry]) -> set[int]:
 def test_a_chain_runs_in_the_runs_own_process(tmp_path: Path, warehouse: Path) -> None:
     defs, home = _project(tmp_path, warehouse, chain=True)
     entries = _materialize(defs, home)
-    assert _pids(entries) == {next(iter(_pids(entries)))}  # the run and both steps: one process
+    assert len(_pids(entries)) == 1  # the run and both steps: one process
     assert any("in process" in (e.user_message or "") for e in entries)  # Dagster's own word for it
     started, done = _steps(entries, dg.DagsterEventType.STEP_START), _steps(entries, dg.DagsterEventType.STEP_SUCCESS)
     assert done["left"].timestamp <= started["right"].timestamp  # the order the lineage asks for
