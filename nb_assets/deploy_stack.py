@@ -25,6 +25,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,8 +60,14 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None) ->
 
     if is_running(settings.state_dir):
         raise DeployError(f"a deployment already runs from {settings.state_dir}: stop it first (make deploy-stop)")
-    settings.code_image = build_code_image(project_dir)
     _remove_containers(settings)  # a code server left by a deployment that was never stopped
+    busy = busy_ports(settings)
+    if busy:  # said before the image build and anything started, not after a minute of waiting
+        raise DeployError(
+            f"in use on 127.0.0.1: port {', '.join(busy)}; stop what listens there, or choose other ports "
+            f"(nb-assets deploy up --port N --code-server-port N --postgres-port N)"
+        )
+    settings.code_image = build_code_image(project_dir)
     for folder in (settings.dagster_home, settings.logs_dir):
         folder.mkdir(parents=True, exist_ok=True)
     settings.save()
@@ -83,6 +90,22 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None) ->
         down(settings.state_dir)
         raise
     return settings
+
+
+def busy_ports(settings: DeploySettings) -> list[str]:
+    """This deployment's ports that another process listens on, each with the option that moves it."""
+    wanted = {"--port": settings.webserver_port, "--code-server-port": settings.code_server_port,
+              "--postgres-port": settings.postgres_port}
+    busy = []
+    for option, port in wanted.items():
+        with socket.socket() as probe:
+            # As the servers bind: a port a stopped deployment left in TIME_WAIT is free to them.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(f"{port} ({option})")
+    return busy
 
 
 def down(state_dir: Path, *, purge: bool = False) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tempfile
 import time
 import urllib.parse
@@ -27,7 +28,7 @@ from conftest import REPO
 from loopback_servers import free_port
 from polling import wait_for
 from nb_assets.deploy_config import DEPLOY_LABEL, LOCATION, DeploySettings
-from nb_assets.deploy_stack import down, start_daemon, stop_daemon, up
+from nb_assets.deploy_stack import DeployError, down, start_daemon, stop_daemon, up
 from nb_assets.docker_janitor import OWNER_LABEL, SANDBOX_LABEL, here
 from nb_assets.image import docker_client, image_tag
 from nb_assets.run_records import DAGSTER_RECORDS, find_runs
@@ -236,3 +237,21 @@ def test_most_overlapping_counts_runs_at_once() -> None:
     assert most_overlapping([(0, 2), (1, 3), (2, 4), (5, 6)]) == 2
     assert most_overlapping([(0, 1), (1, 2)]) == 1
     assert json.dumps(most_overlapping([])) == "0"
+
+
+def test_ports_in_use_are_refused_before_anything_is_built_or_started(tmp_path: Path) -> None:
+    """A webserver elsewhere on all interfaces and a server on loopback, both on ports the deployment wants."""
+    with socket.socket() as anywhere, socket.socket() as loopback:
+        anywhere.bind(("0.0.0.0", 0))
+        loopback.bind(("127.0.0.1", 0))
+        for held in (anywhere, loopback):
+            held.listen()
+        web, code = anywhere.getsockname()[1], loopback.getsockname()[1]
+        state = tmp_path / "deploy"
+        settings = DeploySettings(state_dir=state, webserver_port=web, code_server_port=code, postgres_port=free_port())
+        with pytest.raises(DeployError) as refused:
+            up(settings, REPO)
+    message = str(refused.value)
+    assert f"{web} (--port)" in message and f"{code} (--code-server-port)" in message, message
+    assert "--postgres-port)" not in message.split(";")[0]  # the free one is not named
+    assert not (state / "deploy.json").exists()  # nothing saved, so nothing was started
