@@ -185,14 +185,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_one(args: argparse.Namespace) -> int:
-    from nb_assets.parameters import coerce_cli_value
+    from nb_assets.parameters import cli_assignments, coerce_cli_value
 
     job = declared_job(args) if args.definitions else _ad_hoc_job(args)
-    for item in args.param:
-        name, sep, raw = item.partition("=")
-        if not sep:
-            print(f"nb-assets run: --param takes K=V, got {item!r}", file=sys.stderr)
-            return EXIT_USAGE
+    try:
+        assignments = cli_assignments(args.param, "--param")
+    except DeclarationError as exc:  # a malformed command line, not a refused notebook
+        print(f"nb-assets run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for name, raw in assignments.items():
         job.params[name] = coerce_cli_value(job.spec, name, raw)
     if job.partitions is not None and args.partition is None:
         raise DeclarationError(f"{job.spec.path} is partitioned daily: pass --partition YYYY-MM-DD, or use `nb-assets backfill`")

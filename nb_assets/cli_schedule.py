@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nb_assets.errors import DeclarationError
+from nb_assets.parameters import cli_assignments, coerce_cli_value
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -65,7 +66,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     spec = parse_notebook(notebook, dialect_of(project.warehouse))
     fields: dict[str, Any] = dict(path=_relative(notebook, root), owners=tuple(args.owner), params=_params(spec, args.param),
                                   purpose=args.purpose, group=args.group, cron=args.cron, timezone=args.timezone,
-                                  on_inputs_landed=args.on_inputs_landed, outputs=_pairs(args.output, "--output"))
+                                  on_inputs_landed=args.on_inputs_landed, outputs=cli_assignments(args.output, "--output"))
     if args.instance:
         fields["instances"] = {name: _params(spec, pairs, f"--instance {name}") for name, *pairs in args.instance}
     if args.daily_from:
@@ -105,22 +106,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _pairs(items: list[str], flag: str) -> dict[str, str]:
-    pairs = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise DeclarationError(f"{flag} takes K=V, got {item!r}")
-        pairs[name] = value
-    return pairs
-
-
 def _params(spec: Any, items: list[str], flag: str = "--param") -> dict[str, Any]:
     """K=V pairs as the notebook's parameters, each coerced to its declared type; errors name the flag."""
-    from nb_assets.parameters import coerce_cli_value
-
     try:
-        return {name: coerce_cli_value(spec, name, raw) for name, raw in _pairs(items, flag).items()}
+        return {name: coerce_cli_value(spec, name, raw) for name, raw in cli_assignments(items, flag).items()}
     except DeclarationError as exc:
         raise DeclarationError(f"{flag}: {exc}") from None
 

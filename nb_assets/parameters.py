@@ -7,7 +7,7 @@ the type of the default (an int is accepted for a float default).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from nb_assets.errors import DeclarationError
@@ -55,6 +55,18 @@ def _json_safe(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def cli_assignments(items: Iterable[str], flag: str) -> dict[str, str]:
+    """`K=V` command-line items as a dict; an item without `=` or without a name is refused,
+    naming the flag (`nb-assets run --param`, `schedule --param/--instance/--output`)."""
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise DeclarationError(f"{flag} takes K=V, got {item!r}")
+        pairs[name] = value
+    return pairs
 
 
 def coerce_cli_value(spec: NotebookSpec, name: str, raw: str) -> Any:

@@ -227,3 +227,10 @@ def test_run_with_definitions_applies_the_policy_gate(tmp_path: Path, warehouse:
     undeclared = write_notebook(tmp_path / "stray.ipynb", code(RUNTIME))
     proc = nb_assets("run", str(undeclared), "--definitions", str(project / "definitions.py"), "--json", cwd=project)
     assert proc.returncode == 1 and "is not declared in" in json.loads(proc.stdout)["error"]["message"]
+
+
+def test_a_param_without_a_name_or_an_equals_sign_is_a_usage_error(tmp_path: Path, warehouse: Path) -> None:
+    notebook = write_notebook(tmp_path / "p.ipynb", code(RUNTIME), params("factor = 2"), code("x = factor"))
+    for bad in ("factor", "=3"):
+        proc = nb_assets("run", str(notebook), "--warehouse", str(warehouse), "--sandbox", "local", "--param", bad)
+        assert proc.returncode == 2 and f"--param takes K=V, got {bad!r}" in proc.stderr, proc.stderr
