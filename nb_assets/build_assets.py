@@ -23,6 +23,7 @@ from nb_assets.declaration import FileDrop, NotebookAsset
 from nb_assets.errors import DeclarationError, NbAssetsError, PolicyError
 from nb_assets.executor import notebook_executor
 from nb_assets.instances import expand_instances, instance_spec, label
+from nb_assets.locations import check_read_dsn
 from nb_assets.parameters import resolve_parameters
 from nb_assets.partitions import partition_problems
 from nb_assets.notebook_parser import dialect_of, parse_notebook
@@ -315,15 +316,19 @@ def notebook_definitions(
     file_drops: Sequence[FileDrop] = (),
     sensor_interval_s: int = DEFAULT_INTERVAL_S,
     sensor_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    read_dsn: str | None = None,
 ) -> dg.Definitions:
     """Everything `dagster dev` needs: assets with their triggers, the resource, and sensors.
 
     Sensors: the landing sensor (the landing log → events on source tables), one
     per file drop, the automation sensor that starts triggered notebooks, and with
     `notifications` one telling owners about failed runs; all start running unless
-    `sensor_status` says otherwise. Users call it as `nb_assets.notebook_definitions`,
-    which first lets a CLI record the arguments instead (definitions_file.py).
+    `sensor_status` says otherwise. With a Postgres `warehouse`, `read_dsn` is the
+    login prefetch reads as (default: `nb_assets_reader`, see postgres_warehouse.py).
+    Users call it as `nb_assets.notebook_definitions`, which first lets a CLI record
+    the arguments instead (definitions_file.py).
     """
+    check_read_dsn(warehouse, read_dsn)  # refused at load, not at the first run
     graph = build_notebook_graph(notebooks, base_dir=base_dir, policy=policy, translator=translator, warehouse=warehouse)
     sensors = notebook_sensors(
         sources={t: graph.table_keys[t] for t in graph.sources},
@@ -341,7 +346,7 @@ def notebook_definitions(
     return dg.Definitions(
         assets=graph.assets,
         sensors=sensors,
-        resources={RESOURCE_KEY: NotebookResource(warehouse=str(warehouse), sandbox=sandbox)},
+        resources={RESOURCE_KEY: NotebookResource(warehouse=str(warehouse), read_dsn=read_dsn, sandbox=sandbox)},
         executor=notebook_executor(),
     )
 

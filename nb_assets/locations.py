@@ -2,7 +2,7 @@
 
 One test for the host modules that must tell them apart (warehouse, catalog,
 landing, file loads, the parser's dialect, the schedule trial); it imports
-nothing, so asking loads no driver. (notebook.py keeps its own copy: it is
+nothing but nb_assets.errors, so asking loads no driver. (notebook.py keeps its own copy: it is
 copied alone into the sandbox.)
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+
+from nb_assets.errors import DeclarationError
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
@@ -21,3 +23,15 @@ def is_postgres_url(location: str | Path | None) -> bool:
 def redact(location: str | Path) -> str:
     """The location without a URL's password, for messages, records and the UI."""
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", str(location))
+
+
+def check_read_dsn(location: str | Path, read_dsn: str | None) -> None:
+    """A read login belongs to a Postgres warehouse: a DuckDB file has no logins to choose."""
+    if read_dsn and not is_postgres_url(location):
+        raise DeclarationError(
+            f"read_dsn= names a Postgres login, but the warehouse {location} is a DuckDB file "
+            "(its prefetch opens the file read-only instead)"
+        )
+    if read_dsn and not is_postgres_url(read_dsn):
+        # Not echoed: without a URL's shape, redact() cannot tell where a password would be.
+        raise DeclarationError("read_dsn= takes a postgresql:// URL (postgresql://login@host/database)")

@@ -19,6 +19,7 @@ class NotebookResource(dg.ConfigurableResource):
     """Runs declared notebooks: prefetch → sandbox → load.
 
     warehouse: the DuckDB file, or a postgresql:// URL (open_warehouse).
+    read_dsn: with a Postgres warehouse, the login prefetch reads as (default: nb_assets_reader).
     sandbox: "auto" (Docker when available), "docker" or "local"; a notebook's
         own declaration wins when it is not "auto".
     records_dir: where executed notebooks are kept; defaults to the Dagster
@@ -26,6 +27,7 @@ class NotebookResource(dg.ConfigurableResource):
     """
 
     warehouse: str
+    read_dsn: str | None = None
     sandbox: SandboxKind = "auto"
     image: str | None = None
     records_dir: str | None = None
@@ -94,7 +96,7 @@ class NotebookResource(dg.ConfigurableResource):
         try:
             run = run_pipeline(
                 spec,
-                warehouse=open_warehouse(self.warehouse),
+                warehouse=open_warehouse(self.warehouse, self.read_dsn),
                 sandbox=sandbox,
                 run_dir=run_dir,
                 params=params,

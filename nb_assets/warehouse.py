@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import duckdb
 import pyarrow.parquet as pq
 
-from nb_assets.locations import is_postgres_url
+from nb_assets.locations import check_read_dsn, is_postgres_url
 from nb_assets.catalog import read_catalog
 from nb_assets.catalog_lineage import Catalog
 from nb_assets.errors import OutputValidationError, WarehouseBusyError, WarehouseError
@@ -76,14 +76,17 @@ class Warehouse(Protocol):
         ...
 
 
-def open_warehouse(location: str | Path) -> Warehouse:
+def open_warehouse(location: str | Path, read_dsn: str | None = None) -> Warehouse:
     """The warehouse a configured location names: a `postgresql://` or `postgres://`
-    URL is a PostgresWarehouse, anything else the path of a DuckDB file."""
+    URL is a PostgresWarehouse (prefetching as `read_dsn`'s login when given), anything
+    else the path of a DuckDB file."""
+    check_read_dsn(location, read_dsn)
     if is_postgres_url(location):
         from nb_assets.postgres_warehouse import PostgresWarehouse  # the driver loads only when used
 
-        return PostgresWarehouse(str(location))
+        return PostgresWarehouse(str(location), read_dsn)
     return DuckDBWarehouse(location)
+
 
 
 def validate_outputs(notebook: str, output_dir: Path, declared: Sequence[str] | Mapping[str, str]) -> dict[str, Path]:

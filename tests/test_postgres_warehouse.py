@@ -199,3 +199,45 @@ def test_the_reader_the_warehouse_creates_can_only_select(pg_warehouse: str) -> 
     assert row[:5] == (False, False, False, True, False)
     assert "default_transaction_read_only=on" in row[5]
     assert wh.read_dsn == pg_warehouse.replace("postgres@", "nb_assets_reader@")
+
+
+def test_notebook_definitions_prefetch_as_the_read_login_they_are_given(pg_warehouse: str, tmp_path: Path) -> None:
+    """read_dsn reaches prefetch: the owner (a superuser) is refused as a reader, a SELECT-only login works."""
+    import dagster as dg
+
+    from nb_assets import NotebookAsset, notebook_definitions
+    from nb_assets.postgres_warehouse import with_user
+    from notebook_factory import RUNTIME, code, write_notebook
+
+    notebook = write_notebook(tmp_path / "copy.ipynb", code(RUNTIME),
+                              code("%%sql orders\nSELECT order_id FROM raw.orders"), code('output("mart.copy", orders)'))
+    analyst = f"analyst_{pg_warehouse.rsplit('/', 1)[-1]}"  # roles are the cluster's: one per test database
+    with psycopg.connect(pg_warehouse, autocommit=True) as con:
+        con.execute(f'CREATE ROLE "{analyst}" LOGIN IN ROLE pg_read_all_data')
+        con.execute("CREATE SCHEMA mart")
+
+    def run(read_dsn: str) -> dg.ExecuteInProcessResult:
+        defs = notebook_definitions([NotebookAsset(str(notebook))], warehouse=pg_warehouse, read_dsn=read_dsn,
+                                    sandbox="local", base_dir=tmp_path)
+        with dg.DagsterInstance.ephemeral() as instance:
+            return defs.resolve_implicit_global_asset_job_def().execute_in_process(instance=instance, raise_on_error=False)
+
+    before = pg_snapshot(pg_warehouse)
+    refused = run(pg_warehouse)
+    [failure] = refused.get_step_failure_events()
+    assert "can do more than SELECT" in str(failure.step_failure_data.error), failure.step_failure_data.error
+    assert pg_snapshot(pg_warehouse) == before
+    assert run(with_user(pg_warehouse, analyst)).success
+    with psycopg.connect(pg_warehouse) as con:
+        assert con.execute("SELECT count(*) FROM mart.copy").fetchone() == (20,)
+
+
+def test_a_read_login_for_a_duckdb_warehouse_is_refused_at_load(tmp_path: Path) -> None:
+    from nb_assets import notebook_definitions
+    from nb_assets.errors import DeclarationError
+
+    with pytest.raises(DeclarationError, match="read_dsn= names a Postgres login, but the warehouse .* is a DuckDB file"):
+        notebook_definitions([], warehouse=str(tmp_path / "w.duckdb"), read_dsn="postgresql://analyst@db.example.invalid/w")
+    with pytest.raises(DeclarationError, match="read_dsn= takes a postgresql:// URL") as refused:
+        notebook_definitions([], warehouse="postgresql://owner@db.example.invalid/w", read_dsn="analyst:secret@host")
+    assert "secret" not in str(refused.value)
