@@ -65,7 +65,7 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None) ->
     if busy:  # said before the image build and anything started, not after a minute of waiting
         raise DeployError(
             f"in use on 127.0.0.1: port {', '.join(busy)}; stop what listens there, or choose other ports "
-            f"(nb-assets deploy up --port N --code-server-port N --postgres-port N)"
+            "(nb-assets deploy up --port N --code-server-port N --postgres-port N)"
         )
     settings.code_image = build_code_image(project_dir)
     for folder in (settings.dagster_home, settings.logs_dir):
