@@ -51,7 +51,6 @@ def add_schedule_command(sub: Any) -> None:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from nb_assets.declaration import DailyPartitions, NotebookAsset
     from nb_assets.declarations_yaml import already_declared, candidate, with_declaration
     from nb_assets.definitions_file import load_declarations
     from nb_assets.load_check import project_loads
@@ -77,18 +76,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         _require_not_ignored(root, [notebook, plan_path, trial_html_name(plan_path, None)])
 
     spec = parse_notebook(notebook, dialect_of(project.warehouse))
-    fields: dict[str, Any] = dict(path=_relative(notebook, root), owners=tuple(args.owner), params=_params(spec, args.param),
-                                  purpose=args.purpose, group=args.group, cron=args.cron, timezone=args.timezone,
-                                  on_inputs_landed=args.on_inputs_landed, outputs=cli_assignments(args.output, "--output"))
-    if args.instance:
-        fields["instances"] = {name: _params(spec, pairs, f"--instance {name}") for name, *pairs in args.instance}
-    if args.daily_from:
-        _require_past_day(args.daily_from)
-        fields["partitions"] = DailyPartitions(start=args.daily_from, column=args.partition_column)
     # The project as it would be: its declarations file with this entry appended, read
     # by the definitions file itself, so every check sees what Dagster would load.
     before = declarations.read_text(encoding="utf-8") if declarations.exists() else ""
-    text = with_declaration(before, declarations, NotebookAsset(**fields))
+    text = with_declaration(before, declarations, _declaration(args, spec, notebook, root))
     with candidate(declarations, text):
         project = load_declarations(args.definitions)
     decl = declared_entry(project, notebook)
@@ -98,7 +89,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
             f"`*load_declarations_yaml(BASE_DIR / {declarations.name!r})` to its notebook list"
         )
 
-    print("1/6 checks: static rules, the declaration as Dagster and the project load it, and the policy")
+    print("1/6 checks: static rules, the load's rules for the declaration, and the policy")
     checked = check(project, notebook)
     for warning in checked.warnings:
         print(f"    warning: {warning}")
@@ -137,6 +128,21 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         print(f"    committed on a new branch, {branch}, which you are on now (you were on {was}); "
               f"to open a review: git push -u origin {branch}")
     return EXIT_OK
+
+
+def _declaration(args: argparse.Namespace, spec: Any, notebook: Path, root: Path) -> Any:
+    """The NotebookAsset the flags declare."""
+    from nb_assets.declaration import DailyPartitions, NotebookAsset
+
+    fields: dict[str, Any] = dict(path=_relative(notebook, root), owners=tuple(args.owner), params=_params(spec, args.param),
+                                  purpose=args.purpose, group=args.group, cron=args.cron, timezone=args.timezone,
+                                  on_inputs_landed=args.on_inputs_landed, outputs=cli_assignments(args.output, "--output"))
+    if args.instance:
+        fields["instances"] = {name: _params(spec, pairs, f"--instance {name}") for name, *pairs in args.instance}
+    if args.daily_from:
+        _require_past_day(args.daily_from)
+        fields["partitions"] = DailyPartitions(start=args.daily_from, column=args.partition_column)
+    return NotebookAsset(**fields)
 
 
 def _params(spec: Any, items: list[str], flag: str = "--param") -> dict[str, Any]:
