@@ -1,16 +1,20 @@
-"""`nb-assets schedule`: check, preview, try, plan, declare and branch, in that order.
+"""`nb-assets schedule`: check, preview, try, load, plan, declare and branch, in that order.
 
 Each step stops the workflow on failure, before anything later happens: a
 notebook with an error finding is never tried, a failed trial is never
-declared, and nothing is committed on a dirty tree.
+declared, a declaration the project would not load with (checked by the load's
+own rules first, then by loading it as Dagster does) is never written, and
+nothing is committed on a dirty tree. This process never imports Dagster.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +22,7 @@ from nb_assets.errors import DeclarationError
 from nb_assets.parameters import cli_assignments, coerce_cli_value
 
 EXIT_OK, EXIT_FAILED = 0, 1
+CHECKPOINTS = ".ipynb_checkpoints"  # Jupyter's autosaves, beside every notebook it opened
 
 
 def add_schedule_command(sub: Any) -> None:
@@ -46,10 +51,13 @@ def add_schedule_command(sub: Any) -> None:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from nb_assets.declaration import DailyPartitions, NotebookAsset
+    from nb_assets.declarations_yaml import already_declared, candidate, with_declaration
     from nb_assets.definitions_file import load_declarations
+    from nb_assets.load_check import project_loads
     from nb_assets.notebook_parser import dialect_of, parse_notebook
-    from nb_assets.schedule_workflow import Plan, check, plan_markdown, preview_text, trial_runs
+    from nb_assets.schedule_workflow import (
+        Plan, check, copy_trial_html, declared_entry, is_trial_html, plan_markdown, preview_text, trial_html_name, trial_runs,
+    )
 
     if args.git:
         args.write = True  # a branch without the declaration would schedule nothing
@@ -60,10 +68,72 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     notebook = args.notebook.resolve()
     declarations = (args.declarations or args.definitions.resolve().parent / "declarations.yaml").resolve()
     plan_path = (args.plan_dir or root / "plans").resolve() / f"{parse_notebook(notebook).name}.md"
-    if args.git:
-        _require_clean_tree(root, allowed={notebook, plan_path})  # a dry run before leaves its plan
+    existing = declared_entry(project, notebook)
+    if existing is not None:
+        raise DeclarationError(already_declared(existing, str(args.definitions)))
+    if args.git:  # a dry run before leaves its plan and the trial's pages
+        _require_clean_tree(root, allowed=lambda p: p == notebook or p == plan_path or is_trial_html(p, plan_path))
+        _require_not_ignored(root, [notebook, plan_path, trial_html_name(plan_path, None)])
 
     spec = parse_notebook(notebook, dialect_of(project.warehouse))
+    # The project as it would be: its declarations file with this entry appended, read
+    # by the definitions file itself, so every check sees what Dagster would load.
+    before = declarations.read_text(encoding="utf-8") if declarations.exists() else ""
+    text = with_declaration(before, declarations, _declaration(args, spec, notebook, root))
+    with candidate(declarations, text):
+        project = load_declarations(args.definitions)
+    decl = declared_entry(project, notebook)
+    if decl is None:
+        raise DeclarationError(
+            f"{args.definitions} does not load {declarations}; add "
+            f"`*load_declarations_yaml(BASE_DIR / {declarations.name!r})` to its notebook list"
+        )
+
+    print("1/6 checks: static rules, the load's rules for the declaration, and the policy")
+    checked = check(project, notebook)
+    for warning in checked.warnings:
+        print(f"    warning: {warning}")
+    print("2/6 preview:\n" + "\n".join(f"    {line}" for line in preview_text(checked).splitlines()))
+    print("3/6 trial run into a scratch copy of the warehouse")
+    scratch = root / ".nb_assets" / "schedule" / spec.name / time.strftime("%Y%m%dT%H%M%S")
+    plan = Plan(decl, checked, trial_runs(project, checked, scratch))
+    copy_trial_html(plan, plan_path)
+    for trial in plan.trials:
+        ran = (f"executed notebook: {plan.html_copies.get(trial.label) or trial.executed_notebook}" if trial.executed_notebook
+               else "nothing was executed: the run stopped before the notebook started")
+        print(f"    {trial.label}: {trial.status} in {trial.duration_s:.2f} s; {ran}")
+    failed = [t for t in plan.trials if t.status != "success"]
+    if not failed:
+        print("4/6 load: the project with this declaration, as Dagster loads it (in a separate process)")
+        plan.loaded, plan.load_error = True, project_loads(args.definitions, declarations, text, scratch / "load")
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    plan_path.write_text(plan_markdown(plan), encoding="utf-8")
+    print(f"5/6 test plan: {plan_path}")
+    if failed:
+        print("nb-assets schedule: the trial run failed, nothing declared:\n"
+              + "\n".join(f"  {t.label}: {t.error}" for t in failed), file=sys.stderr)
+        return EXIT_FAILED
+    if plan.load_error:
+        raise DeclarationError(f"Dagster would not load the project with this declaration; nothing declared:\n{plan.load_error}")
+    if not args.write:
+        print("6/6 dry run: add --write to declare it, --git to commit it on a branch for review")
+        return EXIT_OK
+    _write_unchanged(declarations, before, text)
+    print(f"6/6 declared in {decl.declared_at}")
+    print("    Reload definitions in the Dagster UI (Deployment → Reload) or restart `make dev`; until then the running "
+          "Dagster does not know this notebook (with `make deploy`, run it again: the code image holds the declarations)")
+    if args.git:
+        paths = [notebook, declarations, plan_path, *plan.html_copies.values()]
+        branch, was = _commit_branch(root, spec.name, paths, decl)
+        print(f"    committed on a new branch, {branch}, which you are on now (you were on {was}); "
+              f"to open a review: git push -u origin {branch}")
+    return EXIT_OK
+
+
+def _declaration(args: argparse.Namespace, spec: Any, notebook: Path, root: Path) -> Any:
+    """The NotebookAsset the flags declare."""
+    from nb_assets.declaration import DailyPartitions, NotebookAsset
+
     fields: dict[str, Any] = dict(path=_relative(notebook, root), owners=tuple(args.owner), params=_params(spec, args.param),
                                   purpose=args.purpose, group=args.group, cron=args.cron, timezone=args.timezone,
                                   on_inputs_landed=args.on_inputs_landed, outputs=cli_assignments(args.output, "--output"))
@@ -72,38 +142,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     if args.daily_from:
         _require_past_day(args.daily_from)
         fields["partitions"] = DailyPartitions(start=args.daily_from, column=args.partition_column)
-    decl = NotebookAsset(**fields)
-
-    print("1/5 checks: static rules and policy")
-    checked = check(project, decl)
-    for warning in checked.warnings:
-        print(f"    warning: {warning}")
-    print("2/5 preview:\n" + "\n".join(f"    {line}" for line in preview_text(checked).splitlines()))
-    print("3/5 trial run into a scratch copy of the warehouse")
-    scratch = root / ".nb_assets" / "schedule" / spec.name / time.strftime("%Y%m%dT%H%M%S")
-    plan = Plan(decl, checked, trial_runs(project, checked, scratch))
-    for trial in plan.trials:
-        print(f"    {trial.label}: {trial.status} in {trial.duration_s:.2f} s; executed notebook: {trial.executed_notebook}")
-    plan_path.parent.mkdir(parents=True, exist_ok=True)
-    plan_path.write_text(plan_markdown(plan), encoding="utf-8")
-    print(f"4/5 test plan: {plan_path}")
-    failed = [t for t in plan.trials if t.status != "success"]
-    if failed:
-        print("nb-assets schedule: the trial run failed, nothing declared:\n"
-              + "\n".join(f"  {t.label}: {t.error}" for t in failed), file=sys.stderr)
-        return EXIT_FAILED
-    if not args.write:
-        print("5/5 dry run: add --write to declare it, --git to commit it on a branch for review")
-        return EXIT_OK
-    from nb_assets.declarations_yaml import append_declaration
-
-    append_declaration(declarations, decl)
-    _require_loaded(args.definitions, notebook, declarations)
-    print(f"5/5 declared in {declarations}")
-    if args.git:
-        branch = _commit_branch(root, spec.name, [notebook, declarations, plan_path], decl)
-        print(f"    committed on branch {branch}; to open a review: git push -u origin {branch}")
-    return EXIT_OK
+    return NotebookAsset(**fields)
 
 
 def _params(spec: Any, items: list[str], flag: str = "--param") -> dict[str, Any]:
@@ -133,16 +172,15 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _require_loaded(definitions: Path, notebook: Path, declarations: Path) -> None:
-    """The file written must be the one the definitions load, or nothing was scheduled."""
-    from nb_assets.definitions_file import load_declarations
-
-    project = load_declarations(definitions)
-    if not any(Path(project.base_dir, d.path).resolve() == notebook for d in project.notebooks):
-        raise DeclarationError(
-            f"{definitions} does not load {declarations}; add "
-            f"`*load_declarations_yaml(BASE_DIR / {declarations.name!r})` to its notebook list"
-        )
+def _write_unchanged(path: Path, before: str, text: str) -> None:
+    """Write `text`, built on `before`, unless the file changed meanwhile; atomically, so a
+    reader (dagster dev reloading) sees the old file or the new one, never half of one."""
+    now = path.read_text(encoding="utf-8") if path.exists() else ""
+    if now != before:
+        raise DeclarationError(f"{path} changed while the notebook was being scheduled; nothing written: run schedule again")
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
 
 
 def _git(root: Path, *args: str) -> str:
@@ -152,11 +190,13 @@ def _git(root: Path, *args: str) -> str:
     return proc.stdout
 
 
-def _require_clean_tree(root: Path, allowed: set[Path]) -> None:
+def _require_clean_tree(root: Path, allowed: Callable[[Path], bool]) -> None:
+    """Only the notebook, its plan and its trial pages may have changed. Jupyter's
+    checkpoint folders are never committed, so they never stop a commit either."""
     top = Path(_git(root, "rev-parse", "--show-toplevel").strip())
     dirty = [
         line[3:] for line in _git(root, "status", "--porcelain", "--untracked-files=all").splitlines()
-        if (top / line[3:].strip('"')).resolve() not in allowed
+        if not allowed((top / line[3:].strip('"')).resolve()) and CHECKPOINTS not in Path(line[3:].strip('"')).parts
     ]
     if dirty:
         raise DeclarationError(
@@ -164,13 +204,29 @@ def _require_clean_tree(root: Path, allowed: set[Path]) -> None:
         )
 
 
-def _commit_branch(root: Path, name: str, paths: list[Path], decl: Any) -> str:
+def _require_not_ignored(root: Path, paths: list[Path]) -> None:
+    """`git add` refuses an ignored file; found now, before anything is written or switched."""
+    ignored = [str(p) for p in paths
+               if subprocess.run(["git", "check-ignore", "-q", "--no-index", str(p)], cwd=root).returncode == 0]
+    if ignored:
+        raise DeclarationError(f"--git: git ignores {', '.join(ignored)}; pass --plan-dir to a folder git keeps, "
+                               "or change .gitignore")
+
+
+def _commit_branch(root: Path, name: str, paths: list[Path], decl: Any) -> tuple[str, str]:
+    """Commit `paths` on a new branch and stay on it: switching back would take the notebook
+    and its declaration out of the working tree (they are only on the new branch), while
+    the user is most likely to push or keep editing. Returns the branch, and where the user
+    was and how to go back there."""
     branch = f"schedule/{name}"
     if _git(root, "branch", "--list", branch).strip():
         raise DeclarationError(f"branch {branch} already exists")
+    current, head = _git(root, "branch", "--show-current").strip(), _git(root, "rev-parse", "--short", "HEAD").strip()
+    was = f"{current}; `git switch {current}` goes back" if current else f"a detached HEAD; `git switch --detach {head}` goes back"
     _git(root, "switch", "-c", branch)
     _git(root, "add", "--", *map(str, paths))
     message = (f"Schedule notebook {name} ({decl.trigger()})\n\nOwners: {', '.join(decl.owners)}. "
-               "Checked, previewed and tried against a scratch copy of the warehouse; see the test plan.")
+               "Checked, previewed and tried against a scratch copy of the warehouse; see the test plan "
+               "and the trial's executed notebook beside it.")
     _git(root, "commit", "-q", "-m", message)
-    return branch
+    return branch, was

@@ -66,6 +66,8 @@ class NotebookAsset:
     partitions: `DailyPartitions(...)`: one partition per day, its key given to the
         notebook as the `ds` parameter; each output replaces only that day's rows.
     instance: set by nb_assets.instances when it expands `instances`; not for users.
+    declared_at: where the declaration was read, "declarations.yaml:12", so that every
+        error about it names the file and line; set by load_declarations_yaml.
     """
 
     path: str | Path
@@ -86,6 +88,7 @@ class NotebookAsset:
     outputs: Mapping[str, str] = field(default_factory=dict)
     partitions: DailyPartitions | None = None
     instance: str | None = None
+    declared_at: str | None = field(default=None, compare=False, repr=False)
 
     def notebook_file(self, base_dir: str | Path) -> Path:
         """The .ipynb file: `path` as given when absolute, else under the definitions' base folder."""
@@ -97,6 +100,11 @@ class NotebookAsset:
         if cron and self.on_inputs_landed:
             return f"{cron}, then when all inputs have landed"
         return cron or ("when all inputs have landed" if self.on_inputs_landed else "on demand")
+
+
+def at(decl: NotebookAsset, message: str) -> str:
+    """`message`, first naming the file and line `decl` was read from when it came from YAML."""
+    return f"{decl.declared_at}: {message}" if decl.declared_at else message
 
 
 @dataclass(frozen=True)

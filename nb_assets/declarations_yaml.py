@@ -13,13 +13,17 @@ next to (or instead of) its Python list::
         reclassify:
           mart.kpis: {zones: [public], reason: aggregates only}
 
-Every key is a `NotebookAsset` field; errors name the file and the line.
-No Dagster import: the CLI reads this file too.
+Every key is a `NotebookAsset` field; errors name the file and the line, and
+each declaration remembers its line (`declared_at`), so that loading the
+project names it too when the declaration breaks a rule. No Dagster import:
+the CLI reads this file too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -33,17 +37,41 @@ HEADER = (
     "# Notebook declarations, loaded by definitions.py (nb_assets.load_declarations_yaml).\n"
     "# `nb-assets schedule NOTEBOOK --write` appends here; review changes like code.\n"
 )
-_FIELDS = {f.name: f for f in dataclasses.fields(NotebookAsset) if f.name != "instance"}  # set by expansion, not by users
+_SET_BY_US = {"instance", "declared_at"}  # set by expansion and by this reader, not by users
+_FIELDS = {f.name: f for f in dataclasses.fields(NotebookAsset) if f.name not in _SET_BY_US}
 _LIMIT_FIELDS = {f.name for f in dataclasses.fields(SandboxLimits)}
 
 
 def load_declarations_yaml(path: str | Path) -> list[NotebookAsset]:
     """The declarations in `path`; a missing file declares nothing."""
     path = Path(path)
-    if not path.exists():
-        return []
+    text = _candidates.get(path.resolve())
+    if text is None:
+        if not path.exists():
+            return []
+        text = path.read_text(encoding="utf-8")
+    return read_declarations(text, path)
+
+
+_candidates: dict[Path, str] = {}
+
+
+@contextmanager
+def candidate(path: str | Path, text: str) -> Iterator[None]:
+    """While open, `load_declarations_yaml(path)` reads `text` instead of the file: how
+    `nb-assets schedule` loads the project with a declaration before writing it."""
+    key = Path(path).resolve()
+    _candidates[key] = text
     try:
-        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+        yield
+    finally:
+        del _candidates[key]
+
+
+def read_declarations(text: str, path: Path) -> list[NotebookAsset]:
+    """The declarations in `text`, read as the file `path` (errors and `declared_at` name it)."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -79,18 +107,36 @@ def declaration_yaml(decl: NotebookAsset) -> str:
 
 def append_declaration(path: Path, decl: NotebookAsset) -> None:
     """Add `decl` at the end of the file, leaving what reviewers already read as it is."""
-    existing = load_declarations_yaml(path)
-    if any(Path(d.path) == Path(decl.path) for d in existing):
-        raise DeclarationError(f"{path}: {decl.path} is already declared; edit its entry instead")
     text = path.read_text(encoding="utf-8") if path.exists() else ""
+    path.write_text(with_declaration(text, path, decl), encoding="utf-8")
+
+
+def with_declaration(text: str, path: Path, decl: NotebookAsset) -> str:
+    """`text` (the file `path`) with `decl` appended; what was there before stays as it is.
+    Refuses a notebook the file declares already, naming its entry's line."""
+    existing = read_declarations(text, path)
+    same = next((d for d in existing if Path(d.path) == Path(decl.path)), None)
+    if same is not None:
+        raise DeclarationError(already_declared(same, str(path)))
     if not existing and "notebooks:" not in text:
         text = text or HEADER
         text = text.rstrip("\n") + "\nnotebooks:\n"
     elif not existing:  # `notebooks: []` or an empty key: start the list afresh
         text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("notebooks:"))
         text = text.rstrip("\n") + "\nnotebooks:\n"
-    path.write_text(text.rstrip("\n") + "\n" + declaration_yaml(decl), encoding="utf-8")
-    load_declarations_yaml(path)  # what was written must read back
+    text = text.rstrip("\n") + "\n" + declaration_yaml(decl)
+    read_declarations(text, path)  # what is written must read back
+    return text
+
+
+def already_declared(decl: NotebookAsset, where: str) -> str:
+    """Refusing to declare a notebook twice, with what to do instead. `where`: the file
+    declaring it, when `decl` was not read from YAML (and so has no line)."""
+    return (
+        f"{decl.declared_at or where}: {decl.path} is already declared there. To change its owners, trigger or "
+        "parameters, edit that entry (to run it with other parameters too, give it instances:); to schedule it "
+        "a second time, copy the notebook to a new file name and schedule the copy"
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -133,7 +179,7 @@ class _Reader:
         if unknown:
             key = next(k for k, _ in node.value if k.value == unknown[0])
             self.fail(key, f"unknown key '{unknown[0]}'; a declaration takes: {', '.join(_FIELDS)}")
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"declared_at": f"{self.path}:{node.start_mark.line + 1}"}
         for name, value_node in fields.items():
             value = self.value(value_node)
             if name == "limits":

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from nb_assets.declaration import NotebookAsset
+from nb_assets.declaration import NotebookAsset, at
 from nb_assets.errors import DeclarationError
 from nb_assets.notebook import TABLE_NAME
 from nb_assets.notebook_parser import notebook_name
@@ -33,15 +33,18 @@ def expand_instances(notebooks: Sequence[NotebookAsset]) -> tuple[list[NotebookA
         if not decl.instances:
             expanded.append(decl)
             continue
+        if not isinstance(decl.instances, Mapping):
+            problems.append(at(decl, f"{decl.path}: instances= maps each instance name to its parameters, e.g. {{emea: {{region: EMEA}}}}"))
+            continue
         if decl.instance is not None:
-            problems.append(f"{decl.path}: instance= is set by instances=; declare instances={{name: params}} instead")
+            problems.append(at(decl, f"{decl.path}: instance= is set by instances=; declare instances={{name: params}} instead"))
             continue
         for name, params in decl.instances.items():
             if not isinstance(name, str) or not INSTANCE_NAME.match(name):
-                problems.append(f"{decl.path}: instance name {name!r} must be lowercase letters, digits and _ (e.g. 'emea')")
+                problems.append(at(decl, f"{decl.path}: instance name {name!r} must be lowercase letters, digits and _ (e.g. 'emea')"))
                 continue
             if not isinstance(params, dict):
-                problems.append(f"{decl.path} (instance {name!r}): parameters must be a dict, got {type(params).__name__}")
+                problems.append(at(decl, f"{decl.path} (instance {name!r}): parameters must be a dict, got {type(params).__name__}"))
                 continue
             group = f"{decl.group or notebook_name(decl.path)}_{name}"
             expanded.append(replace(decl, instances={}, instance=name, params={**decl.params, **params}, group=group))

@@ -1,4 +1,5 @@
-"""Daily partitions, the pure part: dates and what a partitioned notebook must declare.
+"""Daily partitions, the pure part: dates, what a partitioned notebook must declare, and
+which source tables are partitioned.
 
 A partition key is a day, "YYYY-MM-DD"; anything else (a typo, "yesterday",
 month 13) is refused before anything runs or lands.
@@ -7,11 +8,17 @@ month 13) is refused before anything runs or lands.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
 from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
-from nb_assets.declaration import PARTITION_PARAM, NotebookAsset
+from nb_assets.declaration import PARTITION_PARAM, DailyPartitions, NotebookAsset, at
 from nb_assets.errors import DeclarationError
+from nb_assets.instances import label
 from nb_assets.spec import NotebookSpec
+
+if TYPE_CHECKING:
+    from nb_assets.declared_notebooks import DeclaredNotebook
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -69,3 +76,33 @@ def partition_problems(decl: NotebookAsset, spec: NotebookSpec, where: str) -> l
     if PARTITION_PARAM in decl.params:
         problems.append(f"{where}: params= sets {PARTITION_PARAM!r}, which a partitioned notebook receives from its partition")
     return problems
+
+
+def source_partitions(declared: Sequence[DeclaredNotebook], written: Collection[str]) -> dict[str, DailyPartitions]:
+    """Source table → its daily partitions, for sources only partitioned notebooks read
+    (starting at the earliest reader's start). A source that an unpartitioned notebook
+    also reads stays unpartitioned, since its landings are not a day's data."""
+    readers: dict[str, list[DailyPartitions | None]] = {}
+    for item in declared:
+        for table in item.spec.input_tables:
+            if table not in written:
+                readers.setdefault(table, []).append(item.decl.partitions)
+    return {
+        table: DailyPartitions(start=min(p.start for p in parts if p is not None))
+        for table, parts in readers.items()
+        if all(p is not None for p in parts)
+    }
+
+
+def partitioned_trigger_problems(declared: Sequence[DeclaredNotebook]) -> list[str]:
+    """A partitioned notebook waiting on an unpartitioned input would run every day since
+    its start at each landing (Dagster maps the one input to all days): refused."""
+    source_parts = source_partitions(declared, {t for d in declared for t in d.spec.output_tables})
+    day_tables = set(source_parts) | {t for d in declared if d.decl.partitions for t in d.spec.output_tables}
+    return [
+        at(d.decl, f"{label(d.decl, d.spec.path)}: on_inputs_landed=True on a daily-partitioned notebook needs daily inputs, "
+                   f"but {t} is not partitioned (an unpartitioned notebook writes it, or one reads it); every landing would "
+                   "run every day since the start")
+        for d in declared if d.decl.partitions and d.decl.on_inputs_landed
+        for t in d.spec.input_tables if t not in day_tables
+    ]

@@ -1,8 +1,11 @@
 """Scheduling a notebook as one reviewed change: checks → preview → trial run → test plan.
 
 `nb-assets schedule` (cli_schedule.py) drives these steps; each is a plain
-function so the workflow reads top to bottom. The trial run writes into a
-scratch copy of the warehouse, never the real tables.
+function so the workflow reads top to bottom. The checks are the load's own
+(declared_notebooks), run on the project as it would be with the new
+declaration; the trial run writes into a scratch copy of the warehouse, never
+the real tables. No Dagster import: load_check.py asks a child process
+whether Dagster loads the result.
 """
 
 from __future__ import annotations
@@ -13,15 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nb_assets.locations import is_postgres_url
-from nb_assets.build_assets import DeclaredNotebook, check_partitioned_triggers, declare_notebooks, policy_gate
 from nb_assets.declaration import NotebookAsset
 from nb_assets.declarations_yaml import declaration_yaml
+from nb_assets.declared_notebooks import DeclaredNotebook, apply_policy, declare_notebooks, policy_gate
 from nb_assets.definitions_file import ProjectDeclarations
 from nb_assets.errors import DeclarationError, NbAssetsError
+from nb_assets.locations import is_postgres_url
 from nb_assets.notebook_parser import notebook_name
-from nb_assets.policy import PolicyReport, propagate
-from nb_assets.policy_file import load_policy
+from nb_assets.policy import PolicyReport
 
 
 @dataclass(frozen=True)
@@ -43,13 +45,15 @@ class Checked:
 @dataclass(frozen=True)
 class Trial:
     label: str  # the notebook, its instance, its day
+    instance: str | None
     status: str  # "success" | "failed"
     error: str | None
     input_rows: dict[str, int]
     output_rows: dict[str, int]
     duration_s: float
     sandbox: dict[str, Any]
-    executed_notebook: Path | None
+    executed_notebook: Path | None  # None: the run stopped before the notebook started
+    html: Path | None  # its HTML rendering, kept with the record
     scratch_warehouse: Path | str  # a DuckDB copy's path, or the Postgres URL whose loads were rolled back
 
 
@@ -59,23 +63,27 @@ class Plan:
     checked: Checked
     trials: tuple[Trial, ...] = ()
     notes: list[str] = field(default_factory=list)
+    html_copies: dict[str, Path] = field(default_factory=dict)  # trial label → its HTML beside the plan
+    loaded: bool = False  # the project was loaded with the declaration (load_error says how it went)
+    load_error: str | None = None
 
 
-def check(project: ProjectDeclarations, decl: NotebookAsset) -> Checked:
-    """Static findings, conflicts and the policy, for the project plus `decl`; raises listing every problem."""
-    if any(Path(project.base_dir, d.path).resolve() == Path(project.base_dir, decl.path).resolve() for d in project.notebooks):
-        raise DeclarationError(f"{decl.path} is already declared in this project")
-    declared = tuple(declare_notebooks([*project.notebooks, decl], project.base_dir, project.warehouse))
-    check_partitioned_triggers(declared)
-    mine = Path(project.base_dir, decl.path).resolve()
-    items = tuple(d for d in declared if Path(d.spec.path).resolve() == mine)
-    report = None
-    if project.policy is not None:
-        report = propagate(load_policy(project.policy), [d.flow() for d in declared])
-        names = {d.spec.name for d in items}
-        blocking = [v for v in report.violations if v.notebook in names and v.mode == "enforce"]
-        if blocking:
-            raise DeclarationError(f"{len(blocking)} policy violation(s):\n" + "\n".join(f"- {v.message()}" for v in blocking))
+def declared_entry(project: ProjectDeclarations, notebook: Path) -> NotebookAsset | None:
+    """The project's declaration of `notebook`, if it has one."""
+    return next((d for d in project.notebooks if Path(project.base_dir, d.path).resolve() == notebook.resolve()), None)
+
+
+def check(project: ProjectDeclarations, notebook: Path) -> Checked:
+    """The project, which declares `notebook` now, checked as loading it checks: the load's
+    own functions (parsing, findings, owners and the channels reaching them, names,
+    triggers, partitions, instances, one table one writer, the policy); raises listing
+    every problem as the load would."""
+    declared = tuple(declare_notebooks(project.notebooks, project.base_dir, project.warehouse,
+                                       notifications=project.notifications))
+    report = apply_policy(declared, project.policy)
+    items = tuple(d for d in declared if Path(d.spec.path).resolve() == notebook.resolve())
+    if not items:
+        raise DeclarationError(f"{notebook} is not among the project's declarations")
     warnings = tuple(f.describe(items[0].spec.path) for f in items[0].spec.findings if f.severity == "warning")
     return Checked(items, declared, report, warnings)
 
@@ -171,15 +179,40 @@ def _trial(project: ProjectDeclarations, checked: Checked, item: DeclaredNoteboo
         run = run_pipeline(spec, warehouse=scratch, sandbox=choose_sandbox(kind), run_dir=run_dir,  # type: ignore[arg-type]
                            params=params, limits=decl.limits, gate=gate, partition=partition)
     except NbAssetsError as exc:  # refused before the notebook ran
-        return Trial(what, "failed", str(exc), {}, {}, 0.0, {}, None, _where(scratch.path))
+        return Trial(what, decl.instance, "failed", str(exc), {}, {}, 0.0, {}, None, None, _where(scratch.path))
     try:
         record = keep_record(run)
     finally:
         discard_data(run.folder)
     return Trial(
-        what, run.status, str(run.error) if run.error else None, dict(run.input_rows), dict(run.loaded_rows),
-        run.duration_s, dict(run.sandbox), record.get("executed"), _where(scratch.path),
+        what, decl.instance, run.status, str(run.error) if run.error else None, dict(run.input_rows), dict(run.loaded_rows),
+        run.duration_s, dict(run.sandbox), record.get("executed"), record.get("html"), _where(scratch.path),
     )
+
+
+def trial_html_name(plan_path: Path, instance: str | None) -> Path:
+    """Where a trial's HTML goes beside the plan: `plans/NAME.trial.html`, or `.trial-INSTANCE.html`."""
+    return plan_path.with_name(f"{plan_path.stem}.trial{f'-{instance}' if instance else ''}.html")
+
+
+def is_trial_html(path: Path, plan_path: Path) -> bool:
+    name = path.name
+    return path.parent == plan_path.parent and name.startswith(f"{plan_path.stem}.trial") and name.endswith(".html")
+
+
+def copy_trial_html(plan: Plan, plan_path: Path) -> None:
+    """Each trial's HTML record beside the plan, where a reviewer can open it and git can take
+    it along (the record itself is under .nb_assets/, which git ignores). Copies of an earlier
+    try are removed first: a failed trial must not leave a successful one's pages behind."""
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    for old in plan_path.parent.iterdir():
+        if is_trial_html(old, plan_path):
+            old.unlink()
+    for trial in plan.trials:
+        if trial.html is not None:
+            target = trial_html_name(plan_path, trial.instance)
+            target.write_bytes(trial.html.read_bytes())  # the bytes, not the record's read-only mode
+            plan.html_copies[trial.label] = target
 
 
 def plan_markdown(plan: Plan) -> str:
@@ -225,8 +258,25 @@ def plan_markdown(plan: Plan) -> str:
             f"- duration: {trial.duration_s:.2f} s in the {trial.sandbox.get('kind', '?')} sandbox",
             *(f"- input `{name}`: {rows} rows" for name, rows in trial.input_rows.items()),
             *(f"- output `{table}`: {rows} rows" for table, rows in trial.output_rows.items()),
-            f"- executed notebook: `{trial.executed_notebook}`" if trial.executed_notebook else "- executed notebook: none (nothing ran)",
+            _executed_line(plan, trial),
         ]
+    lines += ["", "## Loading the project with this declaration", "", _load_line(plan)]
     lines += ["", *plan.notes] if plan.notes else []
     return "\n".join(lines) + "\n"
+
+
+def _executed_line(plan: Plan, trial: Trial) -> str:
+    if trial.executed_notebook is None:
+        return "- nothing was executed: the run stopped before the notebook started"
+    copy = plan.html_copies.get(trial.label)
+    shown = f"[{copy.name}]({copy.name}) (rendered, beside this plan); " if copy else ""
+    return f"- executed notebook: {shown}record `{trial.executed_notebook}`"
+
+
+def _load_line(plan: Plan) -> str:
+    if not plan.loaded:
+        return "- not tried (the trial run failed)"
+    if plan.load_error:
+        return "- **refused**; nothing was declared:\n\n```\n" + plan.load_error + "\n```"
+    return "- loads, as Dagster loads it (every asset, sensor and trigger resolved)"
 

@@ -91,3 +91,63 @@ def test_instances_and_daily_partitions_read_from_yaml(tmp_path: Path) -> None:
     path.write_text("notebooks:\n  - path: a.ipynb\n    partitions: daily\n")
     with pytest.raises(DeclarationError, match=r"declarations.yaml:3: partitions: takes \{start: YYYY-MM-DD"):
         load_declarations_yaml(path)
+
+
+def _two_notebooks(tmp_path: Path) -> Path:
+    from notebook_factory import RUNTIME, code, write_notebook
+
+    for name in ("a", "b"):
+        write_notebook(tmp_path / f"{name}.ipynb", code(RUNTIME), code(f"%%sql rows\nSELECT * FROM raw.{name}"),
+                       code(f"output('mart.{name}', rows)"))
+    path = tmp_path / "declarations.yaml"
+    path.write_text(
+        "# header\n"
+        "notebooks:\n"
+        "  - path: a.ipynb\n"
+        "    owners: [a@example.com]\n"
+        "  - path: b.ipynb\n"  # line 5
+        "    owners: [bob]\n"
+        "    cron: '0 6 * *'\n"
+    )
+    return path
+
+
+def test_a_load_error_of_a_yaml_declaration_names_the_file_and_line(tmp_path: Path) -> None:
+    """Dagster's own load (build_notebook_graph) and the CLI's checks give the same message."""
+    from nb_assets.build_assets import build_notebook_graph
+    from nb_assets.declared_notebooks import declare_notebooks
+
+    path = _two_notebooks(tmp_path)
+    decls = load_declarations_yaml(path)
+    assert [d.declared_at for d in decls] == [f"{path}:3", f"{path}:5"]
+    with pytest.raises(DeclarationError) as loaded:
+        build_notebook_graph(decls, base_dir=tmp_path)
+    message = str(loaded.value)
+    assert f"- {path}:5: " in message and "owner 'bob' is neither an e-mail address nor team:<name>" in message
+    assert f"{path}:5: " in message.split("cron='0 6 * *'")[0].splitlines()[-1]  # each problem names the line
+    assert f"{path}:3" not in message  # the good entry is not blamed
+    with pytest.raises(DeclarationError) as checked:
+        declare_notebooks(decls, tmp_path)
+    assert str(checked.value) == message
+
+
+def test_a_candidate_text_stands_in_for_the_file_while_it_is_open(tmp_path: Path) -> None:
+    from nb_assets.declarations_yaml import candidate, with_declaration
+
+    path = tmp_path / "declarations.yaml"
+    path.write_text("notebooks:\n  - path: a.ipynb\n")
+    before = path.read_bytes()
+    text = with_declaration(path.read_text(), path, NotebookAsset("b.ipynb", owners=("b@example.com",)))
+    with candidate(path, text):
+        read = load_declarations_yaml(path)
+    assert [(d.path, d.declared_at) for d in read] == [("a.ipynb", f"{path}:2"), ("b.ipynb", f"{path}:3")]
+    assert path.read_bytes() == before and [d.path for d in load_declarations_yaml(path)] == ["a.ipynb"]
+
+
+def test_declaring_a_notebook_twice_says_which_line_to_edit(tmp_path: Path) -> None:
+    path = tmp_path / "declarations.yaml"
+    path.write_text("notebooks:\n  - path: a.ipynb\n  - path: b.ipynb\n")
+    with pytest.raises(DeclarationError) as err:
+        append_declaration(path, NotebookAsset("b.ipynb"))
+    assert str(err.value).startswith(f"{path}:3: b.ipynb is already declared there. To change its owners")
+    assert "edit that entry" in str(err.value) and "copy the notebook to a new file name" in str(err.value)

@@ -59,24 +59,39 @@ def _schedule(project: Path, notebook: Path, *extra: str) -> subprocess.Complete
 
 def test_schedule_writes_a_reviewable_branch_and_never_touches_the_real_tables(project: Path) -> None:
     notebook = _kpis(project)
+    checkpoint = write_notebook(project / "notebooks" / ".ipynb_checkpoints" / "order_kpis-checkpoint.ipynb", code("1"))
     before = warehouse_snapshot(project / "warehouse.duckdb")
-    dry = _schedule(project, notebook, "--param", "ds=2026-11-20")  # a dry run first leaves its plan, which --git takes along
-    assert dry.returncode == 0 and (project / "plans" / "order_kpis.md").is_file(), dry.stdout + dry.stderr
+    # A dry run first leaves its plan and the trial's page, which --git takes along. It runs
+    # with -X importtime: the CLI process checks and tries without ever importing Dagster.
+    dry = subprocess.run([sys.executable, "-X", "importtime", "-m", "nb_assets.cli", "schedule", str(notebook), "--owner",
+                          "a@example.com", "--cron", "0 6 * * *", "--purpose", "finance_reporting", "--param", "ds=2026-11-20"],
+                         cwd=project, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0 and (project / "plans" / "order_kpis.md").is_file(), dry.stdout + dry.stderr[-3000:]
+    assert "4/6 load: " in dry.stdout and "6/6 dry run" in dry.stdout, dry.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in dry.stderr.splitlines() if line.startswith("import time:")]
+    assert "nb_assets.schedule_workflow" in imported and not [m for m in imported if m.split(".")[0] == "dagster"]
     proc = _schedule(project, notebook, "--param", "ds=2026-11-20", "--write", "--git")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "← reads  raw.orders [finance] (source table)" in proc.stdout
     assert "→ writes mart.order_kpis [finance]" in proc.stdout
     assert "git push -u origin schedule/order_kpis" in proc.stdout
+    assert "which you are on now (you were on main; `git switch main` goes back)" in proc.stdout
+    assert "Reload definitions in the Dagster UI (Deployment → Reload) or restart `make dev`" in proc.stdout
+    assert f"6/6 declared in {project / 'declarations.yaml'}:4" in proc.stdout
     assert warehouse_snapshot(project / "warehouse.duckdb") == before  # the trial wrote to a scratch copy
 
     assert _git(project, "branch", "--show-current").strip() == "schedule/order_kpis"
     committed = set(_git(project, "show", "--name-only", "--format=", "HEAD").split())
-    assert committed == {"notebooks/order_kpis.ipynb", "declarations.yaml", "plans/order_kpis.md"}
-    assert _git(project, "status", "--porcelain") == ""
+    assert committed == {"notebooks/order_kpis.ipynb", "declarations.yaml", "plans/order_kpis.md", "plans/order_kpis.trial.html"}
+    assert _git(project, "status", "--porcelain", "--untracked-files=all").split() == ["??", str(checkpoint.relative_to(project))]
     plan = (project / "plans" / "order_kpis.md").read_text()
     assert "- status: **success**" in plan and "- output `mart.order_kpis`: " in plan
     assert "```mermaid" in plan and 'n_raw_orders[("raw.orders")] --> n_order_kpis' in plan
-    executed = plan.split("- executed notebook: `")[1].split("`")[0]
+    assert "- executed notebook: [order_kpis.trial.html](order_kpis.trial.html)" in plan
+    assert "- loads, as Dagster loads it" in plan
+    page = _git(project, "show", "HEAD:plans/order_kpis.trial.html")  # what a reviewer opens: the executed notebook
+    assert "mart.order_kpis" in page and "<html" in page
+    executed = plan.split("record `")[1].split("`")[0]
     assert Path(executed).is_file()
 
     # The definitions now declare it, as Dagster will load them.
@@ -99,12 +114,14 @@ def test_findings_and_policy_stop_before_the_trial(project: Path) -> None:
     notebook = _kpis(project, body="import requests\nkpis = orders")
     proc = _schedule(project, notebook)
     assert proc.returncode == 2 and "[network-access]" in proc.stderr
-    assert "3/5 trial" not in proc.stdout
+    assert "3/6 trial" not in proc.stdout
     pii = write_notebook(project / "notebooks" / "people.ipynb", code(RUNTIME),
                          code("%%sql people\nSELECT * FROM raw.customers"), code("output('mart.people', people)"))
-    proc = _schedule(project, pii)
+    before = (project / "declarations.yaml").read_bytes()
+    proc = _schedule(project, pii, "--write")
     assert proc.returncode == 2 and "purpose 'finance_reporting' may not read zone 'pii'" in proc.stderr
-    assert not (project / "plans").exists()
+    assert f"{project / 'declarations.yaml'}:4: " in proc.stderr  # names the line the entry would have had
+    assert not (project / "plans").exists() and (project / "declarations.yaml").read_bytes() == before
 
 
 def test_git_refuses_a_dirty_tree(project: Path) -> None:
@@ -154,7 +171,7 @@ def test_schedule_declares_instances_and_daily_partitions_and_tries_each(project
 def test_schedule_refuses_an_instance_parameter_the_notebook_does_not_declare(project: Path) -> None:
     proc = _schedule(project, _kpis(project), "--instance", "x", "region=EMEA")
     assert proc.returncode == 2 and "--instance x: " in proc.stderr and "unknown parameter 'region'" in proc.stderr
-    assert "1/5" not in proc.stdout
+    assert "1/6" not in proc.stdout
     proc = _schedule(project, _kpis(project), "--daily-from", "2999-01-01", "--write")
     assert proc.returncode == 2 and "--daily-from 2999-01-01: daily partitions run up to yesterday" in proc.stderr
     assert "notebooks: []" in (project / "declarations.yaml").read_text()
