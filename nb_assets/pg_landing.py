@@ -102,6 +102,15 @@ def table_types(cur: Any, table: str) -> dict[str, str]:
     return dict(cur.fetchall())
 
 
+def read_table_types(dsn: str, table: str) -> dict[str, str]:
+    """table_types in a read-only look at the warehouse; a server that cannot be reached is a WarehouseError."""
+    try:
+        with _reading(dsn) as cur:
+            return table_types(cur, table)
+    except adbc.Error as exc:
+        raise WarehouseError(f"cannot read {redact(dsn)}: {server_message(exc)}") from exc
+
+
 def in_transaction(dsn: str, work: Callable[[Any], T]) -> T:
     """Run `work` and commit, retrying when another loader took the same landing id."""
     for attempt in range(3):
