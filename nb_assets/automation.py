@@ -94,8 +94,11 @@ def _input_landed(key: dg.AssetKey) -> dg.AutomationCondition:
     The second part is what makes a landing recorded before the notebook was declared
     count: `newly_updated` compares with the previous evaluation, and a new notebook has
     none, so an update from before its first evaluation would never be seen. It holds
-    from that first evaluation until this notebook is requested, like the first; an OR
-    around the two keeps the first's landing time for its `since` (an OR drops it)."""
+    from that first evaluation until this notebook is requested, like the first. Two
+    `since`s joined by an OR, not one `since` of an OR: an OR drops the landing time
+    the first `since` needs (inputs_landed). Dagster keys each `since`'s memory by its
+    place in the tree, so this shape is part of the stored state: changing it forgets,
+    once, inputs that had landed towards a notebook's next run."""
     table = ".".join(key.path)
     requested = dg.AutomationCondition.newly_requested().with_label("this notebook was requested")
     updated = (

@@ -31,7 +31,7 @@ class NotebookContext:
     declared: bool = False
     problem: str | None = None  # why the declaration could not be read, or that there is no such notebook
     parsed: bool = False  # not declared: what the notebook itself says (parameters, inputs, outputs, findings)
-    findings: list[str] = field(default_factory=list)  # "error: cell 3, line 1: [rule] message"
+    findings: list[str] = field(default_factory=list)  # "error: draft (cell 3, line 1): [rule] message"
     next_step: str | None = None  # for a notebook that is not declared: what to do, then `command`
     command: str | None = None
     owners: list[str] = field(default_factory=list)
