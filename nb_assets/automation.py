@@ -1,12 +1,12 @@
-"""When notebooks run: trigger conditions, the landing sensor, file drops and the automation sensor.
+"""When notebooks run: trigger conditions, file drops and the automation sensor.
 
 Every trigger is a Dagster `AutomationCondition`, evaluated by one
 `AutomationConditionSensorDefinition`, so the UI shows for each notebook which
 part of its condition held and which did not. Landings reach Dagster through
-the landing sensor as runless materializations of the source tables' external
-assets: for an external asset that Dagster cannot observe itself, a
-materialization is the event its conditions (newly updated, updated since a
-cron tick) count as an update; an observation would not be.
+the landing sensor (landing_sensor.py) as runless materializations of the
+source tables' external assets: for an external asset that Dagster cannot
+observe itself, a materialization is the event its conditions (newly updated,
+updated since a cron tick) count as an update; an observation would not be.
 """
 
 from __future__ import annotations
@@ -16,24 +16,18 @@ import operator
 import zoneinfo
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, get_args
+from typing import get_args
 
 import dagster as dg
 
 from nb_assets.declaration import FileDrop, LoadMode, NotebookAsset
-from nb_assets.errors import DeclarationError, LandingError, WarehouseBusyError
-from nb_assets.locations import redact
+from nb_assets.errors import DeclarationError
+from nb_assets.landing_sensor import DEFAULT_INTERVAL_S, LANDING_SENSOR, MAX_LANDINGS_PER_TICK, landing_sensor
 
-if TYPE_CHECKING:
-    from nb_assets.landing import Landing
+__all__ = ["AUTOMATION_SENSOR", "DEFAULT_INTERVAL_S", "LANDING_SENSOR", "MAX_LANDINGS_PER_TICK", "landing_sensor",
+           "notebook_sensors", "trigger_condition", "trigger_problems"]
 
-LANDING_SENSOR = "nb_assets_landings"
 AUTOMATION_SENSOR = "nb_assets_automation"
-DEFAULT_INTERVAL_S = 15
-# A backlog is reported over several ticks, oldest first. The daemon stores a tick's
-# events one by one after the tick (benchmarks/landing_sensor.py), so a bound keeps ticks short.
-MAX_LANDINGS_PER_TICK = 1_000
-LANDING_ID, LANDED_AT = "landing/id", "landing/landed_at"
 
 
 # --- triggers -----------------------------------------------------------------
@@ -84,20 +78,41 @@ def inputs_landed(deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
     evaluated can be counted by both ticks and run the notebook once more,
     which replaces its outputs with the same data. An upstream notebook is not
     requested together with its readers: each reader starts after the run
-    that updated its input.
+    that updated its input. A notebook that never ran also counts the inputs
+    that had landed before its first evaluation (`_input_landed`), so data that
+    landed before the notebook was declared starts its first run.
     """
-    each = [_landed_since_requested(key) for key in deps]
+    each = [_input_landed(key) for key in deps]
     return (functools.reduce(operator.and_, each) & _inputs_quiet()).with_label("once every input has landed since the last run")
 
 
 @functools.cache
-def _landed_since_requested(key: dg.AssetKey) -> dg.AutomationCondition:
+def _input_landed(key: dg.AssetKey) -> dg.AutomationCondition:
+    """One input: updated since this notebook was last requested, or (for a notebook that
+    never ran) already there when its condition was first evaluated.
+
+    The second part is what makes a landing recorded before the notebook was declared
+    count: `newly_updated` compares with the previous evaluation, and a new notebook has
+    none, so an update from before its first evaluation would never be seen. It holds
+    from that first evaluation until this notebook is requested, like the first. Two
+    `since`s joined by an OR, not one `since` of an OR: an OR drops the landing time
+    the first `since` needs (inputs_landed). Dagster keys each `since`'s memory by its
+    place in the tree, so this shape is part of the stored state: changing it forgets,
+    once, inputs that had landed towards a notebook's next run."""
+    table = ".".join(key.path)
     requested = dg.AutomationCondition.newly_requested().with_label("this notebook was requested")
-    return (
+    updated = (
         dg.AutomationCondition.asset_matches(key, dg.AutomationCondition.newly_updated())
         .since(requested)
-        .with_label(f"{'.'.join(key.path)} landed or was updated since this notebook was last requested")
+        .with_label(f"{table} updated since this notebook was last requested")
     )
+    before_first = (
+        dg.AutomationCondition.initial_evaluation().with_label("first evaluation of this notebook")
+        & dg.AutomationCondition.missing().with_label("this notebook never materialized")
+        & dg.AutomationCondition.asset_matches(key, ~dg.AutomationCondition.missing()).with_label(f"{table} has landed")
+    )
+    already = before_first.since(requested).with_label(f"{table} had landed before this notebook was first evaluated")
+    return (updated | already).with_label(f"{table} landed or was updated since this notebook was last requested")
 
 
 @functools.cache
@@ -191,136 +206,3 @@ def _file_drop_problems(drop: FileDrop, sources: Mapping[str, dg.AssetKey], writ
     if drop.mode not in get_args(LoadMode):
         return [f"{where}: mode={drop.mode!r}; use one of {', '.join(get_args(LoadMode))}"]
     return []
-
-
-def landing_sensor(
-    warehouse: str | Path,
-    sources: Mapping[str, dg.AssetKey],
-    *,
-    interval_s: int = DEFAULT_INTERVAL_S,
-    status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
-    max_per_tick: int = MAX_LANDINGS_PER_TICK,
-    partitioned: Mapping[str, dg.PartitionsDefinition] | None = None,
-) -> dg.SensorDefinition:
-    """Reports each row of the landing log, once, as a materialization of its source table's asset.
-
-    A landing of a `partitioned` source is reported on its partition; one without a
-    partition, or with one the table does not have, is logged and not reported
-    (`nb-assets land` refuses both, so only another loader can write them).
-
-    The cursor is the last landing id reported. Dagster saves it after the
-    tick's events, so a tick that dies in between would report some landings
-    again; the events carry their landing id, and the next tick skips those
-    already reported.
-    """
-
-    shown = redact(warehouse)  # a URL's password stays out of the UI
-
-    @dg.sensor(
-        name=LANDING_SENSOR,
-        minimum_interval_seconds=interval_s,
-        default_status=status,
-        description=f"Reports each landing recorded in nb_assets.landings ({shown}) on its source table's asset.",
-    )
-    def nb_assets_landings(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        from nb_assets.landing import last_landing_id, read_landings  # DuckDB loads in the tick
-
-        after = parse_cursor(context.cursor)
-        try:
-            landings = read_landings(warehouse, after_id=after, limit=max_per_tick)
-            if not landings and after and last_landing_id(warehouse) < after:
-                context.log.warning(f"the landing log in {shown} ends before landing {after}: it was recreated; reading it from the start")
-                after = 0
-                landings = read_landings(warehouse, after_id=0, limit=max_per_tick)
-        except WarehouseBusyError as exc:
-            return dg.SensorResult(skip_reason=f"warehouse busy, trying again next tick: {exc}")
-        if not landings:
-            return dg.SensorResult(skip_reason=f"no landings after {after}", cursor=str(after))
-        unknown = sorted({landing.table for landing in landings if landing.table not in sources})
-        if unknown:
-            context.log.warning(f"landings of tables no declared notebook reads were not reported: {', '.join(unknown)}")
-        known = [landing for landing in landings if landing.table in sources]
-        parts = partitioned or {}
-        misfits = [l for l in known if l.table in parts and not _has_partition(parts[l.table], l.partition)]
-        for landing in misfits:
-            context.log.warning(
-                f"landing {landing.id} of {landing.table} names partition {landing.partition!r}, which is not one of its "
-                f"days ({parts[landing.table].get_first_partition_key()} to yesterday); not reported"
-            )
-        known = [landing for landing in known if landing not in misfits]
-        fresh = not_yet_reported(context.instance, known, sources)
-        events = [landing_event(landing, sources[landing.table], partitioned=landing.table in parts) for landing in fresh]
-        summary = f"reported {len(events)} landing(s), {landings[0].id} to {landings[-1].id}"
-        return dg.SensorResult(asset_events=events, cursor=str(landings[-1].id), skip_reason=summary)
-
-    return nb_assets_landings
-
-
-def parse_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        value = int(cursor)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise LandingError(f"the {LANDING_SENSOR} cursor {cursor!r} is not a landing id; clear it in the sensor's page to report from the start")
-    return value
-
-
-def _has_partition(partitions_def: dg.PartitionsDefinition, key: str | None) -> bool:
-    try:
-        return key is not None and partitions_def.has_partition_key(key)
-    except Exception:  # a key that is not a date at all: Dagster's parse error type is internal
-        return False
-
-
-def landing_event(landing: Landing, key: dg.AssetKey, *, partitioned: bool = False) -> dg.AssetMaterialization:
-    metadata: dict[str, dg.MetadataValue] = {
-        LANDING_ID: dg.MetadataValue.int(landing.id),
-        LANDED_AT: dg.MetadataValue.timestamp(landing.landed_at),
-    }
-    if landing.rows is not None:
-        metadata["landing/rows"] = dg.MetadataValue.int(landing.rows)
-    if landing.partition is not None:
-        metadata["landing/partition"] = dg.MetadataValue.text(landing.partition)
-    if landing.source:
-        metadata["landing/source"] = dg.MetadataValue.text(landing.source)
-    rows = f"{landing.rows} rows" if landing.rows is not None else "data"
-    return dg.AssetMaterialization(
-        asset_key=key,
-        description=f"{landing.table} landed: {rows} from {landing.source or 'a loader'}",
-        metadata=metadata,
-        partition=landing.partition if partitioned else None,
-    )
-
-
-def not_yet_reported(instance: dg.DagsterInstance, landings: Sequence[Landing], sources: Mapping[str, dg.AssetKey]) -> list[Landing]:
-    """Drop landings a previous tick reported before dying without saving its cursor.
-
-    Ticks report in id order, so such landings are a prefix of this batch: if the
-    first was not reported, none was (one lookup on the usual path).
-    """
-    latest: dict[str, tuple[int, float] | None] = {}
-
-    def reported(landing: Landing) -> bool:
-        if landing.table not in latest:
-            latest[landing.table] = _last_reported(instance, sources[landing.table])
-        last = latest[landing.table]
-        # landed_at too: a recreated log reuses small ids, but its landings are newer
-        return last is not None and last[0] >= landing.id and last[1] >= landing.landed_at
-
-    if not landings or not reported(landings[0]):
-        return list(landings)
-    return [landing for landing in landings if not reported(landing)]
-
-
-def _last_reported(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[int, float] | None:
-    records = instance.fetch_materializations(key, limit=1).records  # newest first; the cheapest lookup
-    materialization = records[0].asset_materialization if records else None
-    if materialization is None:
-        return None
-    landing_id, landed_at = materialization.metadata.get(LANDING_ID), materialization.metadata.get(LANDED_AT)
-    if landing_id is None or landed_at is None:
-        return None  # reported by someone else (e.g. by hand in the UI)
-    return int(landing_id.value), float(landed_at.value)  # type: ignore[arg-type]

@@ -57,5 +57,7 @@ def cmd_deploy_up(args: argparse.Namespace) -> int:
 def cmd_deploy_down(args: argparse.Namespace) -> int:
     from nb_assets.deploy_stack import down
 
-    down(args.state.resolve(), purge=args.purge)
+    state = args.state.resolve()
+    done = down(state, purge=args.purge)
+    print("\n".join(done) if done else f"nothing to stop: no deployment runs from {state}")
     return 0

@@ -1,4 +1,5 @@
-"""`nb-assets lineage`: where a table's data flows, with zones at each hop."""
+"""`nb-assets lineage`: where a table's data flows, with zones at each hop, and the table's
+columns as the warehouse has them."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any
 
 from nb_assets.definitions_file import load_declarations
 from nb_assets.errors import DeclarationError
+from nb_assets.locations import redact
 
 
 def add_lineage_command(sub: Any) -> None:
-    lineage = sub.add_parser("lineage", help="which notebooks read a table and what they write, recursively")
+    lineage = sub.add_parser("lineage", help="a table's columns, who writes and reads it, and what they write, recursively")
     lineage.add_argument("table", help="schema.table")
     direction = lineage.add_mutually_exclusive_group()
     direction.add_argument("--downstream", dest="direction", action="store_const", const="downstream")
@@ -28,7 +30,7 @@ def add_lineage_command(sub: Any) -> None:
 
 def cmd_lineage(args: argparse.Namespace) -> int:
     from nb_assets.build_assets import declare_notebooks
-    from nb_assets.lineage import LineageNotebook, format_report, lineage_report
+    from nb_assets.lineage import LineageNotebook, format_report, lineage_report, similar_tables
     from nb_assets.policy import propagate
     from nb_assets.policy_file import load_policy
 
@@ -49,9 +51,33 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     graph = [LineageNotebook(d.spec, d.decl.purpose) for d in declared]
     result = lineage_report(args.table, graph, labels, args.direction)
     result["violations"] = [v.message() for v in report.violations] if report else []
-    if not result["known"]:
-        print(f"nb-assets lineage: no declared notebook reads or writes {args.table}", file=sys.stderr)
+    result.update(_columns(warehouse, result["table"]))
+    if not result["known"] and not result["columns"]:
+        close = similar_tables(args.table, graph)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        where = f" and {redact(warehouse)} has no such table" if result["columns"] == [] else ""
+        print(f"nb-assets lineage: no declared notebook reads or writes {args.table}{where}{hint}", file=sys.stderr)
         return 1
     text = format_report(result) + "".join(f"\npolicy violation: {v}" for v in result["violations"])
     print(json.dumps(result, indent=2) if args.json else text)
     return 0
+
+
+def _columns(warehouse: str | None, table: str) -> dict[str, Any]:
+    """`columns`: [{name, type}] from the warehouse ([] when it has no such table), or None
+    with `columns_note` saying why it could not be read."""
+    from nb_assets.errors import NbAssetsError
+    from nb_assets.warehouse_columns import read_columns
+
+    if warehouse is None:
+        return {"columns": None, "columns_note": "no warehouse (--warehouse, or the definitions' warehouse=)"}
+    if "." not in table:
+        return {"columns": None, "columns_note": "name the table as schema.table"}
+    shown = redact(warehouse)
+    try:
+        columns = read_columns(warehouse, table)
+    except NbAssetsError as exc:  # missing, busy or unreachable: the lineage still stands
+        return {"columns": None, "columns_note": str(exc), "warehouse": shown}
+    if not columns:
+        return {"columns": [], "columns_note": f"{table} is not in {shown} (yet)", "warehouse": shown}
+    return {"columns": [{"name": name, "type": kind} for name, kind in columns], "warehouse": shown}

@@ -20,7 +20,7 @@ RECORDS_HELP = ("a folder of run records; repeatable (default: ./.nb_assets/runs
 
 
 def add_runs_commands(sub: Any) -> None:
-    runs = sub.add_parser("runs", help="a notebook's recent runs: status, start, duration, parameters, failing cell")
+    runs = sub.add_parser("runs", help="a notebook's recent runs: status, where (cli, dagster dev/deploy), start, duration, parameters, failing cell")
     runs.add_argument("notebook", help="the notebook's file or name")
     runs.add_argument("--limit", type=int, default=20)
     runs.add_argument("--records", type=Path, action="append", default=[], metavar="DIR", help=RECORDS_HELP)
@@ -67,11 +67,11 @@ def _instance_runs(roots: list[Path], name: str) -> list[RunRecord]:
 
 
 def _table(runs: list[RunRecord]) -> str:
-    rows = [("RUN ID", "NOTEBOOK", "STATUS", "STARTED (UTC)", "DURATION", "PARTITION", "CELL", "PARAMETERS", "RECORD")]
+    rows = [("RUN ID", "NOTEBOOK", "STATUS", "WHERE", "STARTED (UTC)", "DURATION", "PARTITION", "CELL", "PARAMETERS", "RECORD")]
     for r in runs:
         params = ", ".join(f"{k}={v!r}" for k, v in r.parameters.items()) or "-"
         rows.append((
-            r.run_id, r.notebook, r.status, r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            r.run_id, r.notebook, r.status, r.where, r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
             f"{r.duration_s:.1f} s" if r.duration_s is not None else "-", r.partition or "-",
             str(r.failed_cell) if r.failed_cell is not None else "-", params, str(r.record_dir),
         ))

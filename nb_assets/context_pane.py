@@ -29,7 +29,11 @@ class NotebookContext:
     name: str
     project_dir: Path
     declared: bool = False
-    problem: str | None = None  # why the declaration could not be read
+    problem: str | None = None  # why the declaration could not be read, or that there is no such notebook
+    parsed: bool = False  # not declared: what the notebook itself says (parameters, inputs, outputs, findings)
+    findings: list[str] = field(default_factory=list)  # "error: draft (cell 3, line 1): [rule] message"
+    next_step: str | None = None  # for a notebook that is not declared: what to do, then `command`
+    command: str | None = None
     owners: list[str] = field(default_factory=list)
     trigger: str = "on demand"
     purpose: str | None = None
@@ -62,7 +66,10 @@ def notebook_context(path: Path, records: list[Path] | None = None) -> NotebookC
     path = path.resolve()
     project = project_dir_of(path)
     context = NotebookContext(path=path, name=notebook_name(path), project_dir=project)
-    _add_declaration(context, project / "definitions.py")
+    if path.is_file():
+        _add_declaration(context, project / "definitions.py")
+    else:  # runs of a notebook since renamed or deleted are still listed
+        context.problem = f"no such notebook: {path}"
     roots = record_roots(project, records or (), near=[path.parent, Path.cwd()])
     context.runs = find_runs(roots, context.name)[:LAST_RUNS]
     return context
@@ -72,6 +79,7 @@ def _add_declaration(context: NotebookContext, definitions: Path) -> None:
     """Fill in what the project's definitions file says about this notebook."""
     if not definitions.is_file():
         context.problem = f"no definitions.py at or above {context.path.parent}: the notebook is not scheduled"
+        _add_parse(context, None, {})
         return
     from nb_assets.build_assets import declare_notebooks
     from nb_assets.definitions_file import load_declarations
@@ -88,12 +96,20 @@ def _add_declaration(context: NotebookContext, definitions: Path) -> None:
         context.problem = f"{definitions}: {exc}"
         return
     context.ui_base_url = getattr(project.notifications, "ui_base_url", None)
+    labels = dict(report.labels) if report else {}
     item = next((d for d in declared if Path(d.spec.path).resolve() == context.path), None)
     if item is None:
         context.problem = f"not declared in {definitions}"
+        writers = {t: d.spec.name for d in declared for t in d.spec.output_tables}
+        readers: dict[str, list[str]] = {}
+        for d in declared:
+            for t in d.spec.input_tables:
+                readers.setdefault(t, []).append(d.spec.name)
+        taken = {t: f"notebook {writers[t]} writes it" if t in writers else f"it is a source table read by {', '.join(readers[t])}"
+                 for t in {*writers, *readers}}
+        _add_parse(context, project.warehouse, labels, taken)
         return
     decl, spec = item.decl, item.spec
-    labels = dict(report.labels) if report else {}
     context.declared = True
     context.owners = list(decl.owners)
     context.trigger = decl.trigger()
@@ -106,6 +122,33 @@ def _add_declaration(context: NotebookContext, definitions: Path) -> None:
     down = {h.notebook.spec.name: None for t in spec.output_tables for h in trace(t, graph, "downstream")}
     context.upstream = [n for n in up if n != spec.name]
     context.downstream = [n for n in down if n != spec.name]
+
+
+def _add_parse(context: NotebookContext, warehouse: str | None, labels: Mapping[str, Any], taken: Mapping[str, str] | None = None) -> None:
+    """What a notebook that is not declared says about itself, and how to schedule it.
+    `taken`: the project's tables this notebook may not write, each with why (one table, one writer)."""
+    from nb_assets.errors import NbAssetsError
+    from nb_assets.notebook_parser import dialect_of, parse_notebook
+
+    try:
+        spec = parse_notebook(context.path, dialect_of(warehouse))
+    except (NbAssetsError, OSError, ValueError) as exc:
+        context.findings = [f"error: {exc}"]
+        return
+    context.parsed = True
+    context.parameters = [{"name": p.name, "default": p.default, "scheduled": None} for p in spec.parameters]
+    context.inputs = [{"table": t, "zones": sorted(labels.get(t, ()))} for t in spec.input_tables]
+    context.outputs = [{"table": t, "zones": sorted(labels.get(t, ()))} for t in spec.output_tables]
+    context.findings = [f"{f.severity}: {f.describe(context.name)}" for f in spec.findings]
+    clashes = [f"error: {context.name} writes {t}, but {(taken or {})[t]}: write a table of its own"
+               for t in spec.output_tables if t in (taken or {})]
+    context.findings += clashes
+    relative = os.path.relpath(context.path, context.project_dir)
+    context.command = f"nb-assets schedule {relative} --owner YOU@EXAMPLE.COM --cron '0 6 * * *'  # or --on-inputs-landed"
+    todo = " and ".join(([f"fix its error findings (nb-assets check {relative})"] if spec.errors else [])
+                        + (["make it write tables of its own"] if clashes else []))
+    context.next_step = (f"{todo[0].upper()}{todo[1:]}, then schedule it from {context.project_dir}:" if todo
+                         else f"To schedule it, from {context.project_dir}:")
 
 
 def render_html(context: NotebookContext) -> str:
@@ -127,12 +170,27 @@ def render_html(context: NotebookContext) -> str:
             ("upstream notebooks", ", ".join(context.upstream) or "-"),
             ("downstream notebooks", ", ".join(context.downstream) or "-"),
         ]))
+    elif context.parsed or context.findings:
+        parts.append(_table([
+            ("parameters", ", ".join(f"{p['name']}={p['default']!r}" for p in context.parameters) or "-"),
+            ("reads", "; ".join(_zoned(i) for i in context.inputs) or "-"),
+            ("writes", "; ".join(_zoned(o) for o in context.outputs) or "- (report)"),
+            ("findings", f"{len(context.findings)}, below" if context.findings else "none"),
+        ]))
+        if context.findings:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in context.findings) + "</ul>")
+    if context.next_step and context.command:
+        parts.append(f"<p>{html.escape(context.next_step)}<br><code>{html.escape(context.command)}</code></p>")
     parts.append(_runs_html(context))
     failure = context.last_failure
     if failure is not None:
         parts.append(_failure_html(context, failure))
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def _zoned(table: Mapping[str, Any]) -> str:
+    return f"{table['table']} [{', '.join(table['zones']) or 'no zone'}]"
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
@@ -148,16 +206,22 @@ def _runs_html(context: NotebookContext) -> str:
     rows = "".join(
         f"<tr><td>{_run_link(context, r)}</td>"
         f"<td style='color:{colour.get(r.status, '#666')}'>{html.escape(r.status)}</td>"
-        f"<td>{r.started_at.strftime('%Y-%m-%d %H:%M')}</td><td>{r.source}</td>"
+        f"<td>{r.started_at.strftime('%Y-%m-%d %H:%M')}</td><td>{html.escape(r.where)}</td>"
         f"<td>{'' if r.failed_cell is None else f'cell {r.failed_cell}'}</td></tr>"
         for r in context.runs
     )
-    return f"<h4>Last runs</h4><table><tr><th>run</th><th>status</th><th>started (UTC)</th><th>by</th><th></th></tr>{rows}</table>"
+    return f"<h4>Last runs</h4><table><tr><th>run</th><th>status</th><th>started (UTC)</th><th>where</th><th></th></tr>{rows}</table>"
+
+
+def shown_id(run: RunRecord) -> str:
+    """Dagster's run ids shortened as its UI does (`nb-assets show` takes the prefix); the CLI's
+    are a time and a number, whose first characters are only the date: those whole."""
+    return run.run_id[:8] if run.source == "dagster" else run.run_id
 
 
 def _run_link(context: NotebookContext, run: RunRecord) -> str:
-    """The run's short id, linked to the Dagster UI when the project names it (Dagster runs only)."""
-    short = f"<code>{html.escape(run.run_id[:8])}</code>"
+    """The run's id, linked to the Dagster UI when the project names it (Dagster runs only)."""
+    short = f"<code>{html.escape(shown_id(run))}</code>"
     if not context.ui_base_url or run.source != "dagster":
         return short
     return f"<a href='{html.escape(context.ui_base_url.rstrip('/'))}/runs/{html.escape(run.run_id)}' target='_blank'>{short}</a>"
@@ -192,7 +256,13 @@ def render_text(context: NotebookContext) -> str:
         lines.append(context.problem)
     if context.declared:
         lines.append(f"owners: {', '.join(context.owners) or '-'}; trigger: {context.trigger}; purpose: {context.purpose or '-'}")
-    lines += [f"{r.run_id[:8]} {r.status} {r.started_at:%Y-%m-%d %H:%M}" for r in context.runs]
+    elif context.parsed:
+        lines.append(f"reads: {', '.join(i['table'] for i in context.inputs) or '-'}; "
+                     f"writes: {', '.join(o['table'] for o in context.outputs) or '- (report)'}")
+    lines += context.findings
+    if context.next_step and context.command:
+        lines += [context.next_step, f"  {context.command}"]
+    lines += [f"{shown_id(r)} {r.status} {r.where} {r.started_at:%Y-%m-%d %H:%M}" for r in context.runs]
     return "\n".join(lines)
 
 

@@ -108,21 +108,25 @@ def busy_ports(settings: DeploySettings) -> list[str]:
     return busy
 
 
-def down(state_dir: Path, *, purge: bool = False) -> None:
+def down(state_dir: Path, *, purge: bool = False) -> list[str]:
     """Stop the daemon (no new launches), the webserver, the code server, the run workers still
-    running, then Postgres. With `purge`, remove the state folder too."""
-    if not (state_dir / "deploy.json").exists():  # nothing was started from it
-        if purge:
-            shutil.rmtree(state_dir, ignore_errors=True)
-        return
-    settings = DeploySettings.load(state_dir)
-    for name in ("daemon", "webserver"):
-        _stop_process(settings.pids.pop(name, None))
-    settings.save()
-    _remove_containers(settings)
-    _stop_cluster(settings)
-    if purge:
+    running, then Postgres. With `purge`, remove the state folder too. Says what it did, one line
+    per piece; nothing when nothing ran."""
+    done: list[str] = []
+    if (state_dir / "deploy.json").exists():  # else nothing was started from it
+        settings = DeploySettings.load(state_dir)
+        for name in ("daemon", "webserver"):
+            pid = settings.pids.pop(name, None)
+            if _stop_process(pid):
+                done.append(f"stopped dagster-{name} (pid {pid})")
+        settings.save()
+        done += _remove_containers(settings)
+        if _stop_cluster(settings):
+            done.append(f"stopped PostgreSQL on 127.0.0.1:{settings.postgres_port} (data kept in {settings.postgres_dir})")
+    if purge and state_dir.exists():
         shutil.rmtree(state_dir, ignore_errors=True)
+        done.append(f"removed {state_dir} (runs, records, both databases)")
+    return done
 
 
 def start_daemon(settings: DeploySettings) -> int:
@@ -150,9 +154,10 @@ def host_env(settings: DeploySettings) -> dict[str, str]:
     return {**os.environ, "DAGSTER_HOME": str(settings.dagster_home)}
 
 
-def _remove_containers(settings: DeploySettings) -> None:
+def _remove_containers(settings: DeploySettings) -> list[str]:
     """The code server and every run worker of this deployment, finished or not, and the sandboxes
-    of its runs (their run folders are under its DAGSTER_HOME), which a removed run worker leaves."""
+    of its runs (their run folders are under its DAGSTER_HOME), which a removed run worker leaves.
+    One line per kind of container removed."""
     from nb_assets.docker_janitor import SANDBOX_LABEL
     from nb_assets.image import docker_client
 
@@ -161,11 +166,18 @@ def _remove_containers(settings: DeploySettings) -> None:
     home = f"{settings.dagster_home}/"
     ours += [c for c in client.api.containers(all=True, filters={"label": SANDBOX_LABEL})
              if (c.get("Labels") or {}).get("nb_assets.run_folder", "").startswith(home)]
+    removed: dict[str, list[str]] = {}
     for summary in ours:
         try:
             client.api.remove_container(summary["Id"], force=True, v=True)
         except Exception as exc:  # noqa: BLE001 - keep stopping the rest; say what is left
             print(f"[nb_assets.deploy] could not remove container {summary['Id'][:12]}: {exc}", file=sys.stderr)
+            continue
+        name = (summary.get("Names") or ["/" + summary["Id"][:12]])[0].lstrip("/")
+        kind = ("code server" if name == settings.code_server_name
+                else "sandbox" if SANDBOX_LABEL in (summary.get("Labels") or {}) else "run worker")
+        removed.setdefault(kind, []).append(f"{name} ({summary.get('State') or 'created'})")
+    return [f"removed {kind} container(s): {', '.join(names)}" for kind, names in removed.items()]
 
 
 def _create_databases(settings: DeploySettings) -> None:
@@ -236,12 +248,13 @@ def _wait_for_location(settings: DeploySettings) -> None:
     raise DeployError(f"the webserver did not load {LOCATION} in {START_TIMEOUT_S:.0f} s:\n{tail()}")
 
 
-def _stop_cluster(settings: DeploySettings) -> None:
+def _stop_cluster(settings: DeploySettings) -> bool:
+    """Stop the deployment's Postgres; False if it was not running."""
     from nb_assets.pg_cluster import Cluster, ClusterError
 
     pid_file = settings.postgres_dir / "data" / "postmaster.pid"
     if not pid_file.exists():
-        return
+        return False
     try:
         Cluster(settings.postgres_dir, settings.postgres_port).stop()
     except ClusterError as exc:  # e.g. pg_ctl, run as postgres, can no longer reach the folder
@@ -252,18 +265,20 @@ def _stop_cluster(settings: DeploySettings) -> None:
         deadline = time.monotonic() + STOP_TIMEOUT_S
         while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
             time.sleep(0.2)
+    return True
 
 
-def _stop_process(pid: int | None) -> None:
-    """SIGTERM the process group this recipe started, SIGKILL after STOP_TIMEOUT_S."""
+def _stop_process(pid: int | None) -> bool:
+    """SIGTERM the process group this recipe started, SIGKILL after STOP_TIMEOUT_S; False if it was not running."""
     if pid is None or not _alive(pid):
-        return
+        return False
     os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     if _alive(pid):
         os.killpg(pid, signal.SIGKILL)
+    return True
 
 
 def _alive(pid: int) -> bool:

@@ -61,6 +61,7 @@ def watched_notebooks(assets: Sequence[Any]) -> list[WatchedNotebook]:
 
 def failure_notification_sensor(notebooks: Sequence[WatchedNotebook], notifications: Notifications) -> dg.SensorDefinition:
     by_name = {n.name: n for n in notebooks}
+    announced: set[tuple[str, str]] = set()  # off channels already said, once per process that loaded the definitions
 
     @dg.sensor(
         name=SENSOR_NAME,
@@ -69,6 +70,11 @@ def failure_notification_sensor(notebooks: Sequence[WatchedNotebook], notificati
         description="Tells the owners of a failed or refused notebook run, by email or webhook, once per run.",
     )
     def nb_assets_failure_notifications(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        for name, reason in notifications.off_channels().items():
+            if (name, reason) not in announced:
+                announced.add((name, reason))
+                context.log.warning(f"nb-assets notifications: channel {name} is off ({reason}): its owners are not told of "
+                                    "failures; set it and restart to turn it on")
         ledger = NoticeLedger(ledger_folder(notifications, context.instance.storage_directory()))
         try:
             cursor, queued = queue_new_failures(context, ledger, by_name, notifications)
@@ -212,7 +218,7 @@ def _error_text(error: Any) -> str | None:
 def deliver_pending(ledger: NoticeLedger, notifications: Notifications, log: logging.Logger) -> str:
     """Send every pending message; record each outcome at once. Never raises."""
     dispatcher = Dispatcher(notifications, log.warning)
-    counts = {"sent": 0, "waiting": 0, "dropped": 0}
+    counts = {"sent": 0, "waiting": 0, "dropped": 0, "off": 0}
     for entry in ledger.pending():
         try:
             notices = entry.notices()
@@ -234,7 +240,9 @@ def deliver_pending(ledger: NoticeLedger, notifications: Notifications, log: log
                     counts["waiting"] += 1
                     continue
                 ledger.settle(entry, delivery, SENT if outcome == "sent" else outcome, error)
-                if outcome == "sent":
+                if outcome == "off":  # said once when the sensor first saw it, not per message
+                    counts["off"] += 1
+                elif outcome == "sent":
                     log.info(f"nb-assets notifications: told {recipient} that {notice.notebook} {notice.verb} (run {entry.run_id})")
                     counts["sent"] += 1
                 else:
@@ -244,4 +252,5 @@ def deliver_pending(ledger: NoticeLedger, notifications: Notifications, log: log
         except Exception as exc:  # a bug or a full disk: log it, keep the other runs going
             log.exception(f"nb-assets notifications: delivering run {entry.run_id} failed: {exc}")
     down = "".join(f"; channel {name} down: {error}" for name, error in dispatcher.down.items())
-    return f"{counts['sent']} message(s) sent, {counts['waiting']} waiting, {counts['dropped']} dropped{down}"
+    off = f", {counts['off']} not sent (channel off)" if counts["off"] else ""
+    return f"{counts['sent']} message(s) sent, {counts['waiting']} waiting, {counts['dropped']} dropped{off}{down}"

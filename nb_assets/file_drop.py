@@ -32,10 +32,21 @@ LOADED, REJECTED = "loaded", "rejected"
 
 @dataclass(frozen=True)
 class DropOutcome:
-    file: str
-    status: Literal["loaded", "rejected", "recovered"]
+    file: str  # as the declaration names its folder: landing/orders/more.parquet
+    status: Literal["loaded", "rejected", "recovered", "skipped"]
     detail: str
     landing_id: int | None = None
+
+    @property
+    def message(self) -> str:
+        """What happened to the file, in one line: the sensor's log and its tick's reason."""
+        if self.status == "loaded":
+            return f"loaded {self.detail} from {self.file} (landing {self.landing_id})"
+        if self.status == "rejected":
+            return f"rejected {self.file} (moved to {REJECTED}/): {self.detail}"
+        if self.status == "skipped":
+            return f"skipped {self.file} for now: {self.detail}"
+        return f"{self.file}: {self.detail}"
 
 
 def sweep(
@@ -46,20 +57,36 @@ def sweep(
     settle_s: float = SETTLE_S,
     budget_s: float = TICK_BUDGET_S,
 ) -> list[DropOutcome]:
-    """Load every settled file matching the drop's pattern, oldest first, within the time budget."""
+    """Load every settled file matching the drop's pattern, oldest first, within the time budget.
+
+    A file left for the next tick is a "skipped" outcome saying why."""
     folder.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + budget_s
     outcomes: list[DropOutcome] = []
+    left: str | None = None  # why the rest of the files wait for the next tick
     for path in _candidates(folder, drop.pattern):
-        if time.time() - path.lstat().st_mtime < settle_s:
+        shown = _shown(drop, path)
+        age = time.time() - path.lstat().st_mtime
+        if age < settle_s:
+            outcomes.append(DropOutcome(shown, "skipped", f"modified {age:.1f} s ago, it may still be being written; "
+                                                           f"tried again once it is {settle_s:g} s old"))
+            continue
+        if left is not None:
+            outcomes.append(DropOutcome(shown, "skipped", left))
             continue
         try:
             outcomes.append(_handle(drop, path, folder, warehouse))
-        except WarehouseBusyError:
-            break  # another process is writing; every file left here is tried again next tick
+        except WarehouseBusyError as exc:  # another process is writing: every file left here is tried again
+            left = f"the warehouse is busy ({exc}); tried again next tick"
+            outcomes.append(DropOutcome(shown, "skipped", left))
+            continue
         if time.monotonic() > deadline:
-            break
+            left = f"this tick used its {budget_s:g} s; tried again next tick"
     return outcomes
+
+
+def _shown(drop: FileDrop, path: Path) -> str:
+    return f"{Path(drop.folder).as_posix()}/{path.name}"
 
 
 def _candidates(folder: Path, pattern: str) -> list[Path]:
@@ -71,29 +98,31 @@ def _handle(drop: FileDrop, path: Path, folder: Path, warehouse: str | Path) -> 
     from nb_assets.load_file import land_file  # DuckDB loads in the sensor's tick, not with the definitions
 
     if path.is_symlink():
-        return _reject(path, folder, "is a symbolic link; drop the file itself")
+        return _reject(drop, path, folder, "is a symbolic link; drop the file itself")
     digest = _sha256(path)
-    source = f"file-drop {Path(drop.folder).as_posix()}/{path.name} sha256:{digest}"
+    source = f"file-drop {_shown(drop, path)} sha256:{digest}"
     try:
         result = land_file(warehouse, drop.table, path, mode=drop.mode, source=source, once_per_source=True)
     except LandingError as exc:
-        return _reject(path, folder, str(exc))
+        return _reject(drop, path, folder, str(exc))
     landing = result.landing
     if not result.already_landed:
         _move(path, folder / LOADED, landing.id)
-        return DropOutcome(path.name, "loaded", f"{landing.rows} rows into {drop.table}", landing.id)
+        rows = f"{landing.rows} row{'' if landing.rows == 1 else 's'}"
+        return DropOutcome(_shown(drop, path), "loaded", f"{rows} into {drop.table}", landing.id)
     earlier = folder / LOADED / path.name
     if earlier.is_file() and _sha256(earlier) == digest:
-        return _reject(path, folder, f"already loaded: identical to {LOADED}/{path.name} (landing {landing.id}); not loaded again")
+        return _reject(drop, path, folder, f"already loaded: identical to {LOADED}/{path.name} (landing {landing.id}); not loaded again")
     # Loaded by a tick that ended before moving it: finish that tick's work.
     _move(path, folder / LOADED, landing.id)
-    return DropOutcome(path.name, "recovered", f"had been loaded as landing {landing.id}; moved to {LOADED}/", landing.id)
+    return DropOutcome(_shown(drop, path), "recovered",
+                       f"had been loaded as landing {landing.id} by a tick that stopped before moving it; moved to {LOADED}/", landing.id)
 
 
-def _reject(path: Path, folder: Path, reason: str) -> DropOutcome:
+def _reject(drop: FileDrop, path: Path, folder: Path, reason: str) -> DropOutcome:
     moved = _move(path, folder / REJECTED, int(time.time()))
     moved.with_name(moved.name + ".reason.txt").write_text(reason + "\n")
-    return DropOutcome(path.name, "rejected", reason)
+    return DropOutcome(_shown(drop, path), "rejected", reason)
 
 
 def _move(path: Path, into: Path, tag: int) -> Path:
@@ -136,11 +165,13 @@ def file_drop_sensor(
         outcomes = sweep(drop, folder, warehouse)
         for outcome in outcomes:
             log = context.log.warning if outcome.status == "rejected" else context.log.info
-            log(f"{folder}/{outcome.file}: {outcome.status}: {outcome.detail}")
+            log(outcome.message)
+        # Dagster calls every tick that requests no run "skipped"; the reason says what this one did.
+        # (The landing sensor reports each load; the notebooks' conditions start the runs.)
         return dg.SkipReason(summarize(outcomes) or f"no new files in {folder}")
 
     return _file_drop
 
 
 def summarize(outcomes: Sequence[DropOutcome]) -> str:
-    return "; ".join(f"{o.file} {o.status} ({o.detail})" for o in outcomes)
+    return "; ".join(o.message for o in outcomes)

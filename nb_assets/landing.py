@@ -46,6 +46,7 @@ SELECT coalesce(max(id), 0) + 1, $table, $partition, $rows, $source FROM {LOG_TA
 RETURNING id, "table", partition, rows, epoch(landed_at), source
 """
 _SELECT = f'SELECT id, "table", partition, rows, epoch(landed_at), source FROM {LOG_TABLE}'
+LATEST_IDS = f'SELECT max(id) FROM {LOG_TABLE} WHERE id <= $up_to GROUP BY "table", partition'
 T = TypeVar("T")
 READ_LOCK_WAIT_S = 5.0  # a sensor tick skips rather than waits long for a writer
 
@@ -109,6 +110,18 @@ def read_landings(warehouse: str | Path, *, after_id: int, limit: int) -> list[L
             rows = con.execute(f"{_SELECT} WHERE id > $after ORDER BY id LIMIT $limit", {"after": after_id, "limit": limit}).fetchall()
         except duckdb.Error as exc:
             raise LandingError(f"the landing log {LOG_TABLE} in {warehouse} cannot be read: {exc}") from exc
+    return [Landing(*row) for row in rows]
+
+
+def latest_landings(warehouse: str | Path, *, up_to_id: int) -> list[Landing]:
+    """The newest landing of each (table, partition) with id <= up_to_id, oldest first."""
+    if is_postgres_url(warehouse):
+        from nb_assets import pg_landing
+
+        return pg_landing.latest_landings(str(warehouse), up_to_id=up_to_id)
+    with connect(warehouse, read_only=True, lock_wait_s=READ_LOCK_WAIT_S) as con:
+        check_log(con, str(warehouse))
+        rows = con.execute(f"{_SELECT} WHERE id IN ({LATEST_IDS}) ORDER BY id", {"up_to": up_to_id}).fetchall()
     return [Landing(*row) for row in rows]
 
 

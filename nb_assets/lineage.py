@@ -110,13 +110,32 @@ def lineage_report(
             "writes": [{"table": t, "labels": zones(t)} for t in spec.output_tables],
         })
     known = {t for nb in notebooks for t in (*_reached(nb.spec), *nb.spec.output_tables)}
+    writers, readers = writers_and_readers(table, notebooks)
     return {
         "table": table.lower(),
         "known": table.lower() in known,
         "labels": zones(table.lower()),
         "direction": direction,
+        "written_by": writers,
+        "read_by": readers,
         "notebooks": hops,
     }
+
+
+def writers_and_readers(table: str, notebooks: Sequence[LineageNotebook]) -> tuple[list[str], list[str]]:
+    """The notebooks that write the table, and those that read it (directly or through a view or macro)."""
+    table = table.lower()
+    writers = [nb.spec.name for nb in notebooks if table in nb.spec.output_tables]
+    readers = [nb.spec.name for nb in notebooks if table in _reached(nb.spec)]
+    return writers, readers
+
+
+def similar_tables(table: str, notebooks: Sequence[LineageNotebook]) -> list[str]:
+    """Declared tables whose names are close to a table no notebook reads or writes (a typo?)."""
+    import difflib
+
+    known = sorted({t for nb in notebooks for t in (*_reached(nb.spec), *nb.spec.output_tables)})
+    return difflib.get_close_matches(table.lower(), known, n=3, cutoff=0.75)
 
 
 def _kind(name: str, spec: NotebookSpec) -> str:
@@ -143,6 +162,15 @@ def _read(spec: NotebookSpec, name: str, zones: Any) -> dict[str, Any]:
 def format_report(report: Mapping[str, Any]) -> str:
     arrow = "→" if report["direction"] == "downstream" else "←"
     lines = [f"{report['table']} [{', '.join(report['labels']) or 'no labels'}] ({report['direction']})"]
+    if report.get("known", True):
+        writers = ", ".join(report.get("written_by", ())) or "no notebook (a source table: it lands)"
+        lines.append(f"  written by: {writers}")
+        lines.append(f"  read by:    {', '.join(report.get('read_by', ())) or 'no notebook'}")
+    else:
+        lines.append("  no declared notebook reads or writes it")
+    lines.extend(_columns_lines(report))
+    if not report.get("known", True):
+        return "\n".join(lines)
     if not report["notebooks"]:
         lines.append("  (no notebook " + ("reads" if report["direction"] == "downstream" else "writes") + " it)")
     for hop in report["notebooks"]:
@@ -159,3 +187,15 @@ def format_report(report: Mapping[str, Any]) -> str:
         for w in hop["writes"]:
             lines.append(f"{indent}    writes {w['table']} [{', '.join(w['labels'])}]")
     return "\n".join(lines)
+
+
+def _columns_lines(report: Mapping[str, Any]) -> list[str]:
+    """The table's columns as the warehouse has them, or why they are not shown."""
+    if "columns" not in report:
+        return []
+    columns = report["columns"]
+    if not columns:
+        return [f"  columns:    not shown: {report.get('columns_note') or 'no warehouse'}"]
+    where = f" (in {report['warehouse']})" if report.get("warehouse") else ""
+    width = max((len(c["name"]) for c in columns), default=0)
+    return [f"  columns{where}:", *(f"    {c['name'].ljust(width)}  {c['type']}" for c in columns)]

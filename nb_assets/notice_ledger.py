@@ -27,7 +27,7 @@ from typing import Any
 from nb_assets.failure_notice import FailureNotice
 
 PENDING, SENT = "pending", "sent"
-SETTLED = (SENT, "rejected", "no-channel", "abandoned")
+SETTLED = (SENT, "rejected", "no-channel", "off", "abandoned")
 
 
 @dataclass

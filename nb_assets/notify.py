@@ -72,6 +72,11 @@ class SmtpChannel:
     def name(self) -> str:
         return EMAIL
 
+    def off_reason(self) -> str | None:
+        """Why the channel is off (its credentials' variables are not set), or None when it is on."""
+        unset = [name for name in (self.username_env, self.password_env) if name and os.environ.get(name) is None]
+        return f"environment variable(s) {', '.join(unset)} not set" if unset else None
+
     def send(self, recipient: str, notice: FailureNotice) -> None:
         message = EmailMessage()
         message["From"] = self.sender
@@ -132,6 +137,12 @@ class WebhookChannel:
         if bool(self.url) == bool(self.url_env):
             raise DeclarationError("WebhookChannel needs exactly one of url= or url_env=")
 
+    def off_reason(self) -> str | None:
+        """Why the channel is off (`url_env` names no URL here), or None when it is on."""
+        if self.url or os.environ.get(self.url_env or ""):
+            return None
+        return f"environment variable {self.url_env} is not set"
+
     def send(self, recipient: str, notice: FailureNotice) -> None:
         url = self.url or os.environ.get(self.url_env or "")
         if not url:
@@ -185,12 +196,21 @@ class Notifications:
             return replace(hook, name=f"{TEAM_PREFIX}{name}") if hook else None
         return self.email if "@" in owner else None
 
+    def off_channels(self) -> dict[str, str]:
+        """Each configured channel that is off in this process (an unset variable), with why.
+
+        The environment is read as each message is sent, and a daemon's does not
+        change while it runs: a channel off now stays off until it is restarted."""
+        channels: list[Channel] = [self.email] if self.email else []
+        channels += [replace(hook, name=f"{TEAM_PREFIX}{name.removeprefix(TEAM_PREFIX)}") for name, hook in self.webhooks.items()]
+        return {channel.name: reason for channel in channels if (reason := channel.off_reason())}
+
     def unreachable(self, owners: Mapping[str, list[str]]) -> list[str]:
         """`notebook: owner` for each owner no channel reaches (notebook → owners)."""
         return [f"{nb}: {o}" for nb, names in owners.items() for o in names if self.channel_for(o) is None]
 
 
-Outcome = Literal["sent", "down", "rejected", "no-channel"]
+Outcome = Literal["sent", "down", "rejected", "no-channel", "off"]
 
 
 class Dispatcher:
@@ -212,6 +232,9 @@ class Dispatcher:
         channel = self.notifications.channel_for(recipient)
         if channel is None:
             return "no-channel", f"no channel configured for owner {recipient!r}"
+        off = channel.off_reason()
+        if off:  # not retried all day: the sensor says once that the channel is off
+            return "off", f"channel {channel.name} is off: {off}"
         if channel.name in self.down:
             return "down", self.down[channel.name]
         error: DeliveryError | None = None

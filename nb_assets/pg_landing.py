@@ -64,6 +64,14 @@ def read_landings(dsn: str, *, after_id: int, limit: int) -> list[Landing]:
             raise LandingError(f"the landing log {LOG_TABLE} in {redact(dsn)} cannot be read: {server_message(exc)}") from exc
 
 
+def latest_landings(dsn: str, *, up_to_id: int) -> list[Landing]:
+    with _reading(dsn) as cur:
+        _check_log(cur, dsn)
+        latest = f'SELECT max(id) FROM {LOG_TABLE} WHERE id <= $1 GROUP BY "table", partition'
+        cur.execute(f"SELECT {_RETURNING} FROM {LOG_TABLE} WHERE id IN ({latest}) ORDER BY id", (up_to_id,))
+        return [Landing(*row) for row in cur.fetchall()]
+
+
 def last_landing_id(dsn: str) -> int:
     with _reading(dsn) as cur:
         cur.execute(f"SELECT coalesce(max(id), 0) FROM {LOG_TABLE}")
@@ -92,6 +100,15 @@ def table_types(cur: Any, table: str) -> dict[str, str]:
         (quote_table(table),),
     )
     return dict(cur.fetchall())
+
+
+def read_table_types(dsn: str, table: str) -> dict[str, str]:
+    """table_types in a read-only look at the warehouse; a server that cannot be reached is a WarehouseError."""
+    try:
+        with _reading(dsn) as cur:
+            return table_types(cur, table)
+    except adbc.Error as exc:
+        raise WarehouseError(f"cannot read {redact(dsn)}: {server_message(exc)}") from exc
 
 
 def in_transaction(dsn: str, work: Callable[[Any], T]) -> T:

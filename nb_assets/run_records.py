@@ -23,6 +23,7 @@ from nb_assets.errors import NbAssetsError
 CLI_RECORDS = Path(".nb_assets") / "runs"
 DAGSTER_RECORDS = Path("storage") / "nb_assets"  # under DAGSTER_HOME
 DEMO_DAGSTER_HOME = ".dagster_home"  # where `make dev` points DAGSTER_HOME
+DEPLOY_SETTINGS = "deploy.json"  # beside `make deploy`'s DAGSTER_HOME, in its state folder (deploy_config.py)
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,27 @@ class RunRecord:
         folder = self.record_dir.parent.name
         return str(self.summary.get("source") or ("dagster" if len(folder) == 36 and folder.count("-") == 4 else "cli"))
 
+    @property
+    def where(self) -> str:
+        """Where it ran: "cli", or "dagster dev" / "dagster deploy" when the Dagster instance
+        holding the record is `make dev`'s or `make deploy`'s, else "dagster"."""
+        if self.source != "dagster":
+            return "cli"
+        home = next((p.parent.parent for p in self.record_dir.parents if p.name == DAGSTER_RECORDS.name
+                     and p.parent.name == DAGSTER_RECORDS.parent.name), None)
+        if home is None:
+            return "dagster"
+        if (home.parent / DEPLOY_SETTINGS).is_file():
+            return "dagster deploy"
+        return "dagster dev" if home.name == DEMO_DAGSTER_HOME else "dagster"
+
     def as_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "notebook": self.notebook,
             "path": self.path,
             "source": self.source,
+            "where": self.where,
             "status": self.status,
             "started_at": self.started_at.isoformat(),
             "duration_s": self.duration_s,

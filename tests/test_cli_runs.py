@@ -34,8 +34,8 @@ def test_runs_lists_dagster_and_cli_runs_newest_first(failed_project: FailedProj
     done = _cli(failed_project, "runs", "broken.ipynb", "--json")
     assert done.returncode == 0, done.stderr
     runs = json.loads(done.stdout)["runs"]
-    assert [(r["run_id"], r["source"], r["status"]) for r in runs] == [
-        (cli_run["run_id"], "cli", "failed"), (failed_project.broken_run, "dagster", "failed"),
+    assert [(r["run_id"], r["source"], r["where"], r["status"]) for r in runs] == [
+        (cli_run["run_id"], "cli", "cli", "failed"), (failed_project.broken_run, "dagster", "dagster dev", "failed"),
     ]
     dagster = runs[1]
     assert dagster["failed_cell"] == 5 and dagster["parameters"] == {"ds": "2026-11-20"}
@@ -44,8 +44,25 @@ def test_runs_lists_dagster_and_cli_runs_newest_first(failed_project: FailedProj
     assert runs[0]["parameters"] == {"ds": "2026-12-01"}
 
     table = _cli(failed_project, "runs", "broken").stdout.splitlines()
-    assert table[0].split() == ["RUN", "ID", "NOTEBOOK", "STATUS", "STARTED", "(UTC)", "DURATION", "PARTITION", "CELL", "PARAMETERS", "RECORD"]
-    assert table[2].startswith(failed_project.broken_run) and " broken " in table[2] and " failed " in table[2] and "ds='2026-11-20'" in table[2]
+    assert table[0].split() == ["RUN", "ID", "NOTEBOOK", "STATUS", "WHERE", "STARTED", "(UTC)", "DURATION", "PARTITION", "CELL",
+                                "PARAMETERS", "RECORD"]
+    assert table[1].startswith(cli_run["run_id"]) and " failed  cli " in table[1]
+    assert table[2].startswith(failed_project.broken_run) and " broken " in table[2] and " failed  dagster dev " in table[2]
+    assert "ds='2026-11-20'" in table[2]
+
+
+def test_a_run_kept_by_the_deployment_says_so(failed_project: FailedProject, tmp_path: Path) -> None:
+    """`make deploy` keeps DAGSTER_HOME in its state folder, next to deploy.json; any other instance is just "dagster"."""
+    import shutil
+
+    kept = failed_project.instance_dir / "storage" / "nb_assets" / "broken" / failed_project.broken_run
+    for state, home in (("deploy_state", "dagster_home"), ("elsewhere", "home")):
+        records = tmp_path / state / home / "storage" / "nb_assets"
+        shutil.copytree(kept, records / "broken" / failed_project.broken_run)
+    (tmp_path / "deploy_state" / "deploy.json").write_text("{}")
+    for state, home, where in (("deploy_state", "dagster_home", "dagster deploy"), ("elsewhere", "home", "dagster")):
+        done = _cli(failed_project, "runs", "broken", "--json", "--records", str(tmp_path / state / home / "storage" / "nb_assets"))
+        assert [r["where"] for r in json.loads(done.stdout)["runs"]] == [where], done.stderr
 
 
 def test_refused_runs_are_listed_with_the_reason(failed_project: FailedProject) -> None:

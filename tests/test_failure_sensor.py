@@ -129,6 +129,30 @@ def test_a_channel_that_is_down_is_logged_and_delivered_on_a_later_tick(
     assert delivery["attempts"] == 2  # one tick down, one tick delivered
 
 
+def test_a_channel_whose_variable_is_unset_is_off_and_said_once_not_every_tick(
+    failed_project: FailedProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The demo's webhook variable is unset: its owners are not told, and the log says so once, not per tick for a day."""
+    monkeypatch.delenv(WEBHOOK_ENV, raising=False)
+    with smtp_server() as smtp:
+        sensor = _sensor(failed_project, smtp.port, tmp_path / "ledger")
+        cursor = None
+        messages = []
+        for _ in range(4):
+            result = _tick(sensor, failed_project, cursor)
+            cursor, messages = result.cursor, [*messages, result.skip_reason.skip_message]
+    err = capfd.readouterr().err
+    said = f"channel team:data-eng is off (environment variable {WEBHOOK_ENV} is not set)"
+    assert err.count(said) == 1, err
+    assert "is down" not in err and "not set" not in "".join(messages[1:])
+    assert "3 message(s) sent, 0 waiting, 0 dropped, 1 not sent (channel off)" in messages[0]
+    assert len(smtp.mails) == 3  # email is on: every other owner heard once
+    entry = NoticeLedger(tmp_path / "ledger").entry(failed_project.broken_run)
+    assert entry is not None and entry.path.parent.name == "done"  # nothing left pending to retry all day
+    [delivery] = [d for d in entry.deliveries() if d["recipient"] == "team:data-eng"]
+    assert (delivery["status"], delivery["attempts"]) == ("off", 1) and WEBHOOK_ENV in delivery["error"]
+
+
 CRASHING_TICK = """
 import sys
 import dagster as dg

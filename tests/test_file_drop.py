@@ -46,7 +46,9 @@ def _orders(warehouse: Path) -> int:
         return con.execute("SELECT count(*) FROM raw.orders").fetchone()[0]
 
 
-def test_the_sensor_loads_each_new_file_once_and_moves_it(tmp_path: Path, warehouse: Path, folder: Path) -> None:
+def test_the_sensor_loads_each_new_file_once_and_moves_it(
+    tmp_path: Path, warehouse: Path, folder: Path, capfd: pytest.CaptureFixture[str],
+) -> None:
     write_notebook(tmp_path / "r.ipynb", code(RUNTIME), code("%%sql rows\nSELECT * FROM raw.orders"), code("output('mart.r', rows)"))
     defs = notebook_definitions([NotebookAsset("r.ipynb", on_inputs_landed=True)], warehouse=warehouse, base_dir=tmp_path, file_drops=[DROP])
     sensor = defs.resolve_sensor_def("nb_assets_file_drop_raw_orders")
@@ -55,8 +57,13 @@ def test_the_sensor_loads_each_new_file_once_and_moves_it(tmp_path: Path, wareho
     _drop(folder, "b.csv", "102,2,1.0,2026-11-06\n")
     _drop(folder, "notes.txt", "not matched by the pattern\n")
 
+    logging.getLogger("dagster").setLevel(logging.INFO)
     data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
-    assert data.skip_message == "a.csv loaded (2 rows into raw.orders); b.csv loaded (1 rows into raw.orders)"
+    logged = capfd.readouterr().err
+    assert "INFO - loaded 2 rows into raw.orders from drops/orders/a.csv (landing 1)" in logged, logged
+    assert "skipped" not in logged
+    assert data.skip_message == ("loaded 2 rows into raw.orders from drops/orders/a.csv (landing 1); "
+                                 "loaded 1 row into raw.orders from drops/orders/b.csv (landing 2)")
     assert sorted(p.name for p in (folder / "loaded").iterdir()) == ["a.csv", "b.csv"]
     assert sorted(p.name for p in folder.iterdir()) == ["loaded", "notes.txt"]
     landings = read_landings(warehouse, after_id=0, limit=10)
@@ -82,7 +89,10 @@ def test_a_bad_file_is_rejected_with_its_reason_and_changes_nothing(warehouse: P
 
 def test_a_file_still_being_written_waits_for_the_next_tick(warehouse: Path, folder: Path) -> None:
     _drop(folder, "fresh.csv", "100,1,2.5,2026-11-06\n", age_s=0)
-    assert sweep(DROP, folder, warehouse, settle_s=60) == []
+    [outcome] = sweep(DROP, folder, warehouse, settle_s=60)
+    assert outcome.status == "skipped"
+    assert outcome.message.startswith("skipped drops/orders/fresh.csv for now: modified ")
+    assert outcome.message.endswith("it may still be being written; tried again once it is 60 s old")
     assert (folder / "fresh.csv").exists() and _orders(warehouse) == 20
     assert [o.status for o in sweep(DROP, folder, warehouse, settle_s=0)] == ["loaded"]
 
@@ -127,7 +137,11 @@ def test_sweeping_again_after_a_restart_loads_nothing_twice(warehouse: Path, fol
     for i in range(3):
         _drop(folder, f"{i}.csv", f"{100 + i},1,1.0,2026-11-06\n")
     first = sweep(DROP, folder, warehouse, budget_s=0)  # the budget ends after the first file
-    assert [o.file for o in first] == ["0.csv"]
+    assert [(o.file, o.status) for o in first] == [
+        ("drops/orders/0.csv", "loaded"), ("drops/orders/1.csv", "skipped"), ("drops/orders/2.csv", "skipped"),
+    ]
+    assert first[1].message == "skipped drops/orders/1.csv for now: this tick used its 0 s; tried again next tick"
     rest = sweep(DROP, folder, warehouse)
-    assert [o.file for o in rest] == ["1.csv", "2.csv"] and sweep(DROP, folder, warehouse) == []
+    assert [(o.file, o.status) for o in rest] == [("drops/orders/1.csv", "loaded"), ("drops/orders/2.csv", "loaded")]
+    assert sweep(DROP, folder, warehouse) == []
     assert _orders(warehouse) == 23 and [landing.id for landing in read_landings(warehouse, after_id=0, limit=10)] == [1, 2, 3]

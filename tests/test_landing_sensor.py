@@ -18,6 +18,7 @@ import pytest
 
 from nb_assets import FileDrop, NotebookAsset, notebook_definitions
 from nb_assets.automation import LANDING_SENSOR
+from nb_assets.landing_sensor import parse_cursor
 from nb_assets.errors import DeclarationError
 from nb_assets.landing import record_landing
 from notebook_factory import RUNTIME, code, write_notebook
@@ -77,7 +78,7 @@ def test_each_landing_is_reported_once_with_its_facts(project: dg.Definitions, w
     first = data.asset_events[0]
     assert first.metadata["landing/rows"].value == 20 and first.metadata["landing/partition"].value == "2026-11-05"
     assert first.metadata["landing/source"].value == "a loader" and first.metadata["landing/landed_at"].value > 0
-    assert daemon.cursor == "3"
+    assert parse_cursor(daemon.cursor)[0] == 3
     assert daemon.tick().asset_events == []
     record_landing(warehouse, "raw.customers")
     assert [e.metadata["landing/id"].value for e in daemon.tick().asset_events] == [4]
@@ -92,7 +93,7 @@ def test_a_tick_that_died_before_saving_its_cursor_reports_nothing_twice(project
     record_landing(warehouse, "raw.customers")
     data = daemon.tick()  # the restarted daemon starts again from the old cursor
     assert [e.metadata["landing/id"].value for e in data.asset_events] == [4]
-    assert daemon.reported("raw.orders") == [1, 2, 3] and daemon.cursor == "4"
+    assert daemon.reported("raw.orders") == [1, 2, 3] and parse_cursor(daemon.cursor)[0] == 4
 
 
 def test_a_recreated_log_is_read_from_its_start(project: dg.Definitions, warehouse: Path) -> None:
@@ -115,7 +116,7 @@ def test_landings_of_tables_no_notebook_reads_are_skipped(project: dg.Definition
     daemon = Daemon(project)
     data = daemon.tick()
     assert [e.asset_key.to_user_string() for e in data.asset_events] == ["raw/orders"]
-    assert daemon.cursor == "2"
+    assert parse_cursor(daemon.cursor)[0] == 2
 
 
 def test_a_backlog_is_reported_over_several_ticks_in_order(tmp_path: Path, warehouse: Path) -> None:
@@ -138,6 +139,15 @@ def test_a_missing_log_fails_the_tick_with_a_clear_message(project: dg.Definitio
     assert "has no landing log (nb_assets.landings)" in str(err.value)
     record_landing(warehouse, "raw.orders")  # creates the log: the next tick works
     assert len(daemon.tick().asset_events) == 1
+
+
+def test_a_cursor_written_before_it_named_the_sources_is_read_as_is(project: dg.Definitions, warehouse: Path) -> None:
+    record_landing(warehouse, "raw.orders")
+    record_landing(warehouse, "raw.orders")
+    daemon = Daemon(project)
+    daemon.cursor = "1"  # as an older nb_assets saved it
+    assert [e.metadata["landing/id"].value for e in daemon.tick().asset_events] == [2]
+    assert parse_cursor(daemon.cursor)[0] == 2
 
 
 def test_a_corrupt_cursor_is_a_clear_error(project: dg.Definitions, warehouse: Path) -> None:
@@ -187,3 +197,117 @@ def test_the_definitions_carry_running_sensors(project: dg.Definitions) -> None:
     sensors = {s.name: s for s in project.sensors}
     assert set(sensors) == {LANDING_SENSOR, "nb_assets_automation"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
+
+
+class Reloads:
+    """A running `dagster dev` whose definitions are reloaded: one instance, both sensors'
+    cursors carried over from one version of the definitions to the next."""
+
+    def __init__(self, tmp_path: Path, warehouse: Path) -> None:
+        self.tmp_path, self.warehouse = tmp_path, warehouse
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.landing_cursor: str | None = None
+        self.automation_cursor = None
+        self.defs: dg.Definitions | None = None
+
+    def declare(self, *notebooks: str) -> None:
+        """Reload with these notebooks (all on_inputs_landed), as after `schedule --write`."""
+        declared = [NotebookAsset(f"{name}.ipynb", on_inputs_landed=True) for name in notebooks]
+        self.defs = notebook_definitions(declared, warehouse=self.warehouse, base_dir=self.tmp_path)
+
+    def report_landings(self) -> list[str]:
+        sensor = self.defs.resolve_sensor_def(LANDING_SENSOR)
+        data = sensor.evaluate_tick(dg.build_sensor_context(instance=self.instance, cursor=self.landing_cursor, definitions=self.defs))
+        for event in data.asset_events:
+            self.instance.report_runless_asset_event(event)
+        self.landing_cursor = data.cursor or self.landing_cursor
+        return [e.asset_key.to_user_string() for e in data.asset_events]
+
+    def evaluate(self) -> list[str]:
+        result = dg.evaluate_automation_conditions(defs=self.defs, instance=self.instance, cursor=self.automation_cursor)
+        self.automation_cursor = result.cursor
+        return sorted(r.key.to_user_string() for r in result.results if result.get_num_requested(r.key))
+
+
+@pytest.fixture
+def reloads(tmp_path: Path, warehouse: Path) -> Reloads:
+    """x reads raw.orders; y, declared later, reads raw.customers."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE TABLE raw.customers AS SELECT range AS customer_id FROM range(3)")
+    for name, table in (("x", "raw.orders"), ("y", "raw.customers"), ("z", "raw.orders")):
+        write_notebook(tmp_path / f"{name}.ipynb", code(RUNTIME), code(f"%%sql rows\nSELECT * FROM {table}"), code(f"output('mart.{name}', rows)"))
+    return Reloads(tmp_path, warehouse)
+
+
+@pytest.mark.parametrize("sensors_after_reload", [["landings", "automation"], ["automation", "landings", "automation"]])
+def test_a_landing_of_a_table_no_notebook_read_yet_starts_its_first_reader(reloads: Reloads, sensors_after_reload: list[str]) -> None:
+    """Landed while no notebook read raw.customers: the tick read past it. Once y is declared, it runs once."""
+    reloads.declare("x")
+    assert reloads.evaluate() == []
+    record_landing(reloads.warehouse, "raw.customers", source="crm export")
+    assert reloads.report_landings() == []  # no declared notebook reads it yet
+    assert reloads.evaluate() == []
+
+    reloads.declare("x", "y")  # `schedule --write`, then `dagster dev` reloads its definitions
+    requested = []
+    for sensor in sensors_after_reload:  # whichever sensor ticks first after the reload
+        if sensor == "landings":
+            assert reloads.report_landings() == ["raw/customers"]
+        else:
+            requested += reloads.evaluate()
+    assert requested == ["mart/y"]
+    assert reloads.report_landings() == [] and reloads.evaluate() == []  # once
+    [record] = reloads.instance.fetch_materializations(dg.AssetKey(["raw", "customers"]), limit=5).records
+    assert record.asset_materialization.metadata["landing/source"].value == "crm export"
+
+
+def test_a_landing_reported_before_a_reader_was_declared_starts_that_readers_first_run(reloads: Reloads) -> None:
+    reloads.declare("x")
+    reloads.evaluate()
+    record_landing(reloads.warehouse, "raw.orders")
+    assert reloads.report_landings() == ["raw/orders"]
+    assert reloads.evaluate() == ["mart/x"]
+    reloads.instance.report_runless_asset_event(dg.AssetMaterialization(["mart", "x"]))  # x's run
+
+    reloads.declare("x", "z")  # z reads raw.orders too; it landed before z existed
+    assert reloads.report_landings() == []  # nothing new to report: it was reported already
+    assert reloads.evaluate() == ["mart/z"]  # z's first evaluation sees it; x already ran on it
+    assert reloads.evaluate() == []
+    record_landing(reloads.warehouse, "raw.orders")
+    assert reloads.report_landings() == ["raw/orders"]
+    assert reloads.evaluate() == ["mart/x", "mart/z"]  # from then on, each landing as usual
+
+
+def test_a_notebook_run_by_hand_before_it_had_a_trigger_does_not_run_again_for_an_old_landing(reloads: Reloads) -> None:
+    reloads.declare("z")
+    record_landing(reloads.warehouse, "raw.orders")
+    assert reloads.report_landings() == ["raw/orders"]
+    assert reloads.evaluate() == ["mart/z"]
+    reloads.instance.report_runless_asset_event(dg.AssetMaterialization(["mart", "x"]))  # x, run by hand on that data
+    reloads.declare("x", "z")  # then declared with a trigger
+    assert reloads.evaluate() == []  # only a notebook that never ran counts what landed before it was declared
+    record_landing(reloads.warehouse, "raw.orders")
+    assert reloads.report_landings() == ["raw/orders"]
+    assert reloads.evaluate() == ["mart/x", "mart/z"]
+
+
+def test_days_that_landed_before_a_daily_reader_was_declared_start_those_days(reloads: Reloads) -> None:
+    from nb_assets import DailyPartitions
+    from notebook_factory import params
+
+    write_notebook(reloads.tmp_path / "daily.ipynb", code(RUNTIME), params('ds = "2026-01-01"'),
+                   code("%%sql rows\nSELECT * FROM raw.customers WHERE customer_id >= 0 AND $ds IS NOT NULL"),
+                   code("output('mart.daily', rows)"))
+    reloads.declare("x")
+    record_landing(reloads.warehouse, "raw.customers", partition="2026-01-02")
+    record_landing(reloads.warehouse, "raw.customers", partition="2026-01-04")
+    assert reloads.report_landings() == []
+    reloads.defs = notebook_definitions(
+        [NotebookAsset("x.ipynb", on_inputs_landed=True),
+         NotebookAsset("daily.ipynb", on_inputs_landed=True, partitions=DailyPartitions(start="2026-01-01", column="ds"))],
+        warehouse=reloads.warehouse, base_dir=reloads.tmp_path)
+    assert reloads.report_landings() == ["raw/customers", "raw/customers"]
+    result = dg.evaluate_automation_conditions(defs=reloads.defs, instance=reloads.instance, cursor=reloads.automation_cursor)
+    assert set(result.get_requested_partitions(dg.AssetKey(["mart", "daily"]))) == {"2026-01-02", "2026-01-04"}
+    again = dg.evaluate_automation_conditions(defs=reloads.defs, instance=reloads.instance, cursor=result.cursor)
+    assert set(again.get_requested_partitions(dg.AssetKey(["mart", "daily"]))) == set()

@@ -115,6 +115,26 @@ def test_a_rejecting_receiver_is_not_retried_and_a_down_channel_is_skipped_for_t
     assert Dispatcher(notifications, logged.append).send("nobody", NOTICE)[0] == "no-channel"
 
 
+def test_a_channel_whose_variable_is_unset_is_off_and_not_tried(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NB_TEST_HOOK", raising=False)
+    monkeypatch.delenv("NB_TEST_SMTP_PASSWORD", raising=False)
+    monkeypatch.setenv("NB_TEST_SMTP_USER", "robot")
+    with smtp_server() as smtp:
+        routes = Notifications(
+            email=SmtpChannel("127.0.0.1", smtp.port, security="plain", username_env="NB_TEST_SMTP_USER", password_env="NB_TEST_SMTP_PASSWORD"),
+            webhooks={"data-eng": WebhookChannel(url_env="NB_TEST_HOOK"), "ops": WebhookChannel(url="http://127.0.0.1:9/")},
+        )
+        assert routes.off_channels() == {"email": "environment variable(s) NB_TEST_SMTP_PASSWORD not set",
+                                         "team:data-eng": "environment variable NB_TEST_HOOK is not set"}
+        logged: list[str] = []
+        dispatcher = Dispatcher(routes, logged.append)
+        assert dispatcher.send("team:data-eng", NOTICE) == ("off", "channel team:data-eng is off: environment variable NB_TEST_HOOK is not set")
+        assert dispatcher.send("a@example.com", NOTICE)[0] == "off"
+        assert logged == [] and smtp.mails == []  # not tried, not retried, not logged per message
+        monkeypatch.setenv("NB_TEST_HOOK", "http://127.0.0.1:9/")
+        assert "team:data-eng" not in routes.off_channels()
+
+
 def test_configuration_mistakes_are_refused_when_declared() -> None:
     with pytest.raises(DeclarationError, match="security must be one of"):
         SmtpChannel("127.0.0.1", security="tls")  # type: ignore[arg-type]

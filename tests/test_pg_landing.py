@@ -15,7 +15,8 @@ from conftest import pg_snapshot
 from nb_assets import FileDrop, NotebookAsset, notebook_definitions
 from nb_assets.cli import main
 from nb_assets.file_drop import sweep
-from nb_assets.landing import last_landing_id, read_landings, record_landing
+from nb_assets.landing import last_landing_id, latest_landings, read_landings, record_landing
+from nb_assets.landing_sensor import parse_cursor
 from nb_assets.load_file import land_file
 from nb_assets.errors import LandingError
 from notebook_factory import RUNTIME, code, params, write_notebook
@@ -104,10 +105,13 @@ def test_the_landing_sensor_reports_each_landing_once(project: Path, pg_warehous
     assert [(e.asset_key.to_user_string(), e.metadata["landing/id"].value) for e in data.asset_events] == [
         ("raw/orders", 1), ("raw/customers", 2),
     ]
-    assert data.asset_events[0].metadata["landing/rows"].value == 20 and daemon.cursor == "2"
+    assert data.asset_events[0].metadata["landing/rows"].value == 20 and parse_cursor(daemon.cursor)[0] == 2
     assert daemon.tick().asset_events == []
     record_landing(pg_warehouse, "raw.customers")
     assert [e.metadata["landing/id"].value for e in daemon.tick().asset_events] == [3]
+    # What a tick after new definitions reads: each table's newest landing up to its cursor.
+    assert [(l.id, l.table) for l in latest_landings(pg_warehouse, up_to_id=3)] == [(1, "raw.orders"), (3, "raw.customers")]
+    assert [l.id for l in latest_landings(pg_warehouse, up_to_id=2)] == [1, 2]
 
 
 def test_a_file_drop_lands_once(pg_warehouse: str, tmp_path: Path) -> None:
