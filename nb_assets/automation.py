@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import operator
-import zoneinfo
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import get_args
@@ -25,7 +24,7 @@ from nb_assets.errors import DeclarationError
 from nb_assets.landing_sensor import DEFAULT_INTERVAL_S, LANDING_SENSOR, MAX_LANDINGS_PER_TICK, landing_sensor
 
 __all__ = ["AUTOMATION_SENSOR", "DEFAULT_INTERVAL_S", "LANDING_SENSOR", "MAX_LANDINGS_PER_TICK", "landing_sensor",
-           "notebook_sensors", "trigger_condition", "trigger_problems"]
+           "notebook_sensors", "trigger_condition"]
 
 AUTOMATION_SENSOR = "nb_assets_automation"
 
@@ -122,32 +121,6 @@ def _inputs_quiet() -> dg.AutomationCondition:
         & ~dg.AutomationCondition.any_deps_match(dg.AutomationCondition.execution_failed()).with_label("an input's last run failed")
         & ~dg.AutomationCondition.in_progress()
     ).with_label("no input in flight or failed, and this notebook not running")
-
-
-def trigger_problems(decl: NotebookAsset, notebook: str, inputs: Collection[str]) -> list[str]:
-    """What is wrong with a declaration's trigger, each naming the notebook."""
-    problems: list[str] = []
-    if decl.timezone is not None:
-        if not decl.cron:
-            problems.append(f"{notebook}: timezone={decl.timezone!r} needs cron=; it says how to read the cron schedule")
-        try:
-            zoneinfo.ZoneInfo(decl.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            problems.append(f"{notebook}: timezone={decl.timezone!r} is not an IANA time zone (e.g. 'Europe/Amsterdam')")
-    if decl.cron and not _is_cron(decl.cron):
-        problems.append(f"{notebook}: cron={decl.cron!r} is not a cron schedule (e.g. '0 6 * * *': daily at 06:00)")
-    if decl.on_inputs_landed and not inputs:
-        problems.append(f"{notebook}: on_inputs_landed=True, but the notebook has no SQL inputs to wait for")
-    return problems
-
-
-@functools.cache
-def _is_cron(cron: str) -> bool:
-    try:
-        dg.AutomationCondition.cron_tick_passed(cron)
-    except Exception:  # Dagster's check raises its own error type; the caller says what matters
-        return False
-    return True
 
 
 # --- sensors ------------------------------------------------------------------

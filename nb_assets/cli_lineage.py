@@ -29,7 +29,7 @@ def add_lineage_command(sub: Any) -> None:
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
-    from nb_assets.build_assets import declare_notebooks
+    from nb_assets.declared_notebooks import declare_notebooks
     from nb_assets.lineage import LineageNotebook, format_report, lineage_report, similar_tables
     from nb_assets.policy import propagate
     from nb_assets.policy_file import load_policy

@@ -81,7 +81,7 @@ def _add_declaration(context: NotebookContext, definitions: Path) -> None:
         context.problem = f"no definitions.py at or above {context.path.parent}: the notebook is not scheduled"
         _add_parse(context, None, {})
         return
-    from nb_assets.build_assets import declare_notebooks
+    from nb_assets.declared_notebooks import declare_notebooks
     from nb_assets.definitions_file import load_declarations
     from nb_assets.errors import NbAssetsError
     from nb_assets.lineage import LineageNotebook, trace

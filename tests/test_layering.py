@@ -38,6 +38,12 @@ PURE_MODULES = (
     "nb_assets.run_records",
     "nb_assets.run_report",
     "nb_assets.context_pane",
+    "nb_assets.declaration_checks",
+    "nb_assets.cron_syntax",
+    "nb_assets.declared_notebooks",
+    "nb_assets.load_check",
+    "nb_assets.warehouse_columns",
+    "nb_assets.cli_lineage",
 )
 HEAVY = ("dagster", "duckdb", "docker")
 
