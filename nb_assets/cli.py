@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any, get_args
 
 from nb_assets.cli_backfill import add_backfill_command
+from nb_assets.cli_check import cmd_check, spec_to_json  # noqa: F401  (spec_to_json: benchmarks)
 from nb_assets.cli_deploy import add_deploy_command
 from nb_assets.cli_land import add_land_command
 from nb_assets.cli_lineage import add_lineage_command
 from nb_assets.cli_runs import add_runs_commands
 from nb_assets.cli_sandbox import add_sandbox_command
 from nb_assets.cli_schedule import add_schedule_command
-from nb_assets.errors import DeclarationError, NbAssetsError, NotebookParseError, error_json
+from nb_assets.errors import DeclarationError, NbAssetsError, error_json
 from nb_assets.sandbox import SandboxKind, SandboxLimits
 from nb_assets.spec import NotebookSpec
 
@@ -103,79 +104,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def notebook_paths(paths: Sequence[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts)
-        elif path.exists():
-            found.append(path)
-        else:
-            raise FileNotFoundError(path)
-    return found
-
-
-def spec_to_json(spec: NotebookSpec) -> dict[str, Any]:
-    return {
-        "path": spec.path,
-        "parameters": [{"name": p.name, "type": p.type, "default": p.default} for p in spec.parameters],
-        "inputs": [{"name": i.name, "tables": list(i.tables)} for i in spec.inputs],
-        "outputs": list(spec.output_tables),
-        "findings": [
-            {"rule": f.rule, "severity": f.severity, "cell": f.cell, "line": f.line, "message": f.message}
-            for f in spec.findings
-        ],
-    }
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from nb_assets.parse_many import parse_notebooks
-
-    if args.jobs is not None and args.jobs < 1:
-        print(f"nb-assets check: --jobs must be 1 or more, got {args.jobs}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        paths = notebook_paths(args.paths)
-    except FileNotFoundError as exc:
-        print(f"nb-assets check: no such file or folder: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    reports: list[dict[str, Any]] = []
-    from nb_assets.notebook_parser import dialect_of
-
-    dialect = args.dialect or dialect_of(os.environ.get("NB_ASSETS_WAREHOUSE"))
-    for path, parsed in zip(paths, parse_notebooks(paths, args.jobs, dialect)):
-        if isinstance(parsed, NotebookSpec):
-            reports.append(spec_to_json(parsed))
-        else:
-            exc = parsed
-            reports.append({
-                "path": str(path), "parameters": [], "inputs": [], "outputs": [], "unreadable": True,
-                "findings": [{"rule": "invalid-notebook", "severity": "error", "cell": None, "line": None, "message": str(exc)}],
-            })
-    failed = any(f["severity"] == "error" for r in reports for f in r["findings"])
-    if args.json:
-        print(json.dumps({"notebooks": reports}, indent=2, default=str))
-    else:
-        _print_check(reports)
-    return EXIT_FAILED if failed else EXIT_OK
-
-
-def _print_check(reports: list[dict[str, Any]]) -> None:
-    for report in reports:
-        reads = sorted({t for i in report["inputs"] for t in i["tables"]})
-        print(f"{report['path']}")
-        if report.get("unreadable"):  # parsed as nothing: no params, reads or writes to speak of
-            print(f"  could not be read as a notebook: {report['findings'][0]['message']}")
-            continue
-        params = ", ".join(f"{p['name']}={p['default']!r}" for p in report["parameters"])
-        print(f"  params: {params or '-'}")
-        print(f"  reads:  {', '.join(reads) or '-'}")
-        print(f"  writes: {', '.join(report['outputs']) or '- (report)'}")
-        for f in report["findings"]:
-            where = f"cell {f['cell']}" + (f", line {f['line']}" if f["line"] else "") if f["cell"] else "notebook"
-            print(f"  {f['severity']}: {where}: [{f['rule']}] {f['message']}")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.notebook.is_file():
         print(f"nb-assets run: no such notebook: {args.notebook}", file=sys.stderr)
@@ -232,12 +160,11 @@ def _run_one(args: argparse.Namespace) -> int:
 def failure_text(args: argparse.Namespace, run: Any, summary: dict[str, Any]) -> str:
     """What failed (the failing cell, marked source, trimmed traceback), the files kept, and the run id."""
     from nb_assets.run_output import details_line, failure_block, record_lines
-    from nb_assets.run_records import project_dir_of, record_roots
 
     block = failure_block(run.spec.path, run.error, summary["executed_notebook"], run.folder.result_file)
     lines = [f"nb-assets {args.command}: {run.error}", *(("", block, "") if block else ())]
     lines += record_lines(summary["executed_notebook"], summary["html"], summary["record"])
-    lines.append(details_line(summary["run_id"], args.records, record_roots(project_dir_of(Path.cwd()), near=[Path.cwd()])))
+    lines.append(details_line(summary["run_id"], args.records))
     return "\n".join(lines)
 
 

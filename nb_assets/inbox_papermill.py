@@ -363,10 +363,18 @@ def run(parameterized: str, params_path: str, executed: str, km: Any = None) -> 
                 "cell": _original_cell_number(executed, cell_index) if cell_index is not None else None,
                 "ename": ename,
                 "evalue": str(evalue)[:2000],
-                "traceback": traceback.format_exc()[-4000:],
+                "traceback": _tail(traceback.format_exc(), 4000),
             },
         }
     return {"status": "success", "error": None}
+
+
+def _tail(text: str, chars: int) -> str:
+    """The last `chars` characters, from a line's start: where it ended is what matters."""
+    if len(text) <= chars:
+        return text
+    tail = text[-chars:]
+    return tail.partition("\n")[2] or tail
 
 
 def write_verdict(result_path: str, result: dict) -> None:

@@ -325,15 +325,6 @@ def _labelled_and_written(policy: Policy, flows: Sequence[NotebookFlow], table: 
     )
 
 
-def _missing_sources(flows: Sequence[NotebookFlow], writers: Mapping[str, str], relations: Collection[str]) -> None:
-    """A source table the warehouse does not have is a misspelling or a missing load, not a policy matter."""
-    known = {r.lower() for r in relations}
-    for flow in flows:
-        absent = [t for t in missing(flow.base_tables(), known) if t not in writers and t not in flow.through]
-        if absent:
-            raise PolicyError(f"notebook {flow.name}: " + "; ".join(no_such_table(t, known) for t in absent))
-
-
 def _order(flows: Sequence[NotebookFlow], writers: Mapping[str, str]) -> list[str]:
     graph = {flow.name: {writers[t] for t in flow.base_tables() if t in writers} for flow in flows}
     try:
@@ -353,13 +344,11 @@ def propagate(
 
     ``known_tables`` (e.g. the warehouse's tables) lets a label on a table that
     does not exist be caught as a typo; ``None`` skips that check.
-    ``relations`` (a Catalog's: the warehouse's tables and views, read where the
-    notebooks run) lets a source no notebook writes and the warehouse lacks be
-    refused as "no such table", before any talk of labels; ``None`` skips that.
+    ``relations`` (a Catalog's: the warehouse's tables and views) turns "source
+    table X has no labels" into "no such table X (did you mean Y?)" when the
+    warehouse lacks X: a misspelling, not a matter for the policy.
     """
     writers = _writers(flows)
-    if relations is not None:
-        _missing_sources(flows, writers, relations)
     _check_labelled_tables(policy, flows, writers, known_tables)
     by_name = {flow.name: flow for flow in flows}
     labels: dict[str, frozenset[str]] = dict(policy.tables)
@@ -369,7 +358,7 @@ def propagate(
         flow = by_name[name]
         for table in flow.base_tables():
             if table not in labels:  # writers come first, so this is a source table
-                labels[table] = policy.source_labels(table)
+                labels[table] = _source_labels(policy, flow, table, relations)
         _label_through(policy, flow, labels)
         violations.extend(check_notebook(policy, flow, labels, writers))
         inherited = frozenset().union(*(labels[t] for t in flow.inputs))
@@ -380,6 +369,17 @@ def propagate(
                 labels[table] = frozenset(zones)
                 reclassified.append(Reclassification(name, table, inherited, labels[table], reason.strip()))
     return PolicyReport(MappingProxyType(labels), tuple(violations), tuple(reclassified), MappingProxyType(writers))
+
+
+def _source_labels(policy: Policy, flow: NotebookFlow, table: str, relations: Collection[str] | None) -> frozenset[str]:
+    """"Add it under 'tables:'" is no advice for a table the warehouse does not have: a misspelled name."""
+    try:
+        return policy.source_labels(table)
+    except UnlabelledSourceError:
+        known = None if relations is None else {r.lower() for r in relations}
+        if known is not None and missing([table], known):
+            raise PolicyError(f"notebook {flow.name}: {no_such_table(table, known)}") from None
+        raise
 
 
 def _label_through(policy: Policy, flow: NotebookFlow, labels: dict[str, frozenset[str]]) -> None:

@@ -10,10 +10,10 @@ then `details: nb-assets show <run id>`. Pure: reads the record's files.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from nb_assets.failure_context import failure_context
+from nb_assets.run_records import project_dir_of, record_roots
 
 
 def record_lines(executed: str | Path | None, html: str | Path | None = None, record: str | Path | None = None) -> list[str]:
@@ -40,7 +40,10 @@ def failure_block(notebook: str, error: BaseException, executed: str | Path | No
     return context.describe()
 
 
-def details_line(run_id: str, records: Path, default_roots: Sequence[Path]) -> str:
-    """The `nb-assets show` command that finds this run from here; `--records` when it would not by default."""
-    extra = "" if records.resolve() in {r.resolve() for r in default_roots} else f" --records {records}"
+def details_line(run_id: str, records: Path) -> str:
+    """The `nb-assets show` command that finds this run from here (with `--records` when
+    `nb-assets show` would not look there by itself)."""
+    here = Path.cwd()
+    defaults = {r.resolve() for r in record_roots(project_dir_of(here), near=[here])}
+    extra = "" if records.resolve() in defaults else f" --records {records}"
     return f"details: nb-assets show {run_id}{extra}"

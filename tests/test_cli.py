@@ -26,7 +26,7 @@ def test_check_reports_the_demo_contract_as_json() -> None:
     by_name = {Path(n["path"]).stem: n for n in json.loads(proc.stdout)["notebooks"]}
     assert set(by_name) == {"clean_orders", "customer_revenue", "daily_traffic", "revenue_report", "regional_revenue", "daily_orders"}
     revenue = by_name["customer_revenue"]
-    assert revenue["inputs"] == [{"name": "customer_orders", "tables": ["mart.orders_clean", "raw.customers"]}]
+    assert revenue["inputs"] == [{"name": "customer_orders", "tables": ["mart.orders_clean", "raw.customers"], "cell": 4}]
     assert revenue["outputs"] == ["mart.customer_revenue"]
     assert revenue["parameters"] == [{"name": "min_orders", "type": "int", "default": 1}]
     assert by_name["revenue_report"]["outputs"] == []
