@@ -222,7 +222,7 @@ class _Job:
 
 
 def _ad_hoc_job(args: argparse.Namespace) -> _Job:
-    """The notebook as written, against the project's warehouse (else the flag's, else ./warehouse.duckdb);
+    """The notebook as written, against --warehouse (else its project's warehouse, else ./warehouse.duckdb);
     refused before anything runs if it would replace a table that is not its own (run_guard)."""
     from nb_assets.notebook_parser import dialect_of, parse_notebook
     from nb_assets.run_guard import ad_hoc_taken, refusal

@@ -16,8 +16,8 @@ outputs, so before anything runs each output is checked against two owners:
 A table the project declares this very notebook to write is its own. `--force`
 runs anyway, once the caller has said what it will replace.
 
-Pure but for reading the notebooks: the caller passes the project, the
-catalog and what the warehouse records.
+`ad_hoc_taken` reads the warehouse (its catalog, its tables' comments and row
+counts) and imports DuckDB only then; the rest only parses notebooks. No Dagster.
 """
 
 from __future__ import annotations
