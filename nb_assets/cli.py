@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any, get_args
 
 from nb_assets.cli_backfill import add_backfill_command
+from nb_assets.cli_check import cmd_check, spec_to_json  # noqa: F401  (spec_to_json: benchmarks)
 from nb_assets.cli_deploy import add_deploy_command
 from nb_assets.cli_land import add_land_command
 from nb_assets.cli_lineage import add_lineage_command
 from nb_assets.cli_runs import add_runs_commands
 from nb_assets.cli_sandbox import add_sandbox_command
 from nb_assets.cli_schedule import add_schedule_command
-from nb_assets.errors import DeclarationError, NbAssetsError, NotebookParseError
+from nb_assets.errors import DeclarationError, NbAssetsError, error_json
 from nb_assets.sandbox import SandboxKind, SandboxLimits
 from nb_assets.spec import NotebookSpec
 
@@ -37,8 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except NbAssetsError as exc:
-        print(f"nb-assets: {exc}", file=sys.stderr)
+    except NbAssetsError as exc:  # every message starts with the command that says it
+        print(f"nb-assets {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE if args.command != "run" else EXIT_FAILED
 
 
@@ -86,6 +87,9 @@ def _parser() -> argparse.ArgumentParser:
                           "limits, sandbox, purpose, policy gate, warehouse); flags override")
     run.add_argument("--instance", default=None, help="with --definitions: which instance of a notebook declared with instances=")
     run.add_argument("--partition", default=None, metavar="YYYY-MM-DD", help="with --definitions: the day a partitioned notebook runs")
+    run.add_argument("--force", action="store_true",
+                     help="replace the notebook's output tables even when they are not its own (a source, another "
+                          "notebook's output, a table it did not load); says what it replaces first")
     run.add_argument("--html", action="store_true", help="also render the executed notebook as HTML")
     run.add_argument("--json", action="store_true")
     run.set_defaults(func=cmd_run)
@@ -100,76 +104,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def notebook_paths(paths: Sequence[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts)
-        elif path.exists():
-            found.append(path)
-        else:
-            raise FileNotFoundError(path)
-    return found
-
-
-def spec_to_json(spec: NotebookSpec) -> dict[str, Any]:
-    return {
-        "path": spec.path,
-        "parameters": [{"name": p.name, "type": p.type, "default": p.default} for p in spec.parameters],
-        "inputs": [{"name": i.name, "tables": list(i.tables)} for i in spec.inputs],
-        "outputs": list(spec.output_tables),
-        "findings": [
-            {"rule": f.rule, "severity": f.severity, "cell": f.cell, "line": f.line, "message": f.message}
-            for f in spec.findings
-        ],
-    }
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from nb_assets.parse_many import parse_notebooks
-
-    if args.jobs is not None and args.jobs < 1:
-        print(f"nb-assets check: --jobs must be 1 or more, got {args.jobs}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        paths = notebook_paths(args.paths)
-    except FileNotFoundError as exc:
-        print(f"nb-assets check: no such file or folder: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    reports: list[dict[str, Any]] = []
-    from nb_assets.notebook_parser import dialect_of
-
-    dialect = args.dialect or dialect_of(os.environ.get("NB_ASSETS_WAREHOUSE"))
-    for path, parsed in zip(paths, parse_notebooks(paths, args.jobs, dialect)):
-        if isinstance(parsed, NotebookSpec):
-            reports.append(spec_to_json(parsed))
-        else:
-            exc = parsed
-            reports.append({
-                "path": str(path), "parameters": [], "inputs": [], "outputs": [],
-                "findings": [{"rule": "invalid-notebook", "severity": "error", "cell": None, "line": None, "message": str(exc)}],
-            })
-    failed = any(f["severity"] == "error" for r in reports for f in r["findings"])
-    if args.json:
-        print(json.dumps({"notebooks": reports}, indent=2, default=str))
-    else:
-        _print_check(reports)
-    return EXIT_FAILED if failed else EXIT_OK
-
-
-def _print_check(reports: list[dict[str, Any]]) -> None:
-    for report in reports:
-        reads = sorted({t for i in report["inputs"] for t in i["tables"]})
-        print(f"{report['path']}")
-        params = ", ".join(f"{p['name']}={p['default']!r}" for p in report["parameters"])
-        print(f"  params: {params or '-'}")
-        print(f"  reads:  {', '.join(reads) or '-'}")
-        print(f"  writes: {', '.join(report['outputs']) or '- (report)'}")
-        for f in report["findings"]:
-            where = f"cell {f['cell']}" + (f", line {f['line']}" if f["line"] else "") if f["cell"] else "notebook"
-            print(f"  {f['severity']}: {where}: [{f['rule']}] {f['message']}")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     if not args.notebook.is_file():
         print(f"nb-assets run: no such notebook: {args.notebook}", file=sys.stderr)
@@ -178,14 +112,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_one(args)
     except NbAssetsError as exc:  # refused before the notebook ran: still one verdict on stdout
         if args.json:
-            error = {"cell": exc.cell, "type": exc.kind, "message": str(exc)}
-            print(json.dumps({"status": "failed", "error": error, "outputs": [], "executed_notebook": None, "html": None}, indent=2))
+            print(json.dumps({"status": "failed", "error": error_json(exc), "outputs": [], "executed_notebook": None, "html": None}, indent=2))
         print(f"nb-assets run: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 
 def _run_one(args: argparse.Namespace) -> int:
     from nb_assets.parameters import cli_assignments, coerce_cli_value
+    from nb_assets.run_output import record_lines
 
     job = declared_job(args) if args.definitions else _ad_hoc_job(args)
     try:
@@ -204,16 +138,34 @@ def _run_one(args: argparse.Namespace) -> int:
 
         check_day(args.partition, job.partitions.start, f"{job.spec.path} --partition")
     spec = job.spec
+    if job.replaces:
+        print(f"nb-assets run: --force: {spec.path} will replace tables that are not its own:\n"
+              + "\n".join(t.line() for t in job.replaces), file=sys.stderr)
     run, summary, kind = execute_job(job, args, args.partition)
+    if job.replaces:
+        summary["replaced"] = [{"table": t.table, "owner": t.owner, "rows_before": t.rows} for t in job.replaces]
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     elif run.status == "success":
         loaded = ", ".join(f"{o['table']} ({o['rows']} rows)" for o in summary["outputs"]) or "nothing (report)"
         print(f"{spec.path}: success in {run.duration_s:.2f} s via {kind} sandbox; loaded {loaded}")
-        print("\n".join(_record_lines(summary)))
+        for t in (t for t in job.replaces if t.table in run.loaded_rows):
+            print(f"replaced {t.table} ({t.rows} rows before): {t.owner}" if t.rows is not None else f"wrote {t.table}: {t.owner}")
+        print("\n".join(record_lines(summary["executed_notebook"], summary["html"])))
     else:
-        print("\n".join((str(run.error), *_record_lines(summary))), file=sys.stderr)
+        print(failure_text(args, run, summary), file=sys.stderr)
     return EXIT_OK if run.status == "success" else EXIT_FAILED
+
+
+def failure_text(args: argparse.Namespace, run: Any, summary: dict[str, Any]) -> str:
+    """What failed (the failing cell, marked source, trimmed traceback), the files kept, and the run id."""
+    from nb_assets.run_output import details_line, failure_block, record_lines
+
+    block = failure_block(run.spec.path, run.error, summary["executed_notebook"], run.folder.result_file)
+    lines = [f"nb-assets {args.command}: {run.error}", *(("", block, "") if block else ())]
+    lines += record_lines(summary["executed_notebook"], summary["html"], summary["record"])
+    lines.append(details_line(summary["run_id"], args.records))
+    return "\n".join(lines)
 
 
 def execute_job(job: _Job, args: argparse.Namespace, day: str | None = None) -> tuple[Any, dict[str, Any], str]:
@@ -232,7 +184,7 @@ def execute_job(job: _Job, args: argparse.Namespace, day: str | None = None) -> 
     sandbox = choose_sandbox(job.sandbox)
     fallback = getattr(sandbox, "fallback_reason", None)
     if fallback:
-        print(f"nb-assets: using the local sandbox (network and process isolation only): {fallback}", file=sys.stderr)
+        print(f"nb-assets {args.command}: using the local sandbox (network and process isolation only): {fallback}", file=sys.stderr)
     params, partition = dict(job.params), None
     if job.partitions is not None and day is not None:
         params[PARTITION_PARAM] = day
@@ -250,17 +202,9 @@ def execute_job(job: _Job, args: argparse.Namespace, day: str | None = None) -> 
         record = keep_record(run, {**seen_through_facts(run.spec), **about}, html=getattr(args, "html", False))
     finally:
         discard_data(run.folder)
-    return run, {**run_summary(run, about), "html": str(record["html"]) if "html" in record else None}, sandbox.kind
-
-
-def _record_lines(summary: dict[str, Any]) -> list[str]:
-    """Only files that exist: a run stopped before its kernel started has no executed notebook."""
-    if summary["executed_notebook"] is None:
-        return [f"nothing was executed: the run stopped before the notebook started; record: {summary['record']}"]
-    lines = [f"executed notebook: {summary['executed_notebook']}"]
-    if summary["html"] is not None:
-        lines.append(f"html: {summary['html']}")
-    return lines
+    summary = {**run_summary(run, about), "html": str(record["html"]) if "html" in record else None}
+    summary["error"] = error_json(run.error) if run.error is not None else None  # `type` the exception, `kind` the category
+    return run, summary, sandbox.kind
 
 
 @dataclass
@@ -274,31 +218,46 @@ class _Job:
     warehouse: str
     gate: Callable[[], Any] | None = None
     partitions: Any = None  # DailyPartitions, when the declaration has them
+    replaces: Sequence[Any] = ()  # run_guard.Taken: tables not its own that --force lets it replace
 
 
 def _ad_hoc_job(args: argparse.Namespace) -> _Job:
+    """The notebook as written, against --warehouse (else its project's warehouse, else ./warehouse.duckdb);
+    refused before anything runs if it would replace a table that is not its own (run_guard)."""
     from nb_assets.notebook_parser import dialect_of, parse_notebook
+    from nb_assets.run_guard import ad_hoc_taken, refusal
 
-    spec = parse_notebook(args.notebook, dialect_of(args.warehouse or DEFAULT_WAREHOUSE))
-    _refuse_without_its_declaration(args.notebook)
-    return _Job(spec, {}, SandboxLimits(), args.sandbox or "auto", args.warehouse or DEFAULT_WAREHOUSE)
+    project, definitions = _nearest_project(args.notebook)
+    warehouse = args.warehouse or (project.warehouse if project is not None else None) or DEFAULT_WAREHOUSE
+    spec = parse_notebook(args.notebook, dialect_of(warehouse))
+    if project is not None and definitions is not None:
+        _refuse_without_its_declaration(args.notebook, project, definitions)
+    taken = ad_hoc_taken(args.notebook, spec, project, definitions, warehouse)
+    if taken and not args.force:
+        raise refusal(str(args.notebook), spec, taken)
+    return _Job(spec, {}, SandboxLimits(), args.sandbox or "auto", warehouse, replaces=taken)
 
 
-def _refuse_without_its_declaration(notebook: Path) -> None:
-    """A notebook its project declares daily-partitioned, or with instances, runs only as
-    declared: run ad hoc, its outputs would replace every day's rows of a partitioned
-    table, or land in a table no instance has."""
+def _nearest_project(notebook: Path) -> tuple[Any, Path | None]:
+    """The declarations of the project the notebook is in (its nearest definitions.py), read without Dagster."""
     from nb_assets.definitions_file import load_declarations
     from nb_assets.run_records import project_dir_of
 
     definitions = project_dir_of(notebook) / "definitions.py"
     if not definitions.is_file():
-        return
+        return None, None
     try:
-        project = load_declarations(definitions)
+        return load_declarations(definitions), definitions
     except Exception as exc:  # noqa: BLE001  # any error of the user's file: it cannot tell us, say so and go on
-        print(f"nb-assets run: could not read {definitions} to see how it declares {notebook}: {exc}", file=sys.stderr)
-        return
+        print(f"nb-assets run: could not read {definitions} to see how it declares {notebook} "
+              f"(only the warehouse tells which tables are its own): {exc}", file=sys.stderr)
+        return None, definitions
+
+
+def _refuse_without_its_declaration(notebook: Path, project: Any, definitions: Path) -> None:
+    """A notebook its project declares daily-partitioned, with instances, or with its outputs
+    mapped, runs only as declared: run ad hoc, its outputs would replace every day's rows of a
+    partitioned table, or land in a table no declaration has."""
     for decl in project.notebooks:
         if decl.notebook_file(project.base_dir).resolve() != notebook.resolve():
             continue
@@ -311,6 +270,11 @@ def _refuse_without_its_declaration(notebook: Path) -> None:
             raise DeclarationError(
                 f"{notebook} is declared with instances ({', '.join(decl.instances)}) in {definitions}: "
                 f"run one with --definitions {definitions} --instance NAME"
+            )
+        if decl.outputs:
+            raise DeclarationError(
+                f"{notebook} is declared with outputs= in {definitions} (its outputs load into other tables): "
+                f"run it as declared with --definitions {definitions}"
             )
 
 

@@ -40,6 +40,7 @@ def add_backfill_command(sub: Any) -> None:
 def cmd_backfill(args: argparse.Namespace) -> int:
     from nb_assets.cli import declared_job, execute_job
     from nb_assets.partitions import check_day, days
+    from nb_assets.run_output import details_line
 
     try:
         wanted = days(args.first, args.last, "--from/--to")
@@ -65,12 +66,15 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         if not args.json:
             loaded = ", ".join(f"{o['table']} ({o['rows']} rows)" for o in summary.get("outputs", []))
             line = f"{day}: {status}" + (f", loaded {loaded}" if status == "success" else f": {error}")
+            if status != "success" and summary.get("run_id"):
+                line += "\n  " + details_line(summary["run_id"], args.records)
             print(line, file=sys.stdout if status == "success" else sys.stderr, flush=True)
     failed = [r["partition"] for r in results if r["status"] != "success"]
     if args.json:
         print(json.dumps({"notebook": job.spec.path, "days": results, "failed": failed}, indent=2, default=str))
     elif failed:
-        print(f"{job.spec.path}: {len(failed)} of {len(wanted)} day(s) failed: {', '.join(failed)}", file=sys.stderr)
+        print(f"nb-assets backfill: {job.spec.path}: {len(failed)} of {len(wanted)} day(s) failed: {', '.join(failed)}",
+              file=sys.stderr)
     else:
         print(f"{job.spec.path}: all {len(wanted)} day(s) succeeded")
     return EXIT_FAILED if failed else EXIT_OK

@@ -30,10 +30,24 @@ class DeclarationError(NbAssetsError):
     kind = "declaration"
 
 
+class TableOwnedError(DeclarationError):
+    """An ad hoc run would replace a table that is not its notebook's: a source, or another notebook's output."""
+
+    kind = "table-owned"
+
+
 class PolicyError(NbAssetsError):
     """A policy file is malformed, or a data flow breaks the policy."""
 
     kind = "policy-refused"
+
+
+class UnlabelledSourceError(PolicyError):
+    """The policy has no labels for a source table a notebook reads (which may not exist at all)."""
+
+    def __init__(self, message: str, table: str) -> None:
+        super().__init__(message)
+        self.table = table
 
 
 class WarehouseError(NbAssetsError):
@@ -95,3 +109,16 @@ class LandingError(NbAssetsError):
     Nothing was loaded and nothing was recorded."""
 
     kind = "landing"
+
+
+def error_json(error: BaseException) -> dict[str, object]:
+    """An error as `nb-assets run --json` and run.json give it: `kind` the category
+    (cell-error, policy-refused, ...), `type` the exception's name (ZeroDivisionError
+    when a cell raised it, else the nb_assets error's class), `cell` and `message`."""
+    kind = getattr(error, "kind", "error")
+    return {
+        "cell": getattr(error, "cell", None),
+        "kind": kind,
+        "type": getattr(error, "ename", None) or type(error).__name__,
+        "message": str(error),
+    }

@@ -20,10 +20,14 @@ from typing import Any, Literal
 from nb_assets import notebook as runtime
 from nb_assets import inbox_papermill
 from nb_assets.catalog_lineage import Catalog, see_through
-from nb_assets.errors import DeclarationError, NbAssetsError, NotebookRunError, OutputValidationError, PolicyError, SandboxError
+from nb_assets.errors import (
+    DeclarationError, NbAssetsError, NotebookRunError, OutputValidationError, PolicyError, SandboxError, UnlabelledSourceError,
+    WarehouseError,
+)
 from nb_assets.parameters import resolve_parameters
 from nb_assets.sandbox import RECORD_MB, RESULT_MAX_BYTES, RunFolder, Sandbox, SandboxLimits, SandboxResult
 from nb_assets.spec import NotebookSpec
+from nb_assets.table_names import missing, no_such_table
 from nb_assets.warehouse import PrefetchRequest, Warehouse, validate_outputs
 from nb_assets.warehouse_partitions import PartitionLoad
 
@@ -87,7 +91,14 @@ def run_pipeline(
                     f"{spec.path}: refused before any data was fetched:\n" + "\n".join(f.describe(spec.path) for f in seen[0].errors)
                 )
         if gate is not None:
-            gate(catalog)
+            try:
+                gate(catalog)
+            except UnlabelledSourceError:  # "add it under 'tables:'" is no advice for a misspelled name
+                if catalog is not None:
+                    refuse_missing_tables(spec, catalog)
+                raise
+        if catalog is not None:
+            refuse_missing_tables(spec, catalog)
 
     input_rows: dict[str, int] = {}
     facts = sandbox.describe(limits)
@@ -125,6 +136,18 @@ def run_pipeline(
     except NbAssetsError as exc:
         return finished(exc)
     return finished(None, loaded_rows=loaded, output_files=files)
+
+
+def refuse_missing_tables(spec: NotebookSpec, catalog: Catalog) -> None:
+    """A table a SQL input names that the warehouse lacks: say so, with the closest name it has."""
+    for sql_input in spec.inputs:
+        absent = missing(sql_input.tables, catalog.relations)
+        if absent:
+            raise WarehouseError(
+                f"{spec.path}: cell {sql_input.cell}: SQL input {sql_input.name!r}: "
+                + "; ".join(no_such_table(t, catalog.relations) for t in absent) + f" (warehouse: {catalog.warehouse})",
+                cell=sql_input.cell,
+            )
 
 
 def prepare_run_folder(spec: NotebookSpec, parameters: Mapping[str, Any], run_dir: Path) -> RunFolder:
@@ -213,6 +236,12 @@ def verdict(spec: NotebookSpec, folder: RunFolder, result: SandboxResult, limits
     if err["kind"] == "dead-kernel":
         return NotebookRunError(
             f"{spec.path}: the kernel died{at}: {err['evalue']}", kind="dead-kernel", cell=running, ename=err["ename"], evalue=err["evalue"],
+        )
+    if err["kind"] in (inbox_papermill.RUNNER_ERROR, "kernel-error"):  # raised by papermill, not by a cell
+        return NotebookRunError(
+            f"{spec.path}: the runner failed outside the notebook's cells (papermill raised {err['ename']}: {err['evalue']}); "
+            "this is a problem of the run's setup, not an error in the notebook",
+            kind=inbox_papermill.RUNNER_ERROR, ename=err["ename"], evalue=err["evalue"],
         )
     where = f"cell {cell}" if cell else "the notebook"
     return NotebookRunError(

@@ -43,6 +43,7 @@ FINAL_PASS_SLACK = 64 * 1024  # the last pass measures whole outputs, a little m
 TRUNCATED = "[nb_assets] output truncated"
 ENGINE = "nb_assets_bounded"
 IOPUB_DRAIN_S = 120
+RUNNER_ERROR = "runner-error"
 
 _NOT_AUTHORED = ("injected-parameters", "papermill-error-cell-tag")
 
@@ -333,6 +334,9 @@ def run(parameterized: str, params_path: str, executed: str, km: Any = None) -> 
             parameters=parameters,
             engine_name=ENGINE,
             kernel_name=kernel_name(),
+            # The kernel is always the project's (Python); say so, or papermill refuses a
+            # notebook saved without kernelspec metadata ("No language found in notebook").
+            language="python",
             cwd=os.environ.get("NB_ASSETS_WORKDIR") or None,
             progress_bar=False,
             log_output=False,
@@ -348,7 +352,8 @@ def run(parameterized: str, params_path: str, executed: str, km: Any = None) -> 
         ename = getattr(exc, "ename", type(exc).__name__)
         evalue = getattr(exc, "evalue", str(exc))
         cell_index = getattr(exc, "cell_index", None)
-        kind = "cell-error" if cell_index is not None else "kernel-error"
+        # Without a cell, papermill or nbclient failed outside the notebook's code: the runner's fault.
+        kind = "cell-error" if cell_index is not None else RUNNER_ERROR
         if type(exc).__name__ == "DeadKernelError":
             kind = "dead-kernel"
         return {
@@ -358,10 +363,18 @@ def run(parameterized: str, params_path: str, executed: str, km: Any = None) -> 
                 "cell": _original_cell_number(executed, cell_index) if cell_index is not None else None,
                 "ename": ename,
                 "evalue": str(evalue)[:2000],
-                "traceback": traceback.format_exc()[-4000:],
+                "traceback": _tail(traceback.format_exc(), 4000),
             },
         }
     return {"status": "success", "error": None}
+
+
+def _tail(text: str, chars: int) -> str:
+    """The last `chars` characters, from a line's start: where it ended is what matters."""
+    if len(text) <= chars:
+        return text
+    tail = text[-chars:]
+    return tail.partition("\n")[2] or tail
 
 
 def write_verdict(result_path: str, result: dict) -> None:

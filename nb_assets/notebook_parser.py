@@ -30,6 +30,7 @@ from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput
 
 SQL_MAGIC = "%%sql"
 RUNTIME_EXTENSION = "nb_assets.notebook"
+PROJECT_KERNEL = "python3"  # what the runner starts (inbox_papermill.kernel_name)
 _LITERAL_TYPES = {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "dict", type(None): "none"}
 
 
@@ -137,8 +138,8 @@ def _store_cached(cache: Path, spec: NotebookSpec) -> None:
 def _parse(path: str, content_hash: str, raw: bytes, dialect: str = "duckdb") -> NotebookSpec:
     from nb_assets.static_analysis import analyze
 
-    cells = read_cells(path, raw)
-    findings: list[Finding] = []
+    cells, metadata = read_notebook(path, raw)
+    findings: list[Finding] = list(_kernel_findings(metadata))
     parameters = tuple(_parameters(cells, findings))
     inputs = tuple(_sql_inputs(cells, parameters, findings, dialect))
     outputs = tuple(_outputs(cells, findings))
@@ -165,6 +166,11 @@ def notebook_name(path: str | Path) -> str:
 
 def read_cells(path: str, raw: bytes) -> tuple[Cell, ...]:
     """Structural checks only; full JSON-schema validation is slow and not needed."""
+    return read_notebook(path, raw)[0]
+
+
+def read_notebook(path: str, raw: bytes) -> tuple[tuple[Cell, ...], dict]:
+    """The cells (read_cells) and the notebook's metadata."""
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -181,7 +187,26 @@ def read_cells(path: str, raw: bytes) -> tuple[Cell, ...]:
         source = "".join(source) if isinstance(source, list) else str(source)
         tags = cell.get("metadata", {}).get("tags", [])
         cells.append(Cell(number, cell["cell_type"], source, tuple(str(t) for t in tags)))
-    return tuple(cells)
+    metadata = doc.get("metadata")
+    return tuple(cells), metadata if isinstance(metadata, dict) else {}
+
+
+def _kernel_findings(metadata: dict) -> Iterator[Finding]:
+    """Every notebook runs in the project's Python kernel (the runner tells papermill so);
+    say so where the file names no kernel, or another language."""
+    kernelspec = metadata.get("kernelspec")
+    if not isinstance(kernelspec, dict) or not kernelspec.get("name"):
+        yield Finding(
+            "no-kernelspec", "warning",
+            f"the notebook has no kernelspec metadata; it runs in the project's Python kernel ({PROJECT_KERNEL}). "
+            "To record that in the file, open it in Jupyter, pick that kernel and save",
+        )
+    elif str(kernelspec.get("language") or "python").lower() != "python":
+        yield Finding(
+            "no-kernelspec", "warning",
+            f"the notebook names a {kernelspec.get('language')} kernel ({kernelspec.get('name')}); "
+            f"nb-assets runs every notebook in the project's Python kernel ({PROJECT_KERNEL})",
+        )
 
 
 def is_sql_cell(cell: Cell) -> bool:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.postgres_warehouse import server_message, ident, quote_table, read_parquet_batches
+from nb_assets.warehouse import writer_comment
 
 if TYPE_CHECKING:
     from nb_assets.postgres_warehouse import PostgresWarehouse
@@ -79,6 +80,7 @@ def load_tables(warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[st
         for table in outputs:  # the swap: only once every output is staged
             cur.execute(f"DROP TABLE IF EXISTS {quote_table(table)}")
             cur.execute(f"ALTER TABLE {ident(table.split('.')[0])}.{ident(stage_name(table))} RENAME TO {ident(table.split('.')[1])}")
+            cur.execute(f"COMMENT ON TABLE {quote_table(table)} IS {writer_comment(notebook)}")
     return rows
 
 

@@ -48,8 +48,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
-from nb_assets.errors import PolicyError
+from nb_assets.errors import PolicyError, UnlabelledSourceError
 from nb_assets.spec import below
+from nb_assets.table_names import missing, no_such_table
 
 Mode = Literal["enforce", "log"]
 MODES: tuple[Mode, ...] = ("enforce", "log")
@@ -86,9 +87,9 @@ class Policy:
         if table in self.tables:
             return self.tables[table]
         if self.default_labels is None:
-            raise PolicyError(
+            raise UnlabelledSourceError(
                 f"{self.path}: source table {table} has no labels; add it under "
-                "'tables:' or set 'default_labels:'"
+                "'tables:' or set 'default_labels:'", table,
             )
         return self.default_labels
 
@@ -303,12 +304,25 @@ def _check_labelled_tables(
     known = None if known_tables is None else {t.lower() for t in known_tables} | read
     for table in policy.tables:
         if table in writers:
-            raise PolicyError(
-                f"{policy.where(table)}: {table} is written by notebook {writers[table]}; "
-                f"label source tables only; use reclassify in {writers[table]}'s declaration"
-            )
+            raise PolicyError(_labelled_and_written(policy, flows, table, writers[table]))
         if known is not None and table not in known:
             raise PolicyError(f"{policy.where(table)}: labelled table {table} does not exist")
+
+
+def _labelled_and_written(policy: Policy, flows: Sequence[NotebookFlow], table: str, writer: str) -> str:
+    """The policy labels `table` as a source; a notebook writing it would replace the source's data."""
+    readers = sorted({f.name for f in flows if f.name != writer and table in f.reached()})
+    if readers:
+        return (
+            f"notebook {writer} writes {table}, a source table read by {', '.join(readers)} "
+            f"(labelled in {policy.where(table)}); writing it would replace that data: "
+            f"have {writer} write a new table instead, e.g. output(\"mart.{writer}\", df)"
+        )
+    return (
+        f"notebook {writer} writes {table}, which {policy.where(table)} labels as a source table: "
+        f"have {writer} write a new table instead; or, if {writer} is meant to own {table}, drop its label there "
+        f"(an output's zones come from its inputs, or from reclassify in {writer}'s declaration)"
+    )
 
 
 def _order(flows: Sequence[NotebookFlow], writers: Mapping[str, str]) -> list[str]:
@@ -324,11 +338,15 @@ def propagate(
     policy: Policy,
     flows: Sequence[NotebookFlow],
     known_tables: Collection[str] | None = None,
+    relations: Collection[str] | None = None,
 ) -> PolicyReport:
     """Label every table, in dependency order, and collect every violation.
 
     ``known_tables`` (e.g. the warehouse's tables) lets a label on a table that
     does not exist be caught as a typo; ``None`` skips that check.
+    ``relations`` (a Catalog's: the warehouse's tables and views) turns "source
+    table X has no labels" into "no such table X (did you mean Y?)" when the
+    warehouse lacks X: a misspelling, not a matter for the policy.
     """
     writers = _writers(flows)
     _check_labelled_tables(policy, flows, writers, known_tables)
@@ -340,7 +358,7 @@ def propagate(
         flow = by_name[name]
         for table in flow.base_tables():
             if table not in labels:  # writers come first, so this is a source table
-                labels[table] = policy.source_labels(table)
+                labels[table] = _source_labels(policy, flow, table, relations)
         _label_through(policy, flow, labels)
         violations.extend(check_notebook(policy, flow, labels, writers))
         inherited = frozenset().union(*(labels[t] for t in flow.inputs))
@@ -351,6 +369,17 @@ def propagate(
                 labels[table] = frozenset(zones)
                 reclassified.append(Reclassification(name, table, inherited, labels[table], reason.strip()))
     return PolicyReport(MappingProxyType(labels), tuple(violations), tuple(reclassified), MappingProxyType(writers))
+
+
+def _source_labels(policy: Policy, flow: NotebookFlow, table: str, relations: Collection[str] | None) -> frozenset[str]:
+    """"Add it under 'tables:'" is no advice for a table the warehouse does not have: a misspelled name."""
+    try:
+        return policy.source_labels(table)
+    except UnlabelledSourceError:
+        known = None if relations is None else {r.lower() for r in relations}
+        if known is not None and missing([table], known):
+            raise PolicyError(f"notebook {flow.name}: {no_such_table(table, known)}") from None
+        raise
 
 
 def _label_through(policy: Policy, flow: NotebookFlow, labels: dict[str, frozenset[str]]) -> None:

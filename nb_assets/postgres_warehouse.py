@@ -31,7 +31,7 @@ from nb_assets.errors import WarehouseError
 from nb_assets.locations import redact
 from nb_assets.pg_catalog import read_pg_catalog
 from nb_assets.sql_params import ParamTranslationError, to_positional
-from nb_assets.warehouse import PrefetchRequest, TableDescription, _first_line, _write_parquet
+from nb_assets.warehouse import PrefetchRequest, TableDescription, _write_parquet, engine_message, writer_of
 
 if TYPE_CHECKING:
     from nb_assets.warehouse_partitions import PartitionLoad
@@ -52,6 +52,11 @@ _CAN_WRITE = f"""
                AND n.nspname NOT LIKE 'pg\\_%'
                AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE'))
     FROM pg_roles r WHERE r.rolname = current_user
+"""
+_COMMENTS = """
+    SELECT lower(n.nspname || '.' || c.relname), obj_description(c.oid, 'pg_class')
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
 """
 
 
@@ -189,6 +194,19 @@ class PostgresWarehouse:
         rolled back. Reads see the real tables (read-only); nothing is ever written."""
         return PostgresWarehouse(self.dsn, self.read_dsn, statement_timeout_s=self.statement_timeout_s, rollback_loads=True)
 
+    def recorded_writers(self, tables: Sequence[str]) -> dict[str, str | None]:
+        """Of `tables`, those that exist → the notebook their load recorded as writer (None: none recorded)."""
+        if not tables:
+            return {}
+        with self.connect() as con, con.cursor() as cur:
+            try:
+                cur.execute(_COMMENTS)
+                found = cur.fetchall()
+            except adbc.Error as exc:
+                raise WarehouseError(f"cannot read the tables of {self.path}: {server_message(exc)}") from exc
+        wanted = {t.lower() for t in tables}
+        return {name: writer_of(comment) for name, comment in found if name in wanted}
+
     def describe(self, table: str) -> TableDescription | None:
         schema, name = table.split(".")
         with self.connect() as con, con.cursor() as cur:
@@ -263,10 +281,10 @@ def read_parquet_batches(path: Path) -> pa.RecordBatchReader:
 
 
 def server_message(exc: BaseException) -> str:
-    """The server's own words, without the driver's prefixes, on one line."""
+    """The server's own words, without the driver's prefixes, on one line (its HINT kept)."""
     text = str(exc)
     # ADBC prefixes the server's message with its own status and a failed call.
     text = re.sub(r"^[A-Z_]+: (Failed to (prepare|execute) query: )?", "", text.strip())
     text = re.sub(r"^\[libpq\] [^:]*: ", "", text)
     text = re.sub(r"^ERROR:\s+", "", text)
-    return _first_line(Exception(text)) if text else type(exc).__name__
+    return engine_message(text) if text else type(exc).__name__

@@ -14,6 +14,7 @@ views, materialized views and SQL functions, pg_catalog.py).
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,6 +34,9 @@ from nb_assets.errors import OutputValidationError, WarehouseBusyError, Warehous
 if TYPE_CHECKING:
     from nb_assets.warehouse_partitions import PartitionLoad
 
+# Every table a notebook loads says who wrote it, in the table's comment: an ad hoc
+# `nb-assets run` replaces only tables that name its own notebook (cli_run_guard.py).
+WRITER_COMMENT = "nb-assets: written by notebook "
 MAX_OUTPUT_ENTRIES = 1000  # a notebook spraying files is refused without listing them all
 _LOCK_WAIT_S = 120.0
 _BATCH_ROWS = 1 << 20  # one row group per batch: larger groups write faster
@@ -73,6 +77,10 @@ class Warehouse(Protocol):
         ...
 
     def describe(self, table: str) -> TableDescription | None:
+        ...
+
+    def recorded_writers(self, tables: Sequence[str]) -> dict[str, str | None]:
+        """Of `tables`, those that exist → the notebook their load recorded as writer (None: none recorded)."""
         ...
 
 
@@ -189,7 +197,7 @@ class DuckDBWarehouse:
                     rows[request.name] = _write_parquet(reader, request.dest)
                 except duckdb.Error as exc:
                     raise WarehouseError(
-                        f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {_first_line(exc)}",
+                        f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {engine_message(exc)}",
                         cell=request.cell,
                     ) from exc
         return rows
@@ -205,12 +213,20 @@ class DuckDBWarehouse:
                     schema = table.split(".")[0]
                     con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
                     con.execute(f"CREATE OR REPLACE TABLE {_quoted(table)} AS SELECT * FROM read_parquet($path)", {"path": str(path)})
+                    con.execute(f"COMMENT ON TABLE {_quoted(table)} IS {writer_comment(notebook)}")
                     rows[table] = con.execute(f"SELECT count(*) FROM {_quoted(table)}").fetchone()[0]
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
-                raise WarehouseError(f"{notebook}: loading outputs failed, nothing loaded: {_first_line(exc)}") from exc
+                raise WarehouseError(f"{notebook}: loading outputs failed, nothing loaded: {engine_message(exc)}") from exc
         return rows
+
+    def recorded_writers(self, tables: Sequence[str]) -> dict[str, str | None]:
+        if not tables or not Path(self.path).exists():
+            return {}
+        with self._connect(read_only=True) as con:
+            found = con.execute(_COMMENTS, {"names": [t.lower() for t in tables]}).fetchall()
+        return {name: writer_of(comment) for name, comment in found}
 
     def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
         """Replace only `part.day`'s rows of each table, all or nothing (warehouse_partitions)."""
@@ -246,6 +262,32 @@ class DuckDBWarehouse:
         return TableDescription(table, count, tuple((c, t) for c, t in columns))
 
 
+_COMMENTS = """
+    SELECT name, comment FROM (
+        SELECT lower(schema_name || '.' || table_name) AS name, comment FROM duckdb_tables()
+        WHERE database_name = current_database() AND NOT internal AND NOT temporary
+        UNION ALL
+        SELECT lower(schema_name || '.' || view_name), comment FROM duckdb_views()
+        WHERE database_name = current_database() AND NOT internal AND NOT temporary
+    ) WHERE list_contains($names, name)
+"""
+
+
+def writer_comment(notebook: str) -> str:
+    """The comment a load puts on each table: `nb-assets: written by notebook <name>`, as an SQL literal."""
+    from nb_assets.notebook_parser import notebook_name
+
+    return "'" + (WRITER_COMMENT + notebook_name(notebook)).replace("'", "''") + "'"
+
+
+def writer_of(comment: object) -> str | None:
+    """The notebook a table's comment names as its writer, or None."""
+    text = str(comment or "")
+    if not text.startswith(WRITER_COMMENT):
+        return None
+    return text[len(WRITER_COMMENT):] or None
+
+
 def _write_parquet(reader: Any, dest: Path) -> int:
     """Streamed, so memory stays at one batch. Input files live for one run:
     dictionary encoding cost more time than it saved in size (benchmarks/data_path.py)."""
@@ -259,3 +301,14 @@ def _write_parquet(reader: Any, dest: Path) -> int:
 
 def _first_line(exc: BaseException) -> str:
     return re.sub(r"\s+", " ", str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
+
+
+def engine_message(exc: BaseException | str) -> str:
+    """The engine's message on one line, hints kept (DuckDB's `Did you mean "web_events"?` and
+    `Candidate bindings: ...`, Postgres' `HINT:`), the quoted query and its caret left out."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    head = list(itertools.takewhile(lambda line: line.strip() and not line.startswith("LINE "), lines))
+    hints = [line for line in lines[len(head):] if line.startswith(("HINT:", "DETAIL:"))]
+    return re.sub(r"\s+", " ", " ".join(head + hints))

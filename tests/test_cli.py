@@ -26,7 +26,7 @@ def test_check_reports_the_demo_contract_as_json() -> None:
     by_name = {Path(n["path"]).stem: n for n in json.loads(proc.stdout)["notebooks"]}
     assert set(by_name) == {"clean_orders", "customer_revenue", "daily_traffic", "revenue_report", "regional_revenue", "daily_orders"}
     revenue = by_name["customer_revenue"]
-    assert revenue["inputs"] == [{"name": "customer_orders", "tables": ["mart.orders_clean", "raw.customers"]}]
+    assert revenue["inputs"] == [{"name": "customer_orders", "tables": ["mart.orders_clean", "raw.customers"], "cell": 4}]
     assert revenue["outputs"] == ["mart.customer_revenue"]
     assert revenue["parameters"] == [{"name": "min_orders", "type": "int", "default": 1}]
     assert by_name["revenue_report"]["outputs"] == []
@@ -91,7 +91,8 @@ def test_run_failure_exits_1_with_the_cell_and_loads_nothing(tmp_path: Path, war
     assert proc.returncode == 1
     report = json.loads(proc.stdout)
     assert report["status"] == "failed"
-    assert report["error"]["cell"] == 5 and report["error"]["type"] == "cell-error"
+    assert report["error"]["cell"] == 5 and report["error"]["kind"] == "cell-error"
+    assert report["error"]["type"] == "RuntimeError"  # the exception; `kind` says what failed
     assert "RuntimeError: boom" in report["error"]["message"]
     assert Path(report["executed_notebook"]).exists()
     assert warehouse_snapshot(warehouse) == before
@@ -101,7 +102,8 @@ def test_run_rejects_an_unknown_parameter(tmp_path: Path, warehouse: Path) -> No
     proc = nb_assets("run", str(_orders_notebook(tmp_path)), "--param", "min_amont=1", "--warehouse", str(warehouse), "--json")
     assert proc.returncode == 1 and "unknown parameter 'min_amont'" in proc.stderr
     report = json.loads(proc.stdout)
-    assert report["status"] == "failed" and report["error"]["type"] == "declaration"
+    assert report["status"] == "failed" and report["error"]["kind"] == "declaration"
+    assert report["error"]["type"] == "DeclarationError"
     assert "unknown parameter 'min_amont'" in report["error"]["message"]
 
 
@@ -111,7 +113,7 @@ def test_run_failing_sql_input_names_the_cell_in_json(tmp_path: Path, warehouse:
                      "--records", str(tmp_path / "records"), "--json")
     assert proc.returncode == 1
     error = json.loads(proc.stdout)["error"]
-    assert (error["cell"], error["type"]) == (2, "warehouse") and "bad_sql.ipynb: cell 2" in error["message"]
+    assert (error["cell"], error["kind"], error["type"]) == (2, "warehouse", "WarehouseError") and "bad_sql.ipynb: cell 2" in error["message"]
 
 
 def test_run_failing_before_the_kernel_names_only_files_that_exist(tmp_path: Path, warehouse: Path) -> None:
@@ -221,7 +223,7 @@ def test_run_with_definitions_applies_the_policy_gate(tmp_path: Path, warehouse:
     assert proc.returncode == 1
     error = json.loads(proc.stdout)["error"]
     # Reading the declarations builds nothing; the run's own gate refuses, as in Dagster.
-    assert error["type"] == "policy-refused" and "may not read zone 'pii'" in error["message"]
+    assert error["kind"] == "policy-refused" and "may not read zone 'pii'" in error["message"]
     assert "refused before any data was fetched" in error["message"]
     policy.write_text((REPO / "policy.yaml").read_text())
     undeclared = write_notebook(tmp_path / "stray.ipynb", code(RUNTIME))

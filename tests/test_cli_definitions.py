@@ -76,7 +76,7 @@ def test_allowances_params_and_sandbox_come_from_the_declaration(tmp_path: Path,
     assert status == 0 and report["parameters"] == {"min_amount": 20.0, "label": "flag"}
     before = warehouse_snapshot(warehouse)
     status, report = _run(project, notebook, "--param", "min_amount=lots")  # and is checked the same way
-    assert status == 1 and report["error"]["type"] == "declaration"
+    assert status == 1 and report["error"]["kind"] == "declaration"
     assert "parameter 'min_amount' expects float" in report["error"]["message"]
     assert warehouse_snapshot(warehouse) == before
 
@@ -88,7 +88,7 @@ def test_declared_limits_apply_and_a_flag_overrides_the_timeout(tmp_path: Path, 
                               code("%%sql o\nSELECT * FROM raw.orders"), code("import time\ntime.sleep(8)"),
                               code("output('mart.slow', o)"))
     status, report = _run(project, notebook)
-    assert status == 1 and report["error"]["type"] == "timeout", report
+    assert status == 1 and report["error"]["kind"] == "timeout", report
     assert report["sandbox"]["limits"]["timeout_s"] == 3
     status, report = _run(project, notebook, "--timeout", "60")
     assert status == 0, report
@@ -106,7 +106,7 @@ def test_the_declared_purpose_is_what_the_gate_checks(tmp_path: Path, warehouse:
     definitions = project / "definitions.py"
     definitions.write_text(definitions.read_text().replace('purpose="support"', 'purpose="reporting"'))
     status, report = _run(project, notebook)
-    assert status == 1 and report["error"]["type"] == "policy-refused"
+    assert status == 1 and report["error"]["kind"] == "policy-refused"
     assert "purpose 'reporting' may not read zone 'pii'" in report["error"]["message"]
 
 

@@ -36,11 +36,19 @@ def test_run_loads_into_postgres_and_a_bad_query_changes_nothing(pg_warehouse: s
 
     before = pg_snapshot(pg_warehouse)
     bad = write_notebook(tmp_path / "bad.ipynb", code(RUNTIME), code("%%sql rows\nSELECT * FROM raw.nope"),
-                         code("output('mart.big', rows)"))
+                         code("output('mart.bad', rows)"))
     proc = _cli("run", str(bad), "--warehouse", pg_warehouse, "--sandbox", "local", "--json", cwd=tmp_path)
     assert proc.returncode == 1
     error = json.loads(proc.stdout)["error"]
-    assert error["cell"] == 2 and "raw.nope" in error["message"]
+    assert error["cell"] == 2 and "no such table raw.nope" in error["message"]
+    assert pg_snapshot(pg_warehouse) == before
+
+    # Another notebook's table: the warehouse records who loaded it, and refuses it to anyone else.
+    rival = write_notebook(tmp_path / "rival.ipynb", code(RUNTIME), code("%%sql rows\nSELECT * FROM raw.orders"),
+                           code("output('mart.big', rows)"))
+    proc = _cli("run", str(rival), "--warehouse", pg_warehouse, "--sandbox", "local", cwd=tmp_path)
+    assert proc.returncode == 1 and "- mart.big (16 rows now): already in" in proc.stderr, proc.stderr
+    assert "loaded by notebook big" in proc.stderr
     assert pg_snapshot(pg_warehouse) == before
 
 

@@ -252,7 +252,30 @@ def test_label_on_a_notebook_output_names_file_and_line(tmp_path):
     with pytest.raises(PolicyError) as info:
         propagate(policy(tmp_path, text), [flow("a", "marketing", ["raw.customers"], ["stg.a"])])
     msg = str(info.value)
-    assert "policy.yaml:13:" in msg and "label source tables only; use reclassify" in msg
+    assert "policy.yaml:13" in msg and "notebook a writes stg.a, which" in msg and "write a new table instead" in msg, msg
+
+
+def test_a_notebook_writing_a_source_others_read_is_told_to_write_a_new_table(tmp_path):
+    """The issue's `clobber`: the fix is a new table, not a reclassify in clobber's declaration."""
+    flows = [flow("customer_revenue", "marketing", ["raw.customers"], ["mart.revenue"]),
+             flow("clobber", "analytics", [], ["raw.customers"])]
+    with pytest.raises(PolicyError) as info:
+        propagate(policy(tmp_path), flows)
+    msg = str(info.value)
+    assert "notebook clobber writes raw.customers, a source table read by customer_revenue" in msg, msg
+    assert "policy.yaml:10" in msg and 'write a new table instead, e.g. output("mart.clobber", df)' in msg, msg
+    assert "reclassify" not in msg
+
+
+def test_a_source_the_warehouse_lacks_is_no_such_table_before_any_label(tmp_path):
+    p = policy(tmp_path, POLICY.replace("default_labels: [public]\n", ""))
+    relations = {"raw.orders", "raw.customers", "raw.web_events"}
+    with pytest.raises(PolicyError) as info:
+        propagate(p, [flow("traffic", "analytics", ["raw.web_event"])], relations=relations)
+    assert str(info.value) == "notebook traffic: no such table raw.web_event (did you mean raw.web_events?)"
+    # A table another notebook writes need not exist yet; one that exists is labelled as before.
+    flows = [flow("a", "analytics", ["raw.orders"], ["mart.new"]), flow("b", "analytics", ["mart.new"])]
+    assert propagate(p, flows, relations=relations).labels["mart.new"] == {"finance"}
 
 
 def test_label_on_an_unknown_table_names_file_and_line(tmp_path):

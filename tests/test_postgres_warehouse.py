@@ -59,6 +59,23 @@ def test_bad_query_names_notebook_and_cell(pg_warehouse: str, tmp_path: Path) ->
         PostgresWarehouse(pg_warehouse).prefetch("nb.ipynb", [request])
 
 
+def test_a_failing_query_keeps_the_servers_hint_on_one_line(pg_warehouse: str, tmp_path: Path) -> None:
+    request = PrefetchRequest("x", "SELECT amont FROM raw.orders", {}, 7, tmp_path / "x.parquet")
+    with pytest.raises(WarehouseError) as info:
+        PostgresWarehouse(pg_warehouse).prefetch("nb.ipynb", [request])
+    message = str(info.value)
+    assert 'column "amont" does not exist HINT: Perhaps you meant to reference the column "orders.amount".' in message, message
+    assert "\n" not in message and "LINE 1" not in message and "Query was" not in message
+
+
+def test_each_load_records_its_notebook_in_the_tables_comment(pg_warehouse: str, tmp_path: Path) -> None:
+    wh = PostgresWarehouse(pg_warehouse)
+    wh.load("notebooks/Daily Sales.ipynb", {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [1]}))})
+    assert wh.recorded_writers(["mart.a", "raw.orders", "mart.nope"]) == {"mart.a": "daily_sales", "raw.orders": None}
+    wh.load("other.ipynb", {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [2]}))})
+    assert wh.recorded_writers(["mart.a"]) == {"mart.a": "other"}
+
+
 @pytest.mark.parametrize(
     ("query", "refusal"),
     [

@@ -42,6 +42,33 @@ def test_bad_query_names_notebook_and_cell(warehouse: Path, tmp_path: Path) -> N
         DuckDBWarehouse(warehouse).prefetch("nb.ipynb", [request])
 
 
+@pytest.mark.parametrize(
+    ("query", "hint"),
+    [
+        ("SELECT * FROM raw.order", 'Table with name order does not exist! Did you mean "orders"?'),
+        ("SELECT amont FROM raw.orders", 'Referenced column "amont" not found in FROM clause! Candidate bindings: "amount"'),
+    ],
+    ids=["table", "column"],
+)
+def test_a_failing_query_keeps_the_engines_hint_on_one_line(warehouse: Path, tmp_path: Path, query: str, hint: str) -> None:
+    request = PrefetchRequest("x", query, {}, 3, tmp_path / "x.parquet")
+    with pytest.raises(WarehouseError) as info:
+        DuckDBWarehouse(warehouse).prefetch("nb.ipynb", [request])
+    message = str(info.value)
+    assert hint in message and "\n" not in message and "LINE 1" not in message, message
+
+
+def test_each_load_records_its_notebook_in_the_tables_comment(warehouse: Path, tmp_path: Path) -> None:
+    """What lets an ad hoc run tell its own table from anyone else's (run_guard)."""
+    wh = DuckDBWarehouse(warehouse)
+    wh.load("notebooks/Daily Sales.ipynb", {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [1]}))})
+    assert wh.recorded_writers(["mart.a", "raw.orders", "mart.nope"]) == {"mart.a": "daily_sales", "raw.orders": None}
+    wh.load("other.ipynb", {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [2]}))})
+    assert wh.recorded_writers(["mart.a"]) == {"mart.a": "other"}
+    assert DuckDBWarehouse(tmp_path / "absent.duckdb").recorded_writers(["mart.a"]) == {}
+    assert not (tmp_path / "absent.duckdb").exists()
+
+
 def _write(folder: Path, table: str, df: pd.DataFrame) -> Path:
     path = folder / f"{table}.parquet"
     df.to_parquet(path, index=False)
