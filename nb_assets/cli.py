@@ -282,15 +282,14 @@ def declared_job(args: argparse.Namespace) -> _Job:
     """The notebook as Dagster would run it: its declaration's allowances, parameters,
     limits, sandbox, purpose and policy gate, and the project's warehouse. Flags win.
     A notebook declared with instances needs `--instance`."""
-    from nb_assets.build_assets import check_partitioned_triggers, declare_notebooks, policy_gate
+    from nb_assets.declared_notebooks import declare_notebooks, policy_gate
     from nb_assets.definitions_file import load_declarations
+    from nb_assets.notebook_parser import dialect_of
 
     project = load_declarations(args.definitions)
-    from nb_assets.notebook_parser import dialect_of
 
     dialect = dialect_of(args.warehouse or project.warehouse)
     declared = declare_notebooks(project.notebooks, project.base_dir, dialect=dialect)  # the gate sees views through at run time
-    check_partitioned_triggers(declared)
     mine = [d for d in declared if Path(d.spec.path).resolve() == args.notebook.resolve()]
     if not mine:
         raise DeclarationError(f"{args.notebook} is not declared in {args.definitions}")

@@ -13,7 +13,7 @@ for a YAML declaration, the file and line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -156,12 +156,15 @@ def seen_through(declared: Sequence[DeclaredNotebook], catalog: Catalog) -> list
     return [replace(d, spec=spec) for d, spec in zip(declared, specs)]
 
 
-def apply_policy(declared: Sequence[DeclaredNotebook], policy_path: str | Path | None) -> PolicyReport | None:
-    """Propagate zones over the whole graph; enforce-mode violations refuse declaration."""
+def apply_policy(
+    declared: Sequence[DeclaredNotebook], policy_path: str | Path | None, relations: Collection[str] | None = None,
+) -> PolicyReport | None:
+    """Propagate zones over the whole graph; enforce-mode violations refuse declaration.
+    With the warehouse's `relations`, a table it lacks is called that ("no such table"), not unlabelled."""
     if policy_path is None:
         return None
     policy = load_policy(policy_path)
-    report = propagate(policy, [d.flow() for d in declared])
+    report = propagate(policy, [d.flow() for d in declared], relations=relations)
     blocking = report.blocking()
     if blocking:
         decls = {d.spec.name: d.decl for d in declared}

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nb_assets.errors import error_json
 from nb_assets.host_pipeline import NotebookRun
 from nb_assets.sandbox import RECORD_MB
 from nb_assets.spec import NotebookSpec
@@ -102,9 +103,7 @@ def seen_through_facts(spec: NotebookSpec) -> dict[str, Any]:
 
 def run_summary(run: NotebookRun, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The machine-readable verdict, shared by run.json and `nb-assets run --json`."""
-    error = None
-    if run.error is not None:
-        error = {"cell": run.error.cell, "type": run.error.kind, "message": str(run.error)}
+    error = error_json(run.error) if run.error is not None else None
     return {
         "notebook": run.spec.path,
         "status": run.status,

@@ -11,6 +11,7 @@ whether Dagster loads the result.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,12 +81,24 @@ def check(project: ProjectDeclarations, notebook: Path) -> Checked:
     every problem as the load would."""
     declared = tuple(declare_notebooks(project.notebooks, project.base_dir, project.warehouse,
                                        notifications=project.notifications))
-    report = apply_policy(declared, project.policy)
+    report = apply_policy(declared, project.policy, _relations(project.warehouse))
     items = tuple(d for d in declared if Path(d.spec.path).resolve() == notebook.resolve())
     if not items:
         raise DeclarationError(f"{notebook} is not among the project's declarations")
     warnings = tuple(f.describe(items[0].spec.path) for f in items[0].spec.findings if f.severity == "warning")
     return Checked(items, declared, report, warnings)
+
+
+def _relations(warehouse: str | None) -> Collection[str] | None:
+    """The warehouse's tables and views, when it can be read now (else None: the policy
+    then speaks of labels, not of missing tables)."""
+    if not warehouse:
+        return None
+    from nb_assets.catalog import open_catalog
+    from nb_assets.catalog_lineage import Catalog
+
+    catalog = open_catalog(warehouse)
+    return catalog.relations if isinstance(catalog, Catalog) else None
 
 
 def _labels(checked: Checked, table: str) -> str:

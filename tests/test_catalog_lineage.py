@@ -362,7 +362,7 @@ def test_a_macro_over_pii_is_refused_by_nb_assets_run_before_any_fetch(project: 
                             "--records", str(project / "records"), "--json"])
     assert code_ == 1
     error = json.loads(capsys.readouterr().out)["error"]
-    assert error["type"] == "policy-refused"
+    assert error["kind"] == "policy-refused"
     assert "refused before any data was fetched" in error["message"]
     assert "table macro shared.ppl(), which reads raw.customers carrying 'pii'" in error["message"]
     assert fetched_files(project) == []

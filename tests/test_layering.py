@@ -44,6 +44,9 @@ PURE_MODULES = (
     "nb_assets.load_check",
     "nb_assets.warehouse_columns",
     "nb_assets.cli_lineage",
+    "nb_assets.run_guard",
+    "nb_assets.table_names",
+    "nb_assets.run_output",
 )
 HEAVY = ("dagster", "duckdb", "docker")
 

@@ -152,7 +152,7 @@ def test_a_declaration_the_load_refuses_is_refused_with_the_same_message(project
                    cwd=project, check=True, capture_output=True, timeout=300)
     error = json.loads((project / "verdict.json").read_text())["error"]
     assert error.startswith("2 problem(s) in declared notebooks:") and f"{declarations}:4: " in error
-    assert proc.stderr.strip() == f"nb-assets: {error}"
+    assert proc.stderr.strip() == f"nb-assets schedule: {error}"
 
 
 def test_a_trial_that_never_ran_the_notebook_prints_no_python_none(project: Path) -> None:
