@@ -98,7 +98,7 @@ def test_the_host_stays_small_while_a_notebook_prints_300_mb(tmp_path: Path, war
     def notebook(name: str, body: str) -> Path:
         return write_notebook(
             tmp_path / f"{name}.ipynb", code(RUNTIME), code("%%sql orders\nSELECT order_id FROM raw.orders"),
-            code(body), code("output('mart.result', orders)"),
+            code(body), code(f"output('mart.{name}', orders)"),  # one table each: a run replaces only its own
         )
 
     quiet, _ = peak_rss_mb(notebook("quiet", "x = 1"))
