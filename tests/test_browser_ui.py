@@ -158,6 +158,10 @@ def _materialize(page, dagster_dev: str, asset: str) -> None:  # type: ignore[no
     _open(page, f"{dagster_dev}/assets/{asset}")
     page.locator("button", has_text="Materialize").first.click()
     run_link = page.locator("a[href*='/runs/']").first
+    # Dagster asks first when an upstream asset was never materialized in Dagster (made by `nb-assets run`).
+    page.locator("a[href*='/runs/'], button:has-text('Confirm')").first.wait_for()
+    if not run_link.count():
+        page.get_by_role("button", name="Confirm").click()
     run_link.wait_for()
     run_url = f"{dagster_dev}{run_link.get_attribute('href')}"
 
