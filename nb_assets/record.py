@@ -1,7 +1,10 @@
 """The record of a run: executed notebook, HTML rendering, verdict; kept read-only.
 
 One folder per run (Dagster: under the instance's storage, by run id), so a
-record is never overwritten. No Dagster import: `nb-assets run` uses it too.
+record is never overwritten. The executed notebook is rebuilt from an allowlist
+as it is kept (record_safety: nothing in it may run script or load a URL when
+opened) and the HTML is rendered from that. No Dagster import: `nb-assets run`
+uses it too.
 """
 
 from __future__ import annotations

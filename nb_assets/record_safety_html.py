@@ -237,9 +237,13 @@ def _clean_svg_element(element: ET.Element, found: Counter[str]) -> None:
     for child in list(element):
         namespace, _, local = child.tag.rpartition("}")
         allowed = namespace == f"{{{SVG_NS}" and local in SVG_ELEMENTS
-        if allowed and local == "style" and not css_is_inert(child.text or ""):
-            found["css"] += 1
-            allowed = False
+        if allowed and local == "style":  # a stylesheet is its whole text, children's included
+            css, tail = "".join(child.itertext()), child.tail
+            child.clear()
+            child.text, child.tail = css, tail
+            if not css_is_inert(css):
+                found["css"] += 1
+                allowed = False
         elif allowed and local == "image" and not data_image(child.get("href") or child.get(f"{{{XLINK_NS}}}href")):
             found["url"] += 1
             allowed = False

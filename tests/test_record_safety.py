@@ -126,6 +126,8 @@ def test_svg_charts_keep_their_shapes_and_lose_scripts_foreign_objects_and_exter
     for stays in ('clip-path="url(#p1)"', 'xlink:href="#m1"', "stroke-linejoin", 'd="M 0 0 L 1 1"', f"base64,{PNG}"):
         assert stays in kept, stays
     assert found["script"] == 1 and found["frame"] == 1 and found["event-handler"] == 1 and found["url"] >= 2
+    hidden = clean_svg('<svg xmlns="http://www.w3.org/2000/svg"><style type="text/css"><title/>@import url(http://x/a.css)</style></svg>', found)
+    assert hidden is not None and "@import" not in hidden  # text after a child element is the stylesheet's too
     assert clean_svg('<!DOCTYPE x [<!ENTITY a "aaaa">]><svg xmlns="http://www.w3.org/2000/svg">&a;</svg>', found) is None
     assert clean_svg("<html/>", found) is None and clean_svg("not xml", found) is None
 
