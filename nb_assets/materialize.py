@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,15 +32,50 @@ def materialize_results(
         "notebook/duration_s": round(run.duration_s, 3),
         **{k: dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v for k, v in (extra or {}).items()},
     }
-    if "executed" in record:
-        common["notebook/executed"] = dg.MetadataValue.notebook(str(record["executed"]))
-    if "html" in record:
-        common["notebook/html"] = dg.MetadataValue.path(str(record["html"]))
+    common.update(record_metadata(record))
     if "" in keys:
         yield dg.MaterializeResult(asset_key=keys[""], metadata=common)
         return
     for table, key in keys.items():
         yield dg.MaterializeResult(asset_key=key, metadata={**common, **table_metadata(run, table)})
+
+
+def record_metadata(record: Mapping[str, Path]) -> dict[str, Any]:
+    """The kept record: a link that opens the executed notebook in the UI, its file and its HTML
+    rendering (server paths), and what was neutralized to make them safe to open, if anything."""
+    metadata: dict[str, Any] = {}
+    if "executed" in record:
+        url = notebook_view_url(record["executed"])
+        if url is not None:
+            metadata["notebook/view"] = dg.MetadataValue.url(url)
+        metadata["notebook/executed"] = dg.MetadataValue.notebook(str(record["executed"]))
+    if "html" in record:
+        metadata["notebook/html"] = dg.MetadataValue.path(str(record["html"]))
+    safety = _record_safety(record.get("run"))
+    if safety.get("neutralized") or safety.get("sanitized") is False:
+        metadata["notebook/neutralized"] = dg.MetadataValue.json(safety)
+    return metadata
+
+
+def notebook_view_url(executed: Path) -> str | None:
+    """The webserver's own page for the executed notebook (`/notebook?path=...&repoLocName=...`,
+    the page the failure notice links to). Relative to the UI's root, so it opens on whichever host
+    and port serve the UI; a UI under a path prefix needs the notices' absolute link instead. None
+    outside a run launched from a code location (an in-process `materialize` has no webserver)."""
+    try:
+        origin = dg.AssetExecutionContext.get().run.remote_job_origin
+    except dg.DagsterInvariantViolationError:  # not inside a Dagster step
+        return None
+    if origin is None:
+        return None
+    return "/notebook?" + urllib.parse.urlencode({"path": str(executed), "repoLocName": origin.location_name})
+
+
+def _record_safety(run_json: Path | None) -> dict[str, Any]:
+    try:
+        return dict(json.loads(run_json.read_text(encoding="utf-8")).get("record_safety") or {}) if run_json else {}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
 
 
 def table_metadata(run: NotebookRun, table: str) -> dict[str, Any]:
@@ -112,10 +149,7 @@ def failure(run: NotebookRun, record: Mapping[str, Path]) -> dg.Failure:
         "notebook/record": dg.MetadataValue.path(str(run.folder.record_dir)),
         "notebook/sandbox": dg.MetadataValue.json(run.sandbox),
     }
-    if "executed" in record:
-        metadata["notebook/executed"] = dg.MetadataValue.notebook(str(record["executed"]))
-    if "html" in record:
-        metadata["notebook/html"] = dg.MetadataValue.path(str(record["html"]))
+    metadata.update(record_metadata(record))
     if context.cell is not None:
         metadata["notebook/failed_cell"] = context.cell
     if context.cell_source is not None:

@@ -1,7 +1,10 @@
 """The record of a run: executed notebook, HTML rendering, verdict; kept read-only.
 
 One folder per run (Dagster: under the instance's storage, by run id), so a
-record is never overwritten. No Dagster import: `nb-assets run` uses it too.
+record is never overwritten. The executed notebook is rebuilt from an allowlist
+as it is kept (record_safety: nothing in it may run script or load a URL when
+opened) and the HTML is rendered from that. No Dagster import: `nb-assets run`
+uses it too.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,24 +25,63 @@ from nb_assets.spec import NotebookSpec
 
 
 def keep_record(run: NotebookRun, extra: Mapping[str, Any] | None = None, *, html: bool = True) -> dict[str, Path]:
-    """Write run.json (and an HTML rendering), then make the record read-only."""
+    """Make the executed notebook safe to open, write run.json (and an HTML rendering), then make
+    the record read-only. The record is sanitized as it is written and no raw copy is kept
+    (see record_safety: why); run.json says what was neutralized, under "record_safety"."""
     record = run.folder.record_dir
     files = {"executed": run.executed_notebook, "html": record / "executed.html", "run": record / "run.json"}
     extra = dict(extra or {})
-    if html and run.executed_notebook.exists() and not run.executed_notebook.is_symlink():
+    notebook = None
+    if run.executed_notebook.exists() or run.executed_notebook.is_symlink():
+        notebook, extra["record_safety"] = keep_safe_notebook(run.executed_notebook)
+    if html and notebook is not None:
         try:
-            if run.executed_notebook.stat().st_size > RECORD_MB << 20:  # sandboxes bound it; never load more
-                raise ValueError(f"the executed notebook is over the record's limit of {RECORD_MB} MB")
-            files["html"].write_text(render_html(run.executed_notebook), encoding="utf-8")
-        except Exception as exc:  # the sandbox wrote this file: it may not be a notebook at all
+            replace_file(files["html"], render_html(notebook, title=f"{run.spec.name} (executed)"))
+        except Exception as exc:  # noqa: BLE001 - the record stays without HTML; run.json says why
             extra["html_error"] = f"{type(exc).__name__}: {exc}"[:500]
-    files["run"].write_text(json.dumps(run_summary(run, extra), indent=2, default=str), encoding="utf-8")
+    replace_file(files["run"], json.dumps(run_summary(run, extra), indent=2, default=str))
     read_only = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
     for path in record.iterdir():
         if not path.is_symlink():  # chmod would follow a link out of the record
             os.chmod(path, read_only)
     os.chmod(record, read_only | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)  # nothing can be added later
     return {k: v for k, v in files.items() if v.exists()}
+
+
+def keep_safe_notebook(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Replace the sandbox's executed notebook by its allowlisted rebuild; one that cannot be read
+    (garbage, a link, over the record's limit) by a notebook saying so. Returns what is kept and
+    what run.json says about it."""
+    import nbformat
+
+    from nb_assets.record_safety import placeholder_notebook, sanitize_notebook
+
+    try:
+        if path.is_symlink() or not path.is_file():
+            raise ValueError("not a regular file")
+        if path.stat().st_size > RECORD_MB << 20:  # sandboxes bound it; never load more
+            raise ValueError(f"over the record's limit of {RECORD_MB} MB")
+        notebook, found = sanitize_notebook(path.read_text(encoding="utf-8"))
+        nbformat.validate(nbformat.from_dict(notebook))
+        facts: dict[str, Any] = {"sanitized": True, "neutralized": dict(sorted(found.items()))}
+    except Exception as exc:  # noqa: BLE001 - the sandbox wrote this file: it may be anything
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        notebook = placeholder_notebook(reason)
+        facts = {"sanitized": False, "error": reason}
+    replace_file(path, nbformat.writes(nbformat.from_dict(notebook)))
+    return notebook, facts
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write beside `path`, then rename over it: a link planted at `path` is replaced, never followed."""
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".nb-assets-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 _exporter: Any = None  # one HTMLExporter per process: its Jinja templates compile once
@@ -65,6 +108,8 @@ def warm_html() -> None:
     try:
         import nbformat
 
+        import nb_assets.record_safety  # noqa: F401 - and the sanitizer (nh3, mistune)
+
         exporter = _html_exporter()
         with _exporter_lock:
             exporter.from_notebook_node(nbformat.from_dict(_WARM_NOTEBOOK))
@@ -73,20 +118,51 @@ def warm_html() -> None:
         pass
 
 
+# The HTML rendering loads nothing and runs nothing: nbconvert's lab template without its
+# scripts (require.js, MathJax, mermaid and widgets, all from a CDN), and a policy that allows no script
+# and no network, only the data: images and inline styles the rendering itself is made of.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; font-src data:; base-uri 'none'; form-action 'none'"
+)
+_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head -%}
+<meta http-equiv="Content-Security-Policy" content="CSP">
+{{ super() }}
+{%- endblock html_head -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+""".replace("CSP", CONTENT_SECURITY_POLICY)
+
+
 def _html_exporter() -> Any:
     global _exporter
     with _exporter_lock:  # the prewarm thread and render_html may ask at once: build it once
         if _exporter is None:
+            import jinja2
             import nbconvert  # imported late: it is slow to import and only needed here
 
-            _exporter = nbconvert.HTMLExporter()
+            _exporter = nbconvert.HTMLExporter(
+                extra_loaders=[jinja2.DictLoader({"nb_assets_record.html.j2": _TEMPLATE})],
+                template_file="nb_assets_record.html.j2",
+            )
         return _exporter
 
 
-def render_html(executed: Path) -> str:
+def render_html(notebook: Mapping[str, Any], title: str = "executed notebook") -> str:
+    """The HTML rendering of a notebook record_safety rebuilt; refused (ValueError) if anything in
+    it could still run script or load a URL."""
+    import nbformat
+
+    from nb_assets.record_safety_html import unsafe_parts
+
     exporter = _html_exporter()
     with _exporter_lock:  # one rendering at a time per exporter (the prewarm may still be rendering)
-        body, _ = exporter.from_filename(str(executed))
+        body, _ = exporter.from_notebook_node(nbformat.from_dict(notebook), resources={"metadata": {"name": title}})
+    problems = unsafe_parts(body)
+    if problems:
+        raise ValueError(f"the rendering is not safe to open: {', '.join(problems[:5])}")
     return body
 
 

@@ -156,3 +156,50 @@ def server_tls(cert: Path, key: Path) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(str(cert), str(key))
     return context
+
+
+@dataclass
+class BaitSink:
+    """Every request that reaches the bait, whatever its method: (method, path) in arrival order."""
+
+    server: ThreadingHTTPServer
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+
+@contextmanager
+def bait_server() -> Iterator[BaitSink]:
+    """An HTTP server on 127.0.0.1 that a record must never reach: it counts every request
+    (images, scripts, stylesheets, frames, fetches, CORS preflights) and answers each with 200."""
+    sink: BaitSink
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            sink.requests.append((self.command, self.path))
+            self.send_response(200)
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = do_HEAD = do_OPTIONS = do_PUT = _answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    sink = BaitSink(server)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield sink
+    finally:
+        server.shutdown()
+        server.server_close()

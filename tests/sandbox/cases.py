@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hostile_record import HOSTILE_OUTPUTS
+
 
 DENIED = r"Permission denied|Read-only file system"  # file mode or read-only mount: both hold
 
@@ -127,4 +129,17 @@ CRASHES = [
     Case("sys-exit-middle", "import sys\nsys.exit(0)", "failed", "not written", local=True),
 ]
 
-ALL = NETWORK + FILES + OUTPUTS + RESOURCES + PRIVILEGE + FORGERY + CRASHES
+def _record_bait() -> str:
+    """tests/hostile_record.py's outputs, aimed at the TCP listener and leaking the order ids: in this
+    suite's format (its literal braces doubled, `{port}` left to fill in)."""
+    code = HOSTILE_OUTPUTS.format(bait="http://127.0.0.1:PORT", port="PORT", data="','.join(map(str, orders['id']))")
+    return code.replace("{", "{{").replace("}", "}}").replace("PORT", "{port}")
+
+
+# The sandbox holds, so these succeed; the danger is the record, opened later in a browser. The judge
+# reads the kept record as Dagster's /notebook page renders it: nothing may load a URL or run script.
+RECORDS = [
+    Case("record-phones-home", _record_bait(), "harmless", local=True),
+]
+
+ALL = NETWORK + FILES + OUTPUTS + RESOURCES + PRIVILEGE + FORGERY + CRASHES + RECORDS

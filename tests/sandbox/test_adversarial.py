@@ -7,8 +7,9 @@ success; where the run failed the warehouse file is byte-for-byte unchanged.
 from __future__ import annotations
 
 import dataclasses
-import re
 import hashlib
+import json
+import re
 import socket
 import socketserver
 import threading
@@ -21,10 +22,12 @@ import pytest
 from nb_assets.docker_sandbox import DockerSandbox
 from nb_assets.host_pipeline import NotebookRun, run_pipeline
 from nb_assets.record import keep_record
+from nb_assets.record_safety_html import unsafe_parts
 from nb_assets.notebook_parser import parse_notebook
 from nb_assets.sandbox import LocalSandbox, Sandbox, SandboxLimits, network_namespaces_available
 from nb_assets.warehouse import DuckDBWarehouse
 from notebook_factory import RUNTIME, code, params, write_notebook
+from hostile_record import inert_problems
 from sandbox.cases import ALL, Case
 
 LIMITS = SandboxLimits(timeout_s=90, memory_mb=512, cpus=1.0, pids=64, tmp_mb=32)
@@ -125,6 +128,18 @@ def _judge(case: Case, run: NotebookRun, warehouse: Path, unchanged: bool, liste
             assert loaded == [(0,)], "the loaded output is not what the notebook legitimately computed"
         if case.id == "host-init-environ":
             assert "NB_ASSETS_MODE=run" in loaded[0][0]  # the container's own init, not the host's
+    if case.id.startswith("record-"):
+        _judge_record(run.folder.record_dir)
+
+
+def _judge_record(record: Path) -> None:
+    """The kept record loads nothing and runs nothing when opened (the browser test opens it for real)."""
+    assert inert_problems(record / "executed.ipynb") == []
+    assert unsafe_parts((record / "executed.html").read_text(encoding="utf-8")) == []
+    facts = json.loads((record / "run.json").read_text())
+    assert "html_error" not in facts, facts["html_error"]
+    safety = facts.get("record_safety", {})
+    assert safety.get("sanitized") and safety["neutralized"]["script"] >= 2, f"run.json does not say what was neutralized: {safety}"
 
 
 @pytest.mark.docker
