@@ -47,6 +47,8 @@ PURE_MODULES = (
     "nb_assets.run_guard",
     "nb_assets.table_names",
     "nb_assets.run_output",
+    "nb_assets.record_safety",
+    "nb_assets.record_safety_html",
 )
 HEAVY = ("dagster", "duckdb", "docker")
 
