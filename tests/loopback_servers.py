@@ -127,15 +127,9 @@ def webhook_server(statuses: Sequence[int] = (), port: int = 0, hang: bool = Fal
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
     sink = WebhookSink(server, list(statuses), hang=hang)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(server):
         yield sink
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
@@ -194,12 +188,18 @@ def bait_server() -> Iterator[BaitSink]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
     sink = BaitSink(server)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(server):
         yield sink
+
+
+@contextmanager
+def _serving(server: ThreadingHTTPServer) -> Iterator[None]:
+    """Serve on a daemon thread for the block's length, then stop and close."""
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield
     finally:
         server.shutdown()
         server.server_close()
