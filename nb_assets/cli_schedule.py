@@ -4,13 +4,17 @@ Each step stops the workflow on failure, before anything later happens: a
 notebook with an error finding is never tried, a failed trial is never
 declared, a declaration the project would not load with (checked by the load's
 own rules first, then by loading it as Dagster does) is never written, and
-nothing is committed on a dirty tree. This process never imports Dagster.
+nothing is committed on a dirty tree. No data is committed either: the trial's
+record stays under .nb_assets/, and --git refuses a trial page or a notebook
+with saved outputs. This process never imports Dagster.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -56,7 +60,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from nb_assets.load_check import project_loads
     from nb_assets.notebook_parser import dialect_of, parse_notebook
     from nb_assets.schedule_workflow import (
-        Plan, check, copy_trial_html, declared_entry, is_trial_html, plan_markdown, preview_text, trial_html_name, trial_runs,
+        Plan, check, declared_entry, is_trial_page, plan_markdown, preview_text, record_notice, remove_trial_pages, shown,
+        trial_records, trial_runs,
     )
 
     if args.git:
@@ -71,9 +76,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     existing = declared_entry(project, notebook)
     if existing is not None:
         raise DeclarationError(already_declared(existing, str(args.definitions)))
-    if args.git:  # a dry run before leaves its plan and the trial's pages
-        _require_clean_tree(root, allowed=lambda p: p == notebook or p == plan_path or is_trial_html(p, plan_path))
-        _require_not_ignored(root, [notebook, plan_path, trial_html_name(plan_path, None)])
+    if args.git:  # a dry run before leaves its plan (and an earlier version a trial page, removed below)
+        _require_clean_tree(root, allowed=lambda p: p == notebook or p == plan_path or is_trial_page(p, plan_path))
+        _require_not_ignored(root, [notebook, plan_path])
+        _require_no_saved_outputs(notebook, root)
 
     spec = parse_notebook(notebook, dialect_of(project.warehouse))
     # The project as it would be: its declarations file with this entry appended, read
@@ -91,17 +97,22 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
     print("1/6 checks: static rules, the load's rules for the declaration, and the policy")
     checked = check(project, notebook)
-    for warning in checked.warnings:
+    for warning in checked.warnings + tuple(_saved_outputs_warning(notebook, root, args.git)):
         print(f"    warning: {warning}")
     print("2/6 preview:\n" + "\n".join(f"    {line}" for line in preview_text(checked).splitlines()))
     print("3/6 trial run into a scratch copy of the warehouse")
-    scratch = root / ".nb_assets" / "schedule" / spec.name / time.strftime("%Y%m%dT%H%M%S")
-    plan = Plan(decl, checked, trial_runs(project, checked, scratch))
-    copy_trial_html(plan, plan_path)
+    scratch = trial_records(root) / spec.name / time.strftime("%Y%m%dT%H%M%S")
+    plan = Plan(decl, checked, trial_runs(project, checked, scratch), project_dir=root, dry_run=_dry_run_command(args, root))
     for trial in plan.trials:
-        ran = (f"executed notebook: {plan.html_copies.get(trial.label) or trial.executed_notebook}" if trial.executed_notebook
-               else "nothing was executed: the run stopped before the notebook started")
+        ran = (f"record {shown(trial.record, root)} (executed notebook: {shown(trial.html or trial.executed_notebook, root)})"
+               if trial.executed_notebook and trial.record else "nothing was executed: the run stopped before the notebook started")
         print(f"    {trial.label}: {trial.status} in {trial.duration_s:.2f} s; {ran}")
+    if any(t.record for t in plan.trials):
+        print("\n".join(f"    {line}" for line in record_notice(plan)))
+        _warn_if_committable(root, scratch)
+    for page in remove_trial_pages(plan_path):
+        print(f"    removed {shown(page, root)}: an earlier nb-assets copied the trial's executed notebook there, "
+              "with the warehouse data it showed")
     failed = [t for t in plan.trials if t.status != "success"]
     if not failed:
         print("4/6 load: the project with this declaration, as Dagster loads it (in a separate process)")
@@ -123,10 +134,13 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     print("    Reload definitions in the Dagster UI (Deployment → Reload) or restart `make dev`; until then the running "
           "Dagster does not know this notebook (with `make deploy`, run it again: the code image holds the declarations)")
     if args.git:
-        paths = [notebook, declarations, plan_path, *plan.html_copies.values()]
-        branch, was = _commit_branch(root, spec.name, paths, decl)
+        branch, was = _commit_branch(root, spec.name, [notebook, declarations, plan_path], decl, plan_path)
         print(f"    committed on a new branch, {branch}, which you are on now (you were on {was}); "
               f"to open a review: git push -u origin {branch}")
+        tracked = [p for p in _git(root, "ls-files", "-z").split("\0") if p and is_trial_page(Path(p))]
+        if tracked:
+            print(f"    warning: git still tracks {', '.join(tracked)}: trial pages an earlier nb-assets committed, with the "
+                  "warehouse data they showed; `git rm` them (their history keeps them too)")
     return EXIT_OK
 
 
@@ -165,6 +179,62 @@ def _require_past_day(first: str) -> None:
                                "a first day after that has no partition to try or run yet")
 
 
+def _dry_run_command(args: argparse.Namespace, root: Path) -> str:
+    """The `nb-assets schedule` dry run that tries the notebook as this one did, from the project's folder."""
+    words = ["nb-assets", "schedule", _relative(args.notebook.resolve(), root)]
+    words += [w for owner in args.owner for w in ("--owner", owner)]
+    for flag, value in (("--cron", args.cron), ("--timezone", args.timezone), ("--daily-from", args.daily_from),
+                        ("--purpose", args.purpose), ("--group", args.group)):
+        words += [flag, value] if value is not None else []
+    words += ["--on-inputs-landed"] if args.on_inputs_landed else []
+    words += ["--partition-column", args.partition_column] if args.daily_from and args.partition_column != "ds" else []
+    words += [w for pair in args.param for w in ("--param", pair)]
+    words += [w for instance in args.instance for w in ("--instance", *instance)]
+    words += [w for mapping in args.output for w in ("--output", mapping)]
+    if args.definitions.resolve() != (root / "definitions.py").resolve():
+        words += ["--definitions", _relative(args.definitions.resolve(), root)]
+    if args.declarations is not None:
+        words += ["--declarations", _relative(args.declarations.resolve(), root)]
+    return shlex.join(words)
+
+
+def _saved_outputs(notebook: Path) -> list[int]:
+    """The cells (numbered from 1, as findings number them) whose outputs the file keeps."""
+    cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    return [n for n, cell in enumerate(cells, start=1) if isinstance(cell, dict) and cell.get("outputs")]
+
+
+def _saved_outputs_problem(notebook: Path, root: Path) -> str | None:
+    cells = _saved_outputs(notebook)
+    if not cells:
+        return None
+    return (f"{_relative(notebook, root)} keeps the outputs of cell(s) {', '.join(map(str, cells))}, which may show "
+            "warehouse data; clear them (Jupyter: Edit → Clear Outputs of All Cells) and save")
+
+
+def _saved_outputs_warning(notebook: Path, root: Path, git: bool) -> list[str]:
+    problem = None if git else _saved_outputs_problem(notebook, root)  # with --git, refused before
+    return [f"{problem}; --git will refuse to commit it until then"] if problem else []
+
+
+def _require_no_saved_outputs(notebook: Path, root: Path) -> None:
+    """A notebook saved after running in Jupyter shows what it read; git would keep that for good."""
+    problem = _saved_outputs_problem(notebook, root)
+    if problem:
+        raise DeclarationError(f"--git: {problem}, then schedule again; nothing was run or written")
+
+
+def _warn_if_committable(root: Path, scratch: Path) -> None:
+    """The trial's record and scratch warehouse hold warehouse data: say so when git would
+    take them along (the project does not ignore .nb_assets/)."""
+    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True, text=True)
+    if inside.returncode != 0:
+        return
+    if subprocess.run(["git", "check-ignore", "-q", "--no-index", str(scratch)], cwd=root).returncode != 0:
+        print(f"    warning: git does not ignore {_relative(scratch, root)}, which holds the trial's record and a copy of "
+              "the warehouse; add .nb_assets/ to .gitignore")
+
+
 def _relative(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root.resolve()))
@@ -183,8 +253,8 @@ def _write_unchanged(path: Path, before: str, text: str) -> None:
     os.replace(partial, path)
 
 
-def _git(root: Path, *args: str) -> str:
-    proc = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+def _git(root: Path, *args: str, cwd: Path | None = None) -> str:
+    proc = subprocess.run(["git", *args], cwd=cwd or root, capture_output=True, text=True)
     if proc.returncode != 0:
         raise DeclarationError(f"git {' '.join(args)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout
@@ -213,20 +283,31 @@ def _require_not_ignored(root: Path, paths: list[Path]) -> None:
                                "or change .gitignore")
 
 
-def _commit_branch(root: Path, name: str, paths: list[Path], decl: Any) -> tuple[str, str]:
+def _commit_branch(root: Path, name: str, paths: list[Path], decl: Any, plan_path: Path) -> tuple[str, str]:
     """Commit `paths` on a new branch and stay on it: switching back would take the notebook
     and its declaration out of the working tree (they are only on the new branch), while
     the user is most likely to push or keep editing. Returns the branch, and where the user
     was and how to go back there."""
+    from nb_assets.schedule_workflow import is_trial_page
+
     branch = f"schedule/{name}"
     if _git(root, "branch", "--list", branch).strip():
         raise DeclarationError(f"branch {branch} already exists")
     current, head = _git(root, "branch", "--show-current").strip(), _git(root, "rev-parse", "--short", "HEAD").strip()
     was = f"{current}; `git switch {current}` goes back" if current else f"a detached HEAD; `git switch --detach {head}` goes back"
-    _git(root, "switch", "-c", branch)
+    # An earlier version's trial page of this plan may be staged or tracked: the commit removes it.
+    _git(root, "rm", "-q", "--cached", "--ignore-unmatch", "--", f"{plan_path.stem}.trial.html", f"{plan_path.stem}.trial-*.html",
+         cwd=plan_path.parent)
     _git(root, "add", "--", *map(str, paths))
+    staged = [p for p in _git(root, "diff", "--cached", "--name-only", "--diff-filter=d", "-z").split("\0") if p]
+    pages = [p for p in staged if is_trial_page(Path(p))]
+    if pages:  # a trial page shows warehouse rows: it never goes into git, whatever else is staged
+        _git(root, "reset", "-q", "--", *pages)
+        raise DeclarationError(f"--git: refusing to commit {', '.join(pages)}: a trial's executed notebook shows warehouse "
+                               "data; nothing committed (the declaration is written; commit it yourself without that file)")
+    _git(root, "switch", "-c", branch)
     message = (f"Schedule notebook {name} ({decl.trigger()})\n\nOwners: {', '.join(decl.owners)}. "
-               "Checked, previewed and tried against a scratch copy of the warehouse; see the test plan "
-               "and the trial's executed notebook beside it.")
+               "Checked, previewed and tried against a scratch copy of the warehouse; see the test plan. The "
+               "trial's executed notebook stays on the machine that ran it: it shows warehouse data.")
     _git(root, "commit", "-q", "-m", message)
     return branch, was

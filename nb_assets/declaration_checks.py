@@ -89,6 +89,21 @@ def unreachable_owners(where: str, owners: Sequence[str], notifications: Any) ->
     return problems
 
 
+def silent_owners(owners: Sequence[str], notifications: Any) -> list[str]:
+    """Warnings for owners whose channel is configured but off in this process, as the
+    failure sensor judges it (the channel's own off_reason). Not problems: the load
+    accepts them, and the variable may well be set where Dagster runs."""
+    if notifications is None:
+        return []
+    warnings = []
+    for owner in owners:
+        channel = notifications.channel_for(owner) if is_owner(owner) else None
+        off = channel.off_reason() if channel is not None else None
+        if off:
+            warnings.append(f"owner {owner}: its channel is off here ({off}): failure notices will not reach it until that is set")
+    return warnings
+
+
 def asset_problems(decl: NotebookAsset, name: str, where: str) -> list[str]:
     """The asset attributes Dagster validates: the notebook's name, group, key prefix and tags."""
     problems = []

@@ -6,10 +6,16 @@ function so the workflow reads top to bottom. The checks are the load's own
 declaration; the trial run writes into a scratch copy of the warehouse, never
 the real tables. No Dagster import: load_check.py asks a child process
 whether Dagster loads the result.
+
+The plan is what a reviewer reads and git keeps, so it says what the trial was
+(status, rows, duration, the outputs' columns, findings) and never what it saw:
+the executed notebook shows rows of the warehouse, so it stays in its record
+on the machine that ran the trial, and the plan says where and how to see it.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
@@ -19,9 +25,10 @@ from typing import Any
 
 from nb_assets.declaration import NotebookAsset
 from nb_assets.declarations_yaml import declaration_yaml
+from nb_assets.declaration_checks import silent_owners
 from nb_assets.declared_notebooks import DeclaredNotebook, apply_policy, declare_notebooks, policy_gate
 from nb_assets.definitions_file import ProjectDeclarations
-from nb_assets.errors import DeclarationError, NbAssetsError
+from nb_assets.errors import DeclarationError, NbAssetsError, error_json
 from nb_assets.locations import is_postgres_url
 from nb_assets.notebook_parser import notebook_name
 from nb_assets.policy import PolicyReport
@@ -48,13 +55,17 @@ class Trial:
     label: str  # the notebook, its instance, its day
     instance: str | None
     status: str  # "success" | "failed"
-    error: str | None
+    error: str | None  # in full, for the terminal of whoever ran it: a cell's error may quote warehouse values
+    failure: str | None  # what failed without the error's message: what the plan says
     input_rows: dict[str, int]
     output_rows: dict[str, int]
+    output_columns: dict[str, tuple[str, ...]]  # output table → "name (type)" of each column
     duration_s: float
     sandbox: dict[str, Any]
+    run_id: str | None  # None: refused before anything ran, so no record
+    record: Path | None  # the record folder on this machine; it holds warehouse data, so it stays there
     executed_notebook: Path | None  # None: the run stopped before the notebook started
-    html: Path | None  # its HTML rendering, kept with the record
+    html: Path | None  # its HTML rendering, in the record
     scratch_warehouse: Path | str  # a DuckDB copy's path, or the Postgres URL whose loads were rolled back
 
 
@@ -64,9 +75,10 @@ class Plan:
     checked: Checked
     trials: tuple[Trial, ...] = ()
     notes: list[str] = field(default_factory=list)
-    html_copies: dict[str, Path] = field(default_factory=dict)  # trial label → its HTML beside the plan
     loaded: bool = False  # the project was loaded with the declaration (load_error says how it went)
     load_error: str | None = None
+    project_dir: Path | None = None  # paths under it are shown relative to it
+    dry_run: str | None = None  # the command that tries the notebook again, for a reviewer
 
 
 def declared_entry(project: ProjectDeclarations, notebook: Path) -> NotebookAsset | None:
@@ -86,6 +98,8 @@ def check(project: ProjectDeclarations, notebook: Path) -> Checked:
     if not items:
         raise DeclarationError(f"{notebook} is not among the project's declarations")
     warnings = tuple(f.describe(items[0].spec.path) for f in items[0].spec.findings if f.severity == "warning")
+    owners = items[0].decl.owners
+    warnings += tuple(silent_owners(owners if not isinstance(owners, str) else [owners], project.notifications))
     return Checked(items, declared, report, warnings)
 
 
@@ -104,6 +118,12 @@ def _relations(warehouse: str | None) -> Collection[str] | None:
 def _labels(checked: Checked, table: str) -> str:
     zones = sorted(checked.report.labels.get(table, ())) if checked.report else []
     return f" [{', '.join(zones)}]" if zones else ""
+
+
+def read_data(checked: Checked) -> str:
+    """The tables the trial read, with their zones: what its record holds rows of."""
+    tables = dict.fromkeys(t for item in checked.items for t in item.spec.input_tables)
+    return ", ".join(f"{t}{_labels(checked, t)}" for t in tables)
 
 
 def _writers(checked: Checked) -> dict[str, str]:
@@ -152,6 +172,11 @@ def preview_mermaid(checked: Checked) -> str:
     return "\n".join(lines)
 
 
+def trial_records(project_dir: Path) -> Path:
+    """Where trials keep their records (and scratch warehouses), one folder per notebook and try."""
+    return project_dir / ".nb_assets" / "schedule"
+
+
 def _where(location: str) -> Path | str:
     return location if is_postgres_url(location) else Path(location)
 
@@ -168,12 +193,14 @@ def trial_runs(project: ProjectDeclarations, checked: Checked, scratch_dir: Path
     # DuckDB: a copy of the file. Postgres: the real database read-only, every load rolled back.
     scratch = open_warehouse(project.warehouse).scratch_copy(scratch_dir / "scratch_warehouse.duckdb")  # type: ignore[attr-defined]
     return tuple(
-        _trial(project, checked, item, scratch, scratch_dir / "run" / (item.decl.instance or "notebook"))
+        _trial(project, checked, item, scratch, scratch_dir / "run" / (item.decl.instance or "notebook"),
+               f"trial-{item.spec.name}-{scratch_dir.name}")
         for item in checked.items
     )
 
 
-def _trial(project: ProjectDeclarations, checked: Checked, item: DeclaredNotebook, scratch: Any, run_dir: Path) -> Trial:
+def _trial(project: ProjectDeclarations, checked: Checked, item: DeclaredNotebook, scratch: Any, run_dir: Path,
+           run_id: str) -> Trial:
     from nb_assets.choose_sandbox import choose_sandbox
     from nb_assets.declaration import PARTITION_PARAM
     from nb_assets.host_pipeline import discard_data, run_pipeline
@@ -191,41 +218,68 @@ def _trial(project: ProjectDeclarations, checked: Checked, item: DeclaredNoteboo
     try:
         run = run_pipeline(spec, warehouse=scratch, sandbox=choose_sandbox(kind), run_dir=run_dir,  # type: ignore[arg-type]
                            params=params, limits=decl.limits, gate=gate, partition=partition)
-    except NbAssetsError as exc:  # refused before the notebook ran
-        return Trial(what, decl.instance, "failed", str(exc), {}, {}, 0.0, {}, None, None, _where(scratch.path))
+    except NbAssetsError as exc:  # refused before the notebook ran, by the declaration's own rules: no data in it
+        return Trial(what, decl.instance, "failed", str(exc), f"refused: {exc}", {}, {}, {}, 0.0, {}, None, None, None, None,
+                     _where(scratch.path))
     try:
-        record = keep_record(run)
+        record = keep_record(run, {"run_id": run_id, "source": "schedule",
+                                   "started_at": datetime.now(timezone.utc).isoformat()})
+        columns = {table: _columns(path) for table, path in run.output_files.items() if table in run.loaded_rows}
     finally:
         discard_data(run.folder)
     return Trial(
-        what, decl.instance, run.status, str(run.error) if run.error else None, dict(run.input_rows), dict(run.loaded_rows),
-        run.duration_s, dict(run.sandbox), record.get("executed"), record.get("html"), _where(scratch.path),
+        what, decl.instance, run.status, str(run.error) if run.error else None, _failure(run.error) if run.error else None,
+        dict(run.input_rows), dict(run.loaded_rows), columns, run.duration_s, dict(run.sandbox), run_id,
+        run.folder.record_dir, record.get("executed"), record.get("html"), _where(scratch.path),
     )
 
 
-def trial_html_name(plan_path: Path, instance: str | None) -> Path:
-    """Where a trial's HTML goes beside the plan: `plans/NAME.trial.html`, or `.trial-INSTANCE.html`."""
-    return plan_path.with_name(f"{plan_path.stem}.trial{f'-{instance}' if instance else ''}.html")
+def _columns(parquet: Path) -> tuple[str, ...]:
+    """An output's columns and their types, read from its file's schema, never from its rows."""
+    import pyarrow.parquet as pq
+
+    return tuple(f"{f.name} ({f.type})" for f in pq.read_schema(parquet))
 
 
-def is_trial_html(path: Path, plan_path: Path) -> bool:
-    name = path.name
-    return path.parent == plan_path.parent and name.startswith(f"{plan_path.stem}.trial") and name.endswith(".html")
+def _failure(error: NbAssetsError) -> str:
+    """An error as the plan gives it: its type and cell, not its message, which may quote
+    the rows it failed on (a conversion error, an assertion printing a column)."""
+    facts = error_json(error)
+    cell = f" in cell {facts['cell']}" if facts["cell"] is not None else ""
+    return f"{facts['type']}{cell} ({facts['kind']}); its message is in the record, not here: it may quote warehouse data"
 
 
-def copy_trial_html(plan: Plan, plan_path: Path) -> None:
-    """Each trial's HTML record beside the plan, where a reviewer can open it and git can take
-    it along (the record itself is under .nb_assets/, which git ignores). Copies of an earlier
-    try are removed first: a failed trial must not leave a successful one's pages behind."""
-    plan_path.parent.mkdir(parents=True, exist_ok=True)
-    for old in plan_path.parent.iterdir():
-        if is_trial_html(old, plan_path):
-            old.unlink()
-    for trial in plan.trials:
-        if trial.html is not None:
-            target = trial_html_name(plan_path, trial.instance)
-            target.write_bytes(trial.html.read_bytes())  # the bytes, not the record's read-only mode
-            plan.html_copies[trial.label] = target
+# Where earlier versions of `schedule` copied the trial's executed notebook, beside the plan.
+_TRIAL_PAGE = re.compile(r".*\.trial(-[^/]*)?\.html")
+
+
+def is_trial_page(path: Path, plan_path: Path | None = None) -> bool:
+    """A trial page an earlier version left (`NAME.trial.html`, `NAME.trial-INSTANCE.html`);
+    with `plan_path`, only that plan's."""
+    if plan_path is None:
+        return bool(_TRIAL_PAGE.fullmatch(path.name))
+    return path.parent == plan_path.parent and bool(re.fullmatch(rf"{re.escape(plan_path.stem)}\.trial(-[^/]*)?\.html", path.name))
+
+
+def remove_trial_pages(plan_path: Path) -> list[Path]:
+    """Delete the trial pages an earlier version left beside this plan: they hold warehouse
+    data, and a `git add plans/` would take them along."""
+    if not plan_path.parent.is_dir():
+        return []
+    found = [p for p in plan_path.parent.iterdir() if is_trial_page(p, plan_path)]
+    for page in found:
+        page.unlink()
+    return found
+
+
+def shown(path: Path, project_dir: Path | None) -> str:
+    """`path` relative to the project when it is under it."""
+    if project_dir is not None:
+        try:
+            return str(path.resolve().relative_to(project_dir.resolve()))
+        except ValueError:
+            pass
+    return str(path)
 
 
 def plan_markdown(plan: Plan) -> str:
@@ -267,23 +321,48 @@ def plan_markdown(plan: Plan) -> str:
         if len(plan.trials) > 1 or plan.decl.partitions:
             lines.append(f"- **{trial.label}**")
         lines += [
-            f"- status: **{trial.status}**" + (f": {trial.error}" if trial.error else ""),
+            f"- status: **{trial.status}**" + (f": {trial.failure}" if trial.failure else ""),
             f"- duration: {trial.duration_s:.2f} s in the {trial.sandbox.get('kind', '?')} sandbox",
             *(f"- input `{name}`: {rows} rows" for name, rows in trial.input_rows.items()),
-            *(f"- output `{table}`: {rows} rows" for table, rows in trial.output_rows.items()),
-            _executed_line(plan, trial),
+            *(f"- output `{table}`: {rows} rows" + _columns_text(trial, table) for table, rows in trial.output_rows.items()),
+            _record_line(plan, trial),
         ]
+    if any(t.record for t in plan.trials):
+        lines += ["", *record_notice(plan)]
     lines += ["", "## Loading the project with this declaration", "", _load_line(plan)]
     lines += ["", *plan.notes] if plan.notes else []
     return "\n".join(lines) + "\n"
 
 
-def _executed_line(plan: Plan, trial: Trial) -> str:
-    if trial.executed_notebook is None:
-        return "- nothing was executed: the run stopped before the notebook started"
-    copy = plan.html_copies.get(trial.label)
-    shown = f"[{copy.name}]({copy.name}) (rendered, beside this plan); " if copy else ""
-    return f"- executed notebook: {shown}record `{trial.executed_notebook}`"
+def _columns_text(trial: Trial, table: str) -> str:
+    columns = trial.output_columns.get(table)
+    return f"; columns: {', '.join(f'`{c}`' for c in columns)}" if columns else ""
+
+
+def _record_line(plan: Plan, trial: Trial) -> str:
+    stopped = "nothing was executed: the run stopped before the notebook started" if trial.executed_notebook is None else ""
+    if trial.record is None:
+        return f"- {stopped}"
+    executed = trial.html or trial.executed_notebook
+    rendered = f" (executed notebook `{shown(executed, plan.project_dir)}`)" if executed else ""
+    return f"- {stopped}{'; ' if stopped else ''}record: `{shown(trial.record, plan.project_dir)}`{rendered}, run id `{trial.run_id}`"
+
+
+def record_notice(plan: Plan) -> list[str]:
+    """Why the trial's executed notebook is not in the plan, and how to see it instead."""
+    read = read_data(plan.checked)
+    records = shown(trial_records(plan.project_dir or Path.cwd()), plan.project_dir)
+    ran = [t for t in plan.trials if t.record is not None]
+    lines = [
+        "The trial's record stays on the machine that ran it, out of the test plan and out of git: its executed "
+        f"notebook shows warehouse data{f' (it read {read})' if read else ''}. The plan says what the trial was "
+        "(status, rows, duration, columns, findings), never what it saw. To see it:",
+        *(f"- on that machine: `nb-assets show {t.run_id} --records {records}`" for t in ran),
+    ]
+    if plan.dry_run:
+        lines.append("- anywhere you may read that data, try it yourself, on a checkout that does not declare it yet "
+                     f"(a dry run: it declares nothing): `{plan.dry_run}`")
+    return lines
 
 
 def _load_line(plan: Plan) -> str:

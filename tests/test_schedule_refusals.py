@@ -166,3 +166,41 @@ def test_a_trial_that_never_ran_the_notebook_prints_no_python_none(project: Path
     assert "nothing was executed: the run stopped before the notebook started" in proc.stdout, proc.stdout
     assert "None" not in proc.stdout
     assert "- nothing was executed" in (project / "plans" / "status_codes.md").read_text()
+
+
+OFF_WARNING = ("warning: owner team:data-eng: its channel is off here (environment variable NB_ASSETS_DATA_ENG_WEBHOOK "
+               "is not set): failure notices will not reach it until that is set")
+
+
+def test_an_owner_whose_channel_is_off_here_is_declared_with_a_warning(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's data-eng webhook is configured but its variable is unset here: the load accepts
+    the owner (production may set it), and schedule says its notices go nowhere until then."""
+    monkeypatch.delenv("NB_ASSETS_DATA_ENG_WEBHOOK", raising=False)
+    proc = nb_assets("schedule", str(_kpis(project)), "--owner", "team:data-eng", "--purpose", "finance_reporting",
+                     "--write", cwd=project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert OFF_WARNING in proc.stdout and proc.stdout.index(OFF_WARNING) < proc.stdout.index("2/6 preview"), proc.stdout
+    assert "owners: ['team:data-eng']" in (project / "declarations.yaml").read_text()
+
+
+def test_an_owner_is_silent_exactly_when_the_failure_sensor_finds_its_channel_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from nb_assets.declaration_checks import silent_owners
+    from nb_assets.notify import Notifications, SmtpChannel, WebhookChannel
+
+    notifications = Notifications(email=SmtpChannel("localhost", username_env="NB_TEST_SMTP_USER", password_env="NB_TEST_SMTP_PASSWORD"),
+                                  webhooks={"data-eng": WebhookChannel(url_env="NB_TEST_DATA_ENG_WEBHOOK")})
+    for name in ("NB_TEST_SMTP_USER", "NB_TEST_SMTP_PASSWORD", "NB_TEST_DATA_ENG_WEBHOOK"):
+        monkeypatch.delenv(name, raising=False)
+    owners = ["team:data-eng", "a@example.com", "team:ghost", "bob"]  # unreachable and malformed owners are other checks'
+    assert silent_owners(owners, notifications) == [
+        "owner team:data-eng: its channel is off here (environment variable NB_TEST_DATA_ENG_WEBHOOK is not set): "
+        "failure notices will not reach it until that is set",
+        "owner a@example.com: its channel is off here (environment variable(s) NB_TEST_SMTP_USER, NB_TEST_SMTP_PASSWORD "
+        "not set): failure notices will not reach it until that is set",
+    ]
+    assert set(notifications.off_channels()) == {"email", "team:data-eng"}  # what the sensor says at load
+    monkeypatch.setenv("NB_TEST_DATA_ENG_WEBHOOK", "http://127.0.0.1:9/")
+    monkeypatch.setenv("NB_TEST_SMTP_USER", "u")
+    monkeypatch.setenv("NB_TEST_SMTP_PASSWORD", "p")
+    assert silent_owners(owners, notifications) == [] and notifications.off_channels() == {}
+    assert silent_owners(owners, None) == []
