@@ -110,7 +110,7 @@ class DraftZones:
     inputs: dict[str, Zones]
     outputs: dict[str, Zones]
     problem: str | None = None  # why the policy would refuse this notebook, as schedule says it
-    purposes: tuple[str, ...] | None = None  # the policy's purposes that may read its inputs
+    purposes: tuple[str, ...] | None = None  # the policy's purposes that may read its inputs (None: it reads nothing)
 
 
 def draft_zones(project: ProjectView, spec: NotebookSpec) -> DraftZones:
@@ -140,5 +140,5 @@ def draft_zones(project: ProjectView, spec: NotebookSpec) -> DraftZones:
         return DraftZones({t: known.get(t) for t in spec.input_tables}, {t: None for t in spec.output_tables}, problem)
     inputs = {t: labels.get(t, frozenset()) for t in spec.input_tables}
     needed = frozenset().union(*inputs.values())
-    purposes = tuple(p for p, zones in policy.purposes.items() if needed <= zones)
+    purposes = tuple(p for p, zones in policy.purposes.items() if needed <= zones) if inputs else None
     return DraftZones(inputs, {t: labels.get(as_written[t], frozenset()) for t in spec.output_tables}, None, purposes)
