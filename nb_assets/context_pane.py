@@ -343,7 +343,8 @@ def render_text(context: NotebookContext) -> str:
         lines.append(f"owners: {', '.join(context.owners) or '-'}; trigger: {context.trigger}; purpose: {context.purpose or '-'}")
     elif context.parsed:
         lines.append(f"reads: {'; '.join(_zoned(i) for i in context.inputs) or '-'}; "
-                     f"writes: {'; '.join(_zoned(o) for o in context.outputs) or '- (report)'}")
+                     f"writes: {'; '.join(_zoned(o) for o in context.outputs) or '- (report)'}"
+                     + ("" if context.purposes is None else f"; purposes that may read it: {', '.join(context.purposes) or 'none'}"))
     lines += context.findings
     if context.next_step and context.command:
         lines += [context.next_step, f"  {context.command}"]

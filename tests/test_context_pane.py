@@ -259,7 +259,7 @@ def _draft(small_project: Path, name: str, *cells: str) -> Path:
 def test_an_undeclared_notebook_has_the_zones_schedule_previews(small_project: Path) -> None:
     """The pane's zones for a notebook not declared yet are those `nb-assets schedule` computes
     with it declared: from a labelled source (pii) and from a declared notebook's output (finance)."""
-    from nb_assets.context_pane import notebook_context, render_html
+    from nb_assets.context_pane import notebook_context, render_html, render_text
     from nb_assets.declaration import NotebookAsset
     from nb_assets.definitions_file import load_declarations
     from nb_assets.schedule_workflow import check, preview_text
@@ -270,6 +270,7 @@ def test_an_undeclared_notebook_has_the_zones_schedule_previews(small_project: P
     shown = {t["table"]: t["zones"] for t in (*context.inputs, *context.outputs)}
     assert shown == {"raw.customers": ["pii"], "mart.orders_clean": ["finance"], "mart.spend": ["finance", "pii"]}, shown
     assert context.purposes == ("customer_analytics",)
+    assert "; purposes that may read it: customer_analytics\n" in render_text(context)
 
     project = load_declarations(small_project / "definitions.py")
     declared = replace(project, notebooks=[*project.notebooks,
