@@ -3,8 +3,9 @@
 Host side only. The in-notebook runtime (nb_assets.notebook) imports this
 module when the magic is used, never on `%load_ext`, so the sandbox (which has
 only the runtime) does not need it. It reads the project's definitions file
-(without building the Dagster graph) and the run records on disk, so it works
-without the Dagster webserver; the output is plain HTML.
+(without building the Dagster graph), the warehouse's catalog when it opens
+(read-only, no waiting) and the run records on disk, so it works without the
+Dagster webserver; the output is plain HTML.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from nb_assets.context_pane_project import ProjectView, draft_zones, missing_tables, read_project
 from nb_assets.run_records import RunRecord, find_runs, project_dir_of, record_roots
+
+if TYPE_CHECKING:
+    from nb_assets.spec import NotebookSpec
 
 LAST_RUNS = 8
 
@@ -28,6 +33,7 @@ class NotebookContext:
     path: Path
     name: str
     project_dir: Path
+    exists: bool = True  # False: the pane says that, and nothing else
     declared: bool = False
     problem: str | None = None  # why the declaration could not be read, or that there is no such notebook
     parsed: bool = False  # not declared: what the notebook itself says (parameters, inputs, outputs, findings)
@@ -39,7 +45,8 @@ class NotebookContext:
     purpose: str | None = None
     parameters: list[dict[str, Any]] = field(default_factory=list)  # name, default, scheduled
     inputs: list[dict[str, Any]] = field(default_factory=list)  # table, zones
-    outputs: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[dict[str, Any]] = field(default_factory=list)  # zones None: the policy cannot place the notebook
+    purposes: tuple[str, ...] | None = None  # not declared: the policy's purposes that may read its inputs
     upstream: list[str] = field(default_factory=list)
     downstream: list[str] = field(default_factory=list)
     runs: list[RunRecord] = field(default_factory=list)
@@ -50,14 +57,60 @@ class NotebookContext:
         return next((r for r in self.runs if r.status != "success"), None)
 
 
-def open_notebook_path(argument: str | None, namespace: Mapping[str, Any]) -> Path:
+class NotebookNotFound(ValueError):
+    """`%nb_context` cannot find the notebook: the message says what was tried and what to type."""
+
+
+def open_notebook_path(argument: str | None, namespace: Mapping[str, Any], cwd: Path | None = None) -> Path:
     """The notebook to describe: the magic's argument, else what the front end tells the
     kernel (Jupyter Server's JPY_SESSION_NAME, VS Code's __vsc_ipynb_file__)."""
-    for candidate in (argument, os.environ.get("JPY_SESSION_NAME"), namespace.get("__vsc_ipynb_file__")):
-        if candidate and str(candidate).endswith(".ipynb"):
-            path = Path(str(candidate)).expanduser()
-            return path if path.is_absolute() else Path.cwd() / path
-    raise ValueError("%nb_context cannot tell which notebook is open here; name it: %nb_context notebooks/clean_orders.ipynb")
+    here = (cwd or Path.cwd()).resolve()
+    if argument and not argument.endswith(".ipynb"):
+        raise NotebookNotFound(f"%nb_context takes a notebook file (.ipynb), not {argument!r}; {_how_to_name(here)}")
+    told = (("", argument), (" (as JPY_SESSION_NAME says)", os.environ.get("JPY_SESSION_NAME")),
+            (" (as VS Code says)", namespace.get("__vsc_ipynb_file__")))
+    for source, given in told:
+        if given and str(given).endswith(".ipynb"):
+            tried = notebook_candidates(str(given), here)
+            found = next((p for p in tried if p.is_file()), None)
+            if found is None:
+                hint = f"; or {_how_to_name(here)}" if source else ""
+                raise NotebookNotFound(f"no such notebook: {given}{source}; tried {', '.join(map(str, tried))}{hint}")
+            return found
+    raise NotebookNotFound(f"%nb_context cannot tell which notebook is open here (this front end does not say); {_how_to_name(here)}")
+
+
+def notebook_candidates(given: str, cwd: Path) -> list[Path]:
+    """Where a relative path may point: the kernel's folder (in Jupyter, the notebook's own),
+    then each folder above it up to the project root (the nearest with a definitions.py),
+    so a path relative to the root works from anywhere inside the project."""
+    path = Path(given).expanduser()
+    if path.is_absolute():
+        return [path]
+    root = project_root(cwd)
+    folders = [cwd]
+    if root is not None and root != cwd:
+        folders += cwd.parents[: cwd.parents.index(root) + 1]
+    return list(dict.fromkeys((folder / path).resolve() for folder in folders))
+
+
+def project_root(start: Path) -> Path | None:
+    """The nearest folder at or above `start` with a definitions.py, if any."""
+    root = project_dir_of(start)
+    return root if (root / "definitions.py").is_file() else None
+
+
+def _how_to_name(cwd: Path) -> str:
+    """A form of the magic that works from here: the path from the project root (found from
+    anywhere inside it), naming this folder's notebook when it holds just one."""
+    here = sorted(p.name for p in cwd.glob("*.ipynb"))
+    name = here[0] if len(here) == 1 else "NOTEBOOK.ipynb"
+    root = project_root(cwd)
+    if root is None:
+        return f"name it, relative to this folder ({cwd}) or absolute: %nb_context {name}"
+    example = Path(os.path.relpath(cwd / name, root)).as_posix()
+    listed = f" (notebooks here: {', '.join(here[:5])}{', ...' if len(here) > 5 else ''})" if len(here) > 1 else ""
+    return f"name it, relative to the project root {root} (works anywhere inside it): %nb_context {example}{listed}"
 
 
 def notebook_context(path: Path, records: list[Path] | None = None) -> NotebookContext:
@@ -66,10 +119,10 @@ def notebook_context(path: Path, records: list[Path] | None = None) -> NotebookC
     path = path.resolve()
     project = project_dir_of(path)
     context = NotebookContext(path=path, name=notebook_name(path), project_dir=project)
-    if path.is_file():
-        _add_declaration(context, project / "definitions.py")
-    else:  # runs of a notebook since renamed or deleted are still listed
-        context.problem = f"no such notebook: {path}"
+    if not path.is_file():  # nothing else: runs or a declaration of a notebook by that name would mislead
+        context.problem, context.exists = f"no such notebook: {path}", False
+        return context
+    _add_declaration(context, project / "definitions.py")
     roots = record_roots(project, records or (), near=[path.parent, Path.cwd()])
     context.runs = find_runs(roots, context.name)[:LAST_RUNS]
     return context
@@ -79,36 +132,25 @@ def _add_declaration(context: NotebookContext, definitions: Path) -> None:
     """Fill in what the project's definitions file says about this notebook."""
     if not definitions.is_file():
         context.problem = f"no definitions.py at or above {context.path.parent}: the notebook is not scheduled"
-        _add_parse(context, None, {})
+        _add_parse(context, None, None)
         return
-    from nb_assets.declared_notebooks import declare_notebooks
     from nb_assets.definitions_file import load_declarations
     from nb_assets.errors import NbAssetsError
     from nb_assets.lineage import LineageNotebook, trace
-    from nb_assets.policy import propagate
-    from nb_assets.policy_file import load_policy
 
     try:
-        project = load_declarations(definitions)
-        declared = declare_notebooks(project.notebooks, project.base_dir)
-        report = propagate(load_policy(project.policy), [d.flow() for d in declared]) if project.policy else None
+        declarations = load_declarations(definitions)
+        project = read_project(declarations)
     except (NbAssetsError, OSError, SyntaxError) as exc:
         context.problem = f"{definitions}: {exc}"
         return
-    context.ui_base_url = getattr(project.notifications, "ui_base_url", None)
-    labels = dict(report.labels) if report else {}
-    item = next((d for d in declared if Path(d.spec.path).resolve() == context.path), None)
+    context.ui_base_url = getattr(declarations.notifications, "ui_base_url", None)
+    item = project.find(context.path)
     if item is None:
         context.problem = f"not declared in {definitions}"
-        writers = {t: d.spec.name for d in declared for t in d.spec.output_tables}
-        readers: dict[str, list[str]] = {}
-        for d in declared:
-            for t in d.spec.input_tables:
-                readers.setdefault(t, []).append(d.spec.name)
-        taken = {t: f"notebook {writers[t]} writes it" if t in writers else f"it is a source table read by {', '.join(readers[t])}"
-                 for t in {*writers, *readers}}
-        _add_parse(context, project.warehouse, labels, taken)
+        _add_parse(context, declarations.warehouse, project)
         return
+    labels = dict(project.report.labels) if project.report else {}
     decl, spec = item.decl, item.spec
     context.declared = True
     context.owners = list(decl.owners)
@@ -117,16 +159,17 @@ def _add_declaration(context: NotebookContext, definitions: Path) -> None:
     context.parameters = [{"name": p.name, "default": p.default, "scheduled": decl.params.get(p.name)} for p in spec.parameters]
     context.inputs = [{"table": t, "zones": sorted(labels.get(t, ()))} for t in spec.input_tables]
     context.outputs = [{"table": t, "zones": sorted(labels.get(t, ()))} for t in spec.output_tables]
-    graph = [LineageNotebook(d.spec, d.decl.purpose) for d in declared]
+    context.findings = missing_tables(context.name, spec, project)
+    graph = [LineageNotebook(d.spec, d.decl.purpose) for d in project.declared]
     up = {h.notebook.spec.name: None for t in spec.input_tables for h in trace(t, graph, "upstream")}
     down = {h.notebook.spec.name: None for t in spec.output_tables for h in trace(t, graph, "downstream")}
     context.upstream = [n for n in up if n != spec.name]
     context.downstream = [n for n in down if n != spec.name]
 
 
-def _add_parse(context: NotebookContext, warehouse: str | None, labels: Mapping[str, Any], taken: Mapping[str, str] | None = None) -> None:
-    """What a notebook that is not declared says about itself, and how to schedule it.
-    `taken`: the project's tables this notebook may not write, each with why (one table, one writer)."""
+def _add_parse(context: NotebookContext, warehouse: str | None, project: ProjectView | None) -> None:
+    """What a notebook that is not declared says about itself, placed in the project (`project`,
+    when there is one) as `nb-assets schedule` would place it, and how to schedule it."""
     from nb_assets.errors import NbAssetsError
     from nb_assets.notebook_parser import dialect_of, parse_notebook
 
@@ -137,18 +180,53 @@ def _add_parse(context: NotebookContext, warehouse: str | None, labels: Mapping[
         return
     context.parsed = True
     context.parameters = [{"name": p.name, "default": p.default, "scheduled": None} for p in spec.parameters]
-    context.inputs = [{"table": t, "zones": sorted(labels.get(t, ()))} for t in spec.input_tables]
-    context.outputs = [{"table": t, "zones": sorted(labels.get(t, ()))} for t in spec.output_tables]
     context.findings = [f"{f.severity}: {f.describe(context.name)}" for f in spec.findings]
-    clashes = [f"error: {context.name} writes {t}, but {(taken or {})[t]}: write a table of its own"
-               for t in spec.output_tables if t in (taken or {})]
-    context.findings += clashes
+    placed: list[str] = []  # what the project says of it: missing tables, a taken name, the policy's refusal
+    clashes: list[str] = []  # tables it may not write
+    purpose = None
+    if project is None:
+        context.inputs = [{"table": t, "zones": []} for t in spec.input_tables]
+        context.outputs = [{"table": t, "zones": []} for t in spec.output_tables]
+    else:
+        placed, clashes, purpose = _place(context, project.as_declared(spec), project)
+    context.findings += [*placed, *clashes]
     relative = os.path.relpath(context.path, context.project_dir)
-    context.command = f"nb-assets schedule {relative} --owner YOU@EXAMPLE.COM --cron '0 6 * * *'  # or --on-inputs-landed"
-    todo = " and ".join(([f"fix its error findings (nb-assets check {relative})"] if spec.errors else [])
+    context.command = (f"nb-assets schedule {relative} --owner YOU@EXAMPLE.COM{purpose or ''} --cron '0 6 * * *'"
+                       "  # or --on-inputs-landed")
+    errors = spec.errors or any(f.startswith("error: ") for f in placed)
+    todo = " and ".join(([f"fix its error findings (nb-assets check {relative})"] if errors else [])
                         + (["make it write tables of its own"] if clashes else []))
     context.next_step = (f"{todo[0].upper()}{todo[1:]}, then schedule it from {context.project_dir}:" if todo
                          else f"To schedule it, from {context.project_dir}:")
+
+
+def _place(context: NotebookContext, spec: NotebookSpec, project: ProjectView) -> tuple[list[str], list[str], str | None]:
+    """A notebook not declared yet, placed in the project as `nb-assets schedule` would place
+    it: its zones; the findings that the project gives it; the tables it may not write; the
+    `--purpose` its schedule command needs."""
+    taken = project.taken()
+    clashes = [f"error: {context.name} writes {t}, but {taken[t]}: write a table of its own"
+               for t in spec.output_tables if t in taken]
+    renamed = project.name_clash(spec)
+    zones = draft_zones(project, spec)
+    placed = [*missing_tables(context.name, spec, project), *([f"error: {context.name}: {renamed}"] if renamed else []),
+              *([f"error: {zones.problem}"] if zones.problem else [])]
+    context.inputs = [{"table": t, "zones": _sorted(z)} for t, z in zones.inputs.items()]
+    context.outputs = [{"table": t, "zones": _sorted(z)} for t, z in zones.outputs.items()]
+    context.purposes = zones.purposes
+    return placed, clashes, _purpose_flag(project, spec, zones.purposes)
+
+
+def _sorted(zones: frozenset[str] | None) -> list[str] | None:
+    return None if zones is None else sorted(zones)
+
+
+def _purpose_flag(project: ProjectView, spec: NotebookSpec, purposes: tuple[str, ...] | None) -> str | None:
+    """` --purpose X` when the policy's default purpose would not do for what the notebook reads."""
+    policy = project.policy
+    if policy is None or not spec.input_tables or (policy.default_purpose and policy.default_purpose in (purposes or ())):
+        return None
+    return f" --purpose {purposes[0] if purposes and len(purposes) == 1 else 'PURPOSE'}"
 
 
 def render_html(context: NotebookContext) -> str:
@@ -157,6 +235,8 @@ def render_html(context: NotebookContext) -> str:
              f"<div style='color:#666'>{e(str(context.path))}</div>"]
     if context.problem:
         parts.append(f"<p style='color:#a60'>{e(context.problem)}</p>")
+    if not context.exists:
+        return "\n".join((*parts, "</div>"))
     if context.declared:
         params = ", ".join(
             f"{p['name']}={p['scheduled']!r} (default {p['default']!r})" if p["scheduled"] is not None else f"{p['name']}={p['default']!r}"
@@ -165,20 +245,24 @@ def render_html(context: NotebookContext) -> str:
         parts.append(_table([
             ("owners", ", ".join(context.owners) or "-"), ("trigger", context.trigger),
             ("purpose", context.purpose or "-"), ("parameters", params or "-"),
-            ("reads", "; ".join(f"{i['table']} [{', '.join(i['zones']) or 'no zone'}]" for i in context.inputs) or "-"),
-            ("writes", "; ".join(f"{o['table']} [{', '.join(o['zones']) or 'no zone'}]" for o in context.outputs) or "- (report)"),
+            ("reads", "; ".join(_zoned(i) for i in context.inputs) or "-"),
+            ("writes", "; ".join(_zoned(o) for o in context.outputs) or "- (report)"),
             ("upstream notebooks", ", ".join(context.upstream) or "-"),
             ("downstream notebooks", ", ".join(context.downstream) or "-"),
+            *([("findings", f"{len(context.findings)}, below")] if context.findings else []),
         ]))
     elif context.parsed or context.findings:
+        purposes = [] if context.purposes is None else [
+            ("purposes that may read it", ", ".join(context.purposes) or "none in the policy")]
         parts.append(_table([
             ("parameters", ", ".join(f"{p['name']}={p['default']!r}" for p in context.parameters) or "-"),
             ("reads", "; ".join(_zoned(i) for i in context.inputs) or "-"),
             ("writes", "; ".join(_zoned(o) for o in context.outputs) or "- (report)"),
+            *purposes,
             ("findings", f"{len(context.findings)}, below" if context.findings else "none"),
         ]))
-        if context.findings:
-            parts.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in context.findings) + "</ul>")
+    if context.findings:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in context.findings) + "</ul>")
     if context.next_step and context.command:
         parts.append(f"<p>{html.escape(context.next_step)}<br><code>{html.escape(context.command)}</code></p>")
     parts.append(_runs_html(context))
@@ -190,7 +274,8 @@ def render_html(context: NotebookContext) -> str:
 
 
 def _zoned(table: Mapping[str, Any]) -> str:
-    return f"{table['table']} [{', '.join(table['zones']) or 'no zone'}]"
+    zones = table["zones"]
+    return f"{table['table']} [{'zones unknown: see findings' if zones is None else ', '.join(zones) or 'no zone'}]"
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
@@ -257,8 +342,9 @@ def render_text(context: NotebookContext) -> str:
     if context.declared:
         lines.append(f"owners: {', '.join(context.owners) or '-'}; trigger: {context.trigger}; purpose: {context.purpose or '-'}")
     elif context.parsed:
-        lines.append(f"reads: {', '.join(i['table'] for i in context.inputs) or '-'}; "
-                     f"writes: {', '.join(o['table'] for o in context.outputs) or '- (report)'}")
+        lines.append(f"reads: {'; '.join(_zoned(i) for i in context.inputs) or '-'}; "
+                     f"writes: {'; '.join(_zoned(o) for o in context.outputs) or '- (report)'}"
+                     + ("" if context.purposes is None else f"; purposes that may read it: {', '.join(context.purposes) or 'none'}"))
     lines += context.findings
     if context.next_step and context.command:
         lines += [context.next_step, f"  {context.command}"]
@@ -280,6 +366,11 @@ class ContextPane:
 
 
 def show_context(argument: str | None, namespace: Mapping[str, Any]) -> None:
+    from IPython.core.error import UsageError
     from IPython.display import display
 
-    display(ContextPane(notebook_context(open_notebook_path(argument, namespace))))
+    try:
+        path = open_notebook_path(argument, namespace)
+    except NotebookNotFound as exc:
+        raise UsageError(str(exc)) from None  # IPython shows the message alone, without a traceback
+    display(ContextPane(notebook_context(path)))

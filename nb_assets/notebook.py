@@ -175,6 +175,6 @@ def load_ipython_extension(ipython: Any) -> None:
         # A host module, imported only when asked for: the sandbox has only this runtime.
         from nb_assets.context_pane import show_context
 
-        show_context(line.strip() or None, ipython.user_ns)
+        show_context(line.strip().strip("'\"") or None, ipython.user_ns)  # a quoted path works too
 
     ipython.register_magic_function(nb_context, magic_kind="line", magic_name="nb_context")
