@@ -49,6 +49,7 @@ PURE_MODULES = (
     "nb_assets.run_output",
     "nb_assets.record_safety",
     "nb_assets.record_safety_html",
+    "nb_assets.context_pane_project",
 )
 HEAVY = ("dagster", "duckdb", "docker")
 
