@@ -67,6 +67,17 @@ class RunRecord:
         return self.summary.get("partition")
 
     @property
+    def warehouse(self) -> str | None:
+        """The warehouse the run read and loaded into (a URL's password redacted); None in older records."""
+        value = self.summary.get("warehouse")
+        return str(value) if value else None
+
+    @property
+    def replaced(self) -> list[dict[str, Any]]:
+        """What a --force run replaced that was not its notebook's: table, owner, rows_before."""
+        return [dict(r) for r in self.summary.get("replaced") or [] if isinstance(r, Mapping)]
+
+    @property
     def error(self) -> dict[str, Any] | None:
         error = self.summary.get("error")
         return error if isinstance(error, dict) else None
@@ -117,6 +128,9 @@ class RunRecord:
             "duration_s": self.duration_s,
             "parameters": self.parameters,
             "partition": self.partition,
+            "warehouse": self.warehouse,
+            "forced": bool(self.summary.get("forced")),
+            "replaced": self.replaced,
             "failed_cell": self.failed_cell,
             "error": self.error,
             "record": str(self.record_dir),
@@ -144,11 +158,14 @@ def record_roots(project_dir: Path, explicit: Sequence[Path] = (), near: Sequenc
 def project_dir_of(start: Path) -> Path:
     """The nearest folder at or above `start` holding a definitions.py; else `start`."""
     start = start.resolve()
+    return nearest_project(start) or (start if start.is_dir() else start.parent)
+
+
+def nearest_project(start: Path) -> Path | None:
+    """The nearest folder at or above `start` holding a definitions.py, or None."""
+    start = start.resolve()
     folder = start if start.is_dir() else start.parent
-    for candidate in (folder, *folder.parents):
-        if (candidate / "definitions.py").is_file():
-            return candidate
-    return folder
+    return next((c for c in (folder, *folder.parents) if (c / "definitions.py").is_file()), None)
 
 
 def find_runs(roots: Iterable[Path], notebook: str | None = None) -> list[RunRecord]:
