@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from nb_assets.cli_backfill import add_backfill_command
 from nb_assets.cli_check import cmd_check, spec_to_json  # noqa: F401  (spec_to_json: benchmarks)
@@ -28,6 +28,9 @@ from nb_assets.cli_schedule import add_schedule_command
 from nb_assets.errors import DeclarationError, NbAssetsError, error_json
 from nb_assets.sandbox import SandboxKind, SandboxLimits
 from nb_assets.spec import NotebookSpec
+
+if TYPE_CHECKING:
+    from nb_assets.run_guard import Takeover
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_WAREHOUSE = "warehouse.duckdb"
@@ -194,6 +197,7 @@ def execute_job(
     from nb_assets.record import keep_record, run_summary, seen_through_facts
     from nb_assets.warehouse import open_warehouse
     from nb_assets.warehouse_partitions import PartitionLoad
+    from nb_assets.writer_identity import notebook_location
 
     limits = job.limits if args.timeout is None else replace(job.limits, timeout_s=args.timeout)
     sandbox = choose_sandbox(job.sandbox)
@@ -207,7 +211,7 @@ def execute_job(
     stamp, serial = time.strftime("%Y%m%dT%H%M%S"), f"{time.time_ns() % 10**9:09d}"
     run_dir = args.records / job.spec.name / stamp / serial
     about: dict[str, Any] = {"run_id": f"{stamp}-{serial}", "source": "cli", "started_at": datetime.now(timezone.utc).isoformat(),
-                             "warehouse": redact(job.warehouse)}
+                             "warehouse": redact(job.warehouse), "notebook_file": notebook_location(job.spec.path)}
     if day is not None:
         about["partition"] = day
     if before_run is not None:
@@ -218,7 +222,7 @@ def execute_job(
     )
     if job.forced:  # all or nothing: a failed run replaced none of them
         about["forced"] = True
-        about["replaced"] = [t.as_json() for t in getattr(job.takeover, "taken", ()) if t.table in run.loaded_rows]
+        about["replaced"] = [t.as_json() for t in (job.takeover.taken if job.takeover else ()) if t.table in run.loaded_rows]
     try:
         record = keep_record(run, {**seen_through_facts(run.spec), **about}, html=getattr(args, "html", False))
     finally:
@@ -239,7 +243,7 @@ class _Job:
     warehouse: str
     gate: Callable[[], Any] | None = None
     partitions: Any = None  # DailyPartitions, when the declaration has them
-    takeover: Any = None  # run_guard.Takeover: the tables not its own it would replace (ad hoc runs)
+    takeover: Takeover | None = None  # the tables not its own it would replace (ad hoc runs)
     forced: bool = False  # --force: replace them anyway
 
 

@@ -67,6 +67,12 @@ class RunRecord:
         return self.summary.get("partition")
 
     @property
+    def notebook_file(self) -> str | None:
+        """The file that ran, as table comments name it (writer_identity); None where not recorded."""
+        value = self.summary.get("notebook_file")
+        return str(value) if value else None
+
+    @property
     def warehouse(self) -> str | None:
         """The warehouse the run read and loaded into (a URL's password redacted); None in older records."""
         value = self.summary.get("warehouse")
@@ -121,6 +127,7 @@ class RunRecord:
             "run_id": self.run_id,
             "notebook": self.notebook,
             "path": self.path,
+            "notebook_file": self.notebook_file,
             "source": self.source,
             "where": self.where,
             "status": self.status,

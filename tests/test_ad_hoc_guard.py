@@ -200,8 +200,17 @@ def test_a_notebook_of_the_same_name_in_another_folder_does_not_own_the_table(de
             "(notebooks/ks/ks_empty.ipynb)") in proc.stderr
     assert 'write a new table instead (e.g. output("mart.ks2_ks_empty", df)), or pass --force' in proc.stderr
     assert warehouse_snapshot(copy) == before
-    proc = _run(first, copy, cwd=demo)  # still its own
+    proc = _run(second, copy, "--force", cwd=demo)  # now it is the second's, and the first's is refused
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ("replaced mart.ks_empty (2 rows before) with --force: already in the warehouse, loaded by notebook ks_empty "
+            "(notebooks/ks/ks_empty.ipynb)") in proc.stdout
+    proc = _run(first, copy, cwd=demo)
+    assert proc.returncode == 1 and "loaded by notebook ks_empty (notebooks/ks2/ks_empty.ipynb)" in proc.stderr, proc.stderr
+    # `runs` of a file lists that file's runs; of a name, both files'.
+    for which, files in ((first, ["notebooks/ks/ks_empty.ipynb"]), (second, ["notebooks/ks2/ks_empty.ipynb"]),
+                         ("ks_empty", ["notebooks/ks2/ks_empty.ipynb", "notebooks/ks/ks_empty.ipynb"])):
+        runs = nb_assets("runs", str(which), "--records", str(demo / "records"), "--json", cwd=demo)
+        assert [r["notebook_file"] for r in json.loads(runs.stdout)["runs"]] == files, runs.stdout + runs.stderr
 
 
 def test_a_table_whose_comment_names_only_the_notebook_takes_force_once(demo: Path) -> None:
