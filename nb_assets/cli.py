@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from nb_assets.cli_backfill import add_backfill_command
 from nb_assets.cli_check import cmd_check, spec_to_json  # noqa: F401  (spec_to_json: benchmarks)
@@ -28,6 +28,9 @@ from nb_assets.cli_schedule import add_schedule_command
 from nb_assets.errors import DeclarationError, NbAssetsError, error_json
 from nb_assets.sandbox import SandboxKind, SandboxLimits
 from nb_assets.spec import NotebookSpec
+
+if TYPE_CHECKING:
+    from nb_assets.run_guard import Takeover
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_WAREHOUSE = "warehouse.duckdb"
@@ -119,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_one(args: argparse.Namespace) -> int:
     from nb_assets.parameters import cli_assignments, coerce_cli_value
-    from nb_assets.run_output import record_lines
+    from nb_assets.run_output import record_lines, replaced_lines
 
     job = declared_job(args) if args.definitions else _ad_hoc_job(args)
     try:
@@ -137,24 +140,34 @@ def _run_one(args: argparse.Namespace) -> int:
         from nb_assets.partitions import check_day
 
         check_day(args.partition, job.partitions.start, f"{job.spec.path} --partition")
-    spec = job.spec
-    if job.replaces:
-        print(f"nb-assets run: --force: {spec.path} will replace tables that are not its own:\n"
-              + "\n".join(t.line() for t in job.replaces), file=sys.stderr)
-    run, summary, kind = execute_job(job, args, args.partition)
-    if job.replaces:
-        summary["replaced"] = [{"table": t.table, "owner": t.owner, "rows_before": t.rows} for t in job.replaces]
+    takeover = job.takeover
+    if takeover:  # what --force cannot change is refused first: it is neither offered nor announced in vain
+        from nb_assets.run_guard import refuse_anyway
+
+        refuse_anyway(job.spec, job.params, job.warehouse)
+        if not job.forced:
+            raise takeover.refusal()
+
+    def announce() -> None:
+        if takeover:
+            print(f"nb-assets run: {takeover.announcement()}", file=sys.stderr)
+
+    run, summary, kind = execute_job(job, args, args.partition, before_run=announce)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     elif run.status == "success":
-        loaded = ", ".join(f"{o['table']} ({o['rows']} rows)" for o in summary["outputs"]) or "nothing (report)"
-        print(f"{spec.path}: success in {run.duration_s:.2f} s via {kind} sandbox; loaded {loaded}")
-        for t in (t for t in job.replaces if t.table in run.loaded_rows):
-            print(f"replaced {t.table} ({t.rows} rows before): {t.owner}" if t.rows is not None else f"wrote {t.table}: {t.owner}")
-        print("\n".join(record_lines(summary["executed_notebook"], summary["html"])))
+        lines = [success_line(run, summary, kind), *replaced_lines(summary.get("replaced") or [])]
+        print("\n".join(lines + record_lines(summary["executed_notebook"], summary["html"])))
     else:
         print(failure_text(args, run, summary), file=sys.stderr)
     return EXIT_OK if run.status == "success" else EXIT_FAILED
+
+
+def success_line(run: Any, summary: dict[str, Any], kind: str) -> str:
+    """`<notebook>: success in 1.23 s via docker sandbox; loaded mart.x (10 rows) into warehouse.duckdb`."""
+    loaded = ", ".join(f"{o['table']} ({o['rows']} rows)" for o in summary["outputs"])
+    into = f"{loaded} into {summary['warehouse']}" if loaded else "nothing (report)"
+    return f"{run.spec.path}: success in {run.duration_s:.2f} s via {kind} sandbox; loaded {into}"
 
 
 def failure_text(args: argparse.Namespace, run: Any, summary: dict[str, Any]) -> str:
@@ -168,17 +181,23 @@ def failure_text(args: argparse.Namespace, run: Any, summary: dict[str, Any]) ->
     return "\n".join(lines)
 
 
-def execute_job(job: _Job, args: argparse.Namespace, day: str | None = None) -> tuple[Any, dict[str, Any], str]:
+def execute_job(
+    job: _Job, args: argparse.Namespace, day: str | None = None, before_run: Callable[[], None] | None = None
+) -> tuple[Any, dict[str, Any], str]:
     """One run through the host pipeline, its record kept; for a partitioned job, the run of `day`.
+    `before_run` is called once the sandbox is chosen, just before the run starts.
     Returns the NotebookRun, its summary, and the sandbox kind it ran in.
 
+    The record and the summary name the warehouse and, for a --force run, what it replaced.
     Shared by `nb-assets run` and `nb-assets backfill`, so a backfilled day runs as `run` would."""
     from nb_assets.choose_sandbox import choose_sandbox
     from nb_assets.declaration import PARTITION_PARAM
     from nb_assets.host_pipeline import discard_data, run_pipeline
+    from nb_assets.locations import redact
     from nb_assets.record import keep_record, run_summary, seen_through_facts
     from nb_assets.warehouse import open_warehouse
     from nb_assets.warehouse_partitions import PartitionLoad
+    from nb_assets.writer_identity import notebook_location
 
     limits = job.limits if args.timeout is None else replace(job.limits, timeout_s=args.timeout)
     sandbox = choose_sandbox(job.sandbox)
@@ -191,13 +210,19 @@ def execute_job(job: _Job, args: argparse.Namespace, day: str | None = None) -> 
         partition = PartitionLoad(job.partitions.column, day)
     stamp, serial = time.strftime("%Y%m%dT%H%M%S"), f"{time.time_ns() % 10**9:09d}"
     run_dir = args.records / job.spec.name / stamp / serial
-    about = {"run_id": f"{stamp}-{serial}", "source": "cli", "started_at": datetime.now(timezone.utc).isoformat()}
+    about: dict[str, Any] = {"run_id": f"{stamp}-{serial}", "source": "cli", "started_at": datetime.now(timezone.utc).isoformat(),
+                             "warehouse": redact(job.warehouse), "notebook_file": notebook_location(job.spec.path)}
     if day is not None:
         about["partition"] = day
+    if before_run is not None:
+        before_run()
     run = run_pipeline(
         job.spec, warehouse=open_warehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, params=params,
         limits=limits, gate=job.gate, partition=partition,
     )
+    if job.forced:  # all or nothing: a failed run replaced none of them
+        about["forced"] = True
+        about["replaced"] = [t.as_json() for t in (job.takeover.taken if job.takeover else ()) if t.table in run.loaded_rows]
     try:
         record = keep_record(run, {**seen_through_facts(run.spec), **about}, html=getattr(args, "html", False))
     finally:
@@ -218,24 +243,23 @@ class _Job:
     warehouse: str
     gate: Callable[[], Any] | None = None
     partitions: Any = None  # DailyPartitions, when the declaration has them
-    replaces: Sequence[Any] = ()  # run_guard.Taken: tables not its own that --force lets it replace
+    takeover: Takeover | None = None  # the tables not its own it would replace (ad hoc runs)
+    forced: bool = False  # --force: replace them anyway
 
 
 def _ad_hoc_job(args: argparse.Namespace) -> _Job:
-    """The notebook as written, against --warehouse (else its project's warehouse, else ./warehouse.duckdb);
-    refused before anything runs if it would replace a table that is not its own (run_guard)."""
+    """The notebook as written, against --warehouse (else its project's warehouse, else ./warehouse.duckdb),
+    with the tables not its own it would replace (run_guard: refused before anything runs, unless --force)."""
     from nb_assets.notebook_parser import dialect_of, parse_notebook
-    from nb_assets.run_guard import ad_hoc_taken, refusal
+    from nb_assets.run_guard import ad_hoc_takeover
 
     project, definitions = _nearest_project(args.notebook)
     warehouse = args.warehouse or (project.warehouse if project is not None else None) or DEFAULT_WAREHOUSE
     spec = parse_notebook(args.notebook, dialect_of(warehouse))
     if project is not None and definitions is not None:
         _refuse_without_its_declaration(args.notebook, project, definitions)
-    taken = ad_hoc_taken(args.notebook, spec, project, definitions, warehouse)
-    if taken and not args.force:
-        raise refusal(str(args.notebook), spec, taken)
-    return _Job(spec, {}, SandboxLimits(), args.sandbox or "auto", warehouse, replaces=taken)
+    takeover = ad_hoc_takeover(args.notebook, spec, project, definitions, warehouse)
+    return _Job(spec, {}, SandboxLimits(), args.sandbox or "auto", warehouse, takeover=takeover, forced=args.force)
 
 
 def _nearest_project(notebook: Path) -> tuple[Any, Path | None]:

@@ -47,7 +47,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     given = Path(args.notebook)
     name = notebook_name(given) if given.suffix == ".ipynb" else args.notebook
     roots = _roots(args, given if given.exists() else Path.cwd())
-    runs = (find_runs(roots, name) or _instance_runs(roots, name))[: args.limit]
+    runs = find_runs(roots, name) or _instance_runs(roots, name)
+    if given.is_file():  # notebooks/ks/ks_empty.ipynb, not every ks_empty (records that do not say which file stay)
+        from nb_assets.writer_identity import notebook_location
+
+        runs = [r for r in runs if r.notebook_file in (None, notebook_location(given))]
+    runs = runs[: args.limit]
     if args.json:
         print(json.dumps({"notebook": name, "roots": [str(r) for r in roots], "runs": [r.as_json() for r in runs]}, indent=2))
         return 0

@@ -31,7 +31,8 @@ from nb_assets.errors import WarehouseError
 from nb_assets.locations import redact
 from nb_assets.pg_catalog import read_pg_catalog
 from nb_assets.sql_params import ParamTranslationError, to_positional
-from nb_assets.warehouse import PrefetchRequest, TableDescription, _write_parquet, engine_message, writer_of
+from nb_assets.warehouse import PrefetchRequest, TableDescription, _write_parquet, engine_message
+from nb_assets.writer_identity import Writer, writer_of
 
 if TYPE_CHECKING:
     from nb_assets.warehouse_partitions import PartitionLoad
@@ -194,7 +195,7 @@ class PostgresWarehouse:
         rolled back. Reads see the real tables (read-only); nothing is ever written."""
         return PostgresWarehouse(self.dsn, self.read_dsn, statement_timeout_s=self.statement_timeout_s, rollback_loads=True)
 
-    def recorded_writers(self, tables: Sequence[str]) -> dict[str, str | None]:
+    def recorded_writers(self, tables: Sequence[str]) -> dict[str, Writer | None]:
         """Of `tables`, those that exist → the notebook their load recorded as writer (None: none recorded)."""
         if not tables:
             return {}

@@ -5,12 +5,15 @@ Shared by `nb-assets run`, `nb-assets backfill` and `nb-assets schedule`'s
 trial runs, so each names only files that exist (never a Python `None`) and a
 failure reads the same everywhere: the failing cell with the failing line
 marked and the trimmed traceback (failure_context, as on the Dagster side),
-then `details: nb-assets show <run id>`. Pure: reads the record's files.
+then `details: nb-assets show <run id>`; and what a --force run replaced reads
+the same in `nb-assets run` and `nb-assets show`. Pure: reads the record's files.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from nb_assets.failure_context import failure_context
 from nb_assets.run_records import project_dir_of, record_roots
@@ -24,6 +27,17 @@ def record_lines(executed: str | Path | None, html: str | Path | None = None, re
     lines = [f"executed notebook: {executed}"]
     if html is not None:
         lines.append(f"html: {html}")
+    return lines
+
+
+def replaced_lines(replaced: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What a --force run replaced (run.json's `replaced`), one line per table:
+    `replaced raw.customers (250 rows before) with --force: a source read by customer_revenue`."""
+    lines = []
+    for entry in replaced:
+        rows = entry.get("rows_before")
+        did = f"replaced {entry['table']} ({rows} rows before)" if rows is not None else f"wrote {entry['table']} (new)"
+        lines.append(f"{did} with --force: {entry.get('owner')}")
     return lines
 
 

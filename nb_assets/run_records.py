@@ -67,6 +67,23 @@ class RunRecord:
         return self.summary.get("partition")
 
     @property
+    def notebook_file(self) -> str | None:
+        """The file that ran, as table comments name it (writer_identity); None where not recorded."""
+        value = self.summary.get("notebook_file")
+        return str(value) if value else None
+
+    @property
+    def warehouse(self) -> str | None:
+        """The warehouse the run read and loaded into (a URL's password redacted); None in older records."""
+        value = self.summary.get("warehouse")
+        return str(value) if value else None
+
+    @property
+    def replaced(self) -> list[dict[str, Any]]:
+        """What a --force run replaced that was not its notebook's: table, owner, rows_before."""
+        return [dict(r) for r in self.summary.get("replaced") or [] if isinstance(r, Mapping)]
+
+    @property
     def error(self) -> dict[str, Any] | None:
         error = self.summary.get("error")
         return error if isinstance(error, dict) else None
@@ -110,6 +127,7 @@ class RunRecord:
             "run_id": self.run_id,
             "notebook": self.notebook,
             "path": self.path,
+            "notebook_file": self.notebook_file,
             "source": self.source,
             "where": self.where,
             "status": self.status,
@@ -117,6 +135,9 @@ class RunRecord:
             "duration_s": self.duration_s,
             "parameters": self.parameters,
             "partition": self.partition,
+            "warehouse": self.warehouse,
+            "forced": bool(self.summary.get("forced")),
+            "replaced": self.replaced,
             "failed_cell": self.failed_cell,
             "error": self.error,
             "record": str(self.record_dir),
@@ -144,11 +165,14 @@ def record_roots(project_dir: Path, explicit: Sequence[Path] = (), near: Sequenc
 def project_dir_of(start: Path) -> Path:
     """The nearest folder at or above `start` holding a definitions.py; else `start`."""
     start = start.resolve()
+    return nearest_project(start) or (start if start.is_dir() else start.parent)
+
+
+def nearest_project(start: Path) -> Path | None:
+    """The nearest folder at or above `start` holding a definitions.py, or None."""
+    start = start.resolve()
     folder = start if start.is_dir() else start.parent
-    for candidate in (folder, *folder.parents):
-        if (candidate / "definitions.py").is_file():
-            return candidate
-    return folder
+    return next((c for c in (folder, *folder.parents) if (c / "definitions.py").is_file()), None)
 
 
 def find_runs(roots: Iterable[Path], notebook: str | None = None) -> list[RunRecord]:

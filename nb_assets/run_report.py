@@ -13,6 +13,7 @@ from typing import Any
 
 from nb_assets.failure_context import FailureContext, cell_source, failure_context, notebook_cells
 from nb_assets.inbox_papermill import authored_cells
+from nb_assets.run_output import replaced_lines
 from nb_assets.run_records import RunRecord
 
 DIFF_CONTEXT = 2
@@ -92,6 +93,7 @@ def format_details(details: dict[str, Any]) -> str:
         f"started:    {details['started_at']}{duration}",
         f"parameters: {params}",
         f"partition:  {details['partition'] or '-'}",
+        f"warehouse:  {details['warehouse'] or '(not recorded)'}",
     ]
     if details["error"]:
         out.append(f"error:      {details['error'].get('message')}")
@@ -107,6 +109,8 @@ def format_details(details: dict[str, Any]) -> str:
     out += [f"  {i['name']:<20} {', '.join(i.get('tables', []))}: {i.get('rows')} rows" for i in details["inputs"]] or ["  (none)"]
     out += ["outputs:"]
     out += [f"  {o['table']}: {o['rows']} rows" for o in details["outputs"]] or ["  (none loaded)"]
+    if details["forced"]:
+        out += [f"  {line}" for line in replaced_lines(details["replaced"])] or ["  --force: nothing was replaced"]
     if details["diff"] is not None:
         out += ["", "authored notebook vs. the notebook that ran:", details["diff"]]
     out += ["", f"record:     {details['record']}"]

@@ -30,13 +30,13 @@ from nb_assets.locations import check_read_dsn, is_postgres_url
 from nb_assets.catalog import read_catalog
 from nb_assets.catalog_lineage import Catalog
 from nb_assets.errors import OutputValidationError, WarehouseBusyError, WarehouseError
+# Every table a notebook loads says who wrote it, in the table's comment: an ad hoc
+# `nb-assets run` replaces only tables that name its own notebook (run_guard.py).
+from nb_assets.writer_identity import WRITER_COMMENT, Writer, comment_text, writer_of  # noqa: F401  (WRITER_COMMENT: tests)
 
 if TYPE_CHECKING:
     from nb_assets.warehouse_partitions import PartitionLoad
 
-# Every table a notebook loads says who wrote it, in the table's comment: an ad hoc
-# `nb-assets run` replaces only tables that name its own notebook (cli_run_guard.py).
-WRITER_COMMENT = "nb-assets: written by notebook "
 MAX_OUTPUT_ENTRIES = 1000  # a notebook spraying files is refused without listing them all
 _LOCK_WAIT_S = 120.0
 _BATCH_ROWS = 1 << 20  # one row group per batch: larger groups write faster
@@ -79,7 +79,7 @@ class Warehouse(Protocol):
     def describe(self, table: str) -> TableDescription | None:
         ...
 
-    def recorded_writers(self, tables: Sequence[str]) -> dict[str, str | None]:
+    def recorded_writers(self, tables: Sequence[str]) -> dict[str, Writer | None]:
         """Of `tables`, those that exist → the notebook their load recorded as writer (None: none recorded)."""
         ...
 
@@ -221,7 +221,7 @@ class DuckDBWarehouse:
                 raise WarehouseError(f"{notebook}: loading outputs failed, nothing loaded: {engine_message(exc)}") from exc
         return rows
 
-    def recorded_writers(self, tables: Sequence[str]) -> dict[str, str | None]:
+    def recorded_writers(self, tables: Sequence[str]) -> dict[str, Writer | None]:
         if not tables or not Path(self.path).exists():
             return {}
         with self._connect(read_only=True) as con:
@@ -274,18 +274,8 @@ _COMMENTS = """
 
 
 def writer_comment(notebook: str) -> str:
-    """The comment a load puts on each table: `nb-assets: written by notebook <name>`, as an SQL literal."""
-    from nb_assets.notebook_parser import notebook_name
-
-    return "'" + (WRITER_COMMENT + notebook_name(notebook)).replace("'", "''") + "'"
-
-
-def writer_of(comment: object) -> str | None:
-    """The notebook a table's comment names as its writer, or None."""
-    text = str(comment or "")
-    if not text.startswith(WRITER_COMMENT):
-        return None
-    return text[len(WRITER_COMMENT):] or None
+    """The comment a load puts on each table (writer_identity: the notebook's name and where it lives), as an SQL literal."""
+    return "'" + comment_text(notebook).replace("'", "''") + "'"
 
 
 def _write_parquet(reader: Any, dest: Path) -> int:

@@ -13,6 +13,7 @@ from conftest import pg_snapshot
 from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.locations import redact
 from nb_assets.postgres_warehouse import PostgresWarehouse
+from nb_assets.writer_identity import Writer
 from nb_assets.warehouse import DuckDBWarehouse, PrefetchRequest, open_warehouse
 from nb_assets.warehouse_partitions import PartitionLoad
 
@@ -69,11 +70,18 @@ def test_a_failing_query_keeps_the_servers_hint_on_one_line(pg_warehouse: str, t
 
 
 def test_each_load_records_its_notebook_in_the_tables_comment(pg_warehouse: str, tmp_path: Path) -> None:
+    """The notebook's name and where it lives: relative to its project, else absolute (writer_identity)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "definitions.py").write_text("")
     wh = PostgresWarehouse(pg_warehouse)
-    wh.load("notebooks/Daily Sales.ipynb", {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [1]}))})
-    assert wh.recorded_writers(["mart.a", "raw.orders", "mart.nope"]) == {"mart.a": "daily_sales", "raw.orders": None}
-    wh.load("other.ipynb", {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [2]}))})
-    assert wh.recorded_writers(["mart.a"]) == {"mart.a": "other"}
+    wh.load(str(project / "notebooks" / "Daily Sales.ipynb"), {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [1]}))})
+    assert wh.recorded_writers(["mart.a", "raw.orders", "mart.nope"]) == {
+        "mart.a": Writer("daily_sales", "notebooks/Daily Sales.ipynb"), "raw.orders": None,
+    }
+    loose = tmp_path / "other.ipynb"
+    wh.load(str(loose), {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [2]}))})
+    assert wh.recorded_writers(["mart.a"]) == {"mart.a": Writer("other", str(loose.resolve()))}
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from conftest import warehouse_snapshot
 from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.warehouse import DuckDBWarehouse, PrefetchRequest, validate_outputs
+from nb_assets.writer_identity import Writer, writer_of
 
 
 def test_prefetch_binds_parameters_and_writes_parquet(warehouse: Path, tmp_path: Path) -> None:
@@ -59,14 +61,31 @@ def test_a_failing_query_keeps_the_engines_hint_on_one_line(warehouse: Path, tmp
 
 
 def test_each_load_records_its_notebook_in_the_tables_comment(warehouse: Path, tmp_path: Path) -> None:
-    """What lets an ad hoc run tell its own table from anyone else's (run_guard)."""
+    """What lets an ad hoc run tell its own table from anyone else's (run_guard): the notebook's
+    name and where it lives, relative to its project (the nearest definitions.py), else absolute."""
+    project = tmp_path / "project"
+    (project / "notebooks" / "ks").mkdir(parents=True)
+    (project / "definitions.py").write_text("")
     wh = DuckDBWarehouse(warehouse)
-    wh.load("notebooks/Daily Sales.ipynb", {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [1]}))})
-    assert wh.recorded_writers(["mart.a", "raw.orders", "mart.nope"]) == {"mart.a": "daily_sales", "raw.orders": None}
-    wh.load("other.ipynb", {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [2]}))})
-    assert wh.recorded_writers(["mart.a"]) == {"mart.a": "other"}
+    wh.load(str(project / "notebooks" / "ks" / "Daily Sales.ipynb"), {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [1]}))})
+    assert wh.recorded_writers(["mart.a", "raw.orders", "mart.nope"]) == {
+        "mart.a": Writer("daily_sales", "notebooks/ks/Daily Sales.ipynb"), "raw.orders": None,
+    }
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        comment = con.execute("SELECT comment FROM duckdb_tables() WHERE table_name = 'a'").fetchone()[0]
+    assert comment == "nb-assets: written by notebook daily_sales (notebooks/ks/Daily Sales.ipynb)"
+    loose = tmp_path / "loose" / "other.ipynb"  # in no project: its absolute path
+    wh.load(str(loose), {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [2]}))})
+    assert wh.recorded_writers(["mart.a"]) == {"mart.a": Writer("other", str(loose.resolve()))}
     assert DuckDBWarehouse(tmp_path / "absent.duckdb").recorded_writers(["mart.a"]) == {}
     assert not (tmp_path / "absent.duckdb").exists()
+
+
+def test_a_comment_naming_only_the_notebook_is_a_writer_of_unknown_location() -> None:
+    """The form loads wrote before they recorded where a notebook lives."""
+    assert writer_of("nb-assets: written by notebook ks_empty") == Writer("ks_empty", None)
+    assert writer_of("nb-assets: written by notebook ks_empty (/srv/a (b)/ks_empty.ipynb)") == Writer("ks_empty", "/srv/a (b)/ks_empty.ipynb")
+    assert writer_of("loaded by hand") is None and writer_of(None) is None
 
 
 def _write(folder: Path, table: str, df: pd.DataFrame) -> Path:
