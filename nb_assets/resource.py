@@ -52,11 +52,13 @@ class NotebookResource(dg.ConfigurableResource):
         # not in every process that merely loads the definitions.
         from nb_assets.choose_sandbox import choose_sandbox
         from nb_assets.host_pipeline import discard_data, run_pipeline
+        from nb_assets.locations import redact
         from nb_assets.materialize import failure, materialize_results, refusal
         from nb_assets.record import keep_record, prewarm_html, seen_through_facts
         from nb_assets.run_records import keep_refusal_record
         from nb_assets.warehouse import open_warehouse
         from nb_assets.warehouse_partitions import PartitionLoad
+        from nb_assets.writer_identity import notebook_location
 
         prewarm_html()  # nbconvert imports while the notebook runs
         kind = decl.sandbox if decl.sandbox != "auto" else self.sandbox
@@ -68,6 +70,8 @@ class NotebookResource(dg.ConfigurableResource):
             "run_id": context.run.run_id,
             "source": "dagster",
             "started_at": datetime.now(timezone.utc).isoformat(),
+            "warehouse": redact(self.warehouse),
+            "notebook_file": notebook_location(spec.path),
         }
 
         params = {**decl.params, **(overrides or {})}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import re
 from pathlib import Path
 
@@ -122,6 +124,9 @@ def test_a_log_mode_violation_runs_and_is_recorded(tmp_path: Path, policy: Path,
     meta = result.asset_materializations_for_node("clicks")[0].metadata
     assert any("web" in v for v in meta["policy/violations"].value)
     assert meta["policy/labels"].value["mart.clicks"] == ["web"]
+    # The record says where the run loaded and which file ran, as an `nb-assets run` record does.
+    kept = json.loads(next((tmp_path / "records").rglob("run.json")).read_text())
+    assert (kept["source"], kept["warehouse"], kept["notebook_file"]) == ("dagster", str(warehouse), str((tmp_path / "clicks.ipynb").resolve()))
 
 
 def test_policy_changed_after_loading_refuses_the_run_before_any_fetch(tmp_path: Path, policy: Path, warehouse: Path) -> None:

@@ -24,7 +24,7 @@ import duckdb
 import pytest
 
 from conftest import REPO
-from nb_assets.warehouse import WRITER_COMMENT
+from nb_assets.writer_identity import comment_text
 from notebook_factory import RUNTIME, code, params, write_notebook
 
 pytestmark = pytest.mark.slow
@@ -35,14 +35,14 @@ LOAD_KILL_ATTEMPTS = 6
 RUN_TIMEOUT_S = 600
 
 
-def _seed(warehouse: Path) -> None:
+def _seed(warehouse: Path, notebook: Path) -> None:
     with duckdb.connect(str(warehouse)) as con:
         con.execute("CREATE SCHEMA raw; CREATE SCHEMA mart")
         con.execute(f"CREATE TABLE raw.orders AS SELECT range AS order_id, range * 0.5 AS amount FROM range({ROWS})")
         con.execute(f"CREATE TABLE mart.a AS SELECT range AS order_id, 'seed' AS tag FROM range({ROWS})")
         con.execute(f"CREATE TABLE mart.b AS SELECT range AS order_id, 'seed' AS tag FROM range({ROWS})")
         for table in ("mart.a", "mart.b"):  # as an earlier run of the notebook left them: its own, so run replaces them
-            con.execute(f"COMMENT ON TABLE {table} IS '{WRITER_COMMENT}two_outputs'")
+            con.execute(f"COMMENT ON TABLE {table} IS '{comment_text(notebook)}'")
 
 
 def _state(warehouse: Path) -> tuple[tuple[str, int], ...]:
@@ -71,7 +71,7 @@ def test_a_killed_host_leaves_all_or_nothing_and_the_next_run_works(
     if sandbox == "docker":
         request.getfixturevalue("docker_image")  # builds the image, or skips saying why
     warehouse = tmp_path / "warehouse.duckdb"
-    _seed(warehouse)
+    _seed(warehouse, tmp_path / "two_outputs.ipynb")
     notebook = write_notebook(
         tmp_path / "two_outputs.ipynb",
         code(RUNTIME),

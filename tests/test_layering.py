@@ -50,6 +50,7 @@ PURE_MODULES = (
     "nb_assets.record_safety",
     "nb_assets.record_safety_html",
     "nb_assets.context_pane_project",
+    "nb_assets.writer_identity",
 )
 HEAVY = ("dagster", "duckdb", "docker")
 
