@@ -41,7 +41,7 @@ PROFILE = """
 import sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from nb_assets.cli import spec_to_json
+from nb_assets.cli_check import spec_to_json
 from nb_assets.notebook_parser import parse_notebook, read_cells
 from nb_assets.sql_lineage import analyze_query
 from nb_assets.static_analysis import analyze

@@ -25,10 +25,8 @@ from nb_assets.declared_notebooks import (  # re-exported: callers have imported
     DeclaredNotebook,
     Gate,
     apply_policy,
-    check_partitioned_triggers,
     declare_notebooks,
     policy_gate,
-    seen_through_now,
 )
 from nb_assets.errors import DeclarationError
 from nb_assets.executor import notebook_executor
@@ -42,8 +40,8 @@ from nb_assets.translator import NotebookTranslator
 
 __all__ = [
     "RESOURCE_KEY", "DeclaredNotebook", "Gate", "NotebookGraph", "apply_policy", "asset_props", "build_notebook_assets",
-    "build_notebook_graph", "check_partitioned_triggers", "declare_notebooks", "failure_sensor", "notebook_definitions",
-    "policy_gate", "seen_through_now",
+    "build_notebook_graph", "declare_notebooks", "failure_sensor", "notebook_definitions",
+    "policy_gate",
 ]
 
 RESOURCE_KEY = "nb_resource"

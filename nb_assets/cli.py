@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
 from nb_assets.cli_backfill import add_backfill_command
-from nb_assets.cli_check import cmd_check, spec_to_json  # noqa: F401  (spec_to_json: benchmarks)
+from nb_assets.cli_check import cmd_check
 from nb_assets.cli_deploy import add_deploy_command
 from nb_assets.cli_land import add_land_command
 from nb_assets.cli_lineage import add_lineage_command
@@ -227,9 +227,7 @@ def execute_job(
         record = keep_record(run, {**seen_through_facts(run.spec), **about}, html=getattr(args, "html", False))
     finally:
         discard_data(run.folder)
-    summary = {**run_summary(run, about), "html": str(record["html"]) if "html" in record else None}
-    summary["error"] = error_json(run.error) if run.error is not None else None  # `type` the exception, `kind` the category
-    return run, summary, sandbox.kind
+    return run, {**run_summary(run, about), "html": str(record["html"]) if "html" in record else None}, sandbox.kind
 
 
 @dataclass
@@ -265,11 +263,12 @@ def _ad_hoc_job(args: argparse.Namespace) -> _Job:
 def _nearest_project(notebook: Path) -> tuple[Any, Path | None]:
     """The declarations of the project the notebook is in (its nearest definitions.py), read without Dagster."""
     from nb_assets.definitions_file import load_declarations
-    from nb_assets.run_records import project_dir_of
+    from nb_assets.run_records import nearest_project
 
-    definitions = project_dir_of(notebook) / "definitions.py"
-    if not definitions.is_file():
+    project_dir = nearest_project(notebook)
+    if project_dir is None:
         return None, None
+    definitions = project_dir / "definitions.py"
     try:
         return load_declarations(definitions), definitions
     except Exception as exc:  # noqa: BLE001  # any error of the user's file: it cannot tell us, say so and go on

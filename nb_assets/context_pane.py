@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb_assets.context_pane_project import ProjectView, draft_zones, missing_tables, read_project
-from nb_assets.run_records import RunRecord, find_runs, project_dir_of, record_roots
+from nb_assets.run_records import RunRecord, find_runs, nearest_project, project_dir_of, record_roots
 
 if TYPE_CHECKING:
     from nb_assets.spec import NotebookSpec
@@ -87,17 +87,11 @@ def notebook_candidates(given: str, cwd: Path) -> list[Path]:
     path = Path(given).expanduser()
     if path.is_absolute():
         return [path]
-    root = project_root(cwd)
+    root = nearest_project(cwd)
     folders = [cwd]
     if root is not None and root != cwd:
         folders += cwd.parents[: cwd.parents.index(root) + 1]
     return list(dict.fromkeys((folder / path).resolve() for folder in folders))
-
-
-def project_root(start: Path) -> Path | None:
-    """The nearest folder at or above `start` with a definitions.py, if any."""
-    root = project_dir_of(start)
-    return root if (root / "definitions.py").is_file() else None
 
 
 def _how_to_name(cwd: Path) -> str:
@@ -105,7 +99,7 @@ def _how_to_name(cwd: Path) -> str:
     anywhere inside it), naming this folder's notebook when it holds just one."""
     here = sorted(p.name for p in cwd.glob("*.ipynb"))
     name = here[0] if len(here) == 1 else "NOTEBOOK.ipynb"
-    root = project_root(cwd)
+    root = nearest_project(cwd)
     if root is None:
         return f"name it, relative to this folder ({cwd}) or absolute: %nb_context {name}"
     example = Path(os.path.relpath(cwd / name, root)).as_posix()

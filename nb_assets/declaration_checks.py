@@ -20,13 +20,13 @@ from typing import Any
 from nb_assets.cron_syntax import is_cron
 from nb_assets.declaration import NotebookAsset
 from nb_assets.errors import PolicyError
+from nb_assets.notify import TEAM_PREFIX
 from nb_assets.partitions import partition_problems
 from nb_assets.policy import zone_tags
 from nb_assets.spec import NotebookSpec
 
 # Dagster's is_valid_email, matched with fullmatch as Dagster does.
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Z|a-z]{2,7}\b")
-TEAM_PREFIX = "team:"
 _NAME = re.compile(r"^[A-Za-z0-9_]+$")
 _GROUP = re.compile(r"^[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*$")
 _TAG_KEY = re.compile(r"^([A-Za-z0-9_.-]{1,63}/|dagster/kind/)?[A-Za-z0-9_.-]{1,63}$")

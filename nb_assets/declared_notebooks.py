@@ -60,6 +60,7 @@ def declare_notebooks(
     dialect: str | None = None,
     *,
     notifications: Any = None,
+    catalog: Catalog | str | None = None,
 ) -> list[DeclaredNotebook]:
     """Parse and check every notebook; raise one DeclarationError listing all problems.
 
@@ -67,7 +68,8 @@ def declare_notebooks(
     With `notifications` (a notify.Notifications), every owner must be reachable.
 
     With a `warehouse`, its views and macros are seen through now if it can be
-    opened; if not, one line says so and the gate does it before each run."""
+    opened; if not, one line says so and the gate does it before each run. A caller
+    that opened the warehouse's `catalog` already (open_catalog's answer) passes it."""
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     declared: list[DeclaredNotebook] = []
     expanded, problems = expand_instances(notebooks)
@@ -84,21 +86,13 @@ def declare_notebooks(
         problems.extend(at(decl, p) for p in declaration_problems(decl, spec, where, notifications))
         declared.append(DeclaredNotebook(decl, spec))
     if warehouse is not None and any(d.spec.inputs for d in declared):
-        declared = seen_through_now(declared, warehouse)
+        declared = seen_through_now(declared, warehouse, catalog)
     problems.extend(at(d.decl, f.describe(d.spec.path)) for d in declared for f in d.spec.errors)
     problems.extend(_conflicts(declared))
     problems.extend(partitioned_trigger_problems(declared))
     if problems:
         raise DeclarationError(f"{len(problems)} problem(s) in declared notebooks:\n" + "\n".join(f"- {p}" for p in problems))
     return declared
-
-
-def check_partitioned_triggers(declared: Sequence[DeclaredNotebook]) -> None:
-    """The partitioned-trigger rule alone (declare_notebooks applies it too), for callers
-    that declared the notebooks themselves."""
-    problems = partitioned_trigger_problems(declared)
-    if problems:
-        raise DeclarationError(f"{len(problems)} problem(s) in declared notebooks:\n" + "\n".join(f"- {p}" for p in problems))
 
 
 def _with_allowances(spec: NotebookSpec, allow: Mapping[str, str]) -> NotebookSpec:
@@ -135,11 +129,15 @@ def _conflicts(declared: Sequence[DeclaredNotebook]) -> list[str]:
     return problems
 
 
-def seen_through_now(declared: Sequence[DeclaredNotebook], warehouse: str | Path) -> list[DeclaredNotebook]:
-    """Each notebook seen through the warehouse's current catalog, or as it is if that cannot be read."""
-    from nb_assets.catalog import open_catalog  # DuckDB loads only where a warehouse is given
+def seen_through_now(
+    declared: Sequence[DeclaredNotebook], warehouse: str | Path, catalog: Catalog | str | None = None,
+) -> list[DeclaredNotebook]:
+    """Each notebook seen through the warehouse's current catalog (`catalog`, when the caller
+    opened it already), or as it is if that cannot be read."""
+    if catalog is None:
+        from nb_assets.catalog import open_catalog  # DuckDB loads only where a warehouse is given
 
-    catalog = open_catalog(warehouse)
+        catalog = open_catalog(warehouse)
     if isinstance(catalog, str):
         if catalog not in _said:  # once per process: a definitions file is often loaded twice
             _said.add(catalog)

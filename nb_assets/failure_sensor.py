@@ -186,14 +186,15 @@ def _notice(
         partition=run.tags.get("dagster/partition"),
         job=run.job_name,
         run_url=f"{base}/runs/{run.run_id}" if base else None,
-        executed_url=_notebook_url(base, run, str(executed)) if base and executed else None,
+        executed_url=notebook_page_url(base, run, str(executed)) if base and executed else None,
         executed_path=str(html or executed) if (html or executed) else None,
         traceback=_unfenced(metadata.get("notebook/traceback")),
     )
 
 
-def _notebook_url(base: str, run: dg.DagsterRun, executed: str) -> str | None:
-    """The UI renders a notebook through its code location, so the link needs the location's name."""
+def notebook_page_url(base: str, run: dg.DagsterRun, executed: str) -> str | None:
+    """The UI's page for an executed notebook, under `base` ("" for a link relative to the UI's root).
+    The UI renders a notebook through its code location, so the link needs the location's name."""
     origin = run.remote_job_origin
     if origin is None:  # an in-process run (`materialize`): no code location serves it
         return None

@@ -77,19 +77,13 @@ def run_pipeline(
     """
     started = time.monotonic()
     limits = limits or SandboxLimits()
-    if spec.errors:
-        raise DeclarationError("\n".join(f.describe(spec.path) for f in spec.errors))
-    parameters = resolve_parameters(spec, params or {})
+    parameters = runnable_parameters(spec, params or {})
     folder = RunFolder(Path(run_dir).resolve())
     seen = [spec]
 
     def check(catalog: Catalog | None) -> None:
         if catalog is not None:
-            seen[0] = see_through(spec, catalog)
-            if seen[0].errors:
-                raise DeclarationError(
-                    f"{spec.path}: refused before any data was fetched:\n" + "\n".join(f.describe(spec.path) for f in seen[0].errors)
-                )
+            seen[0] = seen_through_or_refused(spec, catalog)
         if gate is not None:
             try:
                 gate(catalog)
@@ -148,6 +142,23 @@ def refuse_missing_tables(spec: NotebookSpec, catalog: Catalog) -> None:
                 + "; ".join(no_such_table(t, catalog.relations) for t in absent) + f" (warehouse: {catalog.warehouse})",
                 cell=sql_input.cell,
             )
+
+
+def runnable_parameters(spec: NotebookSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's parameters; raises for error findings or parameters the notebook refuses."""
+    if spec.errors:
+        raise DeclarationError("\n".join(f.describe(spec.path) for f in spec.errors))
+    return resolve_parameters(spec, params)
+
+
+def seen_through_or_refused(spec: NotebookSpec, catalog: Catalog) -> NotebookSpec:
+    """`spec` with the catalog's views and macros seen through; raises if that finds errors."""
+    seen = see_through(spec, catalog)
+    if seen.errors:
+        raise DeclarationError(
+            f"{spec.path}: refused before any data was fetched:\n" + "\n".join(f.describe(spec.path) for f in seen.errors)
+        )
+    return seen
 
 
 def prepare_run_folder(spec: NotebookSpec, parameters: Mapping[str, Any], run_dir: Path) -> RunFolder:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from nb_assets.failure_sensor import notebook_page_url
 from nb_assets.host_pipeline import NotebookRun
 
 PREVIEW_ROWS = 10
@@ -63,12 +63,10 @@ def notebook_view_url(executed: Path) -> str | None:
     and port serve the UI; a UI under a path prefix needs the notices' absolute link instead. None
     outside a run launched from a code location (an in-process `materialize` has no webserver)."""
     try:
-        origin = dg.AssetExecutionContext.get().run.remote_job_origin
+        run = dg.AssetExecutionContext.get().run
     except dg.DagsterInvariantViolationError:  # not inside a Dagster step
         return None
-    if origin is None:
-        return None
-    return "/notebook?" + urllib.parse.urlencode({"path": str(executed), "repoLocName": origin.location_name})
+    return notebook_page_url("", run, str(executed))
 
 
 def _record_safety(run_json: Path | None) -> dict[str, Any]:

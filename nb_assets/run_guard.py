@@ -33,8 +33,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nb_assets.catalog_lineage import Catalog, see_through, see_through_all
-from nb_assets.errors import DeclarationError, NbAssetsError, TableOwnedError
+from nb_assets.catalog_lineage import Catalog, see_through_all
+from nb_assets.errors import NbAssetsError, TableOwnedError
 from nb_assets.spec import NotebookSpec
 from nb_assets.writer_identity import Writer, notebook_location, writer_of_notebook
 
@@ -208,20 +208,13 @@ def refuse_anyway(spec: NotebookSpec, params: Mapping[str, Any], warehouse: str)
     error findings (reads-own-output, ...), bad parameters, and, when the warehouse's catalog can
     be read now, a view that cannot be seen through or a table the warehouse lacks."""
     from nb_assets.catalog import open_catalog
-    from nb_assets.host_pipeline import refuse_missing_tables
-    from nb_assets.parameters import resolve_parameters
+    from nb_assets.host_pipeline import refuse_missing_tables, runnable_parameters, seen_through_or_refused
 
-    if spec.errors:
-        raise DeclarationError("\n".join(f.describe(spec.path) for f in spec.errors))
-    resolve_parameters(spec, params)
+    runnable_parameters(spec, params)
     if not spec.inputs:
         return
     catalog = open_catalog(warehouse)
     if not isinstance(catalog, Catalog):  # cannot be read now: the run's own prefetch says why
         return
-    seen = see_through(spec, catalog)
-    if seen.errors:
-        raise DeclarationError(
-            f"{spec.path}: refused before any data was fetched:\n" + "\n".join(f.describe(spec.path) for f in seen.errors)
-        )
+    seen_through_or_refused(spec, catalog)
     refuse_missing_tables(spec, catalog)

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Collection
 from datetime import datetime, timedelta, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nb_assets.catalog_lineage import Catalog
 from nb_assets.declaration import NotebookAsset
 from nb_assets.declarations_yaml import declaration_yaml
 from nb_assets.declaration_checks import silent_owners
@@ -91,28 +91,26 @@ def check(project: ProjectDeclarations, notebook: Path) -> Checked:
     own functions (parsing, findings, owners and the channels reaching them, names,
     triggers, partitions, instances, one table one writer, the policy); raises listing
     every problem as the load would."""
+    catalog = _catalog(project.warehouse)  # read once: for seeing views through and for "no such table"
     declared = tuple(declare_notebooks(project.notebooks, project.base_dir, project.warehouse,
-                                       notifications=project.notifications))
-    report = apply_policy(declared, project.policy, _relations(project.warehouse))
+                                       notifications=project.notifications, catalog=catalog))
+    report = apply_policy(declared, project.policy, catalog.relations if isinstance(catalog, Catalog) else None)
     items = tuple(d for d in declared if Path(d.spec.path).resolve() == notebook.resolve())
     if not items:
         raise DeclarationError(f"{notebook} is not among the project's declarations")
     warnings = tuple(f.describe(items[0].spec.path) for f in items[0].spec.findings if f.severity == "warning")
-    owners = items[0].decl.owners
-    warnings += tuple(silent_owners(owners if not isinstance(owners, str) else [owners], project.notifications))
+    warnings += tuple(silent_owners(items[0].decl.owners, project.notifications))
     return Checked(items, declared, report, warnings)
 
 
-def _relations(warehouse: str | None) -> Collection[str] | None:
-    """The warehouse's tables and views, when it can be read now (else None: the policy
-    then speaks of labels, not of missing tables)."""
+def _catalog(warehouse: str | None) -> Catalog | str | None:
+    """The warehouse's catalog, or why it cannot be read now (open_catalog); None without a
+    warehouse. Without a catalog the policy speaks of labels, not of missing tables."""
     if not warehouse:
         return None
     from nb_assets.catalog import open_catalog
-    from nb_assets.catalog_lineage import Catalog
 
-    catalog = open_catalog(warehouse)
-    return catalog.relations if isinstance(catalog, Catalog) else None
+    return open_catalog(warehouse)
 
 
 def _labels(checked: Checked, table: str) -> str:
