@@ -17,8 +17,8 @@ from typing import Any, get_args
 
 from nb_assets.declaration import LoadMode
 from nb_assets.errors import DeclarationError, LandingError, NbAssetsError
+from nb_assets.inbox.contract import TABLE_NAME
 from nb_assets.locations import redact
-from nb_assets.notebook import TABLE_NAME
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import importlib.metadata
+import importlib.util
 import pickle
 import re
 import stat
@@ -22,7 +23,7 @@ from typing import Iterator
 
 from nb_assets.locations import is_postgres_url
 from nb_assets.errors import NotebookParseError
-from nb_assets.notebook import TABLE_NAME  # the names output() accepts at run time
+from nb_assets.inbox.contract import TABLE_NAME  # the names output() accepts at run time
 from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput
 
 # sql_lineage and static_analysis (sqlglot, IPython) are imported on a cache
@@ -92,7 +93,11 @@ def spec_cache_file(path: str, content_hash: str, dialect: str = "duckdb") -> Pa
     return root / "specs" / key[:2] / f"{key}.pickle"
 
 
-_PARSER_MODULES = ("spec", "sql_lineage", "sql_columns", "sql_syntax_hints", "sql_escape_hatches", "cell_ast", "static_analysis", "static_rules", "notebook", "notebook_parser")
+_PARSER_MODULES = (
+    "nb_assets.spec", "nb_assets.sql_lineage", "nb_assets.sql_columns", "nb_assets.sql_syntax_hints",
+    "nb_assets.sql_escape_hatches", "nb_assets.cell_ast", "nb_assets.static_analysis", "nb_assets.static_rules",
+    "nb_assets.inbox.contract", "nb_assets.notebook_parser",
+)
 
 
 @functools.cache
@@ -100,8 +105,16 @@ def _parser_version() -> str:
     """Changes whenever the code that produces a NotebookSpec changes (read, not imported)."""
     digest = hashlib.sha256(importlib.metadata.version("sqlglot").encode())
     for name in _PARSER_MODULES:
-        digest.update((Path(__file__).parent / f"{name}.py").read_bytes())
+        digest.update(Path(_source_of(name)).read_bytes())
     return digest.hexdigest()
+
+
+def _source_of(module: str) -> str:
+    """A module's file, found without running it (only its parent packages are imported)."""
+    found = importlib.util.find_spec(module)
+    if found is None or found.origin is None:
+        raise ImportError(f"no source for {module}")
+    return found.origin
 
 
 def _trusted(path: Path) -> bool:
