@@ -30,8 +30,7 @@ from nb_assets.declared_notebooks import (  # re-exported: callers have imported
 )
 from nb_assets.errors import DeclarationError
 from nb_assets.executor import notebook_executor
-from nb_assets.locations import check_read_dsn
-from nb_assets.notebook_parser import dialect_of
+from nb_assets.locations import check_read_dsn, dialect_of
 from nb_assets.notify import Notifications
 from nb_assets.partition_assets import daily_partitions_def, source_partitions
 from nb_assets.resource import NotebookResource

@@ -21,7 +21,7 @@ import stat
 from pathlib import Path
 from typing import Iterator
 
-from nb_assets.locations import is_postgres_url
+from nb_assets.locations import dialect_of, is_postgres_url  # noqa: F401  (dialect_of: re-exported, its home is locations)
 from nb_assets.errors import NotebookParseError
 from nb_assets.inbox.contract import TABLE_NAME  # the names output() accepts at run time
 from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput
@@ -35,15 +35,10 @@ PROJECT_KERNEL = "python3"  # what the runner starts (inbox_papermill.kernel_nam
 _LITERAL_TYPES = {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "dict", type(None): "none"}
 
 
-def dialect_of(warehouse: object) -> str:
-    """The SQL dialect of the warehouse at a location: a postgresql:// URL is Postgres, anything else DuckDB."""
-    return "postgres" if is_postgres_url(warehouse) else "duckdb"  # type: ignore[arg-type]
-
-
 def parse_notebook(path: str | Path, dialect: str = "duckdb") -> NotebookSpec:
     """Parse one notebook file; cached by content so re-declaring is cheap.
 
-    `dialect` is the warehouse's SQL dialect (sql_lineage.dialect_of): the
+    `dialect` is the warehouse's SQL dialect (locations.dialect_of): the
     `%%sql` inputs are read, and checked, as that warehouse would run them.
 
     Two caches: in this process, and on disk (`$NB_ASSETS_CACHE/specs`, default
