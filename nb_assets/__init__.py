@@ -35,7 +35,7 @@ _WHERE = {
     "NotebookTranslator": "nb_assets.translator",
     "NotebookResource": "nb_assets.resource",
     "build_notebook_assets": "nb_assets.build_assets",
-    "notebook_definitions": "nb_assets.definitions_file",  # builds lazily: reading a project needs no Dagster
+    "notebook_definitions": "nb_assets.defs.entry",  # builds lazily: reading a project needs no Dagster
     "parse_notebook": "nb_assets.notebook_parser",
     "load_declarations_yaml": "nb_assets.declarations_yaml",
     "Notifications": "nb_assets.notify",

@@ -1,4 +1,4 @@
-"""The factory users call from definitions.py: declarations → Dagster definitions.
+"""What `nb_assets.notebook_definitions` (defs/entry.py) builds when Dagster loads: declarations → definitions.
 
 Every notebook is declared first (declared_notebooks: parsed, checked, seen
 through the warehouse's views and macros when it can be opened, and placed
@@ -21,17 +21,10 @@ from nb_assets.asset_defaults import AssetProps
 from nb_assets.automation import DEFAULT_INTERVAL_S, notebook_sensors
 from nb_assets.declaration import FileDrop, NotebookAsset
 from nb_assets.declaration_checks import unreachable_owners
-from nb_assets.declared_notebooks import (  # re-exported: callers have imported them from here
-    DeclaredNotebook,
-    Gate,
-    apply_policy,
-    declare_notebooks,
-    policy_gate,
-)
+from nb_assets.declared_notebooks import DeclaredNotebook, Gate, apply_policy, declare_notebooks, policy_gate
 from nb_assets.errors import DeclarationError
 from nb_assets.executor import notebook_executor
-from nb_assets.locations import check_read_dsn
-from nb_assets.notebook_parser import dialect_of
+from nb_assets.locations import check_read_dsn, dialect_of
 from nb_assets.notify import Notifications
 from nb_assets.partition_assets import daily_partitions_def, source_partitions
 from nb_assets.resource import NotebookResource
@@ -39,9 +32,8 @@ from nb_assets.run_config import overrides, run_config_schema
 from nb_assets.translator import NotebookTranslator
 
 __all__ = [
-    "RESOURCE_KEY", "DeclaredNotebook", "Gate", "NotebookGraph", "apply_policy", "asset_props", "build_notebook_assets",
-    "build_notebook_graph", "declare_notebooks", "failure_sensor", "notebook_definitions",
-    "policy_gate",
+    "RESOURCE_KEY", "NotebookGraph", "asset_props", "build_definitions", "build_notebook_assets", "build_notebook_graph",
+    "failure_sensor",
 ]
 
 RESOURCE_KEY = "nb_resource"
@@ -145,7 +137,7 @@ def _notebook_asset(
     return notebook_asset
 
 
-def notebook_definitions(
+def build_definitions(
     notebooks: Sequence[NotebookAsset],
     *,
     warehouse: str | Path,
@@ -166,8 +158,8 @@ def notebook_definitions(
     `notifications` one telling owners about failed runs; all start running unless
     `sensor_status` says otherwise. With a Postgres `warehouse`, `read_dsn` is the
     login prefetch reads as (default: `nb_assets_reader`, see postgres_warehouse.py).
-    Users call it as `nb_assets.notebook_definitions`, which first lets a CLI record
-    the arguments instead (definitions_file.py).
+    Users call it as `nb_assets.notebook_definitions` (defs/entry.py), which first
+    lets a CLI record the arguments instead and builds only when Dagster loads.
     """
     check_read_dsn(warehouse, read_dsn)  # refused at load, not at the first run
     graph = build_notebook_graph(notebooks, base_dir=base_dir, policy=policy, translator=translator, warehouse=warehouse,

@@ -248,7 +248,8 @@ class _Job:
 def _ad_hoc_job(args: argparse.Namespace) -> _Job:
     """The notebook as written, against --warehouse (else its project's warehouse, else ./warehouse.duckdb),
     with the tables not its own it would replace (run_guard: refused before anything runs, unless --force)."""
-    from nb_assets.notebook_parser import dialect_of, parse_notebook
+    from nb_assets.locations import dialect_of
+    from nb_assets.notebook_parser import parse_notebook
     from nb_assets.run_guard import ad_hoc_takeover
 
     project, definitions = _nearest_project(args.notebook)
@@ -307,7 +308,7 @@ def declared_job(args: argparse.Namespace) -> _Job:
     A notebook declared with instances needs `--instance`."""
     from nb_assets.declared_notebooks import declare_notebooks, policy_gate
     from nb_assets.definitions_file import load_declarations
-    from nb_assets.notebook_parser import dialect_of
+    from nb_assets.locations import dialect_of
 
     project = load_declarations(args.definitions)
 

@@ -56,7 +56,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"nb-assets check: no such file or folder: {exc}", file=sys.stderr)
         return EXIT_USAGE
     reports: list[dict[str, Any]] = []
-    from nb_assets.notebook_parser import dialect_of
+    from nb_assets.locations import dialect_of
 
     dialect = args.dialect or dialect_of(os.environ.get("NB_ASSETS_WAREHOUSE"))
     for path, parsed in zip(paths, parse_notebooks(paths, args.jobs, dialect)):

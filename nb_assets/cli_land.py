@@ -17,8 +17,8 @@ from typing import Any, get_args
 
 from nb_assets.declaration import LoadMode
 from nb_assets.errors import DeclarationError, LandingError, NbAssetsError
-from nb_assets.locations import redact
-from nb_assets.notebook import TABLE_NAME
+from nb_assets.inbox.contract import TABLE_NAME
+from nb_assets.locations import dialect_of, redact
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
 
@@ -51,9 +51,11 @@ def cmd_land(args: argparse.Namespace) -> int:
         return _usage("--mode replace with --partition is not supported: replace would drop every partition's rows")
     try:
         project = load_declarations(args.definitions)
-        readers = check_source_table(table, project.notebooks, project.base_dir, args.definitions)
-        check_partition(table, args.partition, readers)
         warehouse = args.warehouse or project.warehouse or "warehouse.duckdb"
+        # The notebooks are read as their warehouse runs them: Postgres SQL may not parse as DuckDB's.
+        readers = check_source_table(table, project.notebooks, project.base_dir, args.definitions,
+                                     dialect_of(project.warehouse or warehouse))
+        check_partition(table, args.partition, readers)
         landing, verb = _land(args, table, warehouse)
     except DeclarationError as exc:
         print(f"nb-assets land: {exc}", file=sys.stderr)
@@ -81,8 +83,9 @@ def _land(args: argparse.Namespace, table: str, warehouse: str) -> tuple[Any, st
     return landing, f"{landing.rows} rows {'appended' if mode == 'append' else 'replaced the table'} from {args.file}"
 
 
-def check_source_table(table: str, notebooks: Any, base_dir: Path, definitions: Path) -> list[Any]:
-    """Refuse a table that no declared notebook reads, or that a notebook writes; else its readers' declarations."""
+def check_source_table(table: str, notebooks: Any, base_dir: Path, definitions: Path, dialect: str) -> list[Any]:
+    """Refuse a table that no declared notebook reads, or that a notebook writes; else its readers' declarations.
+    The notebooks' `%%sql` is read in `dialect`, their warehouse's (locations.dialect_of)."""
     from nb_assets.instances import expand_instances, instance_spec
     from nb_assets.notebook_parser import parse_notebook
 
@@ -90,7 +93,7 @@ def check_source_table(table: str, notebooks: Any, base_dir: Path, definitions: 
     sources: set[str] = set()
     written: dict[str, str] = {}
     for decl in expand_instances(notebooks)[0]:
-        spec = instance_spec(parse_notebook(decl.notebook_file(base_dir)), decl)
+        spec = instance_spec(parse_notebook(decl.notebook_file(base_dir), dialect), decl)
         for output in spec.output_tables:
             written[output] = spec.name
         sources.update(spec.input_tables)

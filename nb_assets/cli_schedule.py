@@ -58,7 +58,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from nb_assets.declarations_yaml import already_declared, candidate, with_declaration
     from nb_assets.definitions_file import load_declarations
     from nb_assets.load_check import project_loads
-    from nb_assets.notebook_parser import dialect_of, parse_notebook
+    from nb_assets.locations import dialect_of
+    from nb_assets.notebook_parser import parse_notebook
     from nb_assets.schedule_workflow import (
         Plan, check, declared_entry, is_trial_page, plan_markdown, preview_text, record_notice, remove_trial_pages, shown,
         trial_records, trial_runs,

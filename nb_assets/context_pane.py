@@ -165,7 +165,8 @@ def _add_parse(context: NotebookContext, warehouse: str | None, project: Project
     """What a notebook that is not declared says about itself, placed in the project (`project`,
     when there is one) as `nb-assets schedule` would place it, and how to schedule it."""
     from nb_assets.errors import NbAssetsError
-    from nb_assets.notebook_parser import dialect_of, parse_notebook
+    from nb_assets.locations import dialect_of
+    from nb_assets.notebook_parser import parse_notebook
 
     try:
         spec = parse_notebook(context.path, dialect_of(warehouse))

@@ -23,7 +23,8 @@ from nb_assets.declaration import NotebookAsset, at
 from nb_assets.declaration_checks import declaration_problems
 from nb_assets.errors import DeclarationError, NbAssetsError, PolicyError
 from nb_assets.instances import expand_instances, instance_spec, label
-from nb_assets.notebook_parser import dialect_of, parse_notebook
+from nb_assets.locations import dialect_of
+from nb_assets.notebook_parser import parse_notebook
 from nb_assets.parameters import resolve_parameters
 from nb_assets.partitions import partitioned_trigger_problems
 from nb_assets.policy import NotebookFlow, Policy, PolicyReport, check_notebook, propagate

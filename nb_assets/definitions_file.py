@@ -4,7 +4,8 @@ The CLI needs what `notebook_definitions(...)` was given (the notebooks, the
 policy, the warehouse), not the Dagster graph it builds. Building would also
 apply the policy, and a project that refuses to load is exactly the one
 `nb-assets lineage` must still explain. So the file is executed with the call
-captured: `notebook_definitions` records its arguments and builds nothing.
+captured: `notebook_definitions` (defs/entry.py) records its arguments and
+builds nothing.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nb_assets.errors import DeclarationError
-
-if TYPE_CHECKING:
-    import dagster as dg
 
 
 @dataclass(frozen=True)
@@ -37,7 +35,7 @@ _captured: ContextVar[list[ProjectDeclarations] | None] = ContextVar("nb_assets_
 
 
 def capture(declarations: ProjectDeclarations) -> bool:
-    """Called by notebook_definitions: True when a loader only wants the arguments."""
+    """Called by notebook_definitions (defs/entry.py): True when a loader only wants the arguments."""
     sink = _captured.get()
     if sink is None:
         return False
@@ -77,27 +75,3 @@ def load_declarations(path: Path) -> ProjectDeclarations:
     warehouse = getattr(module, "WAREHOUSE", None)
     return ProjectDeclarations(list(notebooks), Path(policy) if policy else None, base_dir, str(warehouse) if warehouse else None)
 
-
-def notebook_definitions(
-    notebooks: Sequence[Any],
-    *,
-    warehouse: str | Path,
-    base_dir: str | Path | None = None,
-    policy: str | Path | None = None,
-    sandbox: str = "auto",
-    **options: Any,
-) -> dg.Definitions:
-    """`nb_assets.notebook_definitions`: records its arguments for a CLI reading the
-    project, else builds (`build_assets.notebook_definitions`, which documents the options).
-
-    Importing it loads no Dagster, so `nb-assets land` reads a project without it.
-    """
-    declared = ProjectDeclarations(
-        list(notebooks), Path(policy) if policy else None, Path(base_dir) if base_dir else Path.cwd(), str(warehouse), sandbox,
-        notifications=options.get("notifications"),
-    )
-    if capture(declared):
-        return None  # type: ignore[return-value]  # only the CLI sees this, and it reads the capture
-    from nb_assets.build_assets import notebook_definitions as build
-
-    return build(notebooks, warehouse=warehouse, base_dir=base_dir, policy=policy, sandbox=sandbox, **options)

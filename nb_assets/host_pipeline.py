@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nb_assets import notebook as runtime
 from nb_assets import inbox_papermill
 from nb_assets.catalog_lineage import Catalog, see_through
 from nb_assets.errors import (
     DeclarationError, NbAssetsError, NotebookRunError, OutputValidationError, PolicyError, SandboxError, UnlabelledSourceError,
     WarehouseError,
 )
+from nb_assets.inbox import contract as runtime
 from nb_assets.parameters import resolve_parameters
 from nb_assets.sandbox import RECORD_MB, RESULT_MAX_BYTES, RunFolder, Sandbox, SandboxLimits, SandboxResult
 from nb_assets.spec import NotebookSpec

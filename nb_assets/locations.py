@@ -1,9 +1,10 @@
 """What a configured warehouse location names (a Postgres server URL, or a DuckDB file's path), and how to show it.
 
 One test for the host modules that must tell them apart (warehouse, catalog,
-landing, file loads, the parser's dialect, the schedule trial); it imports
-nothing but nb_assets.errors, so asking loads no driver. (notebook.py keeps its own copy: it is
-copied alone into the sandbox.)
+landing, file loads, the SQL dialect a notebook is read in, the schedule
+trial); it imports nothing but nb_assets.errors, so asking loads no driver.
+(notebook.py keeps its own copy: the sandbox gets it with the in-box contract
+only.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 def is_postgres_url(location: str | Path | None) -> bool:
     return str(location or "").startswith(POSTGRES_SCHEMES)
+
+
+def dialect_of(location: object) -> str:
+    """The SQL dialect of the warehouse at a location: a postgresql:// URL is Postgres, anything else DuckDB."""
+    return "postgres" if is_postgres_url(location) else "duckdb"  # type: ignore[arg-type]
 
 
 def redact(location: str | Path) -> str:

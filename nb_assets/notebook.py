@@ -19,28 +19,20 @@ sandbox image. Two modes, chosen by the environment the host sets:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# The contract with the host (the sandbox gets a copy of it beside this file),
+# re-exported: nb_assets.notebook.TABLE_NAME and the others keep working.
+from nb_assets.inbox.contract import MANIFEST, TABLE_NAME, output_file_name, query_fingerprint  # noqa: F401
+
 if TYPE_CHECKING:  # imported lazily: the host imports this module for its constants
     import pandas as pd
 
-MANIFEST = "manifest.json"
-TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
 _PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def query_fingerprint(query: str) -> str:
-    """What the host and the notebook compare to prove a cell ran what was prefetched."""
-    return hashlib.sha256(query.strip().encode("utf-8")).hexdigest()
-
-
-def output_file_name(table: str) -> str:
-    return f"{table}.parquet"
 
 
 def _mode() -> str:

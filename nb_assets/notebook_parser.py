@@ -14,15 +14,16 @@ import hashlib
 import json
 import os
 import importlib.metadata
+import importlib.util
 import pickle
 import re
 import stat
 from pathlib import Path
 from typing import Iterator
 
-from nb_assets.locations import is_postgres_url
+from nb_assets.locations import dialect_of, is_postgres_url  # noqa: F401  (dialect_of: re-exported, its home is locations)
 from nb_assets.errors import NotebookParseError
-from nb_assets.notebook import TABLE_NAME  # the names output() accepts at run time
+from nb_assets.inbox.contract import TABLE_NAME  # the names output() accepts at run time
 from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput
 
 # sql_lineage and static_analysis (sqlglot, IPython) are imported on a cache
@@ -34,15 +35,10 @@ PROJECT_KERNEL = "python3"  # what the runner starts (inbox_papermill.kernel_nam
 _LITERAL_TYPES = {int: "int", float: "float", str: "str", bool: "bool", list: "list", dict: "dict", type(None): "none"}
 
 
-def dialect_of(warehouse: object) -> str:
-    """The SQL dialect of the warehouse at a location: a postgresql:// URL is Postgres, anything else DuckDB."""
-    return "postgres" if is_postgres_url(warehouse) else "duckdb"  # type: ignore[arg-type]
-
-
 def parse_notebook(path: str | Path, dialect: str = "duckdb") -> NotebookSpec:
     """Parse one notebook file; cached by content so re-declaring is cheap.
 
-    `dialect` is the warehouse's SQL dialect (sql_lineage.dialect_of): the
+    `dialect` is the warehouse's SQL dialect (locations.dialect_of): the
     `%%sql` inputs are read, and checked, as that warehouse would run them.
 
     Two caches: in this process, and on disk (`$NB_ASSETS_CACHE/specs`, default
@@ -92,7 +88,11 @@ def spec_cache_file(path: str, content_hash: str, dialect: str = "duckdb") -> Pa
     return root / "specs" / key[:2] / f"{key}.pickle"
 
 
-_PARSER_MODULES = ("spec", "sql_lineage", "sql_columns", "sql_syntax_hints", "sql_escape_hatches", "cell_ast", "static_analysis", "static_rules", "notebook", "notebook_parser")
+_PARSER_MODULES = (
+    "nb_assets.spec", "nb_assets.sql_lineage", "nb_assets.sql_columns", "nb_assets.sql_syntax_hints",
+    "nb_assets.sql_escape_hatches", "nb_assets.cell_ast", "nb_assets.static_analysis", "nb_assets.static_rules",
+    "nb_assets.inbox.contract", "nb_assets.notebook_parser",
+)
 
 
 @functools.cache
@@ -100,8 +100,16 @@ def _parser_version() -> str:
     """Changes whenever the code that produces a NotebookSpec changes (read, not imported)."""
     digest = hashlib.sha256(importlib.metadata.version("sqlglot").encode())
     for name in _PARSER_MODULES:
-        digest.update((Path(__file__).parent / f"{name}.py").read_bytes())
+        digest.update(Path(_source_of(name)).read_bytes())
     return digest.hexdigest()
+
+
+def _source_of(module: str) -> str:
+    """A module's file, found without running it (only its parent packages are imported)."""
+    found = importlib.util.find_spec(module)
+    if found is None or found.origin is None:
+        raise ImportError(f"no source for {module}")
+    return found.origin
 
 
 def _trusted(path: Path) -> bool:

@@ -101,8 +101,7 @@ def ad_hoc_takeover(notebook: Path, spec: NotebookSpec, project: Any, definition
     """The outputs of `spec`, run ad hoc against `warehouse`, that are not its own (the
     warehouse is only read: its catalog, its tables' comments, the rows of those taken)."""
     from nb_assets.catalog import open_catalog
-    from nb_assets.locations import redact
-    from nb_assets.notebook_parser import dialect_of
+    from nb_assets.locations import dialect_of, redact
     from nb_assets.warehouse import open_warehouse
 
     if not spec.output_tables:

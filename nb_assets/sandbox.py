@@ -53,6 +53,9 @@ class SandboxLimits:
 RECORD_MB = 64  # the record folder (executed notebook + verdict); the runner keeps outputs far below it
 RESULT_MAX_BYTES = 1 << 20  # a verdict is a few KB; a bigger result.json is not the runner's
 INBOX_FILES = (RUNNER_FILE, SUPERVISOR_FILE)  # copied next to the runtime package
+# The runtime package as the box sees it: notebook.py and the contract it imports (the
+# `__init__.py` files are stubs: nothing else of nb_assets goes in).
+RUNTIME_FILES = ("notebook.py", "inbox/contract.py")
 
 
 PARAMETERIZED, PARAMETERS, EXECUTED, RESULT = "parameterized.ipynb", "parameters.json", "executed.ipynb", "result.json"
@@ -111,9 +114,11 @@ class RunFolder:
         for name in INBOX_FILES:
             shutil.copyfile(here / name, self.runtime_dir / name)
         package = self.runtime_dir / "nb_assets"
-        package.mkdir(exist_ok=True)
+        (package / "inbox").mkdir(parents=True, exist_ok=True)
         (package / "__init__.py").write_text('"""nb_assets runtime, as seen inside a sandbox."""\n')
-        shutil.copyfile(here / "notebook.py", package / "notebook.py")
+        (package / "inbox" / "__init__.py").write_text('"""The in-box contract, as seen inside a sandbox."""\n')
+        for name in RUNTIME_FILES:
+            shutil.copyfile(here / name, package / name)
 
 
 @dataclass(frozen=True)

@@ -99,3 +99,21 @@ def test_lineage_sees_through_a_postgres_view(pg_warehouse: str, tmp_path: Path)
                 cwd=tmp_path, env={"TEST_WH": pg_warehouse})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "big" in proc.stdout and "shared.big_orders (view)" in proc.stdout
+
+
+def test_land_reads_the_notebooks_in_the_projects_dialect(pg_warehouse: str, tmp_path: Path) -> None:
+    """A Postgres project's notebook may use SQL DuckDB cannot parse (full-text `@@`): read as DuckDB,
+    it would read no table, and its source would be refused as one no notebook reads."""
+    query = "SELECT * FROM raw.orders WHERE to_tsvector('simple', order_id::text) @@ to_tsquery('simple', '7')"
+    write_notebook(tmp_path / "search.ipynb", code(RUNTIME), code(f"%%sql rows\n{query}"), code("output('mart.search', rows)"))
+    (tmp_path / "definitions.py").write_text(
+        "import os\nfrom pathlib import Path\nfrom nb_assets import NotebookAsset, notebook_definitions\n"
+        "defs = notebook_definitions([NotebookAsset('search.ipynb', on_inputs_landed=True)], warehouse=os.environ['TEST_WH'],"
+        " base_dir=Path(__file__).parent)\n"
+    )
+    (tmp_path / "new.csv").write_text("order_id,customer_id,amount,order_date\n100,1,2.5,2026-11-06\n")
+    proc = _cli("land", "raw.orders", "--from", str(tmp_path / "new.csv"), "--definitions", str(tmp_path / "definitions.py"),
+                cwd=tmp_path, env={"TEST_WH": pg_warehouse})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == "raw.orders landed (landing 1): 1 rows appended from " + str(tmp_path / "new.csv") + "\n"
+    assert len(pg_snapshot(pg_warehouse)["raw.orders"]) == 21

@@ -110,6 +110,7 @@ def test_the_job_goes_in_as_roots_read_only_files(folder: RunFolder, tmp_path: P
     with tarfile.open(fileobj=spool) as tar:
         members = {m.name: m for m in tar.getmembers()}
     assert {"input/orders.parquet", "runtime/inbox_papermill.py", "runtime/inbox_supervisor.py",
-            "runtime/nb_assets/notebook.py", "job/parameterized.ipynb", "job/parameters.json"} <= set(members)
+            "runtime/nb_assets/notebook.py", "runtime/nb_assets/inbox/__init__.py", "runtime/nb_assets/inbox/contract.py",
+            "job/parameterized.ipynb", "job/parameters.json"} <= set(members)
     assert "input/link" not in members
     assert all(m.uid == 0 and m.gid == 0 and not m.mode & 0o222 for m in members.values())

@@ -131,7 +131,7 @@ def test_a_rule_only_the_dagster_load_knows_is_refused_after_the_trial_with_the_
     candidate = with_declaration(declarations.read_text(), declarations, NotebookAsset(
         "notebooks/order_kpis.ipynb", owners=("a@example.com",), purpose="finance_reporting"))
     (project / "candidate.yaml").write_text(candidate)
-    subprocess.run([sys.executable, "-m", "nb_assets.load_check", str(definitions), "--declarations", str(declarations),
+    subprocess.run([sys.executable, "-m", "nb_assets.defs.load_check", str(definitions), "--declarations", str(declarations),
                     "--candidate", str(project / "candidate.yaml"), "--result", str(project / "verdict.json")],
                    cwd=project, check=True, capture_output=True, timeout=300)
     verdict = json.loads((project / "verdict.json").read_text())
@@ -147,7 +147,7 @@ def test_a_declaration_the_load_refuses_is_refused_with_the_same_message(project
     declarations = project / "declarations.yaml"
     (project / "candidate.yaml").write_text(with_declaration(declarations.read_text(), declarations, NotebookAsset(
         "notebooks/order_kpis.ipynb", owners=("bob", "team:ghost"), purpose="finance_reporting")))
-    subprocess.run([sys.executable, "-m", "nb_assets.load_check", str(project / "definitions.py"), "--declarations",
+    subprocess.run([sys.executable, "-m", "nb_assets.defs.load_check", str(project / "definitions.py"), "--declarations",
                     str(declarations), "--candidate", str(project / "candidate.yaml"), "--result", str(project / "verdict.json")],
                    cwd=project, check=True, capture_output=True, timeout=300)
     error = json.loads((project / "verdict.json").read_text())["error"]
