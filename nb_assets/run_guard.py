@@ -186,7 +186,7 @@ def table_candidates(spec: NotebookSpec, notebook: Path, others: Collection[str]
     """Tables to suggest writing instead, best first: `mart.<name>`; when another notebook has
     the same name (`others`: the names of the other owners), `mart.<folder>_<name>`, so the
     suggestion says which of the two this is."""
-    from nb_assets.notebook_parser import notebook_name
+    from nb_assets.spec import notebook_name
 
     stem = spec.name
     if stem in others:

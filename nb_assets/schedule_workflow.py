@@ -30,8 +30,8 @@ from nb_assets.declared_notebooks import DeclaredNotebook, apply_policy, declare
 from nb_assets.definitions_file import ProjectDeclarations
 from nb_assets.errors import DeclarationError, NbAssetsError, error_json
 from nb_assets.locations import is_postgres_url
-from nb_assets.notebook_parser import notebook_name
 from nb_assets.policy import PolicyReport
+from nb_assets.spec import notebook_name
 
 
 @dataclass(frozen=True)
