@@ -1,11 +1,9 @@
-"""The landing log: how the system learns that a source table has new data.
+"""The landing log on a DuckDB warehouse (the contract: landing_log.py).
 
 A landing is one row of `nb_assets.landings`, appended by whatever loaded the
-data, in the same transaction as the data (README, "Landing data": the
-contract for any loader). Ids are `max(id) + 1` under a primary key, so two
-loaders racing for the same id make one of them fail on commit instead of
-leaving a gap: ids are committed in order, and a reader that remembers the
-last id it saw misses nothing and sees nothing twice.
+data, in the same transaction as the data (README, "Landing data"). Ids are
+`max(id) + 1` under a primary key, so two loaders racing for the same id make
+one of them fail on commit and retry.
 
 The public functions take the warehouse's location: a postgresql:// URL is
 served by pg_landing, with the same log table and the same contract.
@@ -15,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,22 +20,9 @@ import duckdb
 
 from nb_assets.locations import is_postgres_url
 from nb_assets.errors import LandingError, WarehouseError
+from nb_assets.landing_log import LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing, check_log_columns
 from nb_assets.warehouse import connect
 
-LOG_SCHEMA = "nb_assets"
-LOG_TABLE = f"{LOG_SCHEMA}.landings"
-LOG_COLUMNS = ("id", "table", "partition", "rows", "landed_at", "source")
-LOG_DDL = (
-    f"CREATE SCHEMA IF NOT EXISTS {LOG_SCHEMA}",
-    f"""CREATE TABLE IF NOT EXISTS {LOG_TABLE} (
-        id        BIGINT PRIMARY KEY,
-        "table"   VARCHAR NOT NULL,
-        partition VARCHAR,
-        rows      BIGINT,
-        landed_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
-        source    VARCHAR
-    )""",
-)
 # The loader's one extra INSERT, exactly as the README shows it.
 APPEND_SQL = f"""
 INSERT INTO {LOG_TABLE} (id, "table", partition, rows, source)
@@ -49,16 +33,6 @@ _SELECT = f'SELECT id, "table", partition, rows, epoch(landed_at), source FROM {
 LATEST_IDS = f'SELECT max(id) FROM {LOG_TABLE} WHERE id <= $up_to GROUP BY "table", partition'
 T = TypeVar("T")
 READ_LOCK_WAIT_S = 5.0  # a sensor tick skips rather than waits long for a writer
-
-
-@dataclass(frozen=True)
-class Landing:
-    id: int
-    table: str
-    partition: str | None
-    rows: int | None
-    landed_at: float  # seconds since the epoch
-    source: str | None
 
 
 def ensure_log(con: duckdb.DuckDBPyConnection) -> None:
@@ -144,21 +118,6 @@ def check_log(con: duckdb.DuckDBPyConnection, warehouse: str) -> None:
         ).fetchall()
     ]
     check_log_columns(columns, warehouse)
-
-
-def check_log_columns(columns: list[str], warehouse: str) -> None:
-    """The landing log's columns as the warehouse has them (none: no log), checked against the contract."""
-    if not columns:
-        raise LandingError(
-            f"warehouse {warehouse} has no landing log ({LOG_TABLE}); it is created by the first "
-            f"`nb-assets land`, or by running the CREATE TABLE shown in the README (\"Landing data\")"
-        )
-    missing = [c for c in LOG_COLUMNS if c not in columns]
-    if missing:
-        raise LandingError(
-            f"the landing log {LOG_TABLE} in {warehouse} is not in the expected shape: it lacks column(s) "
-            f"{', '.join(missing)} (expected {', '.join(LOG_COLUMNS)}); recreate it as the README shows"
-        )
 
 
 def record_landing(

@@ -204,7 +204,7 @@ def _trial(project: ProjectDeclarations, checked: Checked, item: DeclaredNoteboo
     from nb_assets.host_pipeline import discard_data, run_pipeline
     from nb_assets.instances import label
     from nb_assets.record import keep_record
-    from nb_assets.warehouse_partitions import PartitionLoad
+    from nb_assets.warehouse_base import PartitionLoad
 
     decl, spec = item.decl, item.spec
     params, partition, what = dict(decl.params), None, label(decl, str(decl.path))

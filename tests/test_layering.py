@@ -51,6 +51,9 @@ PURE_MODULES = (
     "nb_assets.record_safety_html",
     "nb_assets.context_pane_project",
     "nb_assets.writer_identity",
+    "nb_assets.warehouse_base",
+    "nb_assets.warehouse_files",
+    "nb_assets.landing_log",
 )
 HEAVY = ("dagster", "duckdb", "docker")
 

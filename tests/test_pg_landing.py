@@ -128,7 +128,7 @@ def test_a_file_drop_lands_once(pg_warehouse: str, tmp_path: Path) -> None:
 def test_a_partitioned_landing_and_load_on_postgres(project: Path, pg_warehouse: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`land --partition` for the day, then the partitioned load replaces only that day in mart.daily."""
     from nb_assets.postgres_warehouse import PostgresWarehouse
-    from nb_assets.warehouse_partitions import PartitionLoad
+    from nb_assets.warehouse_base import PartitionLoad
 
     (tmp_path / "day.csv").write_text("ds,n\n2026-11-02,7\n")
     assert _land(project, "raw.events", "--from", str(tmp_path / "day.csv"), "--partition", "2026-11-02") == 0

@@ -14,8 +14,8 @@ from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.locations import redact
 from nb_assets.postgres_warehouse import PostgresWarehouse
 from nb_assets.writer_identity import Writer
-from nb_assets.warehouse import DuckDBWarehouse, PrefetchRequest, open_warehouse
-from nb_assets.warehouse_partitions import PartitionLoad
+from nb_assets.warehouse import DuckDBWarehouse, open_warehouse
+from nb_assets.warehouse_base import PartitionLoad, PrefetchRequest
 
 
 def _write(folder: Path, table: str, df: pd.DataFrame) -> Path:
@@ -231,7 +231,7 @@ def test_notebook_definitions_prefetch_as_the_read_login_they_are_given(pg_wareh
     import dagster as dg
 
     from nb_assets import NotebookAsset, notebook_definitions
-    from nb_assets.postgres_warehouse import with_user
+    from nb_assets.pg_driver import with_user
     from notebook_factory import RUNTIME, code, write_notebook
 
     notebook = write_notebook(tmp_path / "copy.ipynb", code(RUNTIME),
