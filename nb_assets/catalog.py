@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nb_assets.locations import is_postgres_url
 from nb_assets.catalog_lineage import Catalog, Macro
 from nb_assets.warehouse_base import first_line
 
@@ -47,22 +46,6 @@ def read_catalog(con: duckdb.DuckDBPyConnection, warehouse: str) -> Catalog:
     for name, table, body in con.execute(_MACROS).fetchall():
         macros[name.lower()] = (*macros.get(name.lower(), ()), Macro(bool(table), body or ""))
     return Catalog(warehouse, relations, views, macros)
-
-
-def open_catalog(path: str | Path) -> Catalog | str:
-    """The catalog of the warehouse at `path`, or in one line why it cannot be read now.
-
-    One attempt, no waiting on a lock: loading definitions must not stall.
-    A postgresql:// URL is read through PostgresWarehouse, as its read role."""
-    if is_postgres_url(path):
-        from nb_assets.errors import WarehouseError
-        from nb_assets.postgres_warehouse import PostgresWarehouse
-
-        try:
-            return PostgresWarehouse(str(path)).read_catalog()
-        except WarehouseError as exc:
-            return str(exc)
-    return open_duckdb_catalog(path)
 
 
 def open_duckdb_catalog(path: str | Path) -> Catalog | str:

@@ -5,8 +5,8 @@ data, in the same transaction as the data (README, "Landing data"). Ids are
 `max(id) + 1` under a primary key, so two loaders racing for the same id make
 one of them fail on commit and retry.
 
-The public functions take the warehouse's location: a postgresql:// URL is
-served by pg_landing, with the same log table and the same contract.
+The functions that take a warehouse take a DuckDB file's path; callers go
+through warehouse_backends, which serves a postgresql:// URL by pg_landing.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import TypeVar
 
 import duckdb
 
-from nb_assets.locations import is_postgres_url
 from nb_assets.errors import LandingError, WarehouseError
 from nb_assets.landing_log import LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing, check_log_columns
 from nb_assets.warehouse import connect
@@ -72,10 +71,6 @@ def read_landings(warehouse: str | Path, *, after_id: int, limit: int) -> list[L
     LandingError saying how to fix it; a writer holding the file for longer
     than READ_LOCK_WAIT_S is a WarehouseBusyError (the caller tries again later).
     """
-    if is_postgres_url(warehouse):
-        from nb_assets import pg_landing
-
-        return pg_landing.read_landings(str(warehouse), after_id=after_id, limit=limit)
     if not Path(warehouse).is_file():
         raise LandingError(f"warehouse {warehouse} does not exist, so there is no landing log to read")
     with connect(warehouse, read_only=True, lock_wait_s=READ_LOCK_WAIT_S) as con:
@@ -89,10 +84,6 @@ def read_landings(warehouse: str | Path, *, after_id: int, limit: int) -> list[L
 
 def latest_landings(warehouse: str | Path, *, up_to_id: int) -> list[Landing]:
     """The newest landing of each (table, partition) with id <= up_to_id, oldest first."""
-    if is_postgres_url(warehouse):
-        from nb_assets import pg_landing
-
-        return pg_landing.latest_landings(str(warehouse), up_to_id=up_to_id)
     with connect(warehouse, read_only=True, lock_wait_s=READ_LOCK_WAIT_S) as con:
         check_log(con, str(warehouse))
         rows = con.execute(f"{_SELECT} WHERE id IN ({LATEST_IDS}) ORDER BY id", {"up_to": up_to_id}).fetchall()
@@ -101,10 +92,6 @@ def latest_landings(warehouse: str | Path, *, up_to_id: int) -> list[Landing]:
 
 def last_landing_id(warehouse: str | Path) -> int:
     """The newest id in the log, 0 when empty (to notice a log that was recreated)."""
-    if is_postgres_url(warehouse):
-        from nb_assets import pg_landing
-
-        return pg_landing.last_landing_id(str(warehouse))
     with connect(warehouse, read_only=True, lock_wait_s=READ_LOCK_WAIT_S) as con:
         return int(con.execute(f"SELECT coalesce(max(id), 0) FROM {LOG_TABLE}").fetchone()[0])
 
@@ -129,10 +116,6 @@ def record_landing(
     source: str | None = None,
 ) -> Landing:
     """Record that `table` landed (its data was loaded by another tool); the table must exist."""
-    if is_postgres_url(warehouse):
-        from nb_assets import pg_landing
-
-        return pg_landing.record_landing(str(warehouse), table, rows=rows, partition=partition, source=source)
 
     def work(con: duckdb.DuckDBPyConnection) -> Landing:
         if not table_columns(con, table):

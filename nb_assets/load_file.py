@@ -1,9 +1,10 @@
-"""Load one CSV or Parquet file into a source table and record the landing, in one transaction.
+"""Load one CSV or Parquet file into a source table of a DuckDB warehouse and record the landing, in one transaction.
 
 The file must have the table's columns (by name, any order); values are cast
 to the table's types as they are read, so a bad value fails the whole load
 naming its line (CSV) or row (Parquet) and column, and the warehouse is
 exactly as before. A table that does not exist yet is created from the file.
+pg_landing.land_file does the same on Postgres.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import duckdb
 
-from nb_assets.locations import is_postgres_url
 from nb_assets.errors import LandingError
 from nb_assets.landing import append_landing, find_landing, in_transaction, table_columns
 from nb_assets.landing_log import LandResult
@@ -23,22 +23,15 @@ from nb_assets.warehouse_files import FileReader, check_columns
 def land_file(
     warehouse: str | Path,
     table: str,
-    file: Path,
+    reader: FileReader,
     *,
-    mode: LoadMode = "append",
-    partition: str | None = None,
-    source: str | None = None,
-    once_per_source: bool = False,
+    mode: LoadMode,
+    partition: str | None,
+    source: str,
+    once_per_source: bool,
 ) -> LandResult:
-    """Load `file` into `table` (append, or replace all rows) and append its landing row.
-
-    once_per_source: if a landing of `table` with exactly this `source` exists,
-    load nothing and return it (how a file drop loads each file once).
-    """
-    reader = FileReader.open(file)
-    source = source or f"file {file.resolve()}"
-    if is_postgres_url(warehouse):
-        return _land_postgres(str(warehouse), table, reader, mode, partition, source, once_per_source)
+    """Load the file into `table` of the DuckDB file `warehouse` and append its landing row
+    (warehouse_backends.land_file opens the file and chooses this backend)."""
 
     def work(con: duckdb.DuckDBPyConnection) -> LandResult:
         earlier = find_landing(con, table, source) if once_per_source else None
@@ -48,21 +41,6 @@ def land_file(
         return LandResult(append_landing(con, table, rows=rows, partition=partition, source=source))
 
     return in_transaction(warehouse, work)
-
-
-def _land_postgres(
-    dsn: str, table: str, reader: FileReader, mode: LoadMode, partition: str | None, source: str, once_per_source: bool
-) -> LandResult:
-    from nb_assets import pg_landing
-
-    def work(cur: object) -> LandResult:
-        earlier = pg_landing.find_landing(cur, table, source) if once_per_source else None
-        if earlier is not None:
-            return LandResult(earlier, already_landed=True)
-        rows = pg_landing.load_rows(cur, reader, table, mode)
-        return LandResult(pg_landing.append_landing(cur, table, rows=rows, partition=partition, source=source))
-
-    return pg_landing.in_transaction(dsn, work)
 
 
 def _load(con: duckdb.DuckDBPyConnection, reader: FileReader, table: str, mode: LoadMode) -> int:

@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from nb_assets.errors import LandingError, WarehouseError
-from nb_assets.landing_log import LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing, check_log_columns
+from nb_assets.landing_log import LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing, LandResult, check_log_columns
 from nb_assets.locations import redact
 from nb_assets.pg_driver import connect, server_message
 from nb_assets.warehouse_base import LoadMode, ident, quote_table
@@ -139,6 +139,22 @@ def record_landing(dsn: str, table: str, *, rows: int | None, partition: str | N
         if not table_types(cur, table):
             raise LandingError(f"{table} is not in the warehouse {redact(dsn)}; load it first, or pass --from FILE")
         return append_landing(cur, table, rows=rows, partition=partition, source=source)
+
+    return in_transaction(dsn, work)
+
+
+def land_file(
+    dsn: str, table: str, reader: FileReader, *, mode: LoadMode, partition: str | None, source: str, once_per_source: bool
+) -> LandResult:
+    """Load the file into `table` and append its landing row, in one transaction
+    (warehouse_backends.land_file opens the file and chooses this backend)."""
+
+    def work(cur: Any) -> LandResult:
+        earlier = find_landing(cur, table, source) if once_per_source else None
+        if earlier is not None:
+            return LandResult(earlier, already_landed=True)
+        rows = load_rows(cur, reader, table, mode)
+        return LandResult(append_landing(cur, table, rows=rows, partition=partition, source=source))
 
     return in_transaction(dsn, work)
 

@@ -151,7 +151,7 @@ class PostgresWarehouse:
         return catalog
 
     def read_catalog(self) -> Catalog:
-        """The catalog as the read role sees it now (catalog.open_catalog, `nb-assets lineage`)."""
+        """The catalog as the read role sees it now (warehouse_backends.open_catalog, `nb-assets lineage`)."""
         with self.connect(read_only=True) as con, con.cursor() as cur:
             try:
                 catalog = self._begin_read(self.path, cur, with_catalog=True)
@@ -216,6 +216,21 @@ class PostgresWarehouse:
             except adbc.Error as exc:
                 raise WarehouseError(f"cannot describe {table} in {self.path}: {server_message(exc)}") from exc
         return TableDescription(table, int(count), tuple((c, t) for c, t in columns))
+
+
+def read_query(dsn: str, name: str, query: str, namespace: Mapping[str, Any]) -> pa.Table:
+    """A person's `%%sql` query (warehouse_backends.query_interactive), through the prefetch itself:
+    the read-only role, a READ ONLY transaction, the `$names` it uses bound from `namespace`."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    _, names = to_positional(query, read=DIALECT)
+    params = {n: namespace[n] for n in names if n in namespace}
+    with tempfile.TemporaryDirectory(prefix="nb-assets-sql-") as folder:
+        dest = Path(folder) / "input.parquet"
+        PostgresWarehouse(dsn).prefetch("%%sql", [PrefetchRequest(name, query, params, 0, dest)])
+        return pq.read_table(dest)
 
 
 def _execute(cur: Any, request: PrefetchRequest) -> pa.RecordBatchReader:

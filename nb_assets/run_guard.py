@@ -100,10 +100,9 @@ class Takeover:
 def ad_hoc_takeover(notebook: Path, spec: NotebookSpec, project: Any, definitions: Path | None, warehouse: str) -> Takeover:
     """The outputs of `spec`, run ad hoc against `warehouse`, that are not its own (the
     warehouse is only read: its catalog, its tables' comments, the rows of those taken)."""
-    from nb_assets.catalog import open_catalog
     from nb_assets.locations import redact
     from nb_assets.notebook_parser import dialect_of
-    from nb_assets.warehouse import open_warehouse
+    from nb_assets.warehouse_backends import open_catalog, open_warehouse
 
     if not spec.output_tables:
         return Takeover(str(notebook), redact(warehouse), (), "")
@@ -207,8 +206,8 @@ def refuse_anyway(spec: NotebookSpec, params: Mapping[str, Any], warehouse: str)
     """Raise what the run would be refused for with or without --force, as run_pipeline would:
     error findings (reads-own-output, ...), bad parameters, and, when the warehouse's catalog can
     be read now, a view that cannot be seen through or a table the warehouse lacks."""
-    from nb_assets.catalog import open_catalog
     from nb_assets.host_pipeline import refuse_missing_tables, runnable_parameters, seen_through_or_refused
+    from nb_assets.warehouse_backends import open_catalog
 
     runnable_parameters(spec, params)
     if not spec.inputs:

@@ -2,9 +2,9 @@
 
 `Warehouse` (warehouse_base.py) is the interface; `DuckDBWarehouse` is the embedded
 default, `PostgresWarehouse` (postgres_warehouse.py) the server one, and
-`open_warehouse` chooses between them by the configured location. Output files are
-validated before anything touches the warehouse (warehouse_files.py), and all outputs
-of a run load in one transaction, so a failed or partial run changes nothing.
+warehouse_backends.open_warehouse chooses between them by the configured location.
+Output files are validated before anything touches the warehouse (warehouse_files.py),
+and all outputs of a run load in one transaction, so a failed or partial run changes nothing.
 
 Prefetch hands the warehouse's catalog (views, macros) to a check before any
 query runs, on the same connection and snapshot, so the views and macros a
@@ -14,38 +14,30 @@ views, materialized views and SQL functions, pg_catalog.py).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from nb_assets.locations import check_read_dsn, is_postgres_url
 from nb_assets.catalog import open_duckdb_catalog, read_catalog
 from nb_assets.catalog_lineage import Catalog
 from nb_assets.errors import WarehouseBusyError, WarehouseError
 from nb_assets.warehouse_base import (
-    PartitionLoad, PrefetchRequest, TableDescription, Warehouse, Writer, engine_message, first_line, ident, quote_table,
-    writer_comment, writer_of,
+    PartitionLoad, PrefetchRequest, TableDescription, Writer, engine_message, first_line, ident, quote_table, writer_comment,
+    writer_of,
 )
 from nb_assets.warehouse_files import write_parquet
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 _LOCK_WAIT_S = 120.0
 _BATCH_ROWS = 1 << 20  # one row group per batch: larger groups write faster
-
-
-def open_warehouse(location: str | Path, read_dsn: str | None = None) -> Warehouse:
-    """The warehouse a configured location names: a `postgresql://` or `postgres://`
-    URL is a PostgresWarehouse (prefetching as `read_dsn`'s login when given), anything
-    else the path of a DuckDB file."""
-    check_read_dsn(location, read_dsn)
-    if is_postgres_url(location):
-        from nb_assets.postgres_warehouse import PostgresWarehouse  # the driver loads only when used
-
-        return PostgresWarehouse(str(location), read_dsn)
-    return DuckDBWarehouse(location)
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @contextmanager
@@ -72,6 +64,14 @@ def connect(
         yield con
     finally:
         con.close()
+
+
+def read_query(path: str | Path, query: str, namespace: Mapping[str, Any], *, lock_wait_s: float) -> pa.Table:
+    """A person's `%%sql` query on the file, read-only, each `$name` it uses bound from `namespace`
+    (warehouse_backends.query_interactive); waits up to `lock_wait_s` while a load holds the file."""
+    params = {n: namespace[n] for n in dict.fromkeys(_PARAM.findall(query)) if n in namespace}
+    with connect(path, read_only=True, lock_wait_s=lock_wait_s) as con:
+        return con.sql(query, params=params).to_arrow_table()
 
 
 class DuckDBWarehouse:

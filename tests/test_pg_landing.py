@@ -15,10 +15,9 @@ from conftest import pg_snapshot
 from nb_assets import FileDrop, NotebookAsset, notebook_definitions
 from nb_assets.cli import main
 from nb_assets.file_drop import sweep
-from nb_assets.landing import last_landing_id, latest_landings, read_landings, record_landing
 from nb_assets.landing_sensor import parse_cursor
-from nb_assets.load_file import land_file
 from nb_assets.errors import LandingError
+from nb_assets.warehouse_backends import land_file, last_landing_id, latest_landings, read_landings, record_landing
 from notebook_factory import RUNTIME, code, params, write_notebook
 from test_landing_sensor import Daemon
 

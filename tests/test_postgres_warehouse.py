@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -14,7 +16,8 @@ from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.locations import redact
 from nb_assets.postgres_warehouse import PostgresWarehouse
 from nb_assets.writer_identity import Writer
-from nb_assets.warehouse import DuckDBWarehouse, open_warehouse
+from nb_assets.warehouse import DuckDBWarehouse
+from nb_assets.warehouse_backends import open_warehouse
 from nb_assets.warehouse_base import PartitionLoad, PrefetchRequest
 
 
@@ -266,3 +269,15 @@ def test_a_read_login_for_a_duckdb_warehouse_is_refused_at_load(tmp_path: Path) 
     with pytest.raises(DeclarationError, match="read_dsn= takes a postgresql:// URL") as refused:
         notebook_definitions([], warehouse="postgresql://owner@db.example.invalid/w", read_dsn="analyst:secret@host")
     assert "secret" not in str(refused.value)
+
+
+def test_create_databases_creates_only_the_missing_ones(pg_cluster: Any) -> None:
+    """What the deploy stack runs on its fresh cluster, and again on every later `up`."""
+    from nb_assets.warehouse_backends import create_databases
+
+    names = (f"dagster{os.getpid()}", f"warehouse{os.getpid()}")
+    create_databases(pg_cluster.dsn(), names[:1])
+    create_databases(pg_cluster.dsn(), names)  # the first exists: left as it is
+    with psycopg.connect(pg_cluster.dsn()) as con:
+        found = con.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s) ORDER BY 1", (list(names),)).fetchall()
+    assert found == [(n,) for n in sorted(names)]
