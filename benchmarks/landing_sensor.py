@@ -34,7 +34,7 @@ BARE_SQL = 'SELECT id, "table", partition, rows, epoch(landed_at), source FROM n
 
 def make_log(path: Path) -> None:
     """100,000 landings round-robin over 1,000 tables, written as loaders would (one id each, in order)."""
-    from nb_assets.landing import LOG_DDL
+    from nb_assets.landing_log import LOG_DDL
 
     statements = [
         *LOG_DDL,

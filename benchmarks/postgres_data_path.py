@@ -33,7 +33,7 @@ import psycopg  # noqa: E402
 
 from nb_assets.pg_cluster import start_cluster  # noqa: E402
 from nb_assets.postgres_warehouse import PostgresWarehouse  # noqa: E402
-from nb_assets.warehouse import PrefetchRequest  # noqa: E402
+from nb_assets.warehouse_base import PrefetchRequest  # noqa: E402
 
 SEED = """CREATE TABLE raw.events AS SELECT
     g::bigint AS event_id,

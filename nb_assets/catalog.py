@@ -7,12 +7,11 @@ resolution itself is pure (catalog_lineage). pg_catalog.py fills the same
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nb_assets.locations import is_postgres_url
 from nb_assets.catalog_lineage import Catalog, Macro
+from nb_assets.warehouse_base import first_line
 
 if TYPE_CHECKING:
     import duckdb
@@ -49,19 +48,8 @@ def read_catalog(con: duckdb.DuckDBPyConnection, warehouse: str) -> Catalog:
     return Catalog(warehouse, relations, views, macros)
 
 
-def open_catalog(path: str | Path) -> Catalog | str:
-    """The catalog of the warehouse at `path`, or in one line why it cannot be read now.
-
-    One attempt, no waiting on a lock: loading definitions must not stall.
-    A postgresql:// URL is read through PostgresWarehouse, as its read role."""
-    if is_postgres_url(path):
-        from nb_assets.errors import WarehouseError
-        from nb_assets.postgres_warehouse import PostgresWarehouse
-
-        try:
-            return PostgresWarehouse(str(path)).read_catalog()
-        except WarehouseError as exc:
-            return str(exc)
+def open_duckdb_catalog(path: str | Path) -> Catalog | str:
+    """The catalog of the DuckDB file at `path`, or in one line why it cannot be read now (no waiting on a lock)."""
     if not Path(path).exists():
         return f"warehouse {path} does not exist"
     import duckdb  # only once there is a file to open: loading definitions without one skips its import
@@ -71,6 +59,4 @@ def open_catalog(path: str | Path) -> Catalog | str:
         with duckdb.connect(str(path), read_only=True, config=config) as con:
             return read_catalog(con, str(path))
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        reason = re.sub(r"\s+", " ", first)
-        return f"warehouse {path} cannot be opened ({reason})"
+        return f"warehouse {path} cannot be opened ({first_line(exc)})"

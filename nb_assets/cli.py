@@ -195,8 +195,8 @@ def execute_job(
     from nb_assets.host_pipeline import discard_data, run_pipeline
     from nb_assets.locations import redact
     from nb_assets.record import keep_record, run_summary, seen_through_facts
-    from nb_assets.warehouse import open_warehouse
-    from nb_assets.warehouse_partitions import PartitionLoad
+    from nb_assets.warehouse_backends import open_warehouse
+    from nb_assets.warehouse_base import PartitionLoad
     from nb_assets.writer_identity import notebook_location
 
     limits = job.limits if args.timeout is None else replace(job.limits, timeout_s=args.timeout)

@@ -82,9 +82,9 @@ def _warn_of_missing_tables(reports: list[dict[str, Any]], warehouse: str | None
     closest name it has. Not an error: another notebook's output may just not have run yet."""
     if not warehouse or not any(r["inputs"] for r in reports):
         return
-    from nb_assets.catalog import open_catalog
     from nb_assets.locations import redact
     from nb_assets.table_names import missing, no_such_table
+    from nb_assets.warehouse_backends import open_catalog
 
     catalog = open_catalog(warehouse)
     if isinstance(catalog, str):

@@ -72,8 +72,7 @@ def cmd_land(args: argparse.Namespace) -> int:
 
 
 def _land(args: argparse.Namespace, table: str, warehouse: str) -> tuple[Any, str]:
-    from nb_assets.landing import record_landing
-    from nb_assets.load_file import land_file
+    from nb_assets.warehouse_backends import land_file, record_landing
 
     if args.file is None:
         landing = record_landing(warehouse, table, partition=args.partition, source=args.source or "nb-assets land")

@@ -67,7 +67,7 @@ def _columns(warehouse: str | None, table: str) -> dict[str, Any]:
     """`columns`: [{name, type}] from the warehouse ([] when it has no such table), or None
     with `columns_note` saying why it could not be read."""
     from nb_assets.errors import NbAssetsError
-    from nb_assets.warehouse_columns import read_columns
+    from nb_assets.warehouse_backends import read_columns
 
     if warehouse is None:
         return {"columns": None, "columns_note": "no warehouse (--warehouse, or the definitions' warehouse=)"}

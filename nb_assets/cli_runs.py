@@ -42,7 +42,7 @@ def _roots(args: argparse.Namespace, near: Path) -> list[Path]:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from nb_assets.notebook_parser import notebook_name
+    from nb_assets.spec import notebook_name
 
     given = Path(args.notebook)
     name = notebook_name(given) if given.suffix == ".ipynb" else args.notebook

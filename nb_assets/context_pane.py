@@ -108,7 +108,7 @@ def _how_to_name(cwd: Path) -> str:
 
 
 def notebook_context(path: Path, records: list[Path] | None = None) -> NotebookContext:
-    from nb_assets.notebook_parser import notebook_name
+    from nb_assets.spec import notebook_name
 
     path = path.resolve()
     project = project_dir_of(path)

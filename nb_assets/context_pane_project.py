@@ -80,7 +80,7 @@ def read_project(declarations: ProjectDeclarations) -> ProjectView:
 def _catalog(warehouse: str | None) -> Catalog | None:
     if not warehouse:
         return None
-    from nb_assets.catalog import open_catalog  # DuckDB loads only when there is a warehouse to read
+    from nb_assets.warehouse_backends import open_catalog  # DuckDB loads only when there is a warehouse to read
 
     catalog = open_catalog(warehouse)
     return catalog if isinstance(catalog, Catalog) else None

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from nb_assets.sandbox import SandboxKind, SandboxLimits
-
-LoadMode = Literal["append", "replace"]
+# Defined with the warehouse, which must not import the declarations; re-exported for FileDrop's users.
+from nb_assets.warehouse_base import LoadMode
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ def seen_through_now(
     """Each notebook seen through the warehouse's current catalog (`catalog`, when the caller
     opened it already), or as it is if that cannot be read."""
     if catalog is None:
-        from nb_assets.catalog import open_catalog  # DuckDB loads only where a warehouse is given
+        from nb_assets.warehouse_backends import open_catalog  # DuckDB loads only where a warehouse is given
 
         catalog = open_catalog(warehouse)
     if isinstance(catalog, str):

@@ -42,6 +42,7 @@ from nb_assets.deploy_config import (
     workspace_yaml,
 )
 from nb_assets.errors import NbAssetsError
+from nb_assets.warehouse_backends import create_databases
 from nb_assets.webserver_client import LOCATIONS, graphql, wait_until_serving
 
 BIN = Path(sys.executable).parent
@@ -73,7 +74,7 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None) ->
     settings.save()
     try:
         start_cluster(settings.postgres_dir, settings.postgres_port, listen="127.0.0.1")
-        _create_databases(settings)
+        create_databases(settings.postgres_url("postgres"), (DAGSTER_DB, WAREHOUSE_DB))
         seeded = settings.state_dir / ".warehouse-seeded"
         if seed is not None and not seeded.exists():
             _run([sys.executable, str(seed), "--warehouse", settings.warehouse_location()], "seeding the warehouse")
@@ -178,21 +179,6 @@ def _remove_containers(settings: DeploySettings) -> list[str]:
                 else "sandbox" if SANDBOX_LABEL in (summary.get("Labels") or {}) else "run worker")
         removed.setdefault(kind, []).append(f"{name} ({summary.get('State') or 'created'})")
     return [f"removed {kind} container(s): {', '.join(names)}" for kind, names in removed.items()]
-
-
-def _create_databases(settings: DeploySettings) -> None:
-    import psycopg2
-
-    con = psycopg2.connect(settings.postgres_url("postgres"))
-    con.autocommit = True  # CREATE DATABASE runs outside a transaction
-    try:
-        with con.cursor() as cur:
-            for name in (DAGSTER_DB, WAREHOUSE_DB):
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-                if cur.fetchone() is None:
-                    cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        con.close()
 
 
 def _start_code_server(settings: DeploySettings) -> None:

@@ -95,7 +95,7 @@ def _candidates(folder: Path, pattern: str) -> list[Path]:
 
 
 def _handle(drop: FileDrop, path: Path, folder: Path, warehouse: str | Path) -> DropOutcome:
-    from nb_assets.load_file import land_file  # DuckDB loads in the sensor's tick, not with the definitions
+    from nb_assets.warehouse_backends import land_file  # DuckDB loads in the sensor's tick, not with the definitions
 
     if path.is_symlink():
         return _reject(drop, path, folder, "is a symbolic link; drop the file itself")

@@ -28,8 +28,8 @@ from nb_assets.parameters import resolve_parameters
 from nb_assets.sandbox import RECORD_MB, RESULT_MAX_BYTES, RunFolder, Sandbox, SandboxLimits, SandboxResult
 from nb_assets.spec import NotebookSpec
 from nb_assets.table_names import missing, no_such_table
-from nb_assets.warehouse import PrefetchRequest, Warehouse, validate_outputs
-from nb_assets.warehouse_partitions import PartitionLoad
+from nb_assets.warehouse_base import PartitionLoad, PrefetchRequest, Warehouse
+from nb_assets.warehouse_files import validate_outputs
 
 Status = Literal["success", "failed"]
 

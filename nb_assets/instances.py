@@ -19,8 +19,7 @@ from typing import Any
 from nb_assets.declaration import NotebookAsset, at
 from nb_assets.errors import DeclarationError
 from nb_assets.inbox.contract import TABLE_NAME
-from nb_assets.notebook_parser import notebook_name
-from nb_assets.spec import NotebookSpec, Output
+from nb_assets.spec import NotebookSpec, Output, notebook_name
 
 INSTANCE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 

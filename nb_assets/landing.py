@@ -1,44 +1,27 @@
-"""The landing log: how the system learns that a source table has new data.
+"""The landing log on a DuckDB warehouse (the contract: landing_log.py).
 
 A landing is one row of `nb_assets.landings`, appended by whatever loaded the
-data, in the same transaction as the data (README, "Landing data": the
-contract for any loader). Ids are `max(id) + 1` under a primary key, so two
-loaders racing for the same id make one of them fail on commit instead of
-leaving a gap: ids are committed in order, and a reader that remembers the
-last id it saw misses nothing and sees nothing twice.
+data, in the same transaction as the data (README, "Landing data"). Ids are
+`max(id) + 1` under a primary key, so two loaders racing for the same id make
+one of them fail on commit and retry.
 
-The public functions take the warehouse's location: a postgresql:// URL is
-served by pg_landing, with the same log table and the same contract.
+The functions that take a warehouse take a DuckDB file's path; callers go
+through warehouse_backends, which serves a postgresql:// URL by pg_landing.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import duckdb
 
-from nb_assets.locations import is_postgres_url
 from nb_assets.errors import LandingError, WarehouseError
+from nb_assets.landing_log import LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing, check_log_columns
 from nb_assets.warehouse import connect
 
-LOG_SCHEMA = "nb_assets"
-LOG_TABLE = f"{LOG_SCHEMA}.landings"
-LOG_COLUMNS = ("id", "table", "partition", "rows", "landed_at", "source")
-LOG_DDL = (
-    f"CREATE SCHEMA IF NOT EXISTS {LOG_SCHEMA}",
-    f"""CREATE TABLE IF NOT EXISTS {LOG_TABLE} (
-        id        BIGINT PRIMARY KEY,
-        "table"   VARCHAR NOT NULL,
-        partition VARCHAR,
-        rows      BIGINT,
-        landed_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp,
-        source    VARCHAR
-    )""",
-)
 # The loader's one extra INSERT, exactly as the README shows it.
 APPEND_SQL = f"""
 INSERT INTO {LOG_TABLE} (id, "table", partition, rows, source)
@@ -49,16 +32,6 @@ _SELECT = f'SELECT id, "table", partition, rows, epoch(landed_at), source FROM {
 LATEST_IDS = f'SELECT max(id) FROM {LOG_TABLE} WHERE id <= $up_to GROUP BY "table", partition'
 T = TypeVar("T")
 READ_LOCK_WAIT_S = 5.0  # a sensor tick skips rather than waits long for a writer
-
-
-@dataclass(frozen=True)
-class Landing:
-    id: int
-    table: str
-    partition: str | None
-    rows: int | None
-    landed_at: float  # seconds since the epoch
-    source: str | None
 
 
 def ensure_log(con: duckdb.DuckDBPyConnection) -> None:
@@ -98,10 +71,6 @@ def read_landings(warehouse: str | Path, *, after_id: int, limit: int) -> list[L
     LandingError saying how to fix it; a writer holding the file for longer
     than READ_LOCK_WAIT_S is a WarehouseBusyError (the caller tries again later).
     """
-    if is_postgres_url(warehouse):
-        from nb_assets import pg_landing
-
-        return pg_landing.read_landings(str(warehouse), after_id=after_id, limit=limit)
     if not Path(warehouse).is_file():
         raise LandingError(f"warehouse {warehouse} does not exist, so there is no landing log to read")
     with connect(warehouse, read_only=True, lock_wait_s=READ_LOCK_WAIT_S) as con:
@@ -115,10 +84,6 @@ def read_landings(warehouse: str | Path, *, after_id: int, limit: int) -> list[L
 
 def latest_landings(warehouse: str | Path, *, up_to_id: int) -> list[Landing]:
     """The newest landing of each (table, partition) with id <= up_to_id, oldest first."""
-    if is_postgres_url(warehouse):
-        from nb_assets import pg_landing
-
-        return pg_landing.latest_landings(str(warehouse), up_to_id=up_to_id)
     with connect(warehouse, read_only=True, lock_wait_s=READ_LOCK_WAIT_S) as con:
         check_log(con, str(warehouse))
         rows = con.execute(f"{_SELECT} WHERE id IN ({LATEST_IDS}) ORDER BY id", {"up_to": up_to_id}).fetchall()
@@ -127,10 +92,6 @@ def latest_landings(warehouse: str | Path, *, up_to_id: int) -> list[Landing]:
 
 def last_landing_id(warehouse: str | Path) -> int:
     """The newest id in the log, 0 when empty (to notice a log that was recreated)."""
-    if is_postgres_url(warehouse):
-        from nb_assets import pg_landing
-
-        return pg_landing.last_landing_id(str(warehouse))
     with connect(warehouse, read_only=True, lock_wait_s=READ_LOCK_WAIT_S) as con:
         return int(con.execute(f"SELECT coalesce(max(id), 0) FROM {LOG_TABLE}").fetchone()[0])
 
@@ -146,21 +107,6 @@ def check_log(con: duckdb.DuckDBPyConnection, warehouse: str) -> None:
     check_log_columns(columns, warehouse)
 
 
-def check_log_columns(columns: list[str], warehouse: str) -> None:
-    """The landing log's columns as the warehouse has them (none: no log), checked against the contract."""
-    if not columns:
-        raise LandingError(
-            f"warehouse {warehouse} has no landing log ({LOG_TABLE}); it is created by the first "
-            f"`nb-assets land`, or by running the CREATE TABLE shown in the README (\"Landing data\")"
-        )
-    missing = [c for c in LOG_COLUMNS if c not in columns]
-    if missing:
-        raise LandingError(
-            f"the landing log {LOG_TABLE} in {warehouse} is not in the expected shape: it lacks column(s) "
-            f"{', '.join(missing)} (expected {', '.join(LOG_COLUMNS)}); recreate it as the README shows"
-        )
-
-
 def record_landing(
     warehouse: str | Path,
     table: str,
@@ -170,10 +116,6 @@ def record_landing(
     source: str | None = None,
 ) -> Landing:
     """Record that `table` landed (its data was loaded by another tool); the table must exist."""
-    if is_postgres_url(warehouse):
-        from nb_assets import pg_landing
-
-        return pg_landing.record_landing(str(warehouse), table, rows=rows, partition=partition, source=source)
 
     def work(con: duckdb.DuckDBPyConnection) -> Landing:
         if not table_columns(con, table):

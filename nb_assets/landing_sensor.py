@@ -24,7 +24,7 @@ from nb_assets.errors import LandingError, WarehouseBusyError
 from nb_assets.locations import redact
 
 if TYPE_CHECKING:
-    from nb_assets.landing import Landing
+    from nb_assets.landing_log import Landing
 
 LANDING_SENSOR = "nb_assets_landings"
 DEFAULT_INTERVAL_S = 15
@@ -66,7 +66,7 @@ def landing_sensor(
         description=f"Reports each landing recorded in nb_assets.landings ({shown}) on its source table's asset.",
     )
     def nb_assets_landings(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        from nb_assets.landing import last_landing_id, latest_landings, read_landings  # DuckDB loads in the tick
+        from nb_assets.warehouse_backends import last_landing_id, latest_landings, read_landings  # DuckDB loads in the tick
 
         after, declared = parse_cursor(context.cursor)
         try:

@@ -94,59 +94,6 @@ def _to_pandas(table: Any) -> pd.DataFrame:
     return table.cast(schema).to_pandas()
 
 
-def _interactive_input(query: str, namespace: dict[str, Any], name: str = "sql") -> pd.DataFrame:
-    path = os.environ.get("NB_ASSETS_WAREHOUSE") or _find_warehouse()
-    if path.startswith(("postgresql://", "postgres://")):
-        return _postgres_input(path, name, query, namespace)
-    import duckdb  # only needed interactively; the sandbox image has no duckdb
-
-    params = {name: namespace[name] for name in dict.fromkeys(_PARAM.findall(query)) if name in namespace}
-    with _connect_read_only(duckdb, path) as con:
-        return _to_pandas(con.sql(query, params=params).to_arrow_table())
-
-
-def _postgres_input(url: str, name: str, query: str, namespace: dict[str, Any]) -> pd.DataFrame:
-    """Through the host's own prefetch: the read-only role, a READ ONLY transaction, bound parameters."""
-    import tempfile
-
-    import pyarrow.parquet as pq
-
-    from nb_assets.postgres_warehouse import PostgresWarehouse  # host modules: never imported in the sandbox
-    from nb_assets.sql_params import to_positional
-    from nb_assets.warehouse import PrefetchRequest
-
-    _, names = to_positional(query, read="postgres")
-    params = {n: namespace[n] for n in names if n in namespace}
-    with tempfile.TemporaryDirectory(prefix="nb-assets-sql-") as folder:
-        dest = Path(folder) / "input.parquet"
-        PostgresWarehouse(url).prefetch("%%sql", [PrefetchRequest(name, query, params, 0, dest)])
-        return _to_pandas(pq.read_table(dest))
-
-
-INTERACTIVE_LOCK_WAIT_S = 30.0
-
-
-def _connect_read_only(duckdb: Any, path: str) -> Any:
-    """A scheduled load holds the warehouse's write lock for a moment: wait for it (bounded), as the host does."""
-    import time
-
-    deadline = time.monotonic() + INTERACTIVE_LOCK_WAIT_S
-    while True:
-        try:
-            return duckdb.connect(path, read_only=True)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def _find_warehouse() -> str:
-    for folder in (Path.cwd(), *Path.cwd().parents):
-        if (folder / "warehouse.duckdb").exists():
-            return str(folder / "warehouse.duckdb")
-    raise FileNotFoundError("no warehouse.duckdb here or above; set NB_ASSETS_WAREHOUSE")
-
-
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext nb_assets.notebook` registers `%%sql <name>` and `%nb_context`."""
 
@@ -157,7 +104,10 @@ def load_ipython_extension(ipython: Any) -> None:
         if _mode() == "run":
             df = _run_mode_input(name, cell)
         else:
-            df = _interactive_input(cell, ipython.user_ns, name)
+            # A host module, imported only interactively: the sandbox has only this runtime.
+            from nb_assets.jupyter.interactive import interactive_input
+
+            df = _to_pandas(interactive_input(cell, ipython.user_ns, name))
         ipython.user_ns[name] = df
 
     ipython.register_magic_function(sql, magic_kind="cell", magic_name="sql")

@@ -24,7 +24,7 @@ from typing import Iterator
 from nb_assets.locations import dialect_of, is_postgres_url  # noqa: F401  (dialect_of: re-exported, its home is locations)
 from nb_assets.errors import NotebookParseError
 from nb_assets.inbox.contract import TABLE_NAME  # the names output() accepts at run time
-from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput
+from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput, notebook_name  # notebook_name: also re-exported
 
 # sql_lineage and static_analysis (sqlglot, IPython) are imported on a cache
 # miss only: every Dagster process loads the definitions, few parse anything.
@@ -164,12 +164,6 @@ def _parse(path: str, content_hash: str, raw: bytes, dialect: str = "duckdb") ->
         outputs=outputs,
         findings=tuple(sorted(findings, key=lambda f: (f.cell or 0, f.line or 0, f.rule))),
     )
-
-
-def notebook_name(path: str | Path) -> str:
-    """A Dagster-safe name from the file name: `Daily Revenue.ipynb` → `daily_revenue`."""
-    name = re.sub(r"[^A-Za-z0-9_]+", "_", Path(path).stem).strip("_").lower()
-    return name if name and not name[0].isdigit() else f"nb_{name}"
 
 
 def read_cells(path: str, raw: bytes) -> tuple[Cell, ...]:

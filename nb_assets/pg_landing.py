@@ -19,11 +19,12 @@ import adbc_driver_postgresql.dbapi as adbc
 import duckdb
 import pyarrow as pa
 
-from nb_assets.declaration import LoadMode
 from nb_assets.errors import LandingError, WarehouseError
-from nb_assets.landing import LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing, check_log_columns
+from nb_assets.landing_log import LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing, LandResult, check_log_columns
 from nb_assets.locations import redact
-from nb_assets.postgres_warehouse import PostgresWarehouse, server_message, ident, quote_table
+from nb_assets.pg_driver import connect, server_message
+from nb_assets.warehouse_base import LoadMode, ident, quote_table
+from nb_assets.warehouse_files import FileReader, check_columns
 
 T = TypeVar("T")
 _RETURNING = 'id, "table", partition, rows, extract(epoch FROM landed_at)::float8, source'
@@ -47,7 +48,7 @@ def _bind(values: tuple[Any, ...], schema: pa.Schema) -> pa.RecordBatch:
 
 @contextmanager
 def _reading(dsn: str) -> Iterator[Any]:
-    with PostgresWarehouse(dsn).connect() as con, con.cursor() as cur:
+    with connect(dsn) as con, con.cursor() as cur:
         try:
             yield cur
         finally:
@@ -114,7 +115,7 @@ def read_table_types(dsn: str, table: str) -> dict[str, str]:
 def in_transaction(dsn: str, work: Callable[[Any], T]) -> T:
     """Run `work` and commit, retrying when another loader took the same landing id."""
     for attempt in range(3):
-        with PostgresWarehouse(dsn).connect() as con, con.cursor() as cur:
+        with connect(dsn) as con, con.cursor() as cur:
             try:
                 for statement in LOG_DDL:
                     cur.execute(statement)
@@ -142,16 +143,30 @@ def record_landing(dsn: str, table: str, *, rows: int | None, partition: str | N
     return in_transaction(dsn, work)
 
 
+def land_file(
+    dsn: str, table: str, reader: FileReader, *, mode: LoadMode, partition: str | None, source: str, once_per_source: bool
+) -> LandResult:
+    """Load the file into `table` and append its landing row, in one transaction
+    (warehouse_backends.land_file opens the file and chooses this backend)."""
+
+    def work(cur: Any) -> LandResult:
+        earlier = find_landing(cur, table, source) if once_per_source else None
+        if earlier is not None:
+            return LandResult(earlier, already_landed=True)
+        rows = load_rows(cur, reader, table, mode)
+        return LandResult(append_landing(cur, table, rows=rows, partition=partition, source=source))
+
+    return in_transaction(dsn, work)
+
+
 def find_landing(cur: Any, table: str, source: str) -> Landing | None:
     cur.execute(f'SELECT {_RETURNING} FROM {LOG_TABLE} WHERE "table" = $1 AND source = $2 ORDER BY id LIMIT 1', (table, source))
     found = cur.fetchall()
     return Landing(*found[0]) if found else None
 
 
-def load_rows(cur: Any, reader: Any, table: str, mode: LoadMode) -> int:
-    """Load the file (load_file._FileReader) into `table` in the caller's transaction; rows loaded."""
-    from nb_assets.load_file import _check_columns
-
+def load_rows(cur: Any, reader: FileReader, table: str, mode: LoadMode) -> int:
+    """Load the file into `table` in the caller's transaction; rows loaded."""
     schema, name = table.split(".")
     existing = table_types(cur, table)
     with duckdb.connect() as duck:  # in memory: it reads the one file and nothing else
@@ -161,7 +176,7 @@ def load_rows(cur: Any, reader: Any, table: str, mode: LoadMode) -> int:
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
             cur.adbc_ingest(name, data, mode="create", db_schema_name=schema)
             return data.num_rows
-        _check_columns(reader.file, table, file_columns, existing)
+        check_columns(reader.file, table, file_columns, existing)
         by_lower = {c.lower(): c for c in existing}
         duck_types = {by_lower[c.lower()]: _DUCKDB_TYPES.get(existing[by_lower[c.lower()]], "VARCHAR") for c in file_columns}
         casts = ", ".join(f"CAST({ident(c)} AS {duck_types[by_lower[c.lower()]]}) AS {ident(by_lower[c.lower()])}" for c in file_columns)
@@ -177,7 +192,7 @@ def load_rows(cur: Any, reader: Any, table: str, mode: LoadMode) -> int:
     return data.num_rows
 
 
-def _read(duck: duckdb.DuckDBPyConnection, reader: Any, sql: str, types: dict[str, str]) -> pa.Table:
+def _read(duck: duckdb.DuckDBPyConnection, reader: FileReader, sql: str, types: dict[str, str]) -> pa.Table:
     try:
         return duck.sql(sql, params=reader.params).to_arrow_table()
     except duckdb.Error as exc:

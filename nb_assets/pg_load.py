@@ -22,12 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nb_assets.errors import OutputValidationError, WarehouseError
-from nb_assets.postgres_warehouse import server_message, ident, quote_table, read_parquet_batches
-from nb_assets.warehouse import writer_comment
+from nb_assets.pg_driver import read_parquet_batches, server_message
+from nb_assets.warehouse_base import PartitionLoad, ident, quote_table, writer_comment
+from nb_assets.warehouse_files import check_partition_outputs
 
 if TYPE_CHECKING:
     from nb_assets.postgres_warehouse import PostgresWarehouse
-    from nb_assets.warehouse_partitions import PartitionLoad
 
 _STAGE_SUFFIX = "__nb_stage"
 _MAX_IDENT = 63  # Postgres truncates longer names
@@ -86,8 +86,6 @@ def load_tables(warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[st
 
 def load_partition(warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
     """Replace only `part.day`'s rows of each table, all or nothing."""
-    from nb_assets.warehouse_partitions import check_partition_outputs
-
     if not outputs:
         return {}
     with duckdb.connect() as checker:  # in memory: reads only the run's own Parquet files

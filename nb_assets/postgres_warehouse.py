@@ -8,34 +8,28 @@ default the `nb_assets_reader` login this class creates as a member of
 statement timeout. A separate login rather than `SET ROLE`: a query could
 undo `SET ROLE` with `set_config('role', ...)`, it cannot log in again.
 
-Results and outputs move as Arrow through ADBC's Postgres driver (binary COPY
-underneath): measured against psycopg 3's binary COPY decoded to Python rows,
-it was about twice as fast (benchmarks/postgres_data_path.py).
+Results and outputs move as Arrow through ADBC's Postgres driver (pg_driver.py).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from nb_assets import pg_driver
 from nb_assets.catalog_lineage import Catalog
 from nb_assets.errors import WarehouseError
 from nb_assets.locations import redact
 from nb_assets.pg_catalog import read_pg_catalog
+from nb_assets.pg_driver import server_message, with_user
 from nb_assets.sql_params import ParamTranslationError, to_positional
-from nb_assets.warehouse import PrefetchRequest, TableDescription, _write_parquet, engine_message
-from nb_assets.writer_identity import Writer, writer_of
-
-if TYPE_CHECKING:
-    from nb_assets.warehouse_partitions import PartitionLoad
+from nb_assets.warehouse_base import PartitionLoad, PrefetchRequest, TableDescription, Writer, quote_table, writer_of
+from nb_assets.warehouse_files import write_parquet
 
 READER_ROLE = "nb_assets_reader"
 DIALECT = "postgres"
@@ -93,15 +87,12 @@ class PostgresWarehouse:
         """An ADBC connection in a transaction (autocommit off): the owner's, or the reader's."""
         dsn = self.read_dsn if read_only else self.dsn
         try:
-            con = adbc.connect(dsn)
-        except adbc.Error as exc:
-            if not (read_only and not self._explicit_reader and f'role "{READER_ROLE}" does not exist' in str(exc)):
-                raise WarehouseError(f"cannot connect to warehouse {redact(dsn)}: {server_message(exc)}") from exc
+            con = pg_driver.connect(dsn)
+        except WarehouseError as exc:
+            if not (read_only and not self._explicit_reader and f'role "{READER_ROLE}" does not exist' in str(exc.__cause__)):
+                raise
             self.create_reader()
-            try:
-                con = adbc.connect(dsn)
-            except adbc.Error as again:
-                raise WarehouseError(f"cannot connect to warehouse {redact(dsn)}: {server_message(again)}") from again
+            con = pg_driver.connect(dsn)
         try:
             yield con
         finally:
@@ -140,7 +131,7 @@ class PostgresWarehouse:
             for request in requests:
                 try:
                     reader = _execute(cur, request)
-                    rows[request.name] = _write_parquet(reader, request.dest)
+                    rows[request.name] = write_parquet(reader, request.dest)
                 except (adbc.Error, ParamTranslationError, pa.ArrowException, OSError) as exc:  # the stream raises OSError
                     raise WarehouseError(
                         f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {server_message(exc)}",
@@ -160,7 +151,7 @@ class PostgresWarehouse:
         return catalog
 
     def read_catalog(self) -> Catalog:
-        """The catalog as the read role sees it now (catalog.open_catalog, `nb-assets lineage`)."""
+        """The catalog as the read role sees it now (warehouse_backends.open_catalog, `nb-assets lineage`)."""
         with self.connect(read_only=True) as con, con.cursor() as cur:
             try:
                 catalog = self._begin_read(self.path, cur, with_catalog=True)
@@ -227,6 +218,21 @@ class PostgresWarehouse:
         return TableDescription(table, int(count), tuple((c, t) for c, t in columns))
 
 
+def read_query(dsn: str, name: str, query: str, namespace: Mapping[str, Any]) -> pa.Table:
+    """A person's `%%sql` query (warehouse_backends.query_interactive), through the prefetch itself:
+    the read-only role, a READ ONLY transaction, the `$names` it uses bound from `namespace`."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    _, names = to_positional(query, read=DIALECT)
+    params = {n: namespace[n] for n in names if n in namespace}
+    with tempfile.TemporaryDirectory(prefix="nb-assets-sql-") as folder:
+        dest = Path(folder) / "input.parquet"
+        PostgresWarehouse(dsn).prefetch("%%sql", [PrefetchRequest(name, query, params, 0, dest)])
+        return pq.read_table(dest)
+
+
 def _execute(cur: Any, request: PrefetchRequest) -> pa.RecordBatchReader:
     """Run one query with its `$names` bound as typed parameters; a stream of batches.
 
@@ -247,45 +253,3 @@ def _execute(cur: Any, request: PrefetchRequest) -> pa.RecordBatchReader:
     cur.execute(sql, pa.RecordBatch.from_arrays(arrays, schema=schema))
     return cur.fetch_record_batch()
 
-
-def quote_table(table: str) -> str:
-    schema, name = table.split(".")
-    return f"{ident(schema)}.{ident(name)}"
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def with_user(dsn: str, user: str, password: str | None = None) -> str:
-    """`dsn` with another user (and the password dropped, unless given)."""
-    parts = urlsplit(dsn)
-    who = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{who}@{host}"))
-
-
-def read_parquet_batches(path: Path) -> pa.RecordBatchReader:
-    """A file as a stream, dictionary columns decoded (binary COPY has no dictionaries).
-
-    Arrow's dataset scanner decodes ahead on its own threads while ADBC copies
-    the previous batch: a Python generator here made decode and copy take turns."""
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-
-    dataset = ds.dataset(path, format="parquet")
-    columns = {
-        f.name: pc.field(f.name).cast(f.type.value_type) if pa.types.is_dictionary(f.type) else pc.field(f.name)
-        for f in dataset.schema
-    }
-    return dataset.scanner(columns=columns, batch_size=1 << 16).to_reader()
-
-
-def server_message(exc: BaseException) -> str:
-    """The server's own words, without the driver's prefixes, on one line (its HINT kept)."""
-    text = str(exc)
-    # ADBC prefixes the server's message with its own status and a failed call.
-    text = re.sub(r"^[A-Z_]+: (Failed to (prepare|execute) query: )?", "", text.strip())
-    text = re.sub(r"^\[libpq\] [^:]*: ", "", text)
-    text = re.sub(r"^ERROR:\s+", "", text)
-    return engine_message(text) if text else type(exc).__name__

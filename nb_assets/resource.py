@@ -56,8 +56,8 @@ class NotebookResource(dg.ConfigurableResource):
         from nb_assets.materialize import failure, materialize_results, refusal
         from nb_assets.record import keep_record, prewarm_html, seen_through_facts
         from nb_assets.run_records import keep_refusal_record
-        from nb_assets.warehouse import open_warehouse
-        from nb_assets.warehouse_partitions import PartitionLoad
+        from nb_assets.warehouse_backends import open_warehouse
+        from nb_assets.warehouse_base import PartitionLoad
         from nb_assets.writer_identity import notebook_location
 
         prewarm_html()  # nbconvert imports while the notebook runs

@@ -100,9 +100,8 @@ class Takeover:
 def ad_hoc_takeover(notebook: Path, spec: NotebookSpec, project: Any, definitions: Path | None, warehouse: str) -> Takeover:
     """The outputs of `spec`, run ad hoc against `warehouse`, that are not its own (the
     warehouse is only read: its catalog, its tables' comments, the rows of those taken)."""
-    from nb_assets.catalog import open_catalog
     from nb_assets.locations import dialect_of, redact
-    from nb_assets.warehouse import open_warehouse
+    from nb_assets.warehouse_backends import open_catalog, open_warehouse
 
     if not spec.output_tables:
         return Takeover(str(notebook), redact(warehouse), (), "")
@@ -185,7 +184,7 @@ def table_candidates(spec: NotebookSpec, notebook: Path, others: Collection[str]
     """Tables to suggest writing instead, best first: `mart.<name>`; when another notebook has
     the same name (`others`: the names of the other owners), `mart.<folder>_<name>`, so the
     suggestion says which of the two this is."""
-    from nb_assets.notebook_parser import notebook_name
+    from nb_assets.spec import notebook_name
 
     stem = spec.name
     if stem in others:
@@ -206,8 +205,8 @@ def refuse_anyway(spec: NotebookSpec, params: Mapping[str, Any], warehouse: str)
     """Raise what the run would be refused for with or without --force, as run_pipeline would:
     error findings (reads-own-output, ...), bad parameters, and, when the warehouse's catalog can
     be read now, a view that cannot be seen through or a table the warehouse lacks."""
-    from nb_assets.catalog import open_catalog
     from nb_assets.host_pipeline import refuse_missing_tables, runnable_parameters, seen_through_or_refused
+    from nb_assets.warehouse_backends import open_catalog
 
     runnable_parameters(spec, params)
     if not spec.inputs:

@@ -29,9 +29,8 @@ from nb_assets.declaration_checks import silent_owners
 from nb_assets.declared_notebooks import DeclaredNotebook, apply_policy, declare_notebooks, policy_gate
 from nb_assets.definitions_file import ProjectDeclarations
 from nb_assets.errors import DeclarationError, NbAssetsError, error_json
-from nb_assets.locations import is_postgres_url
-from nb_assets.notebook_parser import notebook_name
 from nb_assets.policy import PolicyReport
+from nb_assets.spec import notebook_name
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ def _catalog(warehouse: str | None) -> Catalog | str | None:
     warehouse. Without a catalog the policy speaks of labels, not of missing tables."""
     if not warehouse:
         return None
-    from nb_assets.catalog import open_catalog
+    from nb_assets.warehouse_backends import open_catalog
 
     return open_catalog(warehouse)
 
@@ -175,21 +174,17 @@ def trial_records(project_dir: Path) -> Path:
     return project_dir / ".nb_assets" / "schedule"
 
 
-def _where(location: str) -> Path | str:
-    return location if is_postgres_url(location) else Path(location)
-
-
 def trial_runs(project: ProjectDeclarations, checked: Checked, scratch_dir: Path) -> tuple[Trial, ...]:
     """Run the notebook once per instance, as declared, against one scratch copy of the
     warehouse; a daily-partitioned notebook runs its latest day (yesterday, UTC), which
     is what its cron runs."""
-    from nb_assets.warehouse import open_warehouse
+    from nb_assets.warehouse_backends import open_warehouse
 
     if not project.warehouse:
         raise DeclarationError("the definitions name no warehouse; the trial run needs one")
     scratch_dir.mkdir(parents=True, exist_ok=True)
     # DuckDB: a copy of the file. Postgres: the real database read-only, every load rolled back.
-    scratch = open_warehouse(project.warehouse).scratch_copy(scratch_dir / "scratch_warehouse.duckdb")  # type: ignore[attr-defined]
+    scratch = open_warehouse(project.warehouse).scratch_copy(scratch_dir / "scratch_warehouse.duckdb")
     return tuple(
         _trial(project, checked, item, scratch, scratch_dir / "run" / (item.decl.instance or "notebook"),
                f"trial-{item.spec.name}-{scratch_dir.name}")
@@ -204,7 +199,7 @@ def _trial(project: ProjectDeclarations, checked: Checked, item: DeclaredNoteboo
     from nb_assets.host_pipeline import discard_data, run_pipeline
     from nb_assets.instances import label
     from nb_assets.record import keep_record
-    from nb_assets.warehouse_partitions import PartitionLoad
+    from nb_assets.warehouse_base import PartitionLoad
 
     decl, spec = item.decl, item.spec
     params, partition, what = dict(decl.params), None, label(decl, str(decl.path))
@@ -218,7 +213,7 @@ def _trial(project: ProjectDeclarations, checked: Checked, item: DeclaredNoteboo
                            params=params, limits=decl.limits, gate=gate, partition=partition)
     except NbAssetsError as exc:  # refused before the notebook ran, by the declaration's own rules: no data in it
         return Trial(what, decl.instance, "failed", str(exc), f"refused: {exc}", {}, {}, {}, 0.0, {}, None, None, None, None,
-                     _where(scratch.path))
+                     scratch.path)
     try:
         record = keep_record(run, {"run_id": run_id, "source": "schedule",
                                    "started_at": datetime.now(timezone.utc).isoformat()})
@@ -228,7 +223,7 @@ def _trial(project: ProjectDeclarations, checked: Checked, item: DeclaredNoteboo
     return Trial(
         what, decl.instance, run.status, str(run.error) if run.error else None, _failure(run.error) if run.error else None,
         dict(run.input_rows), dict(run.loaded_rows), columns, run.duration_s, dict(run.sandbox), run_id,
-        run.folder.record_dir, record.get("executed"), record.get("html"), _where(scratch.path),
+        run.folder.record_dir, record.get("executed"), record.get("html"), scratch.path,
     )
 
 

@@ -6,11 +6,19 @@ person counts in Jupyter); lines are 1-based within the cell's source.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
+
+
+def notebook_name(path: str | Path) -> str:
+    """A Dagster-safe name from the file name: `Daily Revenue.ipynb` → `daily_revenue`."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", Path(path).stem).strip("_").lower()
+    return name if name and not name[0].isdigit() else f"nb_{name}"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""The warehouse seam: prefetch SQL inputs to Parquet, load outputs atomically.
+"""The DuckDB warehouse: prefetch SQL inputs to Parquet, load outputs atomically.
 
-`Warehouse` is the interface; `DuckDBWarehouse` is the embedded default,
-`PostgresWarehouse` (postgres_warehouse.py) the server one, and
-`open_warehouse` chooses between them by the configured location. Output files are
-validated before anything touches the warehouse, and all outputs of a run
-load in one transaction, so a failed or partial run changes nothing.
+`Warehouse` (warehouse_base.py) is the interface; `DuckDBWarehouse` is the embedded
+default, `PostgresWarehouse` (postgres_warehouse.py) the server one, and
+warehouse_backends.open_warehouse chooses between them by the configured location.
+Output files are validated before anything touches the warehouse (warehouse_files.py),
+and all outputs of a run load in one transaction, so a failed or partial run changes nothing.
 
 Prefetch hands the warehouse's catalog (views, macros) to a check before any
 query runs, on the same connection and snapshot, so the views and macros a
@@ -14,125 +14,30 @@ views, materialized views and SQL functions, pg_catalog.py).
 
 from __future__ import annotations
 
-import itertools
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow.parquet as pq
 
-from nb_assets.locations import check_read_dsn, is_postgres_url
-from nb_assets.catalog import read_catalog
+from nb_assets.catalog import open_duckdb_catalog, read_catalog
 from nb_assets.catalog_lineage import Catalog
-from nb_assets.errors import OutputValidationError, WarehouseBusyError, WarehouseError
-# Every table a notebook loads says who wrote it, in the table's comment: an ad hoc
-# `nb-assets run` replaces only tables that name its own notebook (run_guard.py).
-from nb_assets.writer_identity import WRITER_COMMENT, Writer, comment_text, writer_of  # noqa: F401  (WRITER_COMMENT: tests)
+from nb_assets.errors import WarehouseBusyError, WarehouseError
+from nb_assets.warehouse_base import (
+    PartitionLoad, PrefetchRequest, TableDescription, Writer, engine_message, first_line, ident, quote_table, writer_comment,
+    writer_of,
+)
+from nb_assets.warehouse_files import write_parquet
 
 if TYPE_CHECKING:
-    from nb_assets.warehouse_partitions import PartitionLoad
+    import pyarrow as pa
 
-MAX_OUTPUT_ENTRIES = 1000  # a notebook spraying files is refused without listing them all
 _LOCK_WAIT_S = 120.0
 _BATCH_ROWS = 1 << 20  # one row group per batch: larger groups write faster
-
-
-@dataclass(frozen=True)
-class PrefetchRequest:
-    name: str
-    query: str
-    params: Mapping[str, Any]  # only the `$names` the query uses
-    cell: int
-    dest: Path
-
-
-@dataclass(frozen=True)
-class TableDescription:
-    table: str
-    rows: int
-    columns: tuple[tuple[str, str], ...]  # (name, type)
-
-
-class Warehouse(Protocol):
-    def prefetch(
-        self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None
-    ) -> dict[str, int]:
-        """Run each query with bound params, write its result to `dest`; rows per input.
-
-        `check` gets the catalog read on the same read-only connection and
-        snapshot before any query runs; whatever it raises refuses the fetch."""
-        ...
-
-    def load(self, notebook: str, outputs: Mapping[str, Path]) -> dict[str, int]:
-        """Replace each table with its Parquet file, all or nothing; rows per table."""
-        ...
-
-    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
-        """Replace only the rows of `part.day` in each table, all or nothing; rows loaded per table."""
-        ...
-
-    def describe(self, table: str) -> TableDescription | None:
-        ...
-
-    def recorded_writers(self, tables: Sequence[str]) -> dict[str, Writer | None]:
-        """Of `tables`, those that exist → the notebook their load recorded as writer (None: none recorded)."""
-        ...
-
-
-def open_warehouse(location: str | Path, read_dsn: str | None = None) -> Warehouse:
-    """The warehouse a configured location names: a `postgresql://` or `postgres://`
-    URL is a PostgresWarehouse (prefetching as `read_dsn`'s login when given), anything
-    else the path of a DuckDB file."""
-    check_read_dsn(location, read_dsn)
-    if is_postgres_url(location):
-        from nb_assets.postgres_warehouse import PostgresWarehouse  # the driver loads only when used
-
-        return PostgresWarehouse(str(location), read_dsn)
-    return DuckDBWarehouse(location)
-
-
-
-def validate_outputs(notebook: str, output_dir: Path, declared: Sequence[str] | Mapping[str, str]) -> dict[str, Path]:
-    """Map each declared table to its file; refuse anything else in the folder.
-
-    `declared` is the tables, or the name each is written under → the table it
-    loads into (an instance's `mart.revenue` → `mart.revenue_emea`)."""
-    names = dict(declared) if isinstance(declared, Mapping) else {t: t for t in declared}
-    expected = {f"{written}.parquet": table for written, table in names.items()}
-    found: dict[str, Path] = {}
-    problems: list[str] = []
-    for count, entry in enumerate(sorted(output_dir.iterdir()), start=1):
-        if count > MAX_OUTPUT_ENTRIES:
-            raise OutputValidationError(f"{notebook}: more than {MAX_OUTPUT_ENTRIES} files in the outputs folder; refused")
-        if entry.is_symlink() or not entry.is_file():
-            problems.append(f"{entry.name!r} is not a regular file")
-        elif entry.name not in expected:
-            problems.append(f"{entry.name!r} is not a declared output (declared: {', '.join(names) or 'none'})")
-        else:
-            found[expected[entry.name]] = entry
-    problems.extend(f"declared output {w} was not written; call output({w!r}, df)" for w, t in names.items() if t not in found)
-    for table, path in found.items():
-        try:
-            pq.read_metadata(path)
-        except Exception as exc:  # pyarrow raises several types for a bad file
-            problems.append(f"output {table} is not a readable Parquet file ({exc})")
-    if problems:
-        raise OutputValidationError(f"{notebook}: outputs refused, nothing loaded: " + "; ".join(problems))
-    return found
-
-
-def quote_table(table: str) -> str:
-    """`schema.table` as a quoted DuckDB identifier."""
-    schema, name = table.split(".")
-    return f'"{schema}"."{name}"'
-
-
-_quoted = quote_table
+_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @contextmanager
@@ -151,14 +56,22 @@ def connect(
             break
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
-                raise WarehouseError(f"cannot open warehouse {path}: {_first_line(exc)}") from exc
+                raise WarehouseError(f"cannot open warehouse {path}: {first_line(exc)}") from exc
             if time.monotonic() > deadline:
-                raise WarehouseBusyError(f"cannot open warehouse {path}: {_first_line(exc)}") from exc
+                raise WarehouseBusyError(f"cannot open warehouse {path}: {first_line(exc)}") from exc
             time.sleep(0.2)
     try:
         yield con
     finally:
         con.close()
+
+
+def read_query(path: str | Path, query: str, namespace: Mapping[str, Any], *, lock_wait_s: float) -> pa.Table:
+    """A person's `%%sql` query on the file, read-only, each `$name` it uses bound from `namespace`
+    (warehouse_backends.query_interactive); waits up to `lock_wait_s` while a load holds the file."""
+    params = {n: namespace[n] for n in dict.fromkeys(_PARAM.findall(query)) if n in namespace}
+    with connect(path, read_only=True, lock_wait_s=lock_wait_s) as con:
+        return con.sql(query, params=params).to_arrow_table()
 
 
 class DuckDBWarehouse:
@@ -189,12 +102,12 @@ class DuckDBWarehouse:
                 try:
                     catalog = read_catalog(con, self.path)
                 except duckdb.Error as exc:
-                    raise WarehouseError(f"{notebook}: cannot read the catalog of {self.path}: {_first_line(exc)}") from exc
+                    raise WarehouseError(f"{notebook}: cannot read the catalog of {self.path}: {first_line(exc)}") from exc
                 check(catalog)
             for request in requests:
                 try:
                     reader = con.sql(request.query, params=dict(request.params)).to_arrow_reader(_BATCH_ROWS)
-                    rows[request.name] = _write_parquet(reader, request.dest)
+                    rows[request.name] = write_parquet(reader, request.dest)
                 except duckdb.Error as exc:
                     raise WarehouseError(
                         f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {engine_message(exc)}",
@@ -211,10 +124,10 @@ class DuckDBWarehouse:
             try:
                 for table, path in outputs.items():
                     schema = table.split(".")[0]
-                    con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-                    con.execute(f"CREATE OR REPLACE TABLE {_quoted(table)} AS SELECT * FROM read_parquet($path)", {"path": str(path)})
-                    con.execute(f"COMMENT ON TABLE {_quoted(table)} IS {writer_comment(notebook)}")
-                    rows[table] = con.execute(f"SELECT count(*) FROM {_quoted(table)}").fetchone()[0]
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
+                    con.execute(f"CREATE OR REPLACE TABLE {quote_table(table)} AS SELECT * FROM read_parquet($path)", {"path": str(path)})
+                    con.execute(f"COMMENT ON TABLE {quote_table(table)} IS {writer_comment(notebook)}")
+                    rows[table] = con.execute(f"SELECT count(*) FROM {quote_table(table)}").fetchone()[0]
                 con.execute("COMMIT")
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
@@ -246,6 +159,13 @@ class DuckDBWarehouse:
             con.execute("DETACH nb_assets_source")
         return DuckDBWarehouse(dest)
 
+    def read_catalog(self) -> Catalog:
+        """The catalog now, as catalog.open_duckdb_catalog reads it (one attempt, no waiting on a lock)."""
+        found = open_duckdb_catalog(self.path)
+        if isinstance(found, str):
+            raise WarehouseError(found)
+        return found
+
     def describe(self, table: str) -> TableDescription | None:
         if not Path(self.path).exists():
             return None
@@ -258,7 +178,7 @@ class DuckDBWarehouse:
             ).fetchall()
             if not columns:
                 return None
-            count = con.execute(f"SELECT count(*) FROM {_quoted(table)}").fetchone()[0]
+            count = con.execute(f"SELECT count(*) FROM {quote_table(table)}").fetchone()[0]
         return TableDescription(table, count, tuple((c, t) for c, t in columns))
 
 
@@ -272,33 +192,3 @@ _COMMENTS = """
     ) WHERE list_contains($names, name)
 """
 
-
-def writer_comment(notebook: str) -> str:
-    """The comment a load puts on each table (writer_identity: the notebook's name and where it lives), as an SQL literal."""
-    return "'" + comment_text(notebook).replace("'", "''") + "'"
-
-
-def _write_parquet(reader: Any, dest: Path) -> int:
-    """Streamed, so memory stays at one batch. Input files live for one run:
-    dictionary encoding cost more time than it saved in size (benchmarks/data_path.py)."""
-    rows = 0
-    with pq.ParquetWriter(dest, reader.schema, use_dictionary=False) as writer:
-        for batch in reader:
-            writer.write_batch(batch)
-            rows += batch.num_rows
-    return rows
-
-
-def _first_line(exc: BaseException) -> str:
-    return re.sub(r"\s+", " ", str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
-
-
-def engine_message(exc: BaseException | str) -> str:
-    """The engine's message on one line, hints kept (DuckDB's `Did you mean "web_events"?` and
-    `Candidate bindings: ...`, Postgres' `HINT:`), the quoted query and its caret left out."""
-    lines = str(exc).strip().splitlines()
-    if not lines:
-        return type(exc).__name__
-    head = list(itertools.takewhile(lambda line: line.strip() and not line.startswith("LINE "), lines))
-    hints = [line for line in lines[len(head):] if line.startswith(("HINT:", "DETAIL:"))]
-    return re.sub(r"\s+", " ", " ".join(head + hints))

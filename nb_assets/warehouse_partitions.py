@@ -9,57 +9,22 @@ be of that day. An output without the column, or with a row of another day
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 
 from nb_assets.errors import OutputValidationError, WarehouseError
-from nb_assets.warehouse import quote_table
-
-
-@dataclass(frozen=True)
-class PartitionLoad:
-    column: str  # the date column that says which day a row belongs to
-    day: str  # "YYYY-MM-DD": the partition this run replaces
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def check_partition_outputs(con: duckdb.DuckDBPyConnection, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> None:
-    """Every output has the partition column and only rows of the run's day; else nothing loads."""
-    problems: list[str] = []
-    col = _ident(part.column)
-    for table, path in outputs.items():
-        if part.column not in pq.read_schema(path).names:
-            problems.append(f"output {table} has no partition column {part.column!r}")
-            continue
-        stray = con.execute(
-            f"SELECT count(*), min(CAST({col} AS VARCHAR)) FROM read_parquet($path) "
-            f"WHERE TRY_CAST({col} AS DATE) IS DISTINCT FROM CAST($day AS DATE)",
-            {"path": str(path), "day": part.day},
-        ).fetchone()
-        assert stray is not None
-        if stray[0]:
-            example = "no day" if stray[1] is None else repr(stray[1])
-            problems.append(
-                f"output {table} has {stray[0]} row(s) whose {part.column!r} is not {part.day} (e.g. {example}); "
-                "a partitioned run writes only its own day"
-            )
-    if problems:
-        raise OutputValidationError(f"{notebook}: partition {part.day}: outputs refused, nothing loaded: " + "; ".join(problems))
+from nb_assets.warehouse_base import PartitionLoad, first_line, ident, quote_table
+from nb_assets.warehouse_files import check_partition_outputs
 
 
 def replace_partition(con: duckdb.DuckDBPyConnection, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
     """In the caller's transaction: check all outputs, then replace the day's rows of each; rows loaded per table."""
     check_partition_outputs(con, notebook, outputs, part)
-    col = _ident(part.column)
+    col = ident(part.column)
     rows: dict[str, int] = {}
     for table, path in outputs.items():
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS {_ident(table.split(".")[0])}')
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS {ident(table.split(".")[0])}')
         exists = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = $s AND table_name = $t",
             {"s": table.split(".")[0], "t": table.split(".")[1]},
@@ -93,6 +58,5 @@ def load_partition(connect: object, notebook: str, outputs: Mapping[str, Path], 
             raise
         except duckdb.Error as exc:
             con.execute("ROLLBACK")
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise WarehouseError(f"{notebook}: partition {part.day}: loading outputs failed, nothing loaded: {first}") from exc
+            raise WarehouseError(f"{notebook}: partition {part.day}: loading outputs failed, nothing loaded: {first_line(exc)}") from exc
     return rows

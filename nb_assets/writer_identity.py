@@ -37,7 +37,7 @@ class Writer:
 
 def writer_of_notebook(path: str | Path) -> Writer:
     """The identity a load of the notebook at `path` records."""
-    from nb_assets.notebook_parser import notebook_name
+    from nb_assets.spec import notebook_name
 
     return Writer(notebook_name(path), notebook_location(path))
 

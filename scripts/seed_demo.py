@@ -45,7 +45,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from nb_assets.landing import LOG_DDL
+from nb_assets.landing_log import LOG_DDL
 
 END_DATE = date(2026, 11, 25)
 DAYS = 60

@@ -20,12 +20,12 @@ import pytest
 from conftest import warehouse_snapshot
 from nb_assets import NotebookAsset, NotebookResource, build_notebook_assets
 from nb_assets.build_assets import RESOURCE_KEY
-from nb_assets.catalog import open_catalog
 from nb_assets.catalog_lineage import Catalog, see_through, view_query
 from nb_assets.cli import main as nb_assets_main
 from nb_assets.declared_notebooks import declare_notebooks
 from nb_assets.errors import DeclarationError
 from nb_assets.notebook_parser import parse_notebook
+from nb_assets.warehouse_backends import open_catalog
 from notebook_factory import RUNTIME, code, md, params, write_notebook
 
 POLICY = """\

@@ -99,7 +99,7 @@ def test_a_file_still_being_written_waits_for_the_next_tick(warehouse: Path, fol
 
 def test_a_file_loaded_by_a_tick_that_died_before_moving_it_is_not_loaded_again(warehouse: Path, folder: Path) -> None:
     from nb_assets.file_drop import _sha256
-    from nb_assets.load_file import land_file
+    from nb_assets.warehouse_backends import land_file
 
     path = _drop(folder, "a.csv", "100,1,2.5,2026-11-06\n")
     # What a tick does before the move, with the same identity it records.

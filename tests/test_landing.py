@@ -10,8 +10,9 @@ import pytest
 
 from conftest import warehouse_snapshot
 from nb_assets.errors import LandingError
-from nb_assets.landing import APPEND_SQL, LOG_DDL, append_landing, ensure_log, is_conflict, read_landings, record_landing
-from nb_assets.load_file import land_file
+from nb_assets.landing import APPEND_SQL, append_landing, ensure_log, is_conflict, read_landings, record_landing
+from nb_assets.landing_log import LOG_DDL
+from nb_assets.warehouse_backends import land_file
 
 HEADER = "order_id,customer_id,amount,order_date\n"
 

@@ -42,7 +42,7 @@ PURE_MODULES = (
     "nb_assets.cron_syntax",
     "nb_assets.declared_notebooks",
     "nb_assets.load_check",
-    "nb_assets.warehouse_columns",
+    "nb_assets.warehouse_backends",
     "nb_assets.cli_lineage",
     "nb_assets.run_guard",
     "nb_assets.table_names",
@@ -51,6 +51,9 @@ PURE_MODULES = (
     "nb_assets.record_safety_html",
     "nb_assets.context_pane_project",
     "nb_assets.writer_identity",
+    "nb_assets.warehouse_base",
+    "nb_assets.warehouse_files",
+    "nb_assets.landing_log",
 )
 HEAVY = ("dagster", "duckdb", "docker")
 
@@ -108,7 +111,7 @@ def test_public_names_are_the_same_objects_whatever_was_imported_first(first: st
 
 
 def test_loading_the_notebook_runtime_loads_no_host_module_until_nb_context_is_used() -> None:
-    """The sandbox has only the runtime: `%load_ext` must not need the context pane."""
+    """The sandbox has only the runtime: `%load_ext` must not need the context pane or the interactive `%%sql`."""
     loaded = _fresh("""
         import json, sys
         from IPython.core.interactiveshell import InteractiveShell
@@ -116,6 +119,6 @@ def test_loading_the_notebook_runtime_loads_no_host_module_until_nb_context_is_u
         shell.extension_manager.load_extension("nb_assets.notebook")
         assert "nb_context" in shell.magics_manager.lsmagic()["line"]
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {"dagster", "duckdb", "docker"}
-                                or m == "nb_assets.context_pane")))
+                                or m in ("nb_assets.context_pane", "nb_assets.jupyter.interactive"))))
     """)
     assert loaded == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -14,8 +16,9 @@ from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.locations import redact
 from nb_assets.postgres_warehouse import PostgresWarehouse
 from nb_assets.writer_identity import Writer
-from nb_assets.warehouse import DuckDBWarehouse, PrefetchRequest, open_warehouse
-from nb_assets.warehouse_partitions import PartitionLoad
+from nb_assets.warehouse import DuckDBWarehouse
+from nb_assets.warehouse_backends import open_warehouse
+from nb_assets.warehouse_base import PartitionLoad, PrefetchRequest
 
 
 def _write(folder: Path, table: str, df: pd.DataFrame) -> Path:
@@ -231,7 +234,7 @@ def test_notebook_definitions_prefetch_as_the_read_login_they_are_given(pg_wareh
     import dagster as dg
 
     from nb_assets import NotebookAsset, notebook_definitions
-    from nb_assets.postgres_warehouse import with_user
+    from nb_assets.pg_driver import with_user
     from notebook_factory import RUNTIME, code, write_notebook
 
     notebook = write_notebook(tmp_path / "copy.ipynb", code(RUNTIME),
@@ -266,3 +269,15 @@ def test_a_read_login_for_a_duckdb_warehouse_is_refused_at_load(tmp_path: Path) 
     with pytest.raises(DeclarationError, match="read_dsn= takes a postgresql:// URL") as refused:
         notebook_definitions([], warehouse="postgresql://owner@db.example.invalid/w", read_dsn="analyst:secret@host")
     assert "secret" not in str(refused.value)
+
+
+def test_create_databases_creates_only_the_missing_ones(pg_cluster: Any) -> None:
+    """What the deploy stack runs on its fresh cluster, and again on every later `up`."""
+    from nb_assets.warehouse_backends import create_databases
+
+    names = (f"dagster{os.getpid()}", f"warehouse{os.getpid()}")
+    create_databases(pg_cluster.dsn(), names[:1])
+    create_databases(pg_cluster.dsn(), names)  # the first exists: left as it is
+    with psycopg.connect(pg_cluster.dsn()) as con:
+        found = con.execute("SELECT datname FROM pg_database WHERE datname = ANY(%s) ORDER BY 1", (list(names),)).fetchall()
+    assert found == [(n,) for n in sorted(names)]

@@ -16,7 +16,7 @@ from conftest import warehouse_snapshot
 from nb_assets.host_pipeline import run_pipeline
 from nb_assets.notebook_parser import parse_notebook
 from nb_assets.sandbox import LocalSandbox
-from nb_assets.warehouse import open_warehouse
+from nb_assets.warehouse_backends import open_warehouse
 from notebook_factory import RUNTIME, code, params, write_notebook
 from test_cli import NB_ASSETS
 

@@ -10,7 +10,9 @@ import pytest
 
 from conftest import warehouse_snapshot
 from nb_assets.errors import OutputValidationError, WarehouseError
-from nb_assets.warehouse import DuckDBWarehouse, PrefetchRequest, validate_outputs
+from nb_assets.warehouse import DuckDBWarehouse
+from nb_assets.warehouse_base import PrefetchRequest
+from nb_assets.warehouse_files import validate_outputs
 from nb_assets.writer_identity import Writer, writer_of
 
 

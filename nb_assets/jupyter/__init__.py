@@ -1,0 +1,1 @@
+"""What a person in Jupyter uses on the host: the interactive `%%sql`; never copied into the sandbox."""
