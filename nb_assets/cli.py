@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -30,6 +29,7 @@ from nb_assets.sandbox import SandboxKind, SandboxLimits
 from nb_assets.spec import NotebookSpec
 
 if TYPE_CHECKING:
+    from nb_assets.declared_notebooks import Gate
     from nb_assets.run_guard import Takeover
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -191,43 +191,30 @@ def execute_job(
     The record and the summary name the warehouse and, for a --force run, what it replaced.
     Shared by `nb-assets run` and `nb-assets backfill`, so a backfilled day runs as `run` would."""
     from nb_assets.choose_sandbox import choose_sandbox
-    from nb_assets.declaration import PARTITION_PARAM
-    from nb_assets.host_pipeline import discard_data, run_pipeline
-    from nb_assets.locations import redact
-    from nb_assets.record import keep_record, run_summary, seen_through_facts
+    from nb_assets.record import run_summary
+    from nb_assets.runs.once import Refused, about_run, run_once
     from nb_assets.warehouse import open_warehouse
     from nb_assets.warehouse_partitions import PartitionLoad
-    from nb_assets.writer_identity import notebook_location
 
     limits = job.limits if args.timeout is None else replace(job.limits, timeout_s=args.timeout)
     sandbox = choose_sandbox(job.sandbox)
     fallback = getattr(sandbox, "fallback_reason", None)
     if fallback:
         print(f"nb-assets {args.command}: using the local sandbox (network and process isolation only): {fallback}", file=sys.stderr)
-    params, partition = dict(job.params), None
-    if job.partitions is not None and day is not None:
-        params[PARTITION_PARAM] = day
-        partition = PartitionLoad(job.partitions.column, day)
+    partition = PartitionLoad(job.partitions.column, day) if job.partitions is not None and day is not None else None
     stamp, serial = time.strftime("%Y%m%dT%H%M%S"), f"{time.time_ns() % 10**9:09d}"
     run_dir = args.records / job.spec.name / stamp / serial
-    about: dict[str, Any] = {"run_id": f"{stamp}-{serial}", "source": "cli", "started_at": datetime.now(timezone.utc).isoformat(),
-                             "warehouse": redact(job.warehouse), "notebook_file": notebook_location(job.spec.path)}
-    if day is not None:
-        about["partition"] = day
+    about = about_run(f"{stamp}-{serial}", "cli", warehouse=job.warehouse, notebook=job.spec.path, day=day)
     if before_run is not None:
         before_run()
-    run = run_pipeline(
-        job.spec, warehouse=open_warehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, params=params,
-        limits=limits, gate=job.gate, partition=partition,
-    )
-    if job.forced:  # all or nothing: a failed run replaced none of them
-        about["forced"] = True
-        about["replaced"] = [t.as_json() for t in (job.takeover.taken if job.takeover else ()) if t.table in run.loaded_rows]
-    try:
-        record = keep_record(run, {**seen_through_facts(run.spec), **about}, html=getattr(args, "html", False))
-    finally:
-        discard_data(run.folder)
-    return run, {**run_summary(run, about), "html": str(record["html"]) if "html" in record else None}, sandbox.kind
+    forced = (job.takeover.taken if job.takeover else ()) if job.forced else None
+    with run_once(job.spec, warehouse=open_warehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, about=about,
+                  params=job.params, limits=limits, gate=job.gate, partition=partition, forced=forced,
+                  html=getattr(args, "html", False)) as outcome:
+        if isinstance(outcome, Refused):  # refused before it ran: the caller says why
+            raise outcome.error
+        run, record = outcome.run, outcome.record
+    return run, {**run_summary(run, outcome.about), "html": str(record["html"]) if "html" in record else None}, sandbox.kind
 
 
 @dataclass
@@ -239,7 +226,7 @@ class _Job:
     limits: SandboxLimits
     sandbox: SandboxKind
     warehouse: str
-    gate: Callable[[], Any] | None = None
+    gate: Gate | None = None  # the policy gate (declared runs)
     partitions: Any = None  # DailyPartitions, when the declaration has them
     takeover: Takeover | None = None  # the tables not its own it would replace (ad hoc runs)
     forced: bool = False  # --force: replace them anyway
