@@ -10,30 +10,23 @@ import json
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import Any, get_args
 
 from nb_assets.cli_backfill import add_backfill_command
 from nb_assets.cli_check import cmd_check
 from nb_assets.cli_deploy import add_deploy_command
+from nb_assets.cli_jobs import DEFAULT_WAREHOUSE, _ad_hoc_job, declared_job, execute_job
 from nb_assets.cli_land import add_land_command
 from nb_assets.cli_lineage import add_lineage_command
 from nb_assets.cli_runs import add_runs_commands
 from nb_assets.cli_sandbox import add_sandbox_command
 from nb_assets.cli_schedule import add_schedule_command
 from nb_assets.errors import DeclarationError, NbAssetsError, error_json
-from nb_assets.sandbox import SandboxKind, SandboxLimits
-from nb_assets.spec import NotebookSpec
-
-if TYPE_CHECKING:
-    from nb_assets.run_guard import Takeover
+from nb_assets.sandbox import SandboxKind
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DEFAULT_WAREHOUSE = "warehouse.duckdb"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -179,162 +172,6 @@ def failure_text(args: argparse.Namespace, run: Any, summary: dict[str, Any]) ->
     lines += record_lines(summary["executed_notebook"], summary["html"], summary["record"])
     lines.append(details_line(summary["run_id"], args.records))
     return "\n".join(lines)
-
-
-def execute_job(
-    job: _Job, args: argparse.Namespace, day: str | None = None, before_run: Callable[[], None] | None = None
-) -> tuple[Any, dict[str, Any], str]:
-    """One run through the host pipeline, its record kept; for a partitioned job, the run of `day`.
-    `before_run` is called once the sandbox is chosen, just before the run starts.
-    Returns the NotebookRun, its summary, and the sandbox kind it ran in.
-
-    The record and the summary name the warehouse and, for a --force run, what it replaced.
-    Shared by `nb-assets run` and `nb-assets backfill`, so a backfilled day runs as `run` would."""
-    from nb_assets.choose_sandbox import choose_sandbox
-    from nb_assets.declaration import PARTITION_PARAM
-    from nb_assets.host_pipeline import discard_data, run_pipeline
-    from nb_assets.locations import redact
-    from nb_assets.record import keep_record, run_summary, seen_through_facts
-    from nb_assets.warehouse_backends import open_warehouse
-    from nb_assets.warehouse_base import PartitionLoad
-    from nb_assets.writer_identity import notebook_location
-
-    limits = job.limits if args.timeout is None else replace(job.limits, timeout_s=args.timeout)
-    sandbox = choose_sandbox(job.sandbox)
-    fallback = getattr(sandbox, "fallback_reason", None)
-    if fallback:
-        print(f"nb-assets {args.command}: using the local sandbox (network and process isolation only): {fallback}", file=sys.stderr)
-    params, partition = dict(job.params), None
-    if job.partitions is not None and day is not None:
-        params[PARTITION_PARAM] = day
-        partition = PartitionLoad(job.partitions.column, day)
-    stamp, serial = time.strftime("%Y%m%dT%H%M%S"), f"{time.time_ns() % 10**9:09d}"
-    run_dir = args.records / job.spec.name / stamp / serial
-    about: dict[str, Any] = {"run_id": f"{stamp}-{serial}", "source": "cli", "started_at": datetime.now(timezone.utc).isoformat(),
-                             "warehouse": redact(job.warehouse), "notebook_file": notebook_location(job.spec.path)}
-    if day is not None:
-        about["partition"] = day
-    if before_run is not None:
-        before_run()
-    run = run_pipeline(
-        job.spec, warehouse=open_warehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, params=params,
-        limits=limits, gate=job.gate, partition=partition,
-    )
-    if job.forced:  # all or nothing: a failed run replaced none of them
-        about["forced"] = True
-        about["replaced"] = [t.as_json() for t in (job.takeover.taken if job.takeover else ()) if t.table in run.loaded_rows]
-    try:
-        record = keep_record(run, {**seen_through_facts(run.spec), **about}, html=getattr(args, "html", False))
-    finally:
-        discard_data(run.folder)
-    return run, {**run_summary(run, about), "html": str(record["html"]) if "html" in record else None}, sandbox.kind
-
-
-@dataclass
-class _Job:
-    """What one `nb-assets run` executes; CLI flags are applied on top of it."""
-
-    spec: NotebookSpec
-    params: dict[str, Any]
-    limits: SandboxLimits
-    sandbox: SandboxKind
-    warehouse: str
-    gate: Callable[[], Any] | None = None
-    partitions: Any = None  # DailyPartitions, when the declaration has them
-    takeover: Takeover | None = None  # the tables not its own it would replace (ad hoc runs)
-    forced: bool = False  # --force: replace them anyway
-
-
-def _ad_hoc_job(args: argparse.Namespace) -> _Job:
-    """The notebook as written, against --warehouse (else its project's warehouse, else ./warehouse.duckdb),
-    with the tables not its own it would replace (run_guard: refused before anything runs, unless --force)."""
-    from nb_assets.locations import dialect_of
-    from nb_assets.notebook_parser import parse_notebook
-    from nb_assets.run_guard import ad_hoc_takeover
-
-    project, definitions = _nearest_project(args.notebook)
-    warehouse = args.warehouse or (project.warehouse if project is not None else None) or DEFAULT_WAREHOUSE
-    spec = parse_notebook(args.notebook, dialect_of(warehouse))
-    if project is not None and definitions is not None:
-        _refuse_without_its_declaration(args.notebook, project, definitions)
-    takeover = ad_hoc_takeover(args.notebook, spec, project, definitions, warehouse)
-    return _Job(spec, {}, SandboxLimits(), args.sandbox or "auto", warehouse, takeover=takeover, forced=args.force)
-
-
-def _nearest_project(notebook: Path) -> tuple[Any, Path | None]:
-    """The declarations of the project the notebook is in (its nearest definitions.py), read without Dagster."""
-    from nb_assets.definitions_file import load_declarations
-    from nb_assets.run_records import nearest_project
-
-    project_dir = nearest_project(notebook)
-    if project_dir is None:
-        return None, None
-    definitions = project_dir / "definitions.py"
-    try:
-        return load_declarations(definitions), definitions
-    except Exception as exc:  # noqa: BLE001  # any error of the user's file: it cannot tell us, say so and go on
-        print(f"nb-assets run: could not read {definitions} to see how it declares {notebook} "
-              f"(only the warehouse tells which tables are its own): {exc}", file=sys.stderr)
-        return None, definitions
-
-
-def _refuse_without_its_declaration(notebook: Path, project: Any, definitions: Path) -> None:
-    """A notebook its project declares daily-partitioned, with instances, or with its outputs
-    mapped, runs only as declared: run ad hoc, its outputs would replace every day's rows of a
-    partitioned table, or land in a table no declaration has."""
-    for decl in project.notebooks:
-        if decl.notebook_file(project.base_dir).resolve() != notebook.resolve():
-            continue
-        if decl.partitions is not None:
-            raise DeclarationError(
-                f"{notebook} is daily-partitioned in {definitions}: run one day with --definitions {definitions} "
-                "--partition YYYY-MM-DD (run without, its outputs would replace every day's rows)"
-            )
-        if decl.instances:
-            raise DeclarationError(
-                f"{notebook} is declared with instances ({', '.join(decl.instances)}) in {definitions}: "
-                f"run one with --definitions {definitions} --instance NAME"
-            )
-        if decl.outputs:
-            raise DeclarationError(
-                f"{notebook} is declared with outputs= in {definitions} (its outputs load into other tables): "
-                f"run it as declared with --definitions {definitions}"
-            )
-
-
-def declared_job(args: argparse.Namespace) -> _Job:
-    """The notebook as Dagster would run it: its declaration's allowances, parameters,
-    limits, sandbox, purpose and policy gate, and the project's warehouse. Flags win.
-    A notebook declared with instances needs `--instance`."""
-    from nb_assets.declared_notebooks import declare_notebooks, policy_gate
-    from nb_assets.definitions_file import load_declarations
-    from nb_assets.locations import dialect_of
-
-    project = load_declarations(args.definitions)
-
-    dialect = dialect_of(args.warehouse or project.warehouse)
-    declared = declare_notebooks(project.notebooks, project.base_dir, dialect=dialect)  # the gate sees views through at run time
-    mine = [d for d in declared if Path(d.spec.path).resolve() == args.notebook.resolve()]
-    if not mine:
-        raise DeclarationError(f"{args.notebook} is not declared in {args.definitions}")
-    instances = [d.decl.instance for d in mine if d.decl.instance]
-    wanted = getattr(args, "instance", None)
-    item = next((d for d in mine if d.decl.instance == wanted), None)
-    if item is None:
-        if wanted is None:
-            raise DeclarationError(f"{args.notebook} is declared with instances ({', '.join(instances)}); pick one with --instance")
-        raise DeclarationError(f"{args.notebook} has no instance {wanted!r} in {args.definitions} (instances: {', '.join(instances) or 'none'})")
-    decl = item.decl
-    gate = policy_gate(project.policy, declared, item) if project.policy else None
-    return _Job(
-        spec=item.spec,
-        params=dict(decl.params),
-        limits=decl.limits,
-        sandbox=args.sandbox or (decl.sandbox if decl.sandbox != "auto" else project.sandbox),  # type: ignore[arg-type]
-        warehouse=args.warehouse or project.warehouse or DEFAULT_WAREHOUSE,
-        gate=gate,
-        partitions=decl.partitions,
-    )
 
 
 if __name__ == "__main__":

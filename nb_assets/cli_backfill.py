@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
+from nb_assets.cli_jobs import declared_job, execute_job
 from nb_assets.errors import DeclarationError, NbAssetsError
 from nb_assets.sandbox import SandboxKind
 
@@ -38,7 +39,6 @@ def add_backfill_command(sub: Any) -> None:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    from nb_assets.cli import declared_job, execute_job
     from nb_assets.partitions import check_day, days
     from nb_assets.run_output import details_line
 

@@ -17,7 +17,7 @@ from nb_assets.declaration import NotebookAsset
 from nb_assets.declared_notebooks import DeclaredNotebook, declare_notebooks, seen_through
 from nb_assets.definitions_file import ProjectDeclarations
 from nb_assets.errors import PolicyError
-from nb_assets.notebook_parser import dialect_of
+from nb_assets.locations import dialect_of
 from nb_assets.policy import Policy, PolicyReport, propagate
 from nb_assets.policy_file import load_policy
 from nb_assets.spec import NotebookSpec

@@ -36,6 +36,7 @@ STEP_MODULES = (
     "nb_assets.materialize",
     "nb_assets.record",
     "nb_assets.run_records",
+    "nb_assets.runs.once",
     "nb_assets.warehouse",
 )
 # The forkserver's preload: nb_assets.step_preload imports STEP_MODULES and warms them up.

@@ -195,36 +195,37 @@ def trial_runs(project: ProjectDeclarations, checked: Checked, scratch_dir: Path
 def _trial(project: ProjectDeclarations, checked: Checked, item: DeclaredNotebook, scratch: Any, run_dir: Path,
            run_id: str) -> Trial:
     from nb_assets.choose_sandbox import choose_sandbox
-    from nb_assets.declaration import PARTITION_PARAM
-    from nb_assets.host_pipeline import discard_data, run_pipeline
     from nb_assets.instances import label
-    from nb_assets.record import keep_record
+    from nb_assets.runs.once import Refused, about_run, run_once
     from nb_assets.warehouse_base import PartitionLoad
 
     decl, spec = item.decl, item.spec
-    params, partition, what = dict(decl.params), None, label(decl, str(decl.path))
+    partition, what = None, label(decl, str(decl.path))
     if decl.partitions is not None:
         day = (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
-        params[PARTITION_PARAM], partition, what = day, PartitionLoad(decl.partitions.column, day), f"{what}, day {day}"
+        partition, what = PartitionLoad(decl.partitions.column, day), f"{what}, day {day}"
     gate = policy_gate(project.policy, checked.declared, item) if project.policy else None
     kind = decl.sandbox if decl.sandbox != "auto" else project.sandbox
     try:
-        run = run_pipeline(spec, warehouse=scratch, sandbox=choose_sandbox(kind), run_dir=run_dir,  # type: ignore[arg-type]
-                           params=params, limits=decl.limits, gate=gate, partition=partition)
-    except NbAssetsError as exc:  # refused before the notebook ran, by the declaration's own rules: no data in it
-        return Trial(what, decl.instance, "failed", str(exc), f"refused: {exc}", {}, {}, {}, 0.0, {}, None, None, None, None,
-                     scratch.path)
-    try:
-        record = keep_record(run, {"run_id": run_id, "source": "schedule",
-                                   "started_at": datetime.now(timezone.utc).isoformat()})
+        sandbox = choose_sandbox(kind)  # type: ignore[arg-type]
+    except NbAssetsError as exc:  # no such sandbox here: nothing ran
+        return _refused(what, decl, exc, scratch)
+    with run_once(spec, warehouse=scratch, sandbox=sandbox, run_dir=run_dir, about=about_run(run_id, "schedule"),
+                  params=decl.params, limits=decl.limits, gate=gate, partition=partition) as outcome:
+        if isinstance(outcome, Refused):  # refused before the notebook ran, by the declaration's own rules: no data in it
+            return _refused(what, decl, outcome.error, scratch)
+        run, record = outcome.run, outcome.record
         columns = {table: _columns(path) for table, path in run.output_files.items() if table in run.loaded_rows}
-    finally:
-        discard_data(run.folder)
     return Trial(
         what, decl.instance, run.status, str(run.error) if run.error else None, _failure(run.error) if run.error else None,
         dict(run.input_rows), dict(run.loaded_rows), columns, run.duration_s, dict(run.sandbox), run_id,
         run.folder.record_dir, record.get("executed"), record.get("html"), scratch.path,
     )
+
+
+def _refused(what: str, decl: NotebookAsset, exc: NbAssetsError, scratch: Any) -> Trial:
+    return Trial(what, decl.instance, "failed", str(exc), f"refused: {exc}", {}, {}, {}, 0.0, {}, None, None, None, None,
+                 scratch.path)
 
 
 def _columns(parquet: Path) -> tuple[str, ...]:

@@ -103,6 +103,8 @@ def test_the_declared_purpose_is_what_the_gate_checks(tmp_path: Path, warehouse:
                               code("%%sql people\nSELECT * FROM raw.customers"), code("output('mart.people', people)"))
     status, report = _run(project, notebook)
     assert status == 0, report
+    kept = json.loads((Path(report["record"]) / "run.json").read_text())  # the gate's facts, as a Dagster run's record has them
+    assert kept["policy/purpose"] == "support" and kept["policy/labels"]["raw.customers"] == ["pii"]
     definitions = project / "definitions.py"
     definitions.write_text(definitions.read_text().replace('purpose="support"', 'purpose="reporting"'))
     status, report = _run(project, notebook)

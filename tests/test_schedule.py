@@ -228,6 +228,8 @@ def test_a_trial_shows_customers_rows_in_its_record_and_never_in_the_plan_or_the
     # The trial did show the address: its record keeps it, on this machine, where the plan points.
     record = project / plan.split("- record: `")[1].split("`")[0]
     assert CANARY in (record / "executed.html").read_text(), plan
+    kept = json.loads((record / "run.json").read_text())  # the gate's facts, as a Dagster run's record has them
+    assert kept["policy/purpose"] == "customer_analytics" and kept["policy/labels"]["raw.customers"] == ["pii"], kept
     assert ("`nb-assets schedule notebooks/contacts.ipynb --owner a@example.com --purpose customer_analytics`"
             in plan), plan
     run_id = plan.split("run id `")[1].split("`")[0]
