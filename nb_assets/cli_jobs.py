@@ -96,7 +96,7 @@ def _ad_hoc_job(args: argparse.Namespace) -> _Job:
 def _nearest_project(notebook: Path) -> tuple[Any, Path | None]:
     """The declarations of the project the notebook is in (its nearest definitions.py), read without Dagster."""
     from nb_assets.definitions_file import load_declarations
-    from nb_assets.run_records import nearest_project
+    from nb_assets.locations import nearest_project
 
     project_dir = nearest_project(notebook)
     if project_dir is None:

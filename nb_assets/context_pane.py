@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb_assets.context_pane_project import ProjectView, draft_zones, missing_tables, read_project
-from nb_assets.run_records import RunRecord, find_runs, nearest_project, project_dir_of, record_roots
+from nb_assets.locations import nearest_project
+from nb_assets.run_records import RunRecord, find_runs, project_dir_of, record_roots
 
 if TYPE_CHECKING:
     from nb_assets.spec import NotebookSpec

@@ -1,10 +1,9 @@
-"""What a configured warehouse location names (a Postgres server URL, or a DuckDB file's path), and how to show it.
+"""Where things are: what a configured warehouse location names (a Postgres server URL,
+or a DuckDB file's path), how to show it, and which project a file belongs to.
 
-One test for the host modules that must tell them apart (warehouse, catalog,
-landing, file loads, the SQL dialect a notebook is read in, the schedule
-trial); it imports nothing but nb_assets.errors, so asking loads no driver.
-(notebook.py keeps its own copy: the sandbox gets it with the in-box contract
-only.)
+The one test of a URL's scheme: the warehouse chooser (warehouse_backends) and the
+SQL dialect a notebook is read in ask here. It imports nothing but nb_assets.errors,
+so asking loads no driver.
 """
 
 from __future__ import annotations
@@ -24,6 +23,13 @@ def is_postgres_url(location: str | Path | None) -> bool:
 def dialect_of(location: object) -> str:
     """The SQL dialect of the warehouse at a location: a postgresql:// URL is Postgres, anything else DuckDB."""
     return "postgres" if is_postgres_url(location) else "duckdb"  # type: ignore[arg-type]
+
+
+def nearest_project(start: Path) -> Path | None:
+    """The nearest folder at or above `start` holding a definitions.py, or None."""
+    start = start.resolve()
+    folder = start if start.is_dir() else start.parent
+    return next((c for c in (folder, *folder.parents) if (c / "definitions.py").is_file()), None)
 
 
 def redact(location: str | Path) -> str:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,6 @@ from nb_assets.inbox.contract import MANIFEST, TABLE_NAME, output_file_name, que
 if TYPE_CHECKING:  # imported lazily: the host imports this module for its constants
     import pandas as pd
 
-_PARAM = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _mode() -> str:

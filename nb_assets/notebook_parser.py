@@ -16,15 +16,13 @@ import os
 import importlib.metadata
 import importlib.util
 import pickle
-import re
 import stat
 from pathlib import Path
 from typing import Iterator
 
-from nb_assets.locations import dialect_of, is_postgres_url  # noqa: F401  (dialect_of: re-exported, its home is locations)
 from nb_assets.errors import NotebookParseError
 from nb_assets.inbox.contract import TABLE_NAME  # the names output() accepts at run time
-from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput, notebook_name  # notebook_name: also re-exported
+from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput, notebook_name
 
 # sql_lineage and static_analysis (sqlglot, IPython) are imported on a cache
 # miss only: every Dagster process loads the definitions, few parse anything.

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from nb_assets.locations import nearest_project
 from nb_assets.errors import NbAssetsError
 
 CLI_RECORDS = Path(".nb_assets") / "runs"
@@ -166,13 +167,6 @@ def project_dir_of(start: Path) -> Path:
     """The nearest folder at or above `start` holding a definitions.py; else `start`."""
     start = start.resolve()
     return nearest_project(start) or (start if start.is_dir() else start.parent)
-
-
-def nearest_project(start: Path) -> Path | None:
-    """The nearest folder at or above `start` holding a definitions.py, or None."""
-    start = start.resolve()
-    folder = start if start.is_dir() else start.parent
-    return next((c for c in (folder, *folder.parents) if (c / "definitions.py").is_file()), None)
 
 
 def find_runs(roots: Iterable[Path], notebook: str | None = None) -> list[RunRecord]:

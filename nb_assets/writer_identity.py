@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from nb_assets.locations import nearest_project
+
 WRITER_COMMENT = "nb-assets: written by notebook "
 _RECORDED = re.compile(r"(?P<name>[^\s(]+)(?: \((?P<location>.+)\))?")
 
@@ -44,8 +46,6 @@ def writer_of_notebook(path: str | Path) -> Writer:
 
 def notebook_location(path: str | Path) -> str:
     """Where the notebook lives: relative to its project (posix), else its absolute path."""
-    from nb_assets.run_records import nearest_project
-
     file = Path(path).resolve()
     project = nearest_project(file)
     return file.relative_to(project).as_posix() if project is not None else str(file)

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from nb_assets.errors import NotebookParseError
-from nb_assets.notebook_parser import notebook_name, parse_notebook
+from nb_assets.notebook_parser import parse_notebook
+from nb_assets.spec import notebook_name
 from notebook_factory import RUNTIME, code, md, params, write_notebook
 
 
