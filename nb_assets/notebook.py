@@ -32,7 +32,6 @@ if TYPE_CHECKING:  # imported lazily: the host imports this module for its const
     import pandas as pd
 
 
-
 def _mode() -> str:
     return os.environ.get("NB_ASSETS_MODE", "interactive")
 
