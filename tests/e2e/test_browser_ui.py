@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-from loopback_servers import BaitSink, bait_server
+from support.loopback_servers import BaitSink, bait_server
+from support.paths import REPO
 
 pytestmark = pytest.mark.slow
 
@@ -236,7 +236,7 @@ def hostile_record(request: pytest.FixtureRequest, bait: BaitSink, dagster_dev: 
     inside the served project (Dagster's code server serves notebooks from below its working directory)."""
     import duckdb
 
-    from hostile_record import hostile_notebook
+    from support.hostile_record import hostile_notebook
     from nb_assets.host_pipeline import run_pipeline
     from nb_assets.notebook_parser import parse_notebook
     from nb_assets.record import keep_record

@@ -19,8 +19,8 @@ import duckdb
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from conftest import REPO
-from notebook_factory import RUNTIME, code, md, write_notebook
+from support.notebook_factory import RUNTIME, code, md, write_notebook
+from support.paths import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from conftest import REPO
-from polling import wait_for
+from support.paths import REPO
+from support.polling import wait_for
 from nb_assets.run_records import find_runs
 from nb_assets.warehouse import connect
 from nb_assets.webserver_client import graphql, wait_until_serving

@@ -19,11 +19,11 @@ import nbformat
 import papermill
 import pytest
 
-from conftest import REPO
-from failed_project import load_module
-from loopback_servers import free_port, smtp_server, webhook_server
+from support.failed_project import load_module
+from support.loopback_servers import free_port, smtp_server, webhook_server
+from support.paths import REPO
 from nb_assets.failure_sensor import SENSOR_NAME
-from notebook_factory import code, write_notebook
+from support.notebook_factory import code, write_notebook
 
 pytestmark = pytest.mark.slow
 

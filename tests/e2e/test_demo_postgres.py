@@ -13,7 +13,8 @@ import duckdb
 import psycopg
 import pytest
 
-from conftest import REPO, new_pg_database
+from support.paths import REPO
+from support.warehouses import new_pg_database
 from nb_assets import NotebookResource
 from nb_assets.build_assets import RESOURCE_KEY
 

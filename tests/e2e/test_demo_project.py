@@ -13,7 +13,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from conftest import REPO
+from support.paths import REPO
 from nb_assets import NotebookResource
 from nb_assets.build_assets import RESOURCE_KEY
 

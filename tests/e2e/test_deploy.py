@@ -24,9 +24,9 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from conftest import REPO
-from loopback_servers import free_port
-from polling import wait_for
+from support.loopback_servers import free_port
+from support.paths import REPO
+from support.polling import wait_for
 from nb_assets.deploy_config import DEPLOY_LABEL, LOCATION, DeploySettings
 from nb_assets.deploy_stack import DeployError, down, start_daemon, stop_daemon, up
 from nb_assets.docker_janitor import OWNER_LABEL, SANDBOX_LABEL, here

@@ -23,9 +23,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import REPO
+from support.paths import REPO
 from nb_assets.writer_identity import comment_text
-from notebook_factory import RUNTIME, code, params, write_notebook
+from support.notebook_factory import RUNTIME, code, params, write_notebook
 
 pytestmark = pytest.mark.slow
 

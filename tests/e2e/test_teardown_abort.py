@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, warehouse_snapshot
+from support.paths import REPO
+from support.warehouses import warehouse_snapshot
 from nb_assets.host_pipeline import NotebookRun, run_pipeline
 from nb_assets.notebook_parser import parse_notebook
 from nb_assets.sandbox import RunFolder, Sandbox, SandboxLimits, SandboxResult, network_namespaces_available
 from nb_assets.warehouse import DuckDBWarehouse
-from notebook_factory import RUNTIME, code, params, write_notebook
+from support.notebook_factory import RUNTIME, code, params, write_notebook
 
 # Python runs atexit handlers during teardown: this is what an Arrow pool does there.
 ABORT_AT_TEARDOWN = "import atexit, os\natexit.register(os.abort)\n"

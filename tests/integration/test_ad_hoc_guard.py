@@ -23,9 +23,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import REPO, warehouse_snapshot
-from notebook_factory import RUNTIME, code, write_notebook
-from test_cli import nb_assets
+from support.cli import nb_assets
+from support.notebook_factory import RUNTIME, code, write_notebook
+from support.paths import REPO
+from support.warehouses import warehouse_snapshot
 
 PAGES = "import pandas as pd\npages = pd.DataFrame({'page': list('abcdefg'), 'views': range(7)})"
 

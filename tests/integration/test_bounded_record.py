@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, warehouse_snapshot
+from support.paths import REPO
+from support.warehouses import warehouse_snapshot
 from nb_assets.host_pipeline import NotebookRun, run_pipeline
 from nb_assets.inbox_papermill import CELL_OUTPUT_CHARS, TRUNCATED, authored_cells
 from nb_assets.notebook_parser import parse_notebook
 from nb_assets.record import keep_record
 from nb_assets.sandbox import RECORD_MB, Sandbox, SandboxLimits
 from nb_assets.warehouse import DuckDBWarehouse
-from notebook_factory import RUNTIME, code, params, write_notebook
+from support.notebook_factory import RUNTIME, code, params, write_notebook
 
 MB = 1 << 20
 LIMITS = SandboxLimits(timeout_s=300, memory_mb=1024, pids=128, tmp_mb=64, output_mb=32)

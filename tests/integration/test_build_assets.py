@@ -14,7 +14,7 @@ from nb_assets import NotebookAsset, NotebookResource, NotebookTranslator, Recla
 from nb_assets.asset_defaults import AssetProps
 from nb_assets.build_assets import RESOURCE_KEY
 from nb_assets.errors import DeclarationError
-from notebook_factory import RUNTIME, code, md, write_notebook
+from support.notebook_factory import RUNTIME, code, md, write_notebook
 
 POLICY = """\
 zones:
@@ -157,7 +157,7 @@ def test_the_run_time_gate_tells_an_upstream_output_from_a_source_table(tmp_path
 
 
 def test_selecting_one_output_runs_the_notebook_and_loads_only_that_output(tmp_path: Path, warehouse: Path) -> None:
-    from conftest import warehouse_snapshot
+    from support.warehouses import warehouse_snapshot
 
     write_notebook(
         tmp_path / "split.ipynb",
@@ -235,7 +235,7 @@ def test_a_subclassed_translator_moves_keys_edges_and_results_together(tmp_path:
 def test_the_readme_policy_example_is_what_declaring_the_demo_report_for_finance_says() -> None:
     import dataclasses
 
-    from conftest import REPO
+    from support.paths import REPO
     from nb_assets.definitions_file import load_declarations
 
     readme = (REPO / "README.md").read_text()

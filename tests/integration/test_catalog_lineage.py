@@ -17,7 +17,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from conftest import warehouse_snapshot
+from support.warehouses import warehouse_snapshot
 from nb_assets import NotebookAsset, NotebookResource, build_notebook_assets
 from nb_assets.build_assets import RESOURCE_KEY, declare_notebooks
 from nb_assets.catalog import open_catalog
@@ -25,7 +25,7 @@ from nb_assets.catalog_lineage import Catalog, see_through, view_query
 from nb_assets.cli import main as nb_assets_main
 from nb_assets.errors import DeclarationError
 from nb_assets.notebook_parser import parse_notebook
-from notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 
 POLICY = """\
 zones:

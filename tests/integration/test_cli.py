@@ -5,19 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, warehouse_snapshot
-from notebook_factory import RUNTIME, code, md, params, write_notebook
-
-NB_ASSETS = [sys.executable, "-m", "nb_assets.cli"]
-
-
-def nb_assets(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*NB_ASSETS, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+from support.cli import NB_ASSETS, nb_assets
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.paths import REPO
+from support.warehouses import warehouse_snapshot
 
 
 def test_check_reports_the_demo_contract_as_json() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import warehouse_snapshot
+from support.warehouses import warehouse_snapshot
 from nb_assets.cli import main
-from notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 
 DEFINITIONS = """
 from pathlib import Path

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import warehouse_snapshot
-from notebook_factory import RUNTIME, code, params, write_notebook
-from test_cli import nb_assets
+from support.cli import nb_assets
+from support.notebook_factory import RUNTIME, code, params, write_notebook
+from support.warehouses import warehouse_snapshot
 
 POLICY = """\
 zones:

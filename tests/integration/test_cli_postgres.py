@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, new_pg_database, pg_snapshot
-from notebook_factory import RUNTIME, code, md, params, write_notebook
-from test_cli import NB_ASSETS
+from support.cli import NB_ASSETS
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.paths import REPO
+from support.warehouses import new_pg_database, pg_snapshot
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from failed_project import FailedProject, failed_project  # noqa: F401  (fixture)
+from support.failed_project import FailedProject, failed_project  # noqa: F401  (fixture)
 
 
 def _cli(project: FailedProject, *args: str, dagster_home: bool = True) -> subprocess.CompletedProcess[str]:

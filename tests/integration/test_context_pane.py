@@ -10,8 +10,8 @@ from pathlib import Path
 import papermill
 import pytest
 
-from failed_project import FailedProject, failed_project  # noqa: F401  (fixture)
-from notebook_factory import code, write_notebook
+from support.failed_project import FailedProject, failed_project  # noqa: F401  (fixture)
+from support.notebook_factory import code, write_notebook
 
 
 def _pane(project: FailedProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, open_notebook: str, line: str = "") -> tuple[str, str]:
@@ -77,7 +77,7 @@ def test_a_cli_runs_whole_id_and_where_each_run_happened(
 def test_a_notebook_not_declared_shows_its_parse_and_how_to_schedule_it(
     failed_project: FailedProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from notebook_factory import RUNTIME, params
+    from support.notebook_factory import RUNTIME, params
 
     draft = failed_project.root / "drafts" / "draft.ipynb"
     write_notebook(draft, code(RUNTIME), params('ds = "2026-01-01"\nlimit = 10'),
@@ -145,7 +145,7 @@ def small_project(tmp_path: Path) -> Path:
     reads raw.orders and writes mart.orders_clean, which has not run yet."""
     import duckdb
 
-    from notebook_factory import RUNTIME
+    from support.notebook_factory import RUNTIME
 
     root = tmp_path / "project"
     (root / "notebooks").mkdir(parents=True)
@@ -176,7 +176,7 @@ def _run_in_jupyter(notebook: Path) -> list[list[dict]]:
 def test_in_a_subfolder_a_project_relative_path_works_and_a_bare_magic_suggests_it(
     small_project: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from notebook_factory import RUNTIME
+    from support.notebook_factory import RUNTIME
 
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)  # as under nbconvert, papermill or an older Jupyter
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
@@ -251,7 +251,7 @@ def test_the_hint_names_the_only_notebook_of_a_folder_and_a_project_relative_pat
 
 
 def _draft(small_project: Path, name: str, *cells: str) -> Path:
-    from notebook_factory import RUNTIME
+    from support.notebook_factory import RUNTIME
 
     return write_notebook(small_project / "notebooks" / f"{name}.ipynb", code(RUNTIME), *(code(c) for c in cells))
 

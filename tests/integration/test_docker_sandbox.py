@@ -19,6 +19,7 @@ from nb_assets.docker_sandbox import DockerSandbox
 from nb_assets.errors import SandboxUnavailableError
 from nb_assets.image import image_tag
 from nb_assets.sandbox import RunFolder, SandboxLimits
+from support.docker_runs import make_run_folder, result_json
 
 pytestmark = pytest.mark.docker
 
@@ -28,22 +29,6 @@ QUICK = SandboxLimits(timeout_s=120, memory_mb=1024, cpus=1.0, pids=128, tmp_mb=
 @pytest.fixture(scope="session")
 def sandbox(docker_image: str) -> DockerSandbox:
     return DockerSandbox(image=docker_image)
-
-
-def make_run_folder(root: Path, *cells: str) -> RunFolder:
-    """A run folder as execute.py lays it out, with a notebook of code cells."""
-    folder = RunFolder(root).create()
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    notebook.cells = [nbformat.v4.new_code_cell(source) for source in cells]
-    nbformat.write(notebook, folder.parameterized_notebook)
-    folder.parameters_file.write_text("{}")  # the runner injects these; none here
-    folder.install_inbox_files()
-    return folder
-
-
-def result_json(folder: RunFolder) -> dict:
-    return json.loads(folder.result_file.read_text())
 
 
 def leftover_containers(sandbox: DockerSandbox, folder: RunFolder) -> list:

@@ -21,10 +21,10 @@ from nb_assets.docker_sandbox import DockerSandbox, _runtime_tar
 from nb_assets.docker_spare import claim_spare, claims_dir, spare_key
 from nb_assets.sandbox import RunFolder, SandboxLimits
 
-from test_docker_sandbox import make_run_folder, result_json
+from support.docker_runs import make_run_folder, result_json
+from support.paths import REPO
 
 pytestmark = pytest.mark.docker
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()

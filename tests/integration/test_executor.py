@@ -25,7 +25,7 @@ from nb_assets.executor import (
     notebook_executor,
     one_at_a_time,
 )
-from notebook_factory import RUNTIME, code, params, write_notebook
+from support.notebook_factory import RUNTIME, code, params, write_notebook
 
 pytestmark = pytest.mark.slow
 

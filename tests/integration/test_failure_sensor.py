@@ -15,8 +15,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from failed_project import FailedProject, failed_project, step_failure  # noqa: F401  (fixture)
-from loopback_servers import free_port, smtp_server, webhook_server
+from support.failed_project import FailedProject, failed_project, step_failure  # noqa: F401  (fixture)
+from support.loopback_servers import free_port, smtp_server, webhook_server
+from support.paths import TESTS
 from nb_assets.errors import DeclarationError
 from nb_assets.failure_sensor import SENSOR_NAME
 from nb_assets.notice_ledger import NoticeLedger
@@ -156,7 +157,7 @@ def test_a_channel_whose_variable_is_unset_is_off_and_said_once_not_every_tick(
 CRASHING_TICK = """
 import sys
 import dagster as dg
-from failed_project import load_module
+from support.failed_project import load_module
 from nb_assets.failure_sensor import SENSOR_NAME
 
 module = load_module(sys.argv[1], "definitions_in_subprocess")
@@ -175,7 +176,7 @@ def test_a_crash_mid_send_loses_no_notice_and_repeats_none(
     with smtp_server() as smtp, webhook_server(hang=True) as hook:
         env = {**os.environ, "DAGSTER_HOME": str(failed_project.instance_dir), "NB_TEST_SMTP_PORT": str(smtp.port),
                WEBHOOK_ENV: hook.url, "NB_TEST_LEDGER": str(ledger),
-               "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+               "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
         process = subprocess.Popen([sys.executable, "-c", CRASHING_TICK, str(failed_project.root / "definitions.py")],
                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:

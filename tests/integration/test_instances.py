@@ -11,8 +11,8 @@ import pytest
 from nb_assets import NotebookAsset, NotebookResource, build_notebook_assets
 from nb_assets.build_assets import RESOURCE_KEY, build_notebook_graph
 from nb_assets.errors import DeclarationError
-from conftest import warehouse_snapshot
-from notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.warehouses import warehouse_snapshot
 
 POLICY = """\
 zones:

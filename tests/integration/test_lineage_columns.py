@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from notebook_factory import RUNTIME, code, write_notebook
+from support.notebook_factory import RUNTIME, code, write_notebook
 
 DEFINITIONS = (
     "import os\nfrom pathlib import Path\nfrom nb_assets import NotebookAsset, notebook_definitions\n"

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import nbformat
 
-from conftest import warehouse_snapshot
+from support.warehouses import warehouse_snapshot
 from nb_assets.host_pipeline import run_pipeline
 from nb_assets.notebook_parser import parse_notebook
 from nb_assets.warehouse import DuckDBWarehouse
-from notebook_factory import RUNTIME, code, params
-from test_cli import NB_ASSETS
+from support.cli import NB_ASSETS
+from support.notebook_factory import RUNTIME, code, params
 
 
 def _without_kernelspec(path: Path) -> Path:

@@ -8,8 +8,8 @@ from pathlib import Path
 import papermill
 import pytest
 
-from conftest import warehouse_snapshot
-from notebook_factory import RUNTIME, code, params, write_notebook
+from support.notebook_factory import RUNTIME, code, params, write_notebook
+from support.warehouses import warehouse_snapshot
 
 
 def test_interactive_sql_queries_the_warehouse_and_output_only_previews(warehouse: Path, tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_interactive_sql_queries_the_warehouse_and_output_only_previews(warehous
 
 
 def test_interactive_sql_queries_a_postgres_warehouse(pg_warehouse: str, tmp_path: Path) -> None:
-    from conftest import pg_snapshot
+    from support.warehouses import pg_snapshot
 
     path = write_notebook(
         tmp_path / "explore.ipynb",

@@ -14,8 +14,8 @@ from nb_assets.automation import LANDING_SENSOR
 from nb_assets.build_assets import RESOURCE_KEY, build_notebook_graph
 from nb_assets.errors import DeclarationError
 from nb_assets.landing import record_landing
-from conftest import warehouse_snapshot
-from notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.warehouses import warehouse_snapshot
 
 DAYS = ("2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04", "2026-01-05")
 PARTS = DailyPartitions(start="2026-01-01")

@@ -11,7 +11,7 @@ import pandas as pd
 import psycopg
 import pytest
 
-from conftest import pg_snapshot
+from support.warehouses import pg_snapshot
 from nb_assets import FileDrop, NotebookAsset, notebook_definitions
 from nb_assets.cli import main
 from nb_assets.file_drop import sweep
@@ -19,8 +19,8 @@ from nb_assets.landing import last_landing_id, latest_landings, read_landings, r
 from nb_assets.landing_sensor import parse_cursor
 from nb_assets.load_file import land_file
 from nb_assets.errors import LandingError
-from notebook_factory import RUNTIME, code, params, write_notebook
-from test_landing_sensor import Daemon
+from support.notebook_factory import RUNTIME, code, params, write_notebook
+from support.sensor_ticks import Daemon
 
 DEFINITIONS = """
 import os

@@ -9,7 +9,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import pg_snapshot
+from support.warehouses import pg_snapshot
 from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.locations import redact
 from nb_assets.postgres_warehouse import PostgresWarehouse
@@ -232,7 +232,7 @@ def test_notebook_definitions_prefetch_as_the_read_login_they_are_given(pg_wareh
 
     from nb_assets import NotebookAsset, notebook_definitions
     from nb_assets.postgres_warehouse import with_user
-    from notebook_factory import RUNTIME, code, write_notebook
+    from support.notebook_factory import RUNTIME, code, write_notebook
 
     notebook = write_notebook(tmp_path / "copy.ipynb", code(RUNTIME),
                               code("%%sql orders\nSELECT order_id FROM raw.orders"), code('output("mart.copy", orders)'))

@@ -20,7 +20,7 @@ from nb_assets.notebook_parser import parse_notebook
 from nb_assets.record import keep_record
 from nb_assets.sandbox import LocalSandbox, SandboxLimits
 from nb_assets.warehouse import DuckDBWarehouse
-from notebook_factory import RUNTIME, code, md, write_notebook
+from support.notebook_factory import RUNTIME, code, md, write_notebook
 
 CHART_CELLS = {
     "plt.show()": 4,

@@ -10,7 +10,7 @@ import pytest
 
 from nb_assets import NotebookAsset, NotebookResource, build_notebook_assets
 from nb_assets.build_assets import RESOURCE_KEY
-from notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 
 
 @pytest.fixture

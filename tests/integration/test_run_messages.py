@@ -12,13 +12,13 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-from conftest import warehouse_snapshot
+from support.warehouses import warehouse_snapshot
 from nb_assets.host_pipeline import run_pipeline
 from nb_assets.notebook_parser import parse_notebook
 from nb_assets.sandbox import LocalSandbox
 from nb_assets.warehouse import open_warehouse
-from notebook_factory import RUNTIME, code, params, write_notebook
-from test_cli import NB_ASSETS
+from support.cli import NB_ASSETS
+from support.notebook_factory import RUNTIME, code, params, write_notebook
 
 MISSPELLED = "no such table raw.order (did you mean raw.orders?)"
 

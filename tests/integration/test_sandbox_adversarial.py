@@ -26,9 +26,9 @@ from nb_assets.record_safety_html import unsafe_parts
 from nb_assets.notebook_parser import parse_notebook
 from nb_assets.sandbox import LocalSandbox, Sandbox, SandboxLimits, network_namespaces_available
 from nb_assets.warehouse import DuckDBWarehouse
-from notebook_factory import RUNTIME, code, params, write_notebook
-from hostile_record import inert_problems
-from sandbox.cases import ALL, Case
+from support.adversarial_cases import ALL, Case
+from support.hostile_record import inert_problems
+from support.notebook_factory import RUNTIME, code, params, write_notebook
 
 LIMITS = SandboxLimits(timeout_s=90, memory_mb=512, cpus=1.0, pids=64, tmp_mb=32)
 SHORT = {"infinite-loop": 10.0}

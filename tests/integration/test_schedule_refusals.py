@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from notebook_factory import RUNTIME, code, md, params, write_notebook
-from test_cli import nb_assets
-from test_schedule import _kpis, project  # noqa: F401 - `project` is the fixture: a git copy of the demo
+from support.cli import nb_assets
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.schedule_project import kpis_notebook as _kpis, project  # noqa: F401 - `project` is the fixture: a git copy of the demo
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hostile_record import HOSTILE_OUTPUTS
+from support.hostile_record import HOSTILE_OUTPUTS
 
 
 DENIED = r"Permission denied|Read-only file system"  # file mode or read-only mount: both hold

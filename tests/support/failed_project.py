@@ -22,7 +22,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 
 POLICY = """\
 zones:

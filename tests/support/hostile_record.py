@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-from notebook_factory import RUNTIME, code, md, write_notebook
+from support.notebook_factory import RUNTIME, code, md, write_notebook
 
 # One cell of hostile outputs; `{bait}` is http://127.0.0.1:<port>, `{data}` the Python expression leaked.
 HOSTILE_OUTPUTS = r'''

@@ -71,7 +71,7 @@ def test_pure_modules_load_no_dagster_duckdb_or_docker(module: str) -> None:
 
 
 def test_parsing_a_notebook_loads_no_dagster_duckdb_or_docker(tmp_path) -> None:
-    from notebook_factory import RUNTIME, code, params, write_notebook
+    from support.notebook_factory import RUNTIME, code, params, write_notebook
 
     path = write_notebook(tmp_path / "nb.ipynb", code(RUNTIME), params('ds = "x"'),
                           code("%%sql o\nSELECT * FROM raw.orders WHERE d = $ds"))

@@ -6,7 +6,7 @@ import pytest
 
 from nb_assets.errors import NotebookParseError
 from nb_assets.notebook_parser import notebook_name, parse_notebook
-from notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 
 
 def rules(spec) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 from nb_assets.errors import NotebookParseError
 from nb_assets.notebook_parser import _parse_cached
 from nb_assets.parse_many import AUTO_JOBS_FROM, default_jobs, parse_notebooks

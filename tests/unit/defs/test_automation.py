@@ -19,7 +19,7 @@ import pytest
 from nb_assets import NotebookAsset
 from nb_assets.build_assets import build_notebook_graph
 from nb_assets.errors import DeclarationError
-from notebook_factory import RUNTIME, code, write_notebook
+from support.notebook_factory import RUNTIME, code, write_notebook
 
 UTC = dt.timezone.utc
 

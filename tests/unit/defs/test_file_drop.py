@@ -11,11 +11,11 @@ import dagster as dg
 import duckdb
 import pytest
 
-from conftest import warehouse_snapshot
+from support.warehouses import warehouse_snapshot
 from nb_assets import FileDrop, NotebookAsset, notebook_definitions
 from nb_assets.file_drop import sweep
 from nb_assets.landing import read_landings
-from notebook_factory import RUNTIME, code, write_notebook
+from support.notebook_factory import RUNTIME, code, write_notebook
 
 HEADER = "order_id,customer_id,amount,order_date\n"
 DROP = FileDrop("raw.orders", folder="drops/orders", pattern="*.csv")

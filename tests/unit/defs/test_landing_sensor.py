@@ -21,7 +21,8 @@ from nb_assets.automation import LANDING_SENSOR
 from nb_assets.landing_sensor import parse_cursor
 from nb_assets.errors import DeclarationError
 from nb_assets.landing import record_landing
-from notebook_factory import RUNTIME, code, write_notebook
+from support.notebook_factory import RUNTIME, code, write_notebook
+from support.sensor_ticks import Daemon
 
 
 @pytest.fixture(autouse=True)
@@ -40,30 +41,6 @@ def project(tmp_path: Path, warehouse: Path) -> dg.Definitions:
         code("output('mart.report', rows)"),
     )
     return notebook_definitions([NotebookAsset("report.ipynb", on_inputs_landed=True)], warehouse=warehouse, base_dir=tmp_path)
-
-
-class Daemon:
-    """Ticks one sensor as the sensor daemon would: report its events, keep its cursor."""
-
-    def __init__(self, defs: dg.Definitions, name: str = LANDING_SENSOR) -> None:
-        self.defs, self.sensor = defs, defs.resolve_sensor_def(name)
-        self.instance = dg.DagsterInstance.ephemeral()
-        self.cursor: str | None = None
-
-    def tick(self, *, report: bool = True, save_cursor: bool = True) -> dg.SensorExecutionData:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.defs)
-        data = self.sensor.evaluate_tick(context)
-        if report:
-            for event in data.asset_events:
-                self.instance.report_runless_asset_event(event)
-        if save_cursor and data.cursor is not None:
-            self.cursor = data.cursor
-        return data
-
-    def reported(self, table: str) -> list[int]:
-        """Landing ids on the table's asset, oldest first."""
-        records = self.instance.fetch_materializations(dg.AssetKey(table.split(".")), limit=1000, ascending=True).records
-        return [r.asset_materialization.metadata["landing/id"].value for r in records]
 
 
 def test_each_landing_is_reported_once_with_its_facts(project: dg.Definitions, warehouse: Path) -> None:
@@ -293,7 +270,7 @@ def test_a_notebook_run_by_hand_before_it_had_a_trigger_does_not_run_again_for_a
 
 def test_days_that_landed_before_a_daily_reader_was_declared_start_those_days(reloads: Reloads) -> None:
     from nb_assets import DailyPartitions
-    from notebook_factory import params
+    from support.notebook_factory import params
 
     write_notebook(reloads.tmp_path / "daily.ipynb", code(RUNTIME), params('ds = "2026-01-01"'),
                    code("%%sql rows\nSELECT * FROM raw.customers WHERE customer_id >= 0 AND $ds IS NOT NULL"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loopback_servers import free_port, self_signed_certificate, server_tls, smtp_server, webhook_server
+from support.loopback_servers import free_port, self_signed_certificate, server_tls, smtp_server, webhook_server
 from nb_assets.errors import DeclarationError
 from nb_assets.failure_notice import FailureNotice
 from nb_assets.notify import DeliveryError, Dispatcher, Notifications, SmtpChannel, WebhookChannel

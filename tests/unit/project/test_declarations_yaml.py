@@ -94,7 +94,7 @@ def test_instances_and_daily_partitions_read_from_yaml(tmp_path: Path) -> None:
 
 
 def _two_notebooks(tmp_path: Path) -> Path:
-    from notebook_factory import RUNTIME, code, write_notebook
+    from support.notebook_factory import RUNTIME, code, write_notebook
 
     for name in ("a", "b"):
         write_notebook(tmp_path / f"{name}.ipynb", code(RUNTIME), code(f"%%sql rows\nSELECT * FROM raw.{name}"),

@@ -17,7 +17,7 @@ import pytest
 from nb_assets.record import keep_safe_notebook, render_html
 from nb_assets.record_safety import placeholder_notebook, sanitize_notebook
 from nb_assets.record_safety_html import clean_html, clean_svg, css_is_inert, unsafe_parts
-from hostile_record import inert_problems
+from support.hostile_record import inert_problems
 
 BAIT = "http://127.0.0.1:9/"
 PNG = base64.b64encode(bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63f8cfc0f01f0005000201a0e0a2b10000000049454e44ae426082")).decode()
@@ -245,7 +245,7 @@ def test_the_last_check_refuses_a_rendering_that_could_load_or_run() -> None:
 
 def test_a_sanitized_hostile_notebook_is_inert_in_dagsters_own_rendering(tmp_path: Path) -> None:
     """The kept .ipynb is what Dagster's /notebook page renders, with nbconvert's default exporter."""
-    import hostile_record
+    from support import hostile_record
 
     cells = [
         {"cell_type": "markdown", "id": "m", "metadata": {}, "source": hostile_record.HOSTILE_MARKDOWN.format(bait=BAIT.rstrip("/"))},

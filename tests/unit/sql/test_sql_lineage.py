@@ -1,15 +1,15 @@
-"""Golden fixtures for nb_assets.sql_lineage: tests/fixtures/sql/NAME.sql + NAME.expected.json."""
+"""Golden fixtures for nb_assets.sql_lineage: tests/support/fixtures/sql/NAME.sql + NAME.expected.json."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from nb_assets.sql_lineage import QueryLineage, SqlProblem, analyze_query, reads_nothing
+from support import paths
 
-FIXTURES = Path(__file__).parent / "fixtures" / "sql"
+FIXTURES = paths.FIXTURES / "sql"
 CASES = sorted(p.name.removesuffix(".sql") for p in FIXTURES.glob("*.sql"))
 
 

@@ -10,7 +10,7 @@ from nb_assets.catalog_lineage import Catalog, see_through
 from nb_assets.notebook_parser import dialect_of, parse_notebook
 from nb_assets.sql_escape_hatches import SERVER_ACCESS
 from nb_assets.sql_lineage import analyze_query
-from notebook_factory import RUNTIME, code, params, write_notebook
+from support.notebook_factory import RUNTIME, code, params, write_notebook
 
 
 def test_the_dialect_follows_the_warehouse() -> None:

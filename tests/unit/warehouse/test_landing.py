@@ -8,7 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import warehouse_snapshot
+from support.paths import REPO
+from support.warehouses import warehouse_snapshot
 from nb_assets.errors import LandingError
 from nb_assets.landing import APPEND_SQL, LOG_DDL, append_landing, ensure_log, is_conflict, read_landings, record_landing
 from nb_assets.load_file import land_file
@@ -140,7 +141,7 @@ def test_ids_follow_commit_order_without_gaps(warehouse: Path, tmp_path: Path) -
 
 
 def test_the_readme_contract_sql_is_the_one_the_code_runs(warehouse: Path) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     for statement in LOG_DDL:
         assert " ".join(statement.split()) in " ".join(readme.split())
     insert = " ".join(APPEND_SQL.split()).split(" SELECT")[0]  # INSERT INTO nb_assets.landings (id, "table", ...)

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import warehouse_snapshot
+from support.warehouses import warehouse_snapshot
 from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.warehouse import DuckDBWarehouse, PrefetchRequest, validate_outputs
 from nb_assets.writer_identity import Writer, writer_of
