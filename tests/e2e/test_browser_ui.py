@@ -1,0 +1,315 @@
+"""The demo as a user sees it: `dagster dev` on loopback, driven by headless Chromium.
+
+Debian's `chromium` (installed by `make test`) through Playwright's Python API;
+Playwright downloads no browser, and the browser reaches nothing but loopback:
+any other request is refused and recorded. Screenshots are saved under
+`.test-artifacts/` (or $NB_ASSETS_TEST_ARTIFACTS); the README's
+docs/asset-graph.png is `asset_graph.png` from there, copied by hand.
+
+Records that try to phone home (tests/hostile_record.py) are made in each
+sandbox and opened as a user would: the HTML file, and Dagster's own
+`/notebook?path=...` page; a bait server on loopback counts what reaches it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.loopback_servers import BaitSink, bait_server
+from support.paths import REPO
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+STARTUP_S = 180  # dagster dev loads the definitions in a code server, then starts the daemon
+RUN_S = 300  # one notebook run, Docker sandbox included, on a loaded 2-core machine
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(1)
+    pytest.fail(f"dagster dev did not answer {url} within {STARTUP_S} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A copy of the demo project with a seeded warehouse, served by `dagster dev` on loopback."""
+    project = tmp_path_factory.mktemp("ui_demo")
+    shutil.copytree(REPO / "notebooks", project / "notebooks")
+    for name in ("definitions.py", "policy.yaml"):
+        shutil.copy(REPO / name, project / name)
+    subprocess.run([sys.executable, str(REPO / "scripts" / "seed_demo.py"), "--warehouse", str(project / "warehouse.duckdb")],
+                   check=True, capture_output=True)
+    home = project / ".dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    port = _free_port()
+    log = project / "dagster_dev.log"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "NB_ASSETS_WAREHOUSE": str(project / "warehouse.duckdb")}
+    dagster = Path(sys.executable).with_name("dagster")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(dagster), "dev", "-f", "definitions.py", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/server_info", process, log)
+        os.environ["NB_ASSETS_UI_WAREHOUSE"] = str(project / "warehouse.duckdb")  # for the row-count check
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # webserver, daemon and code servers together
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+LOOPBACK = {"127.0.0.1", "localhost"}
+
+
+@pytest.fixture(scope="module")
+def browser_context(dagster_dev: str) -> Iterator[object]:
+    """One Chromium profile for the module. Requests that would leave loopback are refused and
+    recorded in `context.offsite` (nbconvert's default template asks a CDN for its scripts)."""
+    if CHROMIUM is None:
+        pytest.skip("no chromium executable on PATH (make test installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        context.set_default_timeout(60_000)
+        context.offsite = []  # type: ignore[attr-defined]
+
+        def only_loopback(route) -> None:  # type: ignore[no-untyped-def]
+            url = urllib.parse.urlsplit(route.request.url)
+            if url.scheme in ("data", "file", "blob") or url.hostname in LOOPBACK:
+                route.continue_()
+            else:
+                context.offsite.append(route.request.url)  # type: ignore[attr-defined]
+                route.abort()
+
+        context.route("**/*", only_loopback)
+        yield context
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser_context) -> object:  # type: ignore[no-untyped-def]
+    return browser_context.new_page()
+
+
+def _open(page, url: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(url, wait_until="networkidle")
+    skip = page.get_by_role("button", name="Skip")  # Dagster's newsletter dialog, once per browser profile
+    if not getattr(page, "_dialog_dismissed", False):
+        try:
+            skip.click(timeout=15_000)
+        except Exception:  # noqa: BLE001 - a Dagster version without the dialog
+            pass
+        page._dialog_dismissed = True
+
+
+def _artifacts() -> Path:
+    folder = Path(os.environ.get("NB_ASSETS_TEST_ARTIFACTS", REPO / ".test-artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_the_asset_graph_shows_notebooks_with_their_source_tables(page, dagster_dev: str) -> None:  # type: ignore[no-untyped-def]
+    _open(page, f"{dagster_dev}/assets/mart/customer_revenue?view=lineage&lineageScope=upstream&lineageDepth=5")
+    graph = page.locator("body")
+    for node in ("customer_revenue", "orders_clean", "customers", "orders"):
+        graph.get_by_text(node, exact=True).first.wait_for()
+    # The sources group holds the raw tables the SQL cells read.
+    assert graph.get_by_text("sources", exact=True).count() >= 1
+    assert graph.get_by_text("Notebook", exact=True).count() >= 2  # the kind badge on both notebook assets
+    page.get_by_text("Loading...").first.wait_for(state="detached")
+    page.screenshot(path=str(_artifacts() / "asset_graph.png"))
+
+
+def _materialize(page, dagster_dev: str, asset: str) -> None:  # type: ignore[no-untyped-def]
+    """Materialize an asset from its page, as a user does, and wait on the run's page for its verdict."""
+    _open(page, f"{dagster_dev}/assets/{asset}")
+    page.locator("button", has_text="Materialize").first.click()
+    run_link = page.locator("a[href*='/runs/']").first
+    # Dagster asks first when an upstream asset was never materialized in Dagster (made by `nb-assets run`).
+    page.locator("a[href*='/runs/'], button:has-text('Confirm')").first.wait_for()
+    if not run_link.count():
+        page.get_by_role("button", name="Confirm").click()
+    run_link.wait_for()
+    run_url = f"{dagster_dev}{run_link.get_attribute('href')}"
+
+    _open(page, run_url)
+    deadline = time.monotonic() + RUN_S
+    while not page.get_by_text("Success", exact=True).count():
+        assert not page.get_by_text("Failure", exact=True).count(), page.inner_text("body")[:3000]
+        assert time.monotonic() < deadline, f"run did not succeed within {RUN_S} s"
+        page.wait_for_timeout(3000)
+        page.reload(wait_until="networkidle")
+
+
+def test_a_notebook_materializes_from_the_ui_and_shows_its_record(page, dagster_dev: str) -> None:  # type: ignore[no-untyped-def]
+    _open(page, f"{dagster_dev}/assets/mart/orders_clean")
+    page.get_by_text("Never materialized").first.wait_for()
+    _materialize(page, dagster_dev, "mart/orders_clean")
+
+    _open(page, f"{dagster_dev}/assets/mart/orders_clean?view=events")
+    events = page.locator("body")
+    events.get_by_text("notebook/executed", exact=True).first.wait_for()
+    text = page.inner_text("body")
+    for key in ("notebook/view", "notebook/html", "dagster/row_count", "dagster/column_schema", "notebook/sandbox"):
+        assert key in text, key
+    assert "executed.ipynb" in text and "executed.html" in text
+    import duckdb
+
+    with duckdb.connect(os.environ["NB_ASSETS_UI_WAREHOUSE"], read_only=True) as con:
+        rows = con.execute("SELECT count(*) FROM mart.orders_clean").fetchone()[0]
+    assert rows > 0 and f"\n{rows}\n" in f"\n{text}\n".replace("\t", "\n")
+    page.screenshot(path=str(_artifacts() / "materialization.png"), full_page=True)
+
+
+def test_a_report_links_to_its_executed_notebook_and_its_chart_shows(page, browser_context, dagster_dev: str) -> None:  # type: ignore[no-untyped-def]
+    warehouse = Path(os.environ["NB_ASSETS_UI_WAREHOUSE"])
+    # The report reads two marts: made by `nb-assets run`, as a cron job outside Dagster would.
+    for notebook in ("clean_orders", "customer_revenue", "daily_traffic"):
+        done = subprocess.run([str(Path(sys.executable).with_name("nb-assets")), "run", f"notebooks/{notebook}.ipynb",
+                               "--warehouse", str(warehouse)], cwd=warehouse.parent, capture_output=True, text=True)
+        assert done.returncode == 0, f"nb-assets run {notebook}:\n{done.stdout}\n{done.stderr}"
+    _materialize(page, dagster_dev, "reports/revenue_report")
+
+    _open(page, f"{dagster_dev}/assets/reports/revenue_report?view=events")
+    link = page.locator("a[href^='/notebook?']").first  # the notebook/view entry
+    link.wait_for()
+    with browser_context.expect_page() as opened:
+        link.click()
+    notebook = opened.value
+    notebook.wait_for_load_state()
+    assert notebook.url.startswith(f"{dagster_dev}/notebook?"), notebook.url
+    chart = notebook.locator("img[src^='data:image/png']").first
+    chart.wait_for()
+    assert chart.evaluate("img => img.complete && img.naturalWidth > 100"), "the chart did not render"
+    assert "Revenue by country" in notebook.inner_text("body") or notebook.locator("table.dataframe").count() >= 1
+    notebook.screenshot(path=str(_artifacts() / "executed_notebook.png"), full_page=True)
+    notebook.close()
+
+
+# --- records that try to phone home --------------------------------------------------------
+
+CUSTOMERS = ["alice0@example.com", "bob1@example.com", "carol2@example.com"]
+
+
+@pytest.fixture(scope="module")
+def bait() -> Iterator[BaitSink]:
+    with bait_server() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module", params=["local", "docker"])
+def hostile_record(request: pytest.FixtureRequest, bait: BaitSink, dagster_dev: str) -> Path:
+    """The record of tests/hostile_record.py's notebook, run in each sandbox and kept by keep_record,
+    inside the served project (Dagster's code server serves notebooks from below its working directory)."""
+    import duckdb
+
+    from support.hostile_record import hostile_notebook
+    from nb_assets.host_pipeline import run_pipeline
+    from nb_assets.notebook_parser import parse_notebook
+    from nb_assets.record import keep_record
+    from nb_assets.sandbox import LocalSandbox, SandboxLimits, network_namespaces_available
+    from nb_assets.warehouse import DuckDBWarehouse
+
+    if request.param == "local":
+        if not network_namespaces_available():
+            pytest.skip("network namespaces (unshare --net) are unavailable here")
+        sandbox = LocalSandbox()
+    else:
+        from nb_assets.docker_sandbox import DockerSandbox
+
+        sandbox = DockerSandbox(image=request.getfixturevalue("docker_image"))
+    tmp = Path(os.environ["NB_ASSETS_UI_WAREHOUSE"]).parent / f"hostile_{request.param}"
+    tmp.mkdir()
+    warehouse = tmp / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("CREATE SCHEMA raw")
+        con.execute("CREATE TABLE raw.customers AS SELECT * FROM (VALUES (1, ?), (2, ?), (3, ?)) t(customer_id, email)", CUSTOMERS)
+    before = len(bait.requests)
+    path = hostile_notebook(tmp / "leaky_report.ipynb", bait.url, data="','.join(customers['email'])",
+                            sql="SELECT customer_id, email FROM raw.customers ORDER BY customer_id")
+    run = run_pipeline(parse_notebook(path), warehouse=DuckDBWarehouse(warehouse), sandbox=sandbox,
+                       run_dir=tmp / "run", limits=SandboxLimits(timeout_s=180))
+    assert run.status == "success", run.error
+    keep_record(run, html=True)
+    assert bait.requests[before:] == [], "the sandbox itself reached the bait"
+    return run.folder.record_dir
+
+
+def _assert_inert(page, bait: BaitSink, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Nothing reached the bait, no notebook script ran, and the report is still readable."""
+    page.wait_for_timeout(2000)  # room for a refresh, a lazy image or a timer to fire, if any survived
+    leaked = [f"{method} {path}" for method, path in bait.requests]
+    assert leaked == [], f"{what} sent {len(leaked)} request(s) to the bait: {leaked}"
+    assert page.evaluate("window.__nb_pwned === undefined"), f"{what} ran the notebook's script"
+    assert page.evaluate("[...document.querySelectorAll('*')].every(e => [...e.attributes].every(a => !a.name.startsWith('on')))")
+    chart = page.locator("img[src^='data:image/png']").first
+    assert chart.evaluate("img => img.complete && img.naturalWidth > 100"), f"{what}: the chart did not render"
+    table = page.locator("table.dataframe").first
+    assert all(email in table.inner_text() for email in CUSTOMERS), f"{what}: the DataFrame table did not render"
+
+
+def test_a_hostile_records_html_loads_nothing_and_runs_nothing(hostile_record: Path, browser_context, bait: BaitSink) -> None:  # type: ignore[no-untyped-def]
+    page = browser_context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    bait.requests.clear()
+    html = hostile_record / "executed.html"
+    page.goto(html.as_uri(), wait_until="load")
+    _assert_inert(page, bait, "executed.html")
+    assert page.evaluate("document.scripts.length") == 0
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
+    page.screenshot(path=str(_artifacts() / f"{hostile_record.parent.parent.name}.png"), full_page=True)
+    page.close()
+
+
+def test_a_hostile_record_in_dagsters_notebook_page_loads_nothing_and_runs_nothing(
+    hostile_record: Path, browser_context, bait: BaitSink, dagster_dev: str
+) -> None:  # type: ignore[no-untyped-def]
+    from nbconvert import HTMLExporter
+
+    from nb_assets.webserver_client import LOCATIONS, graphql
+
+    location = graphql(dagster_dev, LOCATIONS)["workspaceOrError"]["locationEntries"][0]["name"]
+    url = f"{dagster_dev}/notebook?" + urllib.parse.urlencode({"path": str(hostile_record / "executed.ipynb"), "repoLocName": location})
+    page = browser_context.new_page()
+    bait.requests.clear()
+    offsite_before = len(browser_context.offsite)
+    page.goto(url, wait_until="load")
+    _assert_inert(page, bait, "Dagster's /notebook page")
+    # Only the page's own template asks the CDN for anything (refused here): require.js and MathJax.
+    template = HTMLExporter()
+    assert set(browser_context.offsite[offsite_before:]) <= {template.require_js_url, template.mathjax_url}
+    page.close()

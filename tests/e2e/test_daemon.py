@@ -1,0 +1,317 @@
+"""Landings drive the demo project's notebooks through a real `dagster-daemon`.
+
+A copy of the demo project (its definitions.py, notebooks and policy, a freshly
+seeded warehouse) under a temporary DAGSTER_HOME with SQLite storage; data
+lands with `nb-assets land` and through the file drop, and every wait is
+bounded and polls what the daemon recorded (ticks, runs, materializations).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from support.paths import REPO
+from support.polling import wait_for
+from nb_assets.run_records import find_runs
+from nb_assets.warehouse import connect
+from nb_assets.webserver_client import graphql, wait_until_serving
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+SENSORS = ("nb_assets_landings", "nb_assets_file_drop_raw_orders", "nb_assets_automation")
+NOTEBOOK_OF = {
+    "mart/orders_clean": "clean_orders", "mart/customer_revenue": "customer_revenue",
+    "mart/daily_traffic": "daily_traffic", "reports/revenue_report": "revenue_report",
+    "mart/regional_revenue_emea": "regional_revenue_emea", "mart/regional_revenue_apac": "regional_revenue_apac",
+    "mart/daily_orders": "daily_orders",
+}
+RUN_TIMEOUT_S = 300  # a notebook run on a loaded 2-core machine; polled, so usually far less
+TICK_TIMEOUT_S = 120
+DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+run_coordinator:  # launch as soon as the automation sensor asks: one hop less to wait for
+  module: dagster.core.run_coordinator
+  class: DefaultRunCoordinator
+"""
+
+
+class Daemon:
+    """One `dagster-daemon run` on the project copy, in its own process group."""
+
+    def __init__(self, project: Path, home: Path, env: dict[str, str]) -> None:
+        self.project, self.home, self.env = project, home, env
+        self.log = home / "daemon.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        started = time.time()
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "dagster-daemon"), "run", "-f", "definitions.py"],
+                cwd=self.project, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        return started
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("daemon")
+    project, home = tmp / "project", tmp / "dagster_home"
+    project.mkdir()
+    home.mkdir()
+    for name in ("definitions.py", "policy.yaml"):
+        shutil.copy(REPO / name, project / name)
+    shutil.copytree(REPO / "notebooks", project / "notebooks")
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),  # the code under test
+        "NB_ASSETS_WAREHOUSE": str(project / "warehouse.duckdb"),
+        "NB_ASSETS_SANDBOX": "local",
+        "NB_ASSETS_SENSOR_INTERVAL_S": "2",
+    }
+    subprocess.run([sys.executable, str(REPO / "scripts" / "seed_demo.py"), "--warehouse", str(project / "warehouse.duckdb")],
+                   env=env, check=True, capture_output=True)
+    daemon = Daemon(project, home, env)
+    previous = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    instance = dg.DagsterInstance.get()
+    try:
+        yield project, daemon, instance, env
+    finally:
+        daemon.stop()
+        instance.dispose()
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+
+
+def ticks_since(instance: dg.DagsterInstance, name: str, since: float) -> list:
+    state = next((s for s in instance.all_instigator_state() if s.instigator_name == name), None)
+    if state is None:
+        return []
+    return [t for t in instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=50) if t.timestamp > since]
+
+
+def wait_for_ticks(instance: dg.DagsterInstance, daemon: Daemon, since: float, count: int = 2, names: tuple[str, ...] = SENSORS) -> None:
+    """Every named sensor has finished `count` ticks after `since`, none of them failed."""
+    for name in names:
+        wait_for(f"{count} ticks of {name}", lambda n=name: len([t for t in ticks_since(instance, n, since) if t.status.value != "STARTED"]) >= count,
+                 daemon, TICK_TIMEOUT_S)
+        failed = [t.error for t in ticks_since(instance, name, since) if t.status.value == "FAILURE"]
+        assert not failed, f"{name} failed: {failed[0]}"
+
+
+def runs(instance: dg.DagsterInstance) -> dict[str, list[dg.DagsterRun]]:
+    """Runs per notebook, oldest first."""
+    by_notebook: dict[str, list[dg.DagsterRun]] = {}
+    for record in sorted(instance.get_run_records(), key=lambda r: r.create_timestamp):
+        for key in record.dagster_run.asset_selection or ():
+            by_notebook.setdefault(NOTEBOOK_OF[key.to_user_string()], []).append(record.dagster_run)
+    return by_notebook
+
+
+def run_counts(instance: dg.DagsterInstance) -> dict[str, int]:
+    return {name: len(rs) for name, rs in runs(instance).items()}
+
+
+def succeeded(instance: dg.DagsterInstance, notebook: str, count: int) -> Callable[[], bool]:
+    def check() -> bool:
+        done = [r for r in runs(instance).get(notebook, []) if r.is_finished]
+        failed = [r for r in done if r.status != dg.DagsterRunStatus.SUCCESS]
+        assert not failed, f"{notebook} run {failed[0].run_id} ended {failed[0].status}"
+        return len(done) >= count
+
+    return check
+
+
+def all_finished(instance: dg.DagsterInstance) -> bool:
+    return all(r.is_finished for rs in runs(instance).values() for r in rs)
+
+
+def reported_landings(instance: dg.DagsterInstance, table: str) -> list[int]:
+    records = instance.fetch_materializations(dg.AssetKey(table.split(".")), limit=100, ascending=True).records
+    return [r.asset_materialization.metadata["landing/id"].value for r in records]
+
+
+def logged_landings(project: Path, table: str) -> list[int]:
+    with connect(project / "warehouse.duckdb", read_only=True) as con:
+        return [r[0] for r in con.execute('SELECT id FROM nb_assets.landings WHERE "table" = ? ORDER BY id', [table]).fetchall()]
+
+
+def land(project: Path, env: dict[str, str], *args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "nb_assets.cli", "land", *args], cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
+def new_orders(project: Path, env: dict[str, str], dest: Path) -> None:
+    subprocess.run([sys.executable, str(REPO / "scripts" / "seed_demo.py"), "--warehouse", str(project / "warehouse.duckdb"),
+                    "--new-orders", str(dest)], env=env, check=True, capture_output=True, timeout=120)
+
+
+def test_landings_run_the_notebooks_downstream_through_a_real_daemon(demo) -> None:
+    project, daemon, instance, env = demo
+    started = daemon.start()
+    # Conditions start remembering at their first evaluation: land after it.
+    wait_for_ticks(instance, daemon, started, count=1)
+
+    # Only one of customer_revenue's two inputs lands: nothing runs.
+    land(project, env, "raw.customers")
+    wait_for("raw.customers reported", lambda: reported_landings(instance, "raw.customers") == [1], daemon, TICK_TIMEOUT_S)
+    wait_for_ticks(instance, daemon, time.time(), names=("nb_assets_automation",))
+    assert run_counts(instance) == {}
+
+    # raw.orders lands with data: clean_orders runs by itself, then customer_revenue (now both inputs are new).
+    new_orders(project, env, project / "new_orders.csv")
+    land(project, env, "raw.orders", "--from", str(project / "new_orders.csv"))
+    wait_for("clean_orders to run", succeeded(instance, "clean_orders", 1), daemon, RUN_TIMEOUT_S)
+    wait_for("customer_revenue to run", succeeded(instance, "customer_revenue", 1), daemon, RUN_TIMEOUT_S)
+    clean, revenue = runs(instance)["clean_orders"][0], runs(instance)["customer_revenue"][0]
+    assert instance.get_run_record_by_id(revenue.run_id).start_time >= instance.get_run_record_by_id(clean.run_id).end_time
+    with connect(project / "warehouse.duckdb", read_only=True) as con:
+        newest = con.execute("SELECT max(order_id) FROM raw.orders").fetchone()[0]
+        assert con.execute("SELECT count(*) FROM mart.orders_clean WHERE order_id = ?", [newest]).fetchone()[0] == 1
+
+    # raw.orders again, alone: clean_orders runs, customer_revenue waits for raw.customers ...
+    land(project, env, "raw.orders")
+    wait_for("clean_orders to run again", succeeded(instance, "clean_orders", 2), daemon, RUN_TIMEOUT_S)
+    wait_for_ticks(instance, daemon, time.time(), names=("nb_assets_automation",))
+    assert run_counts(instance) == {"clean_orders": 2, "customer_revenue": 1}
+    # ... which lands: customer_revenue runs once.
+    land(project, env, "raw.customers")
+    wait_for("customer_revenue to run again", succeeded(instance, "customer_revenue", 2), daemon, RUN_TIMEOUT_S)
+
+    # A file dropped into the watched folder: loaded once, raw.orders lands, clean_orders runs.
+    drops = project / "landing" / "orders"
+    rows_before = _count(project, "raw.orders")
+    new_orders(project, env, drops / "more_orders.parquet")
+    (drops / "broken.parquet").write_text("not a parquet file")
+    wait_for("the file to be loaded", lambda: (drops / "loaded" / "more_orders.parquet").is_file(), daemon, TICK_TIMEOUT_S)
+    wait_for("the broken file to be rejected", lambda: (drops / "rejected" / "broken.parquet.reason.txt").is_file(), daemon, TICK_TIMEOUT_S)
+    assert "not a readable Parquet file" in (drops / "rejected" / "broken.parquet.reason.txt").read_text()
+    assert _count(project, "raw.orders") == rows_before + 40
+    wait_for("clean_orders to run for the file", succeeded(instance, "clean_orders", 3), daemon, RUN_TIMEOUT_S)
+    wait_for_ticks(instance, daemon, time.time(), names=("nb_assets_automation",))
+    wait_for("every run to finish", lambda: all_finished(instance), daemon, RUN_TIMEOUT_S)
+
+    # Restart the daemon: nothing is reported, loaded or run twice.
+    counts = run_counts(instance)
+    assert counts == {"clean_orders": 3, "customer_revenue": 2}  # daily_traffic and revenue_report wait for their cron
+    daemon.stop()
+    restarted = daemon.start()
+    wait_for_ticks(instance, daemon, restarted, count=3)
+    assert run_counts(instance) == counts
+    for table in ("raw.orders", "raw.customers"):
+        assert reported_landings(instance, table) == logged_landings(project, table)  # each landing exactly once
+    assert _count(project, "raw.orders") == rows_before + 40
+    assert sorted(p.name for p in (drops / "loaded").iterdir()) == ["more_orders.parquet"]
+
+
+def _count(project: Path, table: str) -> int:
+    with connect(project / "warehouse.duckdb", read_only=True) as con:  # waits while a run loads
+        return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on UnauthorizedError { message }
+    ... on InvalidSubsetError { message }
+  }
+}
+"""
+
+
+def launch_backfill_from_the_ui_api(project: Path, env: dict[str, str], key: list[str], days: list[str]) -> str:
+    """What the UI's "Materialize selected" over a partition range sends: a GraphQL
+    launchPartitionBackfill to a real dagster-webserver on the project."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = project / "webserver.log"
+    with log.open("ab") as out:
+        server = subprocess.Popen([str(BIN / "dagster-webserver"), "-f", "definitions.py", "-h", "127.0.0.1", "-p", str(port)],
+                                  cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_serving(url, lambda: server.poll() is None, TICK_TIMEOUT_S, lambda: log.read_text(errors="replace")[-3000:])
+        params = {"partitionNames": days, "assetSelection": [{"path": key}]}
+        answer = graphql(url, BACKFILL, {"params": params})["launchPartitionBackfill"]
+        assert answer["__typename"] == "LaunchBackfillSuccess", answer
+        return answer["backfillId"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def _orders_per_day(project: Path, table: str, column: str) -> dict[str, int]:
+    with connect(project / "warehouse.duckdb", read_only=True) as con:
+        sql = f"SELECT {column}, {'sum(orders)' if table.startswith('mart') else 'count(DISTINCT order_id)'} FROM {table} GROUP BY 1 ORDER BY 1"
+        return {str(d): n for d, n in con.execute(sql).fetchall()}
+
+
+def test_a_dagster_backfill_of_three_days_finds_three_partitions_and_leaves_other_days_alone(demo) -> None:
+    project, daemon, instance, env = demo
+    if daemon.process is None or daemon.process.poll() is not None:
+        daemon.start()
+    # Another day, already loaded by the CLI: the backfill must not touch it.
+    cli = subprocess.run([sys.executable, "-m", "nb_assets.cli", "run", "notebooks/daily_orders.ipynb", "--definitions", "definitions.py",
+                          "--partition", "2026-11-10", "--records", str(project / "cli-records")],
+                         cwd=project, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert cli.returncode == 0, cli.stderr
+    before = _orders_per_day(project, "mart.daily_orders", "ds")
+    assert list(before) == ["2026-11-10"]
+
+    days = ["2026-11-20", "2026-11-21", "2026-11-22"]
+    backfill_id = launch_backfill_from_the_ui_api(project, env, ["mart", "daily_orders"], days)
+
+    def done() -> bool:
+        backfill = instance.get_backfill(backfill_id)
+        assert backfill is not None and "FAIL" not in backfill.status.value, backfill
+        return backfill.status.value.startswith("COMPLETED")
+
+    wait_for(f"backfill {backfill_id} to complete", done, daemon, 3 * RUN_TIMEOUT_S)
+    backfill_runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+    # One run per day: a one-day range each (BackfillPolicy.multi_run(1)).
+    ranges = sorted((r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"]) for r in backfill_runs)
+    assert ranges == [(d, d) for d in days]
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in backfill_runs)
+    # Each run's record names its day, as `nb-assets runs` and `show` print it.
+    kept = {r.run_id: r.partition for r in find_runs([Path(env["DAGSTER_HOME"]) / "storage" / "nb_assets"], "daily_orders")}
+    assert sorted(kept[r.run_id] for r in backfill_runs) == days
+    records = instance.fetch_materializations(dg.AssetKey(["mart", "daily_orders"]), limit=100).records
+    assert sorted(r.partition_key for r in records if r.partition_key in days) == days
+    after = _orders_per_day(project, "mart.daily_orders", "ds")
+    raw = _orders_per_day(project, "raw.orders", "order_date")
+    assert after == {"2026-11-10": before["2026-11-10"], **{d: raw[d] for d in days}}

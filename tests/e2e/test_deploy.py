@@ -1,0 +1,257 @@
+"""The deployment recipe, used as a user would: runs launched through the webserver's GraphQL API.
+
+`nb-assets deploy up` (what `make deploy` runs) in a temporary state folder on
+free ports: the code image is built offline if missing, a Postgres cluster holds
+Dagster's storage and the warehouse database, the code server runs in a
+container, webserver and daemon are host processes, and each run worker is a
+container started by DockerRunLauncher. Every wait is bounded; `deploy down
+--purge` runs at the end whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from support.loopback_servers import free_port
+from support.paths import REPO
+from support.polling import wait_for
+from nb_assets.deploy_config import DEPLOY_LABEL, LOCATION, DeploySettings
+from nb_assets.deploy_stack import DeployError, down, start_daemon, stop_daemon, up
+from nb_assets.docker_janitor import OWNER_LABEL, SANDBOX_LABEL, here
+from nb_assets.image import docker_client, image_tag
+from nb_assets.run_records import DAGSTER_RECORDS, find_runs
+from nb_assets.webserver_client import graphql
+
+pytestmark = [pytest.mark.slow, pytest.mark.docker]
+
+LIMIT = 2  # notebook runs at once
+RUN_TIMEOUT_S = 600  # a run worker plus a notebook in its sandbox, queued behind others, on 2 loaded cores
+GRAPH = [["mart", "orders_clean"], ["mart", "customer_revenue"], ["mart", "daily_traffic"], ["reports", "revenue_report"],
+         ["mart", "regional_revenue_emea"], ["mart", "regional_revenue_apac"]]
+LAUNCH = """
+mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } ... on InvalidSubsetError { message } } }
+"""
+MATERIALIZATION = """
+query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset { assetMaterializations(limit: 1) {
+  runId metadataEntries { label ... on PathMetadataEntry { path } ... on NotebookMetadataEntry { path } } } } } }
+"""
+ACTIVE = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+class Deployment:
+    def __init__(self, settings: DeploySettings, instance: dg.DagsterInstance) -> None:
+        self.settings, self.instance = settings, instance
+        self.url = f"http://127.0.0.1:{settings.webserver_port}"
+
+    def tail(self, lines: int = 60) -> str:
+        logs = [self.settings.logs_dir / name for name in ("daemon.log", "webserver.log")]
+        return "\n".join(f"--- {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+                         for log in logs if log.exists())
+
+    def launch(self, keys: list[list[str]]) -> str:
+        params = {"mode": "default", "selector": {
+            "repositoryLocationName": LOCATION, "repositoryName": "__repository__", "pipelineName": "__ASSET_JOB",
+            "assetSelection": [{"path": key} for key in keys]}}
+        answer = graphql(self.url, LAUNCH, {"params": params})["launchRun"]
+        assert answer["__typename"] == "LaunchRunSuccess", answer
+        return str(answer["run"]["runId"])
+
+    def status(self, run_id: str) -> dg.DagsterRunStatus:
+        run = self.instance.get_run_by_id(run_id)
+        assert run is not None
+        return run.status
+
+    def wait_until_done(self, run_ids: list[str], timeout_s: float = RUN_TIMEOUT_S) -> None:
+        finished = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+        wait_for(f"runs {run_ids} to finish", lambda: all(self.status(r) in finished for r in run_ids), self, timeout_s)
+        assert {r: self.status(r) for r in run_ids} == {r: dg.DagsterRunStatus.SUCCESS for r in run_ids}, self.tail()
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Deployment]:
+    from nb_assets.docker_sandbox import docker_available
+
+    if not docker_available():
+        pytest.skip("no Docker engine answers (is dockerd running? DOCKER_HOST?)")
+    # Not under pytest's base folder: a pytest session started meanwhile makes it 0700 again, and the
+    # cluster runs as the postgres user. Removed by `down(purge=True)`.
+    state = Path(tempfile.mkdtemp(prefix="nb-assets-deploy-test-"))
+    settings = DeploySettings(state_dir=state, webserver_port=free_port(), code_server_port=free_port(),
+                              postgres_port=free_port(), max_concurrent_runs=LIMIT, sensor_interval_s=5)
+    previous = os.environ.get("DAGSTER_HOME")
+    try:
+        up(settings, REPO, seed=REPO / "scripts" / "seed_demo.py")
+        os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+        instance = dg.DagsterInstance.get()
+        try:
+            yield Deployment(settings, instance)
+        finally:
+            instance.dispose()
+    finally:
+        down(state, purge=True)
+        if previous is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = previous
+
+
+def test_the_demo_graph_runs_in_a_run_worker_container_with_a_sandbox_container_per_notebook(deployment: Deployment) -> None:
+    settings, client = deployment.settings, docker_client()
+    since = int(time.time()) - 1
+    run_id = deployment.launch(GRAPH)
+    deployment.wait_until_done([run_id])
+
+    # The run worker: a container of the code image, started by the run launcher for this run.
+    worker = client.containers.get(deployment.instance.get_run_by_id(run_id).tags["docker/container_id"])
+    assert worker.image.tags == [settings.code_image]
+    assert worker.labels["dagster/run_id"] == run_id and worker.labels[DEPLOY_LABEL] == settings.label
+    assert worker.attrs["State"]["ExitCode"] == 0
+
+    # One sandbox container per notebook, made through the engine socket from inside the run worker
+    # (another pid namespace than this one), from the sandbox image, with every limit.
+    sandboxes = created_sandboxes(client, since, settings.dagster_home / DAGSTER_RECORDS)
+    records = {r.notebook: r for r in find_runs([settings.dagster_home / DAGSTER_RECORDS]) if r.run_id == run_id}
+    assert set(records) == {"clean_orders", "customer_revenue", "daily_traffic", "revenue_report",
+                            "regional_revenue_emea", "regional_revenue_apac"}
+    assert sorted(sandboxes) == sorted(records), sandboxes
+    for notebook, record in records.items():
+        facts = record.summary["sandbox"]
+        assert record.status == "success" and facts["kind"] == "docker" and facts["network"] == "none"
+        assert facts["image"] == image_tag() and not facts["warm_spare"]
+        attributes = sandboxes[notebook]
+        assert attributes["id"].startswith(facts["container"]) and not worker.id.startswith(facts["container"])
+        assert attributes["image"] == image_tag()
+        assert attributes[OWNER_LABEL].partition(":")[0] not in ("", here()), "made by this process's namespace"
+    assert len({s["id"] for s in sandboxes.values()}) == len(records)
+
+    # Outputs in the Postgres warehouse, as many rows as each record says.
+    for notebook, record in records.items():
+        for output in record.summary["outputs"]:
+            assert warehouse_rows(settings, output["table"]) == output["rows"] > 0, (notebook, output)
+
+    # The records, found through the webserver: the paths it shows are readable on its host.
+    answer = graphql(deployment.url, MATERIALIZATION, {"key": {"path": ["mart", "daily_traffic"]}})
+    latest = answer["assetOrError"]["assetMaterializations"][0]
+    assert latest["runId"] == run_id
+    paths = {e["label"]: e.get("path") for e in latest["metadataEntries"]}
+    assert Path(paths["notebook/executed"]).read_text().startswith("{")
+    assert "<html" in Path(paths["notebook/html"]).read_text()[:2000].lower()
+    # The UI's "View Notebook": the webserver renders it, read through the code server's container.
+    query = urllib.parse.urlencode({"path": paths["notebook/executed"], "repoLocName": LOCATION})
+    page = urllib.request.urlopen(f"{deployment.url}/notebook?{query}", timeout=120).read().decode()
+    assert "mart.daily_traffic" in page and "jp-Notebook" in page
+
+
+def test_eight_runs_hold_the_queue_limit_and_survive_a_daemon_restart(deployment: Deployment) -> None:
+    instance, settings = deployment.instance, deployment.settings
+    run_ids = [deployment.launch([["mart", "daily_traffic"]]) for _ in range(8)]
+    most_active = 0
+
+    def some_started_others_queued() -> bool:
+        nonlocal most_active
+        statuses = [deployment.status(r) for r in run_ids]
+        most_active = max(most_active, sum(s in ACTIVE for s in statuses))
+        return any(s in (*ACTIVE, dg.DagsterRunStatus.SUCCESS) for s in statuses) and \
+            statuses.count(dg.DagsterRunStatus.QUEUED) >= 3
+
+    wait_for("the queue to start the first runs", some_started_others_queued, deployment, RUN_TIMEOUT_S)
+    stop_daemon(settings)
+    queued = {r for r in run_ids if deployment.status(r) == dg.DagsterRunStatus.QUEUED}
+    time.sleep(8)  # with no daemon, nothing leaves the queue
+    assert {r for r in run_ids if deployment.status(r) == dg.DagsterRunStatus.QUEUED} == queued
+    start_daemon(settings)
+
+    def finished() -> bool:
+        nonlocal most_active
+        most_active = max(most_active, instance.get_runs_count(dg.RunsFilter(statuses=ACTIVE)))
+        return all(deployment.status(r) in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) for r in run_ids)
+
+    wait_for("all eight runs to finish", finished, deployment, 4 * RUN_TIMEOUT_S)
+    deployment.wait_until_done(run_ids)
+
+    # The limit, from what was seen while polling and from the runs' own start and end times.
+    records = instance.get_run_records(dg.RunsFilter(run_ids=run_ids))
+    assert 1 <= most_active <= LIMIT
+    assert most_overlapping([(r.start_time, r.end_time) for r in records]) == LIMIT
+
+    # Exactly once: one start, one success, one run worker container and one notebook record per run.
+    client = docker_client()
+    for run_id in run_ids:
+        logs = instance.all_logs(run_id)
+        kinds = [e.dagster_event.event_type for e in logs if e.dagster_event is not None]
+        assert kinds.count(dg.DagsterEventType.RUN_START) == 1 and kinds.count(dg.DagsterEventType.RUN_SUCCESS) == 1
+        assert sum("Launching run in a new container" in (e.message or "") for e in logs) == 1
+        assert len(client.containers.list(all=True, filters={"label": f"dagster/run_id={run_id}"})) == 1
+        assert [r.run_id for r in find_runs([settings.dagster_home / DAGSTER_RECORDS], "daily_traffic")].count(run_id) == 1
+
+
+def most_overlapping(spans: list[tuple[float | None, float | None]]) -> int:
+    """The most runs between their start and end at any moment."""
+    edges = sorted([(start, 1) for start, _ in spans if start is not None] + [(end, -1) for _, end in spans if end is not None],
+                   key=lambda edge: (edge[0], edge[1]))  # an end before a start at the same instant
+    level = most = 0
+    for _, step in edges:
+        level += step
+        most = max(most, level)
+    return most
+
+
+def created_sandboxes(client: Any, since: int, records_root: Path) -> dict[str, dict[str, str]]:
+    """The sandbox containers the engine created since `since` for runs recorded under `records_root`,
+    by notebook: their id, image and labels (as the engine's events tell them)."""
+    found: dict[str, dict[str, str]] = {}
+    events = client.events(since=since, until=int(time.time()) + 1, decode=True,
+                           filters={"type": "container", "event": "create", "label": SANDBOX_LABEL})
+    for event in events:
+        attributes = dict(event["Actor"]["Attributes"])
+        folder = Path(attributes.get("nb_assets.run_folder", "/"))
+        if records_root in folder.parents:
+            notebook = folder.relative_to(records_root).parts[0]
+            found[notebook] = {**attributes, "id": event["Actor"]["ID"]}
+    return found
+
+
+def warehouse_rows(settings: DeploySettings, table: str) -> int:
+    """Rows of `table` in the deployment's warehouse: its Postgres database."""
+    import psycopg
+
+    assert settings.warehouse_location().startswith("postgresql://")
+    with psycopg.connect(settings.warehouse_location()) as con:
+        return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_most_overlapping_counts_runs_at_once() -> None:
+    assert most_overlapping([(0, 2), (1, 3), (2, 4), (5, 6)]) == 2
+    assert most_overlapping([(0, 1), (1, 2)]) == 1
+    assert json.dumps(most_overlapping([])) == "0"
+
+
+def test_ports_in_use_are_refused_before_anything_is_built_or_started(tmp_path: Path) -> None:
+    """A webserver elsewhere on all interfaces and a server on loopback, both on ports the deployment wants."""
+    with socket.socket() as anywhere, socket.socket() as loopback:
+        anywhere.bind(("0.0.0.0", 0))
+        loopback.bind(("127.0.0.1", 0))
+        for held in (anywhere, loopback):
+            held.listen()
+        web, code = anywhere.getsockname()[1], loopback.getsockname()[1]
+        state = tmp_path / "deploy"
+        settings = DeploySettings(state_dir=state, webserver_port=web, code_server_port=code, postgres_port=free_port())
+        with pytest.raises(DeployError) as refused:
+            up(settings, REPO)
+    message = str(refused.value)
+    assert f"{web} (--port)" in message and f"{code} (--code-server-port)" in message, message
+    assert "--postgres-port)" not in message.split(";")[0]  # the free one is not named
+    assert not (state / "deploy.json").exists()  # nothing saved, so nothing was started

@@ -1,0 +1,210 @@
+"""Warm spares against the real engine and sandbox image: claimed once, the run's own settings, cleaned up.
+
+Each test uses limits no other test uses, so the spares it sees are its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from nb_assets.docker_janitor import CLAIMED_PREFIX, OFFERED_PREFIX, SPARE_LABEL, sweep_abandoned
+from nb_assets.docker_sandbox import DockerSandbox, _runtime_tar
+from nb_assets.docker_spare import claim_spare, claims_dir, spare_key
+from nb_assets.sandbox import RunFolder, SandboxLimits
+
+from support.docker_runs import make_run_folder, result_json
+from support.paths import REPO
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture()
+def spares(docker_image: str) -> DockerSandbox:
+    return DockerSandbox(image=docker_image, spares=True)
+
+
+def limits_of_this_test(tmp_mb: int) -> SandboxLimits:
+    return SandboxLimits(timeout_s=120, memory_mb=1024, cpus=1.0, pids=128, tmp_mb=tmp_mb)
+
+
+def spare_ids(sandbox: DockerSandbox, key: str, prefix: str = OFFERED_PREFIX) -> list[str]:
+    found = sandbox.client.api.containers(all=True, filters={"label": f"{SPARE_LABEL}={key}"})
+    return [c["Id"] for c in found if c["Names"][0].lstrip("/").startswith(prefix)]
+
+
+def key_of(sandbox: DockerSandbox, folder: RunFolder, limits: SandboxLimits) -> str:
+    return spare_key(json.dumps(sandbox._settings(limits), sort_keys=True, default=repr), _runtime_tar(folder.runtime_dir))
+
+
+def remove_all(sandbox: DockerSandbox, key: str) -> None:
+    for c in sandbox.client.api.containers(all=True, filters={"label": f"{SPARE_LABEL}={key}"}):
+        sandbox.client.api.remove_container(c["Id"], force=True)
+
+
+def test_each_run_gets_its_own_container_and_a_spare_serves_one_run(spares: DockerSandbox, tmp_path: Path) -> None:
+    limits = limits_of_this_test(71)
+    folders = [make_run_folder(tmp_path / f"run{i}", f"x = {i}", "print(x)") for i in range(3)]
+    key = key_of(spares, folders[0], limits)
+    try:
+        results = []
+        for folder in folders:
+            [offered] = [None] if not results else spare_ids(spares, key)  # the previous run left exactly one
+            result = spares.run(folder, limits)
+            spares.wait_for_spare()  # the next run's spare is made by a process of its own
+            assert result.exit_code == 0, result.logs
+            assert result_json(folder) == {"status": "success", "error": None}
+            if offered is not None:  # claimed: this run used the spare it found, which is gone now
+                assert result.facts["warm_spare"] is True and offered.startswith(result.facts["container"])
+                assert spares.client.api.containers(all=True, filters={"id": offered}) == []
+                assert not (claims_dir() / offered).exists()
+            results.append(result)
+        assert results[0].facts["warm_spare"] is False
+        assert len({r.facts["container"] for r in results}) == 3
+        [left] = spare_ids(spares, key)
+        assert all(not left.startswith(r.facts["container"]) for r in results)
+    finally:
+        remove_all(spares, key)
+
+
+def test_two_runs_never_claim_the_same_spare(spares: DockerSandbox, tmp_path: Path) -> None:
+    limits = limits_of_this_test(72)
+    folder = make_run_folder(tmp_path / "run", "pass")
+    key = key_of(spares, folder, limits)
+    try:
+        offered = spares.make_spare(limits)
+        assert spare_ids(spares, key) == [offered]
+        claims: list[str | None] = []
+        start = threading.Barrier(8)
+
+        def claim() -> None:
+            start.wait()
+            claims.append(claim_spare(spares.client, key)[0])
+
+        threads = [threading.Thread(target=claim) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [c for c in claims if c] == [offered] and claims.count(None) == 7
+        assert spare_ids(spares, key, CLAIMED_PREFIX) == [offered]  # renamed: whose run it is, for the janitor
+        assert claim_spare(spares.client, key) == (None, 0)  # and never again
+    finally:
+        remove_all(spares, key)
+        for c in claims:
+            if c:
+                (claims_dir() / c).unlink(missing_ok=True)
+
+
+def test_a_claimed_spare_has_the_settings_of_a_container_made_for_the_run(spares: DockerSandbox, tmp_path: Path) -> None:
+    limits = SandboxLimits(timeout_s=90, memory_mb=768, cpus=0.5, pids=99, tmp_mb=73, output_mb=33)
+    seen: dict[str, dict] = {}
+
+    def watch(name: str, folder: RunFolder) -> None:
+        """The container running this run: made for it (labelled with its folder), or a claimed spare."""
+        deadline = time.monotonic() + 120
+        while name not in seen and time.monotonic() < deadline:
+            for c in spares.client.api.containers(filters={"status": "running"}):
+                ours = c["Labels"].get("nb_assets.run_folder") == str(folder.root) if name == "cold" else (
+                    c["Labels"].get(SPARE_LABEL) == key and c["Names"][0].lstrip("/").startswith(CLAIMED_PREFIX))
+                if ours:
+                    seen[name] = spares.client.api.inspect_container(c["Id"])
+            time.sleep(0.1)
+
+    cold_folder = make_run_folder(tmp_path / "cold", "import time\ntime.sleep(4)")
+    warm_folder = make_run_folder(tmp_path / "warm", "import time\ntime.sleep(4)")
+    key = key_of(spares, cold_folder, limits)
+    try:
+        for name, folder in (("cold", cold_folder), ("warm", warm_folder)):
+            watcher = threading.Thread(target=watch, args=(name, folder))
+            watcher.start()
+            result = spares.run(folder, limits)
+            spares.wait_for_spare()
+            watcher.join()
+            assert result.exit_code == 0, result.logs
+            assert result.facts["warm_spare"] is (name == "warm")
+        cold, warm = seen["cold"], seen["warm"]
+        assert warm["Name"].lstrip("/").startswith(CLAIMED_PREFIX)
+        assert warm["HostConfig"] == cold["HostConfig"]  # limits, mounts, tmpfs sizes, caps, network, runtime
+        for k in ("Image", "User", "Env", "WorkingDir", "Hostname"):
+            assert warm["Config"][k] == cold["Config"][k], k
+        host = warm["HostConfig"]
+        assert host["Memory"] == host["MemorySwap"] == 768 << 20
+        assert host["NanoCpus"] == 5 * 10**8 and host["PidsLimit"] == 99
+        assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
+        assert "size=73m" in host["Tmpfs"]["/tmp"] and "size=33m" in host["Tmpfs"]["/nb/output"]
+        # The commands differ only in the claim-by (when the spare stops waiting for a run).
+        differ = [i for i, (a, b) in enumerate(zip(warm["Config"]["Cmd"], cold["Config"]["Cmd"])) if a != b]
+        assert len(differ) == 1 and len(warm["Config"]["Cmd"]) == len(cold["Config"]["Cmd"])
+    finally:
+        remove_all(spares, key)
+
+
+MAKER = """
+import sys, tempfile, time
+from pathlib import Path
+from nb_assets.docker_sandbox import DockerSandbox, _runtime_tar
+from nb_assets.docker_spare import make_spare, offer_spare
+from nb_assets.sandbox import RunFolder, SandboxLimits
+sandbox = DockerSandbox(image=sys.argv[1])
+limits = SandboxLimits(timeout_s=120, memory_mb=1024, cpus=1.0, pids=128, tmp_mb=int(sys.argv[3]))
+config = sandbox._container_config(limits, time.time() + 600, labels={})
+if sys.argv[2] == "booting":  # killed between making the container and offering it
+    print(make_spare(sandbox.client, config, "k-" + sys.argv[3])[1].id, flush=True)
+    time.sleep(600)
+else:  # offered, then the maker leaves
+    folder = RunFolder(Path(tempfile.mkdtemp())).create()
+    folder.install_inbox_files()
+    print(offer_spare(sandbox.client, config, "k-" + sys.argv[3], _runtime_tar(folder.runtime_dir), "/nb/in"), flush=True)
+"""
+
+
+def test_the_janitor_removes_a_dead_hosts_spare_and_keeps_one_offered(spares: DockerSandbox, docker_image: str) -> None:
+    """A spare whose maker died while making it is removed; an offered one waits for a run until its claim-by."""
+
+    def maker(state: str, tmp_mb: int) -> tuple[subprocess.Popen[str], str]:
+        proc = subprocess.Popen([sys.executable, "-c", MAKER, docker_image, state, str(tmp_mb)], cwd=REPO,
+                                stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        assert proc.stdout is not None
+        return proc, proc.stdout.readline().strip()
+
+    booting, booting_id = maker("booting", 74)
+    offered, offered_id = maker("offered", 75)
+    try:
+        assert offered.wait(60) == 0
+        booting.send_signal(signal.SIGKILL)
+        booting.wait()
+        sweep_abandoned(spares.client)
+        alive = {c["Id"] for c in spares.client.api.containers(all=True, filters={"label": SPARE_LABEL})}
+        assert booting_id not in alive
+        assert offered_id in alive
+    finally:
+        booting.kill()
+        for key in ("k-74", "k-75"):
+            remove_all(spares, key)
+
+
+def test_an_unclaimed_spare_ends_by_itself_at_its_claim_by(spares: DockerSandbox, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = limits_of_this_test(76)
+    folder = make_run_folder(tmp_path / "run", "pass")
+    key = key_of(spares, folder, limits)
+    monkeypatch.setenv("NB_ASSETS_SPARE_TTL_S", "3")
+    try:
+        spare = spares.make_spare(limits)
+        assert spare_ids(spares, key) == [spare]
+        assert claim_spare(spares.client, key) == (None, 0)  # too close to its claim-by to be given a run
+        deadline = time.monotonic() + 90
+        while spare_ids(spares, key) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert spare_ids(spares, key) == [], "the spare outlived its claim-by"
+    finally:
+        remove_all(spares, key)

@@ -1,0 +1,1 @@
+"""Helpers shared by the test tiers (tests/ is on pytest's `pythonpath`; imported as `support.x`)."""
