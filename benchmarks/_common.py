@@ -194,8 +194,8 @@ if __name__ == "__main__":
 def docker_reason() -> str | None:
     """None when a Docker variant can run, else why it is skipped."""
     try:
-        from nb_assets.docker_sandbox import docker_available
-        from nb_assets.image import image_exists, image_tag
+        from nb_assets.sandbox.container import docker_available
+        from nb_assets.sandbox.image import image_exists, image_tag
     except ImportError as exc:
         return f"nb_assets has no Docker sandbox ({exc})"
     if not docker_available():

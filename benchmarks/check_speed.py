@@ -41,10 +41,10 @@ PROFILE = """
 import sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from nb_assets.cli_check import spec_to_json
-from nb_assets.notebook_parser import parse_notebook, read_cells
-from nb_assets.sql_lineage import analyze_query
-from nb_assets.static_analysis import analyze
+from nb_assets.cli.check import spec_to_json
+from nb_assets.analysis.parser import parse_notebook, read_cells
+from nb_assets.sql.lineage import analyze_query
+from nb_assets.analysis.checks import analyze
 t1 = time.perf_counter()
 paths = sorted(Path(sys.argv[1]).rglob("*.ipynb"))
 cells = [read_cells(str(p), p.read_bytes()) for p in paths]

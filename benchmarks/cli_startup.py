@@ -3,7 +3,7 @@
 On a copy of the demo project (seeded DuckDB warehouse, the local sandbox), times
 the wall and CPU time (user + system; steadier on a loaded machine) of a fresh
 process, median of 5 interleaved runs after 1 warm-up, for:
-  --help            `nb-assets --help`: the interpreter, argparse and nb_assets.cli
+  --help            `nb-assets --help`: the interpreter, argparse and nb_assets.cli.main
   check             `nb-assets check notebooks/clean_orders.ipynb` (warm parse cache)
   lineage           `nb-assets lineage raw.orders`
   land              `nb-assets land raw.orders` (records a landing, loads no file)
@@ -49,7 +49,7 @@ def _hook(event, args):
         print(f"SANDBOX_AT {time.time()!r}", flush=True)
         os._exit(0)
 sys.addaudithook(_hook)
-from nb_assets.cli import main
+from nb_assets.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

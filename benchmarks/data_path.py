@@ -33,8 +33,8 @@ C.ensure_venv()
 import duckdb  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from nb_assets.warehouse import DuckDBWarehouse  # noqa: E402
-from nb_assets.warehouse_base import PrefetchRequest  # noqa: E402
+from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse  # noqa: E402
+from nb_assets.warehouse.base import PrefetchRequest  # noqa: E402
 
 SEED = """CREATE TABLE raw.events AS SELECT
     range AS event_id,

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -45,7 +44,7 @@ COUNT = 32
 VARIANTS = {"multiprocess": None, "in_process": {"execution": {"config": {"in_process": {}}}}}
 SEED = '''"""Seeds the benchmark's warehouse: raw.nums and the read-only role."""
 import argparse, psycopg
-from nb_assets.postgres_warehouse import PostgresWarehouse
+from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
 parser = argparse.ArgumentParser(); parser.add_argument("--warehouse", required=True)
 location = parser.parse_args().warehouse
 with psycopg.connect(location, autocommit=True) as con:
@@ -66,8 +65,6 @@ defs = notebook_definitions(NOTEBOOKS, warehouse=os.environ["NB_ASSETS_WAREHOUSE
 
 def make_project(folder: Path, count: int) -> list[Path]:
     (folder / "notebooks").mkdir(parents=True)
-    (folder / "deploy").mkdir()
-    shutil.copy(C.REPO / "deploy" / "Dockerfile.offline", folder / "deploy" / "Dockerfile.offline")
     (folder / "seed.py").write_text(SEED)
     (folder / "definitions.py").write_text(DEFINITIONS.replace("{count}", str(count)))
     paths = []
@@ -90,8 +87,8 @@ def sequential(paths: list[Path], warehouse: str) -> float:
 
 
 def deployed(url: str, instance, count: int, run_config: dict | None = None) -> tuple[float, list[str]]:  # noqa: ANN001
-    from nb_assets.deploy_config import LOCATION
-    from nb_assets.webserver_client import graphql
+    from nb_assets.deploy.config import LOCATION
+    from nb_assets.deploy.webserver_client import graphql
 
     launch = """mutation($p: ExecutionParams!) { launchRun(executionParams: $p) { __typename
       ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
@@ -119,7 +116,7 @@ def deployed(url: str, instance, count: int, run_config: dict | None = None) -> 
 def breakdown(instance, run_ids: list[str], records_root: Path) -> dict[str, float]:  # noqa: ANN001
     import dagster as dg
 
-    from nb_assets.run_records import find_runs
+    from nb_assets.runs.history import find_runs
 
     T = dg.DagsterEventType
     parts: dict[str, list[float]] = {k: [] for k in ("queue wait", "run worker start", "step start", "notebook pipeline",
@@ -148,11 +145,11 @@ def main() -> int:
     C.print_machine("dagster", "dagster-docker", "dagster-postgres")
     import dagster as dg
 
-    from nb_assets.code_image import build_code_image
-    from nb_assets.deploy_config import DeploySettings
-    from nb_assets.deploy_stack import down, up
-    from nb_assets.pg_cluster import free_port
-    from nb_assets.run_records import DAGSTER_RECORDS
+    from nb_assets.deploy.code_image import build_code_image
+    from nb_assets.deploy.config import DeploySettings
+    from nb_assets.deploy.stack import down, up
+    from nb_assets.deploy.pg_cluster import free_port
+    from nb_assets.runs.history import DAGSTER_RECORDS
 
     with C.temp_dir("deploy") as tmp:
         project = tmp / "project"
@@ -177,7 +174,7 @@ def main() -> int:
             instance.dispose()
         finally:
             down(state, purge=True)
-            from nb_assets.image import docker_client
+            from nb_assets.sandbox.image import docker_client
 
             for image in {tag, settings.code_image} - {""}:  # ~1 GB each, of a project that is gone
                 docker_client().images.remove(image)

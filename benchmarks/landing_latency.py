@@ -44,7 +44,7 @@ WAIT_S = 600
 
 
 def make_project(folder: Path, interval: int) -> None:
-    from nb_assets.landing_log import LOG_DDL
+    from nb_assets.warehouse.landing import LOG_DDL
 
     C.write_notebook(folder / "notebooks" / "copy.ipynb", [
         ("markdown", "# Copy\n\nCopies raw.src whenever it lands."),

@@ -34,7 +34,7 @@ BARE_SQL = 'SELECT id, "table", partition, rows, epoch(landed_at), source FROM n
 
 def make_log(path: Path) -> None:
     """100,000 landings round-robin over 1,000 tables, written as loaders would (one id each, in order)."""
-    from nb_assets.landing_log import LOG_DDL
+    from nb_assets.warehouse.landing import LOG_DDL
 
     statements = [
         *LOG_DDL,
@@ -62,7 +62,7 @@ def main() -> None:
     import dagster as dg
     import duckdb
 
-    from nb_assets.automation import MAX_LANDINGS_PER_TICK, landing_sensor
+    from nb_assets.defs.automation import MAX_LANDINGS_PER_TICK, landing_sensor
 
     C.print_machine("dagster", "duckdb")
     sources = {f"raw.t{i:04d}": dg.AssetKey(["raw", f"t{i:04d}"]) for i in range(TABLES)}

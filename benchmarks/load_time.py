@@ -66,7 +66,7 @@ def nb_{i}() -> None:
 PARSE_PROBE = '''
 import pickle, sys, time
 from pathlib import Path
-from nb_assets.notebook_parser import parse_notebook
+from nb_assets.analysis.parser import parse_notebook
 paths = sorted(Path(sys.argv[1]).glob("*.ipynb"))
 t0 = time.perf_counter(); specs = [parse_notebook(p) for p in paths]
 t1 = time.perf_counter(); [parse_notebook(p) for p in paths]

@@ -1,6 +1,6 @@
 """The Postgres data path: SQL input → Parquet (prefetch) and Parquet → table (load).
 
-A throwaway cluster (nb_assets.pg_cluster, fsync off) with a table of 10
+A throwaway cluster (nb_assets.deploy.pg_cluster, fsync off) with a table of 10
 million rows (--rows to change; ints, doubles, text, date). Each op on its own
 connection, interleaved run by run so drift on the machine hits all alike:
   baseline  Postgres's own `COPY (SELECT ...) TO STDOUT (FORMAT binary)` into a
@@ -31,9 +31,9 @@ C.ensure_venv()
 
 import psycopg  # noqa: E402
 
-from nb_assets.pg_cluster import start_cluster  # noqa: E402
-from nb_assets.postgres_warehouse import PostgresWarehouse  # noqa: E402
-from nb_assets.warehouse_base import PrefetchRequest  # noqa: E402
+from nb_assets.deploy.pg_cluster import start_cluster  # noqa: E402
+from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse  # noqa: E402
+from nb_assets.warehouse.base import PrefetchRequest  # noqa: E402
 
 SEED = """CREATE TABLE raw.events AS SELECT
     g::bigint AS event_id,

@@ -28,7 +28,7 @@ import _common as C  # noqa: E402
 from run_overhead import DEFS, NOOP_DEFS, nb_assets_notebook  # noqa: E402
 
 C.ensure_venv()
-from nb_assets.executor import PRELOAD_MODULES  # noqa: E402
+from nb_assets.defs.executor import PRELOAD_MODULES  # noqa: E402
 
 def _multiprocess(start_method: dict) -> dict:
     return {"execution": {"config": {"multiprocess": {"start_method": start_method}}}}

@@ -58,7 +58,7 @@ def plain_notebooks(project: Path, plain: Path) -> list[Path]:
     import duckdb
     import nbformat
 
-    from nb_assets.notebook_parser import parse_notebook
+    from nb_assets.analysis.parser import parse_notebook
 
     (plain / "inputs").mkdir(parents=True)
     (plain / "outputs").mkdir()

@@ -31,11 +31,11 @@ C.ensure_venv()
 HOST = """
 import dataclasses, json, resource, sys
 from pathlib import Path
-from nb_assets.choose_sandbox import choose_sandbox
-from nb_assets.host_pipeline import discard_data, run_pipeline
-from nb_assets.notebook_parser import parse_notebook
-from nb_assets.record import keep_record
-from nb_assets.warehouse import DuckDBWarehouse
+from nb_assets.sandbox.choose import choose_sandbox
+from nb_assets.runs.pipeline import discard_data, run_pipeline
+from nb_assets.analysis.parser import parse_notebook
+from nb_assets.runs.record import keep_record
+from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 notebook, warehouse, sandbox, run_dir = sys.argv[1:]
 spec = dataclasses.replace(parse_notebook(notebook), findings=())
 run = run_pipeline(spec, warehouse=DuckDBWarehouse(warehouse), sandbox=choose_sandbox(sandbox), run_dir=Path(run_dir))

@@ -27,20 +27,20 @@ __all__ = [
 ]
 
 _WHERE = {
-    "NotebookAsset": "nb_assets.declaration",
-    "DailyPartitions": "nb_assets.declaration",
-    "FileDrop": "nb_assets.declaration",
-    "Reclassify": "nb_assets.declaration",
-    "SandboxLimits": "nb_assets.sandbox",
-    "NotebookTranslator": "nb_assets.translator",
-    "NotebookResource": "nb_assets.resource",
-    "build_notebook_assets": "nb_assets.build_assets",
+    "NotebookAsset": "nb_assets.project.declaration",
+    "DailyPartitions": "nb_assets.project.declaration",
+    "FileDrop": "nb_assets.project.declaration",
+    "Reclassify": "nb_assets.project.declaration",
+    "SandboxLimits": "nb_assets.sandbox.base",
+    "NotebookTranslator": "nb_assets.defs.translator",
+    "NotebookResource": "nb_assets.defs.resource",
+    "build_notebook_assets": "nb_assets.defs.build",
     "notebook_definitions": "nb_assets.defs.entry",  # builds lazily: reading a project needs no Dagster
-    "parse_notebook": "nb_assets.notebook_parser",
-    "load_declarations_yaml": "nb_assets.declarations_yaml",
-    "Notifications": "nb_assets.notify",
-    "SmtpChannel": "nb_assets.notify",
-    "WebhookChannel": "nb_assets.notify",
+    "parse_notebook": "nb_assets.analysis.parser",
+    "load_declarations_yaml": "nb_assets.project.declarations_yaml",
+    "Notifications": "nb_assets.notify.channels",
+    "SmtpChannel": "nb_assets.notify.channels",
+    "WebhookChannel": "nb_assets.notify.channels",
 }
 
 

@@ -11,7 +11,7 @@ sandbox image. Two modes, chosen by the environment the host sets:
   in the working folder or a parent, or a postgresql:// URL, queried exactly
   as a scheduled prefetch would), binding `$params` from the notebook's
   variables; `output()` shows a preview and writes nothing; `%nb_context`
-  shows the notebook's declaration and last runs (host only: nb_assets.context_pane).
+  shows the notebook's declaration and last runs (host only: nb_assets.jupyter.context_pane).
 
     %load_ext nb_assets.notebook
     from nb_assets.notebook import output
@@ -112,7 +112,7 @@ def load_ipython_extension(ipython: Any) -> None:
     def nb_context(line: str) -> None:
         """`%nb_context [NOTEBOOK]`: this notebook's declaration, lineage, zones and last runs."""
         # A host module, imported only when asked for: the sandbox has only this runtime.
-        from nb_assets.context_pane import show_context
+        from nb_assets.jupyter.context_pane import show_context
 
         show_context(line.strip().strip("'\"") or None, ipython.user_ns)  # a quoted path works too
 

@@ -45,7 +45,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from nb_assets.landing_log import LOG_DDL
+from nb_assets.warehouse.landing import LOG_DDL
 
 END_DATE = date(2026, 11, 25)
 DAYS = 60
@@ -226,7 +226,7 @@ def _seed_postgres(url: str, customers: pa.Table, orders: pa.Table, events: pa.T
     """The same tables, made by DuckDB in memory and copied into Postgres in one transaction."""
     import adbc_driver_postgresql.dbapi as adbc
 
-    from nb_assets.postgres_warehouse import PostgresWarehouse
+    from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
 
     tables = ("raw.customers", "raw.orders", "raw.web_events")
     with duckdb.connect() as con:

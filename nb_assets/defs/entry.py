@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nb_assets.definitions_file import ProjectDeclarations, capture
+from nb_assets.project.definitions_file import ProjectDeclarations, capture
 
 if TYPE_CHECKING:
     import dagster as dg
@@ -35,6 +35,6 @@ def notebook_definitions(
     )
     if capture(declared):
         return None  # type: ignore[return-value]  # only the CLI sees this, and it reads the capture
-    from nb_assets.build_assets import build_definitions
+    from nb_assets.defs.build import build_definitions
 
     return build_definitions(notebooks, warehouse=warehouse, base_dir=base_dir, policy=policy, sandbox=sandbox, **options)

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--candidate", type=Path, required=True, help="what that file would hold")
     parser.add_argument("--result", type=Path, required=True)
     args = parser.parse_args(argv)
-    from nb_assets.declarations_yaml import candidate
+    from nb_assets.project.declarations_yaml import candidate
 
     try:
         with candidate(args.declarations, args.candidate.read_text(encoding="utf-8")):

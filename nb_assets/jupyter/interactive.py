@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nb_assets.warehouse_backends import query_interactive
+from nb_assets.warehouse.backends import query_interactive
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -16,21 +16,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nb_assets.declaration import PARTITION_PARAM
+from nb_assets.project.declaration import PARTITION_PARAM
 from nb_assets.errors import NbAssetsError
-from nb_assets.host_pipeline import NotebookRun, discard_data, run_pipeline
+from nb_assets.runs.pipeline import NotebookRun, discard_data, run_pipeline
 from nb_assets.locations import redact
-from nb_assets.record import keep_record, seen_through_facts
-from nb_assets.run_records import keep_refusal_record
-from nb_assets.sandbox import Sandbox, SandboxLimits
+from nb_assets.runs.record import keep_record, seen_through_facts
+from nb_assets.runs.history import keep_refusal_record
+from nb_assets.sandbox.base import Sandbox, SandboxLimits
 from nb_assets.spec import NotebookSpec
-from nb_assets.warehouse_base import Warehouse
-from nb_assets.warehouse_base import PartitionLoad
-from nb_assets.writer_identity import notebook_location
+from nb_assets.warehouse.base import Warehouse
+from nb_assets.warehouse.base import PartitionLoad
+from nb_assets.warehouse.writer import notebook_location
 
 if TYPE_CHECKING:
-    from nb_assets.declared_notebooks import Gate
-    from nb_assets.run_guard import Taken
+    from nb_assets.project.declare import Gate
+    from nb_assets.runs.guard import Taken
 
 __all__ = ["Refused", "RunOutcome", "about_run", "run_once"]
 

@@ -237,18 +237,18 @@ def hostile_record(request: pytest.FixtureRequest, bait: BaitSink, dagster_dev: 
     import duckdb
 
     from support.hostile_record import hostile_notebook
-    from nb_assets.host_pipeline import run_pipeline
-    from nb_assets.notebook_parser import parse_notebook
-    from nb_assets.record import keep_record
-    from nb_assets.sandbox import LocalSandbox, SandboxLimits, network_namespaces_available
-    from nb_assets.warehouse import DuckDBWarehouse
+    from nb_assets.runs.pipeline import run_pipeline
+    from nb_assets.analysis.parser import parse_notebook
+    from nb_assets.runs.record import keep_record
+    from nb_assets.sandbox.base import LocalSandbox, SandboxLimits, network_namespaces_available
+    from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 
     if request.param == "local":
         if not network_namespaces_available():
             pytest.skip("network namespaces (unshare --net) are unavailable here")
         sandbox = LocalSandbox()
     else:
-        from nb_assets.docker_sandbox import DockerSandbox
+        from nb_assets.sandbox.container import DockerSandbox
 
         sandbox = DockerSandbox(image=request.getfixturevalue("docker_image"))
     tmp = Path(os.environ["NB_ASSETS_UI_WAREHOUSE"]).parent / f"hostile_{request.param}"
@@ -300,7 +300,7 @@ def test_a_hostile_record_in_dagsters_notebook_page_loads_nothing_and_runs_nothi
 ) -> None:  # type: ignore[no-untyped-def]
     from nbconvert import HTMLExporter
 
-    from nb_assets.webserver_client import LOCATIONS, graphql
+    from nb_assets.deploy.webserver_client import LOCATIONS, graphql
 
     location = graphql(dagster_dev, LOCATIONS)["workspaceOrError"]["locationEntries"][0]["name"]
     url = f"{dagster_dev}/notebook?" + urllib.parse.urlencode({"path": str(hostile_record / "executed.ipynb"), "repoLocName": location})

@@ -23,9 +23,9 @@ import pytest
 
 from support.paths import REPO
 from support.polling import wait_for
-from nb_assets.run_records import find_runs
-from nb_assets.warehouse import connect
-from nb_assets.webserver_client import graphql, wait_until_serving
+from nb_assets.runs.history import find_runs
+from nb_assets.warehouse.duckdb.warehouse import connect
+from nb_assets.deploy.webserver_client import graphql, wait_until_serving
 
 pytestmark = pytest.mark.slow
 

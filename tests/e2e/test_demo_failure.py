@@ -22,7 +22,7 @@ import pytest
 from support.failed_project import load_module
 from support.loopback_servers import free_port, smtp_server, webhook_server
 from support.paths import REPO
-from nb_assets.failure_sensor import SENSOR_NAME
+from nb_assets.defs.failure_sensor import SENSOR_NAME
 from support.notebook_factory import code, write_notebook
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ class BrokenDemo:
 @pytest.fixture(scope="module")
 def broken_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokenDemo]:
     from nb_assets import NotebookResource
-    from nb_assets.build_assets import RESOURCE_KEY
+    from nb_assets.defs.build import RESOURCE_KEY
 
     root = tmp_path_factory.mktemp("demo")
     shutil.copy(REPO / "definitions.py", root)

@@ -16,7 +16,7 @@ import pytest
 from support.paths import REPO
 from support.warehouses import new_pg_database
 from nb_assets import NotebookResource
-from nb_assets.build_assets import RESOURCE_KEY
+from nb_assets.defs.build import RESOURCE_KEY
 
 pytestmark = pytest.mark.slow
 

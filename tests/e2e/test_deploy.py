@@ -28,11 +28,11 @@ from support.loopback_servers import free_port
 from support.paths import REPO
 from support.polling import wait_for
 from nb_assets.deploy_config import DEPLOY_LABEL, LOCATION, DeploySettings
-from nb_assets.deploy_stack import DeployError, down, start_daemon, stop_daemon, up
+from nb_assets.deploy.stack import DeployError, down, start_daemon, stop_daemon, up
 from nb_assets.docker_janitor import OWNER_LABEL, SANDBOX_LABEL, here
-from nb_assets.image import docker_client, image_tag
-from nb_assets.run_records import DAGSTER_RECORDS, find_runs
-from nb_assets.webserver_client import graphql
+from nb_assets.sandbox.image import docker_client, image_tag
+from nb_assets.runs.history import DAGSTER_RECORDS, find_runs
+from nb_assets.deploy.webserver_client import graphql
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -82,7 +82,7 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment() -> Iterator[Deployment]:
-    from nb_assets.docker_sandbox import docker_available
+    from nb_assets.sandbox.container import docker_available
 
     if not docker_available():
         pytest.skip("no Docker engine answers (is dockerd running? DOCKER_HOST?)")

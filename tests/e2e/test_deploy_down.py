@@ -30,7 +30,7 @@ def test_down_with_nothing_running_says_so(tmp_path: Path) -> None:
 
 @pytest.mark.docker
 def test_down_names_each_piece_it_stopped_and_removed(tmp_path: Path, docker_image: str) -> None:
-    from nb_assets.image import docker_client
+    from nb_assets.sandbox.image import docker_client
 
     state = tmp_path / ".deploy"
     settings = DeploySettings(state_dir=state)

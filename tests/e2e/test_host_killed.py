@@ -24,7 +24,7 @@ import duckdb
 import pytest
 
 from support.paths import REPO
-from nb_assets.writer_identity import comment_text
+from nb_assets.warehouse.writer import comment_text
 from support.notebook_factory import RUNTIME, code, params, write_notebook
 
 pytestmark = pytest.mark.slow
@@ -145,6 +145,6 @@ def test_a_killed_host_leaves_all_or_nothing_and_the_next_run_works(
         import docker
 
         client = docker.from_env()
-        left = [c["Id"][:12] for c in client.api.containers(all=True, filters={"label": "nb_assets.sandbox"})
+        left = [c["Id"][:12] for c in client.api.containers(all=True, filters={"label": "nb_assets.sandbox.base"})
                 if c["Labels"].get("nb_assets.run_folder", "").startswith(str(records))]
         assert left == [], f"seed {seed}: containers outlived their runs: {left}"

@@ -20,10 +20,10 @@ import pytest
 
 from support.paths import REPO
 from support.warehouses import warehouse_snapshot
-from nb_assets.host_pipeline import NotebookRun, run_pipeline
-from nb_assets.notebook_parser import parse_notebook
-from nb_assets.sandbox import RunFolder, Sandbox, SandboxLimits, SandboxResult, network_namespaces_available
-from nb_assets.warehouse import DuckDBWarehouse
+from nb_assets.runs.pipeline import NotebookRun, run_pipeline
+from nb_assets.analysis.parser import parse_notebook
+from nb_assets.sandbox.base import RunFolder, Sandbox, SandboxLimits, SandboxResult, network_namespaces_available
+from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from support.notebook_factory import RUNTIME, code, params, write_notebook
 
 # Python runs atexit handlers during teardown: this is what an Arrow pool does there.

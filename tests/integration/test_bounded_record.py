@@ -17,12 +17,12 @@ import pytest
 
 from support.paths import REPO
 from support.warehouses import warehouse_snapshot
-from nb_assets.host_pipeline import NotebookRun, run_pipeline
-from nb_assets.inbox_papermill import CELL_OUTPUT_CHARS, TRUNCATED, authored_cells
-from nb_assets.notebook_parser import parse_notebook
-from nb_assets.record import keep_record
-from nb_assets.sandbox import RECORD_MB, Sandbox, SandboxLimits
-from nb_assets.warehouse import DuckDBWarehouse
+from nb_assets.runs.pipeline import NotebookRun, run_pipeline
+from nb_assets.inbox.runner import CELL_OUTPUT_CHARS, TRUNCATED, authored_cells
+from nb_assets.analysis.parser import parse_notebook
+from nb_assets.runs.record import keep_record
+from nb_assets.sandbox.base import RECORD_MB, Sandbox, SandboxLimits
+from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from support.notebook_factory import RUNTIME, code, params, write_notebook
 
 MB = 1 << 20
@@ -84,7 +84,7 @@ def test_the_host_stays_small_while_a_notebook_prints_300_mb(tmp_path: Path, war
     def peak_rss_mb(notebook: Path) -> tuple[int, dict]:
         measure = (
             "import json, resource, sys\n"
-            "from nb_assets.cli import main\n"
+            "from nb_assets.cli.main import main\n"
             "code = main(sys.argv[1:])\n"
             "print(json.dumps({'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}), file=sys.stderr)\n"
         )

@@ -11,8 +11,8 @@ import dagster as dg
 import pytest
 
 from nb_assets import NotebookAsset, NotebookResource, NotebookTranslator, Reclassify, build_notebook_assets
-from nb_assets.asset_defaults import AssetProps
-from nb_assets.build_assets import RESOURCE_KEY
+from nb_assets.defs.asset_defaults import AssetProps
+from nb_assets.defs.build import RESOURCE_KEY
 from nb_assets.errors import DeclarationError
 from support.notebook_factory import RUNTIME, code, md, write_notebook
 
@@ -236,7 +236,7 @@ def test_the_readme_policy_example_is_what_declaring_the_demo_report_for_finance
     import dataclasses
 
     from support.paths import REPO
-    from nb_assets.definitions_file import load_declarations
+    from nb_assets.project.definitions_file import load_declarations
 
     readme = (REPO / "README.md").read_text()
     example = readme.split("declaring the demo's report for the finance purpose:\n\n```\n", 1)[1].split("```", 1)[0]
@@ -249,7 +249,7 @@ def test_the_readme_policy_example_is_what_declaring_the_demo_report_for_finance
 
 
 def test_the_output_preview_is_a_markdown_table_each_value_one_escaped_line() -> None:
-    from nb_assets.materialize import PREVIEW_CHARS, markdown_table
+    from nb_assets.defs.materialize import PREVIEW_CHARS, markdown_table
 
     table = markdown_table(["id", "note"], [[1, 2, 3], ["a|b", "two\nlines", None]])
     assert table.splitlines() == [
@@ -267,7 +267,7 @@ def test_preview_values_print_as_arrow_prints_them_nested_ones_as_python_does(tm
     import duckdb
     import pyarrow.parquet as pq
 
-    from nb_assets.materialize import _as_text
+    from nb_assets.defs.materialize import _as_text
 
     path = tmp_path / "odd.parquet"
     duckdb.sql(f"COPY (SELECT TIMESTAMP_NS '2026-01-01 00:00:00.123456789' AS ts, [1, 2] AS l, "

@@ -19,13 +19,13 @@ import pytest
 
 from support.warehouses import warehouse_snapshot
 from nb_assets import NotebookAsset, NotebookResource, build_notebook_assets
-from nb_assets.build_assets import RESOURCE_KEY
-from nb_assets.catalog_lineage import Catalog, see_through, view_query
-from nb_assets.cli import main as nb_assets_main
-from nb_assets.declared_notebooks import declare_notebooks
+from nb_assets.defs.build import RESOURCE_KEY
+from nb_assets.sql.see_through import Catalog, see_through, view_query
+from nb_assets.cli.main import main as nb_assets_main
+from nb_assets.project.declare import declare_notebooks
 from nb_assets.errors import DeclarationError
-from nb_assets.notebook_parser import parse_notebook
-from nb_assets.warehouse_backends import open_catalog
+from nb_assets.analysis.parser import parse_notebook
+from nb_assets.warehouse.backends import open_catalog
 from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 
 POLICY = """\
@@ -440,7 +440,7 @@ def test_view_query_takes_the_query_after_the_top_level_as(statement: str, query
 
 def test_every_allowed_table_function_runs_without_external_access() -> None:
     """The allow-list's promise, checked on the configuration prefetch uses."""
-    from nb_assets.sql_lineage import TABLE_FUNCTIONS_READING_NOTHING
+    from nb_assets.sql.lineage import TABLE_FUNCTIONS_READING_NOTHING
 
     calls = {"range": "range(2)", "generate_series": "generate_series(1, 2)", "unnest": "unnest([1, 2])",
              "repeat": "repeat(1, 2)", "repeat_row": "repeat_row(1, num_rows := 2)",

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from support.warehouses import warehouse_snapshot
-from nb_assets.cli import main
+from nb_assets.cli.main import main
 from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 
 DEFINITIONS = """

@@ -99,7 +99,7 @@ def test_a_notebook_not_declared_shows_its_parse_and_how_to_schedule_it(
 
 def test_a_missing_notebook_is_no_such_notebook_and_nothing_else(failed_project: FailedProject) -> None:
     """`broken` has runs; a missing file of that name must not show them, nor anything but the message."""
-    from nb_assets.context_pane import notebook_context, render_html
+    from nb_assets.jupyter.context_pane import notebook_context, render_html
 
     missing = failed_project.root / "sub" / "broken.ipynb"
     context = notebook_context(missing)
@@ -218,7 +218,7 @@ def test_in_a_subfolder_a_project_relative_path_works_and_a_bare_magic_suggests_
 def test_the_hint_names_the_only_notebook_of_a_folder_and_a_project_relative_path_works_anywhere_inside(
     small_project: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from nb_assets.context_pane import NotebookNotFound, open_notebook_path
+    from nb_assets.jupyter.context_pane import NotebookNotFound, open_notebook_path
 
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     solo = write_notebook(small_project / "notebooks" / "deep" / "er" / "solo.ipynb", code("1"))
@@ -259,10 +259,10 @@ def _draft(small_project: Path, name: str, *cells: str) -> Path:
 def test_an_undeclared_notebook_has_the_zones_schedule_previews(small_project: Path) -> None:
     """The pane's zones for a notebook not declared yet are those `nb-assets schedule` computes
     with it declared: from a labelled source (pii) and from a declared notebook's output (finance)."""
-    from nb_assets.context_pane import notebook_context, render_html, render_text
-    from nb_assets.declaration import NotebookAsset
-    from nb_assets.definitions_file import load_declarations
-    from nb_assets.schedule_workflow import check, preview_text
+    from nb_assets.jupyter.context_pane import notebook_context, render_html, render_text
+    from nb_assets.project.declaration import NotebookAsset
+    from nb_assets.project.definitions_file import load_declarations
+    from nb_assets.cli.schedule_workflow import check, preview_text
 
     draft = _draft(small_project, "spend", "%%sql customers\nSELECT * FROM raw.customers",
                    "%%sql orders\nSELECT * FROM mart.orders_clean", "output('mart.spend', customers)")
@@ -287,7 +287,7 @@ def test_an_undeclared_notebook_has_the_zones_schedule_previews(small_project: P
 
 
 def test_a_misspelled_table_is_no_such_table_with_the_closest_name(small_project: Path) -> None:
-    from nb_assets.context_pane import notebook_context, render_html, render_text
+    from nb_assets.jupyter.context_pane import notebook_context, render_html, render_text
 
     draft = _draft(small_project, "traffic", "%%sql events\nSELECT * FROM raw.web_event", "output('mart.traffic', events)")
     context = notebook_context(draft)
@@ -305,7 +305,7 @@ def test_a_misspelled_table_is_no_such_table_with_the_closest_name(small_project
 
 
 def test_writing_a_source_table_or_reusing_a_name_is_said_and_the_zones_are_still_its_own(small_project: Path) -> None:
-    from nb_assets.context_pane import notebook_context
+    from nb_assets.jupyter.context_pane import notebook_context
 
     clobber = _draft(small_project, "clobber", "%%sql orders\nSELECT * FROM raw.orders", "output('raw.customers', orders)")
     context = notebook_context(clobber)

@@ -15,10 +15,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from nb_assets.docker_sandbox import DockerSandbox
+from nb_assets.sandbox.container import DockerSandbox
 from nb_assets.errors import SandboxUnavailableError
-from nb_assets.image import image_tag
-from nb_assets.sandbox import RunFolder, SandboxLimits
+from nb_assets.sandbox.image import image_tag
+from nb_assets.sandbox.base import RunFolder, SandboxLimits
 from support.docker_runs import make_run_folder, result_json
 
 pytestmark = pytest.mark.docker
@@ -231,7 +231,7 @@ def test_containers_nobody_will_collect_are_swept(sandbox: DockerSandbox, tmp_pa
         # namespace that this one cannot check; only its deadline may end it.
         "other-pid-namespace": {DEADLINE_LABEL: later, OWNER_LABEL: owner_in_another_pid_namespace()},
     }
-    mine = {"nb_assets.sandbox": "1", "nb_assets.run_folder": str(tmp_path)}
+    mine = {"nb_assets.sandbox.base": "1", "nb_assets.run_folder": str(tmp_path)}
     ids = {
         name: sandbox.client.api.create_container(sandbox.image, ["true"], labels={**mine, **labels})["Id"]
         for name, labels in cases.items()
@@ -251,7 +251,7 @@ def owner_in_another_pid_namespace() -> str:
     import subprocess
     import sys
 
-    code = "from nb_assets.docker_janitor import owner; print(owner())"
+    code = "from nb_assets.sandbox.janitor import owner; print(owner())"
     done = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code],
                           capture_output=True, text=True, check=True)
     return done.stdout.strip()

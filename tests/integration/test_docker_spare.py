@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from nb_assets.docker_janitor import CLAIMED_PREFIX, OFFERED_PREFIX, SPARE_LABEL, sweep_abandoned
-from nb_assets.docker_sandbox import DockerSandbox, _runtime_tar
-from nb_assets.docker_spare import claim_spare, claims_dir, spare_key
-from nb_assets.sandbox import RunFolder, SandboxLimits
+from nb_assets.sandbox.container import DockerSandbox, _runtime_tar
+from nb_assets.sandbox.spares import claim_spare, claims_dir, spare_key
+from nb_assets.sandbox.base import RunFolder, SandboxLimits
 
 from support.docker_runs import make_run_folder, result_json
 from support.paths import REPO
@@ -151,9 +151,9 @@ def test_a_claimed_spare_has_the_settings_of_a_container_made_for_the_run(spares
 MAKER = """
 import sys, tempfile, time
 from pathlib import Path
-from nb_assets.docker_sandbox import DockerSandbox, _runtime_tar
-from nb_assets.docker_spare import make_spare, offer_spare
-from nb_assets.sandbox import RunFolder, SandboxLimits
+from nb_assets.sandbox.container import DockerSandbox, _runtime_tar
+from nb_assets.sandbox.spares import make_spare, offer_spare
+from nb_assets.sandbox.base import RunFolder, SandboxLimits
 sandbox = DockerSandbox(image=sys.argv[1])
 limits = SandboxLimits(timeout_s=120, memory_mb=1024, cpus=1.0, pids=128, tmp_mb=int(sys.argv[3]))
 config = sandbox._container_config(limits, time.time() + 600, labels={})

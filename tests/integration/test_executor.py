@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nb_assets.executor import (
+from nb_assets.defs.executor import (
     PRELOAD_MODULES,
     STEP_MODULES,
     _forkserver_by_default,
@@ -58,11 +58,11 @@ def test_the_step_servers_warm_up_starts_no_thread_and_leaves_a_warm_exporter() 
         "tasks = lambda: len(os.listdir('/proc/self/task'))\n"
         f"for m in {list(STEP_MODULES)!r}: importlib.import_module(m)\n"
         "before = tasks()\n"
-        "import nb_assets.step_preload\n"
+        "import nb_assets.defs.step_preload\n"
         "from nb_assets import record\n"
         "print(before, tasks(), threading.active_count(), record._warmed, record._exporter is not None, flush=True)\n"
     )
-    assert PRELOAD_MODULES[0] == "nb_assets.step_preload"
+    assert PRELOAD_MODULES[0] == "nb_assets.defs.step_preload"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
     before, after, python_threads, warmed, exporter = out.stdout.split()
     assert after == before and python_threads == "1", out.stdout

@@ -7,7 +7,7 @@ from pathlib import Path
 import papermill
 import pytest
 
-from nb_assets.failure_context import compact, failure_context, strip_ansi, trim
+from nb_assets.runs.failure import compact, failure_context, strip_ansi, trim
 from support.notebook_factory import code, md, params, write_notebook
 
 LONG_CELL = "\n".join([f"step_{i} = {i}" for i in range(1, 30)] + ["lookup(step_29)"] + [f"after_{i} = {i}" for i in range(10)])

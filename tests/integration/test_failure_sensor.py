@@ -19,8 +19,8 @@ from support.failed_project import FailedProject, failed_project, step_failure  
 from support.loopback_servers import free_port, smtp_server, webhook_server
 from support.paths import TESTS
 from nb_assets.errors import DeclarationError
-from nb_assets.failure_sensor import SENSOR_NAME
-from nb_assets.notice_ledger import NoticeLedger
+from nb_assets.defs.failure_sensor import SENSOR_NAME
+from nb_assets.notify.ledger import NoticeLedger
 
 WEBHOOK_ENV = "NB_TEST_WEBHOOK_URL"
 
@@ -158,7 +158,7 @@ CRASHING_TICK = """
 import sys
 import dagster as dg
 from support.failed_project import load_module
-from nb_assets.failure_sensor import SENSOR_NAME
+from nb_assets.defs.failure_sensor import SENSOR_NAME
 
 module = load_module(sys.argv[1], "definitions_in_subprocess")
 sensor = next(s for s in module.defs.sensors if s.name == SENSOR_NAME)
@@ -223,7 +223,7 @@ def test_a_real_daemon_notifies_once_and_a_restarted_one_does_not_resend(
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     from nb_assets import NotebookResource
-    from nb_assets.build_assets import RESOURCE_KEY
+    from nb_assets.defs.build import RESOURCE_KEY
 
     assets = list(failed_project.module.defs.assets)
     resource = NotebookResource(warehouse=str(failed_project.root / "warehouse.duckdb"), sandbox="local")

@@ -10,10 +10,10 @@ import pytest
 
 from support.warehouses import warehouse_snapshot
 from nb_assets.errors import DeclarationError, NotebookRunError, OutputValidationError
-from nb_assets.host_pipeline import run_pipeline
-from nb_assets.notebook_parser import parse_notebook
-from nb_assets.sandbox import LocalSandbox, SandboxLimits
-from nb_assets.warehouse import DuckDBWarehouse
+from nb_assets.runs.pipeline import run_pipeline
+from nb_assets.analysis.parser import parse_notebook
+from nb_assets.sandbox.base import LocalSandbox, SandboxLimits
+from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 
 SQL = "%%sql orders\nSELECT * FROM raw.orders WHERE amount >= $min_amount ORDER BY order_id"

@@ -48,7 +48,7 @@ def _fresh(body: str, cwd: Path) -> tuple[int, str, dict]:
 
 
 def _cli(cwd: Path, *args: str) -> tuple[int, str, dict]:
-    return _fresh(f"from nb_assets.cli import main\nrc = main({list(args)!r})\n", cwd)
+    return _fresh(f"from nb_assets.cli.main import main\nrc = main({list(args)!r})\n", cwd)
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +151,6 @@ def test_no_cli_or_jupyter_module_imports_dagster_even_inside_a_function() -> No
     import grimp
 
     graph = grimp.build_graph("nb_assets", include_external_packages=True, exclude_type_checking_imports=True, cache_dir=None)
-    for entry in ("nb_assets.cli", "nb_assets.notebook"):
+    for entry in ("nb_assets.cli.main", "nb_assets.notebook"):
         chain = graph.find_shortest_chain(importer=entry, imported="dagster")
         assert chain is None, " -> ".join(chain)

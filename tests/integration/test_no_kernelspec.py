@@ -16,9 +16,9 @@ from pathlib import Path
 import nbformat
 
 from support.warehouses import warehouse_snapshot
-from nb_assets.host_pipeline import run_pipeline
-from nb_assets.notebook_parser import parse_notebook
-from nb_assets.warehouse import DuckDBWarehouse
+from nb_assets.runs.pipeline import run_pipeline
+from nb_assets.analysis.parser import parse_notebook
+from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from support.cli import NB_ASSETS
 from support.notebook_factory import RUNTIME, code, params
 

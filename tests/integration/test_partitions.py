@@ -10,10 +10,10 @@ import duckdb
 import pytest
 
 from nb_assets import DailyPartitions, NotebookAsset, NotebookResource, build_notebook_assets, notebook_definitions
-from nb_assets.automation import LANDING_SENSOR
-from nb_assets.build_assets import RESOURCE_KEY, build_notebook_graph
+from nb_assets.defs.automation import LANDING_SENSOR
+from nb_assets.defs.build import RESOURCE_KEY, build_notebook_graph
 from nb_assets.errors import DeclarationError
-from nb_assets.landing import record_landing
+from nb_assets.warehouse.duckdb.landing import record_landing
 from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 from support.warehouses import warehouse_snapshot
 

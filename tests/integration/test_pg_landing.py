@@ -13,11 +13,11 @@ import pytest
 
 from support.warehouses import pg_snapshot
 from nb_assets import FileDrop, NotebookAsset, notebook_definitions
-from nb_assets.cli import main
-from nb_assets.file_drop import sweep
-from nb_assets.landing_sensor import parse_cursor
+from nb_assets.cli.main import main
+from nb_assets.defs.file_drop import sweep
+from nb_assets.defs.landing_sensor import parse_cursor
 from nb_assets.errors import LandingError
-from nb_assets.warehouse_backends import land_file, last_landing_id, latest_landings, read_landings, record_landing
+from nb_assets.warehouse.backends import land_file, last_landing_id, latest_landings, read_landings, record_landing
 from support.notebook_factory import RUNTIME, code, params, write_notebook
 from support.sensor_ticks import Daemon
 
@@ -126,8 +126,8 @@ def test_a_file_drop_lands_once(pg_warehouse: str, tmp_path: Path) -> None:
 
 def test_a_partitioned_landing_and_load_on_postgres(project: Path, pg_warehouse: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`land --partition` for the day, then the partitioned load replaces only that day in mart.daily."""
-    from nb_assets.postgres_warehouse import PostgresWarehouse
-    from nb_assets.warehouse_base import PartitionLoad
+    from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
+    from nb_assets.warehouse.base import PartitionLoad
 
     (tmp_path / "day.csv").write_text("ds,n\n2026-11-02,7\n")
     assert _land(project, "raw.events", "--from", str(tmp_path / "day.csv"), "--partition", "2026-11-02") == 0

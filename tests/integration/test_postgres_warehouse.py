@@ -14,11 +14,11 @@ import pytest
 from support.warehouses import pg_snapshot
 from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.locations import redact
-from nb_assets.postgres_warehouse import PostgresWarehouse
-from nb_assets.writer_identity import Writer
-from nb_assets.warehouse import DuckDBWarehouse
-from nb_assets.warehouse_backends import open_warehouse
-from nb_assets.warehouse_base import PartitionLoad, PrefetchRequest
+from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
+from nb_assets.warehouse.writer import Writer
+from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
+from nb_assets.warehouse.backends import open_warehouse
+from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest
 
 
 def _write(folder: Path, table: str, df: pd.DataFrame) -> Path:
@@ -234,7 +234,7 @@ def test_notebook_definitions_prefetch_as_the_read_login_they_are_given(pg_wareh
     import dagster as dg
 
     from nb_assets import NotebookAsset, notebook_definitions
-    from nb_assets.pg_driver import with_user
+    from nb_assets.warehouse.postgres.driver import with_user
     from support.notebook_factory import RUNTIME, code, write_notebook
 
     notebook = write_notebook(tmp_path / "copy.ipynb", code(RUNTIME),
@@ -273,7 +273,7 @@ def test_a_read_login_for_a_duckdb_warehouse_is_refused_at_load(tmp_path: Path) 
 
 def test_create_databases_creates_only_the_missing_ones(pg_cluster: Any) -> None:
     """What the deploy stack runs on its fresh cluster, and again on every later `up`."""
-    from nb_assets.warehouse_backends import create_databases
+    from nb_assets.warehouse.backends import create_databases
 
     names = (f"dagster{os.getpid()}", f"warehouse{os.getpid()}")
     create_databases(pg_cluster.dsn(), names[:1])

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from nb_assets.host_pipeline import NotebookRun, run_pipeline
-from nb_assets.inbox_papermill import authored_cells
-from nb_assets.notebook_parser import parse_notebook
-from nb_assets.record import keep_record
-from nb_assets.sandbox import LocalSandbox, SandboxLimits
-from nb_assets.warehouse import DuckDBWarehouse
+from nb_assets.runs.pipeline import NotebookRun, run_pipeline
+from nb_assets.inbox.runner import authored_cells
+from nb_assets.analysis.parser import parse_notebook
+from nb_assets.runs.record import keep_record
+from nb_assets.sandbox.base import LocalSandbox, SandboxLimits
+from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from support.notebook_factory import RUNTIME, code, md, write_notebook
 
 CHART_CELLS = {
@@ -108,7 +108,7 @@ def test_local_sandbox_report_keeps_charts_tables_and_markdown(warehouse: Path, 
 def test_docker_sandbox_report_keeps_charts_tables_and_markdown(
     warehouse: Path, tmp_path: Path, jupyter_reference, docker_image: str
 ) -> None:
-    from nb_assets.docker_sandbox import DockerSandbox
+    from nb_assets.sandbox.container import DockerSandbox
 
     run, record = _run_and_record(_report(tmp_path), warehouse, tmp_path, DockerSandbox(image=docker_image))
     assert run.sandbox["kind"] == "docker"

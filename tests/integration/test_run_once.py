@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from nb_assets.errors import PolicyError
-from nb_assets.notebook_parser import parse_notebook
-from nb_assets.run_guard import Taken
+from nb_assets.analysis.parser import parse_notebook
+from nb_assets.runs.guard import Taken
 from nb_assets.runs.once import Refused, RunOutcome, about_run, run_once
-from nb_assets.sandbox import LocalSandbox
-from nb_assets.warehouse import DuckDBWarehouse
-from nb_assets.warehouse_partitions import PartitionLoad
+from nb_assets.sandbox.base import LocalSandbox
+from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
+from nb_assets.warehouse.duckdb.partitions import PartitionLoad
 from support.notebook_factory import RUNTIME, code, params, write_notebook
 
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from nb_assets.docker_sandbox import DockerSandbox
-from nb_assets.host_pipeline import NotebookRun, run_pipeline
-from nb_assets.record import keep_record
-from nb_assets.record_safety_html import unsafe_parts
-from nb_assets.notebook_parser import parse_notebook
-from nb_assets.sandbox import LocalSandbox, Sandbox, SandboxLimits, network_namespaces_available
-from nb_assets.warehouse import DuckDBWarehouse
+from nb_assets.sandbox.container import DockerSandbox
+from nb_assets.runs.pipeline import NotebookRun, run_pipeline
+from nb_assets.runs.record import keep_record
+from nb_assets.runs.record_safety_html import unsafe_parts
+from nb_assets.analysis.parser import parse_notebook
+from nb_assets.sandbox.base import LocalSandbox, Sandbox, SandboxLimits, network_namespaces_available
+from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from support.adversarial_cases import ALL, Case
 from support.hostile_record import inert_problems
 from support.notebook_factory import RUNTIME, code, params, write_notebook

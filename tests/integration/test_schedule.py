@@ -36,7 +36,7 @@ def test_schedule_writes_a_reviewable_branch_and_never_touches_the_real_tables(p
     assert dry.returncode == 0 and (project / "plans" / "order_kpis.md").is_file(), dry.stdout + dry.stderr[-3000:]
     assert "4/6 load: " in dry.stdout and "6/6 dry run" in dry.stdout, dry.stdout
     imported = [line.rsplit("|", 1)[-1].strip() for line in dry.stderr.splitlines() if line.startswith("import time:")]
-    assert "nb_assets.schedule_workflow" in imported and not [m for m in imported if m.split(".")[0] == "dagster"]
+    assert "nb_assets.cli.schedule_workflow" in imported and not [m for m in imported if m.split(".")[0] == "dagster"]
     proc = _schedule(project, notebook, "--param", "ds=2026-11-20", "--write", "--git")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "← reads  raw.orders [finance] (source table)" in proc.stdout

@@ -124,8 +124,8 @@ def test_a_rule_only_the_dagster_load_knows_is_refused_after_the_trial_with_the_
     assert "- **refused**; nothing was declared" in plan and "house rule" in plan
 
     # The same candidate file, loaded as Dagster loads it, gives the very message schedule gave.
-    from nb_assets.declaration import NotebookAsset
-    from nb_assets.declarations_yaml import with_declaration
+    from nb_assets.project.declaration import NotebookAsset
+    from nb_assets.project.declarations_yaml import with_declaration
 
     declarations = project / "declarations.yaml"
     candidate = with_declaration(declarations.read_text(), declarations, NotebookAsset(
@@ -140,8 +140,8 @@ def test_a_rule_only_the_dagster_load_knows_is_refused_after_the_trial_with_the_
 
 def test_a_declaration_the_load_refuses_is_refused_with_the_same_message(project: Path) -> None:
     """What schedule prints is what loading the project with the entry gives, line and all."""
-    from nb_assets.declaration import NotebookAsset
-    from nb_assets.declarations_yaml import with_declaration
+    from nb_assets.project.declaration import NotebookAsset
+    from nb_assets.project.declarations_yaml import with_declaration
 
     proc = _refused(project, _kpis(project), "--owner", "bob", "--owner", "team:ghost", "--purpose", "finance_reporting")
     declarations = project / "declarations.yaml"
@@ -184,8 +184,8 @@ def test_an_owner_whose_channel_is_off_here_is_declared_with_a_warning(project: 
 
 
 def test_an_owner_is_silent_exactly_when_the_failure_sensor_finds_its_channel_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    from nb_assets.declaration_checks import silent_owners
-    from nb_assets.notify import Notifications, SmtpChannel, WebhookChannel
+    from nb_assets.project.declaration_checks import silent_owners
+    from nb_assets.notify.channels import Notifications, SmtpChannel, WebhookChannel
 
     notifications = Notifications(email=SmtpChannel("localhost", username_env="NB_TEST_SMTP_USER", password_env="NB_TEST_SMTP_PASSWORD"),
                                   webhooks={"data-eng": WebhookChannel(url_env="NB_TEST_DATA_ENG_WEBHOOK")})

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from nb_assets.sandbox import RunFolder
+from nb_assets.sandbox.base import RunFolder
 
 
 def make_run_folder(root: Path, *cells: str) -> RunFolder:

@@ -117,7 +117,7 @@ def write_project(root: Path) -> None:
 @pytest.fixture(scope="session")
 def failed_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FailedProject]:
     from nb_assets import NotebookResource
-    from nb_assets.build_assets import RESOURCE_KEY
+    from nb_assets.defs.build import RESOURCE_KEY
 
     root = tmp_path_factory.mktemp("failed_project")
     write_project(root)

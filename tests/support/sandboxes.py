@@ -10,8 +10,8 @@ import pytest
 @pytest.fixture(scope="session")
 def docker_image() -> str:
     """The sandbox image tag, built if missing; skips (saying why) only when no engine answers."""
-    from nb_assets.docker_sandbox import docker_available
-    from nb_assets.image import build_image, image_exists, image_tag
+    from nb_assets.sandbox.container import docker_available
+    from nb_assets.sandbox.image import build_image, image_exists, image_tag
 
     if not docker_available():
         pytest.skip("no Docker engine answers (is dockerd running? DOCKER_HOST?)")
@@ -23,12 +23,12 @@ def docker_image() -> str:
 @pytest.fixture(params=["local", "docker"])
 def each_sandbox(request: pytest.FixtureRequest) -> Any:
     """The test runs once per sandbox; each skips (saying why) only when it truly cannot run here."""
-    from nb_assets.sandbox import LocalSandbox, network_namespaces_available
+    from nb_assets.sandbox.base import LocalSandbox, network_namespaces_available
 
     if request.param == "local":
         if not network_namespaces_available():
             pytest.skip("network namespaces (unshare --net) are unavailable here")
         return LocalSandbox()
-    from nb_assets.docker_sandbox import DockerSandbox
+    from nb_assets.sandbox.container import DockerSandbox
 
     return DockerSandbox(image=request.getfixturevalue("docker_image"))

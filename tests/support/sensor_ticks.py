@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from nb_assets.automation import LANDING_SENSOR
+from nb_assets.defs.automation import LANDING_SENSOR
 
 
 class Daemon:

@@ -37,8 +37,8 @@ def warehouse_snapshot(path: Path) -> dict[str, list[tuple]]:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Any:
-    """A real, throwaway PostgreSQL cluster for the whole session (nb_assets.pg_cluster), stopped at the end."""
-    from nb_assets.pg_cluster import find_binaries, start_cluster
+    """A real, throwaway PostgreSQL cluster for the whole session (nb_assets.deploy.pg_cluster), stopped at the end."""
+    from nb_assets.deploy.pg_cluster import find_binaries, start_cluster
 
     if find_binaries() is None:
         pytest.skip("no PostgreSQL server is installed (make system-deps installs Debian's postgresql)")

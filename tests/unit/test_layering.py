@@ -13,47 +13,47 @@ import pytest
 PURE_MODULES = (
     "nb_assets.spec",
     "nb_assets.errors",
-    "nb_assets.notebook_parser",
-    "nb_assets.cell_ast",
-    "nb_assets.sql_lineage",
-    "nb_assets.sql_columns",
-    "nb_assets.sql_escape_hatches",
-    "nb_assets.sql_params",
+    "nb_assets.analysis.parser",
+    "nb_assets.analysis.cell_ast",
+    "nb_assets.sql.lineage",
+    "nb_assets.sql.columns",
+    "nb_assets.sql.escape_hatches",
+    "nb_assets.sql.params",
     "nb_assets.locations",
-    "nb_assets.sql_syntax_hints",
-    "nb_assets.parse_many",
-    "nb_assets.static_analysis",
-    "nb_assets.static_rules",
-    "nb_assets.parameters",
-    "nb_assets.instances",
-    "nb_assets.partitions",
-    "nb_assets.policy",
-    "nb_assets.policy_file",
-    "nb_assets.lineage",
-    "nb_assets.catalog_lineage",
-    "nb_assets.failure_context",
-    "nb_assets.failure_notice",
-    "nb_assets.notify",
-    "nb_assets.notice_ledger",
-    "nb_assets.run_records",
-    "nb_assets.run_report",
-    "nb_assets.context_pane",
-    "nb_assets.declaration_checks",
-    "nb_assets.cron_syntax",
-    "nb_assets.declared_notebooks",
-    "nb_assets.load_check",
-    "nb_assets.warehouse_backends",
-    "nb_assets.cli_lineage",
-    "nb_assets.run_guard",
-    "nb_assets.table_names",
-    "nb_assets.run_output",
-    "nb_assets.record_safety",
-    "nb_assets.record_safety_html",
-    "nb_assets.context_pane_project",
-    "nb_assets.writer_identity",
-    "nb_assets.warehouse_base",
-    "nb_assets.warehouse_files",
-    "nb_assets.landing_log",
+    "nb_assets.sql.syntax_hints",
+    "nb_assets.analysis.parse_many",
+    "nb_assets.analysis.checks",
+    "nb_assets.analysis.rules",
+    "nb_assets.analysis.parameters",
+    "nb_assets.project.instances",
+    "nb_assets.project.partitions",
+    "nb_assets.policy.zones",
+    "nb_assets.policy.loader",
+    "nb_assets.project.lineage",
+    "nb_assets.sql.see_through",
+    "nb_assets.runs.failure",
+    "nb_assets.notify.notice",
+    "nb_assets.notify.channels",
+    "nb_assets.notify.ledger",
+    "nb_assets.runs.history",
+    "nb_assets.runs.report",
+    "nb_assets.jupyter.context_pane",
+    "nb_assets.project.declaration_checks",
+    "nb_assets.project.cron_syntax",
+    "nb_assets.project.declare",
+    "nb_assets.project.load_check",
+    "nb_assets.warehouse.backends",
+    "nb_assets.cli.lineage",
+    "nb_assets.runs.guard",
+    "nb_assets.sql.table_names",
+    "nb_assets.runs.output",
+    "nb_assets.runs.record_safety",
+    "nb_assets.runs.record_safety_html",
+    "nb_assets.jupyter.context_pane_project",
+    "nb_assets.warehouse.writer",
+    "nb_assets.warehouse.base",
+    "nb_assets.warehouse.files",
+    "nb_assets.warehouse.landing",
 )
 HEAVY = ("dagster", "duckdb", "docker")
 
@@ -89,7 +89,7 @@ def test_parsing_a_notebook_loads_no_dagster_duckdb_or_docker(tmp_path) -> None:
     assert loaded == []
 
 
-@pytest.mark.parametrize("first", ["import nb_assets.notebook_parser", "import nb_assets.build_assets", "pass"])
+@pytest.mark.parametrize("first", ["import nb_assets.analysis.parser", "import nb_assets.defs.build", "pass"])
 def test_public_names_are_the_same_objects_whatever_was_imported_first(first: str) -> None:
     kinds = _fresh(f"""
         import json, inspect
@@ -97,7 +97,7 @@ def test_public_names_are_the_same_objects_whatever_was_imported_first(first: st
         import nb_assets
         from nb_assets import *  # noqa: F403
         names = {{n: getattr(nb_assets, n) for n in nb_assets.__all__}}
-        assert names["parse_notebook"] is nb_assets.notebook_parser.parse_notebook
+        assert names["parse_notebook"] is nb_assets.analysis.parser.parse_notebook
         kind = lambda v: "module" if inspect.ismodule(v) else "class" if inspect.isclass(v) else "function" if inspect.isfunction(v) else "other"
         print(json.dumps({{n: kind(v) for n, v in names.items()}}))
     """)
@@ -119,6 +119,6 @@ def test_loading_the_notebook_runtime_loads_no_host_module_until_nb_context_is_u
         shell.extension_manager.load_extension("nb_assets.notebook")
         assert "nb_context" in shell.magics_manager.lsmagic()["line"]
         print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in {"dagster", "duckdb", "docker"}
-                                or m in ("nb_assets.context_pane", "nb_assets.jupyter.interactive"))))
+                                or m in ("nb_assets.jupyter.context_pane", "nb_assets.jupyter.interactive"))))
     """)
     assert loaded == []

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from nb_assets.errors import NotebookParseError
-from nb_assets.notebook_parser import parse_notebook
+from nb_assets.analysis.parser import parse_notebook
 from nb_assets.spec import notebook_name
 from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 
@@ -117,7 +117,7 @@ def test_notebook_names_are_dagster_safe() -> None:
 
 
 def test_disk_cache_is_reused_and_a_corrupt_entry_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nb_assets import notebook_parser as module
+    from nb_assets.analysis import parser as module
 
     monkeypatch.setenv("NB_ASSETS_CACHE", str(tmp_path / "cache"))
     path = write_notebook(tmp_path / "c.ipynb", code(RUNTIME), code("%%sql o\nSELECT * FROM raw.orders"))
@@ -136,7 +136,7 @@ def test_the_disk_cache_is_really_read_and_only_when_trusted(tmp_path: Path, mon
     import os
     import pickle
 
-    from nb_assets import notebook_parser as module
+    from nb_assets.analysis import parser as module
 
     monkeypatch.setenv("NB_ASSETS_CACHE", str(tmp_path / "cache"))
     path = write_notebook(tmp_path / "m.ipynb", code(RUNTIME))

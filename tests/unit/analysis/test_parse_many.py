@@ -12,8 +12,8 @@ import pytest
 
 from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 from nb_assets.errors import NotebookParseError
-from nb_assets.notebook_parser import _parse_cached
-from nb_assets.parse_many import AUTO_JOBS_FROM, default_jobs, parse_notebooks
+from nb_assets.analysis.parser import _parse_cached
+from nb_assets.analysis.parse_many import AUTO_JOBS_FROM, default_jobs, parse_notebooks
 from nb_assets.spec import NotebookSpec
 
 
@@ -89,6 +89,6 @@ def test_check_json_is_the_same_with_any_jobs(tmp_path: Path) -> None:
 
 def test_parse_many_stays_pure() -> None:
     """Like the parser (tests/test_layering.py): no Dagster, DuckDB or Docker in a check."""
-    code = "import sys, nb_assets.parse_many; print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'duckdb', 'docker'}))"
+    code = "import sys, nb_assets.analysis.parse_many; print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'duckdb', 'docker'}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

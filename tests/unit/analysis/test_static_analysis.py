@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from nb_assets.spec import Cell, Finding
-from nb_assets.static_analysis import RULES, Rule, analyze, apply_allowances
+from nb_assets.analysis.checks import RULES, Rule, analyze, apply_allowances
 
 RUNTIME = "%load_ext nb_assets.notebook\nfrom nb_assets.notebook import output"
 

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from support.warehouses import warehouse_snapshot
-from nb_assets.cli import main
+from nb_assets.cli.main import main
 from support.notebook_factory import RUNTIME, code, write_notebook
 
 DEFINITIONS = """
@@ -91,7 +91,7 @@ def test_landing_reads_the_project_without_loading_dagster(project: Path, tmp_pa
     import sys
 
     code_ = (
-        "import sys; from nb_assets.cli import main; "
+        "import sys; from nb_assets.cli.main import main; "
         f"assert main(['land', 'raw.orders', '--definitions', {str(project)!r}]) == 0; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'docker'}))"
     )

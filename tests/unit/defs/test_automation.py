@@ -17,7 +17,7 @@ import dagster as dg
 import pytest
 
 from nb_assets import NotebookAsset
-from nb_assets.build_assets import build_notebook_graph
+from nb_assets.defs.build import build_notebook_graph
 from nb_assets.errors import DeclarationError
 from support.notebook_factory import RUNTIME, code, write_notebook
 

@@ -13,8 +13,8 @@ import pytest
 
 from support.warehouses import warehouse_snapshot
 from nb_assets import FileDrop, NotebookAsset, notebook_definitions
-from nb_assets.file_drop import sweep
-from nb_assets.landing import read_landings
+from nb_assets.defs.file_drop import sweep
+from nb_assets.warehouse.duckdb.landing import read_landings
 from support.notebook_factory import RUNTIME, code, write_notebook
 
 HEADER = "order_id,customer_id,amount,order_date\n"
@@ -98,8 +98,8 @@ def test_a_file_still_being_written_waits_for_the_next_tick(warehouse: Path, fol
 
 
 def test_a_file_loaded_by_a_tick_that_died_before_moving_it_is_not_loaded_again(warehouse: Path, folder: Path) -> None:
-    from nb_assets.file_drop import _sha256
-    from nb_assets.warehouse_backends import land_file
+    from nb_assets.defs.file_drop import _sha256
+    from nb_assets.warehouse.backends import land_file
 
     path = _drop(folder, "a.csv", "100,1,2.5,2026-11-06\n")
     # What a tick does before the move, with the same identity it records.

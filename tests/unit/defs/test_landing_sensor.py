@@ -17,10 +17,10 @@ import duckdb
 import pytest
 
 from nb_assets import FileDrop, NotebookAsset, notebook_definitions
-from nb_assets.automation import LANDING_SENSOR
-from nb_assets.landing_sensor import parse_cursor
+from nb_assets.defs.automation import LANDING_SENSOR
+from nb_assets.defs.landing_sensor import parse_cursor
 from nb_assets.errors import DeclarationError
-from nb_assets.landing import record_landing
+from nb_assets.warehouse.duckdb.landing import record_landing
 from support.notebook_factory import RUNTIME, code, write_notebook
 from support.sensor_ticks import Daemon
 
@@ -98,7 +98,7 @@ def test_landings_of_tables_no_notebook_reads_are_skipped(project: dg.Definition
 
 def test_a_backlog_is_reported_over_several_ticks_in_order(tmp_path: Path, warehouse: Path) -> None:
     write_notebook(tmp_path / "r.ipynb", code(RUNTIME), code("%%sql rows\nSELECT * FROM raw.orders"), code("output('mart.r', rows)"))
-    from nb_assets.automation import landing_sensor
+    from nb_assets.defs.automation import landing_sensor
 
     for _ in range(5):
         record_landing(warehouse, "raw.orders")
@@ -136,7 +136,7 @@ def test_a_corrupt_cursor_is_a_clear_error(project: dg.Definitions, warehouse: P
 
 
 def test_a_busy_warehouse_skips_the_tick(project: dg.Definitions, warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from nb_assets import landing
+    from nb_assets.warehouse.duckdb import landing
 
     record_landing(warehouse, "raw.orders")
     monkeypatch.setattr(landing, "READ_LOCK_WAIT_S", 0.5)

@@ -9,8 +9,8 @@ import pytest
 
 from support.loopback_servers import free_port, self_signed_certificate, server_tls, smtp_server, webhook_server
 from nb_assets.errors import DeclarationError
-from nb_assets.failure_notice import FailureNotice
-from nb_assets.notify import DeliveryError, Dispatcher, Notifications, SmtpChannel, WebhookChannel
+from nb_assets.notify.notice import FailureNotice
+from nb_assets.notify.channels import DeliveryError, Dispatcher, Notifications, SmtpChannel, WebhookChannel
 
 # Plain SMTP with AUTH is what the plain-mode test means to exercise.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from nb_assets.errors import PolicyError
-from nb_assets.policy import (
+from nb_assets.policy.zones import (
     NotebookFlow,
     Policy,
     check_notebook,
     propagate,
     zone_tags,
 )
-from nb_assets.policy_file import load_policy
+from nb_assets.policy.loader import load_policy
 
 POLICY = """\
 zones:

@@ -16,8 +16,8 @@ import warnings
 import dagster as dg
 import pytest
 
-from nb_assets.cron_syntax import is_cron
-from nb_assets.declaration_checks import is_group, is_name, is_owner, tag_problem
+from nb_assets.project.cron_syntax import is_cron
+from nb_assets.project.declaration_checks import is_group, is_name, is_owner, tag_problem
 
 OWNERS = [
     "a@example.com", "A.B+c%d-e_f@sub.example.co.uk", "a@example", "a@example.c", "a@example.abcdefgh", "a@b.cd",
@@ -101,9 +101,9 @@ def test_random_cron_fields_are_refused_although_dagster_takes_them() -> None:
 
 def test_scheduling_code_imports_no_dagster() -> None:
     """The CLI must check a declaration without Dagster (it loads only in load_check's child)."""
-    modules = ("nb_assets.cli", "nb_assets.cli_schedule", "nb_assets.schedule_workflow", "nb_assets.declared_notebooks",
-               "nb_assets.declaration_checks", "nb_assets.cron_syntax", "nb_assets.load_check", "nb_assets.partitions",
-               "nb_assets.declarations_yaml", "nb_assets.instances")
+    modules = ("nb_assets.cli.main", "nb_assets.cli.schedule", "nb_assets.cli.schedule_workflow", "nb_assets.project.declare",
+               "nb_assets.project.declaration_checks", "nb_assets.project.cron_syntax", "nb_assets.project.load_check", "nb_assets.project.partitions",
+               "nb_assets.project.declarations_yaml", "nb_assets.project.instances")
     probe = f"import sys, {', '.join(modules)}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

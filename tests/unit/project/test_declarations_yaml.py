@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from nb_assets import NotebookAsset, Reclassify, SandboxLimits, load_declarations_yaml
-from nb_assets.declarations_yaml import append_declaration
+from nb_assets.project.declarations_yaml import append_declaration
 from nb_assets.errors import DeclarationError
 
 
@@ -114,8 +114,8 @@ def _two_notebooks(tmp_path: Path) -> Path:
 
 def test_a_load_error_of_a_yaml_declaration_names_the_file_and_line(tmp_path: Path) -> None:
     """Dagster's own load (build_notebook_graph) and the CLI's checks give the same message."""
-    from nb_assets.build_assets import build_notebook_graph
-    from nb_assets.declared_notebooks import declare_notebooks
+    from nb_assets.defs.build import build_notebook_graph
+    from nb_assets.project.declare import declare_notebooks
 
     path = _two_notebooks(tmp_path)
     decls = load_declarations_yaml(path)
@@ -132,7 +132,7 @@ def test_a_load_error_of_a_yaml_declaration_names_the_file_and_line(tmp_path: Pa
 
 
 def test_a_candidate_text_stands_in_for_the_file_while_it_is_open(tmp_path: Path) -> None:
-    from nb_assets.declarations_yaml import candidate, with_declaration
+    from nb_assets.project.declarations_yaml import candidate, with_declaration
 
     path = tmp_path / "declarations.yaml"
     path.write_text("notebooks:\n  - path: a.ipynb\n")

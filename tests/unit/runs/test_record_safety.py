@@ -14,9 +14,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from nb_assets.record import keep_safe_notebook, render_html
-from nb_assets.record_safety import placeholder_notebook, sanitize_notebook
-from nb_assets.record_safety_html import clean_html, clean_svg, css_is_inert, unsafe_parts
+from nb_assets.runs.record import keep_safe_notebook, render_html
+from nb_assets.runs.record_safety import placeholder_notebook, sanitize_notebook
+from nb_assets.runs.record_safety_html import clean_html, clean_svg, css_is_inert, unsafe_parts
 from support.hostile_record import inert_problems
 
 BAIT = "http://127.0.0.1:9/"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nb_assets.inbox_supervisor import END, FACTS
-from nb_assets.sandbox import RunFolder
-from nb_assets.sandbox_transfer import pack_job, unpack_copy_out
+from nb_assets.inbox.supervisor import END, FACTS
+from nb_assets.sandbox.base import RunFolder
+from nb_assets.sandbox.transfer import pack_job, unpack_copy_out
 
 MB = 1 << 20
 

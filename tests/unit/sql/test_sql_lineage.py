@@ -1,4 +1,4 @@
-"""Golden fixtures for nb_assets.sql_lineage: tests/support/fixtures/sql/NAME.sql + NAME.expected.json."""
+"""Golden fixtures for nb_assets.sql.lineage: tests/support/fixtures/sql/NAME.sql + NAME.expected.json."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from nb_assets.sql_lineage import QueryLineage, SqlProblem, analyze_query, reads_nothing
+from nb_assets.sql.lineage import QueryLineage, SqlProblem, analyze_query, reads_nothing
 from support import paths
 
 FIXTURES = paths.FIXTURES / "sql"

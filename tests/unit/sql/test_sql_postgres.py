@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from nb_assets.catalog_lineage import Catalog, see_through
+from nb_assets.sql.see_through import Catalog, see_through
 from nb_assets.locations import dialect_of
-from nb_assets.notebook_parser import parse_notebook
-from nb_assets.sql_escape_hatches import SERVER_ACCESS
-from nb_assets.sql_lineage import analyze_query
+from nb_assets.analysis.parser import parse_notebook
+from nb_assets.sql.escape_hatches import SERVER_ACCESS
+from nb_assets.sql.lineage import analyze_query
 from support.notebook_factory import RUNTIME, code, params, write_notebook
 
 

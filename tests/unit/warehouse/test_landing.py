@@ -11,9 +11,9 @@ import pytest
 from support.paths import REPO
 from support.warehouses import warehouse_snapshot
 from nb_assets.errors import LandingError
-from nb_assets.landing import APPEND_SQL, append_landing, ensure_log, is_conflict, read_landings, record_landing
-from nb_assets.landing_log import LOG_DDL
-from nb_assets.warehouse_backends import land_file
+from nb_assets.warehouse.duckdb.landing import APPEND_SQL, append_landing, ensure_log, is_conflict, read_landings, record_landing
+from nb_assets.warehouse.landing import LOG_DDL
+from nb_assets.warehouse.backends import land_file
 
 HEADER = "order_id,customer_id,amount,order_date\n"
 

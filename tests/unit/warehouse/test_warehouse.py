@@ -10,10 +10,10 @@ import pytest
 
 from support.warehouses import warehouse_snapshot
 from nb_assets.errors import OutputValidationError, WarehouseError
-from nb_assets.warehouse import DuckDBWarehouse
-from nb_assets.warehouse_base import PrefetchRequest
-from nb_assets.warehouse_files import validate_outputs
-from nb_assets.writer_identity import Writer, writer_of
+from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
+from nb_assets.warehouse.base import PrefetchRequest
+from nb_assets.warehouse.files import validate_outputs
+from nb_assets.warehouse.writer import Writer, writer_of
 
 
 def test_prefetch_binds_parameters_and_writes_parquet(warehouse: Path, tmp_path: Path) -> None:

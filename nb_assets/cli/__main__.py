@@ -1,0 +1,5 @@
+"""`python -m nb_assets.cli ...` is `nb-assets ...`."""
+
+from nb_assets.cli.main import entry
+
+entry()

@@ -1,0 +1,63 @@
+"""`nb-assets deploy image|up|down`: the deployment recipe (Postgres, code server, webserver,
+daemon, a container per run); see deploy_stack.py."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STATE = Path(".deploy")
+
+
+def add_deploy_command(sub: Any) -> None:
+    deploy = sub.add_parser("deploy", help="Dagster as deployed: Postgres storage, daemon, a container per run")
+    deploy_sub = deploy.add_subparsers(dest="deploy_command", required=True)
+    image = deploy_sub.add_parser("image", help="build the code image (offline: FROM the sandbox image)")
+    image.add_argument("--project", type=Path, default=Path("."), help="the folder holding definitions.py")
+    image.add_argument("--force", action="store_true")
+    image.set_defaults(func=cmd_deploy_image)
+    start = deploy_sub.add_parser("up", help="start the deployment and return once the UI serves the project")
+    start.add_argument("--project", type=Path, default=Path("."), help="the folder holding definitions.py")
+    start.add_argument("--state", type=Path, default=DEFAULT_STATE, help="where the deployment keeps everything")
+    start.add_argument("--port", type=int, default=3000, help="the webserver's port")
+    start.add_argument("--code-server-port", type=int, default=4266)
+    start.add_argument("--postgres-port", type=int, default=5433)
+    start.add_argument("--max-runs", type=int, default=2, help="notebook runs at once (the queue holds the rest)")
+    start.add_argument("--warehouse", default="", help="the warehouse (default: the deployment's own Postgres database `warehouse`)")
+    start.add_argument("--seed", type=Path, help="a script run once as SCRIPT --warehouse LOCATION on a new warehouse")
+    start.set_defaults(func=cmd_deploy_up)
+    stop = deploy_sub.add_parser("down", help="stop everything the deployment started")
+    stop.add_argument("--state", type=Path, default=DEFAULT_STATE)
+    stop.add_argument("--purge", action="store_true", help="also remove the state folder (runs, records, databases)")
+    stop.set_defaults(func=cmd_deploy_down)
+
+
+def cmd_deploy_image(args: argparse.Namespace) -> int:
+    from nb_assets.deploy.code_image import build_code_image
+
+    print(build_code_image(args.project, force=args.force))
+    return 0
+
+
+def cmd_deploy_up(args: argparse.Namespace) -> int:
+    from nb_assets.deploy.config import DeploySettings
+    from nb_assets.deploy.stack import up
+
+    settings = DeploySettings(
+        state_dir=args.state.resolve(), webserver_port=args.port, code_server_port=args.code_server_port,
+        postgres_port=args.postgres_port, max_concurrent_runs=args.max_runs, warehouse=args.warehouse,
+    )
+    settings = up(settings, args.project.resolve(), seed=args.seed.resolve() if args.seed else None)
+    print(f"Dagster UI: http://localhost:{settings.webserver_port}  (DAGSTER_HOME={settings.dagster_home})")
+    print(f"runs at once: {settings.max_concurrent_runs}; code image {settings.code_image}; logs in {settings.logs_dir}")
+    return 0
+
+
+def cmd_deploy_down(args: argparse.Namespace) -> int:
+    from nb_assets.deploy.stack import down
+
+    state = args.state.resolve()
+    done = down(state, purge=args.purge)
+    print("\n".join(done) if done else f"nothing to stop: no deployment runs from {state}")
+    return 0

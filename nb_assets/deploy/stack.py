@@ -1,0 +1,283 @@
+"""Start and stop the deployment recipe: Dagster as it runs in production, on one machine.
+
+    nb-assets deploy up    (make deploy)       nb-assets deploy down  (make deploy-stop)
+
+What runs where (every container with host networking, see deploy_config.py):
+  PostgreSQL          a cluster in the state folder (pg_cluster.py), host process:
+                      database `dagster` (runs, events, schedules) and `warehouse`
+  code server         a container of the code image: `dagster code-server start`
+                      on the project baked into it; it names the code image, so
+                      the run launcher starts run workers from the same image
+  dagster-webserver   host process, loads the project from the code server
+  dagster-daemon      host process: the queue (QueuedRunCoordinator), sensors,
+                      schedules, run monitoring
+  run workers         one container per run (DockerRunLauncher), each starting
+                      its notebook's sandbox container as a sibling through the
+                      engine socket and copying the run folder in and out
+`up` returns once the webserver serves the loaded code location; the processes
+keep running. `down` stops them in the reverse order and keeps the state
+folder (runs, records, databases) unless `purge`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from nb_assets.deploy.config import (
+    DAGSTER_DB,
+    DEPLOY_LABEL,
+    LOCATION,
+    PROJECT_IN_IMAGE,
+    WAREHOUSE_DB,
+    DeploySettings,
+    dagster_yaml,
+    workspace_yaml,
+)
+from nb_assets.errors import NbAssetsError
+from nb_assets.warehouse.backends import create_databases
+from nb_assets.deploy.webserver_client import LOCATIONS, graphql, wait_until_serving
+
+BIN = Path(sys.executable).parent
+START_TIMEOUT_S = 300.0  # the code server imports the project and reads the warehouse on a loaded 2-core machine
+STOP_TIMEOUT_S = 60.0
+
+
+class DeployError(NbAssetsError):
+    """The deployment could not start or stop; the message says which piece and why."""
+
+
+def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None) -> DeploySettings:
+    """Build the code image if needed, then start Postgres, the code server, the daemon and the webserver."""
+    from nb_assets.deploy.code_image import build_code_image
+    from nb_assets.deploy.pg_cluster import start_cluster
+
+    if is_running(settings.state_dir):
+        raise DeployError(f"a deployment already runs from {settings.state_dir}: stop it first (make deploy-stop)")
+    _remove_containers(settings)  # a code server left by a deployment that was never stopped
+    busy = busy_ports(settings)
+    if busy:  # said before the image build and anything started, not after a minute of waiting
+        raise DeployError(
+            f"in use on 127.0.0.1: port {', '.join(busy)}; stop what listens there, or choose other ports "
+            "(nb-assets deploy up --port N --code-server-port N --postgres-port N)"
+        )
+    settings.code_image = build_code_image(project_dir)
+    for folder in (settings.dagster_home, settings.logs_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    settings.save()
+    try:
+        start_cluster(settings.postgres_dir, settings.postgres_port, listen="127.0.0.1")
+        create_databases(settings.postgres_url("postgres"), (DAGSTER_DB, WAREHOUSE_DB))
+        seeded = settings.state_dir / ".warehouse-seeded"
+        if seed is not None and not seeded.exists():
+            _run([sys.executable, str(seed), "--warehouse", settings.warehouse_location()], "seeding the warehouse")
+            seeded.touch()
+        (settings.dagster_home / "dagster.yaml").write_text(dagster_yaml(settings))
+        (settings.dagster_home / "workspace.yaml").write_text(workspace_yaml(settings))
+        _start_code_server(settings)
+        start_daemon(settings)
+        settings.pids["webserver"] = _spawn(settings, "webserver", [
+            str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(settings.webserver_port)])
+        settings.save()
+        _wait_for_location(settings)
+    except BaseException:
+        down(settings.state_dir)
+        raise
+    return settings
+
+
+def busy_ports(settings: DeploySettings) -> list[str]:
+    """This deployment's ports that another process listens on, each with the option that moves it."""
+    wanted = {"--port": settings.webserver_port, "--code-server-port": settings.code_server_port,
+              "--postgres-port": settings.postgres_port}
+    busy = []
+    for option, port in wanted.items():
+        with socket.socket() as probe:
+            # As the servers bind: a port a stopped deployment left in TIME_WAIT is free to them.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(f"{port} ({option})")
+    return busy
+
+
+def down(state_dir: Path, *, purge: bool = False) -> list[str]:
+    """Stop the daemon (no new launches), the webserver, the code server, the run workers still
+    running, then Postgres. With `purge`, remove the state folder too. Says what it did, one line
+    per piece; nothing when nothing ran."""
+    done: list[str] = []
+    if (state_dir / "deploy.json").exists():  # else nothing was started from it
+        settings = DeploySettings.load(state_dir)
+        for name in ("daemon", "webserver"):
+            pid = settings.pids.pop(name, None)
+            if _stop_process(pid):
+                done.append(f"stopped dagster-{name} (pid {pid})")
+        settings.save()
+        done += _remove_containers(settings)
+        if _stop_cluster(settings):
+            done.append(f"stopped PostgreSQL on 127.0.0.1:{settings.postgres_port} (data kept in {settings.postgres_dir})")
+    if purge and state_dir.exists():
+        shutil.rmtree(state_dir, ignore_errors=True)
+        done.append(f"removed {state_dir} (runs, records, both databases)")
+    return done
+
+
+def start_daemon(settings: DeploySettings) -> int:
+    """Start dagster-daemon (the queue, sensors, schedules, run monitoring); its pid."""
+    settings.pids["daemon"] = _spawn(settings, "daemon", [str(BIN / "dagster-daemon"), "run"])
+    settings.save()
+    return settings.pids["daemon"]
+
+
+def stop_daemon(settings: DeploySettings) -> None:
+    """Stop dagster-daemon: queued runs stay queued in Postgres, run workers keep running."""
+    _stop_process(settings.pids.pop("daemon", None))
+    settings.save()
+
+
+def is_running(state_dir: Path) -> bool:
+    """True while a process this state folder started is alive."""
+    if not (state_dir / "deploy.json").exists():
+        return False
+    return any(_alive(pid) for pid in DeploySettings.load(state_dir).pids.values())
+
+
+def host_env(settings: DeploySettings) -> dict[str, str]:
+    """The webserver's and daemon's environment: the deployment's DAGSTER_HOME."""
+    return {**os.environ, "DAGSTER_HOME": str(settings.dagster_home)}
+
+
+def _remove_containers(settings: DeploySettings) -> list[str]:
+    """The code server and every run worker of this deployment, finished or not, and the sandboxes
+    of its runs (their run folders are under its DAGSTER_HOME), which a removed run worker leaves.
+    One line per kind of container removed."""
+    from nb_assets.docker_janitor import SANDBOX_LABEL
+    from nb_assets.sandbox.image import docker_client
+
+    client = docker_client()
+    ours = client.api.containers(all=True, filters={"label": f"{DEPLOY_LABEL}={settings.label}"})
+    home = f"{settings.dagster_home}/"
+    ours += [c for c in client.api.containers(all=True, filters={"label": SANDBOX_LABEL})
+             if (c.get("Labels") or {}).get("nb_assets.run_folder", "").startswith(home)]
+    removed: dict[str, list[str]] = {}
+    for summary in ours:
+        try:
+            client.api.remove_container(summary["Id"], force=True, v=True)
+        except Exception as exc:  # noqa: BLE001 - keep stopping the rest; say what is left
+            print(f"[nb_assets.deploy] could not remove container {summary['Id'][:12]}: {exc}", file=sys.stderr)
+            continue
+        name = (summary.get("Names") or ["/" + summary["Id"][:12]])[0].lstrip("/")
+        kind = ("code server" if name == settings.code_server_name
+                else "sandbox" if SANDBOX_LABEL in (summary.get("Labels") or {}) else "run worker")
+        removed.setdefault(kind, []).append(f"{name} ({summary.get('State') or 'created'})")
+    return [f"removed {kind} container(s): {', '.join(names)}" for kind, names in removed.items()]
+
+
+def _start_code_server(settings: DeploySettings) -> None:
+    from nb_assets.sandbox.image import docker_client
+
+    client = docker_client()
+    client.containers.run(
+        settings.code_image,
+        ["dagster", "code-server", "start", "-h", "127.0.0.1", "-p", str(settings.code_server_port),
+         "-f", str(PROJECT_IN_IMAGE / "definitions.py"), "-d", str(PROJECT_IN_IMAGE),
+         "--location-name", LOCATION, "--container-image", settings.code_image],
+        # Its working directory is DAGSTER_HOME: the UI's "View Notebook" reads a record through the
+        # code server, which serves notebooks from below its working directory only.
+        working_dir=str(settings.dagster_home),
+        name=settings.code_server_name, detach=True, network="host", environment=settings.project_env(),
+        volumes=settings.mounts(), labels={DEPLOY_LABEL: settings.label},
+    )
+    health = [str(BIN / "dagster"), "api", "grpc-health-check", "-h", "127.0.0.1", "-p", str(settings.code_server_port)]
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while subprocess.run(health, capture_output=True).returncode != 0:
+        container = client.containers.get(settings.code_server_name)
+        if container.status == "exited" or time.monotonic() > deadline:
+            logs = container.logs(tail=40).decode(errors="replace")
+            raise DeployError(f"the code server did not start ({container.status}):\n{logs}")
+        time.sleep(1)
+
+
+def _spawn(settings: DeploySettings, name: str, argv: list[str]) -> int:
+    with (settings.logs_dir / f"{name}.log").open("ab") as log:
+        process = subprocess.Popen(
+            [*argv, "-w", str(settings.dagster_home / "workspace.yaml")],
+            cwd=settings.dagster_home, env=host_env(settings), stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,  # outlives `deploy up`; stopped as a group
+        )
+    return process.pid
+
+
+def _wait_for_location(settings: DeploySettings) -> None:
+    url = f"http://127.0.0.1:{settings.webserver_port}"
+    log = settings.logs_dir / "webserver.log"
+    tail = lambda: "\n".join(log.read_text(errors="replace").splitlines()[-30:])  # noqa: E731
+    wait_until_serving(url, lambda: _alive(settings.pids["webserver"]), START_TIMEOUT_S, tail)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        entries = graphql(url, LOCATIONS)["workspaceOrError"].get("locationEntries") or []
+        loaded = [e for e in entries if e["name"] == LOCATION and e["loadStatus"] == "LOADED"]
+        if loaded:
+            problem = loaded[0]["locationOrLoadError"]
+            if problem and problem["__typename"] == "PythonError":
+                raise DeployError(f"the project did not load in the code server: {problem['message']}")
+            return
+        time.sleep(1)
+    raise DeployError(f"the webserver did not load {LOCATION} in {START_TIMEOUT_S:.0f} s:\n{tail()}")
+
+
+def _stop_cluster(settings: DeploySettings) -> bool:
+    """Stop the deployment's Postgres; False if it was not running."""
+    from nb_assets.deploy.pg_cluster import Cluster, ClusterError
+
+    pid_file = settings.postgres_dir / "data" / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        Cluster(settings.postgres_dir, settings.postgres_port).stop()
+    except ClusterError as exc:  # e.g. pg_ctl, run as postgres, can no longer reach the folder
+        print(f"[nb_assets.deploy] {str(exc)[:300]}; stopping the server by its pid", file=sys.stderr)
+        pid = int(pid_file.read_text().split()[0])
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)  # what pg_ctl -m fast sends
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    return True
+
+
+def _stop_process(pid: int | None) -> bool:
+    """SIGTERM the process group this recipe started, SIGKILL after STOP_TIMEOUT_S; False if it was not running."""
+    if pid is None or not _alive(pid):
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """A live dagster process (not a zombie, not a recycled pid running something else)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z" and b"dagster" in cmdline
+
+
+def _run(argv: list[str], what: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DeployError(f"{what} failed: {done.stderr.strip()[-2000:]}")

@@ -1,0 +1,377 @@
+"""DockerSandbox: each notebook run in a fresh, locked-down container.
+
+What the container gets, and why:
+  network        none: only a loopback for papermill <-> kernel ZMQ traffic
+  root fs        the sandbox image, read-only
+  /nb/in         the job: prefetched Parquet inputs, the in-box code and the
+                 parameterized notebook, copied in through the engine API
+                 into the container's own (anonymous) volume, as root-owned
+                 read-only files; a `go` file last
+  /nb/output     a tmpfs of limits.output_mb: where outputs go
+  /nb/record     a tmpfs of RECORD_MB: the executed notebook and the verdict
+  /tmp, $HOME, /nb/work  small tmpfs scratch
+  user           1000:1000, no capabilities, no-new-privileges
+  limits         memory without swap (tmpfs pages count too), CPUs, process
+                 count, and the wall clock, kept by the supervisor inside
+  main process   inbox_supervisor.py: starts the runner, which boots (papermill
+                 imported, kernel started) and waits for the go; runs it until
+                 the deadline, then streams outputs and record back as one
+                 tar on stdout, which the host reads through the attach API,
+                 with a byte cap
+With `spares=True` a run claims a warm spare made with its exact settings, if
+one is offered, and makes the next one meanwhile (docker_spare.py); without
+one, it makes its own container, copies the job in and starts it.
+The container removes itself when it ends (auto_remove), whether or not the
+host that started it is still there; its deadline lives inside. Nothing names
+a host path, so the engine may be remote (DOCKER_HOST).
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nb_assets.sandbox.janitor import (
+    CLAIM_BY_LABEL,
+    DEADLINE_LABEL,
+    OWNER_LABEL,
+    SANDBOX_LABEL,
+    owner,
+    remove_container,
+    sweep_abandoned,
+)
+from nb_assets.sandbox.spares import (
+    boot_spare,
+    claim_spare,
+    forget_claim,
+    offer_spare,
+    offered_count,
+    spare_key,
+    spare_ttl_s,
+    sweep_claims,
+)
+from nb_assets.errors import SandboxError, SandboxUnavailableError
+from nb_assets.sandbox.image import BUILD_COMMAND, docker_client, image_tag
+from nb_assets.sandbox.base import (
+    RECORD_MB,
+    SUPERVISOR_FILE,
+    RunFolder,
+    SandboxLimits,
+    SandboxResult,
+    runner_argv,
+    runner_env,
+)
+from nb_assets.inbox.supervisor import full
+from nb_assets.sandbox.transfer import GO, CopyOutReader, pack_job, pack_runtime, unpack_copy_out
+
+SANDBOX_UID = 1000
+SANDBOX_GID = 1000
+HOME_DIR = "/home/nb"
+JOB_DIR = "/nb/in"
+OUTPUT_DIR = "/nb/output"
+RECORD_DIR = "/nb/record"
+WORK_DIR = "/nb/work"
+COLLECT_GRACE_S = 120.0  # past the run's deadline: supervisor start-up and the copy-out
+COLD_GO_S = 120.0  # a container made for its run gets its go within this (the job is copied in before the start)
+SPARE_START_S = 60.0  # how long wait_for_spare waits for a spare to be made and started
+
+__all__ = ["DockerSandbox", "docker_available"]
+
+
+@functools.cache
+def docker_available() -> bool:
+    """True when a Docker engine answers within ~2 s (cached for the process)."""
+    try:
+        docker_client(timeout=2.0).ping()
+        return True
+    except Exception:
+        return False
+
+
+class DockerSandbox:
+    """Runs `inbox_papermill.py` on a run folder inside a container per run.
+
+    `image` defaults to the tag of the current recipe (nb_assets.sandbox.image).
+    Construction checks that the engine answers and has the image, raising
+    SandboxUnavailableError with the fix; `lazy=True` defers that check to
+    the first run (for code that declares sandboxes before Docker is up).
+    """
+
+    kind = "docker"
+
+    def __init__(
+        self, image: str | None = None, client: Any | None = None, *, lazy: bool = False, spares: bool = False
+    ) -> None:
+        self.image = image or image_tag()
+        self.spares = spares
+        self._makers: list[subprocess.Popen[bytes]] = []
+        self._client = client
+        self._image_id: str | None = None
+        if not lazy:
+            self.check()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = docker_client()
+        return self._client
+
+    def check(self) -> str:
+        """Raise SandboxUnavailableError unless the engine and image are there; return the image id."""
+        if self._image_id is not None:
+            return self._image_id
+        import docker.errors
+
+        try:
+            self._image_id = str(self.client.images.get(self.image).id)
+        except docker.errors.ImageNotFound as exc:
+            raise SandboxUnavailableError(
+                f"the sandbox image {self.image} is missing: run `{BUILD_COMMAND}`"
+            ) from exc
+        except SandboxUnavailableError:
+            raise  # already says what is wrong (no engine answers)
+        except docker.errors.DockerException as exc:
+            raise SandboxUnavailableError(f"the Docker engine cannot be used: {exc}") from exc
+        except Exception as exc:  # requests-level connection errors
+            raise SandboxUnavailableError(f"no Docker engine answers: {exc}") from exc
+        return self._image_id
+
+    def describe(self, limits: SandboxLimits) -> dict[str, Any]:
+        try:
+            image_id: str | None = self.check()
+        except SandboxUnavailableError:
+            image_id = None
+        return {
+            "kind": self.kind,
+            "network": "none",
+            "image": self.image,
+            "image_id": image_id,
+            "limits": {**limits.as_dict(), "record_mb": RECORD_MB},
+            "transfer": "copied in and out through the engine API",
+        }
+
+    def run(self, folder: RunFolder, limits: SandboxLimits) -> SandboxResult:
+        """One container: a claimed spare, or one made now; copy the job in, collect (the supervisor
+        keeps the deadline), remove. With spares on, a process of its own then makes the next run's spare."""
+        import docker.errors
+        import requests.exceptions
+
+        image_id = self.check()
+        sweep_abandoned(self.client)
+        runtime = _runtime_tar(folder.runtime_dir)
+        settings = self._settings(limits)
+        key = spare_key(json.dumps(settings, sort_keys=True, default=repr), runtime)
+        claimed, others = claim_spare(self.client, key) if self.spares else (None, 0)
+        container_id = claimed
+        try:
+            if container_id is None:
+                container_id = self._create(folder, limits)
+            collected = self._collect(container_id, folder, limits, start=claimed is None)
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"the sandbox container failed: {exc}") from exc
+        except requests.exceptions.RequestException as exc:  # the engine went away mid-run
+            raise SandboxError(f"lost the Docker engine during the run: {exc}") from exc
+        finally:
+            if self.spares and others == 0:  # one offered spare per settings is enough
+                self._spawn_spare_maker(limits)
+            if container_id is not None:
+                remove_container(self.client, container_id)
+            if claimed is not None:
+                forget_claim(claimed)
+        return self._result(folder, limits, image_id, collected, container_id=container_id, warm=claimed is not None)
+
+    def _spawn_spare_maker(self, limits: SandboxLimits) -> None:
+        """The next run's spare is made by a process of its own, started once this run is over: making and
+        booting a container costs CPU that would slow this run down, and this process may exit right away."""
+        self._makers = [p for p in self._makers if p.poll() is None]
+        argv = [sys.executable, "-m", "nb_assets.sandbox.spare_maker", self.image, json.dumps(limits.as_dict())]
+        try:
+            self._makers.append(subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,  # outlives this process, and the signals sent to its group
+            ))
+        except OSError as exc:
+            print(f"[nb_assets] no warm spare made for the next run: {exc}", file=sys.stderr)
+
+    def wait_for_spare(self, timeout: float = SPARE_START_S) -> None:
+        """Wait until the spare makers this sandbox started are done (for tests and benchmarks)."""
+        for maker in self._makers:
+            maker.wait(timeout)
+        self._makers = []
+
+    def make_spare(self, limits: SandboxLimits) -> str | None:
+        """Make, start and boot a spare for runs with `limits`, unless one is offered already; its id."""
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = RunFolder(Path(tmp)).create()
+            folder.install_inbox_files()
+            runtime = _runtime_tar(folder.runtime_dir)
+        key = spare_key(json.dumps(self._settings(limits), sort_keys=True, default=repr), runtime)
+        if offered_count(self.client, key):
+            return None
+        config = self._container_config(limits, time.time() + spare_ttl_s(), labels={})
+        container_id = offer_spare(self.client, config, key, runtime, JOB_DIR)
+        boot_spare(self.client, container_id, JOB_DIR)
+        sweep_claims(self.client)
+        return container_id
+
+    def _create(self, folder: RunFolder, limits: SandboxLimits) -> str:
+        import docker.errors
+
+        claim_by = time.time() + COLD_GO_S
+        labels = {"nb_assets.run_folder": str(folder.root), OWNER_LABEL: owner()}
+        try:
+            container = self.client.containers.create(**self._container_config(limits, claim_by, labels=labels))
+        except docker.errors.ImageNotFound as exc:
+            self._image_id = None
+            raise SandboxUnavailableError(
+                f"the sandbox image {self.image} is missing: run `{BUILD_COMMAND}`"
+            ) from exc
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"cannot create the sandbox container: {exc}") from exc
+        return str(container.id)
+
+    def _collect(self, container_id: str, folder: RunFolder, limits: SandboxLimits, *, start: bool) -> CopyOutReader:
+        # Attached before the go, so nothing the supervisor writes is missed.
+        stream = self.client.api.attach(container_id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
+        cap = (limits.output_mb + RECORD_MB + 1) << 20  # + tar headers and the facts
+        collector = CopyOutReader(stream, folder.root / ".copy-out.tar", cap)
+        collector.start()
+        with tempfile.TemporaryFile(dir=folder.root) as spool:
+            pack_job(folder, spool, runtime=start, go=True)
+            spool.seek(0)
+            if not self.client.api.put_archive(container_id, JOB_DIR, spool):
+                raise SandboxError("could not copy the run folder into the sandbox container")
+        if start:
+            self.client.api.start(container_id)
+        collector.join(COLD_GO_S + limits.timeout_s + COLLECT_GRACE_S)  # the supervisor's deadline, plus a backstop
+        collector.host_timed_out = collector.is_alive()
+        if collector.is_alive() or collector.overflow:
+            _kill(self.client, container_id)
+            collector.join(30)
+        return collector
+
+    def _result(
+        self, folder: RunFolder, limits: SandboxLimits, image_id: str, collected: CopyOutReader, *, container_id: str, warm: bool
+    ) -> SandboxResult:
+        copy = None
+        if collected.spool.exists():
+            try:
+                if not collected.overflow:
+                    copy = unpack_copy_out(
+                        collected.spool, folder, output_max_bytes=limits.output_mb << 20, record_max_bytes=RECORD_MB << 20
+                    )
+            finally:
+                collected.spool.unlink()
+        box = copy.facts if copy else {}
+        lost = None
+        if collected.overflow:
+            lost = f"the sandbox sent back more than {collected.cap >> 20} MB; refused"
+        elif copy is not None and copy.problem:
+            lost = copy.problem
+        elif copy is None or not copy.complete:
+            why = f" (the connection broke: {collected.error})" if collected.error else ""
+            lost = f"the sandbox ended before handing back its outputs and record{why}"
+        exit_code = box.get("runner_exit_code") if isinstance(box.get("runner_exit_code"), int) else None
+        record_full = _full(box.get("record"))
+        if record_full:  # only the runner writes there, and it stays far below the limit: the notebook filled it
+            for path in (folder.executed_notebook, folder.result_file):
+                path.unlink(missing_ok=True)
+        facts = self.describe(limits)
+        facts.update(image_id=image_id, exit_code=exit_code, container=container_id[:12], warm_spare=warm)
+        return SandboxResult(
+            exit_code=exit_code,
+            duration_s=collected.duration_s,
+            logs=collected.logs.text(),
+            timed_out=box.get("timed_out") is True or collected.host_timed_out,
+            oom_killed=isinstance(box.get("oom_kills"), int) and box["oom_kills"] > 0,
+            facts=facts,
+            output_full=_full(box.get("output")),
+            record_full=record_full,
+            lost_record=lost,
+            refused=tuple(copy.refused) if copy else (),
+        )
+
+    def _settings(self, limits: SandboxLimits) -> dict[str, Any]:
+        """A run container's settings apart from its labels and claim-by: what a spare must match."""
+        config = self._container_config(limits, 0.0, labels={})
+        del config["labels"]
+        return config
+
+    def _container_config(self, limits: SandboxLimits, claim_by: float, *, labels: dict[str, str]) -> dict[str, Any]:
+        from docker.types import LogConfig, Mount, Ulimit
+
+        def tmpfs(size_mb: int, owner: bool) -> str:
+            opts = f"rw,nosuid,nodev,noexec,size={size_mb}m"
+            return opts + (f",uid={SANDBOX_UID},gid={SANDBOX_GID},mode=0700" if owner else ",mode=1777")
+
+        runtime = f"{JOB_DIR}/runtime"
+        env = runner_env(f"{JOB_DIR}/input", OUTPUT_DIR, runtime, WORK_DIR)
+        env["HOME"] = HOME_DIR  # IPython profile, kernel connection files: on tmpfs
+        deadline = claim_by + limits.timeout_s + COLLECT_GRACE_S
+        return {
+            "image": self.image,
+            "command": [
+                "python3", f"{runtime}/{SUPERVISOR_FILE}", f"{limits.timeout_s:g}", OUTPUT_DIR, RECORD_DIR,
+                f"{JOB_DIR}/{GO}", f"{claim_by:.0f}", "--",
+                *runner_argv("python3", runtime, f"{JOB_DIR}/job", RECORD_DIR, wait=True),
+            ],
+            "environment": env,
+            "working_dir": WORK_DIR,
+            "user": f"{SANDBOX_UID}:{SANDBOX_GID}",
+            "hostname": "sandbox",
+            "network_mode": "none",
+            "read_only": True,
+            # Anonymous: the engine makes it at create time and removes it with the container.
+            "mounts": [Mount(JOB_DIR, None, type="volume")],
+            # Everything writable lives in memory, bounded, and vanishes with
+            # the container; outputs and record leave only through the copy-out.
+            "tmpfs": {
+                "/tmp": tmpfs(limits.tmp_mb, owner=False),
+                HOME_DIR: tmpfs(min(limits.tmp_mb, 64), owner=True),
+                WORK_DIR: tmpfs(limits.tmp_mb, owner=True),
+                OUTPUT_DIR: tmpfs(limits.output_mb, owner=True),
+                RECORD_DIR: tmpfs(RECORD_MB, owner=True),
+            },
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "mem_limit": f"{limits.memory_mb}m",
+            "memswap_limit": f"{limits.memory_mb}m",  # equal: no swap
+            "nano_cpus": int(limits.cpus * 1e9),
+            "pids_limit": limits.pids,
+            "ulimits": [Ulimit(name="core", soft=0, hard=0)],
+            # A real PID 1 reaps orphans and forwards signals to the supervisor.
+            "init": True,
+            "auto_remove": True,
+            # stdout carries the copy-out, read live through attach; nothing is logged to the engine's disk.
+            "log_config": LogConfig(type="none"),
+            "labels": {SANDBOX_LABEL: "1", DEADLINE_LABEL: f"{deadline:.0f}", CLAIM_BY_LABEL: f"{claim_by:.0f}", **labels},
+        }
+
+
+def _full(usage: Any) -> bool:
+    """A tmpfs with (almost) nothing left: the notebook ran into the folder's limit."""
+    if not isinstance(usage, dict) or not all(isinstance(usage.get(k), int) for k in ("size", "free")):
+        return False
+    return full(usage)
+
+
+def _runtime_tar(runtime_dir: Path) -> bytes:
+    spool = io.BytesIO()
+    pack_runtime(runtime_dir, spool)
+    return spool.getvalue()
+
+
+def _kill(client: Any, container_id: str) -> None:
+    import docker.errors
+
+    try:
+        client.api.kill(container_id)
+    except docker.errors.APIError:
+        pass  # it exited on its own between the deadline and the kill

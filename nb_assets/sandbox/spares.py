@@ -1,0 +1,185 @@
+"""Warm spares: a fresh sandbox container started ahead of the run that will use it.
+
+A run's container boots slowly on some engines (Python, papermill and the
+kernel start inside it; on fuse-overlayfs each file lookup is slow). A spare
+does that boot before any run needs it: made by a process of its own
+(spare_maker.py) that the previous run starts once it is over (so the two do
+not compete for the CPU), its in-box runner imports papermill, starts the
+kernel, and waits for a job (inbox_supervisor.py). The next run
+with the same container settings claims it, copies its job in, and the
+supervisor's deadline starts then.
+
+Isolation is that of any run's container: a spare is made with exactly the
+settings (limits, mounts, image, in-box code) of the run that claims it, its
+settings' hash is its `nb_assets.spare` label, and it is claimed once:
+
+  claim     O_EXCL of a file named after the container in this user's claims
+            folder (two runs never both win), then a rename to
+            nb-assets-run-<token>.<pid>.<start time> so anyone can see whose
+            run it is; the claimed container is removed after its run.
+  whose     only spares this user made on this machine are claimed.
+  lifetime  an offered spare waits for a run until its `nb_assets.claim_by`
+            label (SPARE_TTL_S); then its supervisor ends it (auto-remove) and
+            the janitor removes what is left. A spare outlives the process
+            that made it on purpose: the next run is usually another process.
+
+Names say where a spare is in its life, for the janitor (docker_janitor.py):
+nb-assets-boot-<token> while it is being made (its maker's death orphans it),
+nb-assets-spare-<token> once offered, nb-assets-run-<token>.<pid>.<start> once claimed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import secrets
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+from nb_assets.sandbox.janitor import (
+    BOOT_PREFIX,
+    CLAIM_BY_LABEL,
+    CLAIMED_PREFIX,
+    MAKER_LABEL,
+    MAKER_UID_LABEL,
+    OFFERED_PREFIX,
+    SPARE_LABEL,
+    here,
+    owner,
+    remove_container,
+)
+from nb_assets.sandbox.image import cache_dir
+from nb_assets.inbox.supervisor import BOOT_FILE
+
+CLAIM_MARGIN_S = 30.0  # a spare this close to its claim-by is left alone: the go must arrive before it
+
+__all__ = ["boot_spare", "claim_spare", "offered_count", "forget_claim", "offer_spare", "spare_key", "spare_ttl_s", "spares_wanted", "sweep_claims"]
+
+
+def spares_wanted() -> bool:
+    """Runs chosen by kind (CLI, Dagster) keep a warm spare unless NB_ASSETS_DOCKER_SPARES=0."""
+    return os.environ.get("NB_ASSETS_DOCKER_SPARES", "1") != "0"
+
+
+def spare_ttl_s() -> float:
+    """How long an offered spare waits for a run (NB_ASSETS_SPARE_TTL_S, default 180 s)."""
+    return float(os.environ.get("NB_ASSETS_SPARE_TTL_S", "180"))
+
+
+def spare_key(settings: str, runtime_tar: bytes) -> str:
+    """The hash of everything a run's container is made with: a spare serves only runs with the same."""
+    return hashlib.sha256(settings.encode() + b"\0" + runtime_tar).hexdigest()[:24]
+
+
+def claims_dir() -> Path:
+    path = cache_dir() / "spare-claims"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def offered_count(client: Any, key: str) -> int:
+    """How many spares made with `key` are offered to this user's runs here (none is claimed by this)."""
+    return len(_offered(client, key))
+
+
+def claim_spare(client: Any, key: str) -> tuple[str | None, int]:
+    """Claim one offered spare made with `key`: (its id or None, how many others are still offered)."""
+    offered = _offered(client, key)
+    for n, (_, container_id, token) in enumerate(sorted(offered, reverse=True)):  # the freshest first
+        if _take(container_id):
+            with contextlib.suppress(Exception):  # the name only tells the janitor whose run it is
+                client.api.rename(container_id, claimed_name(token))
+            return container_id, len(offered) - n - 1
+    return None, 0
+
+
+def _offered(client: Any, key: str) -> list[tuple[float, str, str]]:
+    """(claim-by, id, token) of the spares made with `key` that this user's runs here may claim."""
+    now = time.time()
+    host = here()  # spares are made and claimed in one pid namespace of one host
+    offered = []
+    for summary in client.api.containers(filters={"label": f"{SPARE_LABEL}={key}", "status": "running"}):
+        labels = summary.get("Labels") or {}
+        name = (summary.get("Names") or ["/"])[0].lstrip("/")
+        try:
+            claim_by = float(labels.get(CLAIM_BY_LABEL, "0"))
+        except ValueError:
+            continue
+        if (
+            name.startswith(OFFERED_PREFIX)
+            and labels.get(MAKER_UID_LABEL) == str(os.getuid())
+            and (labels.get(MAKER_LABEL) or "").partition(":")[0] == host
+            and claim_by - now > CLAIM_MARGIN_S
+        ):
+            offered.append((claim_by, summary["Id"], name[len(OFFERED_PREFIX):]))
+    return offered
+
+
+def claimed_name(token: str) -> str:
+    _, pid, started = owner().split(":")  # the host part: spares are claimed on their own host only
+    return f"{CLAIMED_PREFIX}{token}.{pid}.{started}"
+
+
+def _take(container_id: str) -> bool:
+    try:
+        fd = os.open(claims_dir() / container_id, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False  # another run has it
+    with os.fdopen(fd, "w") as f:
+        f.write(owner())
+    return True
+
+
+def forget_claim(container_id: str) -> None:
+    """After the claimed container is removed; until then the file keeps it from a second claim."""
+    with contextlib.suppress(OSError):
+        (claims_dir() / container_id).unlink()
+
+
+def sweep_claims(client: Any, older_than_s: float = 3600.0) -> None:
+    """Claim files of containers that are gone (their run's host died before forgetting them)."""
+    live = {c["Id"] for c in client.api.containers(all=True, filters={"label": SPARE_LABEL})}
+    now = time.time()
+    for path in claims_dir().iterdir():
+        with contextlib.suppress(OSError):
+            if path.name not in live and now - path.stat().st_mtime > older_than_s:
+                path.unlink()
+
+
+def offer_spare(client: Any, config: dict[str, Any], key: str, runtime_tar: bytes, job_dir: str) -> str:
+    """Create, fill with the in-box code and start a spare, then offer it; return its id.
+
+    `config` is a run container's (docker_sandbox), whose command waits for a
+    go until `claim_by`; it gets the spare's labels and name here.
+    """
+    token, container = make_spare(client, config, key)
+    try:
+        if not container.put_archive(job_dir, io.BytesIO(runtime_tar)):
+            raise OSError("could not copy the in-box code into the spare")
+        container.start()
+        client.api.rename(container.id, f"{OFFERED_PREFIX}{token}")  # offered: any run of this user may claim it
+    except BaseException:
+        remove_container(client, container.id)
+        raise
+    return str(container.id)
+
+
+def boot_spare(client: Any, container_id: str, job_dir: str) -> None:
+    """Tell an offered spare to boot (import papermill, start the kernel): the run that made it is over."""
+    spool = io.BytesIO()
+    with tarfile.open(fileobj=spool, mode="w") as tar:
+        info = tarfile.TarInfo(BOOT_FILE)
+        info.mode, info.uid, info.gid = 0o444, 0, 0
+        tar.addfile(info)
+    client.api.put_archive(container_id, job_dir, spool.getvalue())
+
+
+def make_spare(client: Any, config: dict[str, Any], key: str) -> tuple[str, Any]:
+    """The first step of offer_spare: a created container, named as being made by this process."""
+    token = secrets.token_hex(6)
+    labels = {**config["labels"], SPARE_LABEL: key, MAKER_LABEL: owner(), MAKER_UID_LABEL: str(os.getuid())}
+    return token, client.containers.create(**{**config, "name": f"{BOOT_PREFIX}{token}", "labels": labels})

@@ -1,0 +1,115 @@
+"""The warehouse's shared layer: the interface every backend implements, and the plain names both use.
+
+`Warehouse` is what the rest of nb_assets talks to; `DuckDBWarehouse`
+(warehouse.py) and `PostgresWarehouse` (postgres_warehouse.py) implement it and
+warehouse_backends chooses between them. This module imports no driver and no
+pyarrow, so naming a request or quoting a table loads neither backend.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+# Every table a notebook loads says who wrote it, in the table's comment: an ad hoc
+# `nb-assets run` replaces only tables that name its own notebook (run_guard.py).
+from nb_assets.warehouse.writer import WRITER_COMMENT, Writer, comment_text, writer_of  # noqa: F401  (re-exported)
+
+if TYPE_CHECKING:
+    from nb_assets.sql.see_through import Catalog
+
+LoadMode = Literal["append", "replace"]  # how a landed file meets the table's rows (declaration.FileDrop, land)
+
+
+@dataclass(frozen=True)
+class PrefetchRequest:
+    name: str
+    query: str
+    params: Mapping[str, Any]  # only the `$names` the query uses
+    cell: int
+    dest: Path
+
+
+@dataclass(frozen=True)
+class TableDescription:
+    table: str
+    rows: int
+    columns: tuple[tuple[str, str], ...]  # (name, type)
+
+
+@dataclass(frozen=True)
+class PartitionLoad:
+    column: str  # the date column that says which day a row belongs to
+    day: str  # "YYYY-MM-DD": the partition this run replaces
+
+
+class Warehouse(Protocol):
+    path: str  # where messages and records say the warehouse is (a URL without its password)
+
+    def prefetch(
+        self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None
+    ) -> dict[str, int]:
+        """Run each query with bound params, write its result to `dest`; rows per input.
+
+        `check` gets the catalog read on the same read-only connection and
+        snapshot before any query runs; whatever it raises refuses the fetch."""
+        ...
+
+    def load(self, notebook: str, outputs: Mapping[str, Path]) -> dict[str, int]:
+        """Replace each table with its Parquet file, all or nothing; rows per table."""
+        ...
+
+    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
+        """Replace only the rows of `part.day` in each table, all or nothing; rows loaded per table."""
+        ...
+
+    def describe(self, table: str) -> TableDescription | None:
+        ...
+
+    def recorded_writers(self, tables: Sequence[str]) -> dict[str, Writer | None]:
+        """Of `tables`, those that exist → the notebook their load recorded as writer (None: none recorded)."""
+        ...
+
+    def scratch_copy(self, dest: Path) -> Warehouse:
+        """A warehouse to try a notebook against (the schedule trial) that leaves this one as it is."""
+        ...
+
+    def read_catalog(self) -> Catalog:
+        """The catalog (tables, views, macros) as a prefetch would see it now; WarehouseError if it cannot be read."""
+        ...
+
+
+def writer_comment(notebook: str) -> str:
+    """The comment a load puts on each table (writer_identity: the notebook's name and where it lives), as an SQL literal."""
+    return "'" + comment_text(notebook).replace("'", "''") + "'"
+
+
+def ident(name: str) -> str:
+    """A quoted identifier, the same on DuckDB and Postgres."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_table(table: str) -> str:
+    """`schema.table` as a quoted identifier."""
+    schema, name = table.split(".")
+    return f"{ident(schema)}.{ident(name)}"
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's first line, its whitespace collapsed (the exception's type when it says nothing)."""
+    return re.sub(r"\s+", " ", str(exc).strip().splitlines()[0]) if str(exc).strip() else type(exc).__name__
+
+
+def engine_message(exc: BaseException | str) -> str:
+    """The engine's message on one line, hints kept (DuckDB's `Did you mean "web_events"?` and
+    `Candidate bindings: ...`, Postgres' `HINT:`), the quoted query and its caret left out."""
+    lines = str(exc).strip().splitlines()
+    if not lines:
+        return type(exc).__name__
+    head = list(itertools.takewhile(lambda line: line.strip() and not line.startswith("LINE "), lines))
+    hints = [line for line in lines[len(head):] if line.startswith(("HINT:", "DETAIL:"))]
+    return re.sub(r"\s+", " ", " ".join(head + hints))

@@ -1,0 +1,2 @@
+"""The embedded DuckDB warehouse: prefetch and load, catalog, partitions, the landing log and file loads.
+"""

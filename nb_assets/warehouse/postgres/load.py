@@ -1,0 +1,122 @@
+"""Load a run's outputs into Postgres: every table in one transaction.
+
+Each output is first copied (binary COPY through ADBC) into a staging table
+beside its target; only when all are in are the targets dropped and the
+staging tables renamed into place, and the transaction commits. Readers see
+the old tables until then; a failure anywhere rolls everything back.
+
+A partitioned run checks its outputs first (in-memory DuckDB, the same check
+as the DuckDB warehouse), then deletes and inserts only its day's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import adbc_driver_postgresql.dbapi as adbc
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nb_assets.errors import OutputValidationError, WarehouseError
+from nb_assets.warehouse.postgres.driver import read_parquet_batches, server_message
+from nb_assets.warehouse.base import PartitionLoad, ident, quote_table, writer_comment
+from nb_assets.warehouse.files import check_partition_outputs
+
+if TYPE_CHECKING:
+    from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
+
+_STAGE_SUFFIX = "__nb_stage"
+_MAX_IDENT = 63  # Postgres truncates longer names
+
+
+def stage_name(table: str) -> str:
+    name = table.split(".")[1]
+    return name[: _MAX_IDENT - len(_STAGE_SUFFIX)] + _STAGE_SUFFIX
+
+
+@contextmanager
+def _transaction(warehouse: PostgresWarehouse, notebook: str, what: str) -> Iterator[Any]:
+    """A write transaction: committed if the block ends normally (or rolled back on a trial), else rolled back."""
+    with warehouse.connect() as con, con.cursor() as cur:
+        try:
+            yield cur
+            con.rollback() if warehouse.rollback_loads else con.commit()
+        except OutputValidationError:
+            con.rollback()
+            raise
+        except adbc.Error as exc:
+            con.rollback()
+            raise WarehouseError(f"{notebook}: {what}loading outputs failed, nothing loaded: {server_message(exc)}") from exc
+        except (pa.ArrowException, OSError) as exc:  # an output file unreadable midway
+            con.rollback()
+            raise WarehouseError(f"{notebook}: {what}loading outputs failed, nothing loaded: {exc}") from exc
+        except BaseException:
+            con.rollback()
+            raise
+
+
+def _stage(cur: Any, table: str, path: Path) -> str:
+    schema = table.split(".")[0]
+    stage = stage_name(table)
+    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
+    cur.execute(f"DROP TABLE IF EXISTS {ident(schema)}.{ident(stage)}")
+    cur.adbc_ingest(stage, read_parquet_batches(path), mode="create", db_schema_name=schema)
+    return f"{ident(schema)}.{ident(stage)}"
+
+
+def load_tables(warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[str, Path]) -> dict[str, int]:
+    if not outputs:
+        return {}
+    rows: dict[str, int] = {}
+    with _transaction(warehouse, notebook, "") as cur:
+        for table, path in outputs.items():
+            _missing_file(notebook, path)
+            _stage(cur, table, path)
+            rows[table] = pq.ParquetFile(path).metadata.num_rows
+        for table in outputs:  # the swap: only once every output is staged
+            cur.execute(f"DROP TABLE IF EXISTS {quote_table(table)}")
+            cur.execute(f"ALTER TABLE {ident(table.split('.')[0])}.{ident(stage_name(table))} RENAME TO {ident(table.split('.')[1])}")
+            cur.execute(f"COMMENT ON TABLE {quote_table(table)} IS {writer_comment(notebook)}")
+    return rows
+
+
+def load_partition(warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
+    """Replace only `part.day`'s rows of each table, all or nothing."""
+    if not outputs:
+        return {}
+    with duckdb.connect() as checker:  # in memory: reads only the run's own Parquet files
+        check_partition_outputs(checker, notebook, outputs, part)
+    rows: dict[str, int] = {}
+    with _transaction(warehouse, notebook, f"partition {part.day}: ") as cur:
+        for table, path in outputs.items():
+            _missing_file(notebook, path)
+            schema, name = table.split(".")
+            cur.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+                (schema, name),
+            )
+            existing = [c for (c,) in cur.fetchall()]
+            staged = _stage(cur, table, path)
+            if not existing:
+                cur.execute(f"ALTER TABLE {staged} RENAME TO {ident(name)}")
+            elif part.column not in existing:
+                raise OutputValidationError(
+                    f"{notebook}: partition {part.day}: {table} in the warehouse has no column {part.column!r}, "
+                    "so its days cannot be told apart; nothing loaded"
+                )
+            else:
+                columns = ", ".join(ident(c) for c in pq.read_schema(path).names)
+                cur.execute(f"DELETE FROM {quote_table(table)} WHERE CAST({ident(part.column)} AS DATE) = CAST($1 AS DATE)", (part.day,))
+                cur.execute(f"INSERT INTO {quote_table(table)} ({columns}) SELECT {columns} FROM {staged}")
+                cur.execute(f"DROP TABLE {staged}")
+            rows[table] = pq.ParquetFile(path).metadata.num_rows
+    return rows
+
+
+def _missing_file(notebook: str, path: Path) -> None:
+    if not Path(path).is_file():
+        raise WarehouseError(f"{notebook}: loading outputs failed, nothing loaded: {path} is gone")
