@@ -7,7 +7,8 @@ error, never a silent fallback.
 
 from __future__ import annotations
 
-from nb_assets.sandbox.base import LocalSandbox, Sandbox, SandboxKind
+from nb_assets.sandbox.base import Sandbox, SandboxKind
+from nb_assets.sandbox.local import LocalSandbox
 
 
 def choose_sandbox(kind: SandboxKind = "auto", *, image: str | None = None, allow_network: bool = False) -> Sandbox:

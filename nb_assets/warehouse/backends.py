@@ -139,10 +139,10 @@ def land_file(
         from nb_assets.warehouse.postgres import landing as pg_landing
 
         return pg_landing.land_file(str(warehouse), table, reader, mode=mode, partition=partition, source=source,
-                                    once_per_source=once_per_source)
-    from nb_assets.warehouse.duckdb import load_file
+                                           once_per_source=once_per_source)
+    from nb_assets.warehouse.duckdb import landing as duckdb_landing
 
-    return load_file.land_file(warehouse, table, reader, mode=mode, partition=partition, source=source,
+    return duckdb_landing.land_file(warehouse, table, reader, mode=mode, partition=partition, source=source,
                                once_per_source=once_per_source)
 
 

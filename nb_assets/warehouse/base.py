@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 # Every table a notebook loads says who wrote it, in the table's comment: an ad hoc
 # `nb-assets run` replaces only tables that name its own notebook (run_guard.py).
-from nb_assets.warehouse.writer import WRITER_COMMENT, Writer, comment_text, writer_of  # noqa: F401  (re-exported)
+from nb_assets.warehouse.writer import Writer, comment_text
 
 if TYPE_CHECKING:
     from nb_assets.sql.see_through import Catalog
@@ -84,7 +84,7 @@ class Warehouse(Protocol):
 
 
 def writer_comment(notebook: str) -> str:
-    """The comment a load puts on each table (writer_identity: the notebook's name and where it lives), as an SQL literal."""
+    """The comment a load puts on each table (warehouse.writer: the notebook's name and where it lives), as an SQL literal."""
     return "'" + comment_text(notebook).replace("'", "''") + "'"
 
 

@@ -240,7 +240,8 @@ def hostile_record(request: pytest.FixtureRequest, bait: BaitSink, dagster_dev: 
     from nb_assets.runs.pipeline import run_pipeline
     from nb_assets.analysis.parser import parse_notebook
     from nb_assets.runs.record import keep_record
-    from nb_assets.sandbox.base import LocalSandbox, SandboxLimits, network_namespaces_available
+    from nb_assets.sandbox.base import SandboxLimits
+    from nb_assets.sandbox.local import LocalSandbox, network_namespaces_available
     from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 
     if request.param == "local":

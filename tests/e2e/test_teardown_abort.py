@@ -22,7 +22,8 @@ from support.paths import REPO
 from support.warehouses import warehouse_snapshot
 from nb_assets.runs.pipeline import NotebookRun, run_pipeline
 from nb_assets.analysis.parser import parse_notebook
-from nb_assets.sandbox.base import RunFolder, Sandbox, SandboxLimits, SandboxResult, network_namespaces_available
+from nb_assets.sandbox.base import RunFolder, Sandbox, SandboxLimits, SandboxResult
+from nb_assets.sandbox.local import network_namespaces_available
 from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from support.notebook_factory import RUNTIME, code, params, write_notebook
 

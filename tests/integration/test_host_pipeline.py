@@ -12,7 +12,8 @@ from support.warehouses import warehouse_snapshot
 from nb_assets.errors import DeclarationError, NotebookRunError, OutputValidationError
 from nb_assets.runs.pipeline import run_pipeline
 from nb_assets.analysis.parser import parse_notebook
-from nb_assets.sandbox.base import LocalSandbox, SandboxLimits
+from nb_assets.sandbox.base import SandboxLimits
+from nb_assets.sandbox.local import LocalSandbox
 from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 

@@ -18,7 +18,8 @@ from nb_assets.runs.pipeline import NotebookRun, run_pipeline
 from nb_assets.inbox.runner import authored_cells
 from nb_assets.analysis.parser import parse_notebook
 from nb_assets.runs.record import keep_record
-from nb_assets.sandbox.base import LocalSandbox, SandboxLimits
+from nb_assets.sandbox.base import SandboxLimits
+from nb_assets.sandbox.local import LocalSandbox
 from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from support.notebook_factory import RUNTIME, code, md, write_notebook
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from support.warehouses import warehouse_snapshot
 from nb_assets.runs.pipeline import run_pipeline
 from nb_assets.analysis.parser import parse_notebook
-from nb_assets.sandbox.base import LocalSandbox
+from nb_assets.sandbox.local import LocalSandbox
 from nb_assets.warehouse.backends import open_warehouse
 from support.cli import NB_ASSETS
 from support.notebook_factory import RUNTIME, code, params, write_notebook

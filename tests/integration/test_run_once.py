@@ -10,7 +10,7 @@ from nb_assets.errors import PolicyError
 from nb_assets.analysis.parser import parse_notebook
 from nb_assets.runs.guard import Taken
 from nb_assets.runs.once import Refused, RunOutcome, about_run, run_once
-from nb_assets.sandbox.base import LocalSandbox
+from nb_assets.sandbox.local import LocalSandbox
 from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from nb_assets.warehouse.duckdb.partitions import PartitionLoad
 from support.notebook_factory import RUNTIME, code, params, write_notebook

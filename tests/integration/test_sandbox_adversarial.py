@@ -24,7 +24,8 @@ from nb_assets.runs.pipeline import NotebookRun, run_pipeline
 from nb_assets.runs.record import keep_record
 from nb_assets.runs.record_safety_html import unsafe_parts
 from nb_assets.analysis.parser import parse_notebook
-from nb_assets.sandbox.base import LocalSandbox, Sandbox, SandboxLimits, network_namespaces_available
+from nb_assets.sandbox.base import Sandbox, SandboxLimits
+from nb_assets.sandbox.local import LocalSandbox, network_namespaces_available
 from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from support.adversarial_cases import ALL, Case
 from support.hostile_record import inert_problems

@@ -23,7 +23,7 @@ def docker_image() -> str:
 @pytest.fixture(params=["local", "docker"])
 def each_sandbox(request: pytest.FixtureRequest) -> Any:
     """The test runs once per sandbox; each skips (saying why) only when it truly cannot run here."""
-    from nb_assets.sandbox.base import LocalSandbox, network_namespaces_available
+    from nb_assets.sandbox.local import LocalSandbox, network_namespaces_available
 
     if request.param == "local":
         if not network_namespaces_available():

@@ -1,4 +1,5 @@
-"""The landing log on a DuckDB warehouse (the contract: landing_log.py).
+"""The landing log on a DuckDB warehouse (the contract: warehouse/landing.py), and loading a
+CSV or Parquet file into a source table with its landing row, in one transaction.
 
 A landing is one row of `nb_assets.landings`, appended by whatever loaded the
 data, in the same transaction as the data (README, "Landing data"). Ids are
@@ -19,7 +20,9 @@ from typing import TypeVar
 import duckdb
 
 from nb_assets.errors import LandingError, WarehouseError
-from nb_assets.warehouse.landing import LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing, check_log_columns
+from nb_assets.warehouse.base import LoadMode, ident, quote_table
+from nb_assets.warehouse.files import FileReader, check_columns
+from nb_assets.warehouse.landing import LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing, LandResult, check_log_columns
 from nb_assets.warehouse.duckdb.warehouse import connect
 
 # The loader's one extra INSERT, exactly as the README shows it.
@@ -164,3 +167,46 @@ def _rollback(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ROLLBACK")
     except duckdb.Error:
         pass  # the failed commit already ended the transaction
+
+
+# --- loading a file: its rows and its landing row, in one transaction ---
+
+def land_file(
+    warehouse: str | Path,
+    table: str,
+    reader: FileReader,
+    *,
+    mode: LoadMode,
+    partition: str | None,
+    source: str,
+    once_per_source: bool,
+) -> LandResult:
+    """Load the file into `table` of the DuckDB file `warehouse` and append its landing row
+    (warehouse_backends.land_file opens the file and chooses this backend)."""
+
+    def work(con: duckdb.DuckDBPyConnection) -> LandResult:
+        earlier = find_landing(con, table, source) if once_per_source else None
+        if earlier is not None:
+            return LandResult(earlier, already_landed=True)
+        rows = _load(con, reader, table, mode)
+        return LandResult(append_landing(con, table, rows=rows, partition=partition, source=source))
+
+    return in_transaction(warehouse, work)
+
+
+def _load(con: duckdb.DuckDBPyConnection, reader: FileReader, table: str, mode: LoadMode) -> int:
+    existing = table_columns(con, table)
+    file_columns = reader.columns(con)
+    if not existing:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(table.split('.')[0])}")
+        con.execute(f"CREATE TABLE {quote_table(table)} AS SELECT * FROM {reader.sniffing_sql()} LIMIT 0", reader.params)
+        existing = table_columns(con, table)
+    check_columns(reader.file, table, file_columns, existing)
+    if mode == "replace":
+        con.execute(f"DELETE FROM {quote_table(table)}")
+    try:
+        result = con.execute(f"INSERT INTO {quote_table(table)} BY NAME SELECT * FROM {reader.typed_sql(file_columns, existing)}", reader.params)
+    except duckdb.Error as exc:
+        raise LandingError(f"{reader.file}: {reader.locate(con, exc, existing)}; nothing loaded") from exc
+    return int(result.fetchone()[0])
+

@@ -28,7 +28,8 @@ from nb_assets.locations import redact
 from nb_assets.warehouse.postgres.catalog import read_pg_catalog
 from nb_assets.warehouse.postgres.driver import server_message, with_user
 from nb_assets.sql.params import ParamTranslationError, to_positional
-from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest, TableDescription, Writer, quote_table, writer_of
+from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest, TableDescription, quote_table
+from nb_assets.warehouse.writer import Writer, writer_of
 from nb_assets.warehouse.files import write_parquet
 
 READER_ROLE = "nb_assets_reader"
