@@ -7,7 +7,7 @@ so one `ast` walk sees them, and line numbers are mapped back to the cell as
 written. Names are resolved through the notebook's imports and aliases
 (`import requests as r; r.get` is `requests.get`), never by regex on code.
 The runtime sandbox enforces the same limits; these checks tell the author
-before the schedule does. What is banned lives in static_rules.py.
+before the schedule does. What is banned lives in analysis/rules.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What the static rules look for: tables of qualified names and predicates
-over single expressions; name resolution and the rules live in static_analysis.py.
+over single expressions; name resolution and the rules live in analysis/checks.py.
 
 A pattern is matched against the fully qualified name a reference resolves to
 (`import requests as r; r.get` → `requests.get`): it matches the name itself,

@@ -1,5 +1,5 @@
 """`nb-assets deploy image|up|down`: the deployment recipe (Postgres, code server, webserver,
-daemon, a container per run); see deploy_stack.py."""
+daemon, a container per run); see deploy/stack.py."""
 
 from __future__ import annotations
 

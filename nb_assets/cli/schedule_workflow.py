@@ -1,10 +1,10 @@
 """Scheduling a notebook as one reviewed change: checks → preview → trial run → test plan.
 
-`nb-assets schedule` (cli_schedule.py) drives these steps; each is a plain
+`nb-assets schedule` (cli/schedule.py) drives these steps; each is a plain
 function so the workflow reads top to bottom. The checks are the load's own
 (declared_notebooks), run on the project as it would be with the new
 declaration; the trial run writes into a scratch copy of the warehouse, never
-the real tables. No Dagster import: load_check.py asks a child process
+the real tables. No Dagster import: project/load_check.py asks a child process
 whether Dagster loads the result.
 
 The plan is what a reviewer reads and git keeps, so it says what the trial was

@@ -3,7 +3,7 @@
 Every trigger is a Dagster `AutomationCondition`, evaluated by one
 `AutomationConditionSensorDefinition`, so the UI shows for each notebook which
 part of its condition held and which did not. Landings reach Dagster through
-the landing sensor (landing_sensor.py) as runless materializations of the
+the landing sensor (defs/landing_sensor.py) as runless materializations of the
 source tables' external assets: for an external asset that Dagster cannot
 observe itself, a materialization is the event its conditions (newly updated,
 updated since a cron tick) count as an update; an observation would not be.

@@ -157,7 +157,7 @@ def build_definitions(
     per file drop, the automation sensor that starts triggered notebooks, and with
     `notifications` one telling owners about failed runs; all start running unless
     `sensor_status` says otherwise. With a Postgres `warehouse`, `read_dsn` is the
-    login prefetch reads as (default: `nb_assets_reader`, see postgres_warehouse.py).
+    login prefetch reads as (default: `nb_assets_reader`, see warehouse/postgres/warehouse.py).
     Users call it as `nb_assets.notebook_definitions` (defs/entry.py), which first
     lets a CLI record the arguments instead and builds only when Dagster loads.
     """

@@ -2,7 +2,7 @@
 
 Importing this module loads no Dagster: a CLI reading the project (`nb-assets
 land`, `run --definitions`, `schedule`, `%nb_context`) executes definitions.py
-with the call captured (definitions_file.py) and never builds. Dagster, loading
+with the call captured (project/definitions_file.py) and never builds. Dagster, loading
 the same file, gets the build (build_assets.build_definitions).
 """
 
@@ -28,7 +28,7 @@ def notebook_definitions(
     **options: Any,
 ) -> dg.Definitions:
     """Records its arguments for a CLI reading the project, else builds the project's
-    Dagster definitions (`build_assets.build_definitions`, which documents the options)."""
+    Dagster definitions (`defs.build.build_definitions`, which documents the options)."""
     declared = ProjectDeclarations(
         list(notebooks), Path(policy) if policy else None, Path(base_dir) if base_dir else Path.cwd(), str(warehouse), sandbox,
         notifications=options.get("notifications"),

@@ -1,7 +1,7 @@
 """AssetProps → Dagster AssetSpec: the one place asset attributes are decided.
 
 As in dagster-dbt, each attribute has its own public `get_*` method whose
-default is a plain function in `asset_defaults`; override one and keep the
+default is a plain function in `defs.asset_defaults`; override one and keep the
 rest. Dependencies are not the translator's: the builder wires each input
 table to the key the translator gave that table, so keys cannot drift.
 """

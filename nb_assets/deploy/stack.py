@@ -2,8 +2,8 @@
 
     nb-assets deploy up    (make deploy)       nb-assets deploy down  (make deploy-stop)
 
-What runs where (every container with host networking, see deploy_config.py):
-  PostgreSQL          a cluster in the state folder (pg_cluster.py), host process:
+What runs where (every container with host networking, see deploy/config.py):
+  PostgreSQL          a cluster in the state folder (deploy/pg_cluster.py), host process:
                       database `dagster` (runs, events, schedules) and `warehouse`
   code server         a container of the code image: `dagster code-server start`
                       on the project baked into it; it names the code image, so

@@ -34,7 +34,7 @@ Rules:
   tables. A label written on a view under ``tables`` can only add zones to
   that union; removing zones is what ``reclassify``, with its reason, is for.
 
-Reading the file is policy_file.py's job; its errors name ``path:line``. Errors
+Reading the file is policy/loader.py's job; its errors name ``path:line``. Errors
 about a flow name the notebook.
 """
 

@@ -1,6 +1,6 @@
 """Declarations → checked notebooks, without Dagster: what a project's load refuses, in one place.
 
-`build_assets` (the load), `nb-assets schedule` and the other CLI commands call
+`defs.build` (the load), `nb-assets schedule` and the other CLI commands call
 `declare_notebooks` and `apply_policy`, so what the CLI accepts is what the
 load accepts. Every notebook is parsed, checked (declaration_checks: owners
 and the channels that reach them, names, triggers, partitions; findings;

@@ -24,7 +24,7 @@ from nb_assets.errors import NbAssetsError
 CLI_RECORDS = Path(".nb_assets") / "runs"
 DAGSTER_RECORDS = Path("storage") / "nb_assets"  # under DAGSTER_HOME
 DEMO_DAGSTER_HOME = ".dagster_home"  # where `make dev` points DAGSTER_HOME
-DEPLOY_SETTINGS = "deploy.json"  # beside `make deploy`'s DAGSTER_HOME, in its state folder (deploy_config.py)
+DEPLOY_SETTINGS = "deploy.json"  # beside `make deploy`'s DAGSTER_HOME, in its state folder (deploy/config.py)
 
 
 @dataclass(frozen=True)

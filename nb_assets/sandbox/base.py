@@ -1,7 +1,7 @@
 """Where opaque notebook code runs: the Sandbox interface, its limits and run folder.
 
 A sandbox receives a prepared run folder (plain files) and runs
-`inbox_papermill.py` on it with limits; it knows nothing of Dagster or the
+`inbox_papermill.py` (inbox/runner.py) on it with limits; it knows nothing of Dagster or the
 warehouse. What it hands back is bounded: the log is a tail, the record at
 most RECORD_MB, the outputs at most SandboxLimits.output_mb. LocalSandbox
 runs papermill and its kernel as one subprocess in fresh network and PID

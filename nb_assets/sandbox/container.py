@@ -19,7 +19,7 @@ What the container gets, and why:
                  tar on stdout, which the host reads through the attach API,
                  with a byte cap
 With `spares=True` a run claims a warm spare made with its exact settings, if
-one is offered, and makes the next one meanwhile (docker_spare.py); without
+one is offered, and makes the next one meanwhile (sandbox/spares.py); without
 one, it makes its own container, copies the job in and starts it.
 The container removes itself when it ends (auto_remove), whether or not the
 host that started it is still there; its deadline lives inside. Nothing names
@@ -96,7 +96,7 @@ def docker_available() -> bool:
 
 
 class DockerSandbox:
-    """Runs `inbox_papermill.py` on a run folder inside a container per run.
+    """Runs `inbox_papermill.py` (inbox/runner.py) on a run folder inside a container per run.
 
     `image` defaults to the tag of the current recipe (nb_assets.sandbox.image).
     Construction checks that the engine answers and has the image, raising

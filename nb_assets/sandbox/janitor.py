@@ -6,7 +6,7 @@ process). A started container ends by itself at its deadline (the supervisor
 keeps it inside); sweeping frees it sooner when its owner is gone, and catches
 those that never started because their owner died first.
 
-Warm spares (docker_spare.py) carry no owner label (a janitor that does not
+Warm spares (sandbox/spares.py) carry no owner label (a janitor that does not
 know them leaves them to their deadline) and are judged by their name: one being made
 (nb-assets-boot-*) is its maker's, one offered (nb-assets-spare-*) waits for
 any run until its `nb_assets.claim_by` and is abandoned after, one claimed

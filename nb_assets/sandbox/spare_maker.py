@@ -2,7 +2,7 @@
 
     python -m nb_assets.sandbox.spare_maker IMAGE LIMITS_JSON
 
-Started by DockerSandbox.run once its run is over (see docker_spare.py). It
+Started by DockerSandbox.run once its run is over (see sandbox/spares.py). It
 leaves without a spare when one is offered already or anything fails: a
 missing spare costs the next run its head start, nothing else.
 """

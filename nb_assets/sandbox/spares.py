@@ -23,7 +23,7 @@ settings' hash is its `nb_assets.spare` label, and it is claimed once:
             the janitor removes what is left. A spare outlives the process
             that made it on purpose: the next run is usually another process.
 
-Names say where a spare is in its life, for the janitor (docker_janitor.py):
+Names say where a spare is in its life, for the janitor (sandbox/janitor.py):
 nb-assets-boot-<token> while it is being made (its maker's death orphans it),
 nb-assets-spare-<token> once offered, nb-assets-run-<token>.<pid>.<start> once claimed.
 """

@@ -1,7 +1,7 @@
 """The warehouse's shared layer: the interface every backend implements, and the plain names both use.
 
 `Warehouse` is what the rest of nb_assets talks to; `DuckDBWarehouse`
-(warehouse.py) and `PostgresWarehouse` (postgres_warehouse.py) implement it and
+(warehouse.py) and `PostgresWarehouse` (warehouse/postgres/warehouse.py) implement it and
 warehouse_backends chooses between them. This module imports no driver and no
 pyarrow, so naming a request or quoting a table loads neither backend.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 # Every table a notebook loads says who wrote it, in the table's comment: an ad hoc
-# `nb-assets run` replaces only tables that name its own notebook (run_guard.py).
+# `nb-assets run` replaces only tables that name its own notebook (runs/guard.py).
 from nb_assets.warehouse.writer import Writer, comment_text
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ leaving a gap: ids are committed in order, and a reader that remembers the
 last id it saw misses nothing and sees nothing twice.
 
 The same table and the same rules on both backends: landing.py and
-load_file.py keep the log on DuckDB, pg_landing.py on Postgres.
+warehouse/duckdb/landing.py keep the log on DuckDB, warehouse/postgres/landing.py on Postgres.
 """
 
 from __future__ import annotations

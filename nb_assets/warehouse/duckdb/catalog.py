@@ -1,7 +1,7 @@
 """Read a DuckDB warehouse's catalog: its tables, views and macros, as plain data.
 
 The only DuckDB-specific half of seeing through views and macros; the
-resolution itself is pure (catalog_lineage). pg_catalog.py fills the same
+resolution itself is pure (catalog_lineage). warehouse/postgres/catalog.py fills the same
 `Catalog` from a Postgres warehouse.
 """
 

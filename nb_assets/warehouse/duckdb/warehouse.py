@@ -1,15 +1,15 @@
 """The DuckDB warehouse: prefetch SQL inputs to Parquet, load outputs atomically.
 
-`Warehouse` (warehouse_base.py) is the interface; `DuckDBWarehouse` is the embedded
-default, `PostgresWarehouse` (postgres_warehouse.py) the server one, and
+`Warehouse` (warehouse/base.py) is the interface; `DuckDBWarehouse` is the embedded
+default, `PostgresWarehouse` (warehouse/postgres/warehouse.py) the server one, and
 warehouse_backends.open_warehouse chooses between them by the configured location.
-Output files are validated before anything touches the warehouse (warehouse_files.py),
+Output files are validated before anything touches the warehouse (warehouse/files.py),
 and all outputs of a run load in one transaction, so a failed or partial run changes nothing.
 
 Prefetch hands the warehouse's catalog (views, macros) to a check before any
 query runs, on the same connection and snapshot, so the views and macros a
 notebook is judged by are the ones its queries read through (on Postgres:
-views, materialized views and SQL functions, pg_catalog.py).
+views, materialized views and SQL functions, warehouse/postgres/catalog.py).
 """
 
 from __future__ import annotations

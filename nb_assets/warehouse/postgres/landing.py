@@ -1,6 +1,6 @@
 """The landing log and `land --from FILE` on a Postgres warehouse.
 
-The same contract as landing.py and load_file.py on DuckDB: one row of
+The same contract as landing.py and warehouse/duckdb/landing.py on DuckDB: one row of
 `nb_assets.landings` per landing, in the same transaction as the data, ids
 `max(id) + 1` under a primary key (a loader that loses the race retries).
 The file is read and checked by an in-memory DuckDB exactly as on DuckDB (so

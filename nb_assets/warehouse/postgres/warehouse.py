@@ -8,7 +8,7 @@ default the `nb_assets_reader` login this class creates as a member of
 statement timeout. A separate login rather than `SET ROLE`: a query could
 undo `SET ROLE` with `set_config('role', ...)`, it cannot log in again.
 
-Results and outputs move as Arrow through ADBC's Postgres driver (pg_driver.py).
+Results and outputs move as Arrow through ADBC's Postgres driver (warehouse/postgres/driver.py).
 """
 
 from __future__ import annotations
