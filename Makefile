@@ -10,14 +10,14 @@ BENCH_VENV  := .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: dev test setup system-deps sandbox-image seed bench clean deploy deploy-stop
+.PHONY: dev test test-fast docs setup system-deps sandbox-image seed bench clean deploy deploy-stop
 
 dev: setup sandbox-image warehouse.duckdb
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -f definitions.py
 
-# Dagster as deployed (README "Deployment"): Postgres storage and warehouse, a code
+# Dagster as deployed (docs/deployment.md): Postgres storage and warehouse, a code
 # server, webserver and daemon, each run in its own container. Kept in ./.deploy.
 deploy: setup sandbox-image
 	$(BIN)/nb-assets deploy up --seed scripts/seed_demo.py
@@ -25,8 +25,21 @@ deploy: setup sandbox-image
 deploy-stop:
 	$(BIN)/nb-assets deploy down
 
+# The layers first (import-linter contracts in pyproject.toml), then the manual builds
+# with no warning, then every test.
 test: setup sandbox-image
+	$(BIN)/lint-imports
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
 	$(BIN)/pytest
+
+# The unit tier: no Docker, Postgres, kernel or Dagster daemon; about a minute.
+test-fast: setup
+	$(BIN)/lint-imports
+	$(BIN)/pytest tests/unit
+
+# The manual (docs/), served at http://127.0.0.1:8000 as you edit it.
+docs: setup
+	$(BIN)/mkdocs serve
 
 setup: system-deps $(STAMP)
 
