@@ -27,10 +27,10 @@ from nb_assets.warehouse.duckdb.catalog import open_duckdb_catalog, read_catalog
 from nb_assets.sql.see_through import Catalog
 from nb_assets.errors import WarehouseBusyError, WarehouseError
 from nb_assets.warehouse.base import (
-    PartitionLoad, PrefetchRequest, TableDescription, Writer, engine_message, first_line, ident, quote_table, writer_comment,
-    writer_of,
+    PartitionLoad, PrefetchRequest, TableDescription, engine_message, first_line, ident, quote_table, writer_comment,
 )
 from nb_assets.warehouse.files import write_parquet
+from nb_assets.warehouse.writer import Writer, writer_of
 
 if TYPE_CHECKING:
     import pyarrow as pa
