@@ -402,6 +402,13 @@ def test_the_manual_builds_strictly_and_loads_nothing_from_the_network(tmp_path:
     assert not loads, loads
 
 
+def test_the_readme_is_a_front_door_whose_links_lead_to_files() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 250, "the reference belongs in docs/"
+    links = [t.split("#", 1)[0] for t in re.findall(r"\]\(([^)\s]+)\)", readme) if not re.match(r"[a-z]+:", t)]
+    assert links and not [t for t in links if not (REPO / t).exists()]
+
+
 def test_nothing_refers_to_a_design_document_outside_the_repository() -> None:
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     hits = [f"{name}:{n}" for name in tracked if not name.startswith("docs/dev/") and (REPO / name).is_file()
