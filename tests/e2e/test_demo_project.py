@@ -132,7 +132,7 @@ def test_dagster_accepts_the_definitions_file() -> None:
 
 def test_dagster_asset_list_leaves_out_source_tables_as_the_readme_says() -> None:
     """Dagster's `asset list` resolves AssetSelection.all(), which excludes external assets;
-    the README sends users to the UI graph and `nb-assets lineage` for the full picture."""
+    the manual sends users to the UI graph and `nb-assets lineage` for the full picture."""
     dagster = str(Path(sys.executable).parent / "dagster")
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     listed = subprocess.run([dagster, "asset", "list", "-f", "definitions.py"],
@@ -140,7 +140,7 @@ def test_dagster_asset_list_leaves_out_source_tables_as_the_readme_says() -> Non
     assert listed.returncode == 0, listed.stderr
     assert {"mart/orders_clean", "reports/revenue_report", "mart/regional_revenue_emea", "mart/daily_orders"} <= set(listed.stdout.split())
     assert not [key for key in listed.stdout.split() if key.startswith("raw/")]
-    assert "dagster asset list` shows only the notebooks' assets" in (REPO / "README.md").read_text()
+    assert "dagster asset list` shows only the notebooks' assets" in (REPO / "docs" / "declaring-notebooks.md").read_text()
 
 
 @pytest.mark.docker

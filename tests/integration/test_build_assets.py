@@ -238,8 +238,8 @@ def test_the_readme_policy_example_is_what_declaring_the_demo_report_for_finance
     from support.paths import REPO
     from nb_assets.project.definitions_file import load_declarations
 
-    readme = (REPO / "README.md").read_text()
-    example = readme.split("declaring the demo's report for the finance purpose:\n\n```\n", 1)[1].split("```", 1)[0]
+    readme = (REPO / "docs" / "policy-zones.md").read_text()
+    example = readme.split("declaring the demo's report for the finance purpose:\n\n```text\n", 1)[1].split("```", 1)[0]
     project = load_declarations(REPO / "definitions.py")
     notebooks = [dataclasses.replace(n, purpose="finance_reporting") if "revenue_report" in str(n.path) else n for n in project.notebooks]
     with pytest.raises(DeclarationError) as err:

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-# The host's pure side: parsing, analysis, policy, lineage (README "Layout").
+# The host's pure side: parsing, analysis, policy, lineage (docs/architecture.md).
 PURE_MODULES = (
     "nb_assets.spec",
     "nb_assets.errors",

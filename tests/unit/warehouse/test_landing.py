@@ -142,7 +142,7 @@ def test_ids_follow_commit_order_without_gaps(warehouse: Path, tmp_path: Path) -
 
 
 def test_the_readme_contract_sql_is_the_one_the_code_runs(warehouse: Path) -> None:
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "triggers-and-landing.md").read_text()
     for statement in LOG_DDL:
         assert " ".join(statement.split()) in " ".join(readme.split())
     insert = " ".join(APPEND_SQL.split()).split(" SELECT")[0]  # INSERT INTO nb_assets.landings (id, "table", ...)
