@@ -1,6 +1,6 @@
 """`.ipynb` file → NotebookSpec. No Dagster, no Docker, no kernel.
 
-Reads the notebook contract (DESIGN.md): the `parameters` cell, `%%sql <name>`
+Reads the notebook contract (docs/notebook-contract.md): the `parameters` cell, `%%sql <name>`
 input cells, `output("schema.table", df)` calls and the first markdown cell.
 Problems an author can fix become Findings naming the cell; a file that is
 not a notebook at all raises NotebookParseError naming the file.

@@ -1,7 +1,7 @@
 """The landing log's contract: how the system learns that a source table has new data.
 
 A landing is one row of `nb_assets.landings`, appended by whatever loaded the
-data, in the same transaction as the data (README, "Landing data": the
+data, in the same transaction as the data (docs/triggers-and-landing.md, "Landing data": the
 contract for any loader). Ids are `max(id) + 1` under a primary key, so two
 loaders racing for the same id make one of them fail on commit instead of
 leaving a gap: ids are committed in order, and a reader that remembers the
@@ -54,11 +54,11 @@ def check_log_columns(columns: list[str], warehouse: str) -> None:
     if not columns:
         raise LandingError(
             f"warehouse {warehouse} has no landing log ({LOG_TABLE}); it is created by the first "
-            f"`nb-assets land`, or by running the CREATE TABLE shown in the README (\"Landing data\")"
+            f"`nb-assets land`, or by running the CREATE TABLE shown in docs/triggers-and-landing.md (\"Landing data\")"
         )
     missing = [c for c in LOG_COLUMNS if c not in columns]
     if missing:
         raise LandingError(
             f"the landing log {LOG_TABLE} in {warehouse} is not in the expected shape: it lacks column(s) "
-            f"{', '.join(missing)} (expected {', '.join(LOG_COLUMNS)}); recreate it as the README shows"
+            f"{', '.join(missing)} (expected {', '.join(LOG_COLUMNS)}); recreate it as docs/triggers-and-landing.md shows"
         )

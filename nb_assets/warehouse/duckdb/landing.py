@@ -2,7 +2,7 @@
 CSV or Parquet file into a source table with its landing row, in one transaction.
 
 A landing is one row of `nb_assets.landings`, appended by whatever loaded the
-data, in the same transaction as the data (README, "Landing data"). Ids are
+data, in the same transaction as the data (docs/triggers-and-landing.md, "Landing data"). Ids are
 `max(id) + 1` under a primary key, so two loaders racing for the same id make
 one of them fail on commit and retry.
 
@@ -25,7 +25,7 @@ from nb_assets.warehouse.files import FileReader, check_columns
 from nb_assets.warehouse.landing import LOG_DDL, LOG_SCHEMA, LOG_TABLE, Landing, LandResult, check_log_columns
 from nb_assets.warehouse.duckdb.warehouse import connect
 
-# The loader's one extra INSERT, exactly as the README shows it.
+# The loader's one extra INSERT, exactly as docs/triggers-and-landing.md shows it.
 APPEND_SQL = f"""
 INSERT INTO {LOG_TABLE} (id, "table", partition, rows, source)
 SELECT coalesce(max(id), 0) + 1, $table, $partition, $rows, $source FROM {LOG_TABLE}
