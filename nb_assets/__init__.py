@@ -7,7 +7,18 @@ nb_assets.notebook` (inside a notebook) does not pull in Dagster.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and editors see; at run time _WHERE loads each name on first use
+    from nb_assets.analysis.parser import parse_notebook
+    from nb_assets.defs.build import build_notebook_assets
+    from nb_assets.defs.entry import notebook_definitions
+    from nb_assets.defs.resource import NotebookResource
+    from nb_assets.defs.translator import NotebookTranslator
+    from nb_assets.notify.channels import Notifications, SmtpChannel, WebhookChannel
+    from nb_assets.project.declaration import DailyPartitions, FileDrop, NotebookAsset, Reclassify
+    from nb_assets.project.declarations_yaml import load_declarations_yaml
+    from nb_assets.sandbox.base import SandboxLimits
 
 __all__ = [
     "NotebookAsset",

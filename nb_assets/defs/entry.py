@@ -3,7 +3,7 @@
 Importing this module loads no Dagster: a CLI reading the project (`nb-assets
 land`, `run --definitions`, `schedule`, `%nb_context`) executes definitions.py
 with the call captured (project/definitions_file.py) and never builds. Dagster, loading
-the same file, gets the build (build_assets.build_definitions).
+the same file, gets the build (defs.build.build_definitions).
 """
 
 from __future__ import annotations
