@@ -37,7 +37,8 @@ STEP_MODULES = (
     "nb_assets.runs.record",
     "nb_assets.runs.history",
     "nb_assets.runs.once",
-    "nb_assets.warehouse.duckdb.warehouse",
+    "nb_assets.warehouse.backends",
+    "nb_assets.warehouse.duckdb.warehouse",  # the chooser loads a backend on first use: warm DuckDB's here
 )
 # The forkserver's preload: nb_assets.defs.step_preload imports STEP_MODULES and warms them up.
 # Dagster puts its executor module first unless the list names it; named second, it is
