@@ -159,7 +159,7 @@ def _remove_containers(settings: DeploySettings) -> list[str]:
     """The code server and every run worker of this deployment, finished or not, and the sandboxes
     of its runs (their run folders are under its DAGSTER_HOME), which a removed run worker leaves.
     One line per kind of container removed."""
-    from nb_assets.docker_janitor import SANDBOX_LABEL
+    from nb_assets.sandbox.janitor import SANDBOX_LABEL
     from nb_assets.sandbox.image import docker_client
 
     client = docker_client()

@@ -27,9 +27,9 @@ import pytest
 from support.loopback_servers import free_port
 from support.paths import REPO
 from support.polling import wait_for
-from nb_assets.deploy_config import DEPLOY_LABEL, LOCATION, DeploySettings
+from nb_assets.deploy.config import DEPLOY_LABEL, LOCATION, DeploySettings
 from nb_assets.deploy.stack import DeployError, down, start_daemon, stop_daemon, up
-from nb_assets.docker_janitor import OWNER_LABEL, SANDBOX_LABEL, here
+from nb_assets.sandbox.janitor import OWNER_LABEL, SANDBOX_LABEL, here
 from nb_assets.sandbox.image import docker_client, image_tag
 from nb_assets.runs.history import DAGSTER_RECORDS, find_runs
 from nb_assets.deploy.webserver_client import graphql

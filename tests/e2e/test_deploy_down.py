@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from nb_assets.deploy_config import DEPLOY_LABEL, DeploySettings
+from nb_assets.deploy.config import DEPLOY_LABEL, DeploySettings
 
 
 def _down(state: Path, *extra: str) -> subprocess.CompletedProcess[str]:

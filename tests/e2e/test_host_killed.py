@@ -145,6 +145,6 @@ def test_a_killed_host_leaves_all_or_nothing_and_the_next_run_works(
         import docker
 
         client = docker.from_env()
-        left = [c["Id"][:12] for c in client.api.containers(all=True, filters={"label": "nb_assets.sandbox.base"})
+        left = [c["Id"][:12] for c in client.api.containers(all=True, filters={"label": "nb_assets.sandbox"})
                 if c["Labels"].get("nb_assets.run_folder", "").startswith(str(records))]
         assert left == [], f"seed {seed}: containers outlived their runs: {left}"

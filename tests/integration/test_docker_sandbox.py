@@ -216,7 +216,7 @@ def test_containers_nobody_will_collect_are_swept(sandbox: DockerSandbox, tmp_pa
     import subprocess
     import time
 
-    from nb_assets.docker_janitor import DEADLINE_LABEL, OWNER_LABEL, owner, sweep_abandoned
+    from nb_assets.sandbox.janitor import DEADLINE_LABEL, OWNER_LABEL, owner, sweep_abandoned
 
     ended = subprocess.Popen(["sleep", "0"])
     owner_that_ended = f"{owner().split(':')[0]}:{ended.pid}:{Path(f'/proc/{ended.pid}/stat').read_text().rpartition(')')[2].split()[19]}"
@@ -231,7 +231,7 @@ def test_containers_nobody_will_collect_are_swept(sandbox: DockerSandbox, tmp_pa
         # namespace that this one cannot check; only its deadline may end it.
         "other-pid-namespace": {DEADLINE_LABEL: later, OWNER_LABEL: owner_in_another_pid_namespace()},
     }
-    mine = {"nb_assets.sandbox.base": "1", "nb_assets.run_folder": str(tmp_path)}
+    mine = {"nb_assets.sandbox": "1", "nb_assets.run_folder": str(tmp_path)}
     ids = {
         name: sandbox.client.api.create_container(sandbox.image, ["true"], labels={**mine, **labels})["Id"]
         for name, labels in cases.items()

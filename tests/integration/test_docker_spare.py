@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nb_assets.docker_janitor import CLAIMED_PREFIX, OFFERED_PREFIX, SPARE_LABEL, sweep_abandoned
+from nb_assets.sandbox.janitor import CLAIMED_PREFIX, OFFERED_PREFIX, SPARE_LABEL, sweep_abandoned
 from nb_assets.sandbox.container import DockerSandbox, _runtime_tar
 from nb_assets.sandbox.spares import claim_spare, claims_dir, spare_key
 from nb_assets.sandbox.base import RunFolder, SandboxLimits

@@ -59,7 +59,7 @@ def test_the_step_servers_warm_up_starts_no_thread_and_leaves_a_warm_exporter() 
         f"for m in {list(STEP_MODULES)!r}: importlib.import_module(m)\n"
         "before = tasks()\n"
         "import nb_assets.defs.step_preload\n"
-        "from nb_assets import record\n"
+        "from nb_assets.runs import record\n"
         "print(before, tasks(), threading.active_count(), record._warmed, record._exporter is not None, flush=True)\n"
     )
     assert PRELOAD_MODULES[0] == "nb_assets.defs.step_preload"
