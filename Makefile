@@ -32,10 +32,11 @@ test: setup sandbox-image
 	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
 	$(BIN)/pytest
 
-# The unit tier: no Docker, Postgres, kernel or Dagster daemon; about a minute.
+# The unit tier: no Docker, Postgres, kernel or Dagster daemon; under a minute. Serial (-n 0):
+# it is all CPU, and starting workers costs more than they save.
 test-fast: setup
 	$(BIN)/lint-imports
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -n 0 tests/unit
 
 # The manual (docs/), served at http://127.0.0.1:8000 as you edit it.
 docs: setup

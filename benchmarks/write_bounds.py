@@ -27,7 +27,7 @@ import _common as C  # noqa: E402
 C.ensure_venv()
 
 # What `nb-assets run` does, with static analysis cleared (the filler is a notebook that evaded it,
-# as in tests/sandbox/), then the host process's own peak RSS.
+# as in tests/integration/test_sandbox_adversarial.py), then the host process's own peak RSS.
 HOST = """
 import dataclasses, json, resource, sys
 from pathlib import Path

@@ -7,7 +7,7 @@ as HTML (nbconvert's import and first rendering: ~0.6 s). Done once here,
 before the server forks, every step inherits them warm. An ephemeral instance
 (in-memory SQLite) imports those modules without touching the real instance;
 storages of other modules (dagster_postgres) stay cold. Neither warm-up starts
-a thread (tests/test_executor.py counts them).
+a thread (tests/integration/test_executor.py counts them).
 
 The garbage collector is off meanwhile: imports make millions of objects and
 no garbage, and collecting during them cost ~0.35 s of the server's ~1.7 s
@@ -20,7 +20,7 @@ may escape from here: a failed warm-up costs the steps their head start only.
 The server ends when its run's process does, and then leaves without
 interpreter teardown (its forked steps always do): with Dagster, pyarrow and
 nbconvert loaded, teardown costs ~0.5 s of CPU after the run, and Arrow's
-native pools can abort it (see tests/test_teardown_abort.py). So a process
+native pools can abort it (see tests/e2e/test_teardown_abort.py). So a process
 that imports this module exits with status 0 through os._exit.
 """
 

@@ -8,7 +8,7 @@ names; `?` for either day; `L` for the last day of the month; `N#K` and `LN`
 for a month's K-th and last weekday N; and not the 30th or 31st of February.
 One deliberate difference: hashed and random fields (`H`, `R`) are refused;
 Dagster refuses `H` too (it gives no hash id), and an `R` field would draw a
-different schedule at every load. tests/test_declaration_checks.py gives
+different schedule at every load. tests/unit/project/test_declaration_checks.py gives
 Dagster and this module the same strings and expects the same verdict.
 """
 

@@ -5,7 +5,7 @@ Loading the definitions (declared_notebooks.declare_notebooks) and
 accepts is one the load accepts. Where the rule is Dagster's, it is Dagster's
 own, read from dagster/_core/definitions/utils.py (owners, names, groups),
 dagster/_utils/tags.py (tags) and project/cron_syntax.py (cron);
-tests/test_declaration_checks.py gives Dagster and these functions the same
+tests/unit/project/test_declaration_checks.py gives Dagster and these functions the same
 inputs and expects the same verdict.
 """
 

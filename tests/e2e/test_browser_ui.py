@@ -6,7 +6,7 @@ any other request is refused and recorded. Screenshots are saved under
 `.test-artifacts/` (or $NB_ASSETS_TEST_ARTIFACTS); the README's
 docs/asset-graph.png is `asset_graph.png` from there, copied by hand.
 
-Records that try to phone home (tests/hostile_record.py) are made in each
+Records that try to phone home (tests/support/hostile_record.py) are made in each
 sandbox and opened as a user would: the HTML file, and Dagster's own
 `/notebook?path=...` page; a bait server on loopback counts what reaches it.
 """
@@ -232,7 +232,7 @@ def bait() -> Iterator[BaitSink]:
 
 @pytest.fixture(scope="module", params=["local", "docker"])
 def hostile_record(request: pytest.FixtureRequest, bait: BaitSink, dagster_dev: str) -> Path:
-    """The record of tests/hostile_record.py's notebook, run in each sandbox and kept by keep_record,
+    """The record of tests/support/hostile_record.py's notebook, run in each sandbox and kept by keep_record,
     inside the served project (Dagster's code server serves notebooks from below its working directory)."""
     import duckdb
 

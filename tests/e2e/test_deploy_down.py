@@ -1,6 +1,6 @@
 """`nb-assets deploy down` (make deploy-stop) says what it stopped and removed, or that nothing runs.
 
-The full deployment is tests/test_deploy.py (minutes); here, a state folder as `deploy up`
+The full deployment is tests/e2e/test_deploy.py (minutes); here, a state folder as `deploy up`
 leaves it, with a live process in the daemon's place and a real container of the
 deployment: `down` stops and removes exactly those, and says so.
 """

@@ -130,7 +130,7 @@ CRASHES = [
 ]
 
 def _record_bait() -> str:
-    """tests/hostile_record.py's outputs, aimed at the TCP listener and leaking the order ids: in this
+    """tests/support/hostile_record.py's outputs, aimed at the TCP listener and leaking the order ids: in this
     suite's format (its literal braces doubled, `{port}` left to fill in)."""
     code = HOSTILE_OUTPUTS.format(bait="http://127.0.0.1:PORT", port="PORT", data="','.join(map(str, orders['id']))")
     return code.replace("{", "{{").replace("}", "}}").replace("PORT", "{port}")

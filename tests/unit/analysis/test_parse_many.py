@@ -88,7 +88,7 @@ def test_check_json_is_the_same_with_any_jobs(tmp_path: Path) -> None:
 
 
 def test_parse_many_stays_pure() -> None:
-    """Like the parser (tests/test_layering.py): no Dagster, DuckDB or Docker in a check."""
+    """Like the parser (tests/unit/test_layering.py): no Dagster, DuckDB or Docker in a check."""
     code = "import sys, nb_assets.analysis.parse_many; print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster', 'duckdb', 'docker'}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

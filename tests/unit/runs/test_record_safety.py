@@ -1,4 +1,4 @@
-"""The record's allowlist, vector by vector (no sandbox, no browser: tests/test_browser_ui.py opens
+"""The record's allowlist, vector by vector (no sandbox, no browser: tests/e2e/test_browser_ui.py opens
 real records in Chromium). Each test feeds what a hostile notebook's kernel would write into its
 executed notebook and checks what is kept: nothing that loads a URL or runs script, and still the
 charts, tables and text a report is for."""
