@@ -49,7 +49,7 @@ def _hook(event, args):
         print(f"SANDBOX_AT {time.time()!r}", flush=True)
         os._exit(0)
 sys.addaudithook(_hook)
-from nb_assets.cli.main import main
+from nb_assets.cli import main  # a module before the layout, a package (re-exporting main) after
 sys.exit(main(sys.argv[1:]))
 """
 
