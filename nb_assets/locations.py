@@ -1,7 +1,7 @@
 """Where things are: what a configured warehouse location names (a Postgres server URL,
 or a DuckDB file's path), how to show it, and which project a file belongs to.
 
-The one test of a URL's scheme: the warehouse chooser (warehouse_backends) and the
+The one test of a URL's scheme: the warehouse chooser (warehouse.backends) and the
 SQL dialect a notebook is read in ask here. It imports nothing but nb_assets.errors,
 so asking loads no driver.
 """

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Refused", "RunOutcome", "about_run", "run_once"]
 
+
 @dataclass(frozen=True)
 class RunOutcome:
     """A run that ran (successfully or not), its record kept."""

@@ -3,7 +3,7 @@
 A `%%sql` input reads warehouse tables. In Postgres an ordinary-looking
 SELECT can also read the server's files, run SQL given as text, reach other
 servers, or hold a connection asleep. sql_lineage refuses each with a finding
-naming the hatch; the read role's privileges (postgres_warehouse) are the
+naming the hatch; the read role's privileges (warehouse/postgres/warehouse.py) are the
 second wall for whatever a list like this misses.
 """
 

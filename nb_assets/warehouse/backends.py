@@ -1,8 +1,8 @@
 """The one chooser: the only place a configured warehouse location becomes a backend.
 
-A `postgresql://` or `postgres://` URL is served by the Postgres side
-(postgres_warehouse, pg_landing, pg_driver), anything else is the path of a
-DuckDB file (warehouse, catalog, landing, load_file). Everything else in
+A `postgresql://` or `postgres://` URL is served by the Postgres backend
+(warehouse/postgres/), anything else is the path of a DuckDB file
+(warehouse/duckdb/). Everything else in
 nb_assets that takes a location calls these functions, so no other module reads
 a URL's scheme, and the two sides never import each other.
 
@@ -139,11 +139,11 @@ def land_file(
         from nb_assets.warehouse.postgres import landing as pg_landing
 
         return pg_landing.land_file(str(warehouse), table, reader, mode=mode, partition=partition, source=source,
-                                           once_per_source=once_per_source)
+                                    once_per_source=once_per_source)
     from nb_assets.warehouse.duckdb import landing as duckdb_landing
 
     return duckdb_landing.land_file(warehouse, table, reader, mode=mode, partition=partition, source=source,
-                               once_per_source=once_per_source)
+                                    once_per_source=once_per_source)
 
 
 def read_columns(warehouse: str | Path, table: str) -> list[tuple[str, str]]:

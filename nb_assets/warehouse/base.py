@@ -2,7 +2,7 @@
 
 `Warehouse` is what the rest of nb_assets talks to; `DuckDBWarehouse`
 (warehouse.py) and `PostgresWarehouse` (warehouse/postgres/warehouse.py) implement it and
-warehouse_backends chooses between them. This module imports no driver and no
+warehouse.backends chooses between them. This module imports no driver and no
 pyarrow, so naming a request or quoting a table loads neither backend.
 """
 

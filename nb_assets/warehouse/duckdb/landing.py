@@ -7,7 +7,7 @@ data, in the same transaction as the data (docs/triggers-and-landing.md, "Landin
 one of them fail on commit and retry.
 
 The functions that take a warehouse take a DuckDB file's path; callers go
-through warehouse_backends, which serves a postgresql:// URL by pg_landing.
+through warehouse.backends, which serves a postgresql:// URL by pg_landing.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def land_file(
     once_per_source: bool,
 ) -> LandResult:
     """Load the file into `table` of the DuckDB file `warehouse` and append its landing row
-    (warehouse_backends.land_file opens the file and chooses this backend)."""
+    (warehouse.backends.land_file opens the file and chooses this backend)."""
 
     def work(con: duckdb.DuckDBPyConnection) -> LandResult:
         earlier = find_landing(con, table, source) if once_per_source else None

@@ -2,7 +2,7 @@
 
 `Warehouse` (warehouse/base.py) is the interface; `DuckDBWarehouse` is the embedded
 default, `PostgresWarehouse` (warehouse/postgres/warehouse.py) the server one, and
-warehouse_backends.open_warehouse chooses between them by the configured location.
+warehouse.backends.open_warehouse chooses between them by the configured location.
 Output files are validated before anything touches the warehouse (warehouse/files.py),
 and all outputs of a run load in one transaction, so a failed or partial run changes nothing.
 
@@ -68,7 +68,7 @@ def connect(
 
 def read_query(path: str | Path, query: str, namespace: Mapping[str, Any], *, lock_wait_s: float) -> pa.Table:
     """A person's `%%sql` query on the file, read-only, each `$name` it uses bound from `namespace`
-    (warehouse_backends.query_interactive); waits up to `lock_wait_s` while a load holds the file."""
+    (warehouse.backends.query_interactive); waits up to `lock_wait_s` while a load holds the file."""
     params = {n: namespace[n] for n in dict.fromkeys(_PARAM.findall(query)) if n in namespace}
     with connect(path, read_only=True, lock_wait_s=lock_wait_s) as con:
         return con.sql(query, params=params).to_arrow_table()

@@ -147,7 +147,7 @@ def land_file(
     dsn: str, table: str, reader: FileReader, *, mode: LoadMode, partition: str | None, source: str, once_per_source: bool
 ) -> LandResult:
     """Load the file into `table` and append its landing row, in one transaction
-    (warehouse_backends.land_file opens the file and chooses this backend)."""
+    (warehouse.backends.land_file opens the file and chooses this backend)."""
 
     def work(cur: Any) -> LandResult:
         earlier = find_landing(cur, table, source) if once_per_source else None

@@ -152,7 +152,7 @@ class PostgresWarehouse:
         return catalog
 
     def read_catalog(self) -> Catalog:
-        """The catalog as the read role sees it now (warehouse_backends.open_catalog, `nb-assets lineage`)."""
+        """The catalog as the read role sees it now (warehouse.backends.open_catalog, `nb-assets lineage`)."""
         with self.connect(read_only=True) as con, con.cursor() as cur:
             try:
                 catalog = self._begin_read(self.path, cur, with_catalog=True)
@@ -220,7 +220,7 @@ class PostgresWarehouse:
 
 
 def read_query(dsn: str, name: str, query: str, namespace: Mapping[str, Any]) -> pa.Table:
-    """A person's `%%sql` query (warehouse_backends.query_interactive), through the prefetch itself:
+    """A person's `%%sql` query (warehouse.backends.query_interactive), through the prefetch itself:
     the read-only role, a READ ONLY transaction, the `$names` it uses bound from `namespace`."""
     import tempfile
 
