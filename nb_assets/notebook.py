@@ -79,6 +79,30 @@ def _run_mode_input(name: str, query: str) -> pd.DataFrame:
     return _to_pandas(pq.read_table(folder / entry["file"]))
 
 
+def _prefetched(query: str) -> pd.DataFrame:
+    """A jupysql form's result: the prefetched file whose query is this one (the host names it by cell)."""
+    folder = Path(os.environ["NB_ASSETS_INPUT_DIR"])
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    fingerprint = query_fingerprint(query)
+    entry = next((e for e in manifest.values() if e["fingerprint"] == fingerprint), None)
+    if entry is None:
+        raise RuntimeError(f"this query was not prefetched (is it built at run time?): {query.strip()[:80]!r}")
+    import pyarrow.parquet as pq
+
+    return _to_pandas(pq.read_table(folder / entry["file"]))
+
+
+def _accept_sqlmagic_config(ipython: Any) -> None:
+    """`%config SqlMagic.x = y` (jupysql's display settings) must not fail where jupysql is absent.
+
+    When jupysql is loaded it registers its own SqlMagic configurable and this one is never seen.
+    """
+    from traitlets.config import Configurable
+
+    if not any(type(c).__name__ == "SqlMagic" for c in getattr(ipython, "configurables", [])):
+        ipython.configurables.append(type("SqlMagic", (Configurable,), {"__doc__": "jupysql's settings; ignored by nb_assets"})())
+
+
 def _to_pandas(table: Any) -> pd.DataFrame:
     """One Arrow → pandas conversion for scheduled and interactive runs alike.
 
@@ -94,20 +118,28 @@ def _to_pandas(table: Any) -> pd.DataFrame:
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext nb_assets.notebook` registers `%%sql <name>` and `%nb_context`."""
 
-    def sql(line: str, cell: str) -> None:
+    from nb_assets.inbox.jupysql import Session
+
+    session = Session()  # jupysql's forms: snippets saved by `--save` in this kernel
+
+    def fetch(query: str, name: str | None = None) -> pd.DataFrame:
+        if _mode() == "run":  # by name for `%%sql name`; jupysql's forms by the query they run
+            return _run_mode_input(name, query) if name else _prefetched(query)
+        # A host module, imported only interactively: the sandbox has only this runtime.
+        from nb_assets.jupyter.interactive import interactive_input
+
+        return _to_pandas(interactive_input(query, ipython.user_ns, name or "sql"))
+
+    def sql(line: str, cell: str | None = None) -> pd.DataFrame | None:
         name = line.strip()
-        if not name.isidentifier():
-            raise ValueError(f"%%sql needs a variable name, e.g. `%%sql orders`; got {line!r}")
-        if _mode() == "run":
-            df = _run_mode_input(name, cell)
-        else:
-            # A host module, imported only interactively: the sandbox has only this runtime.
-            from nb_assets.jupyter.interactive import interactive_input
+        if cell is not None and name.isidentifier():  # nb_assets' own `%%sql name`
+            ipython.user_ns[name] = fetch(cell, name)
+            return None
+        return session.run(line, cell, ipython.user_ns, lambda target, query: fetch(query))
 
-            df = _to_pandas(interactive_input(cell, ipython.user_ns, name))
-        ipython.user_ns[name] = df
-
-    ipython.register_magic_function(sql, magic_kind="cell", magic_name="sql")
+    # One magic for both kinds: `%%sql ...` cells and jupysql's `%sql ...` lines.
+    ipython.register_magic_function(sql, magic_kind="line_cell", magic_name="sql")
+    _accept_sqlmagic_config(ipython)
 
     def nb_context(line: str) -> None:
         """`%nb_context [NOTEBOOK]`: this notebook's declaration, lineage, zones and last runs."""
