@@ -74,9 +74,14 @@ def _run_mode_input(name: str, query: str) -> pd.DataFrame:
         raise RuntimeError(f"SQL input {name!r} was not prefetched; declare it in its own %%sql cell")
     if entry["fingerprint"] != query_fingerprint(query):
         raise RuntimeError(f"SQL input {name!r} differs from the query that was prefetched")
+    return _read_prefetched(folder / entry["file"])
+
+
+def _read_prefetched(path: Path) -> pd.DataFrame:
+    """ParquetFile, not read_table: a query may name a column twice (`SELECT *` over a join), as jupysql shows it."""
     import pyarrow.parquet as pq
 
-    return _to_pandas(pq.read_table(folder / entry["file"]))
+    return _to_pandas(pq.ParquetFile(path).read())
 
 
 def _prefetched(query: str) -> pd.DataFrame:
@@ -87,9 +92,7 @@ def _prefetched(query: str) -> pd.DataFrame:
     entry = next((e for e in manifest.values() if e["fingerprint"] == fingerprint), None)
     if entry is None:
         raise RuntimeError(f"this query was not prefetched (is it built at run time?): {query.strip()[:80]!r}")
-    import pyarrow.parquet as pq
-
-    return _to_pandas(pq.read_table(folder / entry["file"]))
+    return _read_prefetched(folder / entry["file"])
 
 
 def _accept_sqlmagic_config(ipython: Any) -> None:
