@@ -153,7 +153,8 @@ def _ensure_parameters(adoption: Adoption, with_ids: bool) -> None:
         if names and names & bound:
             metadata = dict(cell.get("metadata") or {})
             metadata["tags"] = [*metadata.get("tags", []), "parameters"]
-            cell["metadata"] = metadata
+            # a copy: `before` holds the same dict, and the diff compares the two
+            adoption.after[next(i for i, c in enumerate(adoption.after) if c is cell)] = dict(cell, metadata=metadata)
             adoption.notes.append(f"tagged the cell assigning {', '.join(sorted(names & bound))} `parameters`: the SQL binds them")
             return
     first = next((i for i, c in enumerate(adoption.after) if c.get("cell_type") == "code"), len(adoption.after))

@@ -207,7 +207,7 @@ def rewrite_sql(source: str) -> CellEdit:
         path = match.group("p1") or match.group("p2")
         edit.declarations.append(source_declaration(path))
         edit.notes.append(f"`{match.group(0).strip()}` → source('{source_name(path)}'): the host fetches the file before the run")
-        return f" source('{source_name(path)}')" if match.group("lit") else f"source('{source_name(path)}')"
+        return f"source('{source_name(path)}')"
 
     edit.cells = [NewCell("code", first + "\n" + _SQL_FILE.sub(replaced, query))]
     return edit
