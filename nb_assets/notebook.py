@@ -100,10 +100,11 @@ def _accept_sqlmagic_config(ipython: Any) -> None:
 
     When jupysql is loaded it registers its own SqlMagic configurable and this one is never seen.
     """
-    from traitlets.config import Configurable
+    from IPython.core.magic import Magics, magics_class  # a traitlets Configurable that IPython itself provides
 
     if not any(type(c).__name__ == "SqlMagic" for c in getattr(ipython, "configurables", [])):
-        ipython.configurables.append(type("SqlMagic", (Configurable,), {"__doc__": "jupysql's settings; ignored by nb_assets"})())
+        settings = magics_class(type("SqlMagic", (Magics,), {"__doc__": "jupysql's settings; ignored by nb_assets"}))
+        ipython.configurables.append(settings(shell=ipython))
 
 
 def _to_pandas(table: Any) -> pd.DataFrame:
