@@ -46,7 +46,7 @@ class Adoption:
             f"a/{name}", f"b/{name}",
         ))
         if self.declarations:
-            added = ["# add to definitions.py, in SOURCES (nb_assets.Source), or as `sources:` in declarations.yaml\n"]
+            added = ["# declare in the project's source registry: nb_assets.Source(...) in definitions.py, or `sources:` in declarations.yaml\n"]
             added += [f"{d}\n" for d in self.declarations]
             lines += list(difflib.unified_diff([], added, "/dev/null", "b/declarations (sources to declare)"))
         return "".join(lines)

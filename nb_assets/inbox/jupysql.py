@@ -135,6 +135,7 @@ def _word(text: str) -> tuple[str, str]:
 _QUOTED = re.compile(r"""(['"])\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\1""")
 _DOUBLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _SINGLE = re.compile(r"(?<![{$\w])\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
+_STRING = re.compile(r"('(?:[^']|'')*')")
 _JINJA_BLOCK = re.compile(r"\{%.*?%\}|\{\{(?!\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}).*?\}\}", re.DOTALL)
 
 
@@ -157,9 +158,15 @@ def bind_placeholders(query: str) -> tuple[str, tuple[str, ...], tuple[str, ...]
             names.append(name)
         return f"${name}"
 
-    text = _QUOTED.sub(bound, query)
-    text = _DOUBLE.sub(bound, text)
-    text = _SINGLE.sub(bound, text)
+    parts = _STRING.split(_QUOTED.sub(bound, query))  # odd indexes: the string literals left
+    inside = [p for p in parts[1::2] if _DOUBLE.search(p)]
+    if inside:
+        # jupysql would render the value into the text; a bound value cannot stand inside a literal
+        problems += tuple(
+            f"{p[:40]!r}: a placeholder inside a longer string cannot be bound as a value; "
+            f"build the string in SQL, e.g. '%' || $name || '%'" for p in inside
+        )
+    text = "".join(p if i % 2 else _SINGLE.sub(bound, _DOUBLE.sub(bound, p)) for i, p in enumerate(parts))
     return text, tuple(names), problems
 
 

@@ -68,3 +68,11 @@ def test_a_notebook_without_parameters_or_runtime_gets_both(tmp_path: Path) -> N
     adoption = plan_adoption(path)
     sources = [(c["cell_type"], "".join(c["source"]), c["metadata"].get("tags", [])) for c in adoption.after]
     assert sources[0][2] == ["parameters"] and sources[1][1] == "%load_ext nb_assets.notebook"
+
+
+def test_adopting_a_file_that_is_not_a_notebook_is_a_clear_error_naming_it(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "notes.ipynb"
+    path.write_text("not json")
+    assert main(["adopt", str(path)]) == 2
+    assert f"{path}: not a notebook" in capsys.readouterr().err
+    assert path.read_text() == "not json"

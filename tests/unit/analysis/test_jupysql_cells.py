@@ -46,6 +46,12 @@ def test_placeholders_become_bound_values(query: str, bound: str, names: tuple[s
     assert bind_placeholders(query)[:2] == (bound, names)
 
 
+def test_a_placeholder_inside_a_longer_string_is_refused_not_left_as_text() -> None:
+    query, _, problems = bind_placeholders("SELECT * FROM t WHERE name LIKE '%{{who}}%' AND note = '{x}'")
+    assert problems and "inside a longer string" in problems[0]
+    assert query.endswith("note = '{x}'")  # a literal's braces are the literal's
+
+
 def test_jinja_blocks_are_refused_not_spliced() -> None:
     _, _, problems = bind_placeholders("{% for j in jobs %}SELECT 1{% endfor %}")
     assert problems and "cannot be bound as a value" in problems[0]
@@ -115,3 +121,10 @@ def test_a_placeholder_where_a_name_stands_is_refused_by_the_sql_parser(tmp_path
                           code("%%sql\nSELECT * FROM raw.orders ORDER BY amount {{order}}"))
     errors = [f for f in parse_notebook(path).findings if f.severity == "error"]
     assert errors and errors[0].cell == 3
+
+
+def test_on_a_postgres_warehouse_a_postgres_connection_line_is_mapped_and_a_duckdb_one_refused(tmp_path: Path) -> None:
+    path = write_notebook(tmp_path / "j.ipynb", code(RUNTIME + "\n%sql postgresql://db.example.invalid/shop\n%sql duckdb://"),
+                          code("%%sql\nSELECT * FROM raw.orders"))
+    found = [(f.severity, f.line) for f in parse_notebook(path, dialect="postgres").findings if f.rule == "jupysql-connection"]
+    assert found == [("warning", 3), ("error", 4)]
