@@ -157,11 +157,13 @@ def _reader_rewrite(text: str) -> CellEdit | None:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
             continue
         call = node.value
-        func = call.func if isinstance(call, ast.Call) else None
-        attr = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
-        if attr not in _READERS or not call.args:  # type: ignore[union-attr]
+        if not isinstance(call, ast.Call):
             continue
-        first = call.args[0]  # type: ignore[union-attr]
+        func = call.func
+        attr = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        if attr not in _READERS or not call.args:
+            continue
+        first = call.args[0]
         if not (isinstance(first, ast.Constant) and isinstance(first.value, str)):
             continue
         location, var = first.value, node.targets[0].id
