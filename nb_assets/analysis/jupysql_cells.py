@@ -73,6 +73,14 @@ def jupysql_forms(cells: Sequence[Cell], dialect: str, findings: list[Finding]) 
             match = _LINE_MAGIC.match(line)
             if match is None:
                 continue
+            if match.group("indent"):
+                findings.append(Finding(
+                    JUPYSQL_UNSUPPORTED, "error",
+                    "`%sql` inside a block (a loop, a function) runs a different query each time, which the host cannot "
+                    "prefetch: run one query above the block (a %%sql cell) and filter its DataFrame in pandas",
+                    cell.number, number,
+                ))
+                continue
             count += 1
             name = f"sql_cell{cell.number}" + (f"_{count}" if count > 1 else "")
             yield from _form(read_magic(match.group("rest") or ""), cell, number, name, snippets, dialect, findings)

@@ -108,6 +108,8 @@ def test_the_host_reads_every_form_as_an_input_with_lineage(tmp_path: Path) -> N
     (RUNTIME + "\n%sql postgresql://me:secret@db.example.invalid/x", "jupysql-connection", "this project's warehouse is duckdb"),
     (RUNTIME + "\n%sqlcmd tables", "jupysql-unsupported", "%sqlcmd is jupysql's own tool"),
     (RUNTIME + "\n%sql --persist df", "jupysql-unsupported", "output("),
+    (RUNTIME + "\nfor job in ['a', 'b']:\n    n = %sql SELECT count(*) FROM raw.t WHERE job = '{{job}}'",
+     "jupysql-unsupported", "run one query above the block"),
 ])
 def test_what_stands_in_the_way_is_an_error_naming_the_edit(tmp_path: Path, source: str, rule: str, words: str) -> None:
     path = write_notebook(tmp_path / "j.ipynb", code(source), code("%%sql\nSELECT * FROM raw.orders"))
