@@ -96,6 +96,8 @@ def read_magic(line: str, body: str = "") -> Magic:
                 value, tail = (inline, tail) if inline else _word(tail)
                 if not value:
                     problems.append(f"{option} needs a snippet name")
+                elif not value.isidentifier():  # it becomes a CTE's name in the composed SQL
+                    problems.append(f"{option} {value!r}: a snippet name must be a plain identifier (letters, digits, _)")
                 elif option == "--save":
                     save = value
                 else:

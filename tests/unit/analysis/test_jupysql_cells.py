@@ -30,6 +30,11 @@ def test_read_magic_reads_each_form(line: str, body: str, expected: dict) -> Non
         assert getattr(magic, key) == value, key
 
 
+def test_a_snippet_name_that_is_not_an_identifier_is_a_problem_never_sql() -> None:
+    magic = read_magic(" --save x);DROP", "SELECT 1")
+    assert magic.save is None and "plain identifier" in magic.problems[0]
+
+
 def test_options_that_write_or_read_files_are_refused_by_name() -> None:
     magic = read_magic(" --persist df")
     assert [option for option, _ in magic.refused] == ["--persist"]
