@@ -74,9 +74,37 @@ def _run_mode_input(name: str, query: str) -> pd.DataFrame:
         raise RuntimeError(f"SQL input {name!r} was not prefetched; declare it in its own %%sql cell")
     if entry["fingerprint"] != query_fingerprint(query):
         raise RuntimeError(f"SQL input {name!r} differs from the query that was prefetched")
+    return _read_prefetched(folder / entry["file"])
+
+
+def _read_prefetched(path: Path) -> pd.DataFrame:
+    """ParquetFile, not read_table: a query may name a column twice (`SELECT *` over a join), as jupysql shows it."""
     import pyarrow.parquet as pq
 
-    return _to_pandas(pq.read_table(folder / entry["file"]))
+    return _to_pandas(pq.ParquetFile(path).read())
+
+
+def _prefetched(query: str) -> pd.DataFrame:
+    """A jupysql form's result: the prefetched file whose query is this one (the host names it by cell)."""
+    folder = Path(os.environ["NB_ASSETS_INPUT_DIR"])
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    fingerprint = query_fingerprint(query)
+    entry = next((e for e in manifest.values() if e["fingerprint"] == fingerprint), None)
+    if entry is None:
+        raise RuntimeError(f"this query was not prefetched (is it built at run time?): {query.strip()[:80]!r}")
+    return _read_prefetched(folder / entry["file"])
+
+
+def _accept_sqlmagic_config(ipython: Any) -> None:
+    """`%config SqlMagic.x = y` (jupysql's display settings) must not fail where jupysql is absent.
+
+    When jupysql is loaded it registers its own SqlMagic configurable and this one is never seen.
+    """
+    from IPython.core.magic import Magics, magics_class  # a traitlets Configurable that IPython itself provides
+
+    if not any(type(c).__name__ == "SqlMagic" for c in getattr(ipython, "configurables", [])):
+        settings = magics_class(type("SqlMagic", (Magics,), {"__doc__": "jupysql's settings; ignored by nb_assets"}))
+        ipython.configurables.append(settings(shell=ipython))
 
 
 def _to_pandas(table: Any) -> pd.DataFrame:
@@ -94,20 +122,28 @@ def _to_pandas(table: Any) -> pd.DataFrame:
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext nb_assets.notebook` registers `%%sql <name>` and `%nb_context`."""
 
-    def sql(line: str, cell: str) -> None:
+    from nb_assets.inbox.jupysql import Session
+
+    session = Session()  # jupysql's forms: snippets saved by `--save` in this kernel
+
+    def fetch(query: str, name: str | None = None) -> pd.DataFrame:
+        if _mode() == "run":  # by name for `%%sql name`; jupysql's forms by the query they run
+            return _run_mode_input(name, query) if name else _prefetched(query)
+        # A host module, imported only interactively: the sandbox has only this runtime.
+        from nb_assets.jupyter.interactive import interactive_input
+
+        return _to_pandas(interactive_input(query, ipython.user_ns, name or "sql"))
+
+    def sql(line: str, cell: str | None = None) -> pd.DataFrame | None:
         name = line.strip()
-        if not name.isidentifier():
-            raise ValueError(f"%%sql needs a variable name, e.g. `%%sql orders`; got {line!r}")
-        if _mode() == "run":
-            df = _run_mode_input(name, cell)
-        else:
-            # A host module, imported only interactively: the sandbox has only this runtime.
-            from nb_assets.jupyter.interactive import interactive_input
+        if cell is not None and name.isidentifier():  # nb_assets' own `%%sql name`
+            ipython.user_ns[name] = fetch(cell, name)
+            return None
+        return session.run(line, cell, ipython.user_ns, lambda target, query: fetch(query))
 
-            df = _to_pandas(interactive_input(cell, ipython.user_ns, name))
-        ipython.user_ns[name] = df
-
-    ipython.register_magic_function(sql, magic_kind="cell", magic_name="sql")
+    # One magic for both kinds: `%%sql ...` cells and jupysql's `%sql ...` lines.
+    ipython.register_magic_function(sql, magic_kind="line_cell", magic_name="sql")
+    _accept_sqlmagic_config(ipython)
 
     def nb_context(line: str) -> None:
         """`%nb_context [NOTEBOOK]`: this notebook's declaration, lineage, zones and last runs."""

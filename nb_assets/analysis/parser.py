@@ -90,6 +90,7 @@ _PARSER_MODULES = (
     "nb_assets.spec", "nb_assets.sql.lineage", "nb_assets.sql.columns", "nb_assets.sql.syntax_hints",
     "nb_assets.sql.escape_hatches", "nb_assets.analysis.cell_ast", "nb_assets.analysis.checks", "nb_assets.analysis.rules",
     "nb_assets.inbox.contract", "nb_assets.analysis.parser",
+    "nb_assets.inbox.jupysql", "nb_assets.analysis.jupysql_cells",
 )
 
 
@@ -250,36 +251,49 @@ def _parameters(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Pa
 
 
 def _sql_inputs(cells: tuple[Cell, ...], parameters: tuple[Param, ...], findings: list[Finding], dialect: str) -> Iterator[SqlInput]:
-    from nb_assets.sql.lineage import TABLE_FUNCTION, analyze_query, call_to_resolve, reads_nothing
+    from nb_assets.analysis.jupysql_cells import is_own_form, jupysql_forms
 
     known_params = {p.name for p in parameters}
     seen: set[str] = set()
     for cell in filter(is_sql_cell, cells):
+        if not is_own_form(cell):
+            continue  # jupysql's forms (`%%sql`, `%%sql x <<`, `--save`): read below, in notebook order
         first_line, _, query = cell.source.lstrip().partition("\n")
         name = first_line[len(SQL_MAGIC):].strip()
-        if not name.isidentifier():
-            findings.append(Finding("sql-input-name", "error", f"`%%sql` needs one variable name, e.g. `%%sql orders`; got {name!r}", cell.number, 1))
-            continue
         if name in seen:
             findings.append(Finding("duplicate-input", "error", f"SQL input {name!r} is defined twice; give each input its own name", cell.number, 1))
             continue
         seen.add(name)
-        lineage = analyze_query(query, dialect=dialect)
-        for problem in lineage.problems:
-            line = problem.line + 1 if problem.line is not None else None  # +1: the %%sql line
-            findings.append(Finding(problem.rule, "error", f"SQL input {name!r}: {problem.message}", cell.number, line))
-        for param in lineage.params:
-            if param not in known_params:
-                findings.append(Finding("unknown-sql-param", "error", _unknown_param(name, param, cells), cell.number))
-        for call in lineage.calls:
-            if call.in_from and not reads_nothing(call):
-                # Provisional: seeing the warehouse's catalog through replaces it
-                # with nothing (a table macro) or an error (anything else).
-                line = call.line + 1 if call.line is not None else None
-                findings.append(Finding(TABLE_FUNCTION, "warning", f"SQL input {name!r}: {call_to_resolve(call.name)}", cell.number, line))
-        if not query.strip():
-            findings.append(Finding("sql-syntax", "error", f"SQL input {name!r} has no query", cell.number, 1))
-        yield SqlInput(name, query, lineage.tables, lineage.params, cell.number, lineage.columns, lineage.calls)
+        yield _sql_input(name, query, cell.number, 1, cells, known_params, findings, dialect)
+    for form in jupysql_forms(cells, dialect, findings):
+        name = form.name
+        while name in seen:  # `x <<` again: jupysql rebinds x; each query is its own input
+            name = f"{form.name}_{form.cell}" if name == form.name else f"{name}_"
+        seen.add(name)
+        yield _sql_input(name, form.query, form.cell, form.line - 1, cells, known_params, findings, dialect)
+
+
+def _sql_input(name: str, query: str, cell: int, offset: int, cells: tuple[Cell, ...], known_params: set[str],
+               findings: list[Finding], dialect: str) -> SqlInput:
+    """One query's lineage and findings; `offset` lines of the cell come before the query text."""
+    from nb_assets.sql.lineage import TABLE_FUNCTION, analyze_query, call_to_resolve, reads_nothing
+
+    lineage = analyze_query(query, dialect=dialect)
+    for problem in lineage.problems:
+        line = problem.line + offset if problem.line is not None else None
+        findings.append(Finding(problem.rule, "error", f"SQL input {name!r}: {problem.message}", cell, line))
+    for param in lineage.params:
+        if param not in known_params:
+            findings.append(Finding("unknown-sql-param", "error", _unknown_param(name, param, cells), cell))
+    for call in lineage.calls:
+        if call.in_from and not reads_nothing(call):
+            # Provisional: seeing the warehouse's catalog through replaces it
+            # with nothing (a table macro) or an error (anything else).
+            line = call.line + offset if call.line is not None else None
+            findings.append(Finding(TABLE_FUNCTION, "warning", f"SQL input {name!r}: {call_to_resolve(call.name)}", cell, line))
+    if not query.strip():
+        findings.append(Finding("sql-syntax", "error", f"SQL input {name!r} has no query", cell, 1))
+    return SqlInput(name, query, lineage.tables, lineage.params, cell, lineage.columns, lineage.calls)
 
 
 def _unknown_param(sql_input: str, param: str, cells: tuple[Cell, ...]) -> str:
@@ -356,10 +370,14 @@ def _output_of(node: ast.Call, cell: Cell, findings: list[Finding]) -> Output | 
 
 
 def _contract_findings(cells: tuple[Cell, ...], inputs: tuple[SqlInput, ...], outputs: tuple[Output, ...]) -> Iterator[Finding]:
+    from nb_assets.analysis.jupysql_cells import config_lines, runtime_hint
+
+    yield from config_lines(cells)
     uses_runtime = [c.number for c in cells if c.cell_type == "code" and RUNTIME_EXTENSION in c.source and "load_ext" in c.source]
     first_sql = min((i.cell for i in inputs), default=None)
     if first_sql is not None and not any(n < first_sql for n in uses_runtime):
-        yield Finding("missing-runtime", "error", "add `%load_ext nb_assets.notebook` in a cell before the first %%sql cell", first_sql)
+        hint = runtime_hint(cells) or "add `%load_ext nb_assets.notebook` in a cell before the first %%sql cell"
+        yield Finding("missing-runtime", "error", hint, first_sql)
     read = {t for i in inputs for t in i.tables}
     for out in outputs:
         if out.table in read:

@@ -54,6 +54,10 @@ SHELL: tuple[Entry, ...] = _entries(
     "ipython.%system", "ipython.%sx", "ipython.%sc", "ipython.%%!", "ipython.%%sx", "ipython.%%system",
     "ipython.%%bash", "ipython.%%sh", "ipython.%%script", "ipython.%%perl", "ipython.%%ruby",
     "ipython.%%python*", "ipython.%%pypy", "ipython.%%cmd", "ipython.%%powershell", "ipython.%run",
+) + _entries(
+    # Public notebooks open with `%pip install jupysql ...`: say exactly what to do with the line.
+    "error", "installs packages while the notebook runs, and the sandbox has no network: remove the line and add "
+    "what it installs to the project's sandbox image (`nb-assets adopt NOTEBOOK --write` removes it)",
     "ipython.%pip", "ipython.%conda", "ipython.%mamba", "ipython.%micromamba",
 ) + _entries(
     "warning", "starts worker processes; the sandbox limits processes, so prefer vectorised pandas",

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+from nb_assets.cli.adopt import add_adopt_command
 from nb_assets.cli.backfill import add_backfill_command
 from nb_assets.cli.check import cmd_check
 from nb_assets.cli.deploy import add_deploy_command
@@ -91,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     add_lineage_command(sub)
+    add_adopt_command(sub)
     add_runs_commands(sub)
     add_land_command(sub)
     add_backfill_command(sub)

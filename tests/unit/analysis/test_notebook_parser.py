@@ -80,7 +80,7 @@ def test_findings_name_the_cell(tmp_path: Path) -> None:
         code("%%sql totals\nSELECT FROM WHERE"),
         code("name = 'mart.x'\noutput(name, orders)"),
         code("output('not_qualified', orders)\noutput('Mart.Capitals', orders)"),
-        code("%%sql\nSELECT 1"),
+        code("%%sql --persist orders"),
     )
     spec = parse_notebook(path)
     by_rule = {f.rule: f for f in spec.findings}
@@ -90,7 +90,7 @@ def test_findings_name_the_cell(tmp_path: Path) -> None:
     assert by_rule["sql-syntax"].cell == 5
     assert by_rule["output-name-literal"].cell == 6 and by_rule["output-name-literal"].line == 2
     assert [(f.cell, f.line) for f in spec.findings if f.rule == "output-name"] == [(7, 1), (7, 2)]
-    assert by_rule["sql-input-name"].cell == 8
+    assert by_rule["jupysql-unsupported"].cell == 8  # a bare %%sql is jupysql's form; writing is not
     assert all(f.severity == "error" for f in spec.findings)
 
 
