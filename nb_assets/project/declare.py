@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nb_assets.sql.see_through import Catalog, see_through_all
+from nb_assets.project.declaration_output_checks import with_declared_checks
 from nb_assets.project.declaration import NotebookAsset, at
 from nb_assets.project.declaration_checks import declaration_problems
 from nb_assets.errors import DeclarationError, NbAssetsError, PolicyError
@@ -81,6 +82,8 @@ def declare_notebooks(
             spec = _with_allowances(spec, decl.allow)
             resolve_parameters(spec, decl.params, where)
             spec = instance_spec(spec, decl)
+            spec, check_problems = with_declared_checks(spec, decl.checks, where, dialect or dialect_of(warehouse))
+            problems.extend(at(decl, p) for p in check_problems)
         except NbAssetsError as exc:
             problems.append(at(decl, str(exc)))
             continue
