@@ -19,8 +19,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time _WHERE load
     from nb_assets.project.declaration import DailyPartitions, FileDrop, NotebookAsset, Reclassify
     from nb_assets.project.declarations_yaml import load_declarations_yaml
     from nb_assets.sandbox.base import SandboxLimits
-    from nb_assets.inbox.checks import accepted_values, freshness_column, not_null, relationships, row_count, unique
-    from nb_assets.inbox.checks import sql as sql_check
+    from nb_assets.inbox.checks import accepted_values, freshness_column, not_null, relationships, row_count, sql_check, unique
 
 __all__ = [
     "NotebookAsset",
@@ -74,7 +73,7 @@ _WHERE = {
 
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), "sql" if name == "sql_check" else name)
+        return getattr(importlib.import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'nb_assets' has no attribute {name!r}")
 
 

@@ -157,6 +157,8 @@ def sql(query: str, *, severity: str = "error", name: str | None = None) -> Outp
     return _finish(OutputCheck("sql", query=query.strip().rstrip(";").strip()), severity, name)
 
 
+sql_check = sql  # the name `nb_assets` exports it under: nb_assets.sql is the SQL analysis package
+
 CONSTRUCTORS = {
     "not_null": not_null, "unique": unique, "accepted_values": accepted_values, "row_count": row_count,
     "relationships": relationships, "freshness_column": freshness_column, "sql": sql,
