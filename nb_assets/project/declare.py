@@ -43,12 +43,21 @@ class DeclaredNotebook:
     decl: NotebookAsset
     spec: NotebookSpec
 
+    def check_reads(self) -> tuple[str, ...]:
+        """Tables the output checks read besides the notebook's own outputs (relationships' targets, sql's tables)."""
+        from nb_assets.analysis.output_checks import check_tables
+
+        checks = [c for cs in self.spec.output_checks.values() for c in cs]
+        return tuple(t for t in check_tables(checks) if t not in self.spec.output_tables) if checks else ()
+
     def flow(self) -> NotebookFlow:
         seen = self.spec.seen_through
         return NotebookFlow(
             name=self.spec.name,
             purpose=self.decl.purpose,
-            inputs=self.spec.named_relations,
+            # Tables its output checks read are inputs for the policy (docs/checks.md): the purpose must
+            # allow them, and their zones go with the failing rows a check samples into the output's metadata.
+            inputs=tuple(dict.fromkeys((*self.spec.named_relations, *self.check_reads()))),
             outputs=self.spec.output_tables,
             reclassify={t: (tuple(r.zones), r.reason) for t, r in self.decl.reclassify.items()},
             through=dict(seen.through) if seen is not None else {},
