@@ -1,0 +1,40 @@
+"""`nb-assets run` runs the notebook's output checks in its load, as Dagster does: real CLI process,
+real kernel (local sandbox), real DuckDB."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from support.cli import nb_assets
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.warehouses import warehouse_snapshot
+
+
+def _notebook(tmp_path: Path) -> Path:
+    return write_notebook(
+        tmp_path / "clean.ipynb", md("# Clean orders"), code(RUNTIME + "\nfrom nb_assets.notebook import unique, row_count"),
+        params("dup = False"), code("%%sql o\nSELECT order_id, customer_id, amount FROM raw.orders"),
+        code("import pandas as pd\nout = pd.concat([o, o.head(2)]) if dup else o"),
+        code('output("mart.orders_clean", out, checks=[unique("order_id"), row_count(max=5, severity="warn")])'),
+    )
+
+
+def test_nb_assets_run_reports_warnings_and_a_blocking_failure_loads_nothing(tmp_path: Path, warehouse: Path) -> None:
+    notebook = _notebook(tmp_path)
+    common = ("--warehouse", str(warehouse), "--sandbox", "local", "--records", str(tmp_path / "records"))
+    good = nb_assets("run", str(notebook), *common, cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert "mart.orders_clean: check row_count = row_count(max=5) [warn] failed on 1 row(s) (warning: published)" in good.stdout
+    assert "output checks passed: unique_order_id" in good.stdout
+    before = warehouse_snapshot(warehouse)
+    assert len(before["mart.orders_clean"]) == 20
+
+    bad = nb_assets("run", str(notebook), *common, "--param", "dup=true", cwd=tmp_path)
+    assert bad.returncode != 0
+    assert "unique_order_id = unique(order_id) failed on 2 row(s)" in bad.stderr and "nothing loaded" in bad.stderr
+    assert "order_id | n_rows" in bad.stderr  # the sample, on the runner's own terminal
+    assert warehouse_snapshot(warehouse) == before
+    [run_json] = [p for p in (tmp_path / "records").rglob("run.json") if json.loads(p.read_text()).get("status") == "failed"]
+    checks = {c["check"]: c for c in json.loads(run_json.read_text())["output_checks"]}
+    assert checks["unique_order_id"]["failed_rows"] == 2 and checks["unique_order_id"]["sample"]["columns"] == ["order_id", "n_rows"]
