@@ -1,5 +1,5 @@
 """`nb-assets run` runs the notebook's output checks in its load, as Dagster does: real CLI process,
-real kernel (local sandbox), real DuckDB."""
+real kernel (local sandbox), real DuckDB; and so does the `nb-assets schedule` trial."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from support.cli import nb_assets
 from support.notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.schedule_project import project  # noqa: F401 - the fixture: a git copy of the seeded demo
 from support.warehouses import warehouse_snapshot
 
 
@@ -38,3 +39,20 @@ def test_nb_assets_run_reports_warnings_and_a_blocking_failure_loads_nothing(tmp
     [run_json] = [p for p in (tmp_path / "records").rglob("run.json") if json.loads(p.read_text()).get("status") == "failed"]
     checks = {c["check"]: c for c in json.loads(run_json.read_text())["output_checks"]}
     assert checks["unique_order_id"]["failed_rows"] == 2 and checks["unique_order_id"]["sample"]["columns"] == ["order_id", "n_rows"]
+
+
+def test_the_schedule_trial_runs_the_checks_and_a_blocking_failure_declares_nothing(project: Path) -> None:  # noqa: F811
+    write_notebook(
+        project / "notebooks" / "order_kpis.ipynb", md("# Order KPIs"), code(RUNTIME + "\nfrom nb_assets.notebook import row_count"),
+        params('ds = "2026-11-25"'), code("%%sql orders\nSELECT status, CAST(amount AS DOUBLE) AS amount FROM raw.orders"),
+        code("kpis = orders.groupby('status', as_index=False).amount.sum()"),
+        code("output('mart.order_kpis', kpis, checks=[row_count(max=1)])"),
+    )
+    before = warehouse_snapshot(project / "warehouse.duckdb")
+    proc = nb_assets("schedule", "notebooks/order_kpis.ipynb", "--owner", "a@example.com", "--cron", "0 6 * * *",
+                     "--purpose", "finance_reporting", "--write", cwd=project)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "the trial run failed, nothing declared" in proc.stderr
+    assert "check row_count = row_count(max=1) failed on 1 row(s)" in proc.stderr, proc.stderr
+    assert "notebooks: []" in (project / "declarations.yaml").read_text()
+    assert warehouse_snapshot(project / "warehouse.duckdb") == before

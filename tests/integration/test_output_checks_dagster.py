@@ -1,4 +1,4 @@
-"""Output checks through Dagster: real kernel (papermill, local sandbox), real DuckDB, real instance.
+"""Output checks through Dagster: real kernel (papermill, local sandbox), real DuckDB, a real instance on disk.
 
 The check results land in the instance's event log (the asset page's Checks tab), a blocking failure
 fails the run and leaves the warehouse as it was, and a blocked output does not trigger its
@@ -64,7 +64,8 @@ def test_check_results_are_in_the_event_log_and_a_blocked_load_changes_nothing(
     defs = notebook_definitions(project, warehouse=warehouse, base_dir=tmp_path)
     specs = {c.name: c for c in defs.resolve_assets_def(CLEAN).check_specs}
     assert {n: s.blocking for n, s in specs.items()} == {"unique_order_id": True, "row_count": False, "not_null_customer_id": True}
-    with dg.DagsterInstance.ephemeral() as instance:
+    (tmp_path / "dagster_home").mkdir(exist_ok=True)
+    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
         good = _run(project, tmp_path, warehouse, instance, dup=False)
         assert good.success
         found = _evaluations(instance, good.run_id)
@@ -92,7 +93,8 @@ def test_a_blocked_output_does_not_trigger_its_downstream_notebook(
     project: list[NotebookAsset], tmp_path: Path, warehouse: Path,
 ) -> None:
     defs = notebook_definitions(project, warehouse=warehouse, base_dir=tmp_path)
-    with dg.DagsterInstance.ephemeral() as instance:
+    (tmp_path / "dagster_home").mkdir(exist_ok=True)
+    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
         cursor = None
 
         def requested() -> set[dg.AssetKey]:

@@ -91,3 +91,17 @@ def test_declared_checks_add_to_the_notebooks_and_name_unknown_tables(tmp_path: 
     assert any("mart.nope is not an output" in p for p in problems) and any("two checks are named" in p for p in problems)
     _, problems = with_declared_checks(spec, {"mart.o": [sql("COPY mart.o TO '/tmp/x'")]}, "nb.ipynb")
     assert problems
+
+
+def test_interactive_output_validates_and_lists_the_checks_and_runs_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import pandas as pd
+
+    from nb_assets.notebook import output
+
+    monkeypatch.setenv("NB_ASSETS_MODE", "interactive")
+    output("mart.o", pd.DataFrame({"a": [1, 1]}), checks=[unique("a"), row_count(min=1, severity="warn")])
+    shown = capsys.readouterr().out
+    assert "checks, run by the load before it commits: unique(a), row_count(min=1) [warn]" in shown
+    with pytest.raises(ValueError, match="must be a list of checks"):
+        output("mart.o", pd.DataFrame({"a": [1]}), checks=["unique(a)"])
