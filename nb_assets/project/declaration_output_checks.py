@@ -71,16 +71,17 @@ def check_as_yaml(check: OutputCheck) -> dict[str, Any]:
 
 
 def with_declared_checks(
-    spec: NotebookSpec, checks: Mapping[str, Sequence[OutputCheck]], where: str, dialect: str = "duckdb",
+    spec: NotebookSpec, checks: Mapping[str, Sequence[OutputCheck]], where: str, dialect: str = "duckdb", *, instance: bool = False,
 ) -> tuple[NotebookSpec, list[str]]:
     """`spec` whose outputs also carry the declaration's checks; and the problems (an unknown table,
-    a name used twice, a `sql` check the static SQL checks refuse)."""
+    a name used twice, a `sql` check the static SQL checks refuse). For one `instance` of a declaration
+    with instances, a key naming another instance's table is not a problem: it is that instance's."""
     if not checks:
         return spec, []
     problems: list[str] = []
     known = {o.table for o in spec.outputs} | {o.written_as for o in spec.outputs if o.written_as}
     for table in checks:
-        if table not in known:
+        if table not in known and not instance:
             problems.append(f"{where}: checks: {table} is not an output of the notebook (outputs: {', '.join(sorted(known)) or 'none'})")
     outputs = []
     for out in spec.outputs:

@@ -91,7 +91,8 @@ def declare_notebooks(
             spec = _with_allowances(spec, decl.allow)
             resolve_parameters(spec, decl.params, where)
             spec = instance_spec(spec, decl)
-            spec, check_problems = with_declared_checks(spec, decl.checks, where, dialect or dialect_of(warehouse))
+            spec, check_problems = with_declared_checks(spec, decl.checks, where, dialect or dialect_of(warehouse),
+                                                        instance=decl.instance is not None)
             problems.extend(at(decl, p) for p in check_problems)
         except NbAssetsError as exc:
             problems.append(at(decl, str(exc)))

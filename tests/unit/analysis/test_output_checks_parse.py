@@ -105,3 +105,19 @@ def test_interactive_output_validates_and_lists_the_checks_and_runs_nothing(monk
     assert "checks, run by the load before it commits: unique(a), row_count(min=1) [warn]" in shown
     with pytest.raises(ValueError, match="must be a list of checks"):
         output("mart.o", pd.DataFrame({"a": [1]}), checks=["unique(a)"])
+
+
+def test_with_instances_a_declared_check_applies_to_its_instances_table_only(tmp_path: Path) -> None:
+    from nb_assets import NotebookAsset
+    from nb_assets.project.declare import declare_notebooks
+
+    write_notebook(tmp_path / "rev.ipynb", code(RUNTIME), code("import pandas as pd\ndf = pd.DataFrame({'a': [1]})"),
+                   code('output("mart.revenue", df)'))
+    decl = NotebookAsset("rev.ipynb", instances={"emea": {}, "apac": {}},
+                         checks={"mart.revenue_emea": [sql("SELECT * FROM mart.revenue_emea WHERE a < 0")],
+                                 "mart.revenue": [row_count(min=1)]})
+    declared = {d.spec.name: d.spec.output_checks for d in declare_notebooks([decl], tmp_path)}
+    assert declared == {
+        "rev_emea": {"mart.revenue_emea": (sql("SELECT * FROM mart.revenue_emea WHERE a < 0"), row_count(min=1))},
+        "rev_apac": {"mart.revenue_apac": (row_count(min=1),)},
+    }
