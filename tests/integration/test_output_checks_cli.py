@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from support.cli import nb_assets
 from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 from support.schedule_project import project  # noqa: F401 - the fixture: a git copy of the seeded demo
@@ -21,9 +23,14 @@ def _notebook(tmp_path: Path) -> Path:
     )
 
 
-def test_nb_assets_run_reports_warnings_and_a_blocking_failure_loads_nothing(tmp_path: Path, warehouse: Path) -> None:
+@pytest.mark.parametrize("sandbox", ["local", "docker"])
+def test_nb_assets_run_reports_warnings_and_a_blocking_failure_loads_nothing(
+    tmp_path: Path, warehouse: Path, sandbox: str, request: pytest.FixtureRequest,
+) -> None:
+    if sandbox == "docker":
+        request.getfixturevalue("docker_image")  # the in-box runtime takes checks= in the real image too
     notebook = _notebook(tmp_path)
-    common = ("--warehouse", str(warehouse), "--sandbox", "local", "--records", str(tmp_path / "records"))
+    common = ("--warehouse", str(warehouse), "--sandbox", sandbox, "--records", str(tmp_path / "records"))
     good = nb_assets("run", str(notebook), *common, cwd=tmp_path)
     assert good.returncode == 0, good.stderr
     assert "mart.orders_clean: check row_count = row_count(max=5) [warn] failed on 1 row(s) (warning: published)" in good.stdout
