@@ -63,3 +63,17 @@ def test_the_schedule_trial_runs_the_checks_and_a_blocking_failure_declares_noth
     assert "check row_count = row_count(max=1) failed on 1 row(s)" in proc.stderr, proc.stderr
     assert "notebooks: []" in (project / "declarations.yaml").read_text()
     assert warehouse_snapshot(project / "warehouse.duckdb") == before
+
+
+def test_the_demos_check_catches_a_duplicated_order_id(project: Path) -> None:  # noqa: F811
+    """The demo's clean_orders declares unique("order_id"): with its de-duplication gone, nothing is published."""
+    notebook = project / "notebooks" / "clean_orders.ipynb"
+    text = notebook.read_text()
+    assert '.drop_duplicates(\\"order_id\\", keep=\\"last\\")' in text
+    notebook.write_text(text.replace('.drop_duplicates(\\"order_id\\", keep=\\"last\\")', ""))
+    before = warehouse_snapshot(project / "warehouse.duckdb")
+    proc = nb_assets("run", "notebooks/clean_orders.ipynb", "--definitions", "definitions.py", "--sandbox", "local",
+                     "--warehouse", str(project / "warehouse.duckdb"), "--records", str(project / "records"), cwd=project)
+    assert proc.returncode != 0
+    assert "mart.orders_clean: check unique_order_id = unique(order_id) failed on" in proc.stderr, proc.stderr
+    assert warehouse_snapshot(project / "warehouse.duckdb") == before
