@@ -1,4 +1,4 @@
-"""Output checks through Dagster: real kernel (papermill, local sandbox), real DuckDB, a real instance on disk.
+"""Output checks through Dagster: real kernel (papermill, local sandbox), real DuckDB and Postgres, a real instance on disk.
 
 The check results land in the instance's event log (the asset page's Checks tab), a blocking failure
 fails the run and leaves the warehouse as it was, and a blocked output does not trigger its
@@ -17,7 +17,7 @@ import pytest
 from nb_assets import NotebookAsset, NotebookResource, build_notebook_assets, notebook_definitions
 from nb_assets.defs.build import RESOURCE_KEY
 from support.notebook_factory import RUNTIME, code, md, params, write_notebook
-from support.warehouses import warehouse_snapshot
+from support.warehouses import pg_snapshot, warehouse_snapshot
 
 CLEAN = dg.AssetKey(["mart", "orders_clean"])
 DOWN = dg.AssetKey(["mart", "orders_total"])
@@ -46,7 +46,7 @@ def project(tmp_path: Path, warehouse: Path) -> list[NotebookAsset]:
             NotebookAsset("total.ipynb", on_inputs_landed=True)]
 
 
-def _run(project: list[NotebookAsset], tmp_path: Path, warehouse: Path, instance: dg.DagsterInstance, dup: bool) -> dg.ExecuteInProcessResult:
+def _run(project: list[NotebookAsset], tmp_path: Path, warehouse: Path | str, instance: dg.DagsterInstance, dup: bool) -> dg.ExecuteInProcessResult:
     assets = build_notebook_assets(project, base_dir=tmp_path, warehouse=warehouse)
     runner = NotebookResource(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp_path / "records"))
     return dg.materialize(assets, selection=[CLEAN], resources={RESOURCE_KEY: runner}, instance=instance, raise_on_error=False,
@@ -58,15 +58,22 @@ def _evaluations(instance: dg.DagsterInstance, run_id: str) -> dict[str, dg.Asse
     return {e.dagster_event.event_specific_data.check_name: e.dagster_event.event_specific_data for e in events}
 
 
+@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
 def test_check_results_are_in_the_event_log_and_a_blocked_load_changes_nothing(
-    project: list[NotebookAsset], tmp_path: Path, warehouse: Path,
+    project: list[NotebookAsset], tmp_path: Path, warehouse: Path, kind: str, request: pytest.FixtureRequest,
 ) -> None:
-    defs = notebook_definitions(project, warehouse=warehouse, base_dir=tmp_path)
+    if kind == "postgres":
+        location: str = request.getfixturevalue("pg_warehouse")
+        snapshot = lambda: pg_snapshot(location)  # noqa: E731
+    else:
+        location = str(warehouse)
+        snapshot = lambda: warehouse_snapshot(warehouse)  # noqa: E731
+    defs = notebook_definitions(project, warehouse=location, base_dir=tmp_path)
     specs = {c.name: c for c in defs.resolve_assets_def(CLEAN).check_specs}
     assert {n: s.blocking for n, s in specs.items()} == {"unique_order_id": True, "row_count": False, "not_null_customer_id": True}
     (tmp_path / "dagster_home").mkdir(exist_ok=True)
     with dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
-        good = _run(project, tmp_path, warehouse, instance, dup=False)
+        good = _run(project, tmp_path, location, instance, dup=False)
         assert good.success
         found = _evaluations(instance, good.run_id)
         assert {n: (e.passed, e.severity) for n, e in found.items()} == {
@@ -75,12 +82,12 @@ def test_check_results_are_in_the_event_log_and_a_blocked_load_changes_nothing(
             "row_count": (False, dg.AssetCheckSeverity.WARN),  # a warning: reported, and the table published
         }
         assert found["row_count"].metadata["failed_rows"].value == 1
-        before = warehouse_snapshot(warehouse)
+        before = snapshot()
         assert len(before["mart.orders_clean"]) == 20
 
-        bad = _run(project, tmp_path, warehouse, instance, dup=True)
+        bad = _run(project, tmp_path, location, instance, dup=True)
         assert not bad.success
-        assert warehouse_snapshot(warehouse) == before
+        assert snapshot() == before
         blocked = _evaluations(instance, bad.run_id)["unique_order_id"]
         assert not blocked.passed and blocked.metadata["failed_rows"].value == 2
         assert "| order_id | n_rows |" in blocked.metadata["sample"].value
