@@ -26,6 +26,9 @@ from nb_assets import (
     WebhookChannel,
     load_declarations_yaml,
     notebook_definitions,
+    not_null,
+    row_count,
+    unique,
 )
 
 BASE_DIR = Path(__file__).parent
@@ -41,6 +44,8 @@ NOTEBOOKS = [
         group="orders",
         purpose="finance_reporting",
         on_inputs_landed=True,
+        # Write, audit, publish (docs/checks.md): a duplicated order id would publish nothing.
+        checks={"mart.orders_clean": [unique("order_id"), not_null("order_id"), row_count(min=1)]},
     ),
     NotebookAsset(
         "notebooks/customer_revenue.ipynb",

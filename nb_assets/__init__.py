@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time _WHERE load
     from nb_assets.project.declaration import DailyPartitions, FileDrop, NotebookAsset, Reclassify
     from nb_assets.project.declarations_yaml import load_declarations_yaml
     from nb_assets.sandbox.base import SandboxLimits
+    from nb_assets.inbox.checks import accepted_values, freshness_column, not_null, relationships, row_count, sql_check, unique
 
 __all__ = [
     "NotebookAsset",
@@ -35,6 +36,13 @@ __all__ = [
     "Notifications",
     "SmtpChannel",
     "WebhookChannel",
+    "not_null",
+    "unique",
+    "accepted_values",
+    "row_count",
+    "relationships",
+    "freshness_column",
+    "sql_check",
 ]
 
 _WHERE = {
@@ -52,6 +60,14 @@ _WHERE = {
     "Notifications": "nb_assets.notify.channels",
     "SmtpChannel": "nb_assets.notify.channels",
     "WebhookChannel": "nb_assets.notify.channels",
+    # Output checks (docs/checks.md). `sql` is `sql_check` here: nb_assets.sql is the SQL analysis package.
+    "not_null": "nb_assets.inbox.checks",
+    "unique": "nb_assets.inbox.checks",
+    "accepted_values": "nb_assets.inbox.checks",
+    "row_count": "nb_assets.inbox.checks",
+    "relationships": "nb_assets.inbox.checks",
+    "freshness_column": "nb_assets.inbox.checks",
+    "sql_check": "nb_assets.inbox.checks",
 }
 
 

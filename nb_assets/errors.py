@@ -6,6 +6,8 @@ failure read in a log or a Dagster run page says where to look.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class NbAssetsError(Exception):
     """Root of every error nb_assets raises on purpose.
@@ -70,6 +72,19 @@ class OutputValidationError(WarehouseError):
     """The run's output folder holds something other than the declared outputs."""
 
     kind = "outputs-refused"
+
+
+class OutputCheckError(OutputValidationError):
+    """A blocking output check failed inside the load; the load was rolled back (warehouse/checks.py).
+
+    `outcomes` holds every check the load ran (warehouse.checks.CheckOutcome), samples included;
+    the message names the failed checks and their counts, never the rows (they carry the output's zones)."""
+
+    kind = "output-check-failed"
+
+    def __init__(self, message: str, *, outcomes: tuple[Any, ...] = (), **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.outcomes = outcomes
 
 
 class SandboxError(NbAssetsError):

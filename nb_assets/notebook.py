@@ -14,7 +14,7 @@ sandbox image. Two modes, chosen by the environment the host sets:
   shows the notebook's declaration and last runs (host only: nb_assets.jupyter.context_pane).
 
     %load_ext nb_assets.notebook
-    from nb_assets.notebook import output
+    from nb_assets.notebook import output, unique, not_null   # and the other checks
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ from typing import TYPE_CHECKING, Any
 # The contract with the host (the sandbox gets a copy of it beside this file),
 # re-exported: nb_assets.notebook.TABLE_NAME and the others keep working.
 from nb_assets.inbox.contract import MANIFEST, TABLE_NAME, output_file_name, query_fingerprint  # noqa: F401
+# Output checks (docs/checks.md): the host reads them from the source and runs them inside the load.
+from nb_assets.inbox.checks import (  # noqa: F401
+    OutputCheck, accepted_values, check_list, freshness_column, not_null, relationships, row_count, sql, unique,
+)
 
 if TYPE_CHECKING:  # imported lazily: the host imports this module for its constants
     import pandas as pd
@@ -36,11 +40,13 @@ def _mode() -> str:
     return os.environ.get("NB_ASSETS_MODE", "interactive")
 
 
-def output(table: str, df: pd.DataFrame) -> None:
+def output(table: str, df: pd.DataFrame, checks: list[OutputCheck] | None = None) -> None:
     """Declare `df` as the contents of warehouse table `schema.table`.
 
     The name must be a string literal in the notebook source: outputs are
-    read statically before the notebook runs.
+    read statically before the notebook runs. So are `checks` (literal
+    arguments only): the host runs them inside the load, before it commits;
+    here they are only validated.
     """
     import pandas as pd
 
@@ -48,12 +54,15 @@ def output(table: str, df: pd.DataFrame) -> None:
         raise ValueError(f"output name {table!r} must be a lowercase 'schema.table' literal")
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"output({table!r}, ...) takes a pandas DataFrame, got {type(df).__name__}")
+    declared = check_list(table, checks)
     if _mode() == "run":
         _write_output(Path(os.environ["NB_ASSETS_OUTPUT_DIR"]) / output_file_name(table), table, df)
         return
     from IPython.display import display
 
     print(f"output {table}: {len(df)} rows (preview; nothing is written outside a scheduled run)")
+    if declared:
+        print(f"checks, run by the load before it commits: {', '.join(c.describe() for c in declared)}")
     display(df.head(10))
 
 

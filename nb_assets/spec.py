@@ -10,7 +10,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # the in-box model of output checks (inbox/checks.py), a sibling layer
+    from nb_assets.inbox.checks import OutputCheck
 
 Severity = Literal["error", "warning"]
 
@@ -115,6 +118,7 @@ class Output:
     cell: int
     line: int
     written_as: str | None = None  # the name the notebook passes to output(), when an instance maps it elsewhere
+    checks: tuple[OutputCheck, ...] = ()  # run inside the load, before it commits (docs/checks.md)
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,15 @@ class NotebookSpec:
     def output_names(self) -> dict[str, str]:
         """The name each output is written under in the sandbox → the table it loads into."""
         return {o.written_as or o.table: o.table for o in self.outputs}
+
+    @property
+    def output_checks(self) -> dict[str, tuple[OutputCheck, ...]]:
+        """Output table → its checks (the notebook's and its declaration's), for those that have any."""
+        found: dict[str, tuple[OutputCheck, ...]] = {}
+        for o in self.outputs:
+            if o.checks:
+                found[o.table] = found.get(o.table, ()) + o.checks
+        return found
 
     def parameter(self, name: str) -> Param | None:
         return next((p for p in self.parameters if p.name == name), None)

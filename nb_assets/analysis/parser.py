@@ -90,7 +90,7 @@ _PARSER_MODULES = (
     "nb_assets.spec", "nb_assets.sql.lineage", "nb_assets.sql.columns", "nb_assets.sql.syntax_hints",
     "nb_assets.sql.escape_hatches", "nb_assets.analysis.cell_ast", "nb_assets.analysis.checks", "nb_assets.analysis.rules",
     "nb_assets.inbox.contract", "nb_assets.analysis.parser",
-    "nb_assets.inbox.jupysql", "nb_assets.analysis.jupysql_cells",
+    "nb_assets.inbox.jupysql", "nb_assets.analysis.jupysql_cells", "nb_assets.inbox.checks", "nb_assets.analysis.output_checks",
 )
 
 
@@ -149,7 +149,7 @@ def _parse(path: str, content_hash: str, raw: bytes, dialect: str = "duckdb") ->
     findings: list[Finding] = list(_kernel_findings(metadata))
     parameters = tuple(_parameters(cells, findings))
     inputs = tuple(_sql_inputs(cells, parameters, findings, dialect))
-    outputs = tuple(_outputs(cells, findings))
+    outputs = tuple(_outputs(cells, findings, dialect))
     findings.extend(_contract_findings(cells, inputs, outputs))
     findings.extend(analyze(cells))
     return NotebookSpec(
@@ -328,7 +328,7 @@ def _assigned_names(cells: tuple[Cell, ...]) -> dict[int, set[str]]:
     return assigned
 
 
-def _outputs(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Output]:
+def _outputs(cells: tuple[Cell, ...], findings: list[Finding], dialect: str = "duckdb") -> Iterator[Output]:
     from nb_assets.analysis.cell_ast import index
     from nb_assets.analysis.checks import cell_trees  # the trees static analysis parses anyway
 
@@ -338,7 +338,7 @@ def _outputs(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Outpu
             if _is_output_call(node):
                 output = _output_of(node, cell, findings)
                 if output is not None:
-                    yield output
+                    yield output_with_checks(output, node, cell, findings, dialect)
 
 
 def _is_output_call(node: ast.Call) -> bool:
@@ -357,8 +357,11 @@ def _output_of(node: ast.Call, cell: Cell, findings: list[Finding]) -> Output | 
             cell.number, node.lineno,
         ))
         return None
-    if len(node.args) != 2 or node.keywords:
-        findings.append(Finding("output-call", "error", "call output(\"schema.table\", dataframe) with exactly two arguments", cell.number, node.lineno))
+    if len(node.args) not in (2, 3) or any(k.arg != "checks" for k in node.keywords):
+        findings.append(Finding(
+            "output-call", "error", "call output(\"schema.table\", dataframe) with two arguments, and optionally checks=[...]",
+            cell.number, node.lineno,
+        ))
     table = first.value
     if not TABLE_NAME.match(table):  # the runtime accepts exactly these names
         findings.append(Finding(
@@ -367,6 +370,14 @@ def _output_of(node: ast.Call, cell: Cell, findings: list[Finding]) -> Output | 
         ))
         return None
     return Output(table, cell.number, node.lineno)
+
+
+def output_with_checks(output: Output, node: ast.Call, cell: Cell, findings: list[Finding], dialect: str) -> Output:
+    """The output with the checks its call declares (analysis/output_checks.py reads them)."""
+    from nb_assets.analysis.output_checks import checks_of_call
+
+    checks = checks_of_call(node, output.table, cell, findings, dialect)
+    return Output(output.table, output.cell, output.line, checks=checks) if checks else output
 
 
 def _contract_findings(cells: tuple[Cell, ...], inputs: tuple[SqlInput, ...], outputs: tuple[Output, ...]) -> Iterator[Finding]:

@@ -117,6 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_one(args: argparse.Namespace) -> int:
     from nb_assets.analysis.parameters import cli_assignments, coerce_cli_value
+    from nb_assets.runs.check_report import check_lines
     from nb_assets.runs.output import record_lines, replaced_lines
 
     job = declared_job(args) if args.definitions else _ad_hoc_job(args)
@@ -151,7 +152,7 @@ def _run_one(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     elif run.status == "success":
-        lines = [success_line(run, summary, kind), *replaced_lines(summary.get("replaced") or [])]
+        lines = [success_line(run, summary, kind), *replaced_lines(summary.get("replaced") or []), *check_lines(run.check_outcomes)]
         print("\n".join(lines + record_lines(summary["executed_notebook"], summary["html"])))
     else:
         print(failure_text(args, run, summary), file=sys.stderr)
@@ -167,10 +168,11 @@ def success_line(run: Any, summary: dict[str, Any], kind: str) -> str:
 
 def failure_text(args: argparse.Namespace, run: Any, summary: dict[str, Any]) -> str:
     """What failed (the failing cell, marked source, trimmed traceback), the files kept, and the run id."""
+    from nb_assets.runs.check_report import check_lines
     from nb_assets.runs.output import details_line, failure_block, record_lines
 
     block = failure_block(run.spec.path, run.error, summary["executed_notebook"], run.folder.result_file)
-    lines = [f"nb-assets {args.command}: {run.error}", *(("", block, "") if block else ())]
+    lines = [f"nb-assets {args.command}: {run.error}", *(("", block, "") if block else ()), *check_lines(run.check_outcomes)]
     lines += record_lines(summary["executed_notebook"], summary["html"], summary["record"])
     lines.append(details_line(summary["run_id"], args.records))
     return "\n".join(lines)

@@ -93,8 +93,9 @@ def build_notebook_graph(
     for item in declared:
         deps = [table_keys[t] for t in item.spec.input_tables]
         specs = [translator.get_asset_spec(p, deps) for p in props[item.spec.name]]
+        checks = [c for p, s in zip(props[item.spec.name], specs) for c in translator.get_check_specs(p, s.key, table_keys)]
         gate = policy_gate(policy, declared, item) if policy else None
-        assets.append(_notebook_asset(item, props[item.spec.name], specs, gate))
+        assets.append(_notebook_asset(item, props[item.spec.name], specs, gate, checks))
     assets.extend(translator.get_asset_spec(p) for p in sources)
     triggered = any(d.decl.cron or d.decl.on_inputs_landed for d in declared)
     partitioned = {t: daily_partitions_def(p) for t, p in source_parts.items()}
@@ -115,6 +116,7 @@ def _notebook_asset(
     props: Sequence[AssetProps],
     specs: Sequence[dg.AssetSpec],
     gate: Gate | None,
+    check_specs: Sequence[dg.AssetCheckSpec] = (),
 ) -> dg.AssetsDefinition:
     decl, spec = item.decl, item.spec
     # The keys results are reported under are the specs' own keys: no second derivation.
@@ -126,7 +128,7 @@ def _notebook_asset(
     # notebook still runs whole, and the resource loads only the selected outputs.
     # A partitioned notebook takes one day per run, so a backfill is one run per day.
     @dg.multi_asset(
-        name=spec.name, specs=specs, can_subset=True, description=spec.description, partitions_def=partitions_def,
+        name=spec.name, specs=specs, check_specs=list(check_specs) or None, can_subset=True, description=spec.description, partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.multi_run(1) if partitions_def else None,
         config_schema=run_config_schema(spec, decl),
     )

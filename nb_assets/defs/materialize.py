@@ -148,6 +148,8 @@ def failure(run: NotebookRun, record: Mapping[str, Path]) -> dg.Failure:
         "notebook/sandbox": dg.MetadataValue.json(run.sandbox),
     }
     metadata.update(record_metadata(record))
+    if run.check_outcomes:  # which checks blocked, how many rows, up to 10 of them (the output's data: its zones)
+        metadata["notebook/output_checks"] = dg.MetadataValue.json([o.as_json() for o in run.check_outcomes])
     if context.cell is not None:
         metadata["notebook/failed_cell"] = context.cell
     if context.cell_source is not None:

@@ -43,12 +43,13 @@ class NotebookResource(dg.ConfigurableResource):
         keys: Mapping[str, dg.AssetKey],
         gate: Callable[[Any], dict[str, Any]] | None = None,
         overrides: Mapping[str, Any] | None = None,
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         """Run the notebook once: with the declared params, the run config's `overrides`,
         and for a partitioned notebook its partition's day as `ds`."""
         # The execution stack (duckdb, pyarrow, docker) loads here, inside a run,
         # not in every process that merely loads the definitions.
         from nb_assets.sandbox.choose import choose_sandbox
+        from nb_assets.defs.check_specs import check_results
         from nb_assets.defs.materialize import failure, materialize_results, refusal
         from nb_assets.runs.record import prewarm_html
         from nb_assets.runs.once import Refused, about_run, run_once
@@ -97,7 +98,16 @@ class NotebookResource(dg.ConfigurableResource):
                 if outcome.record_error is not None:
                     context.log.warning(f"{spec.path}: could not keep the refusal record at {run_dir}: {outcome.record_error}")
                 raise refusal(spec.path, outcome.error, outcome.parameters) from outcome.error
+            # The output checks ran inside the load (warehouse/checks.py): their results go to the Checks tab
+            # whether the load committed or a blocking check rolled it back.
+            checked = list(check_results(outcome.run.check_outcomes, selected, context.selected_asset_check_keys))
             if outcome.run.status != "success":
-                raise failure(outcome.run, outcome.record)
-            results = list(materialize_results(outcome.run, selected, outcome.record, outcome.facts))
+                stopped: dg.Failure | None = failure(outcome.run, outcome.record)
+                results: list[Any] = []
+            else:
+                stopped = None
+                results = list(materialize_results(outcome.run, selected, outcome.record, outcome.facts))
         yield from results
+        yield from checked
+        if stopped is not None:
+            raise stopped

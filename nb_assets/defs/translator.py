@@ -8,13 +8,14 @@ table to the key the translator gave that table, so keys cannot drift.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
 
 from nb_assets.defs import asset_defaults
 from nb_assets.defs.asset_defaults import AssetProps
+from nb_assets.defs.check_specs import default_check_specs
 
 
 class NotebookTranslator:
@@ -65,3 +66,7 @@ class NotebookTranslator:
 
     def get_partitions_def(self, props: AssetProps) -> dg.PartitionsDefinition | None:
         return asset_defaults.default_partitions_def(props)
+
+    def get_check_specs(self, props: AssetProps, key: dg.AssetKey, table_keys: Mapping[str, dg.AssetKey]) -> list[dg.AssetCheckSpec]:
+        """The output's checks as asset checks (defs/check_specs.py); `table_keys` keys the tables a check reads."""
+        return default_check_specs(props, key, table_keys)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nb_assets.inbox.checks import OutputCheck
 from nb_assets.sandbox.base import SandboxKind, SandboxLimits
 # Defined with the warehouse, which must not import the declarations; re-exported for FileDrop's users.
 from nb_assets.warehouse.base import LoadMode
@@ -65,6 +66,8 @@ class NotebookAsset:
         `output("mart.revenue", df)`.
     partitions: `DailyPartitions(...)`: one partition per day, its key given to the
         notebook as the `ds` parameter; each output replaces only that day's rows.
+    checks: output table → output checks (`unique("id")`, ... from nb_assets), run inside the
+        load before it commits, besides the notebook's own `output(..., checks=[...])` (docs/checks.md).
     instance: set by nb_assets.project.instances when it expands `instances`; not for users.
     declared_at: where the declaration was read, "declarations.yaml:12", so that every
         error about it names the file and line; set by load_declarations_yaml.
@@ -87,6 +90,7 @@ class NotebookAsset:
     instances: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
     partitions: DailyPartitions | None = None
+    checks: Mapping[str, Sequence[OutputCheck]] = field(default_factory=dict)
     instance: str | None = None
     declared_at: str | None = field(default=None, compare=False, repr=False)
 

@@ -29,7 +29,9 @@ from typing import Any, NoReturn
 
 import yaml
 
+from nb_assets.inbox.checks import OutputCheck
 from nb_assets.project.declaration import DailyPartitions, NotebookAsset, Reclassify
+from nb_assets.project.declaration_output_checks import check_as_yaml, checks_from_yaml
 from nb_assets.errors import DeclarationError
 from nb_assets.sandbox.base import SandboxLimits
 
@@ -140,6 +142,8 @@ def already_declared(decl: NotebookAsset, where: str) -> str:
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, OutputCheck):
+        return check_as_yaml(value)
     if isinstance(value, Reclassify):
         return {"zones": list(value.zones), "reason": value.reason}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -188,6 +192,11 @@ class _Reader:
                 value = self.reclassify(value_node, value)
             elif name == "partitions":
                 value = self.partitions(value_node, value)
+            elif name == "checks":
+                try:
+                    value = checks_from_yaml(value)
+                except ValueError as exc:
+                    self.fail(value_node, str(exc))
             kwargs[name] = value
         try:
             return NotebookAsset(**kwargs)

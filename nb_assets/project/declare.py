@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from nb_assets.sql.see_through import Catalog, see_through_all
+from nb_assets.project.declaration_output_checks import with_declared_checks
 from nb_assets.project.declaration import NotebookAsset, at
 from nb_assets.project.declaration_checks import declaration_problems
 from nb_assets.errors import DeclarationError, NbAssetsError, PolicyError
@@ -42,12 +43,21 @@ class DeclaredNotebook:
     decl: NotebookAsset
     spec: NotebookSpec
 
+    def check_reads(self) -> tuple[str, ...]:
+        """Tables the output checks read besides the notebook's own outputs (relationships' targets, sql's tables)."""
+        from nb_assets.analysis.output_checks import check_tables
+
+        checks = [c for cs in self.spec.output_checks.values() for c in cs]
+        return tuple(t for t in check_tables(checks) if t not in self.spec.output_tables) if checks else ()
+
     def flow(self) -> NotebookFlow:
         seen = self.spec.seen_through
         return NotebookFlow(
             name=self.spec.name,
             purpose=self.decl.purpose,
-            inputs=self.spec.named_relations,
+            # Tables its output checks read are inputs for the policy (docs/checks.md): the purpose must
+            # allow them, and their zones go with the failing rows a check samples into the output's metadata.
+            inputs=tuple(dict.fromkeys((*self.spec.named_relations, *self.check_reads()))),
             outputs=self.spec.output_tables,
             reclassify={t: (tuple(r.zones), r.reason) for t, r in self.decl.reclassify.items()},
             through=dict(seen.through) if seen is not None else {},
@@ -81,6 +91,9 @@ def declare_notebooks(
             spec = _with_allowances(spec, decl.allow)
             resolve_parameters(spec, decl.params, where)
             spec = instance_spec(spec, decl)
+            spec, check_problems = with_declared_checks(spec, decl.checks, where, dialect or dialect_of(warehouse),
+                                                        instance=decl.instance is not None)
+            problems.extend(at(decl, p) for p in check_problems)
         except NbAssetsError as exc:
             problems.append(at(decl, str(exc)))
             continue

@@ -116,7 +116,9 @@ def run_once(
         if forced is not None:  # all or nothing: a failed run replaced none of them
             about_kept["forced"] = True
             about_kept["replaced"] = [t.as_json() for t in forced if t.table in run.loaded_rows]
-        record = keep_record(run, {**collected, **about_kept}, html=html)
+        # What the output checks found, failing rows' samples included: the record is the run's own data.
+        checked = {"output_checks": [o.as_json() for o in run.check_outcomes]} if run.check_outcomes else {}
+        record = keep_record(run, {**collected, **about_kept, **checked}, html=html)
         yield RunOutcome(run, record, collected, about_kept)
     finally:
         discard_data(run.folder)  # Parquet copies can be large; the record stays

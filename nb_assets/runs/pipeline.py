@@ -29,6 +29,7 @@ from nb_assets.sandbox.base import RECORD_MB, RESULT_MAX_BYTES, RunFolder, Sandb
 from nb_assets.spec import NotebookSpec
 from nb_assets.sql.table_names import missing, no_such_table
 from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest, Warehouse
+from nb_assets.warehouse.checks import CheckOutcome, CheckRun
 from nb_assets.warehouse.files import validate_outputs
 
 Status = Literal["success", "failed"]
@@ -46,6 +47,7 @@ class NotebookRun:
     output_files: dict[str, Path] = field(default_factory=dict)
     sandbox: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
+    check_outcomes: tuple[CheckOutcome, ...] = ()  # what the output checks found inside the load (warehouse/checks.py)
 
     @property
     def executed_notebook(self) -> Path:
@@ -123,13 +125,17 @@ def run_pipeline(
         return finished(error)
     if result.refused:
         return finished(OutputValidationError(f"{spec.path}: outputs refused, nothing loaded: " + "; ".join(result.refused)))
+    # Checks run inside the load, after the write and before the commit (docs/checks.md).
+    checks = CheckRun(spec.output_checks) if spec.output_checks else None
+    audited: dict[str, Any] = {"checks": checks} if checks else {}  # a backend without checks keeps its old signature
     try:
         files = validate_outputs(spec.path, folder.output_dir, spec.output_names)
         chosen = files if load is None else {t: files[t] for t in load}
-        loaded = warehouse.load_partition(spec.path, chosen, partition) if partition else warehouse.load(spec.path, chosen)
+        loaded = (warehouse.load_partition(spec.path, chosen, partition, **audited) if partition
+                  else warehouse.load(spec.path, chosen, **audited))
     except NbAssetsError as exc:
-        return finished(exc)
-    return finished(None, loaded_rows=loaded, output_files=files)
+        return finished(exc, check_outcomes=tuple(checks.outcomes) if checks else ())
+    return finished(None, loaded_rows=loaded, output_files=files, check_outcomes=tuple(checks.outcomes) if checks else ())
 
 
 def refuse_missing_tables(spec: NotebookSpec, catalog: Catalog) -> None:

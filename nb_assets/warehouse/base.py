@@ -21,6 +21,7 @@ from nb_assets.warehouse.writer import Writer, comment_text
 
 if TYPE_CHECKING:
     from nb_assets.sql.see_through import Catalog
+    from nb_assets.warehouse.checks import CheckRun
 
 LoadMode = Literal["append", "replace"]  # how a landed file meets the table's rows (declaration.FileDrop, land)
 
@@ -59,12 +60,16 @@ class Warehouse(Protocol):
         snapshot before any query runs; whatever it raises refuses the fetch."""
         ...
 
-    def load(self, notebook: str, outputs: Mapping[str, Path]) -> dict[str, int]:
-        """Replace each table with its Parquet file, all or nothing; rows per table."""
+    def load(self, notebook: str, outputs: Mapping[str, Path], checks: CheckRun | None = None) -> dict[str, int]:
+        """Replace each table with its Parquet file, all or nothing; rows per table. `checks` run after
+        every table is written and before the commit; a blocking failure rolls it all back (OutputCheckError)."""
         ...
 
-    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
-        """Replace only the rows of `part.day` in each table, all or nothing; rows loaded per table."""
+    def load_partition(
+        self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad, checks: CheckRun | None = None,
+    ) -> dict[str, int]:
+        """Replace only the rows of `part.day` in each table, all or nothing; rows loaded per table; `checks` as load's,
+        on the day's rows only."""
         ...
 
     def describe(self, table: str) -> TableDescription | None:

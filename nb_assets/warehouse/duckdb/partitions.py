@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.warehouse.base import PartitionLoad, first_line, ident, quote_table
+from nb_assets.warehouse.duckdb.audit import audit_in_transaction
 from nb_assets.warehouse.files import check_partition_outputs
+
+if TYPE_CHECKING:
+    from nb_assets.warehouse.checks import CheckRun
 
 
 def replace_partition(con: duckdb.DuckDBPyConnection, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
@@ -44,7 +49,9 @@ def replace_partition(con: duckdb.DuckDBPyConnection, notebook: str, outputs: Ma
     return rows
 
 
-def load_partition(connect: object, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
+def load_partition(
+    connect: object, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad, checks: CheckRun | None = None,
+) -> dict[str, int]:
     """One write transaction around replace_partition; `connect` opens the warehouse for writing."""
     if not outputs:
         return {}
@@ -52,6 +59,7 @@ def load_partition(connect: object, notebook: str, outputs: Mapping[str, Path], 
         con.execute("BEGIN TRANSACTION")
         try:
             rows = replace_partition(con, notebook, outputs, part)
+            audit_in_transaction(con, notebook, checks, list(outputs), part)  # the day's rows only, before the commit
             con.execute("COMMIT")
         except OutputValidationError:
             con.execute("ROLLBACK")

@@ -25,10 +25,12 @@ import duckdb
 
 from nb_assets.warehouse.duckdb.catalog import open_duckdb_catalog, read_catalog
 from nb_assets.sql.see_through import Catalog
-from nb_assets.errors import WarehouseBusyError, WarehouseError
+from nb_assets.errors import OutputValidationError, WarehouseBusyError, WarehouseError
 from nb_assets.warehouse.base import (
     PartitionLoad, PrefetchRequest, TableDescription, engine_message, first_line, ident, quote_table, writer_comment,
 )
+from nb_assets.warehouse.checks import CheckRun
+from nb_assets.warehouse.duckdb.audit import audit_in_transaction
 from nb_assets.warehouse.files import write_parquet
 from nb_assets.warehouse.writer import Writer, writer_of
 
@@ -115,7 +117,7 @@ class DuckDBWarehouse:
                     ) from exc
         return rows
 
-    def load(self, notebook: str, outputs: Mapping[str, Path]) -> dict[str, int]:
+    def load(self, notebook: str, outputs: Mapping[str, Path], checks: CheckRun | None = None) -> dict[str, int]:
         if not outputs:
             return {}
         rows: dict[str, int] = {}
@@ -128,11 +130,21 @@ class DuckDBWarehouse:
                     con.execute(f"CREATE OR REPLACE TABLE {quote_table(table)} AS SELECT * FROM read_parquet($path)", {"path": str(path)})
                     con.execute(f"COMMENT ON TABLE {quote_table(table)} IS {writer_comment(notebook)}")
                     rows[table] = con.execute(f"SELECT count(*) FROM {quote_table(table)}").fetchone()[0]
+                audit_in_transaction(con, notebook, checks, list(outputs))  # written, audited, then published
                 con.execute("COMMIT")
+            except OutputValidationError:
+                con.execute("ROLLBACK")
+                raise
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
                 raise WarehouseError(f"{notebook}: loading outputs failed, nothing loaded: {engine_message(exc)}") from exc
         return rows
+
+    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad, checks: CheckRun | None = None) -> dict[str, int]:
+        """Replace only `part.day`'s rows of each table, all or nothing (warehouse_partitions)."""
+        from nb_assets.warehouse.duckdb.partitions import load_partition
+
+        return load_partition(self._connect, notebook, outputs, part, checks)
 
     def recorded_writers(self, tables: Sequence[str]) -> dict[str, Writer | None]:
         if not tables or not Path(self.path).exists():
@@ -140,12 +152,6 @@ class DuckDBWarehouse:
         with self._connect(read_only=True) as con:
             found = con.execute(_COMMENTS, {"names": [t.lower() for t in tables]}).fetchall()
         return {name: writer_of(comment) for name, comment in found}
-
-    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
-        """Replace only `part.day`'s rows of each table, all or nothing (warehouse_partitions)."""
-        from nb_assets.warehouse.duckdb.partitions import load_partition
-
-        return load_partition(self._connect, notebook, outputs, part)
 
     def scratch_copy(self, dest: Path) -> DuckDBWarehouse:
         """A consistent copy (tables, views, macros) to try a notebook against;

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.warehouse.postgres.driver import read_parquet_batches, server_message
 from nb_assets.warehouse.base import PartitionLoad, ident, quote_table, writer_comment
+from nb_assets.warehouse.checks import CheckRun, audit
 from nb_assets.warehouse.files import check_partition_outputs
 
 if TYPE_CHECKING:
@@ -68,7 +69,17 @@ def _stage(cur: Any, table: str, path: Path) -> str:
     return f"{ident(schema)}.{ident(stage)}"
 
 
-def load_tables(warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[str, Path]) -> dict[str, int]:
+def _audit(cur: Any, notebook: str, checks: CheckRun | None, tables: list[str], part: PartitionLoad | None = None) -> None:
+    """The load's checks (warehouse/checks.py) in its transaction: after the write, before the commit."""
+
+    def fetch(query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        cur.execute(query)
+        return [d[0] for d in cur.description or ()], cur.fetchall()
+
+    audit(fetch, notebook, checks, tables, partition_column=part.column if part else None, day=part.day if part else None)
+
+
+def load_tables(warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[str, Path], checks: CheckRun | None = None) -> dict[str, int]:
     if not outputs:
         return {}
     rows: dict[str, int] = {}
@@ -81,10 +92,13 @@ def load_tables(warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[st
             cur.execute(f"DROP TABLE IF EXISTS {quote_table(table)}")
             cur.execute(f"ALTER TABLE {ident(table.split('.')[0])}.{ident(stage_name(table))} RENAME TO {ident(table.split('.')[1])}")
             cur.execute(f"COMMENT ON TABLE {quote_table(table)} IS {writer_comment(notebook)}")
+        _audit(cur, notebook, checks, list(outputs))  # written, audited, then (leaving the block) published
     return rows
 
 
-def load_partition(warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
+def load_partition(
+    warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad, checks: CheckRun | None = None,
+) -> dict[str, int]:
     """Replace only `part.day`'s rows of each table, all or nothing."""
     if not outputs:
         return {}
@@ -114,6 +128,7 @@ def load_partition(warehouse: PostgresWarehouse, notebook: str, outputs: Mapping
                 cur.execute(f"INSERT INTO {quote_table(table)} ({columns}) SELECT {columns} FROM {staged}")
                 cur.execute(f"DROP TABLE {staged}")
             rows[table] = pq.ParquetFile(path).metadata.num_rows
+        _audit(cur, notebook, checks, list(outputs), part)  # the day's rows only, before the commit
     return rows
 
 

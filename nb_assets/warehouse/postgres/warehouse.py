@@ -31,6 +31,7 @@ from nb_assets.sql.params import ParamTranslationError, to_positional
 from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest, TableDescription, quote_table
 from nb_assets.warehouse.writer import Writer, writer_of
 from nb_assets.warehouse.files import write_parquet
+from nb_assets.warehouse.checks import CheckRun
 
 READER_ROLE = "nb_assets_reader"
 DIALECT = "postgres"
@@ -172,15 +173,15 @@ class PostgresWarehouse:
                 f"give read_dsn a role that can only SELECT, e.g. a member of pg_read_all_data"
             )
 
-    def load(self, notebook: str, outputs: Mapping[str, Path]) -> dict[str, int]:
+    def load(self, notebook: str, outputs: Mapping[str, Path], checks: CheckRun | None = None) -> dict[str, int]:
         from nb_assets.warehouse.postgres.load import load_tables
 
-        return load_tables(self, notebook, outputs)
+        return load_tables(self, notebook, outputs, checks)
 
-    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad) -> dict[str, int]:
+    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad, checks: CheckRun | None = None) -> dict[str, int]:
         from nb_assets.warehouse.postgres.load import load_partition
 
-        return load_partition(self, notebook, outputs, part)
+        return load_partition(self, notebook, outputs, part, checks)
 
     def scratch_copy(self, dest: Path) -> PostgresWarehouse:
         """For a trial run: the same database, whose loads run in full and are then
