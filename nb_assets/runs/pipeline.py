@@ -29,6 +29,7 @@ from nb_assets.sandbox.base import RECORD_MB, RESULT_MAX_BYTES, RunFolder, Sandb
 from nb_assets.spec import NotebookSpec
 from nb_assets.sql.table_names import missing, no_such_table
 from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest, Warehouse
+from nb_assets.warehouse.deadline import Deadline, RunBudget
 from nb_assets.warehouse.files import validate_outputs
 
 Status = Literal["success", "failed"]
@@ -77,6 +78,7 @@ def run_pipeline(
     """
     started = time.monotonic()
     limits = limits or SandboxLimits()
+    budget = RunBudget(limits.timeout_s, started)  # the host's stages count against the run's timeout (warehouse/deadline.py)
     parameters = runnable_parameters(spec, params or {})
     folder = RunFolder(Path(run_dir).resolve())
     seen = [spec]
@@ -105,7 +107,8 @@ def run_pipeline(
         )
 
     try:
-        input_rows = prefetch_inputs(spec, parameters, folder, warehouse, check)
+        input_rows = prefetch_inputs(spec, parameters, folder, warehouse, check,
+                                     deadline=budget.stage("prefetch", "prefetch_timeout", limits.prefetch_timeout))
     except (DeclarationError, PolicyError):
         raise  # refused: nothing fetched, no folder
     except NbAssetsError as exc:
@@ -126,7 +129,9 @@ def run_pipeline(
     try:
         files = validate_outputs(spec.path, folder.output_dir, spec.output_names)
         chosen = files if load is None else {t: files[t] for t in load}
-        loaded = warehouse.load_partition(spec.path, chosen, partition) if partition else warehouse.load(spec.path, chosen)
+        deadline = budget.stage("load", "load_timeout", limits.load_timeout, subs={"checks_timeout": limits.checks_timeout})
+        loaded = (warehouse.load_partition(spec.path, chosen, partition, deadline=deadline) if partition
+                  else warehouse.load(spec.path, chosen, deadline=deadline))
     except NbAssetsError as exc:
         return finished(exc)
     return finished(None, loaded_rows=loaded, output_files=files)
@@ -180,8 +185,9 @@ def prefetch_inputs(
     folder: RunFolder,
     warehouse: Warehouse,
     check: Callable[[Catalog | None], None] | None = None,
+    deadline: Deadline | None = None,
 ) -> dict[str, int]:
-    """Fetch every SQL input into the run's input folder, made only once `check` passed."""
+    """Fetch every SQL input into the run's input folder, made only once `check` passed, by `deadline`."""
 
     def checked(catalog: Catalog | None) -> None:
         if check is not None:
@@ -199,7 +205,7 @@ def prefetch_inputs(
         for i in spec.inputs
     ]
     if requests:
-        rows = warehouse.prefetch(spec.path, requests, checked)
+        rows = warehouse.prefetch(spec.path, requests, checked, deadline=deadline)
     else:
         checked(None)  # nothing to read: no catalog to see through
         rows = {}
