@@ -29,6 +29,7 @@ from nb_assets.sandbox.base import SandboxLimits
 from nb_assets.warehouse.base import PrefetchRequest
 from nb_assets.warehouse.deadline import Deadline, StageTimeoutError
 from support.cli import NB_ASSETS
+from support.paths import REPO
 from support.notebook_factory import RUNTIME, code, md, write_notebook
 from support.warehouses import pg_snapshot, warehouse_snapshot
 
@@ -113,6 +114,10 @@ def test_dagster_cuts_a_slow_duckdb_prefetch_and_the_run_fails_with_the_reason(t
     description = _step_failure(result)
     assert "slow.ipynb: cell 3: SQL input 'totals': the prefetch did not finish within its deadline of 3 s (prefetch_timeout 3 s)" in description
     assert warehouse_snapshot(warehouse) == before
+    # The manual's example of this message (docs/declaring-notebooks.md, "Limits") is this run's, word for word.
+    page = (REPO / "docs" / "declaring-notebooks.md").read_text()
+    documented = " ".join(page.split("```text\n", 1)[1].split("```", 1)[0].split())
+    assert documented.replace("notebooks/slow.ipynb", str((tmp_path / "slow.ipynb").resolve())) in " ".join(description.split())
     kept = json.loads(next((tmp_path / "records").rglob("run.json")).read_text())
     assert kept["error"]["kind"] == "stage-timeout", kept["error"]
 
