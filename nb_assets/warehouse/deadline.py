@@ -19,10 +19,12 @@ Output checks run inside the load's transaction, so they fall under the load's
 deadline; `deadline.sub("checks_timeout")` gives them their own, shorter one
 (never past the load's), to watch with the same cancel:
 
-    with deadline.watching(con.interrupt, f"loading {table}") as watch:
+    with deadline.watching(con.interrupt, notebook, "starting the transaction") as watch:
+        watch.at(f"loading {table}")       # what the message names if the deadline cuts it
         ...
-        with deadline.sub("checks_timeout").watching(con.interrupt, f"checks of {table}"):
-            run the checks on `con`
+        with deadline.sub("checks_timeout").watching(con.interrupt, notebook, f"checks of {table}"):
+            run the checks on `con`         # cut at checks_timeout, or at the load's deadline
+        deadline.check(notebook, "before the commit")
 
 No driver here: the backends hand in their own cancel.
 """
@@ -98,10 +100,13 @@ class Deadline:
             return Deadline(wanted, stage=stage, why=f"{limit} {wanted:g} s")
         return Deadline(max(left, 0.0), stage=stage, why=f"{limit} {wanted:g} s, cut to what was left of the {self.stage} ({self.why})")
 
-    def message(self, notebook: str, step: str) -> str:
+    def message(self, notebook: str, step: str, *, cancelled: bool = True) -> str:
+        """`cancelled`: a query was running and the engine was told to stop it (else the stage was still waiting)."""
         done = "nothing was fetched" if self.stage == "prefetch" else "the transaction was rolled back, nothing loaded"
-        return (f"{notebook}: {step}: the {self.stage} did not finish within its deadline of {self.seconds:.3g} s "
-                f"({self.why}); the query was cancelled in the warehouse and {done}")
+        if not cancelled:
+            done = "nothing was fetched" if self.stage == "prefetch" else "nothing loaded"
+        return (f"{notebook}: {step}: the {self.stage} did not finish within the deadline of {self.seconds:.3g} s "
+                f"({self.why}); " + ("the query was cancelled in the warehouse and " if cancelled else "") + done)
 
     def check(self, notebook: str, step: str) -> None:
         """Raise StageTimeoutError if the time is up (between statements, and before a commit)."""

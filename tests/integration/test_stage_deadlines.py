@@ -27,7 +27,7 @@ from nb_assets import NotebookAsset, NotebookResource, build_notebook_assets
 from nb_assets.defs.build import RESOURCE_KEY
 from nb_assets.sandbox.base import SandboxLimits
 from nb_assets.warehouse.base import PrefetchRequest
-from nb_assets.warehouse.deadline import Deadline, StageTimeoutError
+from nb_assets.warehouse.deadline import Deadline, RunBudget, StageTimeoutError
 from support.cli import NB_ASSETS
 from support.paths import REPO
 from support.notebook_factory import RUNTIME, code, md, write_notebook
@@ -101,7 +101,7 @@ def test_cli_cuts_a_slow_duckdb_prefetch_at_its_deadline(tmp_path: Path, warehou
     proc = _cli("run", str(nb), "--warehouse", str(warehouse), "--sandbox", "local", *flags, "--json", cwd=tmp_path)
     error = _failed_json(proc)
     assert error["kind"] == "stage-timeout" and error["cell"] == 3, error
-    assert error["message"].startswith(f"{nb}: cell 3: SQL input 'totals': the prefetch did not finish within its deadline")
+    assert error["message"].startswith(f"{nb}: cell 3: SQL input 'totals': the prefetch did not finish within the deadline")
     assert limit in error["message"]
     assert "the query was cancelled in the warehouse and nothing was fetched" in error["message"]
     assert warehouse_snapshot(warehouse) == before
@@ -112,7 +112,7 @@ def test_dagster_cuts_a_slow_duckdb_prefetch_and_the_run_fails_with_the_reason(t
     before = warehouse_snapshot(warehouse)
     result = _materialize(tmp_path, str(warehouse), SandboxLimits(prefetch_timeout=3))
     description = _step_failure(result)
-    assert "slow.ipynb: cell 3: SQL input 'totals': the prefetch did not finish within its deadline of 3 s (prefetch_timeout 3 s)" in description
+    assert "slow.ipynb: cell 3: SQL input 'totals': the prefetch did not finish within the deadline of 3 s (prefetch_timeout 3 s)" in description
     assert warehouse_snapshot(warehouse) == before
     # The manual's example of this message (docs/declaring-notebooks.md, "Limits") is this run's, word for word.
     page = (REPO / "docs" / "declaring-notebooks.md").read_text()
@@ -155,6 +155,42 @@ def test_a_duckdb_load_cut_midway_rolls_back_every_table(tmp_path: Path, warehou
     assert DuckDBWarehouse(warehouse).load(nb, {"mart.a": outputs["mart.a"]}) == {"mart.a": 1}
 
 
+def test_a_duckdb_stage_waiting_for_another_process_lock_ends_at_its_deadline(tmp_path: Path, warehouse: Path) -> None:
+    import sys
+
+    from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
+
+    holder = subprocess.Popen(  # another process writing the file: DuckDB's lock is the file's, per process
+        [sys.executable, "-c", f"import duckdb, sys; con = duckdb.connect({str(warehouse)!r}); print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        request = PrefetchRequest("orders", "SELECT * FROM raw.orders", {}, 2, tmp_path / "orders.parquet")
+        with pytest.raises(StageTimeoutError) as err:
+            DuckDBWarehouse(warehouse).prefetch("nb.ipynb", [request], deadline=Deadline(2, stage="prefetch", why="prefetch_timeout 2 s"))
+    finally:
+        holder.communicate("", timeout=BOUND_S)
+    assert str(err.value) == (f"nb.ipynb: waiting for the lock on {warehouse} (another process writes it): the prefetch did not "
+                              "finish within the deadline of 2 s (prefetch_timeout 2 s); nothing was fetched")
+
+
+def test_output_checks_inside_a_load_are_cut_at_their_own_deadline_and_the_load_goes_on(warehouse: Path) -> None:
+    """The API output checks use (deadline.py): a sub-deadline of the load's, on the load's own connection."""
+    load = RunBudget(600).stage("load", "load_timeout", 120, subs={"checks_timeout": 1})
+    with duckdb.connect(str(warehouse)) as con, load.watching(con.interrupt, "nb.ipynb", "loading mart.x"):
+        con.execute("BEGIN TRANSACTION")
+        with pytest.raises(StageTimeoutError) as err, \
+                load.sub("checks_timeout").watching(con.interrupt, "nb.ipynb", "checks of mart.x"):
+            con.execute(DUCK_SLOW).fetchall()
+        con.execute("ROLLBACK")
+        assert con.execute("SELECT count(*) FROM raw.orders").fetchone() == (20,)  # the load's connection still answers
+    assert str(err.value) == ("nb.ipynb: checks of mart.x: the output checks did not finish within the deadline of 1 s "
+                              "(checks_timeout 1 s); the query was cancelled in the warehouse and the transaction was rolled back, "
+                              "nothing loaded")
+    assert not load.expired
+
+
 # --- Postgres ---------------------------------------------------------------------------------
 
 
@@ -166,7 +202,7 @@ def test_postgres_prefetch_is_cancelled_by_the_host_not_by_the_servers_timeout(t
     deadline = Deadline(2, stage="prefetch", why="prefetch_timeout 2 s")
     with pytest.raises(StageTimeoutError) as err:
         PostgresWarehouse(pg_warehouse, statement_timeout_s=3600).prefetch("nb.ipynb", [request], deadline=deadline)
-    assert str(err.value) == ("nb.ipynb: cell 4: SQL input 'napping': the prefetch did not finish within its deadline of 2 s "
+    assert str(err.value) == ("nb.ipynb: cell 4: SQL input 'napping': the prefetch did not finish within the deadline of 2 s "
                               "(prefetch_timeout 2 s); the query was cancelled in the warehouse and nothing was fetched")
     assert err.value.cell == 4
     assert "canceling statement due to user request" in str(err.value.__cause__)  # the host's cancel, not statement_timeout
@@ -179,7 +215,7 @@ def test_cli_cuts_a_slow_postgres_prefetch_and_the_server_stops_the_query(tmp_pa
     proc = _cli("run", str(nb), "--warehouse", pg_warehouse, "--sandbox", "local", "--timeout", "6", "--json", cwd=tmp_path)
     error = _failed_json(proc)
     assert error["kind"] == "stage-timeout" and error["cell"] == 3, error
-    assert error["message"].startswith(f"{nb}: cell 3: SQL input 'totals': the prefetch did not finish within its deadline")
+    assert error["message"].startswith(f"{nb}: cell 3: SQL input 'totals': the prefetch did not finish within the deadline")
     assert "cut to what was left of the run's timeout_s 6 s" in error["message"]
     assert _wait_gone(pg_warehouse, "generate_series(1, 100000) c") == []
     assert pg_snapshot(pg_warehouse) == before
@@ -190,7 +226,7 @@ def test_dagster_cuts_a_slow_postgres_prefetch(tmp_path: Path, pg_warehouse: str
     before = pg_snapshot(pg_warehouse)
     result = _materialize(tmp_path, pg_warehouse, SandboxLimits(prefetch_timeout=3))
     description = _step_failure(result)
-    assert "slow.ipynb: cell 3: SQL input 'totals': the prefetch did not finish within its deadline of 3 s (prefetch_timeout 3 s)" in description
+    assert "slow.ipynb: cell 3: SQL input 'totals': the prefetch did not finish within the deadline of 3 s (prefetch_timeout 3 s)" in description
     assert _wait_gone(pg_warehouse, "generate_series(1, 100000) c") == []
     assert pg_snapshot(pg_warehouse) == before
 
@@ -228,7 +264,7 @@ def test_a_postgres_load_cut_midway_rolls_back_every_table(tmp_path: Path, pg_wa
             wh.load("nb", {"mart.a": files["mart.a2"], "mart.b": files["mart.b2"]}, deadline=deadline)
     finally:
         reader.close()
-    assert str(err.value) == ("nb: replacing the tables: the load did not finish within its deadline of 3 s (load_timeout 3 s); "
+    assert str(err.value) == ("nb: replacing the tables: the load did not finish within the deadline of 3 s (load_timeout 3 s); "
                               "the query was cancelled in the warehouse and the transaction was rolled back, nothing loaded")
     assert "canceling statement due to user request" in str(err.value.__cause__)
     assert pg_snapshot(pg_warehouse) == before  # mart.a as it was, no staging table left
@@ -251,7 +287,7 @@ def test_cli_cuts_a_postgres_load_that_waits_and_changes_nothing(tmp_path: Path,
         reader.close()
     error = _failed_json(proc)
     assert error["kind"] == "stage-timeout", error
-    assert error["message"] == (f"{nb}: replacing the tables: the load did not finish within its deadline of 3 s (load_timeout 3 s); "
+    assert error["message"] == (f"{nb}: replacing the tables: the load did not finish within the deadline of 3 s (load_timeout 3 s); "
                                 "the query was cancelled in the warehouse and the transaction was rolled back, nothing loaded")
     assert pg_snapshot(pg_warehouse) == before
 

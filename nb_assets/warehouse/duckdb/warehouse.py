@@ -30,7 +30,7 @@ from nb_assets.errors import WarehouseBusyError, WarehouseError
 from nb_assets.warehouse.base import (
     PartitionLoad, PrefetchRequest, TableDescription, engine_message, first_line, ident, quote_table, writer_comment,
 )
-from nb_assets.warehouse.deadline import Deadline
+from nb_assets.warehouse.deadline import Deadline, StageTimeoutError
 from nb_assets.warehouse.files import write_parquet
 from nb_assets.warehouse.writer import Writer, writer_of
 
@@ -81,6 +81,20 @@ def _lock_wait(deadline: Deadline) -> float:
     return max(0.0, min(_LOCK_WAIT_S, deadline.left()))
 
 
+@contextmanager
+def _connect_by(deadline: Deadline, notebook: str, path: str, *, read_only: bool,
+                config: Mapping[str, Any] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`connect`, its wait for another process's lock ending at the stage's deadline, and said so."""
+    try:
+        with connect(path, read_only=read_only, config=config, lock_wait_s=_lock_wait(deadline)) as con:
+            yield con
+    except WarehouseBusyError as exc:  # only opening raises it
+        if deadline.left() > 0:
+            raise
+        raise StageTimeoutError(deadline.message(notebook, f"waiting for the lock on {path} (another process writes it)",
+                                                 cancelled=False)) from exc
+
+
 class DuckDBWarehouse:
     """An embedded DuckDB file. Connections are short-lived so that several
     runs (Dagster's multiprocess executor) take turns on the file lock."""
@@ -105,7 +119,7 @@ class DuckDBWarehouse:
         rows: dict[str, int] = {}
         # No file or network access: a query can read warehouse tables and nothing else.
         config = {"enable_external_access": False, "lock_configuration": True}
-        with connect(self.path, read_only=True, config=config, lock_wait_s=_lock_wait(deadline)) as con, \
+        with _connect_by(deadline, notebook, self.path, read_only=True, config=config) as con, \
                 deadline.watching(con.interrupt, notebook, "reading the catalog") as watch:
             con.execute("BEGIN TRANSACTION")  # one snapshot: the catalog checked is the one the queries bind to
             if check is not None:
@@ -131,7 +145,7 @@ class DuckDBWarehouse:
             return {}
         deadline = deadline or Deadline.unlimited("load")
         rows: dict[str, int] = {}
-        with connect(self.path, read_only=False, lock_wait_s=_lock_wait(deadline)) as con, \
+        with _connect_by(deadline, notebook, self.path, read_only=False) as con, \
                 deadline.watching(con.interrupt, notebook, "starting the transaction") as watch:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -167,7 +181,7 @@ class DuckDBWarehouse:
         from nb_assets.warehouse.duckdb.partitions import load_partition
 
         deadline = deadline or Deadline.unlimited("load")
-        return load_partition(partial(connect, self.path, lock_wait_s=_lock_wait(deadline)), notebook, outputs, part, deadline)
+        return load_partition(partial(_connect_by, deadline, notebook, self.path), notebook, outputs, part, deadline)
 
     def scratch_copy(self, dest: Path) -> DuckDBWarehouse:
         """A consistent copy (tables, views, macros) to try a notebook against;

@@ -39,7 +39,7 @@ def test_a_run_with_nothing_left_refuses_the_stage_before_any_query() -> None:
     ran = threading.Event()
     with pytest.raises(StageTimeoutError) as err, deadline.watching(ran.set, "nb.ipynb", "loading mart.x"):
         pytest.fail("the block ran with no time left")
-    assert str(err.value).startswith("nb.ipynb: loading mart.x: the load did not finish within its deadline of 0 s")
+    assert str(err.value).startswith("nb.ipynb: loading mart.x: the load did not finish within the deadline of 0 s")
     assert "timeout_s 5 s" in str(err.value) and not ran.is_set()
     assert isinstance(err.value, WarehouseError) and err.value.kind == "stage-timeout"
 
@@ -64,7 +64,7 @@ def test_the_timer_cancels_the_running_work_and_the_error_names_the_step_and_cel
         raise OSError("canceling statement due to user request")
     assert deadline.expired and err.value.cell == 3
     assert str(err.value) == (
-        "nb.ipynb: cell 3: SQL input 'rows': the prefetch did not finish within its deadline of 0.2 s "
+        "nb.ipynb: cell 3: SQL input 'rows': the prefetch did not finish within the deadline of 0.2 s "
         "(prefetch_timeout 0.2 s); the query was cancelled in the warehouse and nothing was fetched"
     )
     assert isinstance(err.value.__cause__, OSError)
