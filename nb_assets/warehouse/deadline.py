@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 
 from nb_assets.errors import WarehouseError
 
+_CANCEL_WAIT_S = 30.0  # how long leaving a block waits for a cancel under way (a Postgres cancel is a connection)
+
 
 class StageTimeoutError(WarehouseError):
     """A host stage (prefetch, load, output checks) passed its deadline; its query was cancelled, nothing changed."""
@@ -119,7 +121,9 @@ class Deadline:
         """Call `cancel` when the deadline passes while the block runs; an error leaving the block
         after that is a StageTimeoutError naming `notebook` and the block's current `watch.step`."""
         watch = Watch(step, None)
-        self.check(notebook, step)  # nothing left: do not start
+        if self.left() <= 0:  # nothing left (the run's budget is spent): do not start
+            self._expired.set()
+            raise StageTimeoutError(self.message(notebook, step or "before it started", cancelled=False))
         timer = None
         if math.isfinite(self.ends):
             timer = threading.Timer(max(self.left(), 0.0), self._fire, (cancel,))
@@ -137,7 +141,7 @@ class Deadline:
             if timer is not None:
                 # If the timer is cancelling right now, wait: its cancel must not reach a later statement.
                 timer.cancel()
-                timer.join()
+                timer.join(_CANCEL_WAIT_S)
 
     def _fire(self, cancel: Callable[[], None]) -> None:
         self._expired.set()
