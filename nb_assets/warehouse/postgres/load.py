@@ -82,6 +82,7 @@ def load_tables(
     if not outputs:
         return {}
     rows: dict[str, int] = {}
+    deadline = deadline or Deadline.unlimited("load")  # output checks here take deadline.sub("checks_timeout")
     with _transaction(warehouse, notebook, "", deadline) as (cur, watch):
         for table, path in outputs.items():
             watch.at(f"loading {table}")
@@ -105,6 +106,7 @@ def load_partition(
     with duckdb.connect() as checker:  # in memory: reads only the run's own Parquet files
         check_partition_outputs(checker, notebook, outputs, part)
     rows: dict[str, int] = {}
+    deadline = deadline or Deadline.unlimited("load")
     with _transaction(warehouse, notebook, f"partition {part.day}: ", deadline) as (cur, watch):
         for table, path in outputs.items():
             watch.at(f"partition {part.day}: loading {table}")
