@@ -41,7 +41,7 @@ def execute_job(
     from nb_assets.warehouse.backends import open_warehouse
     from nb_assets.warehouse.base import PartitionLoad
 
-    limits = job.limits if args.timeout is None else replace(job.limits, timeout_s=args.timeout)
+    limits = limits_with_flags(job.limits, args)
     sandbox = choose_sandbox(job.sandbox)
     fallback = getattr(sandbox, "fallback_reason", None)
     if fallback:
@@ -60,6 +60,17 @@ def execute_job(
             raise outcome.error
         run, record = outcome.run, outcome.record
     return run, {**run_summary(run, outcome.about), "html": str(record["html"]) if "html" in record else None}, sandbox.kind
+
+
+# `nb-assets run` flags → the limit each overrides (backfill has --timeout only: getattr).
+LIMIT_FLAGS = {"timeout": "timeout_s", "prefetch_timeout": "prefetch_timeout", "load_timeout": "load_timeout",
+               "checks_timeout": "checks_timeout"}
+
+
+def limits_with_flags(limits: SandboxLimits, args: argparse.Namespace) -> SandboxLimits:
+    """The declared limits with the command line's on top."""
+    given = {limit: getattr(args, flag) for flag, limit in LIMIT_FLAGS.items() if getattr(args, flag, None) is not None}
+    return replace(limits, **given)
 
 
 @dataclass

@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--sandbox", choices=get_args(SandboxKind), default=None,
                      help="auto|docker|local (default: the declaration's, else auto)")
     run.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    run.add_argument("--prefetch-timeout", type=float, default=None, metavar="SECONDS",
+                     help="limit of the prefetch of SQL inputs (default: the declaration's, else 300), within --timeout")
+    run.add_argument("--load-timeout", type=float, default=None, metavar="SECONDS",
+                     help="limit of the load of outputs, checks included (default: the declaration's, else 300), within --timeout")
+    run.add_argument("--checks-timeout", type=float, default=None, metavar="SECONDS",
+                     help="limit of the output checks inside the load (default: the declaration's, else 120)")
     run.add_argument("--records", type=Path, default=Path(".nb_assets/runs"), help="where run records go")
     run.add_argument("--definitions", type=Path, default=None, metavar="FILE",
                      help="run the notebook as declared in this definitions file (allowances, params, "

@@ -206,7 +206,10 @@ class _Reader:
     def limits(self, node: yaml.Node, value: Any) -> SandboxLimits:
         if not isinstance(value, dict) or set(value) - _LIMIT_FIELDS:
             self.fail(node, f"limits: takes a mapping of {', '.join(sorted(_LIMIT_FIELDS))}")
-        return SandboxLimits(**value)
+        try:
+            return SandboxLimits(**value)
+        except ValueError as exc:
+            self.fail(node, str(exc))
 
     def partitions(self, node: yaml.Node, value: Any) -> DailyPartitions:
         if not isinstance(value, dict) or "start" not in value or set(value) - {"start", "column"}:

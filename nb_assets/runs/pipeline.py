@@ -30,6 +30,7 @@ from nb_assets.spec import NotebookSpec
 from nb_assets.sql.table_names import missing, no_such_table
 from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest, Warehouse
 from nb_assets.warehouse.checks import CheckOutcome, CheckRun
+from nb_assets.warehouse.deadline import Deadline, RunBudget
 from nb_assets.warehouse.files import validate_outputs
 
 Status = Literal["success", "failed"]
@@ -79,6 +80,7 @@ def run_pipeline(
     """
     started = time.monotonic()
     limits = limits or SandboxLimits()
+    budget = RunBudget(limits.timeout_s, started)  # the host's stages count against the run's timeout (warehouse/deadline.py)
     parameters = runnable_parameters(spec, params or {})
     folder = RunFolder(Path(run_dir).resolve())
     seen = [spec]
@@ -107,7 +109,8 @@ def run_pipeline(
         )
 
     try:
-        input_rows = prefetch_inputs(spec, parameters, folder, warehouse, check)
+        input_rows = prefetch_inputs(spec, parameters, folder, warehouse, check,
+                                     deadline=budget.stage("prefetch", "prefetch_timeout", limits.prefetch_timeout))
     except (DeclarationError, PolicyError):
         raise  # refused: nothing fetched, no folder
     except NbAssetsError as exc:
@@ -131,8 +134,9 @@ def run_pipeline(
     try:
         files = validate_outputs(spec.path, folder.output_dir, spec.output_names)
         chosen = files if load is None else {t: files[t] for t in load}
-        loaded = (warehouse.load_partition(spec.path, chosen, partition, **audited) if partition
-                  else warehouse.load(spec.path, chosen, **audited))
+        deadline = budget.stage("load", "load_timeout", limits.load_timeout, subs={"checks_timeout": limits.checks_timeout})
+        loaded = (warehouse.load_partition(spec.path, chosen, partition, deadline=deadline, **audited) if partition
+                  else warehouse.load(spec.path, chosen, deadline=deadline, **audited))
     except NbAssetsError as exc:
         return finished(exc, check_outcomes=tuple(checks.outcomes) if checks else ())
     return finished(None, loaded_rows=loaded, output_files=files, check_outcomes=tuple(checks.outcomes) if checks else ())
@@ -186,8 +190,9 @@ def prefetch_inputs(
     folder: RunFolder,
     warehouse: Warehouse,
     check: Callable[[Catalog | None], None] | None = None,
+    deadline: Deadline | None = None,
 ) -> dict[str, int]:
-    """Fetch every SQL input into the run's input folder, made only once `check` passed."""
+    """Fetch every SQL input into the run's input folder, made only once `check` passed, by `deadline`."""
 
     def checked(catalog: Catalog | None) -> None:
         if check is not None:
@@ -205,7 +210,7 @@ def prefetch_inputs(
         for i in spec.inputs
     ]
     if requests:
-        rows = warehouse.prefetch(spec.path, requests, checked)
+        rows = warehouse.prefetch(spec.path, requests, checked, deadline=deadline)
     else:
         checked(None)  # nothing to read: no catalog to see through
         rows = {}

@@ -26,7 +26,8 @@ SandboxKind = Literal["auto", "docker", "local"]  # auto: Docker when an engine 
 @dataclass(frozen=True)
 class SandboxLimits:
     """Resource limits. Docker enforces all of them; LocalSandbox the timeout
-    and, for the outputs folder, the size (see LocalSandbox)."""
+    and, for the outputs folder, the size (see LocalSandbox). `timeout_s` is
+    also the whole run's budget, which the host's stages count against."""
 
     timeout_s: float = 600.0
     memory_mb: int = 2048
@@ -36,6 +37,19 @@ class SandboxLimits:
     # The outputs folder. In Docker it is a tmpfs of this size, so what a
     # notebook writes there also counts against memory_mb until it is copied out.
     output_mb: int = 1024
+    # The host's own stages, in seconds (warehouse/deadline.py): each is cut at its
+    # limit or at what is left of timeout_s since the run began, whichever comes
+    # first, and its query is cancelled in the warehouse. The output checks run
+    # inside the load, so they are bounded by load_timeout too.
+    prefetch_timeout: float = 300.0
+    load_timeout: float = 300.0
+    checks_timeout: float = 120.0
+
+    def __post_init__(self) -> None:
+        for name in ("prefetch_timeout", "load_timeout", "checks_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"limits: {name} must be a number of seconds above 0, not {value!r}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

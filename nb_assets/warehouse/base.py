@@ -22,6 +22,7 @@ from nb_assets.warehouse.writer import Writer, comment_text
 if TYPE_CHECKING:
     from nb_assets.sql.see_through import Catalog
     from nb_assets.warehouse.checks import CheckRun
+    from nb_assets.warehouse.deadline import Deadline
 
 LoadMode = Literal["append", "replace"]  # how a landed file meets the table's rows (declaration.FileDrop, land)
 
@@ -52,24 +53,30 @@ class Warehouse(Protocol):
     path: str  # where messages and records say the warehouse is (a URL without its password)
 
     def prefetch(
-        self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None
+        self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None,
+        *, deadline: Deadline | None = None,
     ) -> dict[str, int]:
         """Run each query with bound params, write its result to `dest`; rows per input.
 
         `check` gets the catalog read on the same read-only connection and
-        snapshot before any query runs; whatever it raises refuses the fetch."""
+        snapshot before any query runs; whatever it raises refuses the fetch.
+        Past `deadline` the running query is cancelled in the engine (StageTimeoutError)."""
         ...
 
-    def load(self, notebook: str, outputs: Mapping[str, Path], checks: CheckRun | None = None) -> dict[str, int]:
+    def load(
+        self, notebook: str, outputs: Mapping[str, Path], checks: CheckRun | None = None, *, deadline: Deadline | None = None,
+    ) -> dict[str, int]:
         """Replace each table with its Parquet file, all or nothing; rows per table. `checks` run after
-        every table is written and before the commit; a blocking failure rolls it all back (OutputCheckError)."""
+        every table is written and before the commit; a blocking failure rolls it all back (OutputCheckError).
+        Past `deadline` the transaction is cancelled and rolled back (StageTimeoutError)."""
         ...
 
     def load_partition(
         self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad, checks: CheckRun | None = None,
+        *, deadline: Deadline | None = None,
     ) -> dict[str, int]:
         """Replace only the rows of `part.day` in each table, all or nothing; rows loaded per table; `checks` as load's,
-        on the day's rows only."""
+        on the day's rows only; `deadline` as load's."""
         ...
 
     def describe(self, table: str) -> TableDescription | None:

@@ -16,6 +16,7 @@ import duckdb
 
 from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.warehouse.base import PartitionLoad, first_line, ident, quote_table
+from nb_assets.warehouse.deadline import Deadline
 from nb_assets.warehouse.duckdb.audit import audit_in_transaction
 from nb_assets.warehouse.files import check_partition_outputs
 
@@ -51,15 +52,19 @@ def replace_partition(con: duckdb.DuckDBPyConnection, notebook: str, outputs: Ma
 
 def load_partition(
     connect: object, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad, checks: CheckRun | None = None,
+    deadline: Deadline | None = None,
 ) -> dict[str, int]:
-    """One write transaction around replace_partition; `connect` opens the warehouse for writing."""
+    """One write transaction around replace_partition, under `deadline`; `connect` opens the warehouse for writing."""
     if not outputs:
         return {}
-    with connect(read_only=False) as con:  # type: ignore[operator]
+    deadline = deadline or Deadline.unlimited("load")
+    with connect(read_only=False) as con, deadline.watching(con.interrupt, notebook, f"partition {part.day}") as watch:  # type: ignore[operator]
         con.execute("BEGIN TRANSACTION")
         try:
+            watch.at(f"partition {part.day}: loading {', '.join(outputs)}")
             rows = replace_partition(con, notebook, outputs, part)
-            audit_in_transaction(con, notebook, checks, list(outputs), part)  # the day's rows only, before the commit
+            audit_in_transaction(con, notebook, checks, list(outputs), part, deadline)  # the day's rows only, before the commit
+            deadline.check(notebook, f"partition {part.day}: before the commit")
             con.execute("COMMIT")
         except OutputValidationError:
             con.execute("ROLLBACK")
@@ -67,4 +72,7 @@ def load_partition(
         except duckdb.Error as exc:
             con.execute("ROLLBACK")
             raise WarehouseError(f"{notebook}: partition {part.day}: loading outputs failed, nothing loaded: {first_line(exc)}") from exc
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
     return rows

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from nb_assets.warehouse.base import (
     PartitionLoad, PrefetchRequest, TableDescription, engine_message, first_line, ident, quote_table, writer_comment,
 )
 from nb_assets.warehouse.checks import CheckRun
+from nb_assets.warehouse.deadline import Deadline, StageTimeoutError
 from nb_assets.warehouse.duckdb.audit import audit_in_transaction
 from nb_assets.warehouse.files import write_parquet
 from nb_assets.warehouse.writer import Writer, writer_of
@@ -76,6 +78,25 @@ def read_query(path: str | Path, query: str, namespace: Mapping[str, Any], *, lo
         return con.sql(query, params=params).to_arrow_table()
 
 
+def _lock_wait(deadline: Deadline) -> float:
+    """How long to wait for the file lock: the usual wait, never past the stage's deadline."""
+    return max(0.0, min(_LOCK_WAIT_S, deadline.left()))
+
+
+@contextmanager
+def _connect_by(deadline: Deadline, notebook: str, path: str, *, read_only: bool,
+                config: Mapping[str, Any] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`connect`, its wait for another process's lock ending at the stage's deadline, and said so."""
+    try:
+        with connect(path, read_only=read_only, config=config, lock_wait_s=_lock_wait(deadline)) as con:
+            yield con
+    except WarehouseBusyError as exc:  # only opening raises it
+        if deadline.left() > 0:
+            raise
+        raise StageTimeoutError(deadline.message(notebook, f"waiting for the lock on {path} (another process writes it)",
+                                                 cancelled=False)) from exc
+
+
 class DuckDBWarehouse:
     """An embedded DuckDB file. Connections are short-lived so that several
     runs (Dagster's multiprocess executor) take turns on the file lock."""
@@ -89,16 +110,19 @@ class DuckDBWarehouse:
             yield con
 
     def prefetch(
-        self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None
+        self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None,
+        *, deadline: Deadline | None = None,
     ) -> dict[str, int]:
         if not requests:
             return {}
         if not Path(self.path).exists():
             raise WarehouseError(f"{notebook}: warehouse {self.path} does not exist")
+        deadline = deadline or Deadline.unlimited("prefetch")
         rows: dict[str, int] = {}
         # No file or network access: a query can read warehouse tables and nothing else.
         config = {"enable_external_access": False, "lock_configuration": True}
-        with self._connect(read_only=True, config=config) as con:
+        with _connect_by(deadline, notebook, self.path, read_only=True, config=config) as con, \
+                deadline.watching(con.interrupt, notebook, "reading the catalog") as watch:
             con.execute("BEGIN TRANSACTION")  # one snapshot: the catalog checked is the one the queries bind to
             if check is not None:
                 try:
@@ -107,6 +131,7 @@ class DuckDBWarehouse:
                     raise WarehouseError(f"{notebook}: cannot read the catalog of {self.path}: {first_line(exc)}") from exc
                 check(catalog)
             for request in requests:
+                watch.at(f"cell {request.cell}: SQL input {request.name!r}", request.cell)
                 try:
                     reader = con.sql(request.query, params=dict(request.params)).to_arrow_reader(_BATCH_ROWS)
                     rows[request.name] = write_parquet(reader, request.dest)
@@ -117,20 +142,27 @@ class DuckDBWarehouse:
                     ) from exc
         return rows
 
-    def load(self, notebook: str, outputs: Mapping[str, Path], checks: CheckRun | None = None) -> dict[str, int]:
+    def load(
+        self, notebook: str, outputs: Mapping[str, Path], checks: CheckRun | None = None, *, deadline: Deadline | None = None,
+    ) -> dict[str, int]:
         if not outputs:
             return {}
+        deadline = deadline or Deadline.unlimited("load")
         rows: dict[str, int] = {}
-        with self._connect(read_only=False) as con:
+        with _connect_by(deadline, notebook, self.path, read_only=False) as con, \
+                deadline.watching(con.interrupt, notebook, "starting the transaction") as watch:
             con.execute("BEGIN TRANSACTION")
             try:
                 for table, path in outputs.items():
+                    watch.at(f"loading {table}")
                     schema = table.split(".")[0]
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
                     con.execute(f"CREATE OR REPLACE TABLE {quote_table(table)} AS SELECT * FROM read_parquet($path)", {"path": str(path)})
                     con.execute(f"COMMENT ON TABLE {quote_table(table)} IS {writer_comment(notebook)}")
                     rows[table] = con.execute(f"SELECT count(*) FROM {quote_table(table)}").fetchone()[0]
-                audit_in_transaction(con, notebook, checks, list(outputs))  # written, audited, then published
+                audit_in_transaction(con, notebook, checks, list(outputs), deadline=deadline)  # written, audited, then published
+                watch.at("committing")
+                deadline.check(notebook, "before the commit")  # past it, the commit would outlive the deadline
                 con.execute("COMMIT")
             except OutputValidationError:
                 con.execute("ROLLBACK")
@@ -138,13 +170,10 @@ class DuckDBWarehouse:
             except duckdb.Error as exc:
                 con.execute("ROLLBACK")
                 raise WarehouseError(f"{notebook}: loading outputs failed, nothing loaded: {engine_message(exc)}") from exc
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
         return rows
-
-    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad, checks: CheckRun | None = None) -> dict[str, int]:
-        """Replace only `part.day`'s rows of each table, all or nothing (warehouse_partitions)."""
-        from nb_assets.warehouse.duckdb.partitions import load_partition
-
-        return load_partition(self._connect, notebook, outputs, part, checks)
 
     def recorded_writers(self, tables: Sequence[str]) -> dict[str, Writer | None]:
         if not tables or not Path(self.path).exists():
@@ -152,6 +181,16 @@ class DuckDBWarehouse:
         with self._connect(read_only=True) as con:
             found = con.execute(_COMMENTS, {"names": [t.lower() for t in tables]}).fetchall()
         return {name: writer_of(comment) for name, comment in found}
+
+    def load_partition(
+        self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad, checks: CheckRun | None = None,
+        *, deadline: Deadline | None = None,
+    ) -> dict[str, int]:
+        """Replace only `part.day`'s rows of each table, all or nothing (warehouse_partitions)."""
+        from nb_assets.warehouse.duckdb.partitions import load_partition
+
+        deadline = deadline or Deadline.unlimited("load")
+        return load_partition(partial(_connect_by, deadline, notebook, self.path), notebook, outputs, part, checks, deadline)
 
     def scratch_copy(self, dest: Path) -> DuckDBWarehouse:
         """A consistent copy (tables, views, macros) to try a notebook against;

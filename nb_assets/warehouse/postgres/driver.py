@@ -20,6 +20,9 @@ import pyarrow as pa
 from nb_assets.errors import WarehouseError
 from nb_assets.locations import redact
 from nb_assets.warehouse.base import engine_message, ident
+from nb_assets.warehouse.deadline import Deadline
+
+_BACKSTOP_GRACE_S = 5.0  # the server's own timeout fires this long after the host's cancel should have
 
 
 def connect(dsn: str, *, autocommit: bool = False) -> Any:
@@ -62,6 +65,14 @@ def read_parquet_batches(path: Path) -> pa.RecordBatchReader:
         for f in dataset.schema
     }
     return dataset.scanner(columns=columns, batch_size=1 << 16).to_reader()
+
+
+def statement_timeout_ms(statement_timeout_s: float, deadline: Deadline | None) -> int:
+    """The server's own limit on each statement (`SET LOCAL statement_timeout`), a backstop behind the
+    host's cancel (warehouse/deadline.py; the session could reset it): `statement_timeout_s`, or a little
+    past the stage's deadline if that comes first."""
+    seconds = statement_timeout_s if deadline is None else min(statement_timeout_s, deadline.left() + _BACKSTOP_GRACE_S)
+    return max(1, int(seconds * 1000))  # 0 would mean no limit at all
 
 
 def server_message(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ as the DuckDB warehouse), then deletes and inserts only its day's rows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,9 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nb_assets.errors import OutputValidationError, WarehouseError
-from nb_assets.warehouse.postgres.driver import read_parquet_batches, server_message
+from nb_assets.warehouse.postgres.driver import read_parquet_batches, server_message, statement_timeout_ms
 from nb_assets.warehouse.base import PartitionLoad, ident, quote_table, writer_comment
 from nb_assets.warehouse.checks import CheckRun, audit
+from nb_assets.warehouse.deadline import Deadline, Watch
 from nb_assets.warehouse.files import check_partition_outputs
 
 if TYPE_CHECKING:
@@ -40,11 +42,17 @@ def stage_name(table: str) -> str:
 
 
 @contextmanager
-def _transaction(warehouse: PostgresWarehouse, notebook: str, what: str) -> Iterator[Any]:
-    """A write transaction: committed if the block ends normally (or rolled back on a trial), else rolled back."""
-    with warehouse.connect() as con, con.cursor() as cur:
+def _transaction(warehouse: PostgresWarehouse, notebook: str, what: str, deadline: Deadline | None) -> Iterator[tuple[Any, Watch]]:
+    """A write transaction under `deadline`: committed if the block ends normally (or rolled back on a trial),
+    else rolled back. The deadline cancels the running statement through the driver (deadline.py)."""
+    deadline = deadline or Deadline.unlimited("load")
+    with warehouse.connect() as con, con.cursor() as cur, \
+            deadline.watching(con.adbc_cancel, notebook, f"{what}starting the transaction") as watch:
         try:
-            yield cur
+            if math.isfinite(deadline.left()):  # a load without a deadline keeps the server's own setting
+                cur.execute(f"SET LOCAL statement_timeout = {statement_timeout_ms(math.inf, deadline)}")
+            yield cur, watch
+            deadline.check(notebook, f"{what}before the commit")  # past it, the commit would outlive the deadline
             con.rollback() if warehouse.rollback_loads else con.commit()
         except OutputValidationError:
             con.rollback()
@@ -69,35 +77,48 @@ def _stage(cur: Any, table: str, path: Path) -> str:
     return f"{ident(schema)}.{ident(stage)}"
 
 
-def _audit(cur: Any, notebook: str, checks: CheckRun | None, tables: list[str], part: PartitionLoad | None = None) -> None:
-    """The load's checks (warehouse/checks.py) in its transaction: after the write, before the commit."""
+def _audit(
+    cur: Any, notebook: str, checks: CheckRun | None, tables: list[str], deadline: Deadline, part: PartitionLoad | None = None,
+) -> None:
+    """The load's checks (warehouse/checks.py) in its transaction: after the write, before the commit,
+    under their own deadline (checks_timeout) inside the load's."""
+    if checks is None or not checks.for_tables(tables):
+        return
 
     def fetch(query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         cur.execute(query)
         return [d[0] for d in cur.description or ()], cur.fetchall()
 
-    audit(fetch, notebook, checks, tables, partition_column=part.column if part else None, day=part.day if part else None)
+    with deadline.sub("checks_timeout").watching(cur.adbc_cancel, notebook, f"the output checks of {', '.join(tables)}"):
+        audit(fetch, notebook, checks, tables, partition_column=part.column if part else None, day=part.day if part else None)
 
 
-def load_tables(warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[str, Path], checks: CheckRun | None = None) -> dict[str, int]:
+def load_tables(
+    warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[str, Path], checks: CheckRun | None = None,
+    deadline: Deadline | None = None,
+) -> dict[str, int]:
     if not outputs:
         return {}
     rows: dict[str, int] = {}
-    with _transaction(warehouse, notebook, "") as cur:
+    deadline = deadline or Deadline.unlimited("load")  # output checks here take deadline.sub("checks_timeout")
+    with _transaction(warehouse, notebook, "", deadline) as (cur, watch):
         for table, path in outputs.items():
+            watch.at(f"loading {table}")
             _missing_file(notebook, path)
             _stage(cur, table, path)
             rows[table] = pq.ParquetFile(path).metadata.num_rows
+        watch.at("replacing the tables")
         for table in outputs:  # the swap: only once every output is staged
             cur.execute(f"DROP TABLE IF EXISTS {quote_table(table)}")
             cur.execute(f"ALTER TABLE {ident(table.split('.')[0])}.{ident(stage_name(table))} RENAME TO {ident(table.split('.')[1])}")
             cur.execute(f"COMMENT ON TABLE {quote_table(table)} IS {writer_comment(notebook)}")
-        _audit(cur, notebook, checks, list(outputs))  # written, audited, then (leaving the block) published
+        _audit(cur, notebook, checks, list(outputs), deadline)  # written, audited, then (leaving the block) published
     return rows
 
 
 def load_partition(
     warehouse: PostgresWarehouse, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad, checks: CheckRun | None = None,
+    deadline: Deadline | None = None,
 ) -> dict[str, int]:
     """Replace only `part.day`'s rows of each table, all or nothing."""
     if not outputs:
@@ -105,8 +126,10 @@ def load_partition(
     with duckdb.connect() as checker:  # in memory: reads only the run's own Parquet files
         check_partition_outputs(checker, notebook, outputs, part)
     rows: dict[str, int] = {}
-    with _transaction(warehouse, notebook, f"partition {part.day}: ") as cur:
+    deadline = deadline or Deadline.unlimited("load")
+    with _transaction(warehouse, notebook, f"partition {part.day}: ", deadline) as (cur, watch):
         for table, path in outputs.items():
+            watch.at(f"partition {part.day}: loading {table}")
             _missing_file(notebook, path)
             schema, name = table.split(".")
             cur.execute(
@@ -128,7 +151,7 @@ def load_partition(
                 cur.execute(f"INSERT INTO {quote_table(table)} ({columns}) SELECT {columns} FROM {staged}")
                 cur.execute(f"DROP TABLE {staged}")
             rows[table] = pq.ParquetFile(path).metadata.num_rows
-        _audit(cur, notebook, checks, list(outputs), part)  # the day's rows only, before the commit
+        _audit(cur, notebook, checks, list(outputs), deadline, part)  # the day's rows only, before the commit
     return rows
 
 

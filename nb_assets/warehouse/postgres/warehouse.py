@@ -26,9 +26,10 @@ from nb_assets.sql.see_through import Catalog
 from nb_assets.errors import WarehouseError
 from nb_assets.locations import redact
 from nb_assets.warehouse.postgres.catalog import read_pg_catalog
-from nb_assets.warehouse.postgres.driver import server_message, with_user
+from nb_assets.warehouse.postgres.driver import server_message, statement_timeout_ms, with_user
 from nb_assets.sql.params import ParamTranslationError, to_positional
 from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest, TableDescription, quote_table
+from nb_assets.warehouse.deadline import Deadline
 from nb_assets.warehouse.writer import Writer, writer_of
 from nb_assets.warehouse.files import write_parquet
 from nb_assets.warehouse.checks import CheckRun
@@ -118,19 +119,23 @@ class PostgresWarehouse:
     # --- the seam --------------------------------------------------------------
 
     def prefetch(
-        self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None
+        self, notebook: str, requests: Sequence[PrefetchRequest], check: Callable[[Catalog], None] | None = None,
+        *, deadline: Deadline | None = None,
     ) -> dict[str, int]:
         if not requests:
             return {}
+        deadline = deadline or Deadline.unlimited("prefetch")
         rows: dict[str, int] = {}
-        with self.connect(read_only=True) as con, con.cursor() as cur:
+        with self.connect(read_only=True) as con, con.cursor() as cur, \
+                deadline.watching(con.adbc_cancel, notebook, "reading the catalog") as watch:
             try:
-                catalog = self._begin_read(notebook, cur, with_catalog=check is not None)
+                catalog = self._begin_read(notebook, cur, with_catalog=check is not None, deadline=deadline)
             except adbc.Error as exc:
                 raise WarehouseError(f"{notebook}: cannot read the catalog of {self.path}: {server_message(exc)}") from exc
             if check is not None and catalog is not None:
                 check(catalog)
             for request in requests:
+                watch.at(f"cell {request.cell}: SQL input {request.name!r}", request.cell)
                 try:
                     reader = _execute(cur, request)
                     rows[request.name] = write_parquet(reader, request.dest)
@@ -142,10 +147,10 @@ class PostgresWarehouse:
             con.rollback()
         return rows
 
-    def _begin_read(self, notebook: str, cur: Any, *, with_catalog: bool) -> Catalog | None:
+    def _begin_read(self, notebook: str, cur: Any, *, with_catalog: bool, deadline: Deadline | None = None) -> Catalog | None:
         """Start the reader's transaction: one snapshot for the catalog and every query; nothing it runs can write."""
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        cur.execute(f"SET LOCAL statement_timeout = {int(self.statement_timeout_s * 1000)}")
+        cur.execute(f"SET LOCAL statement_timeout = {statement_timeout_ms(self.statement_timeout_s, deadline)}")
         cur.execute("SET LOCAL search_path = ''")  # the catalog's view definitions come out qualified
         self._refuse_a_writer(notebook, cur)
         catalog = read_pg_catalog(cur, self.path) if with_catalog else None
@@ -173,15 +178,20 @@ class PostgresWarehouse:
                 f"give read_dsn a role that can only SELECT, e.g. a member of pg_read_all_data"
             )
 
-    def load(self, notebook: str, outputs: Mapping[str, Path], checks: CheckRun | None = None) -> dict[str, int]:
+    def load(
+        self, notebook: str, outputs: Mapping[str, Path], checks: CheckRun | None = None, *, deadline: Deadline | None = None,
+    ) -> dict[str, int]:
         from nb_assets.warehouse.postgres.load import load_tables
 
-        return load_tables(self, notebook, outputs, checks)
+        return load_tables(self, notebook, outputs, checks, deadline)
 
-    def load_partition(self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad, checks: CheckRun | None = None) -> dict[str, int]:
+    def load_partition(
+        self, notebook: str, outputs: Mapping[str, Path], part: PartitionLoad, checks: CheckRun | None = None,
+        *, deadline: Deadline | None = None,
+    ) -> dict[str, int]:
         from nb_assets.warehouse.postgres.load import load_partition
 
-        return load_partition(self, notebook, outputs, part, checks)
+        return load_partition(self, notebook, outputs, part, checks, deadline)
 
     def scratch_copy(self, dest: Path) -> PostgresWarehouse:
         """For a trial run: the same database, whose loads run in full and are then
