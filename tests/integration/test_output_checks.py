@@ -157,3 +157,23 @@ def test_a_sql_check_cannot_read_files_even_past_the_static_check(tmp_path: Path
     with pytest.raises(WarehouseError, match="could not run, nothing loaded"):
         open_warehouse(location).load("nb.ipynb", outputs, checks=run)
     assert "mart.x" not in warehouse_snapshot(Path(location))
+
+
+def test_a_slow_check_is_cancelled_at_checks_timeout_and_nothing_is_published(backend: Any, tmp_path: Path) -> None:
+    """The checks run under their own deadline inside the load's (warehouse/deadline.py): a check that
+    would run for hours is cancelled in the engine at checks_timeout, and the load rolls back."""
+    from nb_assets.warehouse.deadline import RunBudget, StageTimeoutError
+
+    location, snapshot = backend
+    before = snapshot()
+    many = list(range(3000))  # 3000^4 rows to look at: far longer than any test
+    outputs = _outputs(tmp_path, many, [1] * len(many), ["paid"] * len(many))
+    endless = ("hash(a.order_id, b.order_id, c.order_id, d.order_id) = 0" if not location.startswith("postgresql")
+               else "md5(a.order_id::text || b.order_id::text || c.order_id::text || d.order_id::text) = ''")
+    slow = sql(f"SELECT a.order_id FROM mart.orders a, mart.orders b, mart.orders c, mart.orders d WHERE {endless}", name="endless")
+    deadline = RunBudget(600).stage("load", "load_timeout", 300, subs={"checks_timeout": 2})
+    with pytest.raises(StageTimeoutError) as raised:
+        open_warehouse(location).load("nb.ipynb", outputs, checks=CheckRun({"mart.orders": (slow,)}), deadline=deadline)
+    message = str(raised.value)
+    assert "nb.ipynb" in message and "output checks" in message and "checks_timeout 2 s" in message, message
+    assert snapshot() == before
