@@ -65,6 +65,9 @@ class NotebookAsset:
         `output("mart.revenue", df)`.
     partitions: `DailyPartitions(...)`: one partition per day, its key given to the
         notebook as the `ds` parameter; each output replaces only that day's rows.
+    freshness: how fresh the outputs must be: a maximum age ("26h") or a daily deadline
+        ("by 07:00 Europe/Berlin"); a stale notebook's owners are told once, and again
+        when it is fresh (project/freshness.py, defs/freshness_sensor.py).
     instance: set by nb_assets.project.instances when it expands `instances`; not for users.
     declared_at: where the declaration was read, "declarations.yaml:12", so that every
         error about it names the file and line; set by load_declarations_yaml.
@@ -87,6 +90,7 @@ class NotebookAsset:
     instances: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
     partitions: DailyPartitions | None = None
+    freshness: str | None = None
     instance: str | None = None
     declared_at: str | None = field(default=None, compare=False, repr=False)
 
