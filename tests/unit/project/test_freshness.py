@@ -157,3 +157,26 @@ def test_dagster_gets_the_same_rule_as_its_own_freshness_policy() -> None:
     assert spec.freshness_policy == window
     translators = dg.AssetSpec("x", freshness_policy=dg.FreshnessPolicy.time_window(timedelta(hours=1)))
     assert with_freshness(translators, "26h").freshness_policy.fail_window.to_timedelta() == timedelta(hours=1)
+
+
+def test_the_manuals_examples_of_status_lines_and_a_refusal_are_what_the_code_says() -> None:
+    """docs/freshness.md shows output; these are the facts behind it, judged by the code."""
+    page = Path(__file__).resolve().parents[3] / "docs" / "freshness.md"
+    blocks = page.read_text().split("```text\n")[1:]
+    refusal, lines = (b.split("```")[0].strip() for b in blocks)
+
+    utc = timezone.utc
+    traffic = LastRun("3f2a9c1e-5b7d-4e0f-9a1b-2c3d4e5f6a7b", "success", at(2026, 12, 7, 5, 0, 40, tz=utc), at(2026, 12, 7, 5, 1, 12, tz=utc))
+    orders = LastRun("8b0d4e21-9c8b-4a7f-8e6d-5c4b3a291807", "success", at(2026, 12, 6, 9, 13, 40, tz=utc), at(2026, 12, 6, 9, 14, 3, tz=utc))
+    now = at(2026, 12, 7, 12, 0, tz=utc)
+    shown = [
+        notebook_status(facts(name="daily_traffic", inputs=("raw.web_events",), freshness=parse_freshness("by 07:00 Europe/Amsterdam"),
+                              last_run=traffic, last_success=traffic, input_updates={"raw.web_events": at(2026, 12, 7, 9, 2, tz=utc)}), now),
+        notebook_status(facts(name="clean_orders", inputs=("raw.orders",), freshness=parse_freshness("26h"), last_run=orders,
+                              last_success=orders, input_updates={"raw.orders": at(2026, 12, 6, 9, 12, 58, tz=utc)}), now),
+    ]
+    assert [s.line() for s in shown] == lines.splitlines()
+
+    with pytest.raises(FreshnessError) as err:
+        parse_freshness("26 hours")
+    assert refusal.endswith(f"notebooks/big_orders.ipynb: {err.value}")
