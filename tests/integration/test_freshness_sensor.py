@@ -177,3 +177,26 @@ def test_without_a_rule_or_notifications_there_is_no_freshness_sensor(tmp_path: 
     with pytest.raises(DeclarationError, match=r"daily.ipynb: freshness='by 7' is not a freshness rule"):
         notebook_definitions([NotebookAsset("daily.ipynb", freshness="by 7")], warehouse=tmp_path / "warehouse.duckdb",
                              base_dir=tmp_path)
+
+
+def test_the_context_pane_shows_the_status_line_of_its_notebook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nb_assets.jupyter.context_pane import notebook_context, render_html, render_text
+
+    write_project(tmp_path)
+    (tmp_path / "definitions.py").write_text(DEFINITIONS.replace('freshness="1m"', 'freshness="26h"'))  # no clock race
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    ran = subprocess.run([sys.executable, "-m", "nb_assets.cli", "run", "daily.ipynb", "--definitions", "definitions.py",
+                          "--sandbox", "local"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    context = notebook_context(tmp_path / "daily.ipynb")
+    assert context.status is not None and context.status.startswith("daily: last run success ")
+    assert "fresh until" in context.status and "(26h)" in context.status
+    assert "waiting for: input raw.orders: not landed since the last run started at" in context.status
+    assert f"status: {context.status}" in render_text(context)
+    assert "<th style='text-align:left;padding-right:1em'>status</th>" in render_html(context)
+    # The CLI says the same of it, in a fresh interpreter that loads no Dagster.
+    probe = ("import sys\nfrom nb_assets.cli.main import main\nrc = main(['status'])\n"
+             "print('DAGSTER' if any(m.startswith('dagster') for m in sys.modules) else 'NO-DAGSTER')\n")
+    status = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert status.stdout.splitlines()[0] == context.status.split(" (landing log")[0]
+    assert status.stdout.splitlines()[-1] == "NO-DAGSTER"
