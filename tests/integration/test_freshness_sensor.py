@@ -3,8 +3,8 @@ sandbox, DuckDB) and real SMTP and webhook servers on loopback; and `nb-assets s
 context pane on the same facts.
 
 A notebook that never ran is judged from when the sensor began watching it, which its
-cursor carries: a cursor saying "watching since two minutes ago" stands in for two minutes
-of waiting on a one-minute rule.
+cursor carries: a cursor saying "watching since 27 hours ago" stands in for 27 hours of
+waiting on a 26-hour rule, and leaves no race with the clock.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from nb_assets.defs.freshness_sensor import SENSOR_NAME
 from nb_assets.errors import DeclarationError
 
 OWNERS = ["a@example.com", "team:ops"]
+WATCHED_FOR_S = 27 * 3600  # the sensor "began watching" a never-run notebook 27 hours ago: past its 26h rule
 DEFINITIONS = '''\
 from pathlib import Path
 from nb_assets import NotebookAsset, notebook_definitions
@@ -94,20 +95,20 @@ def project(tmp_path: Path) -> Iterator[Project]:
             ui_base_url="http://dagster.example.invalid:3000", interval_s=1, backoff_s=0.05,
         )
         defs = notebook_definitions(
-            [NotebookAsset("daily.ipynb", owners=OWNERS, freshness="1m"), NotebookAsset("weekly.ipynb", owners=["a@example.com"])],
+            [NotebookAsset("daily.ipynb", owners=OWNERS, freshness="26h"), NotebookAsset("weekly.ipynb", owners=["a@example.com"])],
             warehouse=root / "warehouse.duckdb", base_dir=root, sandbox="local", notifications=notifications,
         )
         yield Project(root, instance, defs, smtp, hook)
 
 
 def test_one_stale_notice_per_episode_through_lost_cursors_and_one_recovery(project: Project) -> None:
-    two_minutes_ago = json.dumps({"since": {"daily": time.time() - 120}})
-    first = project.tick(two_minutes_ago)
+    watched_long_ago = json.dumps({"since": {"daily": time.time() - WATCHED_FOR_S}})
+    first = project.tick(watched_long_ago)
     [stale] = project.notices("is stale")
     assert "- input raw.orders: never landed" in stale.body and "Last materialized: never" in stale.body
     assert "In Dagster:" in stale.body and "/assets/mart/daily" in stale.body
     [posted] = project.hook.received
-    assert posted["text"].startswith("daily is stale: not materialized within the last 1m")
+    assert posted["text"].startswith("daily is stale: not materialized within the last 1d 2h")
     state = json.loads(first.cursor)
     assert list(state["open"]) == ["daily"] and "weekly" not in state["since"]  # weekly has no rule
 
@@ -134,7 +135,7 @@ def test_one_stale_notice_per_episode_through_lost_cursors_and_one_recovery(proj
 
 def test_a_failed_run_is_named_in_the_notice_and_in_status(project: Project) -> None:
     assert project.materialize(fail=True).success is False
-    result = project.tick(json.dumps({"since": {"daily": time.time() - 120}}))
+    result = project.tick(json.dumps({"since": {"daily": time.time() - WATCHED_FOR_S}}))
     [stale] = project.notices("is stale")
     assert "failed at" in stale.body and "ValueError: the feed is late" in stale.body, stale.body
     status = subprocess.run([sys.executable, "-m", "nb_assets.cli", "status", "--json", "--records",
