@@ -183,7 +183,12 @@ def test_an_input_that_never_lands_makes_one_stale_notice_and_its_landing_one_re
         assert fresh.message["X-NB-Assets-Run"] == f"{stale.message['X-NB-Assets-Run']}-recovered"
         assert "Fresh again at:" in fresh.body
         assert len(mails(smtp, "is stale")) == 1  # still one stale notice for the one episode
-        runs = [r.dagster_run for r in instance.get_run_records() if r.dagster_run.run_id != first.run_id]
+        # The run record says success once the load committed; Dagster ends the run a moment later.
+        def later_runs() -> list[dg.DagsterRun]:
+            return [r.dagster_run for r in instance.get_run_records() if r.dagster_run.run_id != first.run_id]
+
+        wait_for("the landing's run to end", lambda: all(r.is_finished for r in later_runs()), daemon, RUN_TIMEOUT_S)
+        runs = later_runs()
         assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS]  # the landing ran it, and it succeeded
         assert len(smtp.to(OWNER)) == 2
         daemon.stop()
