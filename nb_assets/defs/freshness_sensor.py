@@ -91,12 +91,15 @@ def freshness_notification_sensor(
         queued = 0
         try:
             now = time.time()
-            for name in rules:
-                state["since"].setdefault(name, now)
             root = Path(records_dir) if records_dir else storage / "nb_assets"
+            status = project_status(notebooks, [root], warehouse, now=now, watched_since=state["since"])
+            for item in status.notebooks:  # the clock of one that never materialized starts when first seen
+                if item.name in rules and item.last_success_at is None:
+                    state["since"].setdefault(item.name, now)
+                else:
+                    state["since"].pop(item.name, None)  # it runs from its materializations now
             if read_watch([root]) != state["since"]:  # `nb-assets status` judges from the same moment
                 write_watch(root, state["since"])
-            status = project_status(notebooks, [root], warehouse, now=now, watched_since=state["since"])
             if status.landings_problem:
                 context.log.warning(f"nb-assets freshness: the landing log cannot be read now ({status.landings_problem})")
             for item in status.notebooks:
@@ -138,8 +141,8 @@ def _episode(
         ledger.add(episode, [_notice(item, rule, notifications, asset_path, outputs, episode, recovered=False)], item.stale_from or now)
         state["open"][name] = episode
         queued += 1
-    if item.last_success_at is not None:
-        state["since"].pop(name, None)  # the clock runs from its materializations now
+    if not item.stale:
+        state["deferred"].pop(name, None)
     return queued
 
 
