@@ -23,7 +23,7 @@ from typing import Any
 from nb_assets.errors import LandingError, NbAssetsError
 from nb_assets.project.freshness import parse_freshness
 from nb_assets.project.freshness_status import LastRun, NotebookFacts, NotebookStatus, notebook_status
-from nb_assets.runs.history import RunRecord, find_runs
+from nb_assets.runs.history import RunRecord
 
 ALL_LANDINGS = 2**62  # latest_landings' bound: every id
 # Beside the run records the freshness sensor keeps when it started watching notebooks that
@@ -72,8 +72,7 @@ def project_status(
     now = time.time() if now is None else now
     if watched_since is None:
         watched_since = read_watch(record_roots)
-    runs = _runs_by_notebook(record_roots, {n.name for n in notebooks})
-    last_success = {name: next((r for r in rs if r.status == "success"), None) for name, rs in runs.items()}
+    latest, last_success = _runs_by_notebook(record_roots, {n.name for n in notebooks})
     writers = {t: n.name for n in notebooks for t in n.outputs}
     landed, problem = source_landings(warehouse, {t for n in notebooks for t in n.inputs if t not in writers})
     statuses = []
@@ -88,7 +87,7 @@ def project_status(
         facts = NotebookFacts(
             name=n.name, path=n.path, owners=n.owners, trigger=n.trigger, inputs=n.inputs,
             freshness=parse_freshness(n.freshness) if n.freshness else None,
-            last_run=(runs.get(n.name) or [None])[0], last_success=last_success.get(n.name),
+            last_run=latest.get(n.name), last_success=last_success.get(n.name),
             input_updates=updates, watched_since=(watched_since or {}).get(n.name, now),
         )
         statuses.append(notebook_status(facts, now))
@@ -103,12 +102,58 @@ def last_run(record: RunRecord) -> LastRun:
     return LastRun(record.run_id, record.status, started, started + (record.duration_s or 0.0), first)
 
 
-def _runs_by_notebook(roots: Sequence[Path], names: set[str]) -> dict[str, list[LastRun]]:
-    """Each notebook's runs, newest first (one record folder per notebook name)."""
-    found: dict[str, list[LastRun]] = {}
+def _runs_by_notebook(roots: Sequence[Path], names: set[str]) -> tuple[dict[str, LastRun | None], dict[str, LastRun | None]]:
+    """Each notebook's latest run and latest successful run.
+
+    Records pile up (one per run, kept), and the sensor asks every tick: so the
+    run.json files are read newest first (by when they were written, at the
+    run's end) and reading stops at the first success, instead of parsing
+    every record as `nb-assets runs` does."""
+    latest: dict[str, LastRun | None] = {}
+    success: dict[str, LastRun | None] = {}
     for name in names:
-        records = find_runs(roots, name)
-        found[name] = sorted((last_run(r) for r in records), key=lambda r: r.started_at, reverse=True)
+        files = [found for root in roots for found in _summaries(Path(root) / name)]
+        latest[name] = success[name] = None
+        for _, path in sorted(files, reverse=True):
+            record = read_record(path, name)
+            if record is None:
+                continue
+            run = last_run(record)
+            if latest[name] is None or run.started_at > latest[name].started_at:  # type: ignore[union-attr]
+                latest[name] = run
+            if run.status == "success":
+                success[name] = run
+                break
+    return latest, success
+
+
+def _summaries(folder: Path) -> list[tuple[float, Path]]:
+    """(mtime, run.json) of every record in a notebook's folder: Dagster's `<run_id>/record/`
+    and `nb-assets run`'s `<time>/<n>/record/` (a directory scan, not a recursive glob:
+    a record folder holds the executed notebook and its inputs, which need not be walked)."""
+    found: list[tuple[float, Path]] = []
+
+    def take(run_dir: str) -> bool:
+        path = os.path.join(run_dir, "record", "run.json")
+        try:
+            found.append((os.stat(path).st_mtime, Path(path)))
+            return True
+        except OSError:
+            return False
+
+    try:
+        entries = [e.path for e in os.scandir(folder) if e.is_dir()]
+    except OSError:
+        return found
+    for entry in entries:
+        if take(entry):
+            continue
+        try:
+            nested = [e.path for e in os.scandir(entry) if e.is_dir()]
+        except OSError:
+            continue
+        for run_dir in nested:
+            take(run_dir)
     return found
 
 
@@ -153,3 +198,18 @@ def write_watch(root: Path, since: Mapping[str, float]) -> None:
     temp = root / f".{WATCH_FILE}.{os.getpid()}.tmp"
     temp.write_text(json.dumps(dict(since), sort_keys=True), encoding="utf-8")
     os.replace(temp, root / WATCH_FILE)
+
+
+def read_record(summary_file: Path, notebook: str) -> RunRecord | None:
+    """One run.json as runs/history.py reads it (None if unreadable): the run id from the
+    summary, else Dagster's record folder name, which is the run id."""
+    try:
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(summary, dict):
+        return None
+    run_id = summary.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
+        run_id = summary_file.parent.parent.name
+    return RunRecord(run_id, notebook, summary_file.parent, summary)
