@@ -138,7 +138,8 @@ def _episode(
             state["deferred"][name] = deferred + 1
             return queued
         state["deferred"].pop(name, None)
-        ledger.add(episode, [_notice(item, rule, notifications, asset_path, outputs, episode, recovered=False)], item.stale_from or now)
+        # Queued now: give_up_after_s counts from here, not from a staleness that began before the sensor ran.
+        ledger.add(episode, [_notice(item, rule, notifications, asset_path, outputs, episode, recovered=False)], now)
         state["open"][name] = episode
         queued += 1
     if not item.stale:

@@ -201,3 +201,11 @@ def test_the_context_pane_shows_the_status_line_of_its_notebook(tmp_path: Path, 
     status = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert status.stdout.splitlines()[0] == context.status.split(" (landing log")[0]
     assert status.stdout.splitlines()[-1] == "NO-DAGSTER"
+
+
+def test_a_notebook_stale_since_long_before_the_sensor_ran_is_still_told(project: Project) -> None:
+    """The delivery's give-up time (a day) counts from when the notice was queued, not from when the
+    rule was first missed: a sensor deployed on a project stale for a month still tells its owners."""
+    project.tick(json.dumps({"since": {"daily": time.time() - 30 * 86400}}))
+    [stale] = project.notices("is stale")
+    assert "Stale since:" in stale.body and len(project.hook.received) == 1
