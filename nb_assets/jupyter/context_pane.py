@@ -169,7 +169,10 @@ def _status_line(project: ProjectView, item: Any, warehouse: str | None, roots: 
     from nb_assets.runs.status import project_status, watched
 
     everyone = watched(project.declared)  # the other notebooks say when the tables it reads were written
-    status = project_status(everyone, roots, warehouse)
+    try:
+        status = project_status(everyone, roots, warehouse)
+    except (OSError, ValueError) as exc:  # an unreadable record folder: the rest of the pane still shows
+        return f"status unknown: {exc}"
     line = next((n.line() for n in status.notebooks if n.name == item.spec.name), None)
     if line and status.landings_problem:
         line += f" (landing log unreadable: {status.landings_problem})"
