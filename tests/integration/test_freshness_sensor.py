@@ -209,3 +209,18 @@ def test_a_notebook_stale_since_long_before_the_sensor_ran_is_still_told(project
     project.tick(json.dumps({"since": {"daily": time.time() - 30 * 86400}}))
     [stale] = project.notices("is stale")
     assert "Stale since:" in stale.body and len(project.hook.received) == 1
+
+
+def test_on_postgres_status_reads_when_each_source_last_landed(pg_warehouse: str) -> None:
+    """The landing log is read through the one chooser, so a Postgres warehouse answers the same."""
+    from nb_assets.runs.status import Watched, project_status, source_landings
+    from nb_assets.warehouse.backends import record_landing
+
+    assert source_landings(pg_warehouse, {"raw.orders"}) == ({}, None)  # no log yet: nothing landed
+    first = record_landing(pg_warehouse, "raw.orders", rows=20)
+    latest = record_landing(pg_warehouse, "raw.orders", rows=5)
+    assert source_landings(pg_warehouse, {"raw.orders"}) == ({"raw.orders": latest.landed_at}, None)
+    assert latest.landed_at >= first.landed_at
+    watched = [Watched("daily", "daily.ipynb", ("a@example.com",), "on demand", ("raw.orders",), ("mart.daily",), "26h")]
+    [status] = project_status(watched, [], pg_warehouse, watched_since={}).notebooks
+    assert status.state == "not yet due" and status.waiting_for == []  # it landed; the notebook never ran
