@@ -12,6 +12,8 @@ the sandbox, and how often the sensors look.
 Failed runs are mailed to their owners through an SMTP server on
 localhost:8025 (see one with `python -m aiosmtpd -n -l localhost:8025`), and
 posted to the data-eng team's webhook when NB_ASSETS_DATA_ENG_WEBHOOK names one.
+daily_traffic must be fresh by 07:00 each day: if it is not, its owners are told
+once what it is waiting for, and once when it is fresh again (`nb-assets status`).
 """
 
 import os
@@ -63,6 +65,7 @@ NOTEBOOKS = [
         params={"ds": "2026-11-20", "days": 7},
         cron="0 6 * * *",
         timezone="Europe/Amsterdam",
+        freshness="by 07:00 Europe/Amsterdam",  # the 06:00 run's output by 07:00, or its owners hear why not
     ),
     NotebookAsset(
         "notebooks/revenue_report.ipynb",

@@ -24,6 +24,7 @@ from nb_assets.cli.lineage import add_lineage_command
 from nb_assets.cli.runs import add_runs_commands
 from nb_assets.cli.sandbox import add_sandbox_command
 from nb_assets.cli.schedule import add_schedule_command
+from nb_assets.cli.status import add_status_command
 from nb_assets.errors import DeclarationError, NbAssetsError, error_json
 from nb_assets.sandbox.base import SandboxKind
 
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     add_sandbox_command(sub)
     add_deploy_command(sub)
     add_schedule_command(sub)
+    add_status_command(sub)
     return parser
 
 

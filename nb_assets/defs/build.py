@@ -24,12 +24,14 @@ from nb_assets.project.declaration_checks import unreachable_owners
 from nb_assets.project.declare import DeclaredNotebook, Gate, apply_policy, declare_notebooks, policy_gate
 from nb_assets.errors import DeclarationError
 from nb_assets.defs.executor import notebook_executor
+from nb_assets.defs.freshness_sensor import freshness_notification_sensor, with_freshness
 from nb_assets.locations import check_read_dsn, dialect_of
 from nb_assets.notify.channels import Notifications
 from nb_assets.defs.partitions import daily_partitions_def, source_partitions
 from nb_assets.defs.resource import NotebookResource
 from nb_assets.defs.run_config import overrides, run_config_schema
 from nb_assets.defs.translator import NotebookTranslator
+from nb_assets.runs.status import Watched, watched
 
 __all__ = [
     "RESOURCE_KEY", "NotebookGraph", "asset_props", "build_definitions", "build_notebook_assets", "build_notebook_graph",
@@ -48,6 +50,7 @@ class NotebookGraph:
     sources: tuple[str, ...]  # tables no declared notebook writes
     triggered: bool  # some notebook has a trigger (cron, on_inputs_landed)
     partitioned_sources: Mapping[str, dg.PartitionsDefinition] = field(default_factory=dict)
+    watched: Sequence[Watched] = ()  # every declared notebook, for the freshness sensor
 
 
 def build_notebook_assets(
@@ -92,14 +95,14 @@ def build_notebook_graph(
     assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
     for item in declared:
         deps = [table_keys[t] for t in item.spec.input_tables]
-        specs = [translator.get_asset_spec(p, deps) for p in props[item.spec.name]]
+        specs = [with_freshness(translator.get_asset_spec(p, deps), item.decl.freshness) for p in props[item.spec.name]]
         checks = [c for p, s in zip(props[item.spec.name], specs) for c in translator.get_check_specs(p, s.key, table_keys)]
         gate = policy_gate(policy, declared, item) if policy else None
         assets.append(_notebook_asset(item, props[item.spec.name], specs, gate, checks))
     assets.extend(translator.get_asset_spec(p) for p in sources)
     triggered = any(d.decl.cron or d.decl.on_inputs_landed for d in declared)
     partitioned = {t: daily_partitions_def(p) for t, p in source_parts.items()}
-    return NotebookGraph(assets, table_keys, tuple(p.table for p in sources if p.table), triggered, partitioned)
+    return NotebookGraph(assets, table_keys, tuple(p.table for p in sources if p.table), triggered, partitioned, watched(declared))
 
 
 def asset_props(item: DeclaredNotebook, labels: Mapping[str, frozenset[str]], kind: str = "duckdb") -> list[AssetProps]:
@@ -179,6 +182,9 @@ def build_definitions(
     )
     if notifications is not None:
         sensors.append(failure_sensor(graph.assets, notifications))
+    if notifications is not None and any(w.freshness for w in graph.watched):
+        sensors.append(freshness_notification_sensor(graph.watched, str(warehouse), notifications,
+                                                     asset_paths=asset_paths(graph.assets)))
     return dg.Definitions(
         assets=graph.assets,
         sensors=sensors,
@@ -197,3 +203,8 @@ def failure_sensor(assets: Sequence[Any], notifications: Notifications) -> dg.Se
     if unreachable:
         raise DeclarationError(f"{len(unreachable)} problem(s) in declared notebooks:\n" + "\n".join(f"- {u}" for u in unreachable))
     return failure_notification_sensor(watched, notifications)
+
+
+def asset_paths(assets: Sequence[Any]) -> dict[str, str]:
+    """Each notebook's first asset as the UI's URL names it ("mart/revenue"), for links in notices."""
+    return {a.node_def.name: "/".join(next(iter(a.specs)).key.path) for a in assets if isinstance(a, dg.AssetsDefinition)}

@@ -52,6 +52,7 @@ class NotebookContext:
     downstream: list[str] = field(default_factory=list)
     runs: list[RunRecord] = field(default_factory=list)
     ui_base_url: str | None = None
+    status: str | None = None  # the line `nb-assets status` prints for it: last run, freshness, what it waits for
 
     @property
     def last_failure(self) -> RunRecord | None:
@@ -117,13 +118,13 @@ def notebook_context(path: Path, records: list[Path] | None = None) -> NotebookC
     if not path.is_file():  # nothing else: runs or a declaration of a notebook by that name would mislead
         context.problem, context.exists = f"no such notebook: {path}", False
         return context
-    _add_declaration(context, project / "definitions.py")
     roots = record_roots(project, records or (), near=[path.parent, Path.cwd()])
+    _add_declaration(context, project / "definitions.py", roots)
     context.runs = find_runs(roots, context.name)[:LAST_RUNS]
     return context
 
 
-def _add_declaration(context: NotebookContext, definitions: Path) -> None:
+def _add_declaration(context: NotebookContext, definitions: Path, roots: list[Path] | None = None) -> None:
     """Fill in what the project's definitions file says about this notebook."""
     if not definitions.is_file():
         context.problem = f"no definitions.py at or above {context.path.parent}: the notebook is not scheduled"
@@ -160,6 +161,22 @@ def _add_declaration(context: NotebookContext, definitions: Path) -> None:
     down = {h.notebook.spec.name: None for t in spec.output_tables for h in trace(t, graph, "downstream")}
     context.upstream = [n for n in up if n != spec.name]
     context.downstream = [n for n in down if n != spec.name]
+    context.status = _status_line(project, item, declarations.warehouse, roots or [])
+
+
+def _status_line(project: ProjectView, item: Any, warehouse: str | None, roots: list[Path]) -> str | None:
+    """The notebook's line of `nb-assets status`, judged on the same facts (runs/status.py)."""
+    from nb_assets.runs.status import project_status, watched
+
+    everyone = watched(project.declared)  # the other notebooks say when the tables it reads were written
+    try:
+        status = project_status(everyone, roots, warehouse)
+    except (OSError, ValueError) as exc:  # an unreadable record folder: the rest of the pane still shows
+        return f"status unknown: {exc}"
+    line = next((n.line() for n in status.notebooks if n.name == item.spec.name), None)
+    if line and status.landings_problem:
+        line += f" (landing log unreadable: {status.landings_problem})"
+    return line
 
 
 def _add_parse(context: NotebookContext, warehouse: str | None, project: ProjectView | None) -> None:
@@ -245,6 +262,7 @@ def render_html(context: NotebookContext) -> str:
             ("writes", "; ".join(_zoned(o) for o in context.outputs) or "- (report)"),
             ("upstream notebooks", ", ".join(context.upstream) or "-"),
             ("downstream notebooks", ", ".join(context.downstream) or "-"),
+            *([("status", context.status)] if context.status else []),
             *([("findings", f"{len(context.findings)}, below")] if context.findings else []),
         ]))
     elif context.parsed or context.findings:
@@ -337,6 +355,8 @@ def render_text(context: NotebookContext) -> str:
         lines.append(context.problem)
     if context.declared:
         lines.append(f"owners: {', '.join(context.owners) or '-'}; trigger: {context.trigger}; purpose: {context.purpose or '-'}")
+        if context.status:
+            lines.append(f"status: {context.status}")
     elif context.parsed:
         lines.append(f"reads: {'; '.join(_zoned(i) for i in context.inputs) or '-'}; "
                      f"writes: {'; '.join(_zoned(o) for o in context.outputs) or '- (report)'}"

@@ -1,3 +1,3 @@
-"""Telling owners a notebook failed: the channels (SMTP, webhook), the notice's text, and the ledger
-that sends each notice once. Imports nothing of nb_assets but errors.
+"""Telling owners a notebook failed, or went stale and recovered: the channels (SMTP, webhook), the
+notices' text, and the ledger that sends each notice once. Imports nothing of nb_assets but errors.
 """

@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from nb_assets.errors import DeclarationError, NbAssetsError
+from nb_assets.notify.freshness_notice import FreshnessNotice
 from nb_assets.notify.notice import FailureNotice, email_body, email_subject, webhook_body
 
 Security = Literal["starttls", "ssl", "plain"]
+Notice = FailureNotice | FreshnessNotice  # a failed run, or a stale (recovered) notebook
 EMAIL = "email"
 TEAM_PREFIX = "team:"
 
@@ -77,13 +79,13 @@ class SmtpChannel:
         unset = [name for name in (self.username_env, self.password_env) if name and os.environ.get(name) is None]
         return f"environment variable(s) {', '.join(unset)} not set" if unset else None
 
-    def send(self, recipient: str, notice: FailureNotice) -> None:
+    def send(self, recipient: str, notice: Notice) -> None:
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = recipient
-        message["Subject"] = email_subject(notice)
+        message["Subject"] = notice.email_subject() if isinstance(notice, FreshnessNotice) else email_subject(notice)
         message["X-NB-Assets-Run"] = notice.run_id
-        message.set_content(email_body(notice))
+        message.set_content(notice.email_body() if isinstance(notice, FreshnessNotice) else email_body(notice))
         try:
             with self._connect() as smtp:
                 credentials = self._credentials()
@@ -143,12 +145,13 @@ class WebhookChannel:
             return None
         return f"environment variable {self.url_env} is not set"
 
-    def send(self, recipient: str, notice: FailureNotice) -> None:
+    def send(self, recipient: str, notice: Notice) -> None:
         url = self.url or os.environ.get(self.url_env or "")
         if not url:
             raise DeliveryError(f"webhook {self.name}: environment variable {self.url_env} not set")
+        body = notice.webhook_body() if isinstance(notice, FreshnessNotice) else webhook_body(notice)
         request = urllib.request.Request(
-            url, data=json.dumps(webhook_body(notice)).encode("utf-8"), method="POST",
+            url, data=json.dumps(body).encode("utf-8"), method="POST",
             headers={"Content-Type": "application/json", "User-Agent": "nb-assets"},
         )
         try:
@@ -228,7 +231,7 @@ class Dispatcher:
     def out_of_time(self) -> bool:
         return time.monotonic() - self.started > self.notifications.tick_budget_s
 
-    def send(self, recipient: str, notice: FailureNotice) -> tuple[Outcome, str | None]:
+    def send(self, recipient: str, notice: Notice) -> tuple[Outcome, str | None]:
         channel = self.notifications.channel_for(recipient)
         if channel is None:
             return "no-channel", f"no channel configured for owner {recipient!r}"

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nb_assets.notify import freshness_notice
+from nb_assets.notify.freshness_notice import FreshnessNotice
 from nb_assets.notify.notice import FailureNotice
 
 PENDING, SENT = "pending", "sent"
@@ -45,8 +47,9 @@ class LedgerEntry:
     def failed_at(self) -> float:
         return float(self.data.get("failed_at", 0.0))
 
-    def notices(self) -> dict[str, FailureNotice]:
-        return {n["notebook"]: FailureNotice.from_json(n) for n in self.data["notices"]}
+    def notices(self) -> dict[str, FailureNotice | FreshnessNotice]:
+        return {n["notebook"]: FreshnessNotice.from_json(n) if n.get("kind") == freshness_notice.KIND else FailureNotice.from_json(n)
+                for n in self.data["notices"]}
 
     def deliveries(self) -> list[dict[str, Any]]:
         return list(self.data["deliveries"])
@@ -68,7 +71,7 @@ class NoticeLedger:
         name = self._name(run_id)
         return (self.pending_dir / name).exists() or (self.done_dir / name).exists()
 
-    def add(self, run_id: str, notices: Sequence[FailureNotice], failed_at: float) -> bool:
+    def add(self, run_id: str, notices: Sequence[FailureNotice | FreshnessNotice], failed_at: float) -> bool:
         """Queue one delivery per (notebook, owner); False if the run was already queued."""
         if self.knows(run_id):
             return False

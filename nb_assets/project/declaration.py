@@ -68,6 +68,9 @@ class NotebookAsset:
         notebook as the `ds` parameter; each output replaces only that day's rows.
     checks: output table → output checks (`unique("id")`, ... from nb_assets), run inside the
         load before it commits, besides the notebook's own `output(..., checks=[...])` (docs/checks.md).
+    freshness: how fresh the outputs must be: a maximum age ("26h") or a daily deadline
+        ("by 07:00 Europe/Berlin"); a stale notebook's owners are told once, and again
+        when it is fresh (project/freshness.py, defs/freshness_sensor.py).
     instance: set by nb_assets.project.instances when it expands `instances`; not for users.
     declared_at: where the declaration was read, "declarations.yaml:12", so that every
         error about it names the file and line; set by load_declarations_yaml.
@@ -91,6 +94,7 @@ class NotebookAsset:
     outputs: Mapping[str, str] = field(default_factory=dict)
     partitions: DailyPartitions | None = None
     checks: Mapping[str, Sequence[OutputCheck]] = field(default_factory=dict)
+    freshness: str | None = None
     instance: str | None = None
     declared_at: str | None = field(default=None, compare=False, repr=False)
 

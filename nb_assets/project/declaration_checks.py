@@ -19,6 +19,7 @@ from typing import Any
 
 from nb_assets.project.cron_syntax import is_cron
 from nb_assets.project.declaration import NotebookAsset
+from nb_assets.project.freshness import freshness_problems
 from nb_assets.errors import PolicyError
 from nb_assets.notify.channels import TEAM_PREFIX
 from nb_assets.project.partitions import partition_problems
@@ -149,6 +150,7 @@ def declaration_problems(decl: NotebookAsset, spec: NotebookSpec, where: str, no
         *asset_problems(decl, spec.name, where),
         *trigger_problems(decl, where, spec.input_tables),
         *partition_problems(decl, spec, where),
+        *freshness_problems(decl.freshness, where),
     ]
     if notifications is not None and not isinstance(decl.owners, str):
         problems += unreachable_owners(where, list(decl.owners), notifications)

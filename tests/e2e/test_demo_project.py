@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -184,7 +185,9 @@ def test_triggers_become_automation_conditions_and_sensors_start_running(demo) -
     assert labels["reports/revenue_report"].startswith("at each tick of '0 5 * * 1' (Europe/Amsterdam), once every input")
     assert labels["raw/orders"] is None  # sources land; they are not run
     sensors = {s.name: s for s in defs.sensors}
-    assert set(sensors) == {"nb_assets_landings", "nb_assets_file_drop_raw_orders", "nb_assets_automation", "nb_assets_failure_notifications"}
+    assert set(sensors) == {"nb_assets_landings", "nb_assets_file_drop_raw_orders", "nb_assets_automation", "nb_assets_failure_notifications",
+                            "nb_assets_freshness"}
+    assert specs["mart/daily_traffic"].freshness_policy == dg.FreshnessPolicy.cron("0 7 * * *", timedelta(hours=24), "Europe/Amsterdam")
     assert {s.default_status for s in sensors.values()} == {dg.DefaultSensorStatus.RUNNING}
     assert isinstance(sensors["nb_assets_automation"], dg.AutomationConditionSensorDefinition)
     assert not list(defs.schedules or [])  # cron is a condition now, so the UI can say why a run did not start
