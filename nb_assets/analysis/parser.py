@@ -22,7 +22,8 @@ from typing import Iterator
 
 from nb_assets.errors import NotebookParseError
 from nb_assets.inbox.contract import TABLE_NAME  # the names output() accepts at run time
-from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput, notebook_name
+from nb_assets.analysis.source_cells import source_reads
+from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SourceRead, SqlInput, notebook_name
 
 # sql_lineage and static_analysis (sqlglot, IPython) are imported on a cache
 # miss only: every Dagster process loads the definitions, few parse anything.
@@ -89,7 +90,7 @@ def spec_cache_file(path: str, content_hash: str, dialect: str = "duckdb") -> Pa
 _PARSER_MODULES = (
     "nb_assets.spec", "nb_assets.sql.lineage", "nb_assets.sql.columns", "nb_assets.sql.syntax_hints",
     "nb_assets.sql.escape_hatches", "nb_assets.analysis.cell_ast", "nb_assets.analysis.checks", "nb_assets.analysis.rules",
-    "nb_assets.inbox.contract", "nb_assets.analysis.parser",
+    "nb_assets.inbox.contract", "nb_assets.analysis.parser", "nb_assets.sql.source_calls", "nb_assets.analysis.source_cells",
 )
 
 
@@ -148,8 +149,9 @@ def _parse(path: str, content_hash: str, raw: bytes, dialect: str = "duckdb") ->
     findings: list[Finding] = list(_kernel_findings(metadata))
     parameters = tuple(_parameters(cells, findings))
     inputs = tuple(_sql_inputs(cells, parameters, findings, dialect))
+    reads = tuple(source_reads(cells, findings, {i.name for i in inputs}))  # %%source cells (analysis/source_cells.py)
     outputs = tuple(_outputs(cells, findings))
-    findings.extend(_contract_findings(cells, inputs, outputs))
+    findings.extend(_contract_findings(cells, (*inputs, *reads), outputs))
     findings.extend(analyze(cells))
     return NotebookSpec(
         path=path,
@@ -160,6 +162,7 @@ def _parse(path: str, content_hash: str, raw: bytes, dialect: str = "duckdb") ->
         parameters=parameters,
         inputs=inputs,
         outputs=outputs,
+        source_reads=reads,
         findings=tuple(sorted(findings, key=lambda f: (f.cell or 0, f.line or 0, f.rule))),
     )
 
@@ -251,6 +254,7 @@ def _parameters(cells: tuple[Cell, ...], findings: list[Finding]) -> Iterator[Pa
 
 def _sql_inputs(cells: tuple[Cell, ...], parameters: tuple[Param, ...], findings: list[Finding], dialect: str) -> Iterator[SqlInput]:
     from nb_assets.sql.lineage import TABLE_FUNCTION, analyze_query, call_to_resolve, reads_nothing
+    from nb_assets.sql.source_calls import as_relations, source_calls
 
     known_params = {p.name for p in parameters}
     seen: set[str] = set()
@@ -264,7 +268,8 @@ def _sql_inputs(cells: tuple[Cell, ...], parameters: tuple[Param, ...], findings
             findings.append(Finding("duplicate-input", "error", f"SQL input {name!r} is defined twice; give each input its own name", cell.number, 1))
             continue
         seen.add(name)
-        lineage = analyze_query(query, dialect=dialect)
+        lineage = analyze_query(as_relations(query, dialect), dialect=dialect)  # source('x') reads "source.x"
+        findings.extend(Finding("source-call", "error", f"SQL input {name!r}: {p}", cell.number) for p in source_calls(query, dialect)[1])
         for problem in lineage.problems:
             line = problem.line + 1 if problem.line is not None else None  # +1: the %%sql line
             findings.append(Finding(problem.rule, "error", f"SQL input {name!r}: {problem.message}", cell.number, line))
@@ -355,12 +360,15 @@ def _output_of(node: ast.Call, cell: Cell, findings: list[Finding]) -> Output | 
     return Output(table, cell.number, node.lineno)
 
 
-def _contract_findings(cells: tuple[Cell, ...], inputs: tuple[SqlInput, ...], outputs: tuple[Output, ...]) -> Iterator[Finding]:
+def _contract_findings(
+    cells: tuple[Cell, ...], inputs: tuple[SqlInput | SourceRead, ...], outputs: tuple[Output, ...],
+) -> Iterator[Finding]:
     uses_runtime = [c.number for c in cells if c.cell_type == "code" and RUNTIME_EXTENSION in c.source and "load_ext" in c.source]
     first_sql = min((i.cell for i in inputs), default=None)
     if first_sql is not None and not any(n < first_sql for n in uses_runtime):
-        yield Finding("missing-runtime", "error", "add `%load_ext nb_assets.notebook` in a cell before the first %%sql cell", first_sql)
-    read = {t for i in inputs for t in i.tables}
+        magic = "%%sql" if any(isinstance(i, SqlInput) and i.cell == first_sql for i in inputs) else "%%source"
+        yield Finding("missing-runtime", "error", f"add `%load_ext nb_assets.notebook` in a cell before the first {magic} cell", first_sql)
+    read = {t for i in inputs if isinstance(i, SqlInput) for t in i.tables}
     for out in outputs:
         if out.table in read:
             yield Finding("reads-own-output", "error", f"the notebook both reads and writes {out.table}; write a new table instead", out.cell, out.line)
