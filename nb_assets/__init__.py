@@ -19,6 +19,8 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time _WHERE load
     from nb_assets.project.declaration import DailyPartitions, FileDrop, NotebookAsset, Reclassify
     from nb_assets.project.declarations_yaml import load_declarations_yaml
     from nb_assets.sandbox.base import SandboxLimits
+    from nb_assets.sources.model import Source
+    from nb_assets.project.sources import load_sources_yaml
 
 __all__ = [
     "NotebookAsset",
@@ -35,6 +37,8 @@ __all__ = [
     "Notifications",
     "SmtpChannel",
     "WebhookChannel",
+    "Source",
+    "load_sources_yaml",
 ]
 
 _WHERE = {
@@ -52,6 +56,8 @@ _WHERE = {
     "Notifications": "nb_assets.notify.channels",
     "SmtpChannel": "nb_assets.notify.channels",
     "WebhookChannel": "nb_assets.notify.channels",
+    "Source": "nb_assets.sources.model",
+    "load_sources_yaml": "nb_assets.project.sources",
 }
 
 
