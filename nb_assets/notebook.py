@@ -103,6 +103,13 @@ def _to_pandas(table: Any) -> pd.DataFrame:
     return table.cast(schema).to_pandas()
 
 
+def _source_cell_as_line_magic(lines: list[str]) -> list[str]:
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None or not lines[first].lstrip().startswith("%%source") or any(line.strip() for line in lines[first + 1 :]):
+        return lines
+    return [f"get_ipython().run_line_magic('source', {lines[first].strip()[len('%%source'):].strip()!r})\n"]
+
+
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext nb_assets.notebook` registers `%%sql <name>` and `%nb_context`."""
 
@@ -121,7 +128,7 @@ def load_ipython_extension(ipython: Any) -> None:
 
     ipython.register_magic_function(sql, magic_kind="cell", magic_name="sql")
 
-    def source(line: str, cell: str) -> None:
+    def source(line: str, cell: str | None = None) -> None:
         """`%%source <var> <name>`: the declared source `name` as a DataFrame bound to `var`."""
         words = line.split()
         if len(words) != 2 or not words[0].isidentifier():
@@ -136,7 +143,10 @@ def load_ipython_extension(ipython: Any) -> None:
             df = _to_pandas(interactive_source(name, ipython.user_ns))
         ipython.user_ns[var] = df
 
-    ipython.register_magic_function(source, magic_kind="cell", magic_name="source")
+    ipython.register_magic_function(source, magic_kind="line_cell", magic_name="source")
+    # IPython refuses a cell magic whose body is empty, and a `%%source` cell is one line:
+    # run that cell as the line magic instead (before IPython's own magic transforms).
+    ipython.input_transformers_cleanup.append(_source_cell_as_line_magic)
 
     def nb_context(line: str) -> None:
         """`%nb_context [NOTEBOOK]`: this notebook's declaration, lineage, zones and last runs."""
