@@ -107,6 +107,7 @@ def test_public_names_are_the_same_objects_whatever_was_imported_first(first: st
         "NotebookResource": "class", "build_notebook_assets": "function", "notebook_definitions": "function",
         "parse_notebook": "function", "load_declarations_yaml": "function",
         "Notifications": "class", "SmtpChannel": "class", "WebhookChannel": "class",
+        "Source": "class", "load_sources_yaml": "function",
     }
 
 
