@@ -23,6 +23,7 @@ from nb_assets import (
     NotebookAsset,
     Notifications,
     SmtpChannel,
+    Source,
     WebhookChannel,
     load_declarations_yaml,
     notebook_definitions,
@@ -91,8 +92,24 @@ NOTEBOOKS = [
         cron="30 6 * * *",  # each morning, the latest whole day
         timezone="Europe/Amsterdam",
     ),
+    NotebookAsset(
+        "notebooks/fx_revenue.ipynb",
+        owners=["finance@example.com"],
+        group="reports",
+        purpose="finance_reporting",  # its sources are public, mart.orders_clean is finance
+    ),
     # Notebooks scheduled with `nb-assets schedule ... --write` are declared here:
     *load_declarations_yaml(BASE_DIR / "declarations.yaml"),
+]
+
+# Declared sources: fetched by the host before each run that reads them, drawn in the graph
+# (group `sources`) with their zones. `make dev` serves the partner's rates API on loopback
+# (scripts/serve_demo_sources.py); without it the same JSON is read from a file.
+RATES_URL = os.environ.get("NB_ASSETS_DEMO_RATES_URL")
+SOURCES = [
+    Source("partner_rates", url=f"{RATES_URL}?date=$ds", format="json", zones=["public"], allow_private=True)
+    if RATES_URL else Source("partner_rates", path="sources/partner_rates.json", format="json", zones=["public"]),
+    Source("sales_regions", path="sources/sales_regions/", format="csv", zones=["public"]),
 ]
 
 # Drop a Parquet file of new orders here: it is loaded once, and raw.orders lands.
@@ -113,4 +130,5 @@ NOTIFICATIONS = Notifications(
 defs = notebook_definitions(
     NOTEBOOKS, warehouse=WAREHOUSE, base_dir=BASE_DIR, policy=POLICY, sandbox=SANDBOX,
     file_drops=FILE_DROPS, sensor_interval_s=SENSOR_INTERVAL_S, notifications=NOTIFICATIONS,
+    sources=SOURCES,
 )
