@@ -75,3 +75,18 @@ def test_fx_revenue_runs_on_the_served_rates_and_the_folder(demo) -> None:
     assert 0.8 * usd < eur < 1.0 * usd  # a euro buys more than a dollar
     observed = instance.fetch_observations(dg.AssetKey(["source", "partner_rates"]), limit=1).records[0].asset_observation
     assert observed.metadata["source/kind"].text == "https" and observed.metadata["source/rows"].value == 7
+
+
+def test_the_notebook_on_the_sources_page_is_the_demo_notebook_cell_by_cell() -> None:
+    """docs/sources.md shows fx_revenue's code cells (the test above runs that notebook): they must be its cells."""
+    import re
+
+    import nbformat
+
+    page = (REPO / "docs" / "sources.md").read_text()
+    block = re.search(r"```text\n(# cell 1\n.*?)```", page, re.S)[1]
+    shown = [" ".join(c.split()) for c in re.split(r"^# cell \d+.*\n", block, flags=re.M)[1:]]
+    notebook = nbformat.read(REPO / "notebooks" / "fx_revenue.ipynb", as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert shown == [" ".join(c.source.split()) for c in code]
+    assert "(tagged parameters)" in block and "parameters" in code[1].metadata.get("tags", [])
