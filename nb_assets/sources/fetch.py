@@ -75,7 +75,7 @@ def fetch_one(
 ) -> Fetched:
     import pyarrow.parquet as pq
 
-    from nb_assets.sources.formats import concat, conform, decode
+    from nb_assets.sources.formats import concat, conform, decode, parquet_rows
 
     if source.connection is not None:
         return _fetch_table(source, dest, read_table)
@@ -96,8 +96,14 @@ def fetch_one(
 
         location = resolve_path(location, base_dir)
         files = read_files(location, name=source.name, max_bytes=limits.max_bytes)
-        table = concat([decode(b, source.file_format, f"{where} ({f})") for b, f in zip(files.bodies, files.files)], where)
         size, version, digest = sum(map(len, files.bodies)), files.version, files.content_hash
+        if source.file_format == "parquet" and not source.schema and len(files.bodies) == 1:
+            # Already what the run reads: kept byte for byte once its footer reads (no decode, no re-encode).
+            rows = parquet_rows(files.bodies[0], where)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(files.bodies[0])
+            return Fetched(source.name, source.kind, location, dest, rows, size, version, digest)
+        table = concat([decode(b, source.file_format, f"{where} ({f})") for b, f in zip(files.bodies, files.files)], where)
     table = conform(table, source.schema, where)
     dest.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, dest)

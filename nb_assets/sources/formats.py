@@ -38,6 +38,16 @@ def decode(data: bytes, fmt: str, where: str) -> pa.Table:
         raise SourceFetchError(f"{where}: cannot read it as {fmt}: {exc}") from exc
 
 
+def parquet_rows(data: bytes, where: str) -> int:
+    """The rows a Parquet file holds, from its footer; a file that is not Parquet fails here."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise SourceFetchError(f"{where}: cannot read it as parquet: {exc}") from exc
+
+
 def _json_records(data: bytes, where: str) -> pa.Table:
     """A JSON list of objects, or an object holding exactly one such list (an API's envelope)."""
     try:
