@@ -200,6 +200,11 @@ def build_definitions(
     )
     if notifications is not None:
         sensors.append(failure_sensor(graph.assets, notifications))
+    polled = {s.name: graph.table_keys[s.relation] for s in sources if s.poll_s is not None and s.relation in graph.table_keys}
+    if polled:  # declared sources that land (poll_s=): defs/source_sensor.py
+        from nb_assets.defs.source_sensor import source_sensor
+
+        sensors.append(source_sensor(sources, polled, Path(base_dir) if base_dir else Path.cwd(), status=sensor_status))
     return dg.Definitions(
         assets=graph.assets,
         sensors=sensors,

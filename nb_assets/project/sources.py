@@ -16,7 +16,7 @@ from nb_assets.policy.zones import Policy
 from nb_assets.sources.model import Source, duplicate_names, find_source
 from nb_assets.spec import NotebookSpec
 
-_YAML_FIELDS = ("name", "url", "path", "connection", "table", "format", "zones", "headers", "allow_private", "schema")
+_YAML_FIELDS = ("name", "url", "path", "connection", "table", "format", "zones", "headers", "allow_private", "schema", "poll_s")
 
 
 def registry_problems(sources: Sequence[Source]) -> list[str]:

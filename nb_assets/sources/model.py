@@ -61,6 +61,9 @@ class Source:
     allow_private: allow a URL that resolves to a loopback, link-local or private address.
     schema: column → type (string, int64, int32, float64, double, bool, date, timestamp);
         a fetch missing a column, or one that does not cast, fails before the run.
+    poll_s: watch the source for new data every `poll_s` seconds (sources/watch.py): a folder or
+        object-store prefix lands when a file is added or changes, an HTTP source when its content
+        hash changes; `on_inputs_landed` notebooks then run as for a landed table.
     """
 
     name: str
@@ -73,6 +76,7 @@ class Source:
     headers: Mapping[str, Any] | None = None
     allow_private: bool = False
     schema: Mapping[str, str] | None = None
+    poll_s: int | None = None
     declared_at: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -163,6 +167,10 @@ def source_problems(source: Source) -> list[str]:
     for header, value in (source.headers or {}).items():
         if not (isinstance(value, str) or (isinstance(value, Mapping) and set(value) == {"env"})):
             problems.append(f"header {header!r}: give a string, or {{'env': 'VARIABLE'}} for a secret")
+    if source.poll_s is not None and (not isinstance(source.poll_s, int) or source.poll_s < 1):
+        problems.append("poll_s is a whole number of seconds, 1 or more")
+    if source.poll_s is not None and source.connection is not None:
+        problems.append("a connection source cannot be polled (poll_s=); land its table into the warehouse instead")
     for column, kind in (source.schema or {}).items():
         if kind not in SCHEMA_TYPES:
             problems.append(f"schema column {column!r}: type {kind!r} is not one of {', '.join(SCHEMA_TYPES)}")
