@@ -165,3 +165,37 @@ def test_a_pii_source_is_refused_for_finance_reporting_at_load_and_at_the_gate(w
     assert "refused before any data was fetched" in description and "'pii'" in description
     assert "mart.accounts" not in warehouse_snapshot(warehouse)
     assert not list((tmp_path / "records").rglob("source__*.parquet"))
+
+
+INTERACTIVE_DEFINITIONS = """\
+from pathlib import Path
+
+from nb_assets import NotebookAsset, Source, notebook_definitions
+
+HERE = Path(__file__).parent
+defs = notebook_definitions(
+    [NotebookAsset("fx.ipynb")], warehouse=HERE / "warehouse.duckdb", base_dir=HERE,
+    sources=[Source("partner_rates", url={url!r}, format="json", zones=["public"], allow_private=True)],
+)
+"""
+
+
+def test_interactively_a_source_cell_fetches_through_the_projects_own_code(server, tmp_path: Path) -> None:
+    import os
+
+    import papermill
+
+    (tmp_path / "definitions.py").write_text(INTERACTIVE_DEFINITIONS.format(url=server.url("/v1/rates?date=$ds")))
+    path = write_notebook(
+        tmp_path / "fx.ipynb", code(RUNTIME), params("ds = '2026-11-02'"),
+        code("%%source rates partner_rates"),
+        code("assert list(rates.currency) == ['EUR', 'USD', 'GBP'], rates"),
+    )
+    saved = os.environ.pop("NB_ASSETS_MODE", None)
+    try:
+        papermill.execute_notebook(str(path), str(tmp_path / "out.ipynb"), kernel_name="python3", progress_bar=False,
+                                   cwd=str(tmp_path))
+    finally:
+        if saved is not None:
+            os.environ["NB_ASSETS_MODE"] = saved
+    assert server.requests[-1]["path"] == "/v1/rates?date=2026-11-02"  # bound from the notebook's own variable
