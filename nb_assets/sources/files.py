@@ -38,7 +38,9 @@ def read_files(location: str, *, name: str, max_bytes: int) -> FileBodies:
 
     where = f"source {name!r} at {location}"
     try:
-        fs, root = fsspec.core.url_to_fs(location)
+        # A fresh file system each fetch: credentials and endpoints are read from the environment now,
+        # not from an instance fsspec cached under other settings (rotated keys, another endpoint).
+        fs, root = fsspec.core.url_to_fs(location, skip_instance_cache=True)
         if _GLOB & set(root):
             paths = sorted(fs.glob(root))
         elif fs.isdir(root):

@@ -51,7 +51,7 @@ def current_mark(source: Source, base_dir: Path, *, timeout_s: float = 60.0, max
 
     where = f"source {source.name!r} at {location}"
     try:
-        fs, root = fsspec.core.url_to_fs(location)
+        fs, root = fsspec.core.url_to_fs(location, skip_instance_cache=True)  # credentials as they are now
         if set("*?[") & set(root):
             found = fs.glob(root, detail=True)
             entries = {p: found[p] for p in found}

@@ -38,7 +38,7 @@ def _attack(case: Case, sandbox: Sandbox, servers: tuple[DataServer, str], tmp_p
         monkeypatch.setenv(name, value)
     import s3fs
 
-    fs = s3fs.S3FileSystem()
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
     if not fs.exists("landing"):
         fs.mkdir("landing")
     with fs.open("landing/ids/part-0.parquet", "wb") as f:

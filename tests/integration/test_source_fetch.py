@@ -112,7 +112,7 @@ def test_an_s3_prefix_through_s3fs_with_credentials_from_the_environment(tmp_pat
             monkeypatch.setenv(name, value)
         import s3fs
 
-        fs = s3fs.S3FileSystem()
+        fs = s3fs.S3FileSystem(skip_instance_cache=True)
         fs.mkdir("landing")
         for day, rows in (("2026-11-01", [1, 2, 3]), ("2026-11-02", [4])):
             with fs.open(f"landing/orders/{day}/part-0.parquet", "wb") as f:
