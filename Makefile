@@ -15,7 +15,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 dev: setup sandbox-image warehouse.duckdb
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -f definitions.py
+	$(BIN)/python scripts/serve_demo_sources.py -- $(BIN)/dagster dev -f definitions.py
 
 # Dagster as deployed (docs/deployment.md): Postgres storage and warehouse, a code
 # server, webserver and daemon, each run in its own container. Kept in ./.deploy.

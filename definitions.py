@@ -1,10 +1,12 @@
-"""The demo project: six notebooks over an embedded DuckDB warehouse.
+"""The demo project: seven notebooks over an embedded DuckDB warehouse and two declared sources.
 
 `make dev` seeds warehouse.duckdb and opens this in `dagster dev`, sensors running:
 clean_orders and customer_revenue wait for their inputs to land, daily_traffic
 runs on cron, revenue_report waits each Monday for its inputs to be updated,
 regional_revenue runs daily as two instances (emea, apac), and daily_orders is
 partitioned by day (its cron runs the latest day; backfills run older ones).
+fx_revenue reads two declared sources (the partner's rates API, a folder of CSV
+files), which the host fetches before its runs.
 Wiring only: everything else lives in the notebooks and policy.yaml. The
 environment overrides what a deployment (or a test) would: the warehouse,
 the sandbox, and how often the sensors look.
@@ -25,6 +27,7 @@ from nb_assets import (
     NotebookAsset,
     Notifications,
     SmtpChannel,
+    Source,
     WebhookChannel,
     load_declarations_yaml,
     notebook_definitions,
@@ -103,6 +106,26 @@ NOTEBOOKS = [
     *load_declarations_yaml(BASE_DIR / "declarations.yaml"),
 ]
 
+# Declared sources: fetched by the host before each run that reads them, drawn in the graph
+# (group `sources`) with their zones. `make dev` serves the partner's rates API on loopback
+# (scripts/serve_demo_sources.py); without it the same JSON is read from a file.
+RATES_URL = os.environ.get("NB_ASSETS_DEMO_RATES_URL")
+SOURCES = [
+    Source("partner_rates", url=f"{RATES_URL}?date=$ds", format="json", zones=["public"], allow_private=True)
+    if RATES_URL else Source("partner_rates", path="sources/partner_rates.json", format="json", zones=["public"]),
+    Source("sales_regions", path="sources/sales_regions/", format="csv", zones=["public"]),
+]
+
+# Notebooks that read declared sources (a project passing them must pass `sources=` too).
+NOTEBOOKS_WITH_SOURCES = [
+    NotebookAsset(
+        "notebooks/fx_revenue.ipynb",
+        owners=["finance@example.com"],
+        group="reports",
+        purpose="finance_reporting",  # its sources are public, mart.orders_clean is finance
+    ),
+]
+
 # Drop a Parquet file of new orders here: it is loaded once, and raw.orders lands.
 FILE_DROPS = [FileDrop("raw.orders", folder="landing/orders", pattern="*.parquet")]
 
@@ -119,6 +142,7 @@ NOTIFICATIONS = Notifications(
 )
 
 defs = notebook_definitions(
-    NOTEBOOKS, warehouse=WAREHOUSE, base_dir=BASE_DIR, policy=POLICY, sandbox=SANDBOX,
+    [*NOTEBOOKS, *NOTEBOOKS_WITH_SOURCES], warehouse=WAREHOUSE, base_dir=BASE_DIR, policy=POLICY, sandbox=SANDBOX,
     file_drops=FILE_DROPS, sensor_interval_s=SENSOR_INTERVAL_S, notifications=NOTIFICATIONS,
+    sources=SOURCES,
 )

@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time _WHERE load
     from nb_assets.project.declarations_yaml import load_declarations_yaml
     from nb_assets.sandbox.base import SandboxLimits
     from nb_assets.inbox.checks import accepted_values, freshness_column, not_null, relationships, row_count, sql_check, unique
+    from nb_assets.sources.model import Source
+    from nb_assets.project.sources import load_sources_yaml
 
 __all__ = [
     "NotebookAsset",
@@ -43,6 +45,8 @@ __all__ = [
     "relationships",
     "freshness_column",
     "sql_check",
+    "Source",
+    "load_sources_yaml",
 ]
 
 _WHERE = {
@@ -68,6 +72,8 @@ _WHERE = {
     "relationships": "nb_assets.inbox.checks",
     "freshness_column": "nb_assets.inbox.checks",
     "sql_check": "nb_assets.inbox.checks",
+    "Source": "nb_assets.sources.model",
+    "load_sources_yaml": "nb_assets.project.sources",
 }
 
 

@@ -52,6 +52,13 @@ class UnlabelledSourceError(PolicyError):
         self.table = table
 
 
+class SourceFetchError(NbAssetsError):
+    """A declared source could not be fetched (missing, refused, too big, too slow, bad format, schema drift);
+    the run stopped before the sandbox, nothing changed. The message names the source and the location."""
+
+    kind = "source-fetch"
+
+
 class WarehouseError(NbAssetsError):
     """Prefetching an input or loading an output failed; the warehouse is unchanged."""
 

@@ -1,4 +1,4 @@
-"""The runtime a notebook imports: the `%%sql` cell magic and `output()`.
+"""The runtime a notebook imports: the `%%sql` and `%%source` cell magics and `output()`.
 
 Depends on pandas, pyarrow and IPython only, because it runs inside the
 sandbox image. Two modes, chosen by the environment the host sets:
@@ -116,6 +116,18 @@ def _accept_sqlmagic_config(ipython: Any) -> None:
         ipython.configurables.append(settings(shell=ipython))
 
 
+def _run_mode_source(name: str) -> pd.DataFrame:
+    """The copy of a declared source the host fetched before the run (never the source itself: no network here)."""
+    folder = Path(os.environ["NB_ASSETS_INPUT_DIR"])
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    entry = manifest.get(f"source:{name}")
+    if entry is None:
+        raise RuntimeError(f"source {name!r} was not fetched for this run; read it in its own `%%source <var> {name}` cell")
+    import pyarrow.parquet as pq
+
+    return _to_pandas(pq.read_table(folder / entry["file"]))
+
+
 def _to_pandas(table: Any) -> pd.DataFrame:
     """One Arrow → pandas conversion for scheduled and interactive runs alike.
 
@@ -126,6 +138,13 @@ def _to_pandas(table: Any) -> pd.DataFrame:
 
     schema = pa.schema([f.with_type(pa.float64()) if pa.types.is_decimal(f.type) else f for f in table.schema])
     return table.cast(schema).to_pandas()
+
+
+def _source_cell_as_line_magic(lines: list[str]) -> list[str]:
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None or not lines[first].lstrip().startswith("%%source") or any(line.strip() for line in lines[first + 1 :]):
+        return lines
+    return [f"get_ipython().run_line_magic('source', {lines[first].strip()[len('%%source'):].strip()!r})\n"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -153,6 +172,26 @@ def load_ipython_extension(ipython: Any) -> None:
     # One magic for both kinds: `%%sql ...` cells and jupysql's `%sql ...` lines.
     ipython.register_magic_function(sql, magic_kind="line_cell", magic_name="sql")
     _accept_sqlmagic_config(ipython)
+
+    def source(line: str, cell: str | None = None) -> None:
+        """`%%source <var> <name>`: the declared source `name` as a DataFrame bound to `var`."""
+        words = line.split()
+        if len(words) != 2 or not words[0].isidentifier():
+            raise ValueError(f"%%source takes a variable and a declared source, e.g. `%%source rates partner_rates`; got {line!r}")
+        var, name = words
+        if _mode() == "run":
+            df = _run_mode_source(name)
+        else:
+            # A host module, imported only interactively: it fetches through the project's own code.
+            from nb_assets.jupyter.sources import interactive_source
+
+            df = _to_pandas(interactive_source(name, ipython.user_ns))
+        ipython.user_ns[var] = df
+
+    ipython.register_magic_function(source, magic_kind="line_cell", magic_name="source")
+    # IPython refuses a cell magic whose body is empty, and a `%%source` cell is one line:
+    # run that cell as the line magic instead (before IPython's own magic transforms).
+    ipython.input_transformers_cleanup.append(_source_cell_as_line_magic)
 
     def nb_context(line: str) -> None:
         """`%nb_context [NOTEBOOK]`: this notebook's declaration, lineage, zones and last runs."""

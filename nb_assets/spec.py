@@ -77,6 +77,19 @@ class SqlInput:
 
 
 @dataclass(frozen=True)
+class SourceRead:
+    """A `%%source <var> <source>` cell: the declared source's fetched copy, bound to `var`."""
+
+    var: str
+    source: str  # the declared source's name; lineage names it "source.<name>"
+    cell: int
+
+    @property
+    def relation(self) -> str:
+        return f"source.{self.source}"
+
+
+@dataclass(frozen=True)
 class SeenThrough:
     """A notebook's reads once the warehouse's views and table macros are seen through.
 
@@ -133,6 +146,7 @@ class NotebookSpec:
     outputs: tuple[Output, ...] = ()
     findings: tuple[Finding, ...] = field(default=())
     seen_through: SeenThrough | None = None  # set once resolved against a warehouse catalog
+    source_reads: tuple[SourceRead, ...] = ()  # `%%source` cells
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -143,19 +157,25 @@ class NotebookSpec:
         """The tables the notebook reads: base tables once views and macros are
         seen through, else the relations its SQL names (views look like tables)."""
         if self.seen_through is not None:
-            return self.seen_through.base_tables
+            return _with_sources(self.seen_through.base_tables, self.source_reads)
         return self.named_relations
 
     @property
     def named_relations(self) -> tuple[str, ...]:
         """What the SQL inputs name: tables and views, plus macros ("s.m()") once resolved."""
         if self.seen_through is not None:
-            return self.seen_through.named
+            return _with_sources(self.seen_through.named, self.source_reads)
         seen: dict[str, None] = {}
         for sql_input in self.inputs:
             for table in sql_input.tables:
                 seen.setdefault(table, None)
-        return tuple(seen)
+        return _with_sources(tuple(seen), self.source_reads)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The declared sources the notebook reads, by `%%source` cells and `source('...')` in SQL."""
+        names = [t.partition(".")[2] for i in self.inputs for t in i.tables if t.startswith("source.")]
+        return tuple(dict.fromkeys([*(r.source for r in self.source_reads), *names]))
 
     @property
     def output_tables(self) -> tuple[str, ...]:
@@ -177,3 +197,8 @@ class NotebookSpec:
 
     def parameter(self, name: str) -> Param | None:
         return next((p for p in self.parameters if p.name == name), None)
+
+
+def _with_sources(tables: tuple[str, ...], reads: tuple[SourceRead, ...]) -> tuple[str, ...]:
+    """`%%source` cells read their source like a table: it joins the relations, once."""
+    return tuple(dict.fromkeys([*tables, *(r.relation for r in reads)]))

@@ -254,7 +254,18 @@ def _direct_data(cells: Sequence[Cell]) -> Iterator[Finding]:
                 if func in T.OPENERS and not T.writes(T.open_mode(call, T.OPENERS[func])):
                     yield Finding(T.DIRECT_DATA_ACCESS, "warning", f"`{T.display(func)}` in read mode {T.NO_DIRECT}", number, call.lineno)
                 elif any(fnmatch.fnmatchcase(func, p) for p in T.DATA_READERS) and _names_a_file(call, names, sources):
-                    yield Finding(T.DIRECT_DATA_ACCESS, "error", f"`{func}` with a path or URL {T.NO_DIRECT}", number, call.lineno)
+                    yield Finding(T.DIRECT_DATA_ACCESS, "error", _literal_read_message(func, call, sources), number, call.lineno)
+
+
+def _literal_read_message(func: str, call: ast.Call, sources: Sequence[str]) -> str:
+    """A literal path or URL gets the declaration to add, in the source registry."""
+    from nb_assets.sql.source_calls import declare_hint
+
+    first = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg in sources), None)
+    literal = first.value if isinstance(first, ast.Constant) and isinstance(first.value, str) else None
+    if literal is None:
+        return f"`{func}` with a path or URL {T.NO_DIRECT}"
+    return f"`{func}` with a path or URL reads data outside the declared inputs; {declare_hint(literal)}"
 
 
 def _file_write(cells: Sequence[Cell]) -> Iterator[Finding]:

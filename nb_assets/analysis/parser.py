@@ -22,7 +22,8 @@ from typing import Iterator
 
 from nb_assets.errors import NotebookParseError
 from nb_assets.inbox.contract import TABLE_NAME  # the names output() accepts at run time
-from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SqlInput, notebook_name
+from nb_assets.analysis.source_cells import source_reads
+from nb_assets.spec import Cell, Finding, NotebookSpec, Output, Param, SourceRead, SqlInput, notebook_name
 
 # sql_lineage and static_analysis (sqlglot, IPython) are imported on a cache
 # miss only: every Dagster process loads the definitions, few parse anything.
@@ -91,6 +92,7 @@ _PARSER_MODULES = (
     "nb_assets.sql.escape_hatches", "nb_assets.analysis.cell_ast", "nb_assets.analysis.checks", "nb_assets.analysis.rules",
     "nb_assets.inbox.contract", "nb_assets.analysis.parser",
     "nb_assets.inbox.jupysql", "nb_assets.analysis.jupysql_cells", "nb_assets.inbox.checks", "nb_assets.analysis.output_checks",
+    "nb_assets.sql.source_calls", "nb_assets.analysis.source_cells",
 )
 
 
@@ -149,8 +151,9 @@ def _parse(path: str, content_hash: str, raw: bytes, dialect: str = "duckdb") ->
     findings: list[Finding] = list(_kernel_findings(metadata))
     parameters = tuple(_parameters(cells, findings))
     inputs = tuple(_sql_inputs(cells, parameters, findings, dialect))
+    reads = tuple(source_reads(cells, findings, {i.name for i in inputs}))  # %%source cells (analysis/source_cells.py)
     outputs = tuple(_outputs(cells, findings, dialect))
-    findings.extend(_contract_findings(cells, inputs, outputs))
+    findings.extend(_contract_findings(cells, (*inputs, *reads), outputs))
     findings.extend(analyze(cells))
     return NotebookSpec(
         path=path,
@@ -161,6 +164,7 @@ def _parse(path: str, content_hash: str, raw: bytes, dialect: str = "duckdb") ->
         parameters=parameters,
         inputs=inputs,
         outputs=outputs,
+        source_reads=reads,
         findings=tuple(sorted(findings, key=lambda f: (f.cell or 0, f.line or 0, f.rule))),
     )
 
@@ -277,8 +281,10 @@ def _sql_input(name: str, query: str, cell: int, offset: int, cells: tuple[Cell,
                findings: list[Finding], dialect: str) -> SqlInput:
     """One query's lineage and findings; `offset` lines of the cell come before the query text."""
     from nb_assets.sql.lineage import TABLE_FUNCTION, analyze_query, call_to_resolve, reads_nothing
+    from nb_assets.sql.source_calls import as_relations, source_calls
 
-    lineage = analyze_query(query, dialect=dialect)
+    lineage = analyze_query(as_relations(query, dialect), dialect=dialect)  # source('x') reads "source.x"
+    findings.extend(Finding("source-call", "error", f"SQL input {name!r}: {p}", cell) for p in source_calls(query, dialect)[1])
     for problem in lineage.problems:
         line = problem.line + offset if problem.line is not None else None
         findings.append(Finding(problem.rule, "error", f"SQL input {name!r}: {problem.message}", cell, line))
@@ -380,16 +386,19 @@ def output_with_checks(output: Output, node: ast.Call, cell: Cell, findings: lis
     return Output(output.table, output.cell, output.line, checks=checks) if checks else output
 
 
-def _contract_findings(cells: tuple[Cell, ...], inputs: tuple[SqlInput, ...], outputs: tuple[Output, ...]) -> Iterator[Finding]:
+def _contract_findings(
+    cells: tuple[Cell, ...], inputs: tuple[SqlInput | SourceRead, ...], outputs: tuple[Output, ...],
+) -> Iterator[Finding]:
     from nb_assets.analysis.jupysql_cells import config_lines, runtime_hint
 
     yield from config_lines(cells)
     uses_runtime = [c.number for c in cells if c.cell_type == "code" and RUNTIME_EXTENSION in c.source and "load_ext" in c.source]
     first_sql = min((i.cell for i in inputs), default=None)
     if first_sql is not None and not any(n < first_sql for n in uses_runtime):
-        hint = runtime_hint(cells) or "add `%load_ext nb_assets.notebook` in a cell before the first %%sql cell"
+        magic = "%%sql" if any(isinstance(i, SqlInput) and i.cell == first_sql for i in inputs) else "%%source"
+        hint = runtime_hint(cells) or f"add `%load_ext nb_assets.notebook` in a cell before the first {magic} cell"
         yield Finding("missing-runtime", "error", hint, first_sql)
-    read = {t for i in inputs for t in i.tables}
+    read = {t for i in inputs if isinstance(i, SqlInput) for t in i.tables}
     for out in outputs:
         if out.table in read:
             yield Finding("reads-own-output", "error", f"the notebook both reads and writes {out.table}; write a new table instead", out.cell, out.line)

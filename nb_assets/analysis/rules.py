@@ -35,7 +35,10 @@ def _entries(severity: Severity, hint: str, *patterns: str) -> tuple[Entry, ...]
     return tuple((pattern, severity, hint) for pattern in patterns)
 
 
-NO_NETWORK = "reaches the network, which scheduled notebooks do not have; read warehouse data through a %%sql input cell"
+NO_NETWORK = (
+    "reaches the network, which scheduled notebooks do not have; read warehouse data through a %%sql input cell, "
+    "and files or URLs through a declared source (Source(...) in the project's source registry, read by a %%source cell)"
+)
 NETWORK: tuple[Entry, ...] = _entries(
     "error", NO_NETWORK,
     "socket", "socketserver", "ssl", "requests", "urllib.request", "urllib2", "urllib3", "http.client",
@@ -64,7 +67,10 @@ SHELL: tuple[Entry, ...] = _entries(
     "multiprocessing", "concurrent.futures.ProcessPoolExecutor", "joblib.Parallel",
 )
 
-NO_DIRECT = "reads data outside the declared inputs; read warehouse data through a %%sql input cell"
+NO_DIRECT = (
+    "reads data outside the declared inputs; read warehouse data through a %%sql input cell, "
+    "and files or URLs through a declared source (Source(...) in the project's source registry, read by a %%source cell)"
+)
 DIRECT_DATA: tuple[Entry, ...] = _entries(
     "error", NO_DIRECT,
     "duckdb", "sqlalchemy", "sqlite3", "psycopg", "psycopg2", "asyncpg", "pg8000", "pymysql", "MySQLdb", "mysql.connector",

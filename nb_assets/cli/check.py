@@ -1,7 +1,11 @@
 """`nb-assets check`: parse notebooks and report their inputs, outputs and findings.
 
-With NB_ASSETS_WAREHOUSE naming a warehouse that opens, a table it lacks is a
-warning with the closest name it has (`did you mean raw.web_events?`).
+Inside a project (a definitions.py at or above the notebooks) it resolves what
+the project can see: the declared sources each notebook reads (an undeclared one
+is an error naming the registry), and the views and table macros of the
+project's warehouse (or NB_ASSETS_WAREHOUSE) when it opens, so `reads:` shows the
+tables behind `shared.ppl()` as lineage and the run gate do. A table the
+warehouse lacks is a warning with the closest name it has (`did you mean raw.web_events?`).
 """
 
 from __future__ import annotations
@@ -58,17 +62,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     reports: list[dict[str, Any]] = []
     from nb_assets.locations import dialect_of
 
-    dialect = args.dialect or dialect_of(os.environ.get("NB_ASSETS_WAREHOUSE"))
+    project = _project_of(paths)
+    warehouse = os.environ.get("NB_ASSETS_WAREHOUSE") or (project.warehouse if project else None)
+    dialect = args.dialect or dialect_of(warehouse)
+    catalog = _catalog(warehouse, paths)
     for path, parsed in zip(paths, parse_notebooks(paths, args.jobs, dialect)):
         if isinstance(parsed, NotebookSpec):
-            reports.append(spec_to_json(parsed))
+            reports.append(_resolved(parsed, catalog, project))
         else:
             exc = parsed
             reports.append({
                 "path": str(path), "parameters": [], "inputs": [], "outputs": [],
                 "findings": [{"rule": "invalid-notebook", "severity": "error", "cell": None, "line": None, "message": str(exc)}],
             })
-    _warn_of_missing_tables(reports, os.environ.get("NB_ASSETS_WAREHOUSE"))
+    _warn_of_missing_tables(reports, warehouse, catalog)
     failed = any(f["severity"] == "error" for r in reports for f in r["findings"])
     if args.json:
         print(json.dumps({"notebooks": reports}, indent=2, default=str))
@@ -77,18 +84,58 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _warn_of_missing_tables(reports: list[dict[str, Any]], warehouse: str | None) -> None:
-    """With NB_ASSETS_WAREHOUSE naming a warehouse that opens: a warning per table it lacks, with the
-    closest name it has. Not an error: another notebook's output may just not have run yet."""
-    if not warehouse or not any(r["inputs"] for r in reports):
-        return
-    from nb_assets.locations import redact
-    from nb_assets.sql.table_names import missing, no_such_table
+def _project_of(paths: Sequence[Path]) -> Any:
+    """The project the notebooks belong to: the nearest definitions.py at or above the first of
+    them (or the working folder), read without building; None outside a project or if it fails."""
+    from nb_assets.errors import NbAssetsError
+    from nb_assets.project.definitions_file import load_declarations
+
+    start = (paths[0].resolve().parent if paths and paths[0].is_file() else (paths[0] if paths else Path.cwd())).resolve()
+    found = next((d / "definitions.py" for d in (start, *start.parents) if (d / "definitions.py").is_file()), None)
+    if found is None:
+        return None
+    try:
+        return load_declarations(found)
+    except (NbAssetsError, Exception):  # noqa: BLE001 - a broken project still lets each notebook be checked
+        return None
+
+
+def _catalog(warehouse: str | None, paths: Sequence[Path]) -> Any:
+    """The warehouse's catalog (views, table macros, relations), or None when it cannot be opened now."""
+    if not warehouse or not paths:
+        return None
     from nb_assets.warehouse.backends import open_catalog
 
     catalog = open_catalog(warehouse)
-    if isinstance(catalog, str):
-        return  # nothing to compare with; the run says what is missing
+    return None if isinstance(catalog, str) else catalog
+
+
+def _resolved(spec: NotebookSpec, catalog: Any, project: Any) -> dict[str, Any]:
+    """The report, with what the project can see resolved: the warehouse's views and table
+    macros seen through (as lineage and the run gate see them), and the declared sources."""
+    if catalog is not None and spec.inputs:
+        from nb_assets.sql.see_through import see_through
+
+        spec = see_through(spec, catalog)
+    report = spec_to_json(spec)
+    report["reads"] = list(spec.input_tables)
+    if project is not None:
+        from nb_assets.project.sources import notebook_source_problems
+
+        for problem in notebook_source_problems(spec, project.sources, spec.path):
+            report["findings"].append({"rule": "unknown-source", "severity": "error", "cell": None, "line": None, "message": problem})
+        declared = {s.name: s for s in project.sources}
+        report["sources"] = {n: declared[n].location for n in spec.sources if n in declared}
+    return report
+
+
+def _warn_of_missing_tables(reports: list[dict[str, Any]], warehouse: str | None, catalog: Any = None) -> None:
+    """With a warehouse that opens (NB_ASSETS_WAREHOUSE, or the project's): a warning per table it lacks,
+    with the closest name it has. Not an error: another notebook's output may just not have run yet."""
+    if not warehouse or catalog is None or not any(r["inputs"] for r in reports):
+        return
+    from nb_assets.locations import redact
+    from nb_assets.sql.table_names import missing, no_such_table
     for report in reports:
         for sql_input in report["inputs"]:
             for table in missing(sql_input["tables"], catalog.relations):
@@ -101,7 +148,7 @@ def _warn_of_missing_tables(reports: list[dict[str, Any]], warehouse: str | None
 
 def _print_check(reports: list[dict[str, Any]]) -> None:
     for report in reports:
-        reads = sorted({t for i in report["inputs"] for t in i["tables"]})
+        reads = report.get("reads") or sorted({t for i in report["inputs"] for t in i["tables"]})
         print(f"{report['path']}")
         unreadable = [f for f in report["findings"] if f["rule"] == "invalid-notebook"]
         if unreadable:  # nothing was parsed: it has no params, reads or writes to show

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,7 +55,7 @@ def execute_job(
     forced = (job.takeover.taken if job.takeover else ()) if job.forced else None
     with run_once(job.spec, warehouse=open_warehouse(job.warehouse), sandbox=sandbox, run_dir=run_dir, about=about,
                   params=job.params, limits=limits, gate=job.gate, partition=partition, forced=forced,
-                  html=getattr(args, "html", False)) as outcome:
+                  html=getattr(args, "html", False), sources=job.sources, base_dir=job.base_dir) as outcome:
         if isinstance(outcome, Refused):  # refused before it ran: the caller says why
             raise outcome.error
         run, record = outcome.run, outcome.record
@@ -86,6 +86,8 @@ class _Job:
     partitions: Any = None  # DailyPartitions, when the declaration has them
     takeover: Takeover | None = None  # the tables not its own it would replace (ad hoc runs)
     forced: bool = False  # --force: replace them anyway
+    sources: Sequence[Any] = ()  # the project's declared sources (nb_assets.sources.Source)
+    base_dir: Path | None = None  # where the project's relative source paths start
 
 
 def _ad_hoc_job(args: argparse.Namespace) -> _Job:
@@ -101,7 +103,8 @@ def _ad_hoc_job(args: argparse.Namespace) -> _Job:
     if project is not None and definitions is not None:
         _refuse_without_its_declaration(args.notebook, project, definitions)
     takeover = ad_hoc_takeover(args.notebook, spec, project, definitions, warehouse)
-    return _Job(spec, {}, SandboxLimits(), args.sandbox or "auto", warehouse, takeover=takeover, forced=args.force)
+    return _Job(spec, {}, SandboxLimits(), args.sandbox or "auto", warehouse, takeover=takeover, forced=args.force,
+                sources=project.sources if project is not None else (), base_dir=project.base_dir if project is not None else None)
 
 
 def _nearest_project(notebook: Path) -> tuple[Any, Path | None]:
@@ -156,7 +159,8 @@ def declared_job(args: argparse.Namespace) -> _Job:
     project = load_declarations(args.definitions)
 
     dialect = dialect_of(args.warehouse or project.warehouse)
-    declared = declare_notebooks(project.notebooks, project.base_dir, dialect=dialect)  # the gate sees views through at run time
+    declared = declare_notebooks(project.notebooks, project.base_dir, dialect=dialect,  # the gate sees views through at run time
+                                 sources=project.sources)
     mine = [d for d in declared if Path(d.spec.path).resolve() == args.notebook.resolve()]
     if not mine:
         raise DeclarationError(f"{args.notebook} is not declared in {args.definitions}")
@@ -168,7 +172,7 @@ def declared_job(args: argparse.Namespace) -> _Job:
             raise DeclarationError(f"{args.notebook} is declared with instances ({', '.join(instances)}); pick one with --instance")
         raise DeclarationError(f"{args.notebook} has no instance {wanted!r} in {args.definitions} (instances: {', '.join(instances) or 'none'})")
     decl = item.decl
-    gate = policy_gate(project.policy, declared, item) if project.policy else None
+    gate = policy_gate(project.policy, declared, item, project.sources) if project.policy else None
     return _Job(
         spec=item.spec,
         params=dict(decl.params),
@@ -177,4 +181,6 @@ def declared_job(args: argparse.Namespace) -> _Job:
         warehouse=args.warehouse or project.warehouse or DEFAULT_WAREHOUSE,
         gate=gate,
         partitions=decl.partitions,
+        sources=project.sources,
+        base_dir=project.base_dir,
     )

@@ -33,6 +33,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     from nb_assets.project.lineage import LineageNotebook, format_report, lineage_report, similar_tables
     from nb_assets.policy.zones import propagate
     from nb_assets.policy.loader import load_policy
+    from nb_assets.project.sources import with_source_zones
 
     try:
         project = load_declarations(args.definitions)
@@ -43,10 +44,12 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     if warehouse is None:
         print("nb-assets lineage: no warehouse (--warehouse, or the definitions' warehouse=): "
               "views and table macros are not seen through", file=sys.stderr)
-    declared = declare_notebooks(project.notebooks, project.base_dir, warehouse)
+    declared = declare_notebooks(project.notebooks, project.base_dir, warehouse, sources=project.sources)
     # Violations are reported, not raised: lineage is how one investigates them,
     # and loading the declarations above built nothing, so nothing refused yet.
-    report = propagate(load_policy(project.policy), [d.flow() for d in declared]) if project.policy else None
+    # A declared source ("source.<name>") is labelled by its zones, as the load and the gate do.
+    policy = with_source_zones(load_policy(project.policy), project.sources) if project.policy else None
+    report = propagate(policy, [d.flow() for d in declared]) if policy else None
     labels = dict(report.labels) if report else {}
     graph = [LineageNotebook(d.spec, d.decl.purpose) for d in declared]
     result = lineage_report(args.table, graph, labels, args.direction)

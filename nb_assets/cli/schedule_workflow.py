@@ -92,8 +92,9 @@ def check(project: ProjectDeclarations, notebook: Path) -> Checked:
     every problem as the load would."""
     catalog = _catalog(project.warehouse)  # read once: for seeing views through and for "no such table"
     declared = tuple(declare_notebooks(project.notebooks, project.base_dir, project.warehouse,
-                                       notifications=project.notifications, catalog=catalog))
-    report = apply_policy(declared, project.policy, catalog.relations if isinstance(catalog, Catalog) else None)
+                                       notifications=project.notifications, catalog=catalog, sources=project.sources))
+    report = apply_policy(declared, project.policy, catalog.relations if isinstance(catalog, Catalog) else None,
+                          sources=project.sources)
     items = tuple(d for d in declared if Path(d.spec.path).resolve() == notebook.resolve())
     if not items:
         raise DeclarationError(f"{notebook} is not among the project's declarations")
@@ -204,14 +205,15 @@ def _trial(project: ProjectDeclarations, checked: Checked, item: DeclaredNoteboo
     if decl.partitions is not None:
         day = (datetime.now(timezone.utc).date() - timedelta(days=1)).isoformat()
         partition, what = PartitionLoad(decl.partitions.column, day), f"{what}, day {day}"
-    gate = policy_gate(project.policy, checked.declared, item) if project.policy else None
+    gate = policy_gate(project.policy, checked.declared, item, project.sources) if project.policy else None
     kind = decl.sandbox if decl.sandbox != "auto" else project.sandbox
     try:
         sandbox = choose_sandbox(kind)  # type: ignore[arg-type]
     except NbAssetsError as exc:  # no such sandbox here: nothing ran
         return _refused(what, decl, exc, scratch)
     with run_once(spec, warehouse=scratch, sandbox=sandbox, run_dir=run_dir, about=about_run(run_id, "schedule"),
-                  params=decl.params, limits=decl.limits, gate=gate, partition=partition) as outcome:
+                  params=decl.params, limits=decl.limits, gate=gate, partition=partition,
+                  sources=project.sources, base_dir=project.base_dir) as outcome:
         if isinstance(outcome, Refused):  # refused before the notebook ran, by the declaration's own rules: no data in it
             return _refused(what, decl, outcome.error, scratch)
         run, record = outcome.run, outcome.record

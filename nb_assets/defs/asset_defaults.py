@@ -17,6 +17,7 @@ import dagster as dg
 from nb_assets.defs.automation import trigger_condition
 from nb_assets.project.declaration import DailyPartitions, NotebookAsset
 from nb_assets.policy.zones import zone_tags
+from nb_assets.sources.model import Source
 from nb_assets.spec import NotebookSpec
 
 Role = Literal["table", "report", "source"]
@@ -39,6 +40,7 @@ class AssetProps:
     spec: NotebookSpec | None = None
     partitions: DailyPartitions | None = None  # a source table's, when only partitioned notebooks read it
     warehouse_kind: str = "duckdb"  # the warehouse the tables live in: duckdb or postgres
+    declared: Source | None = None  # a declared source (files, object store, HTTP, another database), fetched by the host
 
 
 def default_asset_key(props: AssetProps) -> dg.AssetKey:
@@ -49,6 +51,8 @@ def default_asset_key(props: AssetProps) -> dg.AssetKey:
 
 
 def default_description(props: AssetProps) -> str | None:
+    if props.declared is not None:
+        return f"Declared source {props.declared.name}: {props.declared.location}, fetched by the host before each run."
     if props.spec is None:
         return f"Source table {props.table} in the warehouse."
     return props.spec.description
@@ -73,6 +77,8 @@ def default_code_version(props: AssetProps) -> str | None:
 
 
 def default_kinds(props: AssetProps) -> set[str]:
+    if props.declared is not None:
+        return {props.declared.kind}
     return {"notebook", props.warehouse_kind} if props.spec else {props.warehouse_kind}
 
 
@@ -90,6 +96,8 @@ def default_partitions_def(props: AssetProps) -> dg.PartitionsDefinition | None:
 
 def default_metadata(props: AssetProps) -> dict[str, Any]:
     decl, spec = props.notebook, props.spec
+    if props.declared is not None:
+        return source_metadata(props.declared)
     if decl is None or spec is None:
         return {}
     metadata: dict[str, Any] = {
@@ -127,3 +135,21 @@ def columns_read(spec: NotebookSpec) -> dict[str, list[str]]:
         for table, column in sql_input.columns:
             read.setdefault(table, set()).add(column)
     return {table: sorted(columns) for table, columns in sorted(read.items())}
+
+
+def source_metadata(source: Source) -> dict[str, Any]:
+    """Where a declared source is and what it holds; never a header's value (secrets come from the environment)."""
+    metadata: dict[str, Any] = {
+        "source/location": dg.MetadataValue.text(source.location),
+        "source/format": dg.MetadataValue.text(source.file_format if source.connection is None else "table"),
+        "source/zones": dg.MetadataValue.json(sorted(source.zones)),
+    }
+    if source.url is not None:
+        metadata["source/url"] = dg.MetadataValue.url(source.url)
+    if source.schema:
+        metadata["source/schema"] = dg.MetadataValue.json(dict(source.schema))
+    if source.headers:
+        metadata["source/headers"] = dg.MetadataValue.json(sorted(source.headers))  # names only
+    if source.declared_at:
+        metadata["source/declared_at"] = dg.MetadataValue.text(source.declared_at)
+    return metadata

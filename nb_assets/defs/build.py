@@ -32,6 +32,7 @@ from nb_assets.defs.resource import NotebookResource
 from nb_assets.defs.run_config import overrides, run_config_schema
 from nb_assets.defs.translator import NotebookTranslator
 from nb_assets.runs.status import Watched, watched
+from nb_assets.sources.model import Source, is_relation, relation
 
 __all__ = [
     "RESOURCE_KEY", "NotebookGraph", "asset_props", "build_definitions", "build_notebook_assets", "build_notebook_graph",
@@ -60,12 +61,15 @@ def build_notebook_assets(
     policy: str | Path | None = None,
     translator: NotebookTranslator | None = None,
     warehouse: str | Path | None = None,
+    sources: Sequence[Source] = (),
 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """One multi-asset per notebook plus external assets for source tables.
 
     Deps are base tables: a notebook reading a view depends on the tables
     behind it (`warehouse` is where views and macros are seen through)."""
-    return build_notebook_graph(notebooks, base_dir=base_dir, policy=policy, translator=translator, warehouse=warehouse).assets
+    return build_notebook_graph(
+        notebooks, base_dir=base_dir, policy=policy, translator=translator, warehouse=warehouse, sources=sources,
+    ).assets
 
 
 def build_notebook_graph(
@@ -76,33 +80,38 @@ def build_notebook_graph(
     translator: NotebookTranslator | None = None,
     warehouse: str | Path | None = None,
     notifications: Notifications | None = None,
+    sources: Sequence[Source] = (),
 ) -> NotebookGraph:
-    """With `notifications`, every owner must be one a channel reaches."""
+    """With `notifications`, every owner must be one a channel reaches. `sources`: the project's
+    declared sources; each one a notebook reads is an external asset in group `sources`."""
     translator = translator or NotebookTranslator()
-    declared = declare_notebooks(notebooks, base_dir, warehouse, notifications=notifications)
-    report = apply_policy(declared, policy)
+    declared = declare_notebooks(notebooks, base_dir, warehouse, notifications=notifications, sources=sources)
+    report = apply_policy(declared, policy, sources=sources)
     labels = dict(report.labels) if report else {}
     kind = dialect_of(warehouse)
     props = {item.spec.name: asset_props(item, labels, kind) for item in declared}
     written = {t for d in declared for t in d.spec.output_tables}
     source_parts = source_partitions(declared, written)
-    sources = [AssetProps("source", t, labels.get(t, frozenset()), partitions=source_parts.get(t), warehouse_kind=kind) for t in sorted(
-        {t for d in declared for t in d.spec.input_tables} - written
-    )]
+    registry = {s.relation: s for s in sources}
+    source_props = [AssetProps(
+        "source", t, labels.get(t, frozenset(registry[t].zones) if t in registry else frozenset()),
+        partitions=source_parts.get(t), warehouse_kind=kind, declared=registry.get(t),
+    ) for t in sorted({t for d in declared for t in d.spec.input_tables} - written)]
     # Every table's key comes from the translator once; deps are looked up here,
     # so an overridden get_asset_key moves a table and its readers' edges together.
-    table_keys = {p.table: translator.get_asset_key(p) for p in (*sources, *(p for ps in props.values() for p in ps)) if p.table}
+    table_keys = {p.table: translator.get_asset_key(p) for p in (*source_props, *(p for ps in props.values() for p in ps)) if p.table}
     assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
     for item in declared:
         deps = [table_keys[t] for t in item.spec.input_tables]
         specs = [with_freshness(translator.get_asset_spec(p, deps), item.decl.freshness) for p in props[item.spec.name]]
         checks = [c for p, s in zip(props[item.spec.name], specs) for c in translator.get_check_specs(p, s.key, table_keys)]
-        gate = policy_gate(policy, declared, item) if policy else None
-        assets.append(_notebook_asset(item, props[item.spec.name], specs, gate, checks))
-    assets.extend(translator.get_asset_spec(p) for p in sources)
+        gate = policy_gate(policy, declared, item, sources) if policy else None
+        read = _SourcesRead(sources, {n: table_keys[relation(n)] for n in item.spec.sources}, Path(base_dir) if base_dir else Path.cwd())
+        assets.append(_notebook_asset(item, props[item.spec.name], specs, gate, checks, read))
+    assets.extend(translator.get_asset_spec(p) for p in source_props)
     triggered = any(d.decl.cron or d.decl.on_inputs_landed for d in declared)
     partitioned = {t: daily_partitions_def(p) for t, p in source_parts.items()}
-    return NotebookGraph(assets, table_keys, tuple(p.table for p in sources if p.table), triggered, partitioned, watched(declared))
+    return NotebookGraph(assets, table_keys, tuple(p.table for p in source_props if p.table), triggered, partitioned, watched(declared))
 
 
 def asset_props(item: DeclaredNotebook, labels: Mapping[str, frozenset[str]], kind: str = "duckdb") -> list[AssetProps]:
@@ -120,6 +129,7 @@ def _notebook_asset(
     specs: Sequence[dg.AssetSpec],
     gate: Gate | None,
     check_specs: Sequence[dg.AssetCheckSpec] = (),
+    read: "_SourcesRead | None" = None,
 ) -> dg.AssetsDefinition:
     decl, spec = item.decl, item.spec
     # The keys results are reported under are the specs' own keys: no second derivation.
@@ -137,9 +147,21 @@ def _notebook_asset(
     )
     def notebook_asset(context: dg.AssetExecutionContext, nb_resource: NotebookResource):  # type: ignore[no-untyped-def]
         overridden = overrides(context.op_execution_context.op_config)
-        yield from nb_resource.materialize(context, decl, spec, keys, gate, overrides=overridden)
+        yield from nb_resource.materialize(
+            context, decl, spec, keys, gate, overrides=overridden,
+            **({"sources": read.sources, "source_keys": read.keys, "base_dir": read.base_dir} if read and read.keys else {}),
+        )
 
     return notebook_asset
+
+
+@dataclass(frozen=True)
+class _SourcesRead:
+    """The registry, the asset key of each source a notebook reads, and where relative paths start."""
+
+    sources: Sequence[Source]
+    keys: Mapping[str, dg.AssetKey]
+    base_dir: Path
 
 
 def build_definitions(
@@ -155,6 +177,7 @@ def build_definitions(
     sensor_interval_s: int = DEFAULT_INTERVAL_S,
     sensor_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
     read_dsn: str | None = None,
+    sources: Sequence[Source] = (),
 ) -> dg.Definitions:
     """Everything `dagster dev` needs: assets with their triggers, the resource, and sensors.
 
@@ -168,9 +191,9 @@ def build_definitions(
     """
     check_read_dsn(warehouse, read_dsn)  # refused at load, not at the first run
     graph = build_notebook_graph(notebooks, base_dir=base_dir, policy=policy, translator=translator, warehouse=warehouse,
-                                 notifications=notifications)
+                                 notifications=notifications, sources=sources)
     sensors = notebook_sensors(
-        sources={t: graph.table_keys[t] for t in graph.sources},
+        sources={t: graph.table_keys[t] for t in graph.sources if not is_relation(t)},  # declared sources never land in the log
         written=set(graph.table_keys) - set(graph.sources),
         triggered=graph.triggered,
         file_drops=file_drops,
@@ -185,6 +208,11 @@ def build_definitions(
     if notifications is not None and any(w.freshness for w in graph.watched):
         sensors.append(freshness_notification_sensor(graph.watched, str(warehouse), notifications,
                                                      asset_paths=asset_paths(graph.assets)))
+    polled = {s.name: graph.table_keys[s.relation] for s in sources if s.poll_s is not None and s.relation in graph.table_keys}
+    if polled:  # declared sources that land (poll_s=): defs/source_sensor.py
+        from nb_assets.defs.source_sensor import source_sensor
+
+        sensors.append(source_sensor(sources, polled, Path(base_dir) if base_dir else Path.cwd(), status=sensor_status))
     return dg.Definitions(
         assets=graph.assets,
         sensors=sensors,

@@ -31,7 +31,7 @@ def notebook_definitions(
     Dagster definitions (`defs.build.build_definitions`, which documents the options)."""
     declared = ProjectDeclarations(
         list(notebooks), Path(policy) if policy else None, Path(base_dir) if base_dir else Path.cwd(), str(warehouse), sandbox,
-        notifications=options.get("notifications"),
+        notifications=options.get("notifications"), sources=list(options.get("sources") or ()),
     )
     if capture(declared):
         return None  # type: ignore[return-value]  # only the CLI sees this, and it reads the capture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class NotebookResource(dg.ConfigurableResource):
         keys: Mapping[str, dg.AssetKey],
         gate: Callable[[Any], dict[str, Any]] | None = None,
         overrides: Mapping[str, Any] | None = None,
+        sources: Sequence[Any] = (),
+        source_keys: Mapping[str, dg.AssetKey] | None = None,
+        base_dir: Path | None = None,
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         """Run the notebook once: with the declared params, the run config's `overrides`,
         and for a partitioned notebook its partition's day as `ds`."""
@@ -93,6 +96,8 @@ class NotebookResource(dg.ConfigurableResource):
             partition=partition,
             facts={"notebook/not_loaded": not_loaded} if not_loaded else None,
             keep_refusal=True,
+            sources=sources,
+            base_dir=base_dir,
         ) as outcome:
             if isinstance(outcome, Refused):  # refused before anything ran: its record says why
                 if outcome.record_error is not None:
@@ -107,7 +112,19 @@ class NotebookResource(dg.ConfigurableResource):
             else:
                 stopped = None
                 results = list(materialize_results(outcome.run, selected, outcome.record, outcome.facts))
+                for name, read in outcome.run.sources.items():  # the data version each declared source had when read
+                    if source_keys and name in source_keys:
+                        context.log_event(source_observation(source_keys[name], read))
         yield from results
         yield from checked
         if stopped is not None:
             raise stopped
+
+
+def source_observation(key: dg.AssetKey, read: Mapping[str, Any]) -> dg.AssetObservation:
+    """What a run read from a declared source; its content hash is the data version the UI shows."""
+    return dg.AssetObservation(
+        asset_key=key,
+        metadata={f"source/{k}": v for k, v in read.items() if v is not None},
+        tags={"dagster/data_version": str(read["content_hash"])},
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 from nb_assets.sql.see_through import Catalog
 from nb_assets.project.declaration import NotebookAsset
 from nb_assets.project.declare import DeclaredNotebook, declare_notebooks, seen_through
+from nb_assets.project.sources import with_source_zones
 from nb_assets.project.definitions_file import ProjectDeclarations
 from nb_assets.errors import PolicyError
 from nb_assets.locations import dialect_of
@@ -69,10 +70,11 @@ def read_project(declarations: ProjectDeclarations) -> ProjectView:
     """The project as its load sees it: every declared notebook checked, seen through the
     warehouse's views and macros when it opens, and placed under the policy."""
     catalog = _catalog(declarations.warehouse)
-    declared = declare_notebooks(declarations.notebooks, declarations.base_dir, dialect=dialect_of(declarations.warehouse))
+    declared = declare_notebooks(declarations.notebooks, declarations.base_dir, dialect=dialect_of(declarations.warehouse),
+                                 sources=declarations.sources)
     if catalog is not None:
         declared = seen_through(declared, catalog)
-    policy = load_policy(declarations.policy) if declarations.policy else None
+    policy = with_source_zones(load_policy(declarations.policy), declarations.sources) if declarations.policy else None
     report = propagate(policy, [d.flow() for d in declared], relations=_relations(catalog)) if policy else None
     return ProjectView(declared, policy, report, catalog)
 

@@ -42,6 +42,7 @@ HEADER = (
 _SET_BY_US = {"instance", "declared_at"}  # set by expansion and by this reader, not by users
 _FIELDS = {f.name: f for f in dataclasses.fields(NotebookAsset) if f.name not in _SET_BY_US}
 _LIMIT_FIELDS = {f.name for f in dataclasses.fields(SandboxLimits)}
+_TOP_KEYS = {"notebooks", "sources"}
 
 
 def load_declarations_yaml(path: str | Path) -> list[NotebookAsset]:
@@ -82,8 +83,8 @@ def read_declarations(text: str, path: Path) -> list[NotebookAsset]:
         return []
     reader = _Reader(str(path))
     top = reader.mapping(root, "the declarations file")
-    if set(top) - {"notebooks"}:
-        reader.fail(root, f"unknown top-level key(s) {sorted(set(top) - {'notebooks'})}; expected 'notebooks:'")
+    if set(top) - _TOP_KEYS:  # `sources:` is read by nb_assets.project.sources.load_sources_yaml
+        reader.fail(root, f"unknown top-level key(s) {sorted(set(top) - _TOP_KEYS)}; expected 'notebooks:' (and 'sources:')")
     items = top.get("notebooks")
     if items is None or (isinstance(items, yaml.ScalarNode) and items.value in ("", "null", "~")):
         return []

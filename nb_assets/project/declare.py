@@ -30,6 +30,8 @@ from nb_assets.analysis.parameters import resolve_parameters
 from nb_assets.project.partitions import partitioned_trigger_problems
 from nb_assets.policy.zones import NotebookFlow, Policy, PolicyReport, check_notebook, propagate
 from nb_assets.policy.loader import load_policy
+from nb_assets.project.sources import notebook_source_problems, registry_problems, with_source_zones
+from nb_assets.sources.model import Source
 from nb_assets.spec import NotebookSpec
 
 # Checks right before a run, given the catalog the run's queries will read
@@ -72,6 +74,7 @@ def declare_notebooks(
     *,
     notifications: Any = None,
     catalog: Catalog | str | None = None,
+    sources: Sequence[Source] = (),
 ) -> list[DeclaredNotebook]:
     """Parse and check every notebook; raise one DeclarationError listing all problems.
 
@@ -84,6 +87,7 @@ def declare_notebooks(
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     declared: list[DeclaredNotebook] = []
     expanded, problems = expand_instances(notebooks)
+    problems.extend(registry_problems(sources))
     for decl in expanded:
         try:
             spec = parse_notebook(decl.notebook_file(base), dialect or dialect_of(warehouse))
@@ -98,6 +102,7 @@ def declare_notebooks(
             problems.append(at(decl, str(exc)))
             continue
         problems.extend(at(decl, p) for p in declaration_problems(decl, spec, where, notifications))
+        problems.extend(at(decl, p) for p in notebook_source_problems(spec, sources, where))  # project/sources.py
         declared.append(DeclaredNotebook(decl, spec))
     if warehouse is not None and any(d.spec.inputs for d in declared):
         declared = seen_through_now(declared, warehouse, catalog)
@@ -170,12 +175,13 @@ def seen_through(declared: Sequence[DeclaredNotebook], catalog: Catalog) -> list
 
 def apply_policy(
     declared: Sequence[DeclaredNotebook], policy_path: str | Path | None, relations: Collection[str] | None = None,
+    sources: Sequence[Source] = (),
 ) -> PolicyReport | None:
     """Propagate zones over the whole graph; enforce-mode violations refuse declaration.
     With the warehouse's `relations`, a table it lacks is called that ("no such table"), not unlabelled."""
     if policy_path is None:
         return None
-    policy = load_policy(policy_path)
+    policy = with_source_zones(load_policy(policy_path), sources)  # a declared source is labelled by its zones
     report = propagate(policy, [d.flow() for d in declared], relations=relations)
     blocking = report.blocking()
     if blocking:
@@ -187,12 +193,14 @@ def apply_policy(
     return report
 
 
-def policy_gate(policy_path: str | Path, declared: Sequence[DeclaredNotebook], item: DeclaredNotebook) -> Gate:
+def policy_gate(
+    policy_path: str | Path, declared: Sequence[DeclaredNotebook], item: DeclaredNotebook, sources: Sequence[Source] = (),
+) -> Gate:
     """Re-read the policy, and see every notebook through the catalog the run
     reads, right before a run: both may have changed since loading."""
 
     def gate(catalog: Catalog | None) -> dict[str, Any]:
-        policy: Policy = load_policy(policy_path)
+        policy: Policy = with_source_zones(load_policy(policy_path), _current_sources(sources))
         current = seen_through(declared, catalog) if catalog is not None else list(declared)
         flows = [d.flow() for d in current]
         report = propagate(policy, flows)
@@ -208,3 +216,23 @@ def policy_gate(policy_path: str | Path, declared: Sequence[DeclaredNotebook], i
         }
 
     return gate
+
+
+def _current_sources(sources: Sequence[Source]) -> list[Source]:
+    """The sources as declared now: one read from a declarations.yaml is read again, so a zone
+    changed there since the project loaded is what the gate judges."""
+    from nb_assets.project.sources import load_sources_yaml
+
+    current: list[Source] = []
+    reread: dict[str, list[Source]] = {}
+    for source in sources:
+        at_file = (source.declared_at or "").rpartition(":")[0]
+        if at_file:
+            if at_file not in reread:
+                try:
+                    reread[at_file] = load_sources_yaml(at_file)
+                except NbAssetsError:
+                    reread[at_file] = []
+            source = next((s for s in reread[at_file] if s.name == source.name), source)
+        current.append(source)
+    return current

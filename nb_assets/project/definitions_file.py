@@ -29,6 +29,7 @@ class ProjectDeclarations:
     warehouse: str | None = None
     sandbox: str = "auto"
     notifications: Any = None  # nb_assets.notify.channels.Notifications
+    sources: Sequence[Any] = ()  # nb_assets.sources.Source: the project's source registry
 
 
 _captured: ContextVar[list[ProjectDeclarations] | None] = ContextVar("nb_assets_captured", default=None)
@@ -73,5 +74,6 @@ def load_declarations(path: Path) -> ProjectDeclarations:
     policy = getattr(module, "POLICY", None)
     base_dir = Path(getattr(module, "BASE_DIR", path.resolve().parent))
     warehouse = getattr(module, "WAREHOUSE", None)
-    return ProjectDeclarations(list(notebooks), Path(policy) if policy else None, base_dir, str(warehouse) if warehouse else None)
+    return ProjectDeclarations(list(notebooks), Path(policy) if policy else None, base_dir, str(warehouse) if warehouse else None,
+                               sources=list(getattr(module, "SOURCES", ())))
 

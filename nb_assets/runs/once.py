@@ -85,6 +85,8 @@ def run_once(
     forced: Sequence[Taken] | None = None,
     html: bool = True,
     keep_refusal: bool = False,
+    sources: Sequence[Any] = (),
+    base_dir: Path | None = None,
 ) -> Iterator[RunOutcome | Refused]:
     """Run `spec` once (run_pipeline), `partition`'s day as its PARTITION_PARAM, and keep its record.
 
@@ -104,7 +106,7 @@ def run_once(
     refused: Refused | None = None
     try:
         run = run_pipeline(spec, warehouse=warehouse, sandbox=sandbox, run_dir=run_dir, params=parameters,
-                           limits=limits, gate=checked_gate, load=load, partition=partition)
+                           limits=limits, gate=checked_gate, load=load, partition=partition, sources=sources, base_dir=base_dir)
     except NbAssetsError as exc:
         refused = Refused(exc, parameters, _keep_refusal(run_dir, spec, exc, parameters, about) if keep_refusal else None)
     if refused is not None:  # yielded outside `except`: what the with-block raises is not "during handling" of it
@@ -112,6 +114,8 @@ def run_once(
         return
     try:
         collected.update(seen_through_facts(run.spec))
+        if run.sources:  # what each declared source's fetch read: location, bytes, rows, version, hash
+            collected["notebook/sources"] = run.sources
         about_kept = dict(about)
         if forced is not None:  # all or nothing: a failed run replaced none of them
             about_kept["forced"] = True

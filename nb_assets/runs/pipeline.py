@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,13 +20,16 @@ from typing import Any, Literal
 from nb_assets.inbox import runner as inbox_papermill
 from nb_assets.sql.see_through import Catalog, see_through
 from nb_assets.errors import (
-    DeclarationError, NbAssetsError, NotebookRunError, OutputValidationError, PolicyError, SandboxError, UnlabelledSourceError,
-    WarehouseError,
+    DeclarationError, NbAssetsError, NotebookRunError, OutputValidationError, PolicyError, SandboxError, SourceFetchError,
+    UnlabelledSourceError, WarehouseError,
 )
 from nb_assets.inbox import contract as runtime
 from nb_assets.analysis.parameters import resolve_parameters
 from nb_assets.sandbox.base import RECORD_MB, RESULT_MAX_BYTES, RunFolder, Sandbox, SandboxLimits, SandboxResult
-from nb_assets.spec import NotebookSpec
+from nb_assets.sources.fetch import fetch_sources, source_file
+from nb_assets.sources.model import Source
+from nb_assets.spec import NotebookSpec, SqlInput
+from nb_assets.sql.source_calls import fetched_relation, replace_source_calls
 from nb_assets.sql.table_names import missing, no_such_table
 from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest, Warehouse
 from nb_assets.warehouse.checks import CheckOutcome, CheckRun
@@ -49,6 +52,7 @@ class NotebookRun:
     sandbox: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
     check_outcomes: tuple[CheckOutcome, ...] = ()  # what the output checks found inside the load (warehouse/checks.py)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # declared source → what its fetch read
 
     @property
     def executed_notebook(self) -> Path:
@@ -66,6 +70,8 @@ def run_pipeline(
     gate: Callable[[Catalog | None], None] | None = None,
     load: Collection[str] | None = None,
     partition: PartitionLoad | None = None,
+    sources: Sequence[Source] = (),
+    base_dir: Path | None = None,
 ) -> NotebookRun:
     """Execute `spec` once; returns a NotebookRun whose `error` says what failed.
 
@@ -77,6 +83,8 @@ def run_pipeline(
     names the output tables to load (default: all); every declared output is
     still produced and validated, since the notebook runs whole. With a
     `partition`, each output replaces only that day's rows of its table.
+    The declared `sources` the notebook reads are fetched once the gate passed,
+    before any query and before the sandbox (relative paths under `base_dir`).
     """
     started = time.monotonic()
     limits = limits or SandboxLimits()
@@ -99,17 +107,19 @@ def run_pipeline(
             refuse_missing_tables(spec, catalog)
 
     input_rows: dict[str, int] = {}
+    fetched: dict[str, dict[str, Any]] = {}
     facts = sandbox.describe(limits)
 
     def finished(error: NbAssetsError | None, **outcome: Any) -> NotebookRun:
         # Reads input_rows and facts as they stand when the run ends.
         return NotebookRun(
             seen[0], parameters, folder, "failed" if error else "success", error,
-            input_rows=input_rows, sandbox=facts, duration_s=time.monotonic() - started, **outcome,
+            input_rows=input_rows, sandbox=facts, duration_s=time.monotonic() - started, sources=fetched, **outcome,
         )
 
     try:
-        input_rows = prefetch_inputs(spec, parameters, folder, warehouse, check,
+        fetch = SourceFetch(sources, base_dir or Path(spec.path).parent, fetched)
+        input_rows = prefetch_inputs(spec, parameters, folder, warehouse, check, fetch,
                                      deadline=budget.stage("prefetch", "prefetch_timeout", limits.prefetch_timeout))
     except (DeclarationError, PolicyError):
         raise  # refused: nothing fetched, no folder
@@ -190,22 +200,28 @@ def prefetch_inputs(
     folder: RunFolder,
     warehouse: Warehouse,
     check: Callable[[Catalog | None], None] | None = None,
+    fetch: SourceFetch | None = None,
     deadline: Deadline | None = None,
 ) -> dict[str, int]:
-    """Fetch every SQL input into the run's input folder, made only once `check` passed, by `deadline`."""
+    """Fetch every SQL input into the run's input folder, made only once `check` passed, by `deadline`;
+    the declared sources first (`fetch`), so a query reading `source('x')` finds its copy."""
 
     def checked(catalog: Catalog | None) -> None:
         if check is not None:
             check(catalog)
         folder.input_dir.mkdir(parents=True, exist_ok=True)
+        if fetch is not None:
+            fetch.run(spec, parameters, folder.input_dir)
 
     requests = [
         PrefetchRequest(
             name=i.name,
-            query=i.query,
+            query=replace_source_calls(i.query, fetched_relation) if _reads_sources(i) else i.query,
             params={p: parameters[p] for p in i.params},
             cell=i.cell,
             dest=folder.input_dir / f"{i.name}.parquet",
+            sources={fetched_relation(t[len("source."):]): folder.input_dir / source_file(t[len("source."):])
+                     for t in i.tables if t.startswith("source.")},
         )
         for i in spec.inputs
     ]
@@ -214,12 +230,41 @@ def prefetch_inputs(
     else:
         checked(None)  # nothing to read: no catalog to see through
         rows = {}
-    manifest = {
-        r.name: {"file": r.dest.name, "fingerprint": runtime.query_fingerprint(r.query), "rows": rows[r.name]}
-        for r in requests
+    manifest: dict[str, Any] = {
+        i.name: {"file": r.dest.name, "fingerprint": runtime.query_fingerprint(i.query), "rows": rows[r.name]}
+        for i, r in zip(spec.inputs, requests)
     }
+    for name, facts in (fetch.fetched if fetch is not None else {}).items():  # what `%%source` cells open
+        manifest[f"source:{name}"] = {"file": source_file(name), "rows": facts["rows"]}
     (folder.input_dir / runtime.MANIFEST).write_text(json.dumps(manifest, indent=2))
     return rows
+
+
+def _reads_sources(sql_input: SqlInput) -> bool:
+    return any(t.startswith("source.") for t in sql_input.tables)
+
+
+@dataclass
+class SourceFetch:
+    """The declared sources of a project, fetched for one run once its gate passed; `fetched` collects
+    what each read (location, bytes, rows, version, content hash) for the run's metadata."""
+
+    sources: Sequence[Source]
+    base_dir: Path
+    fetched: dict[str, dict[str, Any]]
+
+    def run(self, spec: NotebookSpec, parameters: Mapping[str, Any], input_dir: Path) -> None:
+        if not spec.sources:
+            return
+        from nb_assets.warehouse.source_tables import read_table  # the drivers live with the warehouse
+
+        try:
+            done = fetch_sources(self.sources, spec.sources, parameters, input_dir, base_dir=self.base_dir, read_table=read_table)
+        except DeclarationError as exc:  # a source nobody declared: refused, like any declaration problem
+            raise DeclarationError(f"{spec.path}: {exc}") from exc
+        except SourceFetchError as exc:
+            raise SourceFetchError(f"{spec.path}: stopped before the sandbox, nothing changed: {exc}") from exc
+        self.fetched.update({name: f.facts() for name, f in done.items()})
 
 
 def verdict(spec: NotebookSpec, folder: RunFolder, result: SandboxResult, limits: SandboxLimits) -> NotebookRunError | None:

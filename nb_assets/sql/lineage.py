@@ -22,6 +22,7 @@ from sqlglot.tokens import Token, TokenType
 
 from nb_assets.spec import SqlCall
 from nb_assets.sql.columns import columns_read, table_name
+from nb_assets.sql.source_calls import declare_hint
 from nb_assets.sql.escape_hatches import SERVER_ACCESS, copy_program, escape_hatch, hatch_message, system_relation
 from nb_assets.sql.syntax_hints import caret as _caret, misspelled_keyword as _misspelled_keyword
 
@@ -307,6 +308,12 @@ def _tables(tree: exp.Expr, sql: str, default_schema: str, nodes: _Nodes, scopes
     return tuple(sorted(names))
 
 
+def _literal_arg(node: exp.Func) -> str | None:
+    """The first argument when it is a string literal (the file or URL a reader names)."""
+    first = next(iter(node.expressions), None) if isinstance(node, exp.Anonymous) else node.this
+    return first.name if isinstance(first, exp.Literal) and first.is_string else None
+
+
 def _external_reads(sql: str, nodes: _Nodes, dialect: str) -> list[SqlProblem]:
     problems = []
     for node in nodes.of(exp.Func):
@@ -320,7 +327,7 @@ def _external_reads(sql: str, nodes: _Nodes, dialect: str) -> list[SqlProblem]:
                 _problem_at(
                     EXTERNAL_READ,
                     f"{_function_name(node)}() reads outside the warehouse; input cells read "
-                    "warehouse tables only — load the data into a table upstream and query that",
+                    f"warehouse tables and declared sources only — {declare_hint(_literal_arg(node))}",
                     sql,
                     node.meta.get("start"),
                 )
@@ -340,8 +347,8 @@ def _external_reads(sql: str, nodes: _Nodes, dialect: str) -> list[SqlProblem]:
             problems.append(
                 _problem_at(
                     EXTERNAL_READ,
-                    f"FROM '{table.name}' reads a file; input cells read warehouse tables only "
-                    "— load the file into a table upstream and query that",
+                    f"FROM '{table.name}' reads a file; input cells read warehouse tables and declared "
+                    f"sources only — {declare_hint(table.name)}",
                     sql,
                     table.this.meta.get("start"),
                 )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Collection, Iterable
 
+from nb_assets.sql.source_calls import SOURCE_SCHEMA
+
 
 def no_such_table(table: str, known: Collection[str]) -> str:
     """`no such table <table>`, with the closest existing name when one is close."""
@@ -23,4 +25,5 @@ def no_such_table(table: str, known: Collection[str]) -> str:
 def missing(tables: Iterable[str], known: Collection[str]) -> list[str]:
     """The tables among `tables` that `known` lacks, each once, in order."""
     lowered = {k.lower() for k in known}
-    return [t for t in dict.fromkeys(tables) if "." in t and t.lower() not in lowered]
+    # A declared source ("source.<name>") is fetched by the host, not looked up in the warehouse.
+    return [t for t in dict.fromkeys(tables) if "." in t and t.lower() not in lowered and not t.startswith(f"{SOURCE_SCHEMA}.")]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -34,6 +34,8 @@ class PrefetchRequest:
     params: Mapping[str, Any]  # only the `$names` the query uses
     cell: int
     dest: Path
+    # Declared sources the query reads (`source('x')`, compiled to a relation name) → their fetched Parquet.
+    sources: Mapping[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

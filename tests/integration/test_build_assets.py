@@ -243,7 +243,7 @@ def test_the_readme_policy_example_is_what_declaring_the_demo_report_for_finance
     project = load_declarations(REPO / "definitions.py")
     notebooks = [dataclasses.replace(n, purpose="finance_reporting") if "revenue_report" in str(n.path) else n for n in project.notebooks]
     with pytest.raises(DeclarationError) as err:
-        build_notebook_assets(notebooks, base_dir=project.base_dir, policy=project.policy)
+        build_notebook_assets(notebooks, base_dir=project.base_dir, policy=project.policy, sources=project.sources)
     said = f"nb_assets.errors.DeclarationError: {err.value}".replace(f"{REPO}/", "")
     assert said == example.rstrip("\n")
 

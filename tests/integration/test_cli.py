@@ -19,7 +19,8 @@ def test_check_reports_the_demo_contract_as_json() -> None:
     proc = nb_assets("check", "notebooks", "--json")
     assert proc.returncode == 0, proc.stderr
     by_name = {Path(n["path"]).stem: n for n in json.loads(proc.stdout)["notebooks"]}
-    assert set(by_name) == {"clean_orders", "customer_revenue", "daily_traffic", "revenue_report", "regional_revenue", "daily_orders"}
+    assert set(by_name) == {"clean_orders", "customer_revenue", "daily_traffic", "revenue_report", "regional_revenue", "daily_orders",
+                            "fx_revenue"}
     revenue = by_name["customer_revenue"]
     assert revenue["inputs"] == [{"name": "customer_orders", "tables": ["mart.orders_clean", "raw.customers"], "cell": 4}]
     assert revenue["outputs"] == ["mart.customer_revenue"]

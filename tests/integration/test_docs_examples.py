@@ -37,7 +37,7 @@ REPO = next(p for p in Path(__file__).resolve().parents if (p / "mkdocs.yml").is
 BIN = Path(sys.executable).parent
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 LANGUAGES = {"python", "yaml", "toml", "bash", "sql", "text"}
-DEMO_FILES = ("definitions.py", "declarations.yaml", "policy.yaml", "notebooks")
+DEMO_FILES = ("definitions.py", "declarations.yaml", "policy.yaml", "notebooks", "sources")
 DEMO_ENV = ("NB_ASSETS_WAREHOUSE", "NB_ASSETS_SANDBOX", "NB_ASSETS_SENSOR_INTERVAL_S", "DAGSTER_HOME")
 CELL_MARK = re.compile(r"^# cell \d+\b.*$", re.M)
 
@@ -214,7 +214,8 @@ def _check_declared(example: Any, root: Path, namespace: dict[str, Any]) -> None
     from nb_assets import build_notebook_assets
 
     others = [n for n in namespace["NOTEBOOKS"] if Path(n.path) != Path(example.path)]
-    assets = build_notebook_assets([*others, example], base_dir=root, policy=root / "policy.yaml")
+    assets = build_notebook_assets([*others, example], base_dir=root, policy=root / "policy.yaml",
+                                   sources=namespace.get("SOURCES", ()))
     assert assets
 
 
@@ -253,11 +254,12 @@ def test_a_yaml_example_loads_through_the_project_loader(block: Block, tmp_path:
     document = yaml.safe_load(block.code)
     path = tmp_path / "example.yaml"
     path.write_text(block.code)
-    if "notebooks" in document:
-        from nb_assets import load_declarations_yaml
+    if "notebooks" in document or "sources" in document:
+        from nb_assets import load_declarations_yaml, load_sources_yaml
 
         declared = load_declarations_yaml(path)
-        assert [str(n.path) for n in declared] == [entry["path"] for entry in document["notebooks"]]
+        assert [str(n.path) for n in declared] == [entry["path"] for entry in document.get("notebooks") or []]
+        assert [s.name for s in load_sources_yaml(path)] == [entry["name"] for entry in document.get("sources") or []]
     elif "zones" in document:
         policy = load_policy(path)
         assert set(policy.zones) == set(document["zones"])

@@ -21,6 +21,7 @@ NEEDED_WITHOUT_IMPORT = {
     "dagster-docker": "the deployment's run launcher, named in its dagster.yaml",
     "ipykernel": "the kernel papermill starts",
     "matplotlib": "the charts notebooks draw in that kernel",
+    "s3fs": "fsspec's back end for s3:// declared sources (nb_assets/sources/files.py)",
 }
 
 

@@ -133,6 +133,10 @@ class DuckDBWarehouse:
             for request in requests:
                 watch.at(f"cell {request.cell}: SQL input {request.name!r}", request.cell)
                 try:
+                    for relation, path in request.sources.items():  # a Python object, not a file read: access stays off
+                        import pyarrow.parquet as pq
+
+                        con.register(relation, pq.read_table(path))
                     reader = con.sql(request.query, params=dict(request.params)).to_arrow_reader(_BATCH_ROWS)
                     rows[request.name] = write_parquet(reader, request.dest)
                 except duckdb.Error as exc:

@@ -250,6 +250,11 @@ def _execute(cur: Any, request: PrefetchRequest) -> pa.RecordBatchReader:
 
     Postgres infers each parameter's type from where it is used (a date, an
     integer); the value is converted to that type here, as DuckDB would."""
+    if request.sources:  # a read-only snapshot cannot hold a temporary table of the fetched copy
+        raise WarehouseError(
+            f"cell {request.cell}: SQL input {request.name!r} reads source({next(iter(request.sources))!r}) on a Postgres "
+            "warehouse, which cannot join a fetched source; read it with a `%%source` cell instead"
+        )
     sql, names = to_positional(request.query, read=DIALECT)
     if not names:
         cur.execute(sql)
