@@ -48,7 +48,12 @@ def lab_command(project: Path, port: int | None, no_browser: bool) -> tuple[list
     if importlib.util.find_spec("jupyterlab") is None:
         raise DeclarationError("JupyterLab is not installed here: pip install 'nb_assets[lab]' (make setup installs it)")
     env = dict(os.environ, NB_ASSETS_WAREHOUSE=project_warehouse(project))
-    argv = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={project}"]
+    argv = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={project}",
+            # The server itself reaches nothing: no extension installs from PyPI, no update check, no news feed.
+            "--LabApp.extension_manager=readonly", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            "--LabApp.news_url=None"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # a dev container's root: JupyterLab refuses it unless told
+        argv.append("--ServerApp.allow_root=True")
     argv += [f"--ServerApp.port={port}", "--ServerApp.port_retries=0"] if port is not None else []
     argv += ["--no-browser"] if no_browser else []
     return argv, env
