@@ -13,6 +13,7 @@ traceback. Host side only, imported by the magic.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ def result_html(result: StepResult, notebook: Path) -> str:
                  f"{e(result.error or '')}</pre>"]
         if result.step in ("check", "schedule"):
             parts.append(findings_html(notebook))
-        parts += [f"<p>{e(line)}</p>" for line in result.trial_lines()]
+        parts += [f"<p>{_inline(line)}</p>" for line in result.trial_lines()]
         return "".join(parts)
     warnings = [line.strip() for line in result.lines if line.strip().startswith("warning:")]
     parts = [f"<p style='{_OK}'><b>{label}: done.</b></p>"]
@@ -47,13 +48,29 @@ def result_html(result: StepResult, notebook: Path) -> str:
     if result.step == "preview" and result.preview is not None:
         parts.append(preview_svg(result.preview))
     if result.step in ("trial", "schedule"):
-        parts.append("<ul class='nb-trial'>" + "".join(f"<li>{e(line)}</li>" for line in result.trial_lines()) + "</ul>")
+        parts.append("<ul class='nb-trial'>" + "".join(f"<li>{_inline(line)}</li>" for line in result.trial_lines()) + "</ul>")
         if result.plan is not None:
-            parts.append(f"<p>Test plan: <code>{e(str(result.plan))}</code></p>")
+            parts.append(f"<p>Test plan: <code>{e(_shown(result.plan, notebook))}</code></p>")
     if result.branch:
         parts.append(f"<p class='nb-branch'>Committed the notebook, its declaration and the test plan on branch "
                      f"<code>{e(result.branch)}</code> (you are on it now); push it for review.</p>")
     return "".join(parts)
+
+
+def _inline(markdown: str) -> str:
+    """A plan line (Markdown) as HTML: escaped first, then its **bold** and `code`."""
+    text = html.escape(markdown)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+
+
+def _shown(path: Path, notebook: Path) -> str:
+    """`path` relative to the notebook's project, when it is inside it."""
+    root = nearest_project(notebook)
+    try:
+        return str(path.resolve().relative_to(root.resolve())) if root is not None else str(path)
+    except ValueError:
+        return str(path)
 
 
 class ScheduleForm:
@@ -119,9 +136,10 @@ class ScheduleForm:
             result = run_step(self.notebook, self.project, step, self.fields(),
                               progress=lambda line: setattr(self.status, "value", f"⏳ {label}: {html.escape(line)}"),
                               log_dir=self.project / ".nb_assets" / "schedule")
+            # The result first: whoever waits for the verdict on the status line then finds it there.
+            self.result.value = result_html(result, self.notebook)
             self.status.value = (f"<span style='{_OK}'>✔ {label}: done</span>" if result.ok
                                  else f"<span style='{_BAD}'>✖ {label}: {'refused' if step == 'schedule' else 'failed'}</span>")
-            self.result.value = result_html(result, self.notebook)
         except Exception as exc:  # noqa: BLE001 - the form shows it; a traceback in the output area helps nobody
             self._show_error(f"{type(exc).__name__}: {exc}")
         finally:

@@ -136,6 +136,12 @@ def page(lab: tuple[str, str, Path]) -> Iterator[object]:
 
 
 def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    news = page.locator(".jp-Notification-Toast-Close, .Toastify__close-button")  # JupyterLab's "notified about news?"
+    for i in range(news.count()):
+        try:
+            news.nth(i).click(timeout=2_000)
+        except Exception:  # noqa: BLE001 - gone already
+            pass
     page.screenshot(path=str(_artifacts() / name), full_page=False)
 
 
@@ -176,10 +182,16 @@ def _form_text(page, label: str):  # type: ignore[no-untyped-def]
         "input, textarea").first
 
 
+LABELS = {"check": "Check", "preview": "Preview", "trial": "Trial run", "schedule": "Schedule"}
+
+
 def _press(page, step: str) -> str:  # type: ignore[no-untyped-def]
+    """Press a button; wait until the status line gives this step's verdict (it shows progress meanwhile)."""
     page.locator(f".nb-schedule-{step}").last.click()
     status = page.locator(".nb-schedule-status").last
-    page.wait_for_function("(el) => /✔|✖/.test(el.textContent)", arg=status.element_handle(), timeout=STEP_S * 1000)
+    verdicts = [f"✔ {LABELS[step]}:", f"✖ {LABELS[step]}:"]
+    page.wait_for_function("([el, verdicts]) => verdicts.some(v => el.textContent.includes(v))",
+                           arg=[status.element_handle(), verdicts], timeout=STEP_S * 1000)
     return status.inner_text()
 
 
@@ -226,10 +238,11 @@ def test_b_schedule_from_the_form_commits_a_branch(page, lab, on_failure_say_whe
     assert "no findings in any cell" in result.inner_text()
     assert "✔ Preview: done" in _press(page, "preview"), result.inner_text()
     svg = result.locator("svg.nb-preview")
-    assert "raw.orders" in svg.inner_text() and "mart.top_orders" in svg.inner_text()
+    drawn = svg.text_content() or ""
+    assert "raw.orders" in drawn and "mart.top_orders" in drawn
     _shot(page, "schedule_preview.png")
     assert "✔ Trial run: done" in _press(page, "trial"), result.inner_text()
-    assert "status: **success**" in result.inner_text() and "mart.top_orders`: 5 rows" in result.inner_text()
+    assert "status: success" in result.inner_text() and "output mart.top_orders: 5 rows" in result.inner_text()
     assert "✔ Schedule: done" in _press(page, "schedule"), result.inner_text()
     assert "schedule/top_orders" in result.inner_text()
     form.scroll_into_view_if_needed()

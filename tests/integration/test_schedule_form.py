@@ -47,12 +47,12 @@ def test_check_preview_trial_and_schedule_from_the_form(project: Path) -> None:
     form.params["limit"].value = "5"
     form.press("trial")
     assert "✔ Trial run: done" in form.status.value, form.result.value
-    assert "status: **success**" in form.result.value and "output `mart.top_orders`: 5 rows" in form.result.value
+    assert "status: <b>success</b>" in form.result.value and "output <code>mart.top_orders</code>: 5 rows" in form.result.value
     assert any("3/6 trial run" in s for s in seen)
 
     form.press("schedule")
     assert "✔ Schedule: done" in form.status.value, form.result.value
-    assert "schedule/top_orders" in form.result.value
+    assert "schedule/top_orders" in form.result.value and "Test plan: <code>plans/top_orders.md</code>" in form.result.value
     assert git(project, "branch", "--show-current").strip() == "schedule/top_orders"
     committed = set(git(project, "show", "--name-only", "--format=", "HEAD").split())
     assert committed == {"notebooks/top_orders.ipynb", "declarations.yaml", "plans/top_orders.md"}
