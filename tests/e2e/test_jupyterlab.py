@@ -136,10 +136,11 @@ def page(lab: tuple[str, str, Path]) -> Iterator[object]:
 
 
 def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    news = page.locator(".jp-Notification-Toast-Close, .Toastify__close-button")  # JupyterLab's "notified about news?"
-    for i in range(news.count()):
+    news = page.locator(".Toastify__toast").filter(has_text="Jupyter news").get_by_role("button", name="No")
+    if news.count():  # JupyterLab asks once whether to fetch its news (a fetch the server is told not to make)
         try:
-            news.nth(i).click(timeout=2_000)
+            news.first.click(timeout=5_000)
+            page.wait_for_timeout(500)
         except Exception:  # noqa: BLE001 - gone already
             pass
     page.screenshot(path=str(_artifacts() / name), full_page=False)

@@ -44,3 +44,13 @@ def test_an_existing_file_is_never_overwritten(tmp_path: Path) -> None:
     with pytest.raises(DeclarationError, match="exists already"):
         write_starter(tmp_path / "a.ipynb")
     assert (tmp_path / "a.ipynb").read_text() == "mine"
+
+
+def test_the_manual_shows_the_template_as_it_is() -> None:
+    """docs/authoring-in-jupyterlab.md shows the starter cell by cell (and runs it): it may not drift."""
+    from support.paths import REPO
+
+    page = (REPO / "docs" / "authoring-in-jupyterlab.md").read_text()
+    notebook = starter_notebook("top_orders")
+    for cell in notebook["cells"][1:]:  # the code cells; the markdown cell's title is shown shortened
+        assert "".join(cell["source"]) in page, cell["source"]
