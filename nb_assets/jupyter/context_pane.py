@@ -385,7 +385,8 @@ def live_pane(path: Path) -> Any:
 
     from nb_assets.jupyter.cell_findings import findings_html
 
-    pane, checks = w.HTML(render_html(notebook_context(path))), w.HTML()
+    context = notebook_context(path)
+    pane, checks = w.HTML(render_html(context)), w.HTML()
     refresh, check = w.Button(description="Refresh", icon="refresh"), w.Button(description="Check")
     refresh.add_class("nb-context-refresh")
     check.add_class("nb-context-check")
@@ -393,7 +394,8 @@ def live_pane(path: Path) -> Any:
 
     def on_refresh(_button: Any) -> None:
         try:
-            pane.value = render_html(notebook_context(path))
+            box.context = notebook_context(path)
+            pane.value = render_html(box.context)
         except Exception as exc:  # noqa: BLE001 - said in the pane, not as a traceback
             pane.value = f"<p style='color:#c33'>Refresh failed: {html.escape(f'{type(exc).__name__}: {exc}')}</p>"
 
@@ -401,8 +403,17 @@ def live_pane(path: Path) -> Any:
         checks.value = (f"<p><b>Check</b> of {html.escape(path.name)} as saved (save first to check your latest "
                         "edits):</p>" + findings_html(path))
 
+    class LivePane(w.VBox):  # type: ignore[misc]
+        """The widget, which JupyterLab draws; anything that cannot (nbconvert, papermill's
+        record, a terminal) gets the static pane's HTML and text from the same bundle."""
+
+        def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+            bundle = super()._repr_mimebundle_(**kwargs) or {}
+            return {**bundle, "text/html": render_html(self.context), "text/plain": render_text(self.context)}
+
+    box = LivePane([w.HBox([refresh, check]), pane, checks])
+    box.context = context
+    box.add_class("nb-context-pane")
     refresh.on_click(on_refresh)
     check.on_click(on_check)
-    box = w.VBox([w.HBox([refresh, check]), pane, checks])
-    box.add_class("nb-context-pane")
     return box
