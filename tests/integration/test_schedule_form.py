@@ -4,14 +4,19 @@ or the command's own error with the fix, in the form; never a traceback."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from nb_assets.jupyter.schedule_form import ScheduleForm
 from nb_assets.project.starter import write_starter
 from support.schedule_project import git, project  # noqa: F401 - the fixture: a git copy of the demo
-from support.warehouses import warehouse_snapshot
+from support.paths import REPO
+from support.warehouses import new_pg_database, pg_snapshot, warehouse_snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +97,32 @@ def test_a_bad_field_lands_in_the_form_with_the_fix(project: Path) -> None:
     assert "✖ Check: failed" in form.status.value
     assert "--param" in form.result.value and "limit" in form.result.value, form.result.value
     assert "Traceback" not in form.result.value
+
+
+def test_the_form_schedules_on_a_postgres_warehouse(tmp_path: Path, pg_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same buttons on a project whose warehouse is Postgres: the trial reads the real
+    tables and rolls its loads back; Schedule commits the branch."""
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    for name in ("definitions.py", "policy.yaml", "declarations.yaml"):
+        shutil.copy(REPO / name, root / name)
+    (root / ".gitignore").write_text(".nb_assets/\n__pycache__/\n")
+    url = new_pg_database(pg_cluster)
+    subprocess.run([sys.executable, str(REPO / "scripts" / "seed_demo.py"), "--warehouse", url], check=True, capture_output=True)
+    for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "demo")):
+        git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", *args)
+    git(root, "config", "user.name", "Form Test")
+    git(root, "config", "user.email", "form@example.com")
+    monkeypatch.setenv("NB_ASSETS_WAREHOUSE", url)  # as `nb-assets lab` sets it for the kernel the form runs in
+    monkeypatch.setenv("NB_ASSETS_SANDBOX", "local")
+    notebook = write_starter(root / "notebooks" / "top_orders.ipynb")
+    form, _ = _form(notebook)
+    before = pg_snapshot(url)
+    form.params["limit"].value = "5"
+    form.press("trial")
+    assert "✔ Trial run: done" in form.status.value, form.result.value
+    assert "output <code>mart.top_orders</code>: 5 rows" in form.result.value
+    form.press("schedule")
+    assert "✔ Schedule: done" in form.status.value, form.result.value
+    assert git(root, "branch", "--show-current").strip() == "schedule/top_orders"
+    assert pg_snapshot(url) == before  # loaded inside the trial's transaction, then rolled back
