@@ -22,6 +22,11 @@ dev: setup sandbox-image warehouse.duckdb
 deploy: setup sandbox-image
 	$(BIN)/nb-assets deploy up --seed scripts/seed_demo.py
 
+.PHONY: lab
+# JupyterLab on the project: the runtime loadable, NB_ASSETS_WAREHOUSE set, on 127.0.0.1.
+lab: setup warehouse.duckdb
+	$(BIN)/nb-assets lab .
+
 deploy-stop:
 	$(BIN)/nb-assets deploy down
 
@@ -63,7 +68,7 @@ system-deps:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,lab]'
 	# The kernel papermill starts must be this environment's Python.
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3"
 	touch $(STAMP)

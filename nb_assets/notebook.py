@@ -201,3 +201,12 @@ def load_ipython_extension(ipython: Any) -> None:
         show_context(line.strip().strip("'\"") or None, ipython.user_ns)  # a quoted path works too
 
     ipython.register_magic_function(nb_context, magic_kind="line", magic_name="nb_context")
+
+    def nb_schedule(line: str) -> None:
+        """`%nb_schedule [NOTEBOOK]`: the Schedule form (host only); a scheduled run skips it."""
+        if _mode() != "run":
+            from nb_assets.jupyter.schedule_form import show_schedule_form
+
+            show_schedule_form(line.strip().strip("'\"") or None, ipython.user_ns)
+
+    ipython.register_magic_function(nb_schedule, magic_kind="line", magic_name="nb_schedule")

@@ -18,6 +18,7 @@ ONE_WORKER = {
     "e2e/test_deploy.py": "deploy-stack",  # `deploy up`: code image, Postgres, code server, webserver, daemon
     "e2e/test_daemon.py": "daemon",  # dagster-daemon on a seeded copy of the demo
     "e2e/test_browser_ui.py": "dagster-dev",  # `dagster dev`, Chromium, hostile records in both sandboxes
+    "e2e/test_jupyterlab.py": "jupyterlab",  # `nb-assets lab` on a git copy of the demo, Chromium, steps a→b→c in order
     "e2e/test_demo_project.py": "demo-duckdb",  # the demo seeded and materialized
     "e2e/test_demo_postgres.py": "demo-postgres",  # the demo seeded and materialized on Postgres
     "e2e/test_demo_failure.py": "demo-failure",  # the demo broken, run, its sensor ticked

@@ -19,8 +19,10 @@ from nb_assets.cli.backfill import add_backfill_command
 from nb_assets.cli.check import cmd_check
 from nb_assets.cli.deploy import add_deploy_command
 from nb_assets.cli.jobs import DEFAULT_WAREHOUSE, _ad_hoc_job, declared_job, execute_job
+from nb_assets.cli.lab import add_lab_command
 from nb_assets.cli.land import add_land_command
 from nb_assets.cli.lineage import add_lineage_command
+from nb_assets.cli.new import add_new_command
 from nb_assets.cli.runs import add_runs_commands
 from nb_assets.cli.sandbox import add_sandbox_command
 from nb_assets.cli.schedule import add_schedule_command
@@ -107,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     add_deploy_command(sub)
     add_schedule_command(sub)
     add_status_command(sub)
+    add_new_command(sub)
+    add_lab_command(sub)
     return parser
 
 

@@ -51,6 +51,11 @@ def add_schedule_command(sub: Any) -> None:
     schedule.add_argument("--plan-dir", type=Path, default=None, help="where the test plan goes (default: plans/)")
     schedule.add_argument("--write", action="store_true", help="add the declaration to the declarations file")
     schedule.add_argument("--git", action="store_true", help="commit notebook, declaration and plan on a new branch")
+    # The steps one at a time, for %nb_schedule's buttons (nb_assets/jupyter/schedule_form.py), which run this command.
+    schedule.add_argument("--until", choices=("check", "preview"), default=None,
+                          help="stop after the checks, or after the preview: nothing is tried or written")
+    schedule.add_argument("--preview-json", type=Path, default=None, metavar="FILE",
+                          help="also write the preview (notebooks, the tables they read and write, readers) as JSON")
     schedule.set_defaults(func=cmd_schedule)
 
 
@@ -61,8 +66,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from nb_assets.locations import dialect_of
     from nb_assets.analysis.parser import parse_notebook
     from nb_assets.cli.schedule_workflow import (
-        Plan, check, declared_entry, is_trial_page, plan_markdown, preview_text, record_notice, remove_trial_pages, shown,
-        trial_records, trial_runs,
+        Plan, check, declared_entry, is_trial_page, plan_markdown, preview_graph, preview_text, record_notice,
+        remove_trial_pages, shown, trial_records, trial_runs,
     )
 
     if args.git:
@@ -100,7 +105,15 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     checked = check(project, notebook)
     for warning in checked.warnings + tuple(_saved_outputs_warning(notebook, root, args.git)):
         print(f"    warning: {warning}")
+    if args.until == "check":
+        print("checks passed; stopped there (--until check): nothing was tried or written")
+        return EXIT_OK
     print("2/6 preview:\n" + "\n".join(f"    {line}" for line in preview_text(checked).splitlines()))
+    if args.preview_json is not None:
+        args.preview_json.write_text(json.dumps(preview_graph(checked), indent=1), encoding="utf-8")
+    if args.until == "preview":
+        print("stopped after the preview (--until preview): nothing was tried or written")
+        return EXIT_OK
     print("3/6 trial run into a scratch copy of the warehouse")
     scratch = trial_records(root) / spec.name / time.strftime("%Y%m%dT%H%M%S")
     plan = Plan(decl, checked, trial_runs(project, checked, scratch), project_dir=root, dry_run=_dry_run_command(args, root))

@@ -154,6 +154,21 @@ def preview_text(checked: Checked) -> str:
     return "\n".join(lines)
 
 
+def preview_graph(checked: Checked) -> dict[str, Any]:
+    """The preview as data, for a drawing (%nb_schedule's Preview): per notebook (one per
+    instance), the tables it reads (with their writer, when a notebook writes them), the
+    tables it writes, and the existing notebooks that will read them. Zones included."""
+    writers = _writers(checked)
+    zones = lambda table: sorted(checked.report.labels.get(table, ())) if checked.report else []  # noqa: E731
+    return {"notebooks": [
+        {"name": item.spec.name, "path": str(item.spec.path), "instance": item.decl.instance,
+         "reads": [{"table": t, "zones": zones(t), "writer": writers.get(t)} for t in item.spec.input_tables],
+         "writes": [{"table": t, "zones": zones(t)} for t in item.spec.output_tables],
+         "read_by": [{"notebook": reader, "table": t} for reader, t in downstream(checked, item)]}
+        for item in checked.items
+    ]}
+
+
 def preview_mermaid(checked: Checked) -> str:
     node = lambda name: "n_" + "".join(c if c.isalnum() else "_" for c in name)  # noqa: E731
     lines = ["```mermaid", "graph LR"]

@@ -63,12 +63,13 @@ class NotebookNotFound(ValueError):
     """`%nb_context` cannot find the notebook: the message says what was tried and what to type."""
 
 
-def open_notebook_path(argument: str | None, namespace: Mapping[str, Any], cwd: Path | None = None) -> Path:
+def open_notebook_path(argument: str | None, namespace: Mapping[str, Any], cwd: Path | None = None,
+                       magic: str = "%nb_context") -> Path:
     """The notebook to describe: the magic's argument, else what the front end tells the
     kernel (Jupyter Server's JPY_SESSION_NAME, VS Code's __vsc_ipynb_file__)."""
     here = (cwd or Path.cwd()).resolve()
     if argument and not argument.endswith(".ipynb"):
-        raise NotebookNotFound(f"%nb_context takes a notebook file (.ipynb), not {argument!r}; {_how_to_name(here)}")
+        raise NotebookNotFound(f"{magic} takes a notebook file (.ipynb), not {argument!r}; {_how_to_name(here, magic)}")
     told = (("", argument), (" (as JPY_SESSION_NAME says)", os.environ.get("JPY_SESSION_NAME")),
             (" (as VS Code says)", namespace.get("__vsc_ipynb_file__")))
     for source, given in told:
@@ -76,10 +77,10 @@ def open_notebook_path(argument: str | None, namespace: Mapping[str, Any], cwd: 
             tried = notebook_candidates(str(given), here)
             found = next((p for p in tried if p.is_file()), None)
             if found is None:
-                hint = f"; or {_how_to_name(here)}" if source else ""
+                hint = f"; or {_how_to_name(here, magic)}" if source else ""
                 raise NotebookNotFound(f"no such notebook: {given}{source}; tried {', '.join(map(str, tried))}{hint}")
             return found
-    raise NotebookNotFound(f"%nb_context cannot tell which notebook is open here (this front end does not say); {_how_to_name(here)}")
+    raise NotebookNotFound(f"{magic} cannot tell which notebook is open here (this front end does not say); {_how_to_name(here, magic)}")
 
 
 def notebook_candidates(given: str, cwd: Path) -> list[Path]:
@@ -96,17 +97,17 @@ def notebook_candidates(given: str, cwd: Path) -> list[Path]:
     return list(dict.fromkeys((folder / path).resolve() for folder in folders))
 
 
-def _how_to_name(cwd: Path) -> str:
+def _how_to_name(cwd: Path, magic: str = "%nb_context") -> str:
     """A form of the magic that works from here: the path from the project root (found from
     anywhere inside it), naming this folder's notebook when it holds just one."""
     here = sorted(p.name for p in cwd.glob("*.ipynb"))
     name = here[0] if len(here) == 1 else "NOTEBOOK.ipynb"
     root = nearest_project(cwd)
     if root is None:
-        return f"name it, relative to this folder ({cwd}) or absolute: %nb_context {name}"
+        return f"name it, relative to this folder ({cwd}) or absolute: {magic} {name}"
     example = Path(os.path.relpath(cwd / name, root)).as_posix()
     listed = f" (notebooks here: {', '.join(here[:5])}{', ...' if len(here) > 5 else ''})" if len(here) > 1 else ""
-    return f"name it, relative to the project root {root} (works anywhere inside it): %nb_context {example}{listed}"
+    return f"name it, relative to the project root {root} (works anywhere inside it): {magic} {example}{listed}"
 
 
 def notebook_context(path: Path, records: list[Path] | None = None) -> NotebookContext:
@@ -389,4 +390,50 @@ def show_context(argument: str | None, namespace: Mapping[str, Any]) -> None:
         path = open_notebook_path(argument, namespace)
     except NotebookNotFound as exc:
         raise UsageError(str(exc)) from None  # IPython shows the message alone, without a traceback
-    display(ContextPane(notebook_context(path)))
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:  # the static pane: the same HTML, refreshed by running the magic again
+        display(ContextPane(notebook_context(path)))
+        return
+    display(live_pane(path))
+
+
+def live_pane(path: Path) -> Any:
+    """The pane as a widget that stays open: Refresh reads the declaration, the zones and the
+    runs again; Check lists the saved notebook's offending cells (number and message)."""
+    import ipywidgets as w
+
+    from nb_assets.jupyter.cell_findings import findings_html
+
+    context = notebook_context(path)
+    pane, checks = w.HTML(render_html(context)), w.HTML()
+    refresh, check = w.Button(description="Refresh", icon="refresh"), w.Button(description="Check")
+    refresh.add_class("nb-context-refresh")
+    check.add_class("nb-context-check")
+    checks.add_class("nb-context-findings")
+
+    def on_refresh(_button: Any) -> None:
+        try:
+            box.context = notebook_context(path)
+            pane.value = render_html(box.context)
+        except Exception as exc:  # noqa: BLE001 - said in the pane, not as a traceback
+            pane.value = f"<p style='color:#c33'>Refresh failed: {html.escape(f'{type(exc).__name__}: {exc}')}</p>"
+
+    def on_check(_button: Any) -> None:
+        checks.value = (f"<p><b>Check</b> of {html.escape(path.name)} as saved (save first to check your latest "
+                        "edits):</p>" + findings_html(path))
+
+    class LivePane(w.VBox):  # type: ignore[misc]
+        """The widget, which JupyterLab draws; anything that cannot (nbconvert, papermill's
+        record, a terminal) gets the static pane's HTML and text from the same bundle."""
+
+        def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+            bundle = super()._repr_mimebundle_(**kwargs) or {}
+            return {**bundle, "text/html": render_html(self.context), "text/plain": render_text(self.context)}
+
+    box = LivePane([w.HBox([refresh, check]), pane, checks])
+    box.context = context
+    box.add_class("nb-context-pane")
+    refresh.on_click(on_refresh)
+    check.on_click(on_check)
+    return box

@@ -1,0 +1,179 @@
+"""`%nb_schedule`: the Schedule form in Jupyter (ipywidgets), over `nb-assets schedule`.
+
+Owners, trigger (cron and timezone / when inputs land / both), the notebook's
+parameters prefilled from its parameters cell, purpose, instances or daily
+partitions; buttons Check, Preview, Trial run and Schedule. Each button runs
+the command itself (schedule_runner.py), so the form and the terminal are one
+code path; the form reads the notebook as saved, and says so. While a step
+runs, its progress line shows the command's current step; an error lands in
+the form as the command says it (what failed, and the fix), never as a
+traceback. Host side only, imported by the magic.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nb_assets.jupyter.cell_findings import findings_html
+from nb_assets.jupyter.preview_svg import preview_svg
+from nb_assets.jupyter.schedule_runner import FormFields, Step, StepResult, run_step
+from nb_assets.locations import nearest_project
+
+LABELS: dict[Step, str] = {"check": "Check", "preview": "Preview", "trial": "Trial run", "schedule": "Schedule"}
+_OK = "color:#2a7"
+_BAD = "color:#c33"
+
+
+def result_html(result: StepResult, notebook: Path) -> str:
+    """What a finished step shows in the form."""
+    e = html.escape
+    label = LABELS[result.step]
+    if not result.ok:
+        refused = "refused" if result.step == "schedule" else "failed"
+        parts = [f"<p style='{_BAD}'><b>{label} {refused}.</b></p><pre class='nb-error' style='white-space:pre-wrap'>"
+                 f"{e(result.error or '')}</pre>"]
+        if result.step in ("check", "schedule"):
+            parts.append(findings_html(notebook))
+        parts += [f"<p>{_inline(line)}</p>" for line in result.trial_lines()]
+        return "".join(parts)
+    warnings = [line.strip() for line in result.lines if line.strip().startswith("warning:")]
+    parts = [f"<p style='{_OK}'><b>{label}: done.</b></p>"]
+    parts += [f"<p>{e(w)}</p>" for w in warnings]
+    if result.step == "check":
+        parts.append(findings_html(notebook))
+    if result.step == "preview" and result.preview is not None:
+        parts.append(preview_svg(result.preview))
+    if result.step in ("trial", "schedule"):
+        parts.append("<ul class='nb-trial'>" + "".join(f"<li>{_inline(line)}</li>" for line in result.trial_lines()) + "</ul>")
+        if result.plan is not None:
+            parts.append(f"<p>Test plan: <code>{e(_shown(result.plan, notebook))}</code></p>")
+    if result.branch:
+        parts.append(f"<p class='nb-branch'>Committed the notebook, its declaration and the test plan on branch "
+                     f"<code>{e(result.branch)}</code> (you are on it now); push it for review.</p>")
+    return "".join(parts)
+
+
+def _inline(markdown: str) -> str:
+    """A plan line (Markdown) as HTML: escaped first, then its **bold** and `code`."""
+    text = html.escape(markdown)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
+
+
+def _shown(path: Path, notebook: Path) -> str:
+    """`path` relative to the notebook's project, when it is inside it."""
+    root = nearest_project(notebook)
+    try:
+        return str(path.resolve().relative_to(root.resolve())) if root is not None else str(path)
+    except ValueError:
+        return str(path)
+
+
+class ScheduleForm:
+    """The form for one notebook; `widget` is what Jupyter displays."""
+
+    def __init__(self, notebook: Path) -> None:
+        import ipywidgets as w
+
+        self.notebook = notebook.resolve()
+        self.project = nearest_project(self.notebook)
+        params = _parameters(self.notebook)
+        self.defaults = {name: text for name, text in params}
+        style = {"description_width": "110px"}
+        wide = w.Layout(width="520px")
+        self.owners = w.Text(description="Owners", placeholder="you@example.com, team:data-eng", style=style, layout=wide)
+        self.trigger = w.Dropdown(description="Trigger", options=[("on a cron schedule", "cron"),
+                                  ("when its inputs land", "inputs"), ("both: cron, then wait for inputs", "both")],
+                                  style=style, layout=wide)
+        self.cron = w.Text(description="Cron", placeholder="0 6 * * *", style=style, layout=wide)
+        self.timezone = w.Text(description="Timezone", value="UTC", style=style, layout=wide)
+        self.params = {name: w.Text(description=name, value=text, style=style, layout=wide) for name, text in params}
+        self.purpose = w.Text(description="Purpose", placeholder="a purpose policy.yaml names", style=style, layout=wide)
+        self.instances = w.Textarea(description="Instances", placeholder="one per line: emea region=EMEA",
+                                    style=style, layout=wide)
+        self.daily_from = w.Text(description="Daily from", placeholder="YYYY-MM-DD: daily partitions (optional)",
+                                 style=style, layout=wide)
+        self.buttons = {step: w.Button(description=LABELS[step], button_style="primary" if step == "schedule" else "")
+                        for step in LABELS}
+        for step, button in self.buttons.items():
+            button.add_class(f"nb-schedule-{step}")
+            button.on_click(lambda _b, step=step: self.press(step))
+        self.status = w.HTML("<i>ready</i>")
+        self.status.add_class("nb-schedule-status")
+        self.result = w.HTML()
+        self.result.add_class("nb-schedule-result")
+        where = self.notebook if self.project is None else self.notebook.relative_to(self.project)
+        header = w.HTML(f"<b>Schedule <code>{html.escape(str(where))}</code></b><br><small>The form reads the notebook "
+                        "<b>as saved</b>: save it (Ctrl+S) before you press a button. Each button runs "
+                        "<code>nb-assets schedule</code>; Schedule commits on a new git branch.</small>")
+        params_box = [w.HTML("<b>Parameters</b> (from the parameters cell)"), *self.params.values()] if self.params else []
+        self.widget = w.VBox([header, self.owners, self.trigger, self.cron, self.timezone, *params_box, self.purpose,
+                              self.instances, self.daily_from, w.HBox(list(self.buttons.values())), self.status, self.result])
+        self.widget.add_class("nb-schedule-form")
+        if self.project is None:
+            self._show_error("no definitions.py at or above the notebook: open it inside a project (nb-assets lab PROJECT)")
+
+    def fields(self) -> FormFields:
+        changed = {name: box.value for name, box in self.params.items() if box.value != self.defaults.get(name)}
+        return FormFields(owners=[o for o in self.owners.value.split(",") if o.strip()], trigger=self.trigger.value,
+                          cron=self.cron.value, timezone=self.timezone.value, params=changed, purpose=self.purpose.value,
+                          instances=self.instances.value, daily_from=self.daily_from.value)
+
+    def press(self, step: Step) -> None:
+        """Run one step; whatever happens, the buttons come back and the form says how it went."""
+        if self.project is None:
+            return
+        for button in self.buttons.values():
+            button.disabled = True
+        label = LABELS[step]
+        self.status.value = f"⏳ {label}: starting <code>nb-assets schedule</code> …"
+        self.result.value = ""
+        try:
+            result = run_step(self.notebook, self.project, step, self.fields(),
+                              progress=lambda line: setattr(self.status, "value", f"⏳ {label}: {html.escape(line)}"),
+                              log_dir=self.project / ".nb_assets" / "schedule")
+            # The result first: whoever waits for the verdict on the status line then finds it there.
+            self.result.value = result_html(result, self.notebook)
+            self.status.value = (f"<span style='{_OK}'>✔ {label}: done</span>" if result.ok
+                                 else f"<span style='{_BAD}'>✖ {label}: {'refused' if step == 'schedule' else 'failed'}</span>")
+        except Exception as exc:  # noqa: BLE001 - the form shows it; a traceback in the output area helps nobody
+            self._show_error(f"{type(exc).__name__}: {exc}")
+        finally:
+            for button in self.buttons.values():
+                button.disabled = False
+
+    def _show_error(self, message: str) -> None:
+        self.status.value = f"<span style='{_BAD}'>✖ {html.escape(message)}</span>"
+
+
+def _parameters(notebook: Path) -> list[tuple[str, str]]:
+    """The parameters cell's names and defaults, as the form's text fields show them."""
+    from nb_assets.analysis.parser import parse_notebook
+    from nb_assets.errors import NbAssetsError
+
+    try:
+        spec = parse_notebook(notebook)
+    except (NbAssetsError, OSError, ValueError):
+        return []  # Check says what is wrong with it
+    return [(p.name, p.default if isinstance(p.default, str) else repr(p.default)) for p in spec.parameters]
+
+
+def show_schedule_form(argument: str | None, namespace: Mapping[str, Any]) -> None:
+    from IPython.core.error import UsageError
+    from IPython.display import display
+
+    from nb_assets.jupyter.context_pane import NotebookNotFound, open_notebook_path
+
+    try:
+        path = open_notebook_path(argument, namespace, magic="%nb_schedule")
+    except NotebookNotFound as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        raise UsageError("%nb_schedule needs ipywidgets: pip install 'nb_assets[lab]' (make setup installs it)") from None
+    display(ScheduleForm(path).widget)

@@ -1,0 +1,128 @@
+"""%nb_schedule's form, pressed in-process as the browser presses it: every button runs
+`nb-assets schedule` (one code path), shows progress while it runs, and lands its verdict,
+or the command's own error with the fix, in the form; never a traceback."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nb_assets.jupyter.schedule_form import ScheduleForm
+from nb_assets.project.starter import write_starter
+from support.schedule_project import git, project  # noqa: F401 - the fixture: a git copy of the demo
+from support.paths import REPO
+from support.warehouses import new_pg_database, pg_snapshot, warehouse_snapshot
+
+pytestmark = pytest.mark.slow
+
+
+def _form(notebook: Path) -> tuple[ScheduleForm, list[str]]:
+    form = ScheduleForm(notebook)
+    form.owners.value = "a@example.com"
+    form.cron.value = "0 6 * * *"
+    form.purpose.value = "finance_reporting"
+    seen: list[str] = []
+    form.status.observe(lambda change: seen.append(change["new"]), "value")
+    return form, seen
+
+
+def test_check_preview_trial_and_schedule_from_the_form(project: Path) -> None:
+    notebook = write_starter(project / "notebooks" / "top_orders.ipynb")
+    form, seen = _form(notebook)
+    assert form.params["limit"].value == "100"  # prefilled from the parameters cell
+    assert "as saved" in form.widget.children[0].value
+    before = warehouse_snapshot(project / "warehouse.duckdb")
+
+    form.press("check")
+    assert "✔ Check: done" in form.status.value, form.result.value
+    assert "no findings in any cell" in form.result.value
+    assert any("1/6 checks" in s for s in seen)  # the progress line followed the command
+    assert not (project / "plans").exists()  # a check writes nothing
+
+    form.press("preview")
+    assert "✔ Preview: done" in form.status.value, form.result.value
+    svg = form.result.value
+    assert "<svg" in svg and "raw.orders" in svg and "mart.top_orders" in svg and "finance" in svg
+
+    form.params["limit"].value = "5"
+    form.press("trial")
+    assert "✔ Trial run: done" in form.status.value, form.result.value
+    assert "status: <b>success</b>" in form.result.value and "output <code>mart.top_orders</code>: 5 rows" in form.result.value
+    assert any("3/6 trial run" in s for s in seen)
+
+    form.press("schedule")
+    assert "✔ Schedule: done" in form.status.value, form.result.value
+    assert "schedule/top_orders" in form.result.value and "Test plan: <code>plans/top_orders.md</code>" in form.result.value
+    assert git(project, "branch", "--show-current").strip() == "schedule/top_orders"
+    committed = set(git(project, "show", "--name-only", "--format=", "HEAD").split())
+    assert committed == {"notebooks/top_orders.ipynb", "declarations.yaml", "plans/top_orders.md"}
+    declared = (project / "declarations.yaml").read_text()
+    assert "cron: 0 6 * * *" in declared and "limit: 5" in declared and "a@example.com" in declared
+    assert warehouse_snapshot(project / "warehouse.duckdb") == before  # trials write a scratch copy
+    assert "Traceback" not in form.result.value
+
+
+def test_a_network_call_is_found_on_its_cell_and_schedule_is_refused(project: Path) -> None:
+    import nbformat
+
+    notebook = write_starter(project / "notebooks" / "net_orders.ipynb")
+    nb = nbformat.read(str(notebook), as_version=4)
+    nb.cells[4].source = 'import urllib.request\nurllib.request.urlopen("http://example.invalid/")\n' + nb.cells[4].source
+    nbformat.write(nb, str(notebook))
+    declarations = (project / "declarations.yaml").read_bytes()
+    form, _ = _form(notebook)
+
+    form.press("check")
+    assert "✖ Check: failed" in form.status.value
+    assert "[network-access]" in form.result.value and "cell 5" in form.result.value, form.result.value
+    assert "nb-finding" in form.result.value  # the offending cell is listed with its number
+    form.press("schedule")
+    assert "✖ Schedule: refused" in form.status.value and "[network-access]" in form.result.value
+    assert "Traceback" not in form.result.value
+    assert git(project, "branch", "--list", "schedule/*").strip() == ""
+    assert git(project, "branch", "--show-current").strip() == "main"
+    assert (project / "declarations.yaml").read_bytes() == declarations
+
+
+def test_a_bad_field_lands_in_the_form_with_the_fix(project: Path) -> None:
+    notebook = write_starter(project / "notebooks" / "top_orders.ipynb")
+    form, _ = _form(notebook)
+    form.params["limit"].value = "many"
+    form.press("check")
+    assert "✖ Check: failed" in form.status.value
+    assert "--param" in form.result.value and "limit" in form.result.value, form.result.value
+    assert "Traceback" not in form.result.value
+
+
+def test_the_form_schedules_on_a_postgres_warehouse(tmp_path: Path, pg_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same buttons on a project whose warehouse is Postgres: the trial reads the real
+    tables and rolls its loads back; Schedule commits the branch."""
+    root = tmp_path / "project"
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    for name in ("definitions.py", "policy.yaml", "declarations.yaml"):
+        shutil.copy(REPO / name, root / name)
+    (root / ".gitignore").write_text(".nb_assets/\n__pycache__/\n")
+    url = new_pg_database(pg_cluster)
+    subprocess.run([sys.executable, str(REPO / "scripts" / "seed_demo.py"), "--warehouse", url], check=True, capture_output=True)
+    for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "demo")):
+        git(root, "-c", "user.name=t", "-c", "user.email=t@example.com", *args)
+    git(root, "config", "user.name", "Form Test")
+    git(root, "config", "user.email", "form@example.com")
+    monkeypatch.setenv("NB_ASSETS_WAREHOUSE", url)  # as `nb-assets lab` sets it for the kernel the form runs in
+    monkeypatch.setenv("NB_ASSETS_SANDBOX", "local")
+    notebook = write_starter(root / "notebooks" / "top_orders.ipynb")
+    form, _ = _form(notebook)
+    before = pg_snapshot(url)
+    form.params["limit"].value = "5"
+    form.press("trial")
+    assert "✔ Trial run: done" in form.status.value, form.result.value
+    assert "output <code>mart.top_orders</code>: 5 rows" in form.result.value
+    form.press("schedule")
+    assert "✔ Schedule: done" in form.status.value, form.result.value
+    assert git(root, "branch", "--show-current").strip() == "schedule/top_orders"
+    assert pg_snapshot(url) == before  # loaded inside the trial's transaction, then rolled back
