@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from support.loopback_servers import BaitSink, bait_server
+from support.needs import skip_missing
 from support.paths import REPO
 
 pytestmark = pytest.mark.slow
@@ -97,7 +98,7 @@ def browser_context(dagster_dev: str) -> Iterator[object]:
     """One Chromium profile for the module. Requests that would leave loopback are refused and
     recorded in `context.offsite` (nbconvert's default template asks a CDN for its scripts)."""
     if CHROMIUM is None:
-        pytest.skip("no chromium executable on PATH (make test installs Debian's chromium)")
+        skip_missing("browser", "no chromium executable on PATH (make test installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
