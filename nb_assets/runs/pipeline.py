@@ -241,6 +241,15 @@ def verdict(spec: NotebookSpec, folder: RunFolder, result: SandboxResult, limits
             kind="sandbox-crash", cell=running,
         )
     if report["status"] == "success":
+        if result.exit_code is not None and result.exit_code != 0:
+            # The runner exits 0 only after writing a success verdict itself (inbox/runner.py). A success file
+            # next to a runner that was killed or failed was written by the notebook (the record folder is
+            # writable from inside): refuse it rather than load what the notebook chose to leave.
+            return NotebookRunError(
+                f"{spec.path}: the sandbox's verdict says success but its runner ended with exit code {result.exit_code}{at}; "
+                "the verdict is not the runner's (forged by the notebook?): nothing loaded",
+                kind="sandbox-crash", cell=running,
+            )
         return None
     err = report["error"]
     cell = err.get("cell")
