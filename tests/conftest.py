@@ -28,6 +28,7 @@ ONE_WORKER = {
     "integration/test_cli_runs.py": "failed-project",
     "integration/test_context_pane.py": "failed-project",
     "integration/test_failure_sensor.py": "failed-project",
+    "integration/test_explain_run.py": "failed-project",
 }
 
 
