@@ -42,6 +42,9 @@ LONG_TIMEOUT_S = {
     "e2e/test_demo_project.py": 1800,
     "e2e/test_demo_postgres.py": 1800,
     "e2e/test_demo_failure.py": 1800,
+    "e2e/test_concurrency.py": 1800,  # its own waits allow 900 s for the runs alone
+    "e2e/test_host_killed.py": 1800,  # many runs, killed at random points, then one more
+    "e2e/test_teardown_abort.py": 1800,
 }
 
 
