@@ -118,15 +118,16 @@ PRIVILEGE = [
 # The record folder is writable from inside: a notebook can forge the runner's
 # verdict or the executed notebook, then kill the runner so nothing overwrites
 # them. In Docker the runner dies and the run must fail clearly, as README's
-# security table promises: a verdict the runner did not write (its exit code
-# says it was killed) is refused, and so is a missing or malformed one. In
+# security table promises: a success beside a cell still marked running (the
+# runner writes its verdict only after every cell ended) is refused, and so is
+# a missing or malformed verdict. In
 # LocalSandbox the runner is PID 1 of its namespace and cannot be killed from
 # inside: the run goes on, the runner's own verdict replaces the forged one, and
 # what loads is what the notebook legitimately computed ("harmless").
 RECORD = "import os, signal\nrecord = os.path.dirname(os.environ['NB_ASSETS_OUTPUT_DIR']) + '/record'\n"
 SUCCESS = "open(record + '/result.json', 'w').write('{{\"status\": \"success\", \"error\": null}}')\n"
 KILL_RUNNER = "os.kill(os.getppid(), signal.SIGKILL)"
-FORGED = "verdict says success but its runner ended with exit code -9"
+FORGED = r"the verdict says success, but cell 5 was still running when the runner stopped"
 FORGERY = [
     Case("forged-verdict-malformed",
          RECORD + "open(record + '/result.json', 'w').write('{{\"status\": \"failed\"}}')\n" + KILL_RUNNER,
