@@ -297,6 +297,16 @@ def verdict(spec: NotebookSpec, folder: RunFolder, result: SandboxResult, limits
             kind="sandbox-crash", cell=running,
         )
     if report["status"] == "success":
+        if running is not None:
+            # The runner writes its verdict after papermill has run every cell, and papermill marks each cell
+            # completed as it ends; a cell still marked running means the runner never got there, so this
+            # success was written by the notebook (the record folder is writable from inside). Not the exit
+            # code: a runner may abort in teardown after a true verdict (docs/sandbox.md).
+            return NotebookRunError(
+                f"{spec.path}: the verdict says success, but cell {running} was still running when the runner stopped; "
+                "the verdict is not the runner's (written by the notebook?): nothing loaded",
+                kind="sandbox-crash", cell=running,
+            )
         return None
     err = report["error"]
     cell = err.get("cell")

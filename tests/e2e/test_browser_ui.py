@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from support.loopback_servers import BaitSink, bait_server
+from support.needs import skip_missing
 from support.paths import REPO
 
 pytestmark = pytest.mark.slow
@@ -80,6 +81,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         _wait_for(f"http://127.0.0.1:{port}/server_info", process, log)
         os.environ["NB_ASSETS_UI_WAREHOUSE"] = str(project / "warehouse.duckdb")  # for the row-count check
+        os.environ["NB_ASSETS_UI_DAGSTER_HOME"] = str(home)  # to explain a run that failed
         yield f"http://127.0.0.1:{port}"
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # webserver, daemon and code servers together
@@ -97,7 +99,7 @@ def browser_context(dagster_dev: str) -> Iterator[object]:
     """One Chromium profile for the module. Requests that would leave loopback are refused and
     recorded in `context.offsite` (nbconvert's default template asks a CDN for its scripts)."""
     if CHROMIUM is None:
-        pytest.skip("no chromium executable on PATH (make test installs Debian's chromium)")
+        skip_missing("browser", "no chromium executable on PATH (make test installs Debian's chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -153,6 +155,16 @@ def test_the_asset_graph_shows_notebooks_with_their_source_tables(page, dagster_
     page.screenshot(path=str(_artifacts() / "asset_graph.png"))
 
 
+def _explain(run_url: str) -> str:
+    """The run's failure events, read from `dagster dev`'s instance (support.dagster_runs)."""
+    import dagster as dg
+
+    from support.dagster_runs import explain_run
+
+    with dg.DagsterInstance.from_config(os.environ["NB_ASSETS_UI_DAGSTER_HOME"]) as instance:
+        return explain_run(instance, run_url.rstrip("/").rsplit("/", 1)[-1].split("?")[0])
+
+
 def _materialize(page, dagster_dev: str, asset: str) -> None:  # type: ignore[no-untyped-def]
     """Materialize an asset from its page, as a user does, and wait on the run's page for its verdict."""
     _open(page, f"{dagster_dev}/assets/{asset}")
@@ -168,8 +180,8 @@ def _materialize(page, dagster_dev: str, asset: str) -> None:  # type: ignore[no
     _open(page, run_url)
     deadline = time.monotonic() + RUN_S
     while not page.get_by_text("Success", exact=True).count():
-        assert not page.get_by_text("Failure", exact=True).count(), page.inner_text("body")[:3000]
-        assert time.monotonic() < deadline, f"run did not succeed within {RUN_S} s"
+        assert not page.get_by_text("Failure", exact=True).count(), _explain(run_url) + "\n" + page.inner_text("body")[:3000]
+        assert time.monotonic() < deadline, f"run did not succeed within {RUN_S} s\n{_explain(run_url)}"
         page.wait_for_timeout(3000)
         page.reload(wait_until="networkidle")
 

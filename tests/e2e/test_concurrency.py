@@ -21,6 +21,7 @@ from jupyter_client.manager import start_new_kernel
 
 from support.notebook_factory import RUNTIME, code, md, write_notebook
 from support.paths import REPO
+from support.dagster_runs import explain_run, explain_runs
 
 pytestmark = pytest.mark.slow
 
@@ -105,13 +106,18 @@ def test_runs_a_graph_and_an_interactive_reader_share_one_warehouse(tmp_path: Pa
     for i, (proc, (stdout, stderr)) in enumerate(zip(runs, outcomes)):
         assert proc.returncode == 0, f"writer {i}: {stdout}{stderr[-2000:]}"
         assert json.loads(stdout)["outputs"] == [{"table": f"mart.writer_{i}", "rows": 1}]
-    assert graph.returncode == 0, graph_log[-4000:]
+    if graph.returncode != 0:  # the run's own failure events say why, not only the command's last lines
+        import dagster as dg
+
+        with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            why = explain_runs(instance, [r.run_id for r in instance.get_runs()])
+        pytest.fail(f"the Dagster run of the graph failed:\n{why}\n{graph_log[-4000:]}")
 
     import dagster as dg
 
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         [run] = instance.get_runs()
-        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.status == dg.DagsterRunStatus.SUCCESS, explain_run(instance, run.run_id)
         engine = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records
         assert any("multiprocess executor" in (r.event_log_entry.message or "") for r in engine)
         materialized = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records

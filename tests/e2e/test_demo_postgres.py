@@ -15,6 +15,7 @@ import pytest
 
 from support.paths import REPO
 from support.warehouses import new_pg_database
+from support.dagster_runs import materialize_ok
 from nb_assets import NotebookResource
 from nb_assets.defs.build import RESOURCE_KEY
 
@@ -94,11 +95,10 @@ def test_the_demo_materializes_on_postgres_as_on_duckdb(demos, tmp_path: Path) -
     for kind, (defs, warehouse) in demos.items():
         runner = NotebookResource(warehouse=warehouse, sandbox="local", records_dir=str(tmp_path / kind))
         whole = [a for a in defs.assets if not (isinstance(a, dg.AssetsDefinition) and a.partitions_def)]
-        result = dg.materialize(whole, resources={RESOURCE_KEY: runner}, raise_on_error=False)
-        assert result.success, [e.message for e in result.all_events if e.is_failure]
+        result = materialize_ok(whole, resources={RESOURCE_KEY: runner})
         daily = next(a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.partitions_def)
         for day in ("2026-11-19", "2026-11-20", "2026-11-19"):  # the second 11-19 replaces its day's rows
-            assert dg.materialize([daily], resources={RESOURCE_KEY: runner}, partition_key=day).success
+            materialize_ok([daily], resources={RESOURCE_KEY: runner}, partition_key=day)
         facts[kind] = (_counts_postgres if kind == "postgres" else _counts_duckdb)(warehouse, FACTS)
     assert facts["postgres"] == facts["duckdb"]
     assert facts["postgres"]["clean orders"] > 0 and facts["postgres"]["apac currencies"] == "AUD,JPY"

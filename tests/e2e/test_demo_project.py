@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from support.paths import REPO
+from support.dagster_runs import materialize_ok
 from nb_assets import NotebookResource
 from nb_assets.defs.build import RESOURCE_KEY
 
@@ -72,8 +73,7 @@ def test_materializing_the_whole_graph_loads_the_tables(demo) -> None:
     # A run covers one partition, or none: the daily-partitioned notebook runs per day, below.
     assets = [a for a in defs.assets if not (isinstance(a, dg.AssetsDefinition) and a.partitions_def)]
     runner = NotebookResource(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp / "records"))
-    result = dg.materialize(assets, resources={RESOURCE_KEY: runner}, raise_on_error=False)
-    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    result = materialize_ok(assets, resources={RESOURCE_KEY: runner})
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
         raw_ids = con.execute("SELECT count(DISTINCT order_id) FROM raw.orders WHERE amount > 0").fetchone()[0]
@@ -111,7 +111,7 @@ def test_the_daily_notebook_runs_one_day_at_a_time(demo) -> None:
     daily = next(a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.partitions_def)
     runner = NotebookResource(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp / "daily-records"))
     for day in ("2026-11-19", "2026-11-20", "2026-11-19"):
-        assert dg.materialize([daily], resources={RESOURCE_KEY: runner}, partition_key=day).success
+        materialize_ok([daily], resources={RESOURCE_KEY: runner}, partition_key=day)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         loaded = con.execute("SELECT ds, sum(orders) FROM mart.daily_orders GROUP BY ds ORDER BY ds").fetchall()
         raw = con.execute(
@@ -149,7 +149,7 @@ def test_a_notebook_materializes_in_docker_with_provenance(demo, docker_image: s
     defs, warehouse, tmp = demo
     runner = NotebookResource(warehouse=str(warehouse), sandbox="docker", records_dir=str(tmp / "docker-records"))
     traffic = next(a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.node_def.name == "daily_traffic")
-    result = dg.materialize([traffic], resources={RESOURCE_KEY: runner})
+    result = materialize_ok([traffic], resources={RESOURCE_KEY: runner})
     sandbox = result.asset_materializations_for_node("daily_traffic")[0].metadata["notebook/sandbox"].value
     assert (sandbox["kind"], sandbox["network"], sandbox["image"], sandbox["exit_code"]) == ("docker", "none", docker_image, 0)
     assert sandbox["image_id"].startswith("sha256:") and sandbox["duration_s"] > 0
@@ -163,10 +163,10 @@ def test_the_demo_report_keeps_its_chart_when_materialized_in_docker(demo, docke
     # Its upstream tables first (in whichever sandbox is quickest), so this test stands alone.
     local = NotebookResource(warehouse=str(warehouse), sandbox="local", records_dir=str(tmp / "upstream-records"))
     upstream = [by_name[n] for n in ("clean_orders", "customer_revenue", "daily_traffic")]
-    assert dg.materialize(upstream, resources={RESOURCE_KEY: local}).success
+    materialize_ok(upstream, resources={RESOURCE_KEY: local})
 
     docker = NotebookResource(warehouse=str(warehouse), sandbox="docker", records_dir=str(tmp / "report-records"))
-    result = dg.materialize([by_name["revenue_report"]], resources={RESOURCE_KEY: docker})
+    result = materialize_ok([by_name["revenue_report"]], resources={RESOURCE_KEY: docker})
     meta = result.asset_materializations_for_node("revenue_report")[0].metadata
     assert meta["notebook/sandbox"].value["kind"] == "docker"
     cells = json.loads(Path(meta["notebook/executed"].value).read_text())["cells"]

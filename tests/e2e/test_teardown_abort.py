@@ -26,6 +26,7 @@ from nb_assets.sandbox.base import RunFolder, Sandbox, SandboxLimits, SandboxRes
 from nb_assets.sandbox.local import network_namespaces_available
 from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from support.notebook_factory import RUNTIME, code, params, write_notebook
+from support.dagster_runs import explain_runs
 
 # Python runs atexit handlers during teardown: this is what an Arrow pool does there.
 ABORT_AT_TEARDOWN = "import atexit, os\natexit.register(os.abort)\n"
@@ -166,7 +167,8 @@ def test_dagster_processes_that_abort_at_exit_still_materialize(tmp_path: Path, 
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs()
-        assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS], proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS], \
+            explain_runs(instance, [r.run_id for r in runs]) + "\n" + proc.stdout[-3000:] + proc.stderr[-3000:]
         steps = instance.get_records_for_run(runs[0].run_id, of_type=dg.DagsterEventType.STEP_SUCCESS).records
         assert len(steps) == 1
         step_pid = steps[0].event_log_entry.dagster_event.pid

@@ -15,6 +15,7 @@ from nb_assets.defs.asset_defaults import AssetProps
 from nb_assets.defs.build import RESOURCE_KEY
 from nb_assets.errors import DeclarationError
 from support.notebook_factory import RUNTIME, code, md, write_notebook
+from support.warehouses import warehouse_snapshot
 
 POLICY = """\
 zones:
@@ -133,13 +134,20 @@ def test_policy_changed_after_loading_refuses_the_run_before_any_fetch(tmp_path:
     _etl(tmp_path, "totals", "raw.orders", "mart.totals")
     assets = build_notebook_assets([NotebookAsset("totals.ipynb", purpose="reporting")], base_dir=tmp_path, policy=policy)
     policy.write_text(POLICY.replace("reporting: [finance]", "reporting: []"))
+    before = warehouse_snapshot(warehouse)
     result = _materialize(assets, warehouse, tmp_path)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     description = failure.step_failure_data.user_failure_data.description
     assert "totals.ipynb: refused before any data was fetched" in description
     assert "may not read zone 'finance'" in description
-    assert not (tmp_path / "records").exists() or not list((tmp_path / "records").rglob("*.parquet"))
+    # Nothing fetched, as test_catalog_lineage checks it: the records folder exists (so "no Parquet in it" is not
+    # vacuous) and holds one file, the refusal's own record saying why; no run folder was made; the warehouse is as
+    # it was.
+    kept = [p for p in (tmp_path / "records").rglob("*") if p.is_file()]
+    assert [p.name for p in kept] == ["run.json"], kept
+    assert '"status": "refused"' in kept[0].read_text()
+    assert warehouse_snapshot(warehouse) == before
 
 
 def test_the_run_time_gate_tells_an_upstream_output_from_a_source_table(tmp_path: Path, policy: Path, warehouse: Path) -> None:

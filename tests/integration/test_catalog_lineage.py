@@ -27,6 +27,7 @@ from nb_assets.errors import DeclarationError
 from nb_assets.analysis.parser import parse_notebook
 from nb_assets.warehouse.backends import open_catalog
 from support.notebook_factory import RUNTIME, code, md, params, write_notebook
+from support.polling import read_line
 
 POLICY = """\
 zones:
@@ -272,7 +273,7 @@ def test_a_locked_warehouse_at_load_is_said_in_one_line_and_the_gate_refuses(pro
         stdout=subprocess.PIPE, text=True,
     )
     try:
-        assert holder.stdout.readline().strip() == "locked"
+        assert read_line(holder, "the lock holder to lock the warehouse").strip() == "locked"
         with caplog.at_level(logging.WARNING, logger="nb_assets"):
             assets = declare(project, "finance_reporting")  # the load does not fail
     finally:

@@ -23,6 +23,7 @@ from nb_assets.sandbox.base import RunFolder, SandboxLimits
 
 from support.docker_runs import make_run_folder, result_json
 from support.paths import REPO
+from support.polling import read_line
 
 pytestmark = pytest.mark.docker
 
@@ -173,8 +174,7 @@ def test_the_janitor_removes_a_dead_hosts_spare_and_keeps_one_offered(spares: Do
     def maker(state: str, tmp_mb: int) -> tuple[subprocess.Popen[str], str]:
         proc = subprocess.Popen([sys.executable, "-c", MAKER, docker_image, state, str(tmp_mb)], cwd=REPO,
                                 stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-        assert proc.stdout is not None
-        return proc, proc.stdout.readline().strip()
+        return proc, read_line(proc, f"the {state} spare's container id", timeout_s=300).strip()
 
     booting, booting_id = maker("booting", 74)
     offered, offered_id = maker("offered", 75)

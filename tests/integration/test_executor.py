@@ -26,6 +26,7 @@ from nb_assets.defs.executor import (
     one_at_a_time,
 )
 from support.notebook_factory import RUNTIME, code, params, write_notebook
+from support.dagster_runs import explain_runs
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +108,7 @@ def _materialize(defs: Path, home: Path, *extra: str, select: str = "*") -> list
     )
     with dg.DagsterInstance.from_config(str(home)) as instance:
         run = instance.get_runs(limit=1)[0]
-        assert run.status == dg.DagsterRunStatus.SUCCESS, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert run.status == dg.DagsterRunStatus.SUCCESS, explain_runs(instance, [run.run_id]) + "\n" + proc.stdout[-3000:] + proc.stderr[-3000:]
         return list(instance.all_logs(run.run_id))
 
 

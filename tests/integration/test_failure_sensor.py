@@ -18,6 +18,8 @@ import pytest
 from support.failed_project import FailedProject, failed_project, step_failure  # noqa: F401  (fixture)
 from support.loopback_servers import free_port, smtp_server, webhook_server
 from support.paths import TESTS
+from support.polling import LogFile
+from support.sensor_ticks import wait_for_completed_ticks
 from nb_assets.errors import DeclarationError
 from nb_assets.defs.failure_sensor import SENSOR_NAME
 from nb_assets.notify.ledger import NoticeLedger
@@ -244,19 +246,22 @@ def test_a_real_daemon_notifies_once_and_a_restarted_one_does_not_resend(
         env = {**os.environ, "DAGSTER_HOME": str(home), "NB_TEST_SMTP_PORT": str(smtp.port),
                WEBHOOK_ENV: "http://127.0.0.1:9/unused"}
 
+        # The daemon's log goes to a file: a pipe nobody reads fills up and blocks the daemon mid-tick.
+        log = LogFile(tmp_path / "daemon.log")
+
         def start() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
                 [str(daemon), "run", "-f", str(failed_project.root / "definitions.py"), "--working-directory", str(failed_project.root)],
-                env=env, cwd=failed_project.root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                env=env, cwd=failed_project.root, stdout=log.handle, stderr=subprocess.STDOUT,
             )
 
         def wait_for(count: int, process: subprocess.Popen[bytes]) -> None:
             deadline = time.monotonic() + DAEMON_TIMEOUT_S
             while len(smtp.to("c@example.com")) < count:
                 if process.poll() is not None:
-                    pytest.fail(f"dagster-daemon exited: {process.stderr.read().decode()[-2000:]}")
+                    pytest.fail(f"dagster-daemon exited:\n{log.tail()}")
                 if time.monotonic() > deadline:
-                    pytest.fail(f"no mail {count} within {DAEMON_TIMEOUT_S} s")
+                    pytest.fail(f"no mail {count} within {DAEMON_TIMEOUT_S} s; daemon log:\n{log.tail()}")
                 time.sleep(0.5)
 
         def stop(process: subprocess.Popen[bytes]) -> None:
@@ -278,8 +283,10 @@ def test_a_real_daemon_notifies_once_and_a_restarted_one_does_not_resend(
             process = start()
             try:
                 wait_for(2, process)
-                time.sleep(3)  # a few more ticks, to catch a resend
+                # "Nothing resent" holds over ticks that happened: three more completed ticks, not a fixed sleep.
+                wait_for_completed_ticks(instance, SENSOR_NAME, 3, time.time(), log, DAEMON_TIMEOUT_S)
             finally:
                 stop(process)
+                log.close()
     runs = [m.message["X-NB-Assets-Run"] for m in smtp.to("c@example.com")]
     assert runs == [first_run, second_run]

@@ -1,4 +1,4 @@
-"""Real runs through papermill and a Jupyter kernel in LocalSandbox."""
+"""Real runs through papermill and a Jupyter kernel in LocalSandbox (and, where a promise holds for both, in Docker)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from support.warehouses import warehouse_snapshot
 from nb_assets.errors import DeclarationError, NotebookRunError, OutputValidationError
 from nb_assets.runs.pipeline import run_pipeline
 from nb_assets.analysis.parser import parse_notebook
-from nb_assets.sandbox.base import SandboxLimits
+from nb_assets.sandbox.base import Sandbox, SandboxLimits
 from nb_assets.sandbox.local import LocalSandbox
 from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from support.notebook_factory import RUNTIME, code, md, params, write_notebook
@@ -20,14 +20,15 @@ from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 SQL = "%%sql orders\nSELECT * FROM raw.orders WHERE amount >= $min_amount ORDER BY order_id"
 
 
-def _run(path: Path, warehouse: Path, tmp_path: Path, *, evade_static_checks: bool = False, **kwargs):
+def _run(path: Path, warehouse: Path, tmp_path: Path, *, evade_static_checks: bool = False, sandbox: Sandbox | None = None,
+         **kwargs):
     spec = parse_notebook(path)
     if evade_static_checks:  # the sandbox must hold even for code the rules would refuse
         spec = dataclasses.replace(spec, findings=())
     return run_pipeline(
         spec,
         warehouse=DuckDBWarehouse(warehouse),
-        sandbox=LocalSandbox(),
+        sandbox=sandbox or LocalSandbox(),
         run_dir=tmp_path / "run",
         **kwargs,
     )
@@ -121,12 +122,34 @@ def test_sql_cell_edited_after_prefetch_is_refused(warehouse: Path, tmp_path: Pa
     assert "differs from the query that was prefetched" in str(run.error)
 
 
-def test_timeout_kills_a_kernel_stuck_in_c_code(warehouse: Path, tmp_path: Path) -> None:
-    """sum(range(...)) holds the GIL, so ipykernel's own parent-poller never runs."""
+def test_timeout_kills_a_kernel_stuck_in_c_code(warehouse: Path, tmp_path: Path, each_sandbox: Sandbox) -> None:
+    """sum(range(...)) holds the GIL, so ipykernel's own parent-poller never runs. It would take hours: a run that
+    ends at all was killed at its deadline (pytest-timeout fails the test otherwise)."""
     path = write_notebook(tmp_path / "c_loop.ipynb", code(RUNTIME), code("sum(range(10**13))"))
-    run = _run(path, warehouse, tmp_path, limits=SandboxLimits(timeout_s=6))
-    assert run.status == "failed" and run.error.kind == "timeout"
-    assert run.duration_s < 60
+    run = _run(path, warehouse, tmp_path, sandbox=each_sandbox, limits=SandboxLimits(timeout_s=6))
+    assert run.status == "failed" and run.error.kind == "timeout", run.error
+    assert "c_loop.ipynb: timed out after 6 s" in str(run.error)
+    _no_container_left(each_sandbox, run)
+
+
+def _no_container_left(sandbox: Sandbox, run: object) -> None:
+    """In Docker every process of the run lives in its container: gone, they are gone."""
+    if sandbox.kind == "docker":
+        label = f"nb_assets.run_folder={run.folder.root}"  # type: ignore[attr-defined]
+        assert sandbox.client.containers.list(all=True, filters={"label": label}) == []  # type: ignore[attr-defined]
+
+
+def test_a_setsid_daemon_dies_at_the_deadline_in_docker(warehouse: Path, tmp_path: Path, docker_image: str) -> None:
+    """A daemon forked with setsid, then a cell that never ends: at the deadline the container goes, and with it
+    the daemon (LocalSandbox's PID namespace does the same: test_no_process_outlives_its_run)."""
+    from nb_assets.sandbox.container import DockerSandbox
+
+    daemon = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    while True:\n        time.sleep(0.1)"
+    path = write_notebook(tmp_path / "daemon.ipynb", code(RUNTIME), code(daemon), code("while True:\n    pass"))
+    sandbox = DockerSandbox(image=docker_image)
+    run = _run(path, warehouse, tmp_path, evade_static_checks=True, sandbox=sandbox, limits=SandboxLimits(timeout_s=8))
+    assert run.status == "failed" and run.error.kind == "timeout", run.error
+    _no_container_left(sandbox, run)
 
 
 def test_no_process_outlives_its_run(warehouse: Path, tmp_path: Path) -> None:

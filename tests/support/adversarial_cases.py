@@ -9,6 +9,8 @@ are evaded (obfuscated imports, a rule allowed by mistake).
 `{port}`, `{udp_port}`, `{secret_path}`, `{decoy_path}` and `{warehouse}` are filled in by
 the test; `expect` is "failed" with a substring the error must contain, or
 "harmless" when the notebook may succeed but must not have achieved anything.
+A case whose outcome differs by sandbox says so: `expect`/`message` hold for Docker (what README's
+security table promises), `local_expect`/`local_message` for LocalSandbox.
 """
 
 from __future__ import annotations
@@ -28,6 +30,14 @@ class Case:
     expect: str  # "failed" | "harmless" | "contained" (either, judged as such)
     message: str = ""  # regular expression the error must match, for "failed"
     local: bool = False  # LocalSandbox can honestly contain it too
+    local_expect: str = ""  # LocalSandbox's own expectation, when it differs from Docker's
+    local_message: str = ""
+
+    def expectation(self, sandbox: str) -> tuple[str, str]:
+        """(expect, message) in this sandbox ("docker" or "local")."""
+        if sandbox == "local" and self.local_expect:
+            return self.local_expect, self.local_message
+        return self.expect, self.message
 
 
 NETWORK = [
@@ -107,20 +117,29 @@ PRIVILEGE = [
 
 # The record folder is writable from inside: a notebook can forge the runner's
 # verdict or the executed notebook, then kill the runner so nothing overwrites
-# them. Where the runner cannot be killed (PID 1 of LocalSandbox's namespace)
-# the run simply succeeds: "contained" accepts that, if what loaded is legit.
+# them. In Docker the runner dies and the run must fail clearly, as README's
+# security table promises: a success beside a cell still marked running (the
+# runner writes its verdict only after every cell ended) is refused, and so is
+# a missing or malformed verdict. In
+# LocalSandbox the runner is PID 1 of its namespace and cannot be killed from
+# inside: the run goes on, the runner's own verdict replaces the forged one, and
+# what loads is what the notebook legitimately computed ("harmless").
 RECORD = "import os, signal\nrecord = os.path.dirname(os.environ['NB_ASSETS_OUTPUT_DIR']) + '/record'\n"
+SUCCESS = "open(record + '/result.json', 'w').write('{{\"status\": \"success\", \"error\": null}}')\n"
+KILL_RUNNER = "os.kill(os.getppid(), signal.SIGKILL)"
+FORGED = r"the verdict says success, but cell 5 was still running when the runner stopped"
 FORGERY = [
     Case("forged-verdict-malformed",
-         RECORD + "open(record + '/result.json', 'w').write('{{\"status\": \"failed\"}}')\nos.kill(os.getppid(), signal.SIGKILL)",
-         "contained", "without a verdict", local=True),
-    Case("forged-verdict-success",
-         RECORD + "open(record + '/result.json', 'w').write('{{\"status\": \"success\", \"error\": null}}')\n"
-         "os.kill(os.getppid(), signal.SIGKILL)",
-         "contained", "declared output mart.result was not written", local=True),
+         RECORD + "open(record + '/result.json', 'w').write('{{\"status\": \"failed\"}}')\n" + KILL_RUNNER,
+         "failed", "without a verdict", local=True, local_expect="harmless"),
+    Case("forged-verdict-success", RECORD + SUCCESS + KILL_RUNNER,
+         "failed", FORGED, local=True, local_expect="harmless"),
+    # The output written first, as the next cell would: only the forged verdict stands between it and the load.
+    Case("forged-verdict-success-with-output", RECORD + "output('mart.result', result)\n" + SUCCESS + KILL_RUNNER,
+         "failed", FORGED, local=True, local_expect="harmless"),
     Case("garbage-executed-notebook",
-         RECORD + "open(record + '/executed.ipynb', 'w').write('[1, 2]')\nos.kill(os.getppid(), signal.SIGKILL)",
-         "contained", "without a verdict", local=True),
+         RECORD + "open(record + '/executed.ipynb', 'w').write('[1, 2]')\n" + KILL_RUNNER,
+         "failed", "without a verdict", local=True, local_expect="harmless"),
 ]
 
 CRASHES = [

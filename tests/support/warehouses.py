@@ -39,9 +39,10 @@ def warehouse_snapshot(path: Path) -> dict[str, list[tuple]]:
 def pg_cluster() -> Any:
     """A real, throwaway PostgreSQL cluster for the whole session (nb_assets.deploy.pg_cluster), stopped at the end."""
     from nb_assets.deploy.pg_cluster import find_binaries, start_cluster
+    from support.needs import skip_missing
 
     if find_binaries() is None:
-        pytest.skip("no PostgreSQL server is installed (make system-deps installs Debian's postgresql)")
+        skip_missing("postgres", "no PostgreSQL server is installed (make system-deps installs Debian's postgresql)")
     # Not under pytest's temporary root: another pytest session on the machine resets that
     # root to 0700 (the server, running as `postgres`, would lose its folder) and prunes old runs.
     folder = Path(tempfile.mkdtemp(prefix="nb-assets-pg-"))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -222,3 +224,95 @@ def test_bad_triggers_are_refused_all_at_once_naming_the_notebooks(tmp_path: Pat
     assert "x.ipynb: timezone='Mars/Olympus' is not an IANA time zone" in message
     assert "lonely.ipynb: timezone='UTC' needs cron=" in message
     assert "lonely.ipynb: on_inputs_landed=True, but the notebook has no SQL inputs to wait for" in message
+
+
+# --- promises with a run under way (issue 26): a real run, held in its step on a thread until the test lets it end.
+
+
+class HeldRun:
+    """A run of one notebook's stub that stays in progress (STARTED, its materializations planned) until released."""
+
+    def __init__(self, project: Project, table: str) -> None:
+        self.release = threading.Event()
+        key = dg.AssetKey(table.split("."))
+        notebook = next(a for a in project.stubs if key in a.keys)
+        release = self.release
+
+        @dg.multi_asset(specs=list(notebook.specs), name=notebook.node_def.name)
+        def _held() -> None:
+            assert release.wait(120), "the test never released the run"
+
+        self.project, self.key = project, key
+        before = {r.run_id for r in project.instance.get_runs()}
+        self.thread = threading.Thread(
+            target=dg.materialize, args=([_held, *project.sources],), kwargs={"instance": project.instance, "selection": [key]},
+            daemon=True,
+        )
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            started = [r for r in project.instance.get_runs() if r.run_id not in before and r.status == dg.DagsterRunStatus.STARTED]
+            if started:
+                self.run_id = started[0].run_id
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the held run of {table} never started")
+
+    def finish(self) -> None:
+        self.release.set()
+        self.thread.join(120)
+        assert not self.thread.is_alive()
+        assert self.project.instance.get_run_by_id(self.run_id).status == dg.DagsterRunStatus.SUCCESS
+
+
+@pytest.fixture
+def on_disk(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """An instance on disk: a run on another thread writes to it while the test ticks."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        yield instance
+
+
+def test_a_notebook_does_not_start_while_one_of_its_inputs_is_being_updated(tmp_path: Path, on_disk: dg.DagsterInstance) -> None:
+    _reader(tmp_path, "x", ["raw.a"], "mart.x")
+    _reader(tmp_path, "y", ["mart.x", "raw.b"], "mart.y")
+    project = Project(tmp_path, [NotebookAsset("x.ipynb", on_inputs_landed=True), NotebookAsset("y.ipynb", on_inputs_landed=True)])
+    project.instance = on_disk
+    assert project.tick() == []
+    project.land("raw.a")
+    assert project.settle() == ["mart.x"]  # y has a new mart.x and waits for raw.b
+    project.land("raw.a")
+    assert project.tick() == ["mart.x"]
+    held = HeldRun(project, "mart.x")  # mart.x is being replaced ...
+    project.land("raw.b")  # ... when y's other input lands: y has both, but must not read a table mid-update
+    assert project.tick() == []
+    assert project.tick() == []
+    held.finish()
+    assert project.settle() == ["mart.y"]  # once the update is done, y runs, once
+    assert project.settle() == []
+
+
+def test_cron_does_not_start_a_run_while_one_is_running(tmp_path: Path, on_disk: dg.DagsterInstance) -> None:
+    _reader(tmp_path, "x", ["raw.a"], "mart.x")
+    project = Project(tmp_path, [NotebookAsset("x.ipynb", cron="0 6 * * *")])
+    project.instance = on_disk
+    day = dt.datetime(2030, 1, 7, tzinfo=UTC)
+    assert project.tick(day.replace(hour=5)) == []
+    assert project.tick(day.replace(hour=6, minute=1)) == ["mart.x"]
+    assert project.tick(day.replace(hour=6, minute=2)) == []  # Dagster sees its own request a tick later
+    held = HeldRun(project, "mart.x")  # the 06:00 run is still running when the next day's tick passes
+    assert project.tick(day.replace(day=8, hour=6, minute=1)) == []
+    assert project.tick(day.replace(day=8, hour=6, minute=2)) == []
+    held.finish()
+    assert project.tick(day.replace(day=8, hour=7)) == []  # the tick that sees the run's end: no catching up
+    assert project.tick(day.replace(day=9, hour=6, minute=1)) == ["mart.x"]  # the next cron tick after it ended
+
+
+def test_a_run_started_by_hand_does_not_reset_what_has_landed(chain: Project) -> None:
+    chain.land("raw.a")
+    assert chain.settle() == ["mart.x"]  # y: mart.x is new, raw.b has not landed
+    dg.materialize([*chain.stubs, *chain.sources], instance=chain.instance, selection=[dg.AssetKey(["mart", "y"])])  # by hand
+    assert chain.settle() == []
+    chain.land("raw.b")
+    assert chain.settle() == ["mart.y"]  # mart.x's update still counts: the hand-started run did not use it up

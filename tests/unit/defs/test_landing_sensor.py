@@ -23,6 +23,7 @@ from nb_assets.errors import DeclarationError
 from nb_assets.warehouse.duckdb.landing import record_landing
 from support.notebook_factory import RUNTIME, code, write_notebook
 from support.sensor_ticks import Daemon
+from support.polling import read_line
 
 
 @pytest.fixture(autouse=True)
@@ -147,7 +148,7 @@ def test_a_busy_warehouse_skips_the_tick(project: dg.Definitions, warehouse: Pat
         stdout=subprocess.PIPE, text=True,
     )
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert read_line(holder, "the lock holder to hold the warehouse").strip() == "held"
         data = daemon.tick()
     finally:
         holder.kill()
