@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Iterator
 from typing import Any
@@ -46,6 +47,22 @@ IOPUB_DRAIN_S = 120
 RUNNER_ERROR = "runner-error"
 
 _NOT_AUTHORED = ("injected-parameters", "papermill-error-cell-tag")
+# Wall-clock marks of the runner's stages: where a Docker run's time went (benchmarks/cold_docker.py).
+TIMELINE: dict[str, float] = {"runner": round(time.time(), 4)}
+TIMELINE_FILE = "timeline.json"  # next to the verdict; the Docker supervisor reads it (inbox/supervisor.py)
+
+
+def mark(name: str) -> None:
+    TIMELINE[name] = round(time.time(), 4)
+
+
+def write_timeline(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(TIMELINE, f)
+    except OSError:  # the notebook put something there: no timeline, nothing else lost
+        pass
 
 
 def authored_cells(cells: list) -> Iterator[tuple[int, dict]]:
@@ -291,12 +308,14 @@ def boot() -> Any:
     """Start the kernel, then import papermill while it boots (its own process, so on a
     second core); returns the kernel manager. About 0.3 s sooner than papermill alone."""
     km = start_kernel()
+    mark("kernel_launched")
     try:
         import papermill  # noqa: F401  (the heavy import)
 
         register_bounded_engine()
     except Exception:  # noqa: BLE001 - run() imports it again and writes why it failed into the verdict
         pass
+    mark("papermill_imported")
     return km
 
 
@@ -316,7 +335,9 @@ def stop_kernel(km: Any) -> None:
 def boot_and_wait() -> tuple[bool, Any]:
     """Boot before the job is there, then wait for the go line: (go, kernel manager)."""
     km = boot()
-    return bool(sys.stdin.readline().strip()), km
+    go = bool(sys.stdin.readline().strip())
+    mark("go")
+    return go, km
 
 
 def run(parameterized: str, params_path: str, executed: str, km: Any = None) -> dict:
@@ -406,7 +427,10 @@ def main(argv: list[str]) -> int:
         km = boot()
     parameterized, params_path, executed, result_path = argv
     result = run(parameterized, params_path, executed, km)
+    mark("executed")
     write_verdict(result_path, result)
+    if wait:  # the supervisor sends it with its facts; nothing reads it otherwise
+        write_timeline(os.path.join(os.path.dirname(result_path), TIMELINE_FILE))
     if not kernel_ends_with_runner:
         stop_kernel(km)
     return 0 if result["status"] == "success" else 1

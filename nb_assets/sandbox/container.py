@@ -114,6 +114,8 @@ class DockerSandbox:
         self._makers: list[subprocess.Popen[bytes]] = []
         self._client = client
         self._image_id: str | None = None
+        # Wall-clock marks of the last run, the host's and the box's (benchmarks/cold_docker.py reads them).
+        self.last_timeline: dict[str, float] = {}
         if not lazy:
             self.check()
 
@@ -163,8 +165,10 @@ class DockerSandbox:
         import docker.errors
         import requests.exceptions
 
+        marks = self.last_timeline = {"host.run": time.time()}
         image_id = self.check()
         sweep_abandoned(self.client)
+        marks["host.swept"] = time.time()
         runtime = _runtime_tar(folder.runtime_dir)
         settings = self._settings(limits)
         key = spare_key(json.dumps(settings, sort_keys=True, default=repr), runtime)
@@ -173,7 +177,9 @@ class DockerSandbox:
         try:
             if container_id is None:
                 container_id = self._create(folder, limits)
+                marks["host.created"] = time.time()
             collected = self._collect(container_id, folder, limits, start=claimed is None)
+            marks["host.collected"] = time.time()
         except docker.errors.APIError as exc:
             raise SandboxError(f"the sandbox container failed: {exc}") from exc
         except requests.exceptions.RequestException as exc:  # the engine went away mid-run
@@ -185,6 +191,7 @@ class DockerSandbox:
                 remove_container(self.client, container_id)
             if claimed is not None:
                 forget_claim(claimed)
+            marks["host.removed"] = time.time()
         return self._result(folder, limits, image_id, collected, container_id=container_id, warm=claimed is not None)
 
     def _spawn_spare_maker(self, limits: SandboxLimits) -> None:
@@ -248,8 +255,10 @@ class DockerSandbox:
             spool.seek(0)
             if not self.client.api.put_archive(container_id, JOB_DIR, spool):
                 raise SandboxError("could not copy the run folder into the sandbox container")
+        self.last_timeline["host.copied_in"] = time.time()
         if start:
             self.client.api.start(container_id)
+            self.last_timeline["host.started"] = time.time()
         collector.join(COLD_GO_S + limits.timeout_s + COLLECT_GRACE_S)  # the supervisor's deadline, plus a backstop
         collector.host_timed_out = collector.is_alive()
         if collector.is_alive() or collector.overflow:
@@ -270,6 +279,9 @@ class DockerSandbox:
             finally:
                 collected.spool.unlink()
         box = copy.facts if copy else {}
+        marks = box.get("marks")
+        if isinstance(marks, dict):
+            self.last_timeline.update({f"box.{k}": v for k, v in marks.items() if isinstance(v, (int, float))})
         lost = None
         if collected.overflow:
             lost = f"the sandbox sent back more than {collected.cap >> 20} MB; refused"
