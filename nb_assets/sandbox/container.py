@@ -178,7 +178,8 @@ class DockerSandbox:
             if container_id is None:
                 container_id = self._create(folder, limits)
                 marks["host.created"] = time.time()
-            collected = self._collect(container_id, folder, limits, start=claimed is None)
+                self._boot(container_id, folder)
+            collected = self._collect(container_id, folder, limits)
             marks["host.collected"] = time.time()
         except docker.errors.APIError as exc:
             raise SandboxError(f"the sandbox container failed: {exc}") from exc
@@ -244,21 +245,29 @@ class DockerSandbox:
             raise SandboxError(f"cannot create the sandbox container: {exc}") from exc
         return str(container.id)
 
-    def _collect(self, container_id: str, folder: RunFolder, limits: SandboxLimits, *, start: bool) -> CopyOutReader:
+    def _boot(self, container_id: str, folder: RunFolder) -> None:
+        """A container made for its run: the in-box code and the boot file in, then started, so the
+        runner imports papermill and starts the kernel while the host copies the job in (as a spare
+        does before its run exists). Until the go the supervisor holds back what the runner says."""
+        spool = io.BytesIO()
+        pack_runtime(folder.runtime_dir, spool, boot=True)
+        if not self.client.api.put_archive(container_id, JOB_DIR, spool.getvalue()):
+            raise SandboxError("could not copy the in-box code into the sandbox container")
+        self.client.api.start(container_id)
+        self.last_timeline["host.started"] = time.time()
+
+    def _collect(self, container_id: str, folder: RunFolder, limits: SandboxLimits) -> CopyOutReader:
         # Attached before the go, so nothing the supervisor writes is missed.
         stream = self.client.api.attach(container_id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
         cap = (limits.output_mb + RECORD_MB + 1) << 20  # + tar headers and the facts
         collector = CopyOutReader(stream, folder.root / ".copy-out.tar", cap)
         collector.start()
         with tempfile.TemporaryFile(dir=folder.root) as spool:
-            pack_job(folder, spool, runtime=start, go=True)
+            pack_job(folder, spool, runtime=False, go=True)  # the container booted with the runtime
             spool.seek(0)
             if not self.client.api.put_archive(container_id, JOB_DIR, spool):
                 raise SandboxError("could not copy the run folder into the sandbox container")
         self.last_timeline["host.copied_in"] = time.time()
-        if start:
-            self.client.api.start(container_id)
-            self.last_timeline["host.started"] = time.time()
         collector.join(COLD_GO_S + limits.timeout_s + COLLECT_GRACE_S)  # the supervisor's deadline, plus a backstop
         collector.host_timed_out = collector.is_alive()
         if collector.is_alive() or collector.overflow:
