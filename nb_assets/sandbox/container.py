@@ -47,10 +47,12 @@ from nb_assets.sandbox.janitor import (
     remove_container,
     sweep_abandoned,
 )
+from nb_assets.sandbox.ahead import SpareWindow, max_idle_spares, spare_window
 from nb_assets.sandbox.spares import (
     boot_spare,
     claim_spare,
     forget_claim,
+    idle_count,
     offer_spare,
     offered_count,
     spare_key,
@@ -111,6 +113,9 @@ class DockerSandbox:
     ) -> None:
         self.image = image or image_tag()
         self.spares = spares
+        # When this sandbox's next run is due (epoch seconds), if the caller knows (a cron's next tick):
+        # the spare made after a run then boots shortly before it instead of at once (sandbox/ahead.py).
+        self.next_run_at: float | None = None
         self._makers: list[subprocess.Popen[bytes]] = []
         self._client = client
         self._image_id: str | None = None
@@ -186,7 +191,9 @@ class DockerSandbox:
         except requests.exceptions.RequestException as exc:  # the engine went away mid-run
             raise SandboxError(f"lost the Docker engine during the run: {exc}") from exc
         finally:
-            if self.spares and others == 0:  # one offered spare per settings is enough
+            if self.spares and self.next_run_at is not None and self.next_run_at - time.time() > spare_ttl_s():
+                self._spawn_spare_maker(limits, due=self.next_run_at)  # a later run: its own spare, booted when due
+            elif self.spares and others == 0:  # one offered spare per settings is enough
                 self._spawn_spare_maker(limits)
             if container_id is not None:
                 remove_container(self.client, container_id)
@@ -195,11 +202,18 @@ class DockerSandbox:
             marks["host.removed"] = time.time()
         return self._result(folder, limits, image_id, collected, container_id=container_id, warm=claimed is not None)
 
-    def _spawn_spare_maker(self, limits: SandboxLimits) -> None:
+    def spare_ahead(self, limits: SandboxLimits, due: float) -> None:
+        """Have a spare ready for a run with `limits` due at `due` (epoch seconds): made now by a process of
+        its own, it boots by itself shortly before `due` and waits a grace period after (sandbox/ahead.py)."""
+        self._spawn_spare_maker(limits, due=due)
+
+    def _spawn_spare_maker(self, limits: SandboxLimits, due: float | None = None) -> None:
         """The next run's spare is made by a process of its own, started once this run is over: making and
         booting a container costs CPU that would slow this run down, and this process may exit right away."""
         self._makers = [p for p in self._makers if p.poll() is None]
         argv = [sys.executable, "-m", "nb_assets.sandbox.spare_maker", self.image, json.dumps(limits.as_dict())]
+        if due is not None:
+            argv.append(f"{due:.3f}")
         try:
             self._makers.append(subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -214,18 +228,26 @@ class DockerSandbox:
             maker.wait(timeout)
         self._makers = []
 
-    def make_spare(self, limits: SandboxLimits) -> str | None:
-        """Make, start and boot a spare for runs with `limits`, unless one is offered already; its id."""
+    def make_spare(self, limits: SandboxLimits, due: float | None = None) -> str | None:
+        """Make, start and boot a spare for runs with `limits`; its id. None when one is offered already
+        (still there at `due`, for a run due then), or max_idle_spares() wait already (sandbox/ahead.py).
+
+        Without `due` it boots at once and waits spare_ttl_s(); with one it boots by itself shortly
+        before `due` and waits a grace period after."""
         with tempfile.TemporaryDirectory() as tmp:
             folder = RunFolder(Path(tmp)).create()
             folder.install_inbox_files()
             runtime = _runtime_tar(folder.runtime_dir)
         key = spare_key(json.dumps(self._settings(limits), sort_keys=True, default=repr), runtime)
-        if offered_count(self.client, key):
+        now = time.time()
+        window = (spare_window(due, now, min_claim_s=spare_ttl_s()) if due is not None
+                  else SpareWindow(due=now, boot_at=0.0, claim_by=now + spare_ttl_s()))
+        if offered_count(self.client, key, until=due) or idle_count(self.client) >= max_idle_spares():
             return None
-        config = self._container_config(limits, time.time() + spare_ttl_s(), labels={})
+        config = self._container_config(limits, window.claim_by, labels={}, boot_at=window.boot_at)
         container_id = offer_spare(self.client, config, key, runtime, JOB_DIR)
-        boot_spare(self.client, container_id, JOB_DIR)
+        if not window.boot_at:
+            boot_spare(self.client, container_id, JOB_DIR)
         sweep_claims(self.client)
         return container_id
 
@@ -325,7 +347,9 @@ class DockerSandbox:
         del config["labels"]
         return config
 
-    def _container_config(self, limits: SandboxLimits, claim_by: float, *, labels: dict[str, str]) -> dict[str, Any]:
+    def _container_config(
+        self, limits: SandboxLimits, claim_by: float, *, labels: dict[str, str], boot_at: float = 0.0
+    ) -> dict[str, Any]:
         from docker.types import LogConfig, Mount, Ulimit
 
         def tmpfs(size_mb: int, owner: bool) -> str:
@@ -340,7 +364,7 @@ class DockerSandbox:
             "image": self.image,
             "command": [
                 "python3", f"{runtime}/{SUPERVISOR_FILE}", f"{limits.timeout_s:g}", OUTPUT_DIR, RECORD_DIR,
-                f"{JOB_DIR}/{GO}", f"{claim_by:.0f}", "--",
+                f"{JOB_DIR}/{GO}", f"{claim_by:.0f}", *([f"{boot_at:.0f}"] if boot_at else []), "--",
                 *runner_argv("python3", runtime, f"{JOB_DIR}/job", RECORD_DIR, wait=True),
             ],
             "environment": env,
