@@ -4,6 +4,8 @@ Whole processes, interleaved round by round after one warm-up, medians with min 
   papermill        plain `papermill in.ipynb out.ipynb -k python3` on the same work without
                    nb_assets cells (1,000 rows of Parquet in, pandas, Parquet out): the baseline
   run-docker-cold  `nb-assets run NB --sandbox docker` with NB_ASSETS_DOCKER_SPARES=0
+  cold-no-volume   the same with NB_ASSETS_USR_VOLUME=0: the image's Python trees read through
+                   the storage driver (fuse-overlayfs here), not from their volumes
   cold-before      the same with another tree's nb_assets (--before TREE, e.g. `git archive`
                    of the branch point): a before/after ratio from one session
   floor            the engine's own floor, timed in this process through the SDK: create, start,
@@ -150,15 +152,17 @@ def one_timeline(nb: Path, wh: Path, run_dir: Path) -> dict[str, float]:
     return marks
 
 
-def timelines(trees: dict[str, Path | None], nb: Path, wh: Path, runs: int, tmp: Path) -> dict[str, list[dict[str, float]]]:
-    """`runs` timelines per tree, each in a fresh process (PYTHONPATH=tree), interleaved after a warm-up round."""
+def timelines(trees: dict[str, tuple[Path | None, dict[str, str]]], nb: Path, wh: Path, runs: int,
+              tmp: Path) -> dict[str, list[dict[str, float]]]:
+    """`runs` timelines per (tree, environment), each in a fresh process (PYTHONPATH=tree), interleaved
+    after a warm-up round."""
     import os
     import subprocess
 
     out: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     for i in range(runs + 1):
-        for name, tree in trees.items():
-            env = {**os.environ, **({"PYTHONPATH": str(tree.resolve())} if tree else {})}
+        for name, (tree, extra) in trees.items():
+            env = {**os.environ, **({"PYTHONPATH": str(tree.resolve())} if tree else {}), **extra}
             proc = subprocess.run([sys.executable, __file__, "--one-timeline", str(nb), str(wh), str(tmp / f"tl-{name}-{i}")],
                                   env=env, capture_output=True, text=True)
             if proc.returncode != 0:
@@ -235,6 +239,7 @@ def main() -> None:
             "papermill": lambda: C.time_process(
                 [C.bin_path("papermill"), str(plain), str(tmp / "plain_out.ipynb"), "-k", "python3"], cwd=tmp),
             "run-docker-cold": lambda: cold({}),
+            "cold-no-volume": lambda: cold({"NB_ASSETS_USR_VOLUME": "0"}),  # the Python trees on fuse-overlayfs
         }
         if args.before is not None:
             variants["cold-before"] = lambda: cold({"PYTHONPATH": str(args.before.resolve())})
@@ -246,7 +251,7 @@ def main() -> None:
         print()
         for name, values in times.items():
             print(f"{name:16s} {C.fmt_times(values)}  ratio {C.median(values) / base:5.2f}x")
-        for name in ("run-docker-cold", "cold-before"):
+        for name in ("run-docker-cold", "cold-no-volume", "cold-before"):
             if name in times:
                 ratios = [t / b for t, b in zip(times[name], times["papermill"])]
                 print(f"{name:16s} per-round ratio to papermill: median {C.median(ratios):.2f}x "
@@ -258,9 +263,10 @@ def main() -> None:
               f"(the floor alone is {floor_s / base:.2f}x papermill)")
         print("all times: " + "; ".join(f"{n}=" + ",".join(f"{v:.2f}" for v in vs) for n, vs in times.items()))
         if timeline_runs:
-            trees: dict[str, Path | None] = {"this tree": None}
+            trees: dict[str, tuple[Path | None, dict[str, str]]] = {
+                "this tree": (None, {}), "this tree, /usr volume off": (None, {"NB_ASSETS_USR_VOLUME": "0"})}
             if args.before is not None:
-                trees["before"] = args.before
+                trees["before"] = (args.before, {})
             for name, runs_marks in timelines(trees, nb, wh, timeline_runs, tmp).items():
                 print_timeline(name, runs_marks)
     C.summary("cold_docker", cold_s / base, 1.3)

@@ -48,6 +48,7 @@ from nb_assets.sandbox.janitor import (
     sweep_abandoned,
 )
 from nb_assets.sandbox.ahead import SpareWindow, max_idle_spares, spare_window
+from nb_assets.sandbox import usr_volume
 from nb_assets.sandbox.spares import (
     boot_spare,
     claim_spare,
@@ -107,6 +108,7 @@ class DockerSandbox:
     """
 
     kind = "docker"
+    _filling = False  # this process has started making the image's /usr volume (sandbox/usr_volume.py)
 
     def __init__(
         self, image: str | None = None, client: Any | None = None, *, lazy: bool = False, spares: bool = False
@@ -176,6 +178,10 @@ class DockerSandbox:
         marks["host.swept"] = time.time()
         runtime = _runtime_tar(folder.runtime_dir)
         settings = self._settings(limits)
+        if usr_volume.wanted() and not any(m.get("Target") == usr_volume.MOUNT_POINT for m in settings["mounts"]):
+            if not DockerSandbox._filling:  # once per process: the copy takes a while, runs go on without it
+                DockerSandbox._filling = True
+                usr_volume.start_filling(self.image)
         key = spare_key(json.dumps(settings, sort_keys=True, default=repr), runtime)
         claimed, others = claim_spare(self.client, key) if self.spares else (None, 0)
         container_id = claimed
@@ -357,6 +363,7 @@ class DockerSandbox:
             return opts + (f",uid={SANDBOX_UID},gid={SANDBOX_GID},mode=0700" if owner else ",mode=1777")
 
         runtime = f"{JOB_DIR}/runtime"
+        trees = usr_volume.mounts_for(self.client, self.check())  # the image's Python, off fuse-overlayfs, read-only
         env = runner_env(f"{JOB_DIR}/input", OUTPUT_DIR, runtime, WORK_DIR)
         env["HOME"] = HOME_DIR  # IPython profile, kernel connection files: on tmpfs
         deadline = claim_by + limits.timeout_s + COLLECT_GRACE_S
@@ -374,7 +381,7 @@ class DockerSandbox:
             "network_mode": "none",
             "read_only": True,
             # Anonymous: the engine makes it at create time and removes it with the container.
-            "mounts": [Mount(JOB_DIR, None, type="volume")],
+            "mounts": [Mount(JOB_DIR, None, type="volume"), *trees],
             # Everything writable lives in memory, bounded, and vanishes with
             # the container; outputs and record leave only through the copy-out.
             "tmpfs": {
