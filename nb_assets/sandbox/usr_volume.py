@@ -34,7 +34,7 @@ from typing import Any
 from nb_assets.sandbox.image import cache_dir
 
 VOLUME_PREFIX = "nb-assets-usr-"
-VOLUME_LABEL = "nb_assets.usr_of"  # the image id whose /usr the volume copies
+VOLUME_LABEL = "nb_assets.usr-of"  # the image id whose Python trees the volume copies
 # The Python trees, where nearly all of a run's lookups are: the standard library and the pinned
 # packages. Not /usr whole: the engine binds its init at /sbin/docker-init (= /usr/sbin in a merged-/usr
 # root) before the volumes are mounted, and a volume over /usr would hide it.
