@@ -90,15 +90,11 @@ def start_filling(image: str) -> None:
 
 @contextlib.contextmanager
 def _lock(name: str) -> Iterator[bool]:
-    """One filler per volume on this host; others leave at once (False)."""
+    """One filler per volume on this host at a time; a second waits, then finds the copy complete."""
     path = cache_dir() / f"{name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            yield False
-            return
+        fcntl.flock(f, fcntl.LOCK_EX)
         yield True
 
 
