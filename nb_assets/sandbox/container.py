@@ -47,10 +47,13 @@ from nb_assets.sandbox.janitor import (
     remove_container,
     sweep_abandoned,
 )
+from nb_assets.sandbox.ahead import SpareWindow, max_idle_spares, spare_window
+from nb_assets.sandbox import usr_volume
 from nb_assets.sandbox.spares import (
     boot_spare,
     claim_spare,
     forget_claim,
+    idle_count,
     offer_spare,
     offered_count,
     spare_key,
@@ -105,15 +108,21 @@ class DockerSandbox:
     """
 
     kind = "docker"
+    _filling = False  # this process has started making the image's /usr volume (sandbox/usr_volume.py)
 
     def __init__(
         self, image: str | None = None, client: Any | None = None, *, lazy: bool = False, spares: bool = False
     ) -> None:
         self.image = image or image_tag()
         self.spares = spares
+        # When this sandbox's next run is due (epoch seconds), if the caller knows (a cron's next tick):
+        # the spare made after a run then boots shortly before it instead of at once (sandbox/ahead.py).
+        self.next_run_at: float | None = None
         self._makers: list[subprocess.Popen[bytes]] = []
         self._client = client
         self._image_id: str | None = None
+        # Wall-clock marks of the last run, the host's and the box's (benchmarks/cold_docker.py reads them).
+        self.last_timeline: dict[str, float] = {}
         if not lazy:
             self.check()
 
@@ -163,35 +172,54 @@ class DockerSandbox:
         import docker.errors
         import requests.exceptions
 
+        marks = self.last_timeline = {"host.run": time.time()}
         image_id = self.check()
         sweep_abandoned(self.client)
+        marks["host.swept"] = time.time()
         runtime = _runtime_tar(folder.runtime_dir)
         settings = self._settings(limits)
+        if usr_volume.wanted() and not any(m.get("Target") == usr_volume.MOUNT_POINT for m in settings["mounts"]):
+            if not DockerSandbox._filling:  # once per process: the copy takes a while, runs go on without it
+                DockerSandbox._filling = True
+                usr_volume.start_filling(self.image)
         key = spare_key(json.dumps(settings, sort_keys=True, default=repr), runtime)
         claimed, others = claim_spare(self.client, key) if self.spares else (None, 0)
         container_id = claimed
         try:
             if container_id is None:
                 container_id = self._create(folder, limits)
-            collected = self._collect(container_id, folder, limits, start=claimed is None)
+                marks["host.created"] = time.time()
+                self._boot(container_id, folder)
+            collected = self._collect(container_id, folder, limits)
+            marks["host.collected"] = time.time()
         except docker.errors.APIError as exc:
             raise SandboxError(f"the sandbox container failed: {exc}") from exc
         except requests.exceptions.RequestException as exc:  # the engine went away mid-run
             raise SandboxError(f"lost the Docker engine during the run: {exc}") from exc
         finally:
-            if self.spares and others == 0:  # one offered spare per settings is enough
+            if self.spares and self.next_run_at is not None and self.next_run_at - time.time() > spare_ttl_s():
+                self._spawn_spare_maker(limits, due=self.next_run_at)  # a later run: its own spare, booted when due
+            elif self.spares and others == 0:  # one offered spare per settings is enough
                 self._spawn_spare_maker(limits)
             if container_id is not None:
                 remove_container(self.client, container_id)
             if claimed is not None:
                 forget_claim(claimed)
+            marks["host.removed"] = time.time()
         return self._result(folder, limits, image_id, collected, container_id=container_id, warm=claimed is not None)
 
-    def _spawn_spare_maker(self, limits: SandboxLimits) -> None:
+    def spare_ahead(self, limits: SandboxLimits, due: float) -> None:
+        """Have a spare ready for a run with `limits` due at `due` (epoch seconds): made now by a process of
+        its own, it boots by itself shortly before `due` and waits a grace period after (sandbox/ahead.py)."""
+        self._spawn_spare_maker(limits, due=due)
+
+    def _spawn_spare_maker(self, limits: SandboxLimits, due: float | None = None) -> None:
         """The next run's spare is made by a process of its own, started once this run is over: making and
         booting a container costs CPU that would slow this run down, and this process may exit right away."""
         self._makers = [p for p in self._makers if p.poll() is None]
         argv = [sys.executable, "-m", "nb_assets.sandbox.spare_maker", self.image, json.dumps(limits.as_dict())]
+        if due is not None:
+            argv.append(f"{due:.3f}")
         try:
             self._makers.append(subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -206,18 +234,26 @@ class DockerSandbox:
             maker.wait(timeout)
         self._makers = []
 
-    def make_spare(self, limits: SandboxLimits) -> str | None:
-        """Make, start and boot a spare for runs with `limits`, unless one is offered already; its id."""
+    def make_spare(self, limits: SandboxLimits, due: float | None = None) -> str | None:
+        """Make, start and boot a spare for runs with `limits`; its id. None when one is offered already
+        (still there at `due`, for a run due then), or max_idle_spares() wait already (sandbox/ahead.py).
+
+        Without `due` it boots at once and waits spare_ttl_s(); with one it boots by itself shortly
+        before `due` and waits a grace period after."""
         with tempfile.TemporaryDirectory() as tmp:
             folder = RunFolder(Path(tmp)).create()
             folder.install_inbox_files()
             runtime = _runtime_tar(folder.runtime_dir)
         key = spare_key(json.dumps(self._settings(limits), sort_keys=True, default=repr), runtime)
-        if offered_count(self.client, key):
+        now = time.time()
+        window = (spare_window(due, now, min_claim_s=spare_ttl_s()) if due is not None
+                  else SpareWindow(due=now, boot_at=0.0, claim_by=now + spare_ttl_s()))
+        if offered_count(self.client, key, until=due) or idle_count(self.client) >= max_idle_spares():
             return None
-        config = self._container_config(limits, time.time() + spare_ttl_s(), labels={})
+        config = self._container_config(limits, window.claim_by, labels={}, boot_at=window.boot_at)
         container_id = offer_spare(self.client, config, key, runtime, JOB_DIR)
-        boot_spare(self.client, container_id, JOB_DIR)
+        if not window.boot_at:
+            boot_spare(self.client, container_id, JOB_DIR)
         sweep_claims(self.client)
         return container_id
 
@@ -237,19 +273,29 @@ class DockerSandbox:
             raise SandboxError(f"cannot create the sandbox container: {exc}") from exc
         return str(container.id)
 
-    def _collect(self, container_id: str, folder: RunFolder, limits: SandboxLimits, *, start: bool) -> CopyOutReader:
+    def _boot(self, container_id: str, folder: RunFolder) -> None:
+        """A container made for its run: the in-box code and the boot file in, then started, so the
+        runner imports papermill and starts the kernel while the host copies the job in (as a spare
+        does before its run exists). Until the go the supervisor holds back what the runner says."""
+        spool = io.BytesIO()
+        pack_runtime(folder.runtime_dir, spool, boot=True)
+        if not self.client.api.put_archive(container_id, JOB_DIR, spool.getvalue()):
+            raise SandboxError("could not copy the in-box code into the sandbox container")
+        self.client.api.start(container_id)
+        self.last_timeline["host.started"] = time.time()
+
+    def _collect(self, container_id: str, folder: RunFolder, limits: SandboxLimits) -> CopyOutReader:
         # Attached before the go, so nothing the supervisor writes is missed.
         stream = self.client.api.attach(container_id, stdout=True, stderr=True, stream=True, logs=False, demux=True)
         cap = (limits.output_mb + RECORD_MB + 1) << 20  # + tar headers and the facts
         collector = CopyOutReader(stream, folder.root / ".copy-out.tar", cap)
         collector.start()
         with tempfile.TemporaryFile(dir=folder.root) as spool:
-            pack_job(folder, spool, runtime=start, go=True)
+            pack_job(folder, spool, runtime=False, go=True)  # the container booted with the runtime
             spool.seek(0)
             if not self.client.api.put_archive(container_id, JOB_DIR, spool):
                 raise SandboxError("could not copy the run folder into the sandbox container")
-        if start:
-            self.client.api.start(container_id)
+        self.last_timeline["host.copied_in"] = time.time()
         collector.join(COLD_GO_S + limits.timeout_s + COLLECT_GRACE_S)  # the supervisor's deadline, plus a backstop
         collector.host_timed_out = collector.is_alive()
         if collector.is_alive() or collector.overflow:
@@ -270,6 +316,9 @@ class DockerSandbox:
             finally:
                 collected.spool.unlink()
         box = copy.facts if copy else {}
+        marks = box.get("marks")
+        if isinstance(marks, dict):
+            self.last_timeline.update({f"box.{k}": v for k, v in marks.items() if isinstance(v, (int, float))})
         lost = None
         if collected.overflow:
             lost = f"the sandbox sent back more than {collected.cap >> 20} MB; refused"
@@ -304,7 +353,9 @@ class DockerSandbox:
         del config["labels"]
         return config
 
-    def _container_config(self, limits: SandboxLimits, claim_by: float, *, labels: dict[str, str]) -> dict[str, Any]:
+    def _container_config(
+        self, limits: SandboxLimits, claim_by: float, *, labels: dict[str, str], boot_at: float = 0.0
+    ) -> dict[str, Any]:
         from docker.types import LogConfig, Mount, Ulimit
 
         def tmpfs(size_mb: int, owner: bool) -> str:
@@ -312,6 +363,7 @@ class DockerSandbox:
             return opts + (f",uid={SANDBOX_UID},gid={SANDBOX_GID},mode=0700" if owner else ",mode=1777")
 
         runtime = f"{JOB_DIR}/runtime"
+        trees = usr_volume.mounts_for(self.client, self.check())  # the image's Python, off fuse-overlayfs, read-only
         env = runner_env(f"{JOB_DIR}/input", OUTPUT_DIR, runtime, WORK_DIR)
         env["HOME"] = HOME_DIR  # IPython profile, kernel connection files: on tmpfs
         deadline = claim_by + limits.timeout_s + COLLECT_GRACE_S
@@ -319,7 +371,7 @@ class DockerSandbox:
             "image": self.image,
             "command": [
                 "python3", f"{runtime}/{SUPERVISOR_FILE}", f"{limits.timeout_s:g}", OUTPUT_DIR, RECORD_DIR,
-                f"{JOB_DIR}/{GO}", f"{claim_by:.0f}", "--",
+                f"{JOB_DIR}/{GO}", f"{claim_by:.0f}", *([f"{boot_at:.0f}"] if boot_at else []), "--",
                 *runner_argv("python3", runtime, f"{JOB_DIR}/job", RECORD_DIR, wait=True),
             ],
             "environment": env,
@@ -329,7 +381,7 @@ class DockerSandbox:
             "network_mode": "none",
             "read_only": True,
             # Anonymous: the engine makes it at create time and removes it with the container.
-            "mounts": [Mount(JOB_DIR, None, type="volume")],
+            "mounts": [Mount(JOB_DIR, None, type="volume"), *trees],
             # Everything writable lives in memory, bounded, and vanishes with
             # the container; outputs and record leave only through the copy-out.
             "tmpfs": {

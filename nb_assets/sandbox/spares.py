@@ -57,7 +57,7 @@ from nb_assets.inbox.supervisor import BOOT_FILE
 
 CLAIM_MARGIN_S = 30.0  # a spare this close to its claim-by is left alone: the go must arrive before it
 
-__all__ = ["boot_spare", "claim_spare", "offered_count", "forget_claim", "offer_spare", "spare_key", "spare_ttl_s", "spares_wanted", "sweep_claims"]
+__all__ = ["boot_spare", "claim_spare", "idle_count", "offered_count", "forget_claim", "offer_spare", "spare_key", "spare_ttl_s", "spares_wanted", "sweep_claims"]
 
 
 def spares_wanted() -> bool:
@@ -81,9 +81,26 @@ def claims_dir() -> Path:
     return path
 
 
-def offered_count(client: Any, key: str) -> int:
-    """How many spares made with `key` are offered to this user's runs here (none is claimed by this)."""
-    return len(_offered(client, key))
+def offered_count(client: Any, key: str, *, until: float | None = None) -> int:
+    """How many spares made with `key` are offered to this user's runs here (none is claimed by this);
+    with `until` (epoch seconds), only those still claimable then."""
+    return len([o for o in _offered(client, key) if until is None or o[0] - until > CLAIM_MARGIN_S])
+
+
+def idle_count(client: Any) -> int:
+    """This user's spares on this host that wait for a run, whatever their settings: offered or being made."""
+    host, uid = here(), str(os.getuid())
+    count = 0
+    for summary in client.api.containers(all=True, filters={"label": SPARE_LABEL}):
+        labels = summary.get("Labels") or {}
+        name = (summary.get("Names") or ["/"])[0].lstrip("/")
+        if (
+            name.startswith((OFFERED_PREFIX, BOOT_PREFIX))
+            and labels.get(MAKER_UID_LABEL) == uid
+            and (labels.get(MAKER_LABEL) or "").partition(":")[0] == host
+        ):
+            count += 1
+    return count
 
 
 def claim_spare(client: Any, key: str) -> tuple[str | None, int]:

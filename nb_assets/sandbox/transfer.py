@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from nb_assets.inbox.supervisor import END, FACTS
+from nb_assets.inbox.supervisor import BOOT_FILE, END, FACTS
 from nb_assets.sandbox.base import RESULT_MAX_BYTES, LogTail, RunFolder
 
 _CHUNK = 1 << 20
@@ -44,10 +44,13 @@ def pack_job(folder: RunFolder, out: IO[bytes], *, runtime: bool = True, go: boo
             tar.addfile(_read_only(tarfile.TarInfo(GO), is_dir=False))
 
 
-def pack_runtime(runtime_dir: Path, out: IO[bytes]) -> None:
-    """runtime/ alone: what a container boots with before its job is there."""
+def pack_runtime(runtime_dir: Path, out: IO[bytes], *, boot: bool = False) -> None:
+    """runtime/ alone: what a container boots with before its job is there; with `boot`,
+    the boot file last, so the supervisor starts the runner as soon as the container starts."""
     with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
         _add_tree(tar, runtime_dir, "runtime")
+        if boot:
+            tar.addfile(_read_only(tarfile.TarInfo(BOOT_FILE), is_dir=False))
 
 
 def _add_tree(tar: tarfile.TarFile, root: Path, arcname: str) -> None:

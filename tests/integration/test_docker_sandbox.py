@@ -286,3 +286,62 @@ def test_nothing_of_the_host_is_mounted(sandbox: DockerSandbox, tmp_path: Path) 
     assert not container["HostConfig"].get("Binds")
     assert set(container["HostConfig"]["Tmpfs"]) == {"/tmp", "/home/nb", "/nb/work", "/nb/output", "/nb/record"}
     assert container["HostConfig"]["AutoRemove"] is True
+
+
+def test_the_python_trees_come_read_only_from_their_volumes(sandbox: DockerSandbox, tmp_path: Path) -> None:
+    """sandbox/usr_volume.py: the image's stdlib and site-packages, copied once into volumes, mounted
+    read-only over the same paths: the notebook sees the same files and can change none of them."""
+    from nb_assets.sandbox import usr_volume
+
+    assert usr_volume.ensure(sandbox.client, sandbox.image)
+    folder = make_run_folder(
+        tmp_path / "run",
+        "import os, pandas, json\n"
+        "trees = ['/usr/lib/python3.11', '/usr/local/lib/python3.11']\n"
+        "flags = {t: bool(os.statvfs(t).f_flag & os.ST_RDONLY) for t in trees}\n"
+        "denied = {}\n"
+        "for t in trees:\n"
+        "    try:\n"
+        "        open(os.path.join(t, 'planted.py'), 'w').write('x = 1')\n"
+        "        denied[t] = False\n"
+        "    except OSError:\n"
+        "        denied[t] = True\n"
+        "print(json.dumps({'read_only': flags, 'denied': denied, 'pandas': pandas.__file__}))",
+    )
+    seen: list[dict] = []
+
+    def watch() -> None:
+        import time
+
+        deadline = time.monotonic() + 120
+        while not seen and time.monotonic() < deadline:
+            for c in leftover_containers_by_label(sandbox, folder.root):
+                seen.append(sandbox.client.api.inspect_container(c["Id"]))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result = sandbox.run(folder, QUICK)
+    watcher.join()
+
+    assert result.exit_code == 0, result.logs
+    out = json.loads(nbformat.read(folder.executed_notebook, as_version=4).cells[-1].outputs[0]["text"])
+    assert out["read_only"] == {"/usr/lib/python3.11": True, "/usr/local/lib/python3.11": True}
+    assert all(out["denied"].values())
+    assert out["pandas"].startswith("/usr/local/lib/python3.11/")
+    [container] = seen[:1]
+    trees = {m["Destination"]: m for m in container["Mounts"] if m["Destination"].startswith("/usr")}
+    assert set(trees) == {"/usr/lib/python3.11", "/usr/local/lib/python3.11"}
+    assert all(m["RW"] is False and m["Name"].startswith(usr_volume.VOLUME_PREFIX) for m in trees.values())
+
+
+def test_a_copy_of_the_python_trees_that_is_not_complete_is_never_mounted(sandbox: DockerSandbox) -> None:
+    from nb_assets.sandbox import usr_volume
+
+    image_id = "sha256:" + "0" * 64  # no image: nothing made its volumes, let alone finished them
+    name = usr_volume.volume_name(image_id, "site")
+    sandbox.client.api.create_volume(name, labels={usr_volume.VOLUME_LABEL: image_id})
+    try:
+        assert usr_volume.mounts_for(sandbox.client, image_id) == []  # no `-ok` volume: not complete
+    finally:
+        sandbox.client.api.remove_volume(name, force=True)

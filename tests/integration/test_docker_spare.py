@@ -208,3 +208,97 @@ def test_an_unclaimed_spare_ends_by_itself_at_its_claim_by(spares: DockerSandbox
         assert spare_ids(spares, key) == [], "the spare outlived its claim-by"
     finally:
         remove_all(spares, key)
+
+
+# --- spares for runs known in advance (sandbox/ahead.py) --------------------------------------
+
+
+def runner_running(sandbox: DockerSandbox, container_id: str) -> bool:
+    """Whether the in-box runner (papermill, kernel) has been started in the container."""
+    processes = sandbox.client.api.top(container_id)["Processes"] or []
+    commands = [" ".join(p) for p in processes]  # the supervisor's own command line names the runner too
+    return any("inbox_papermill.py" in c and "inbox_supervisor.py" not in c for c in commands)
+
+
+def test_a_spare_for_a_later_run_boots_by_itself_before_it_is_due_and_serves_that_run(
+        spares: DockerSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = limits_of_this_test(77)
+    folder = make_run_folder(tmp_path / "run", "x = 6 * 7", "print(x)")
+    key = key_of(spares, folder, limits)
+    monkeypatch.setenv("NB_ASSETS_SPARE_LEAD_S", "6")
+    try:
+        due = time.time() + 20
+        spare = spares.make_spare(limits, due=due)
+        assert spare is not None and spare_ids(spares, key) == [spare]
+        assert spares.make_spare(limits, due=due) is None  # one for that run is enough
+        assert not runner_running(spares, spare)  # waiting unbooted: a sleeping supervisor, no kernel
+        deadline = time.monotonic() + 120
+        while not runner_running(spares, spare) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert time.time() >= due - 6 - 1, "it booted before its boot time"
+        assert runner_running(spares, spare), "it never booted by itself"
+        while time.time() < due:
+            time.sleep(0.2)
+        result = spares.run(folder, limits)
+        spares.wait_for_spare()
+        assert result.exit_code == 0, result.logs
+        assert result.facts["warm_spare"] is True and spare.startswith(result.facts["container"])
+        assert spares.client.api.containers(all=True, filters={"id": spare}) == []  # served one run, gone
+    finally:
+        remove_all(spares, key)
+
+
+def test_a_run_that_knows_its_next_run_leaves_a_spare_that_boots_only_then(spares: DockerSandbox, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = limits_of_this_test(78)
+    folder = make_run_folder(tmp_path / "run", "pass")
+    key = key_of(spares, folder, limits)
+    monkeypatch.setenv("NB_ASSETS_SPARE_LEAD_S", "30")
+    try:
+        spares.next_run_at = time.time() + 3600  # e.g. the next tick of an hourly cron
+        result = spares.run(folder, limits)
+        spares.wait_for_spare()
+        assert result.exit_code == 0, result.logs
+        [spare] = spare_ids(spares, key)
+        labels = spares.client.api.inspect_container(spare)["Config"]["Labels"]
+        assert float(labels["nb_assets.claim_by"]) >= spares.next_run_at  # still there when the run comes
+        time.sleep(2)
+        assert not runner_running(spares, spare)  # an hour early: not booted, nothing but a supervisor
+    finally:
+        spares.next_run_at = None
+        remove_all(spares, key)
+
+
+def test_idle_spares_are_capped(spares: DockerSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nb_assets.sandbox.spares import idle_count
+
+    keys = []
+    try:
+        monkeypatch.setenv("NB_ASSETS_MAX_IDLE_SPARES", str(idle_count(spares.client) + 1))
+        first = spares.make_spare(limits_of_this_test(79), due=time.time() + 3600)
+        second = spares.make_spare(limits_of_this_test(80), due=time.time() + 3600)
+        assert first is not None and second is None
+        keys = [spares.client.api.inspect_container(first)["Config"]["Labels"][SPARE_LABEL]]
+    finally:
+        for key in keys:
+            remove_all(spares, key)
+
+
+def test_an_unclaimed_spare_made_ahead_ends_by_itself_at_its_claim_by(spares: DockerSandbox, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing on the host has to stay alive for it to go: its maker is gone, it ends by itself."""
+    limits = limits_of_this_test(81)
+    folder = make_run_folder(tmp_path / "run", "pass")
+    key = key_of(spares, folder, limits)
+    monkeypatch.setenv("NB_ASSETS_SPARE_LEAD_S", "2")
+    monkeypatch.setenv("NB_ASSETS_SPARE_GRACE_S", "2")
+    monkeypatch.setenv("NB_ASSETS_SPARE_TTL_S", "3")
+    try:
+        spare = spares.make_spare(limits, due=time.time() + 4)
+        assert spare_ids(spares, key) == [spare]
+        deadline = time.monotonic() + 90
+        while spare_ids(spares, key) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert spare_ids(spares, key) == [], "the spare outlived its claim-by"
+    finally:
+        remove_all(spares, key)
