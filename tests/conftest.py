@@ -46,6 +46,8 @@ LONG_TIMEOUT_S = {
     "e2e/test_concurrency.py": 1800,  # its own waits allow 900 s for the runs alone
     "e2e/test_host_killed.py": 1800,  # many runs, killed at random points, then one more
     "e2e/test_teardown_abort.py": 1800,
+    "e2e/test_jupyterlab.py": 1800,  # JupyterLab, Chromium, a Docker trial run and a schedule, in one module
+    "e2e/test_freshness_daemon.py": 1800,  # dagster-daemon ticks until a stale and a recovery notice arrive
 }
 
 

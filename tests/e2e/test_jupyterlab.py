@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from nb_assets.project.starter import write_starter
+from support.needs import skip_missing
 from support.paths import REPO
 
 pytestmark = pytest.mark.slow
@@ -58,7 +59,7 @@ def _artifacts() -> Path:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
     """`nb-assets lab` on a git copy of the demo with a seeded warehouse: (base URL, token, project)."""
     if CHROMIUM is None:
-        pytest.skip("no chromium executable on PATH (make setup installs Debian's chromium)")
+        skip_missing("browser", "no chromium executable on PATH (make setup installs Debian's chromium)")
     tmp = tmp_path_factory.mktemp("lab")
     project = tmp / "project"
     shutil.copytree(REPO / "notebooks", project / "notebooks")
