@@ -181,3 +181,28 @@ def create_databases(url: str, names: Iterable[str]) -> None:
     from nb_assets.warehouse.postgres.driver import create_databases as create
 
     create(url, names)
+
+
+def scram_verifier(password: str) -> str:
+    """The scram-sha-256 verifier Postgres stores for `password` (the deploy stack's own cluster)."""
+    from nb_assets.warehouse.postgres.roles import scram_verifier as verifier
+
+    return verifier(password)
+
+
+def provision_deployment(admin_dsn: str, *, storage: tuple[str, str, str], warehouse: tuple[str, str, str],
+                         reader: tuple[str, str], reader_schemas: Iterable[str]) -> None:
+    """The deploy stack's logins on its own cluster: (database, login, password) for Dagster's storage
+    and the warehouse, (login, password) for the warehouse's reader (warehouse/postgres/roles.py)."""
+    from nb_assets.warehouse.postgres.roles import Login, provision_deployment as provision
+
+    provision(admin_dsn, storage=(storage[0], Login(storage[1], storage[2])),
+              warehouse=(warehouse[0], Login(warehouse[1], warehouse[2])), reader=Login(*reader),
+              reader_schemas=reader_schemas)
+
+
+def set_login_password(admin_dsn: str, login: str, password: str) -> None:
+    """A new password for `login` on the server at `admin_dsn` (deploy rotate), sent as its verifier."""
+    from nb_assets.warehouse.postgres.roles import Login, set_password
+
+    set_password(admin_dsn, Login(login, password))
