@@ -25,6 +25,12 @@ deploy: setup sandbox-image
 deploy-stop:
 	$(BIN)/nb-assets deploy down
 
+# The deployment soaked: 200 notebook runs through its queue, each exactly once, none failed
+# (benchmarks/soak/deploy_queue.py; about an hour). Never part of `make test` or `make bench`.
+.PHONY: soak
+soak: setup sandbox-image
+	$(BIN)/python benchmarks/soak/deploy_queue.py --runs 200
+
 # The layers first (import-linter contracts in pyproject.toml), then the manual builds
 # with no warning, then every test.
 test: setup sandbox-image

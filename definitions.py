@@ -32,8 +32,6 @@ BASE_DIR = Path(__file__).parent
 POLICY = BASE_DIR / "policy.yaml"
 WAREHOUSE = os.environ.get("NB_ASSETS_WAREHOUSE", str(BASE_DIR / "warehouse.duckdb"))
 SANDBOX = os.environ.get("NB_ASSETS_SANDBOX", "auto")
-# A Postgres warehouse's prefetch login (the deployment sets it: its reader, SELECT on what notebooks read).
-READ_DSN = os.environ.get("NB_ASSETS_READ_DSN") or None
 SENSOR_INTERVAL_S = int(os.environ.get("NB_ASSETS_SENSOR_INTERVAL_S", "15"))
 
 NOTEBOOKS = [
@@ -115,5 +113,4 @@ NOTIFICATIONS = Notifications(
 defs = notebook_definitions(
     NOTEBOOKS, warehouse=WAREHOUSE, base_dir=BASE_DIR, policy=POLICY, sandbox=SANDBOX,
     file_drops=FILE_DROPS, sensor_interval_s=SENSOR_INTERVAL_S, notifications=NOTIFICATIONS,
-    read_dsn=READ_DSN,
 )

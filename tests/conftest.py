@@ -17,6 +17,7 @@ pytest_plugins = ["support.warehouses", "support.sandboxes"]
 ONE_WORKER = {
     "e2e/test_deploy.py": "deploy-stack",  # `deploy up`: code image, Postgres, code server, webserver, daemon
     "e2e/test_deploy_durable.py": "deploy-durable",  # a durable deployment: secrets, drops, backup, upgrade, restore
+    "e2e/test_deploy_faults.py": "deploy-faults",  # a deployment whose pieces are killed and restarted
     "e2e/test_daemon.py": "daemon",  # dagster-daemon on a seeded copy of the demo
     "e2e/test_browser_ui.py": "dagster-dev",  # `dagster dev`, Chromium, hostile records in both sandboxes
     "e2e/test_demo_project.py": "demo-duckdb",  # the demo seeded and materialized

@@ -257,6 +257,34 @@ def stop_daemon(settings: DeploySettings) -> None:
     settings.save()
 
 
+def restart_webserver(settings: DeploySettings) -> int:
+    """Stop dagster-webserver and start a new one (the UI's history is in Postgres); its pid, once it serves."""
+    _stop_process(settings.pids.pop("webserver", None))
+    settings.pids["webserver"] = _spawn(settings, "webserver", [
+        str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(settings.webserver_port)])
+    settings.save()
+    _wait_for_location(settings)
+    return settings.pids["webserver"]
+
+
+def restart_code_server(settings: DeploySettings) -> None:
+    """Remove the code server's container and start a new one of the same image; queued runs wait for it."""
+    from nb_assets.sandbox.image import docker_client
+
+    client = docker_client()
+    for summary in client.api.containers(all=True, filters={"name": f"^/{settings.code_server_name}$"}):
+        client.api.remove_container(summary["Id"], force=True)
+    _start_code_server(settings, load_secrets(settings.state_dir))
+
+
+def start_postgres(settings: DeploySettings) -> None:
+    """Start the deployment's own cluster again (after a crash: Postgres recovers from its WAL)."""
+    from nb_assets.deploy.pg_cluster import start_cluster
+
+    start_cluster(settings.postgres_dir, settings.postgres_port, listen="127.0.0.1",
+                  superuser_password=load_secrets(settings.state_dir)["postgres"])
+
+
 def is_running(state_dir: Path) -> bool:
     """True while a process this state folder started is alive."""
     if not (state_dir / "deploy.json").exists():

@@ -12,6 +12,7 @@ module loads no driver, and a DuckDB project never loads the Postgres one.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,13 +32,20 @@ if TYPE_CHECKING:
 LOCK_WAIT_S = 5.0
 
 
+# A Postgres warehouse's prefetch login when none is declared: where a deployment (nb-assets deploy up)
+# puts its reader's URL, password included, in the environment of the processes that prefetch.
+READ_DSN_ENV = "NB_ASSETS_READ_DSN"
+
+
 def open_warehouse(location: str | Path, read_dsn: str | None = None) -> Warehouse:
     """The warehouse a configured location names: a `postgresql://` or `postgres://`
-    URL is a PostgresWarehouse (prefetching as `read_dsn`'s login when given), anything
-    else the path of a DuckDB file."""
+    URL is a PostgresWarehouse (prefetching as `read_dsn`'s login when given, else as
+    $NB_ASSETS_READ_DSN's when set), anything else the path of a DuckDB file."""
     check_read_dsn(location, read_dsn)
     if is_postgres_url(location):
         from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
+
+        read_dsn = read_dsn or os.environ.get(READ_DSN_ENV) or None
 
         return PostgresWarehouse(str(location), read_dsn)
     from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
