@@ -83,7 +83,7 @@ def cmd_deploy_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy_rotate(args: argparse.Namespace) -> int:
-    from nb_assets.deploy.stack import rotate
+    from nb_assets.deploy.operate import rotate
 
     print("\n".join(rotate(args.state.resolve())))
     print("restart the deployment to hand them over: nb-assets deploy down, then nb-assets deploy up (same options)")

@@ -107,6 +107,8 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None, *,
             from nb_assets.deploy.backup import restore_backup
 
             say(restore_backup(settings, secrets, restore))
+            if settings.own_storage or settings.own_warehouse:  # the restored objects: owned and granted as here
+                _start_own_cluster(settings, secrets, unsafe_fast, started=True)
         seeded = settings.state_dir / ".warehouse-seeded"
         if seed is not None and not seeded.exists() and restore is None:
             _run([sys.executable, str(seed)], "seeding the warehouse",
@@ -131,12 +133,14 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None, *,
     return settings
 
 
-def _start_own_cluster(settings: DeploySettings, secrets: dict[str, str], unsafe_fast: bool) -> None:
+def _start_own_cluster(settings: DeploySettings, secrets: dict[str, str], unsafe_fast: bool, *,
+                       started: bool = False) -> None:
     """The state folder's cluster: durable, scram-sha-256 everywhere, the logins and grants of roles.py."""
     from nb_assets.deploy.pg_cluster import start_cluster
 
-    start_cluster(settings.postgres_dir, settings.postgres_port, listen="127.0.0.1",
-                  superuser_password=secrets["postgres"], unsafe_fast=unsafe_fast)
+    if not started:
+        start_cluster(settings.postgres_dir, settings.postgres_port, listen="127.0.0.1",
+                      superuser_password=secrets["postgres"], unsafe_fast=unsafe_fast)
     provision_deployment(
         settings.admin_url(secrets),
         storage=(DAGSTER_DB, DAGSTER_LOGIN, secrets["dagster"]),
@@ -181,30 +185,6 @@ def migrate_if_needed(settings: DeploySettings, secrets: dict[str, str], *, rest
          env=host_env(settings, secrets), cwd=settings.dagster_home)
     where = "restored " if restored else ""
     return f"migrated Dagster's {where}storage ({redact(settings.storage_location())}) from Dagster {before} to {now}"
-
-
-def rotate(state_dir: Path) -> list[str]:
-    """New passwords for every login the deployment made, set on its running cluster and kept in
-    secrets.json; the processes get them at the next `deploy down` + `deploy up`. One line per login."""
-    from nb_assets.deploy.secrets import GENERATED, new_password
-    from nb_assets.warehouse.backends import set_login_password
-
-    settings = DeploySettings.load(state_dir)
-    if not (settings.own_storage or settings.own_warehouse) or not (settings.postgres_dir / "data" / "postmaster.pid").exists():
-        raise DeployError(f"no cluster of this deployment runs from {state_dir}: start it (deploy up), then rotate")
-    secrets = load_secrets(state_dir)
-    logins = {"dagster": DAGSTER_LOGIN, "warehouse": OWNER_LOGIN, "reader": READER_LOGIN, "postgres": "postgres"}
-    admin = settings.admin_url(secrets)
-    done = []
-    for key in GENERATED:
-        fresh = new_password()
-        set_login_password(admin, logins[key], fresh)
-        if key == "postgres":
-            admin = settings.admin_url({**secrets, "postgres": fresh})
-        secrets[key] = fresh
-        save_secrets(state_dir, secrets)  # after each change: the file always holds what the server has
-        done.append(f"new password for {logins[key]}")
-    return done
 
 
 def busy_ports(settings: DeploySettings) -> list[str]:
@@ -255,34 +235,6 @@ def stop_daemon(settings: DeploySettings) -> None:
     """Stop dagster-daemon: queued runs stay queued in Postgres, run workers keep running."""
     _stop_process(settings.pids.pop("daemon", None))
     settings.save()
-
-
-def restart_webserver(settings: DeploySettings) -> int:
-    """Stop dagster-webserver and start a new one (the UI's history is in Postgres); its pid, once it serves."""
-    _stop_process(settings.pids.pop("webserver", None))
-    settings.pids["webserver"] = _spawn(settings, "webserver", [
-        str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(settings.webserver_port)])
-    settings.save()
-    _wait_for_location(settings)
-    return settings.pids["webserver"]
-
-
-def restart_code_server(settings: DeploySettings) -> None:
-    """Remove the code server's container and start a new one of the same image; queued runs wait for it."""
-    from nb_assets.sandbox.image import docker_client
-
-    client = docker_client()
-    for summary in client.api.containers(all=True, filters={"name": f"^/{settings.code_server_name}$"}):
-        client.api.remove_container(summary["Id"], force=True)
-    _start_code_server(settings, load_secrets(settings.state_dir))
-
-
-def start_postgres(settings: DeploySettings) -> None:
-    """Start the deployment's own cluster again (after a crash: Postgres recovers from its WAL)."""
-    from nb_assets.deploy.pg_cluster import start_cluster
-
-    start_cluster(settings.postgres_dir, settings.postgres_port, listen="127.0.0.1",
-                  superuser_password=load_secrets(settings.state_dir)["postgres"])
 
 
 def is_running(state_dir: Path) -> bool:

@@ -19,7 +19,7 @@ import pytest
 
 from support.deployment import Deployment, deployed, new_settings
 from support.polling import wait_for
-from nb_assets.deploy.stack import restart_code_server, restart_webserver, start_postgres
+from nb_assets.deploy.operate import restart_code_server, restart_webserver, start_postgres
 from nb_assets.deploy.webserver_client import graphql
 from nb_assets.sandbox.image import docker_client
 from nb_assets.sandbox.janitor import SANDBOX_LABEL
