@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import urllib.error
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +19,7 @@ import dagster as dg
 import pytest
 
 from support.deployment import Deployment, deployed, new_settings
+from support.loopback_servers import SmtpSink, smtp_server
 from support.polling import wait_for
 from nb_assets.deploy.operate import restart_code_server, restart_webserver, start_postgres
 from nb_assets.deploy.webserver_client import graphql
@@ -32,8 +34,15 @@ RUNS = "{ runsOrError { __typename ... on Runs { results { runId status } } } }"
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Deployment]:
-    with deployed(new_settings(max_concurrent_runs=1, worker_retention_s=3600)) as deployment:
+def mail() -> Iterator[SmtpSink]:
+    with smtp_server() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+def stack(mail: SmtpSink) -> Iterator[Deployment]:
+    settings = new_settings(max_concurrent_runs=1, worker_retention_s=3600, smtp=f"127.0.0.1:{mail.port}")
+    with deployed(settings) as deployment:
         yield deployment
 
 
@@ -54,7 +63,7 @@ def sandboxes_of(deployment: Deployment) -> list[dict[str, Any]]:
             if (c.get("Labels") or {}).get("nb_assets.run_folder", "").startswith(home)]
 
 
-def test_a_killed_run_worker_fails_its_run_and_leaves_no_sandbox_and_no_change(stack: Deployment) -> None:
+def test_a_killed_run_worker_fails_its_run_and_leaves_no_sandbox_and_no_change(stack: Deployment, mail: SmtpSink) -> None:
     before = table(stack, "mart.daily_traffic")
     run_id = stack.launch(TRAFFIC)
     wait_for("the run's sandbox to start", lambda: bool(sandboxes_of(stack)), stack, 600)
@@ -68,6 +77,9 @@ def test_a_killed_run_worker_fails_its_run_and_leaves_no_sandbox_and_no_change(s
     # The deployment's janitor (the reaper) removes the orphaned sandbox, well before its deadline.
     wait_for("the orphaned sandbox to be removed", lambda: not sandboxes_of(stack), stack, 120)
     assert table(stack, "mart.daily_traffic") == before
+    # The owners hear of it through the SMTP server the deployment was given (--smtp), over host networking.
+    wait_for("the failure notice", lambda: any(m.message["X-NB-Assets-Run"] == run_id for m in mail.to("product@example.com")),
+             stack, 300)
 
 
 def test_the_webserver_restarts_with_the_same_history(stack: Deployment) -> None:
@@ -120,8 +132,21 @@ def test_postgres_killed_and_restarted_loses_no_history_and_half_loads_nothing(s
     # History intact: every run from before, as it was.
     now = {r.run_id: r.status for r in stack.instance.get_runs()}
     assert {r: now[r] for r in history} == history
-    # No half-loaded table: the output is whole, as a later successful run leaves it.
-    after = stack.launch(TRAFFIC)  # the queue carries on
+    # The queue carries on. The webserver's one pooled connection died with the server: the first
+    # request on it fails (500) and the pool reconnects, so a launch is retried, within a bound.
+    launched: list[str] = []
+
+    def launch() -> bool:
+        try:
+            launched.append(stack.launch(TRAFFIC))
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 500
+            return False
+        return True
+
+    wait_for("the webserver to launch runs again", launch, stack, 120)
+    after = launched[0]
     assert stack.wait_until_finished([after])[after] == dg.DagsterRunStatus.SUCCESS, stack.tail()
+    # No half-loaded table: the output is whole, as a successful run leaves it.
     rows = table(stack, "mart.daily_traffic")
     assert rows and len(rows) == len(set(rows))
