@@ -290,7 +290,9 @@ def _start_code_server(settings: DeploySettings, secrets: dict[str, str]) -> Non
         # Its working directory is DAGSTER_HOME: the UI's "View Notebook" reads a record through the
         # code server, which serves notebooks from below its working directory only.
         working_dir=str(settings.dagster_home),
-        name=settings.code_server_name, detach=True, network="host", environment=settings.project_env(secrets),
+        name=settings.code_server_name, detach=True, network="host",
+        # The storage's password too: sensors it evaluates read the instance (run status, landings).
+        environment={**settings.project_env(secrets), DAGSTER_PASSWORD_ENV: settings.storage_password(secrets)},
         volumes=settings.mounts(), labels={DEPLOY_LABEL: settings.label},
     )
     health = [str(BIN / "dagster"), "api", "grpc-health-check", "-h", "127.0.0.1", "-p", str(settings.code_server_port)]

@@ -126,6 +126,9 @@ def test_runs_on_a_durable_cluster_and_no_password_surfaces_anywhere(stack: Depl
     # and evaluates sensors against the warehouse) holds the owner's password and the passed secrets.
     server_env = json.dumps(client.api.inspect_container(settings.code_server_name)["Config"]["Env"])
     assert secrets["warehouse"] in server_env and SMTP_PASSWORD in server_env and secrets["postgres"] not in server_env
+    assert secrets["dagster"] in server_env  # its sensors read the instance
+    # Every sensor tick so far could reach the storage (no tick failed for want of its password).
+    assert "NB_ASSETS_DAGSTER_PG_PASSWORD\" which is not set" not in (settings.logs_dir / "daemon.log").read_text()
 
 
 def test_a_file_dropped_on_the_host_lands_through_the_deployment(stack: Deployment) -> None:
