@@ -30,6 +30,12 @@ lab: setup warehouse.duckdb
 deploy-stop:
 	$(BIN)/nb-assets deploy down
 
+# The deployment soaked: 200 notebook runs through its queue, each exactly once, none failed
+# (benchmarks/soak/deploy_queue.py; about an hour). Never part of `make test` or `make bench`.
+.PHONY: soak
+soak: setup sandbox-image
+	$(BIN)/python benchmarks/soak/deploy_queue.py --runs 200
+
 # The layers first (import-linter contracts in pyproject.toml), then the manual builds
 # with no warning, then every test. A skipped Docker, Postgres or browser test fails it
 # (tests/support/skip_gate.py) unless NB_ASSETS_ALLOW_SKIPS names the component.

@@ -43,9 +43,9 @@ COUNT = 32
 # by run config to execute in the run worker's own process: one step per run needs no second one.
 VARIANTS = {"multiprocess": None, "in_process": {"execution": {"config": {"in_process": {}}}}}
 SEED = '''"""Seeds the benchmark's warehouse: raw.nums and the read-only role."""
-import argparse, psycopg
+import argparse, os, psycopg
 from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
-parser = argparse.ArgumentParser(); parser.add_argument("--warehouse", required=True)
+parser = argparse.ArgumentParser(); parser.add_argument("--warehouse", default=os.environ.get("NB_ASSETS_WAREHOUSE"))
 location = parser.parse_args().warehouse
 with psycopg.connect(location, autocommit=True) as con:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
@@ -82,7 +82,8 @@ def sequential(paths: list[Path], warehouse: str) -> float:
     started = time.perf_counter()
     for path in paths:
         C.time_process([sys.executable, "-m", "nb_assets.cli", "run", str(path), "--warehouse", warehouse, "--sandbox", "docker"],
-                       cwd=path.parent.parent, env={"NB_ASSETS_WAREHOUSE": warehouse})
+                       cwd=path.parent.parent, env={"NB_ASSETS_WAREHOUSE": warehouse,
+                                                    "NB_ASSETS_READ_DSN": os.environ.get("NB_ASSETS_READ_DSN", "")})
     return time.perf_counter() - started
 
 
@@ -147,6 +148,7 @@ def main() -> int:
 
     from nb_assets.deploy.code_image import build_code_image
     from nb_assets.deploy.config import DeploySettings
+    from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, load_secrets
     from nb_assets.deploy.stack import down, up
     from nb_assets.deploy.pg_cluster import free_port
     from nb_assets.runs.history import DAGSTER_RECORDS
@@ -162,10 +164,13 @@ def main() -> int:
             t0 = time.perf_counter()
             up(settings, project, seed=project / "seed.py")
             print(f"deploy up (image built): {time.perf_counter() - t0:.1f} s")
-            warehouse = settings.warehouse_location()
+            secrets = load_secrets(state)
+            warehouse = settings.warehouse_url(secrets)
             os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+            os.environ[DAGSTER_PASSWORD_ENV] = settings.storage_password(secrets)
             instance = dg.DagsterInstance.get()
             url = f"http://127.0.0.1:{settings.webserver_port}"
+            os.environ["NB_ASSETS_READ_DSN"] = settings.reader_url(secrets) or ""
             seq = sequential(paths, warehouse)
             results = {}
             for name, config in VARIANTS.items():

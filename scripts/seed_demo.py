@@ -334,8 +334,9 @@ def _orders_source(warehouse: str | Path) -> Iterator[duckdb.DuckDBPyConnection]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--warehouse", default="warehouse.duckdb",
-                        help="DuckDB file (created if missing), or a postgresql:// URL (the database must exist)")
+    parser.add_argument("--warehouse", default=os.environ.get("NB_ASSETS_WAREHOUSE", "warehouse.duckdb"),
+                        help="DuckDB file (created if missing), or a postgresql:// URL (the database must exist); "
+                             "default: $NB_ASSETS_WAREHOUSE (so a password stays out of the command line), else warehouse.duckdb")
     parser.add_argument("--scale", type=float, default=1, help="thousands of orders (1000 => 1M)")
     parser.add_argument("--seed", type=int, default=42, help="random seed; same seed, same data")
     parser.add_argument("--new-orders", metavar="FILE", help="only write a batch of new orders to FILE (.parquet or .csv)")

@@ -7,6 +7,12 @@ into every run worker at the same path, so a record a run worker writes is
 where the webserver (a host process) and `nb-assets runs` read it: configured
 once, by where DAGSTER_HOME is.
 
+Passwords live in `secrets.json` beside deploy.json (deploy/secrets.py, mode 0600)
+and reach the processes and containers as environment variables: dagster.yaml
+names them (Dagster's `env:` form and the run launcher's bare `env_vars` names,
+whose values the daemon passes on from its own environment), deploy.json keeps
+URLs without them.
+
 Every container of the deployment uses host networking: run workers and the
 code server reach Postgres and each other on 127.0.0.1, Postgres listens on
 loopback only, and nothing is published. The sandbox containers a run worker
@@ -24,10 +30,15 @@ from typing import Any
 
 import yaml
 
+from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, split_password, with_password
+
 DEPLOY_LABEL = "nb_assets.deploy"  # on the code server and every run worker: whose deployment it is
 LOCATION = "nb_assets_project"
 PROJECT_IN_IMAGE = Path("/opt/project")
 DAGSTER_DB, WAREHOUSE_DB = "dagster", "warehouse"
+# The logins of the deployment's own cluster (warehouse/postgres/roles.py); `postgres` is its superuser.
+DAGSTER_LOGIN, OWNER_LOGIN, READER_LOGIN = "dagster", "nb_assets_owner", "nb_assets_reader"
+LANDING_IN_IMAGE = str(PROJECT_IN_IMAGE / "landing")  # where the demo's FileDrop folders are, below definitions.py
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 
@@ -42,7 +53,15 @@ class DeploySettings:
     max_concurrent_runs: int = 2  # notebook runs at once; each is a run worker plus a sandbox container
     code_image: str = ""
     sensor_interval_s: int = 15
-    warehouse: str = ""  # empty: the deployment's own Postgres database `warehouse`
+    warehouse: str = ""  # empty: the deployment's own Postgres database `warehouse`; never with a password
+    storage: str = ""  # empty: the deployment's own Postgres database `dagster`; never with a password
+    landing: str = ""  # the host folder of file drops (empty: state_dir/landing), mounted at landing_mount
+    landing_mount: str = LANDING_IN_IMAGE
+    worker_retention_s: int = 300  # a finished run worker's container is kept this long, then its logs saved and it removed
+    smtp: str = ""  # HOST:PORT of the SMTP server notices go to (as seen from the host network)
+    secret_envs: list[str] = field(default_factory=list)  # variables passed to the project; values in secrets.json
+    reader_schemas: list[str] = field(default_factory=list)  # the schemas the reader may SELECT from
+    dagster_version: str = ""  # the Dagster that last ran this state folder: a change means migrating its storage
     pids: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -65,32 +84,90 @@ class DeploySettings:
     def code_server_name(self) -> str:
         return f"nb-assets-code-server-{hashlib.sha256(self.label.encode()).hexdigest()[:10]}"
 
-    def postgres_url(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/{database}"
+    @property
+    def landing_dir(self) -> Path:
+        return Path(self.landing) if self.landing else self.state_dir / "landing"
+
+    @property
+    def own_storage(self) -> bool:
+        return not self.storage
+
+    @property
+    def own_warehouse(self) -> bool:
+        return not self.warehouse
+
+    def postgres_url(self, database: str, login: str = "postgres") -> str:
+        """A URL of the deployment's own cluster, without a password (see `with_password`)."""
+        return f"postgresql://{login}@127.0.0.1:{self.postgres_port}/{database}"
 
     def warehouse_location(self) -> str:
-        return self.warehouse or self.postgres_url(WAREHOUSE_DB)
+        """Where the warehouse is, as said in messages and deploy.json: no password."""
+        return self.warehouse or self.postgres_url(WAREHOUSE_DB, OWNER_LOGIN)
+
+    def storage_location(self) -> str:
+        """Where Dagster's storage is, without a password."""
+        return self.storage or self.postgres_url(DAGSTER_DB, DAGSTER_LOGIN)
+
+    def admin_url(self, secrets: dict[str, str]) -> str:
+        """The own cluster's superuser, password included: for `deploy up` and `deploy backup` only."""
+        return with_password(self.postgres_url("postgres"), secrets["postgres"])
+
+    def warehouse_url(self, secrets: dict[str, str]) -> str:
+        """The warehouse owner's URL with its password: handed to processes in their environment only."""
+        if self.own_warehouse:
+            return with_password(self.warehouse_location(), secrets.get("warehouse"))
+        return with_password(self.warehouse, secrets.get("warehouse_url"))
+
+    def reader_url(self, secrets: dict[str, str]) -> str | None:
+        """The prefetch login's URL with its password (own warehouse only; else the warehouse's own reader)."""
+        if not self.own_warehouse:
+            return None
+        return with_password(self.postgres_url(WAREHOUSE_DB, READER_LOGIN), secrets.get("reader"))
+
+    def storage_password(self, secrets: dict[str, str]) -> str:
+        return secrets["dagster"] if self.own_storage else secrets.get("storage_url", "")
+
+    def take_passwords(self, secrets: dict[str, str]) -> None:
+        """Move the passwords of user-given URLs (--storage, --warehouse) into `secrets`, out of the settings."""
+        for attribute, key in (("storage", "storage_url"), ("warehouse", "warehouse_url")):
+            bare, password = split_password(getattr(self, attribute))
+            setattr(self, attribute, bare)
+            if password:
+                secrets[key] = password
 
     def warehouse_folder(self) -> Path | None:
         """The folder of a DuckDB warehouse file (mounted where it is), or None for a server."""
         location = self.warehouse_location()
         return None if "://" in location else Path(location).resolve().parent
 
-    def project_env(self) -> dict[str, str]:
-        """What definitions.py reads, the same in the code server and every run worker."""
-        return {
-            "NB_ASSETS_WAREHOUSE": self.warehouse_location(),
+    def project_env(self, secrets: dict[str, str]) -> dict[str, str]:
+        """What definitions.py reads, the same in the code server and every run worker (passwords
+        included: this goes into environments, never into a file but secrets.json)."""
+        env = {
+            "NB_ASSETS_WAREHOUSE": self.warehouse_url(secrets),
             "NB_ASSETS_SANDBOX": "docker",  # no engine or image is an error, never a silent LocalSandbox
             # A run worker lives for one run: a spare made after it would die with its container.
             "NB_ASSETS_DOCKER_SPARES": "0",
             "NB_ASSETS_SENSOR_INTERVAL_S": str(self.sensor_interval_s),
             "NB_ASSETS_UI_URL": f"http://localhost:{self.webserver_port}",
         }
+        reader = self.reader_url(secrets)
+        if reader:
+            env["NB_ASSETS_READ_DSN"] = reader
+        if self.smtp:
+            host, _, port = self.smtp.rpartition(":")
+            env["NB_ASSETS_SMTP_HOST"], env["NB_ASSETS_SMTP_PORT"] = host, port
+        for name in self.secret_envs:
+            env[name] = secrets.get(f"env:{name}", "")
+        return env
 
     def mounts(self) -> dict[str, dict[str, str]]:
-        """Host folders a container sees at the same path: DAGSTER_HOME (records, compute logs),
-        a DuckDB warehouse's folder if that is the warehouse, and the engine's socket."""
-        volumes = {str(self.dagster_home): {"bind": str(self.dagster_home), "mode": "rw"}}
+        """Host folders a container sees: DAGSTER_HOME (records, compute logs) at the same path,
+        the landing folder at `landing_mount` (file drops: the code server's sensor reads it and a
+        run worker moves loaded files), a DuckDB warehouse's folder if that is the warehouse, and
+        the engine's socket."""
+        volumes = {str(self.dagster_home): {"bind": str(self.dagster_home), "mode": "rw"},
+                   str(self.landing_dir): {"bind": self.landing_mount, "mode": "rw"}}
         folder = self.warehouse_folder()
         if folder is not None:
             volumes[str(folder)] = {"bind": str(folder), "mode": "rw"}
@@ -102,13 +179,16 @@ class DeploySettings:
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         data = {**asdict(self), "state_dir": str(self.state_dir)}
+        for attribute in ("storage", "warehouse"):  # a password given in a URL lives in secrets.json only
+            data[attribute] = split_password(data[attribute])[0]
         (self.state_dir / "deploy.json").write_text(json.dumps(data, indent=2))
 
     @classmethod
     def load(cls, state_dir: Path) -> DeploySettings:
         data = json.loads((state_dir / "deploy.json").read_text())
         data["state_dir"] = Path(data["state_dir"])
-        return cls(**data)
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})  # a newer or older deploy.json
 
 
 def docker_socket() -> str | None:
@@ -119,16 +199,37 @@ def docker_socket() -> str | None:
     return DOCKER_SOCKET if not host else None
 
 
-def dagster_yaml(settings: DeploySettings) -> str:
-    """Postgres storage, the queued coordinator and the Docker run launcher."""
-    env_vars = [f"{k}={v}" for k, v in settings.project_env().items()]
-    if os.environ.get("DOCKER_HOST") and not docker_socket():
-        env_vars.append(f"DOCKER_HOST={os.environ['DOCKER_HOST']}")  # a TCP engine: reached over host networking
+def storage_config(settings: DeploySettings) -> dict[str, Any]:
+    """dagster-postgres's `postgres_db` form: the password named by variable, never written here."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(settings.storage_location())
     config: dict[str, Any] = {
-        "telemetry": {"enabled": False},
+        "username": unquote(parts.username or "postgres"),
+        "password": {"env": DAGSTER_PASSWORD_ENV},
+        "hostname": parts.hostname or "127.0.0.1",
+        "db_name": parts.path.lstrip("/") or DAGSTER_DB,
+        "port": parts.port or 5432,
         # The driver named: SQLAlchemy 2.1 takes a bare postgresql:// to mean psycopg 3, with
         # which dagster-postgres's queries fail (and the code image has psycopg2 only).
-        "storage": {"postgres": {"postgres_url": settings.postgres_url(DAGSTER_DB).replace("postgresql://", "postgresql+psycopg2://", 1)}},
+        "scheme": "postgresql+psycopg2",
+    }
+    if parts.query:
+        from urllib.parse import parse_qsl
+
+        config["params"] = dict(parse_qsl(parts.query))
+    return config
+
+
+def dagster_yaml(settings: DeploySettings) -> str:
+    """Postgres storage, the queued coordinator and the Docker run launcher; names of variables, no secret."""
+    # Bare names: the launcher copies each value from the daemon's environment into the run worker's.
+    env_vars = sorted({*settings.project_env({}).keys(), "NB_ASSETS_WAREHOUSE", DAGSTER_PASSWORD_ENV})
+    if os.environ.get("DOCKER_HOST") and not docker_socket():
+        env_vars.append("DOCKER_HOST")  # a TCP engine: reached over host networking
+    config: dict[str, Any] = {
+        "telemetry": {"enabled": False},
+        "storage": {"postgres": {"postgres_db": storage_config(settings)}},
         "run_coordinator": {
             "module": "dagster.core.run_coordinator",
             "class": "QueuedRunCoordinator",
@@ -160,6 +261,13 @@ def dagster_yaml(settings: DeploySettings) -> str:
         },
     }
     return yaml.safe_dump(config, sort_keys=False)
+
+
+def dagster_version() -> str:
+    """The Dagster installed here (read from its metadata: this package never imports Dagster)."""
+    from importlib import metadata
+
+    return metadata.version("dagster")
 
 
 def workspace_yaml(settings: DeploySettings) -> str:

@@ -14,9 +14,18 @@ What runs where (every container with host networking, see deploy/config.py):
   run workers         one container per run (DockerRunLauncher), each starting
                       its notebook's sandbox container as a sibling through the
                       engine socket and copying the run folder in and out
+  reaper              host process (deploy/reaper.py): saves a finished run worker's
+                      logs beside its run's records and removes its container
 `up` returns once the webserver serves the loaded code location; the processes
 keep running. `down` stops them in the reverse order and keeps the state
 folder (runs, records, databases) unless `purge`.
+
+The own cluster is durable and every login proves a password (deploy/pg_cluster.py,
+warehouse/postgres/roles.py); the passwords are in the state folder's secrets.json
+(deploy/secrets.py) and reach the processes through their environment only.
+`--storage` / `--warehouse` use existing servers instead. `up` on a state folder
+that an older Dagster ran migrates its storage first (`dagster instance migrate`)
+and says so.
 """
 
 from __future__ import annotations
@@ -29,20 +38,27 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nb_assets.deploy.config import (
     DAGSTER_DB,
+    DAGSTER_LOGIN,
     DEPLOY_LABEL,
     LOCATION,
+    OWNER_LOGIN,
     PROJECT_IN_IMAGE,
+    READER_LOGIN,
     WAREHOUSE_DB,
     DeploySettings,
+    dagster_version,
     dagster_yaml,
     workspace_yaml,
 )
+from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, load_secrets, save_secrets
 from nb_assets.errors import NbAssetsError
-from nb_assets.warehouse.backends import create_databases
+from nb_assets.locations import redact
+from nb_assets.warehouse.backends import provision_deployment
 from nb_assets.deploy.webserver_client import LOCATIONS, graphql, wait_until_serving
 
 BIN = Path(sys.executable).parent
@@ -54,13 +70,19 @@ class DeployError(NbAssetsError):
     """The deployment could not start or stop; the message says which piece and why."""
 
 
-def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None) -> DeploySettings:
-    """Build the code image if needed, then start Postgres, the code server, the daemon and the webserver."""
+def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None, *, restore: Path | None = None,
+       unsafe_fast: bool = False, say: Callable[[str], None] | None = None) -> DeploySettings:
+    """Build the code image if needed, then start Postgres, the code server, the daemon, the webserver
+    and the reaper. `restore`: a `deploy backup` folder loaded into a new state folder first.
+    `unsafe_fast`: the own cluster without fsync (the test suite's choice, never the CLI's)."""
     from nb_assets.deploy.code_image import build_code_image
-    from nb_assets.deploy.pg_cluster import start_cluster
 
+    say = say or (lambda line: print(f"[nb_assets.deploy] {line}", file=sys.stderr, flush=True))
     if is_running(settings.state_dir):
         raise DeployError(f"a deployment already runs from {settings.state_dir}: stop it first (make deploy-stop)")
+    previous = DeploySettings.load(settings.state_dir) if (settings.state_dir / "deploy.json").exists() else None
+    if restore is not None and previous is not None:
+        raise DeployError(f"--restore loads a backup into a new deployment, but {settings.state_dir} holds one already")
     _remove_containers(settings)  # a code server left by a deployment that was never stopped
     busy = busy_ports(settings)
     if busy:  # said before the image build and anything started, not after a minute of waiting
@@ -68,29 +90,101 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None) ->
             f"in use on 127.0.0.1: port {', '.join(busy)}; stop what listens there, or choose other ports "
             "(nb-assets deploy up --port N --code-server-port N --postgres-port N)"
         )
+    secrets = load_secrets(settings.state_dir)
+    settings.take_passwords(secrets)
+    _take_secret_envs(settings, secrets)
+    save_secrets(settings.state_dir, secrets)
     settings.code_image = build_code_image(project_dir)
-    for folder in (settings.dagster_home, settings.logs_dir):
+    for folder in (settings.dagster_home, settings.logs_dir, settings.landing_dir):
         folder.mkdir(parents=True, exist_ok=True)
+    settings.reader_schemas = settings.reader_schemas or reader_schemas(project_dir)
+    settings.dagster_version = previous.dagster_version if previous else ""
     settings.save()
     try:
-        start_cluster(settings.postgres_dir, settings.postgres_port, listen="127.0.0.1")
-        create_databases(settings.postgres_url("postgres"), (DAGSTER_DB, WAREHOUSE_DB))
+        if settings.own_storage or settings.own_warehouse:
+            _start_own_cluster(settings, secrets, unsafe_fast)
+        if restore is not None:
+            from nb_assets.deploy.backup import restore_backup
+
+            say(restore_backup(settings, secrets, restore))
+            if settings.own_storage or settings.own_warehouse:  # the restored objects: owned and granted as here
+                _start_own_cluster(settings, secrets, unsafe_fast, started=True)
         seeded = settings.state_dir / ".warehouse-seeded"
-        if seed is not None and not seeded.exists():
-            _run([sys.executable, str(seed), "--warehouse", settings.warehouse_location()], "seeding the warehouse")
+        if seed is not None and not seeded.exists() and restore is None:
+            _run([sys.executable, str(seed)], "seeding the warehouse",
+                 env={**os.environ, "NB_ASSETS_WAREHOUSE": settings.warehouse_url(secrets)})
             seeded.touch()
         (settings.dagster_home / "dagster.yaml").write_text(dagster_yaml(settings))
         (settings.dagster_home / "workspace.yaml").write_text(workspace_yaml(settings))
-        _start_code_server(settings)
+        migrated = migrate_if_needed(settings, secrets, restored=restore is not None)
+        if migrated:
+            say(migrated)
+        _start_code_server(settings, secrets)
         start_daemon(settings)
         settings.pids["webserver"] = _spawn(settings, "webserver", [
             str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(settings.webserver_port)])
+        settings.pids["reaper"] = _spawn(settings, "reaper", [
+            sys.executable, "-m", "nb_assets.deploy.reaper", str(settings.state_dir)], workspace=False)
         settings.save()
         _wait_for_location(settings)
     except BaseException:
         down(settings.state_dir)
         raise
     return settings
+
+
+def _start_own_cluster(settings: DeploySettings, secrets: dict[str, str], unsafe_fast: bool, *,
+                       started: bool = False) -> None:
+    """The state folder's cluster: durable, scram-sha-256 everywhere, the logins and grants of roles.py."""
+    from nb_assets.deploy.pg_cluster import start_cluster
+
+    if not started:
+        start_cluster(settings.postgres_dir, settings.postgres_port, listen="127.0.0.1",
+                      superuser_password=secrets["postgres"], unsafe_fast=unsafe_fast)
+    provision_deployment(
+        settings.admin_url(secrets),
+        storage=(DAGSTER_DB, DAGSTER_LOGIN, secrets["dagster"]),
+        warehouse=(WAREHOUSE_DB, OWNER_LOGIN, secrets["warehouse"]),
+        reader=(READER_LOGIN, secrets["reader"]),
+        reader_schemas=settings.reader_schemas,
+    )
+
+
+def _take_secret_envs(settings: DeploySettings, secrets: dict[str, str]) -> None:
+    """Each `--secret-env NAME`'s value, from this environment now or kept from an earlier `up`."""
+    for name in settings.secret_envs:
+        if name in os.environ:
+            secrets[f"env:{name}"] = os.environ[name]
+        elif f"env:{name}" not in secrets:
+            raise DeployError(f"--secret-env {name}: the variable is not set here, and no earlier `deploy up` kept it")
+
+
+def reader_schemas(project_dir: Path) -> list[str]:
+    """The schemas the project's notebooks read (their SQL inputs' tables), for the reader's grants."""
+    from nb_assets.analysis.parser import parse_notebook
+
+    schemas = set()
+    for path in sorted((project_dir / "notebooks").rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in path.parts:
+            continue
+        for table in parse_notebook(path, dialect="postgres").input_tables:
+            schemas.add(table.rpartition(".")[0] or "main")
+    return sorted(schemas)
+
+
+def migrate_if_needed(settings: DeploySettings, secrets: dict[str, str], *, restored: bool = False) -> str | None:
+    """`dagster instance migrate` when another Dagster ran this state folder (or wrote the restored
+    backup) than the one here; what it did, for `up` to say. A new state folder needs none."""
+    now = dagster_version()
+    before = settings.dagster_version
+    settings.dagster_version = now
+    settings.save()
+    if not before or before == now:
+        return None
+    _run([str(BIN / "dagster"), "instance", "migrate"], "migrating Dagster's storage",
+         env=host_env(settings, secrets), cwd=settings.dagster_home)
+    where = "restored " if restored else ""
+    return f"migrated Dagster's {where}storage ({redact(settings.storage_location())}) from Dagster {before} to {now}"
 
 
 def busy_ports(settings: DeploySettings) -> list[str]:
@@ -116,10 +210,10 @@ def down(state_dir: Path, *, purge: bool = False) -> list[str]:
     done: list[str] = []
     if (state_dir / "deploy.json").exists():  # else nothing was started from it
         settings = DeploySettings.load(state_dir)
-        for name in ("daemon", "webserver"):
+        for name in ("daemon", "webserver", "reaper"):
             pid = settings.pids.pop(name, None)
             if _stop_process(pid):
-                done.append(f"stopped dagster-{name} (pid {pid})")
+                done.append(f"stopped {'dagster-' if name != 'reaper' else 'the run-worker '}{name} (pid {pid})")
         settings.save()
         done += _remove_containers(settings)
         if _stop_cluster(settings):
@@ -150,9 +244,12 @@ def is_running(state_dir: Path) -> bool:
     return any(_alive(pid) for pid in DeploySettings.load(state_dir).pids.values())
 
 
-def host_env(settings: DeploySettings) -> dict[str, str]:
-    """The webserver's and daemon's environment: the deployment's DAGSTER_HOME."""
-    return {**os.environ, "DAGSTER_HOME": str(settings.dagster_home)}
+def host_env(settings: DeploySettings, secrets: dict[str, str] | None = None) -> dict[str, str]:
+    """The webserver's and daemon's environment: the deployment's DAGSTER_HOME, the storage's password
+    (dagster.yaml names it), and what the run launcher passes on to each run worker by name."""
+    secrets = secrets if secrets is not None else load_secrets(settings.state_dir)
+    return {**os.environ, **settings.project_env(secrets), "DAGSTER_HOME": str(settings.dagster_home),
+            DAGSTER_PASSWORD_ENV: settings.storage_password(secrets)}
 
 
 def _remove_containers(settings: DeploySettings) -> list[str]:
@@ -181,7 +278,7 @@ def _remove_containers(settings: DeploySettings) -> list[str]:
     return [f"removed {kind} container(s): {', '.join(names)}" for kind, names in removed.items()]
 
 
-def _start_code_server(settings: DeploySettings) -> None:
+def _start_code_server(settings: DeploySettings, secrets: dict[str, str]) -> None:
     from nb_assets.sandbox.image import docker_client
 
     client = docker_client()
@@ -193,7 +290,9 @@ def _start_code_server(settings: DeploySettings) -> None:
         # Its working directory is DAGSTER_HOME: the UI's "View Notebook" reads a record through the
         # code server, which serves notebooks from below its working directory only.
         working_dir=str(settings.dagster_home),
-        name=settings.code_server_name, detach=True, network="host", environment=settings.project_env(),
+        name=settings.code_server_name, detach=True, network="host",
+        # The storage's password too: sensors it evaluates read the instance (run status, landings).
+        environment={**settings.project_env(secrets), DAGSTER_PASSWORD_ENV: settings.storage_password(secrets)},
         volumes=settings.mounts(), labels={DEPLOY_LABEL: settings.label},
     )
     health = [str(BIN / "dagster"), "api", "grpc-health-check", "-h", "127.0.0.1", "-p", str(settings.code_server_port)]
@@ -206,10 +305,10 @@ def _start_code_server(settings: DeploySettings) -> None:
         time.sleep(1)
 
 
-def _spawn(settings: DeploySettings, name: str, argv: list[str]) -> int:
+def _spawn(settings: DeploySettings, name: str, argv: list[str], *, workspace: bool = True) -> int:
     with (settings.logs_dir / f"{name}.log").open("ab") as log:
         process = subprocess.Popen(
-            [*argv, "-w", str(settings.dagster_home / "workspace.yaml")],
+            [*argv, "-w", str(settings.dagster_home / "workspace.yaml")] if workspace else argv,
             cwd=settings.dagster_home, env=host_env(settings), stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,  # outlives `deploy up`; stopped as a group
         )
@@ -274,10 +373,20 @@ def _alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
     except OSError:
         return False
-    return state != "Z" and b"dagster" in cmdline
+    return state != "Z" and (b"dagster" in cmdline or b"nb_assets.deploy" in cmdline)
 
 
-def _run(argv: list[str], what: str) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True)
+def _run(argv: list[str], what: str, *, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=cwd)
     if done.returncode != 0:
-        raise DeployError(f"{what} failed: {done.stderr.strip()[-2000:]}")
+        # A driver's message can quote the URL it was given: said without its password.
+        raise DeployError(f"{what} failed: {scrub(done.stderr.strip()[-2000:], env)}")
+
+
+def scrub(text: str, env: dict[str, str] | None) -> str:
+    """`text` with every URL's password and every secret value of `env` replaced by ***."""
+    text = redact(text)
+    for key, value in (env or {}).items():
+        if value and len(value) >= 8 and (key.endswith("PASSWORD") or "://" in value):
+            text = text.replace(value, redact(value) if "://" in value else "***")
+    return text

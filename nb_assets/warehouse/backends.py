@@ -12,6 +12,7 @@ module loads no driver, and a DuckDB project never loads the Postgres one.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,13 +32,20 @@ if TYPE_CHECKING:
 LOCK_WAIT_S = 5.0
 
 
+# A Postgres warehouse's prefetch login when none is declared: where a deployment (nb-assets deploy up)
+# puts its reader's URL, password included, in the environment of the processes that prefetch.
+READ_DSN_ENV = "NB_ASSETS_READ_DSN"
+
+
 def open_warehouse(location: str | Path, read_dsn: str | None = None) -> Warehouse:
     """The warehouse a configured location names: a `postgresql://` or `postgres://`
-    URL is a PostgresWarehouse (prefetching as `read_dsn`'s login when given), anything
-    else the path of a DuckDB file."""
+    URL is a PostgresWarehouse (prefetching as `read_dsn`'s login when given, else as
+    $NB_ASSETS_READ_DSN's when set), anything else the path of a DuckDB file."""
     check_read_dsn(location, read_dsn)
     if is_postgres_url(location):
         from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
+
+        read_dsn = read_dsn or os.environ.get(READ_DSN_ENV) or None
 
         return PostgresWarehouse(str(location), read_dsn)
     from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
@@ -181,3 +189,28 @@ def create_databases(url: str, names: Iterable[str]) -> None:
     from nb_assets.warehouse.postgres.driver import create_databases as create
 
     create(url, names)
+
+
+def scram_verifier(password: str) -> str:
+    """The scram-sha-256 verifier Postgres stores for `password` (the deploy stack's own cluster)."""
+    from nb_assets.warehouse.postgres.roles import scram_verifier as verifier
+
+    return verifier(password)
+
+
+def provision_deployment(admin_dsn: str, *, storage: tuple[str, str, str], warehouse: tuple[str, str, str],
+                         reader: tuple[str, str], reader_schemas: Iterable[str]) -> None:
+    """The deploy stack's logins on its own cluster: (database, login, password) for Dagster's storage
+    and the warehouse, (login, password) for the warehouse's reader (warehouse/postgres/roles.py)."""
+    from nb_assets.warehouse.postgres.roles import Login, provision_deployment as provision
+
+    provision(admin_dsn, storage=(storage[0], Login(storage[1], storage[2])),
+              warehouse=(warehouse[0], Login(warehouse[1], warehouse[2])), reader=Login(*reader),
+              reader_schemas=reader_schemas)
+
+
+def set_login_password(admin_dsn: str, login: str, password: str) -> None:
+    """A new password for `login` on the server at `admin_dsn` (deploy rotate), sent as its verifier."""
+    from nb_assets.warehouse.postgres.roles import Login, set_password
+
+    set_password(admin_dsn, Login(login, password))

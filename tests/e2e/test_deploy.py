@@ -30,6 +30,7 @@ from support.needs import require_docker
 from support.paths import REPO
 from support.polling import wait_for
 from nb_assets.deploy.config import DEPLOY_LABEL, LOCATION, DeploySettings
+from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, load_secrets
 from nb_assets.deploy.stack import DeployError, down, start_daemon, stop_daemon, up
 from nb_assets.sandbox.janitor import OWNER_LABEL, SANDBOX_LABEL, here
 from nb_assets.sandbox.image import docker_client, image_tag
@@ -90,11 +91,14 @@ def deployment() -> Iterator[Deployment]:
     # cluster runs as the postgres user. Removed by `down(purge=True)`.
     state = Path(tempfile.mkdtemp(prefix="nb-assets-deploy-test-"))
     settings = DeploySettings(state_dir=state, webserver_port=free_port(), code_server_port=free_port(),
-                              postgres_port=free_port(), max_concurrent_runs=LIMIT, sensor_interval_s=5)
+                              postgres_port=free_port(), max_concurrent_runs=LIMIT, sensor_interval_s=5,
+                              worker_retention_s=24 * 3600)  # the tests inspect finished run workers
     previous = os.environ.get("DAGSTER_HOME")
     try:
-        up(settings, REPO, seed=REPO / "scripts" / "seed_demo.py")
+        # The suite's explicit choice: a cluster thrown away at the end needs no fsync.
+        up(settings, REPO, seed=REPO / "scripts" / "seed_demo.py", unsafe_fast=True)
         os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+        os.environ[DAGSTER_PASSWORD_ENV] = settings.storage_password(load_secrets(state))
         instance = dg.DagsterInstance.get()
         try:
             yield Deployment(settings, instance)
@@ -233,7 +237,7 @@ def warehouse_rows(settings: DeploySettings, table: str) -> int:
     import psycopg
 
     assert settings.warehouse_location().startswith("postgresql://")
-    with psycopg.connect(settings.warehouse_location()) as con:
+    with psycopg.connect(settings.warehouse_url(load_secrets(settings.state_dir))) as con:
         return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
 
 

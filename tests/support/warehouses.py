@@ -46,7 +46,7 @@ def pg_cluster() -> Any:
     # Not under pytest's temporary root: another pytest session on the machine resets that
     # root to 0700 (the server, running as `postgres`, would lose its folder) and prunes old runs.
     folder = Path(tempfile.mkdtemp(prefix="nb-assets-pg-"))
-    cluster = start_cluster(folder)
+    cluster = start_cluster(folder, unsafe_fast=True)  # thrown away at the end: speed over durability
     try:
         yield cluster
     finally:
