@@ -40,6 +40,8 @@ ONE_WORKER = {
 LONG_TIMEOUT_S = {
     "e2e/test_deploy.py": 3600,  # `deploy up` builds the code image on a fresh machine
     "e2e/test_deploy_down.py": 1800,
+    "e2e/test_deploy_durable.py": 3600,  # a durable stack: secrets, drops, backup, upgrade, restore
+    "e2e/test_deploy_faults.py": 3600,  # a stack whose pieces are killed and restarted
     "e2e/test_browser_ui.py": 1800,
     "e2e/test_daemon.py": 1800,
     "e2e/test_demo_project.py": 1800,
