@@ -121,7 +121,8 @@ def test_runs_a_graph_and_an_interactive_reader_share_one_warehouse(tmp_path: Pa
         engine = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT).records
         assert any("multiprocess executor" in (r.event_log_entry.message or "") for r in engine)
         materialized = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
-        assert len(materialized) == 6  # the five tables (two of them instances of one notebook) and the report
+        # the six tables (two of them instances of one notebook, one read from declared sources) and the report
+        assert len(materialized) == 7, [r.event_log_entry.dagster_event.asset_key for r in materialized]
 
     reads = json.loads(results.read_text())
     assert reads["errors"] == [] and len(reads["reads"]) > 0

@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -114,9 +115,12 @@ def deployment() -> Iterator[Deployment]:
 
 def test_the_demo_graph_runs_in_a_run_worker_container_with_a_sandbox_container_per_notebook(deployment: Deployment) -> None:
     settings, client = deployment.settings, docker_client()
-    since = int(time.time()) - 1
-    run_id = deployment.launch(GRAPH)
-    deployment.wait_until_done([run_id])
+    creations = SandboxCreations(client)  # watched live: the engine keeps only its last 256 events
+    try:
+        run_id = deployment.launch(GRAPH)
+        deployment.wait_until_done([run_id])
+    finally:
+        creations.close()
 
     # The run worker: a container of the code image, started by the run launcher for this run.
     worker = client.containers.get(deployment.instance.get_run_by_id(run_id).tags["docker/container_id"])
@@ -126,7 +130,7 @@ def test_the_demo_graph_runs_in_a_run_worker_container_with_a_sandbox_container_
 
     # One sandbox container per notebook, made through the engine socket from inside the run worker
     # (another pid namespace than this one), from the sandbox image, with every limit.
-    sandboxes = created_sandboxes(client, since, settings.dagster_home / DAGSTER_RECORDS)
+    sandboxes = creations.by_notebook(settings.dagster_home / DAGSTER_RECORDS)
     records = {r.notebook: r for r in find_runs([settings.dagster_home / DAGSTER_RECORDS]) if r.run_id == run_id}
     assert set(records) == {"clean_orders", "customer_revenue", "daily_traffic", "revenue_report",
                             "regional_revenue_emea", "regional_revenue_apac"}
@@ -217,19 +221,38 @@ def most_overlapping(spans: list[tuple[float | None, float | None]]) -> int:
     return most
 
 
-def created_sandboxes(client: Any, since: int, records_root: Path) -> dict[str, dict[str, str]]:
-    """The sandbox containers the engine created since `since` for runs recorded under `records_root`,
-    by notebook: their id, image and labels (as the engine's events tell them)."""
-    found: dict[str, dict[str, str]] = {}
-    events = client.events(since=since, until=int(time.time()) + 1, decode=True,
-                           filters={"type": "container", "event": "create", "label": SANDBOX_LABEL})
-    for event in events:
-        attributes = dict(event["Actor"]["Attributes"])
-        folder = Path(attributes.get("nb_assets.run_folder", "/"))
-        if records_root in folder.parents:
-            notebook = folder.relative_to(records_root).parts[0]
-            found[notebook] = {**attributes, "id": event["Actor"]["ID"]}
-    return found
+class SandboxCreations:
+    """The sandbox containers the engine creates while this watches, by their create events, read as they
+    happen: asked for afterwards (`events(since=...)`), the engine answers from a buffer of its last 256
+    events of any kind, which a busy engine (other tests' containers, volume mounts) overruns in minutes."""
+
+    def __init__(self, client: Any) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._stream = client.events(decode=True, filters={"type": "container", "event": "create", "label": SANDBOX_LABEL})
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            for event in self._stream:
+                self.events.append(event)
+        except Exception:  # noqa: BLE001  # the stream closed under the reader: close() was called
+            pass
+
+    def close(self) -> None:
+        time.sleep(1)  # the last create event is on its way through the stream
+        self._stream.close()
+        self._reader.join(10)
+
+    def by_notebook(self, records_root: Path) -> dict[str, dict[str, str]]:
+        """For runs recorded under `records_root`: each notebook's container id, image and labels."""
+        found: dict[str, dict[str, str]] = {}
+        for event in self.events:
+            attributes = dict(event["Actor"]["Attributes"])
+            folder = Path(attributes.get("nb_assets.run_folder", "/"))
+            if records_root in folder.parents:
+                found[folder.relative_to(records_root).parts[0]] = {**attributes, "id": event["Actor"]["ID"]}
+        return found
 
 
 def warehouse_rows(settings: DeploySettings, table: str) -> int:

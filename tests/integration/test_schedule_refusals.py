@@ -107,12 +107,12 @@ def test_a_rule_only_the_dagster_load_knows_is_refused_after_the_trial_with_the_
     text = definitions.read_text()
     definitions.write_text(
         text.replace("from nb_assets import (", "from nb_assets import (\n    NotebookTranslator,")
-        .replace("defs = notebook_definitions(\n    NOTEBOOKS,", "class HouseRules(NotebookTranslator):\n"
+        .replace("defs = notebook_definitions(\n    [*NOTEBOOKS, *NOTEBOOKS_WITH_SOURCES],", "class HouseRules(NotebookTranslator):\n"
                  "    def get_tags(self, props):\n"
                  "        if props.notebook is not None and props.notebook.group is None and not props.notebook.instance:\n"
                  "            raise ValueError(f'house rule: {props.notebook.path} needs a group')\n"
                  "        return super().get_tags(props)\n\n\n"
-                 "defs = notebook_definitions(\n    NOTEBOOKS, translator=HouseRules(),")
+                 "defs = notebook_definitions(\n    [*NOTEBOOKS, *NOTEBOOKS_WITH_SOURCES], translator=HouseRules(),")
     )
     assert "translator=HouseRules()" in definitions.read_text()
     proc = _refused(project, _kpis(project), "--owner", "a@example.com", "--purpose", "finance_reporting")
