@@ -110,7 +110,7 @@ def test_nb_context_in_the_demo_shows_the_last_failure(
     [shown] = [o for o in json.loads(executed.read_text())["cells"][1]["outputs"] if o["output_type"] == "display_data"]
     text = html.unescape("".join(shown["data"]["text/html"]))
     assert ">data-eng@example.com, team:data-eng<" in text and ">when all inputs have landed<" in text
-    assert ">raw.orders [finance]<" in text and ">customer_revenue, regional_revenue_emea, regional_revenue_apac, revenue_report<" in text  # zone, downstream
+    assert ">raw.orders [finance]<" in text and ">customer_revenue, regional_revenue_emea, regional_revenue_apac, fx_revenue, revenue_report<" in text  # zone, downstream
     failure = text[text.index("<h4>Last failure"):]
     assert demo.run_id in failure
     assert 'clean_orders.ipynb, cell 6, line 13</div>' in failure
