@@ -162,12 +162,15 @@ def _take_secret_envs(settings: DeploySettings, secrets: dict[str, str]) -> None
 def reader_schemas(project_dir: Path) -> list[str]:
     """The schemas the project's notebooks read (their SQL inputs' tables), for the reader's grants."""
     from nb_assets.analysis.parser import parse_notebook
+    from nb_assets.sources.model import is_relation
 
     schemas = set()
     for path in sorted((project_dir / "notebooks").rglob("*.ipynb")):
         if ".ipynb_checkpoints" in path.parts:
             continue
         for table in parse_notebook(path, dialect="postgres").input_tables:
+            if is_relation(table):  # a declared source (source.x): fetched by the host, not read from the warehouse
+                continue
             schemas.add(table.rpartition(".")[0] or "main")
     return sorted(schemas)
 
