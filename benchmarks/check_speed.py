@@ -42,7 +42,8 @@ import sys, time
 from pathlib import Path
 t0 = time.perf_counter()
 from nb_assets.cli.check import spec_to_json
-from nb_assets.analysis.parser import parse_notebook, read_cells
+from nb_assets.analysis.notebook_file import read_cells
+from nb_assets.analysis.parser import parse_notebook
 from nb_assets.sql.lineage import analyze_query
 from nb_assets.analysis.checks import analyze
 t1 = time.perf_counter()

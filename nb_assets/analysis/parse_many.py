@@ -16,7 +16,8 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 from nb_assets.errors import NotebookParseError
-from nb_assets.analysis.parser import cached_spec, parse_notebook, parse_uncached, store_spec
+from nb_assets.analysis.parser import parse_notebook, parse_uncached
+from nb_assets.analysis.spec_cache import cached_spec, store_spec
 from nb_assets.spec import NotebookSpec
 
 __all__ = ["AUTO_JOBS_FROM", "default_jobs", "parse_notebooks"]

@@ -208,10 +208,6 @@ class Notifications:
         channels += [replace(hook, name=f"{TEAM_PREFIX}{name.removeprefix(TEAM_PREFIX)}") for name, hook in self.webhooks.items()]
         return {channel.name: reason for channel in channels if (reason := channel.off_reason())}
 
-    def unreachable(self, owners: Mapping[str, list[str]]) -> list[str]:
-        """`notebook: owner` for each owner no channel reaches (notebook → owners)."""
-        return [f"{nb}: {o}" for nb, names in owners.items() for o in names if self.channel_for(o) is None]
-
 
 Outcome = Literal["sent", "down", "rejected", "no-channel", "off"]
 

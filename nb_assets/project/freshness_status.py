@@ -8,7 +8,7 @@ here, so the three say the same thing about the same notebook.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,15 +29,24 @@ class LastRun:
 
 
 @dataclass(frozen=True)
-class NotebookFacts:
-    """What is known of one notebook now."""
+class Watched:
+    """One declared notebook as the status needs it (from a DeclaredNotebook, or the sensor's copy)."""
 
     name: str
     path: str
     owners: tuple[str, ...]
     trigger: str
-    inputs: Sequence[str]
-    freshness: Freshness | None
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    freshness: str | None  # the rule as declared
+
+
+@dataclass(frozen=True)
+class NotebookFacts:
+    """What is known of one notebook now."""
+
+    notebook: Watched
+    freshness: Freshness | None  # notebook.freshness, parsed once by whoever gathers the facts
     last_run: LastRun | None
     last_success: LastRun | None
     input_updates: Mapping[str, float | None]  # input table → when it last landed or was written; None: never
@@ -103,8 +112,9 @@ def notebook_status(facts: NotebookFacts, now: float) -> NotebookStatus:
         state = "stale"
     else:
         state = "fresh" if success is not None else "not yet due"
+    notebook = facts.notebook
     return NotebookStatus(
-        name=facts.name, path=facts.path, owners=facts.owners, trigger=facts.trigger,
+        name=notebook.name, path=notebook.path, owners=notebook.owners, trigger=notebook.trigger,
         freshness=facts.freshness.text if facts.freshness else None, state=state,
         last_run=facts.last_run, last_success_at=success, stale_from=stale_from,
         waiting_for=waiting_for(facts),
@@ -119,7 +129,7 @@ def waiting_for(facts: NotebookFacts) -> list[str]:
     if run is not None and run.status != "success":
         waiting.append(f"its last run {run.run_id[:8]} {run.status} at {iso(run.finished_at)}: {run.error or 'no reason recorded'}")
     since = success.started_at if success else None
-    for table in facts.inputs:
+    for table in facts.notebook.inputs:
         landed = facts.input_updates.get(table)
         if since is None:
             if landed is None:

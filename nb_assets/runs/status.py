@@ -22,26 +22,13 @@ from typing import Any
 
 from nb_assets.errors import LandingError, NbAssetsError
 from nb_assets.project.freshness import parse_freshness
-from nb_assets.project.freshness_status import LastRun, NotebookFacts, NotebookStatus, notebook_status
+from nb_assets.project.freshness_status import LastRun, NotebookFacts, NotebookStatus, Watched, notebook_status
 from nb_assets.runs.history import RunRecord
 
 ALL_LANDINGS = 2**62  # latest_landings' bound: every id
 # Beside the run records the freshness sensor keeps when it started watching notebooks that
 # never materialized, so that `nb-assets status` judges them from the same moment.
 WATCH_FILE = "freshness_watch.json"
-
-
-@dataclass(frozen=True)
-class Watched:
-    """One declared notebook as the status needs it (from a DeclaredNotebook, or the sensor's copy)."""
-
-    name: str
-    path: str
-    owners: tuple[str, ...]
-    trigger: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    freshness: str | None
 
 
 def watched(declared: Iterable[Any]) -> list[Watched]:
@@ -85,8 +72,7 @@ def project_status(
             else:
                 updates[table] = landed.get(table)
         facts = NotebookFacts(
-            name=n.name, path=n.path, owners=n.owners, trigger=n.trigger, inputs=n.inputs,
-            freshness=parse_freshness(n.freshness) if n.freshness else None,
+            notebook=n, freshness=parse_freshness(n.freshness) if n.freshness else None,
             last_run=latest.get(n.name), last_success=last_success.get(n.name),
             input_updates=updates, watched_since=(watched_since or {}).get(n.name, now),
         )

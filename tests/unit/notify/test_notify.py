@@ -145,7 +145,6 @@ def test_configuration_mistakes_are_refused_when_declared() -> None:
     routes = Notifications(email=SmtpChannel("127.0.0.1"), webhooks={"data-eng": WebhookChannel(url_env="HOOK")})
     assert routes.channel_for("a@example.com") is routes.email
     assert routes.channel_for("team:data-eng").name == "team:data-eng"
-    assert routes.unreachable({"nb.ipynb": ["team:ops", "a@example.com"]}) == ["nb.ipynb: team:ops"]
 
 
 def test_a_notice_round_trips_through_json() -> None:

@@ -11,8 +11,8 @@ import pytest
 from nb_assets import NotebookAsset, load_declarations_yaml
 from nb_assets.errors import DeclarationError
 from nb_assets.project.declare import declare_notebooks
-from nb_assets.project.freshness import FreshnessError, parse_freshness
-from nb_assets.project.freshness_status import LastRun, NotebookFacts, notebook_status
+from nb_assets.project.freshness import Freshness, FreshnessError, parse_freshness
+from nb_assets.project.freshness_status import LastRun, NotebookFacts, Watched, notebook_status
 from support.notebook_factory import RUNTIME, code, write_notebook
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -75,12 +75,17 @@ def test_a_deadline_keeps_its_wall_clock_time_across_a_dst_change() -> None:
 
 
 def facts(**changes: object) -> NotebookFacts:
-    base: dict[str, object] = dict(
+    """Facts of a notebook "daily"; `changes` may set the notebook's fields (name, inputs, ...) as well as the facts'."""
+    own = {"name", "path", "owners", "trigger", "inputs", "outputs"}
+    rule = changes.get("freshness", parse_freshness("1h"))
+    notebook: dict[str, object] = dict(
         name="daily", path="daily.ipynb", owners=("a@example.com",), trigger="when all inputs have landed",
-        inputs=("raw.orders", "raw.customers"), freshness=parse_freshness("1h"), last_run=None, last_success=None,
-        input_updates={}, watched_since=0.0,
+        inputs=("raw.orders", "raw.customers"), outputs=(), freshness=rule.text if isinstance(rule, Freshness) else None,
     )
-    return NotebookFacts(**{**base, **changes})  # type: ignore[arg-type]
+    base: dict[str, object] = dict(freshness=rule, last_run=None, last_success=None, input_updates={}, watched_since=0.0)
+    notebook.update((k, v) for k, v in changes.items() if k in own)
+    base.update((k, v) for k, v in changes.items() if k not in own)
+    return NotebookFacts(notebook=Watched(**notebook), **base)  # type: ignore[arg-type]
 
 
 def test_a_notebook_stale_after_a_success_names_the_input_that_has_not_landed_since() -> None:
