@@ -6,6 +6,8 @@ is an error naming the registry), and the views and table macros of the
 project's warehouse (or NB_ASSETS_WAREHOUSE) when it opens, so `reads:` shows the
 tables behind `shared.ppl()` as lineage and the run gate do. A table the
 warehouse lacks is a warning with the closest name it has (`did you mean raw.web_events?`).
+Each output's checks are listed (`checks:`), the declaration's added to the notebook's
+as the load adds them, so the author sees what will gate the publish before it runs.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from nb_assets.inbox.checks import OutputCheck
 from nb_assets.spec import NotebookSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -41,11 +45,23 @@ def spec_to_json(spec: NotebookSpec) -> dict[str, Any]:
         "parameters": [{"name": p.name, "type": p.type, "default": p.default} for p in spec.parameters],
         "inputs": [{"name": i.name, "tables": list(i.tables), "cell": i.cell} for i in spec.inputs],
         "outputs": list(spec.output_tables),
+        "checks": {table: [check_to_json(c) for c in checks] for table, checks in spec.output_checks.items()},
         "findings": [
             {"rule": f.rule, "severity": f.severity, "cell": f.cell, "line": f.line, "message": f.message}
             for f in spec.findings
         ],
     }
+
+
+def check_to_json(check: OutputCheck) -> dict[str, Any]:
+    """One output check as `check --json` lists it: what it is, on which columns, and whether it blocks."""
+    return {"name": check.name, "kind": check.kind, "columns": list(check.columns), "severity": check.severity,
+            "blocking": check.blocking, "check": _call(check)}
+
+
+def _call(check: OutputCheck) -> str:
+    """As the author writes it, `unique(order_id)`, without describe()'s severity mark: it is shown beside."""
+    return replace(check, severity="error").describe()
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -68,11 +84,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     catalog = _catalog(warehouse, paths)
     for path, parsed in zip(paths, parse_notebooks(paths, args.jobs, dialect)):
         if isinstance(parsed, NotebookSpec):
-            reports.append(_resolved(parsed, catalog, project))
+            reports.append(_resolved(parsed, catalog, project, dialect))
         else:
             exc = parsed
             reports.append({
-                "path": str(path), "parameters": [], "inputs": [], "outputs": [],
+                "path": str(path), "parameters": [], "inputs": [], "outputs": [], "checks": {},
                 "findings": [{"rule": "invalid-notebook", "severity": "error", "cell": None, "line": None, "message": str(exc)}],
             })
     _warn_of_missing_tables(reports, warehouse, catalog)
@@ -110,14 +126,18 @@ def _catalog(warehouse: str | None, paths: Sequence[Path]) -> Any:
     return None if isinstance(catalog, str) else catalog
 
 
-def _resolved(spec: NotebookSpec, catalog: Any, project: Any) -> dict[str, Any]:
+def _resolved(spec: NotebookSpec, catalog: Any, project: Any, dialect: str = "duckdb") -> dict[str, Any]:
     """The report, with what the project can see resolved: the warehouse's views and table
-    macros seen through (as lineage and the run gate see them), and the declared sources."""
+    macros seen through (as lineage and the run gate see them), the declared sources, and
+    the checks the notebook's declaration adds to its outputs."""
     if catalog is not None and spec.inputs:
         from nb_assets.sql.see_through import see_through
 
         spec = see_through(spec, catalog)
+    spec, check_problems = _with_declared_checks(spec, project, dialect)
     report = spec_to_json(spec)
+    report["findings"].extend({"rule": "declared-checks", "severity": "error", "cell": None, "line": None, "message": p}
+                              for p in check_problems)
     report["reads"] = list(spec.input_tables)
     if project is not None:
         from nb_assets.project.sources import notebook_source_problems
@@ -127,6 +147,23 @@ def _resolved(spec: NotebookSpec, catalog: Any, project: Any) -> dict[str, Any]:
         declared = {s.name: s for s in project.sources}
         report["sources"] = {n: declared[n].location for n in spec.sources if n in declared}
     return report
+
+
+def _with_declared_checks(spec: NotebookSpec, project: Any, dialect: str) -> tuple[NotebookSpec, list[str]]:
+    """`spec` with its declaration's checks, as the load merges them. Only for a declaration that
+    loads the outputs under the names the notebook writes: with instances= or outputs= the checks
+    follow each instance's table, which a single notebook's report has no place for."""
+    if project is None:
+        return spec, []
+    from nb_assets.project.declaration import at
+    from nb_assets.project.declaration_output_checks import with_declared_checks
+
+    here = Path(spec.path).resolve()
+    decl = next((d for d in project.notebooks if d.notebook_file(project.base_dir).resolve() == here), None)
+    if decl is None or not decl.checks or decl.instances or decl.outputs:
+        return spec, []
+    merged, problems = with_declared_checks(spec, decl.checks, spec.path, dialect)
+    return merged, [at(decl, p) for p in problems]
 
 
 def _warn_of_missing_tables(reports: list[dict[str, Any]], warehouse: str | None, catalog: Any = None) -> None:
@@ -159,6 +196,8 @@ def _print_check(reports: list[dict[str, Any]]) -> None:
         print(f"  reads:  {', '.join(reads) or '-'}")
         report_only = not any(f["severity"] == "error" for f in report["findings"])  # else an output may be unreadable
         print(f"  writes: {', '.join(report['outputs']) or ('- (report)' if report_only else '-')}")
+        for table, checks in report.get("checks", {}).items():
+            print(f"  checks: {table}: " + "; ".join(f"{c['check']} [{c['severity']}]" for c in checks))
         for f in report["findings"]:
             where = f"cell {f['cell']}" + (f", line {f['line']}" if f["line"] else "") if f["cell"] else "notebook"
             print(f"  {f['severity']}: {where}: [{f['rule']}] {f['message']}")

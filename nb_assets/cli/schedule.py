@@ -36,6 +36,8 @@ def add_schedule_command(sub: Any) -> None:
     schedule.add_argument("--cron", default=None, help='e.g. "0 6 * * *"')
     schedule.add_argument("--timezone", default=None, help="how to read --cron, e.g. Europe/Amsterdam (default UTC)")
     schedule.add_argument("--on-inputs-landed", action="store_true", help="run when every input has landed")
+    schedule.add_argument("--freshness", default=None, metavar="RULE",
+                          help='how fresh the outputs must be: a maximum age ("26h") or a daily deadline ("by 07:00 Europe/Berlin")')
     schedule.add_argument("--instance", action="append", nargs="+", default=[], metavar=("NAME", "K=V"),
                           help="one instance and its parameters, e.g. --instance emea region=EMEA; repeat per instance")
     schedule.add_argument("--output", action="append", default=[], metavar="TABLE=TEMPLATE",
@@ -72,6 +74,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
     if args.git:
         args.write = True  # a branch without the declaration would schedule nothing
+    _require_freshness(args.freshness)
     if not args.notebook.is_file():
         raise DeclarationError(f"no such notebook: {args.notebook}")
     project = load_declarations(args.definitions)
@@ -164,7 +167,8 @@ def _declaration(args: argparse.Namespace, spec: Any, notebook: Path, root: Path
 
     fields: dict[str, Any] = dict(path=_relative(notebook, root), owners=tuple(args.owner), params=_params(spec, args.param),
                                   purpose=args.purpose, group=args.group, cron=args.cron, timezone=args.timezone,
-                                  on_inputs_landed=args.on_inputs_landed, outputs=cli_assignments(args.output, "--output"))
+                                  on_inputs_landed=args.on_inputs_landed, outputs=cli_assignments(args.output, "--output"),
+                                  freshness=args.freshness)
     if args.instance:
         fields["instances"] = {name: _params(spec, pairs, f"--instance {name}") for name, *pairs in args.instance}
     if args.daily_from:
@@ -179,6 +183,19 @@ def _params(spec: Any, items: list[str], flag: str = "--param") -> dict[str, Any
         return {name: coerce_cli_value(spec, name, raw) for name, raw in cli_assignments(items, flag).items()}
     except DeclarationError as exc:
         raise DeclarationError(f"{flag}: {exc}") from None
+
+
+def _require_freshness(rule: str | None) -> None:
+    """--freshness read by the declaration's own parser (project/freshness.py), before anything is tried or
+    written: a rule the project would refuse to load is refused here, with what the flag takes."""
+    from nb_assets.project.freshness import FreshnessError, parse_freshness
+
+    if rule is None:
+        return
+    try:
+        parse_freshness(rule)
+    except FreshnessError as exc:
+        raise DeclarationError(f"--freshness: {exc}; nothing was tried or written") from None
 
 
 def _require_past_day(first: str) -> None:
@@ -198,7 +215,7 @@ def _dry_run_command(args: argparse.Namespace, root: Path) -> str:
     words = ["nb-assets", "schedule", _relative(args.notebook.resolve(), root)]
     words += [w for owner in args.owner for w in ("--owner", owner)]
     for flag, value in (("--cron", args.cron), ("--timezone", args.timezone), ("--daily-from", args.daily_from),
-                        ("--purpose", args.purpose), ("--group", args.group)):
+                        ("--purpose", args.purpose), ("--group", args.group), ("--freshness", args.freshness)):
         words += [flag, value] if value is not None else []
     words += ["--on-inputs-landed"] if args.on_inputs_landed else []
     words += ["--partition-column", args.partition_column] if args.daily_from and args.partition_column != "ds" else []

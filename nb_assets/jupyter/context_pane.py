@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb_assets.jupyter.context_pane_view import NotebookContext, render_html, render_text
+from nb_assets.jupyter.context_pane_view import listed_checks  # each output's checks, for the pane's "checks of" rows
 from nb_assets.jupyter.context_pane_project import ProjectView, draft_zones, missing_tables, read_project
 from nb_assets.locations import nearest_project
 from nb_assets.runs.history import find_runs, project_dir_of, record_roots
@@ -124,6 +125,7 @@ def _add_declaration(context: NotebookContext, definitions: Path, roots: list[Pa
     context.parameters = [{"name": p.name, "default": p.default, "scheduled": decl.params.get(p.name)} for p in spec.parameters]
     context.inputs = [{"table": t, "zones": sorted(labels.get(t, ()))} for t in spec.input_tables]
     context.outputs = [{"table": t, "zones": sorted(labels.get(t, ()))} for t in spec.output_tables]
+    context.checks = listed_checks(spec)
     context.findings = missing_tables(context.name, spec, project)
     graph = [LineageNotebook(d.spec, d.decl.purpose) for d in project.declared]
     up = {h.notebook.spec.name: None for t in spec.input_tables for h in trace(t, graph, "upstream")}
@@ -162,6 +164,7 @@ def _add_parse(context: NotebookContext, warehouse: str | None, project: Project
         return
     context.parsed = True
     context.parameters = [{"name": p.name, "default": p.default, "scheduled": None} for p in spec.parameters]
+    context.checks = listed_checks(spec)
     context.findings = [f"{f.severity}: {f.describe(context.name)}" for f in spec.findings]
     placed: list[str] = []  # what the project says of it: missing tables, a taken name, the policy's refusal
     clashes: list[str] = []  # tables it may not write

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from nb_assets.runs.history import RunRecord
+from nb_assets.spec import NotebookSpec
 
 
 @dataclass
@@ -42,6 +43,7 @@ class NotebookContext:
     runs: list[RunRecord] = field(default_factory=list)
     ui_base_url: str | None = None
     status: str | None = None  # the line `nb-assets status` prints for it: last run, freshness, what it waits for
+    checks: dict[str, list[str]] = field(default_factory=dict)  # output table → its checks, "unique(order_id) [error]"
 
     @property
     def last_failure(self) -> RunRecord | None:
@@ -66,6 +68,7 @@ def render_html(context: NotebookContext) -> str:
             ("purpose", context.purpose or "-"), ("parameters", params or "-"),
             ("reads", "; ".join(_zoned(i) for i in context.inputs) or "-"),
             ("writes", "; ".join(_zoned(o) for o in context.outputs) or "- (report)"),
+            *checks_rows(context),
             ("upstream notebooks", ", ".join(context.upstream) or "-"),
             ("downstream notebooks", ", ".join(context.downstream) or "-"),
             *([("status", context.status)] if context.status else []),
@@ -78,6 +81,7 @@ def render_html(context: NotebookContext) -> str:
             ("parameters", ", ".join(f"{p['name']}={p['default']!r}" for p in context.parameters) or "-"),
             ("reads", "; ".join(_zoned(i) for i in context.inputs) or "-"),
             ("writes", "; ".join(_zoned(o) for o in context.outputs) or "- (report)"),
+            *checks_rows(context),
             *purposes,
             ("findings", f"{len(context.findings)}, below" if context.findings else "none"),
         ]))
@@ -91,6 +95,20 @@ def render_html(context: NotebookContext) -> str:
         parts.append(_failure_html(context, failure))
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def listed_checks(spec: NotebookSpec) -> dict[str, list[str]]:
+    """Each output's checks (the notebook's, and its declaration's once declared) as the author writes them, with
+    the severity: `unique(order_id) [error]` blocks the publish, `[warn]` publishes and reports; and the rows
+    `checks_rows` adds to the pane, one per output that has checks."""
+    from dataclasses import replace
+
+    return {table: [f"{replace(c, severity='error').describe()} [{c.severity}]" for c in checks]
+            for table, checks in spec.output_checks.items()}
+
+
+def checks_rows(context: NotebookContext) -> list[tuple[str, str]]:
+    return [(f"checks of {table}", "; ".join(checks)) for table, checks in context.checks.items()]
 
 
 def _zoned(table: Mapping[str, Any]) -> str:
@@ -167,6 +185,7 @@ def render_text(context: NotebookContext) -> str:
         lines.append(f"reads: {'; '.join(_zoned(i) for i in context.inputs) or '-'}; "
                      f"writes: {'; '.join(_zoned(o) for o in context.outputs) or '- (report)'}"
                      + ("" if context.purposes is None else f"; purposes that may read it: {', '.join(context.purposes) or 'none'}"))
+    lines += [f"{label}: {value}" for label, value in checks_rows(context)]
     lines += context.findings
     if context.next_step and context.command:
         lines += [context.next_step, f"  {context.command}"]

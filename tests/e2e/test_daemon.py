@@ -27,6 +27,7 @@ import dagster as dg
 import pytest
 
 from support.paths import REPO
+from support.daemon import DagsterDaemon
 from support.dagster_runs import explain_run, explain_runs
 from support.polling import wait_for
 from nb_assets.runs.history import find_runs
@@ -76,37 +77,6 @@ run_coordinator:  # launch as soon as the automation sensor asks: one hop less t
 """
 
 
-class Daemon:
-    """One `dagster-daemon run` on the project copy, in its own process group."""
-
-    def __init__(self, project: Path, home: Path, env: dict[str, str]) -> None:
-        self.project, self.home, self.env = project, home, env
-        self.log = home / "daemon.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> float:
-        started = time.time()
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(BIN / "dagster-daemon"), "run", "-f", NO_CRON_FILE],
-                cwd=self.project, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        return started
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("daemon")
@@ -128,7 +98,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
     }
     subprocess.run([sys.executable, str(REPO / "scripts" / "seed_demo.py"), "--warehouse", str(project / "warehouse.duckdb")],
                    env=env, check=True, capture_output=True)
-    daemon = Daemon(project, home, env)
+    daemon = DagsterDaemon(project, env, definitions=NO_CRON_FILE, log=home / "daemon.log")
     previous = os.environ.get("DAGSTER_HOME")
     os.environ["DAGSTER_HOME"] = str(home)
     instance = dg.DagsterInstance.get()
@@ -150,7 +120,7 @@ def ticks_since(instance: dg.DagsterInstance, name: str, since: float) -> list:
     return [t for t in instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=50) if t.timestamp > since]
 
 
-def wait_for_ticks(instance: dg.DagsterInstance, daemon: Daemon, since: float, count: int = 2, names: tuple[str, ...] = SENSORS) -> None:
+def wait_for_ticks(instance: dg.DagsterInstance, daemon: DagsterDaemon, since: float, count: int = 2, names: tuple[str, ...] = SENSORS) -> None:
     """Every named sensor has finished `count` ticks after `since`, none of them failed."""
     for name in names:
         wait_for(f"{count} ticks of {name}", lambda n=name: len([t for t in ticks_since(instance, n, since) if t.status.value != "STARTED"]) >= count,
