@@ -21,7 +21,7 @@ ONE_WORKER = {
     "e2e/test_deploy_faults.py": "deploy-faults",  # a deployment whose pieces are killed and restarted
     "e2e/test_daemon.py": "daemon",  # dagster-daemon on a seeded copy of the demo
     "e2e/test_browser_ui.py": "dagster-dev",  # `dagster dev`, Chromium, hostile records in both sandboxes
-    "e2e/test_jupyterlab.py": "jupyterlab",  # `nb-assets lab` on a git copy of the demo, Chromium, steps a→b→c in order
+    "e2e/test_jupyterlab.py": "jupyterlab",  # `nb-assets lab` on a git copy of the demo, Chromium, steps a→b→c→d in order
     "e2e/test_demo_project.py": "demo-duckdb",  # the demo seeded and materialized
     "e2e/test_demo_postgres.py": "demo-postgres",  # the demo seeded and materialized on Postgres
     "e2e/test_demo_failure.py": "demo-failure",  # the demo broken, run, its sensor ticked
@@ -30,6 +30,7 @@ ONE_WORKER = {
     # support.failed_project's session fixture: a project whose runs failed, in a Dagster instance.
     "integration/test_cli_runs.py": "failed-project",
     "integration/test_context_pane.py": "failed-project",
+    "integration/test_context_pane_cell_link.py": "failed-project",
     "integration/test_failure_sensor.py": "failed-project",
     "integration/test_explain_run.py": "failed-project",
 }

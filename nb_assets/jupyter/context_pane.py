@@ -251,7 +251,10 @@ def live_pane(path: Path) -> Any:
     from nb_assets.jupyter.cell_findings import findings_html
 
     context = notebook_context(path)
-    pane, checks = w.HTML(render_html(context)), w.HTML()
+    # An Output, not an HTML widget: JupyterLab renders its HTML as a cell's output, so a
+    # local link (the failing cell's `#cell-id=`) opens in JupyterLab, not as a new page.
+    pane, checks = w.Output(), w.HTML()
+    _show_html(pane, render_html(context))
     refresh, check = w.Button(description="Refresh", icon="refresh"), w.Button(description="Check")
     refresh.add_class("nb-context-refresh")
     check.add_class("nb-context-check")
@@ -260,9 +263,9 @@ def live_pane(path: Path) -> Any:
     def on_refresh(_button: Any) -> None:
         try:
             box.context = notebook_context(path)
-            pane.value = render_html(box.context)
+            _show_html(pane, render_html(box.context))
         except Exception as exc:  # noqa: BLE001 - said in the pane, not as a traceback
-            pane.value = f"<p style='color:#c33'>Refresh failed: {html.escape(f'{type(exc).__name__}: {exc}')}</p>"
+            _show_html(pane, f"<p style='color:#c33'>Refresh failed: {html.escape(f'{type(exc).__name__}: {exc}')}</p>")
 
     def on_check(_button: Any) -> None:
         checks.value = (f"<p><b>Check</b> of {html.escape(path.name)} as saved (save first to check your latest "
@@ -282,3 +285,9 @@ def live_pane(path: Path) -> Any:
     refresh.on_click(on_refresh)
     check.on_click(on_check)
     return box
+
+
+def _show_html(output: Any, markup: str) -> None:
+    """Replace what an Output widget shows (set directly: a button's callback has no cell to capture)."""
+    output.outputs = ({"output_type": "display_data", "data": {"text/html": markup, "text/plain": "(the context pane)"},
+                       "metadata": {}},)

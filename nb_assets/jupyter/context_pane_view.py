@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nb_assets.jupyter.cell_links import failed_cell_link
 from nb_assets.runs.history import RunRecord
 from nb_assets.spec import NotebookSpec
 
@@ -159,6 +160,8 @@ def _failure_html(context: NotebookContext, run: RunRecord) -> str:
     parts = [f"<h4>Last failure: run <code>{e(run.run_id)}</code></h4><p>{e(str(message))}</p>"]
     if failure is not None and failure.cell_source is not None:
         parts.append(f"<div>{e(failure.heading())}</div><pre>{e(failure.excerpt())}</pre>")
+        if failure.cell is not None:  # a click in JupyterLab selects the cell in the notebook
+            parts.append(failed_cell_link(context.path, failure.cell, run.executed))
     if failure is not None and failure.traceback:
         parts.append(f"<details open><summary>traceback</summary><pre>{e(failure.traceback)}</pre></details>")
     links = []

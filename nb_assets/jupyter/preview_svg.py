@@ -1,8 +1,10 @@
-"""The Preview as a drawing: upstream tables → notebook → its tables → the notebooks that read them.
+"""The Preview as a drawing: upstream tables and sources → notebook → its tables → their readers.
 
 Plain inline SVG (no script, no external file, nothing fetched when opened),
 from the preview `nb-assets schedule --preview-json` writes. Every name is
-escaped: table and notebook names come from the project.
+escaped: table and notebook names come from the project. A declared source the
+notebook reads (`%%source` cells, `source('name')` in SQL) arrives among its reads
+as `source.<name>`; it is drawn as a source, with its zones, not as a table.
 """
 
 from __future__ import annotations
@@ -11,17 +13,27 @@ from html import escape
 from typing import Any
 
 _W, _H, _GAP, _COL = 210, 34, 12, 250
+_SOURCE = "source."  # how lineage names a declared source (spec.SourceRead.relation)
 
 
 def _box(x: int, y: int, text: str, sub: str, kind: str) -> str:
-    fill = {"table": "#eef4ff", "notebook": "#fff4e0", "reader": "#f0f0f0"}[kind]
-    rx = 4 if kind == "table" else 12
+    fill = {"table": "#eef4ff", "source": "#e8f6ec", "notebook": "#fff4e0", "reader": "#f0f0f0"}[kind]
+    rx = 4 if kind in ("table", "source") else 12
     label = escape(text if len(text) <= 30 else text[:29] + "…")
-    parts = [f'<rect x="{x}" y="{y}" width="{_W}" height="{_H}" rx="{rx}" fill="{fill}" stroke="#557"/>',
+    parts = [f'<g class="nb-preview-{kind}">',
+             f'<rect x="{x}" y="{y}" width="{_W}" height="{_H}" rx="{rx}" fill="{fill}" stroke="#557"/>',
              f'<text x="{x + 8}" y="{y + 15}" font-size="12" font-family="sans-serif">{label}</text>']
     if sub:
         parts.append(f'<text x="{x + 8}" y="{y + 28}" font-size="10" fill="#666" font-family="sans-serif">{escape(sub)}</text>')
-    return "".join(parts)
+    return "".join([*parts, "</g>"])
+
+
+def _read_box(y: int, read: dict[str, Any]) -> str:
+    """An upstream node: a declared source (its name, "declared source" and its zones) or a table."""
+    zones = ", ".join(read["zones"])
+    if read["table"].startswith(_SOURCE) and not read.get("writer"):
+        return _box(0, y, read["table"][len(_SOURCE):], "declared source" + (f" · {zones}" if zones else ""), "source")
+    return _box(0, y, read["table"], zones + (f" · by {read['writer']}" if read.get("writer") else ""), "table")
 
 
 def _edge(x1: int, y1: int, x2: int, y2: int) -> str:
@@ -41,8 +53,7 @@ def preview_svg(preview: dict[str, Any]) -> str:
         body.append(_box(_COL, mid, name, "notebook", "notebook"))
         for i, table in enumerate(reads):
             y = top + i * (_H + _GAP)
-            sub = ", ".join(table["zones"]) + (f" · by {table['writer']}" if table.get("writer") else "")
-            body += [_box(0, y, table["table"], sub, "table"), _edge(_W, y + _H // 2, _COL, mid + _H // 2)]
+            body += [_read_box(y, table), _edge(_W, y + _H // 2, _COL, mid + _H // 2)]
         for i, table in enumerate(writes):
             y = top + i * (_H + _GAP)
             body += [_box(2 * _COL, y, table["table"], ", ".join(table["zones"]), "table"),

@@ -4,7 +4,9 @@ Debian's Chromium driven by Playwright, every request outside loopback refused.
 (a) the demo notebook runs and shows its %%sql rows as a table; (b) `%nb_schedule` in a new
 notebook: owner and cron filled, Check, Preview, Trial run and Schedule pressed, then the
 branch holds the notebook, its declaration and its test plan; (c) a network call typed into
-a cell: Check names that cell, Schedule is refused; the context pane's Check lists it too.
+a cell: Check names that cell, Schedule is refused; the context pane's Check lists it too;
+(d) after a failed run of the demo's clean_orders, `%nb_context` links to the failing cell,
+and a click on the link opens the notebook with that cell active.
 Screenshots go to $NB_ASSETS_TEST_ARTIFACTS (default .test-artifacts/jupyterlab/); the
 folder is printed when a step fails. docs/img/schedule-form.png is `schedule_form.png`.
 """
@@ -29,6 +31,7 @@ import pytest
 
 from nb_assets.project.starter import write_starter
 from support.needs import skip_missing
+from support.notebook_factory import code, write_notebook
 from support.paths import REPO
 
 pytestmark = pytest.mark.slow
@@ -297,4 +300,44 @@ def test_c_a_network_call_is_found_on_its_cell_and_schedule_is_refused(page, lab
     assert "cell 5" in listed.inner_text()
     page.locator(".nb-context-refresh").last.click()
     _shot(page, "context_pane_check.png")
+    assert page.offsite == []  # type: ignore[attr-defined]
+
+
+def test_d_after_a_failed_run_the_context_pane_links_to_the_failing_cell(page, lab, on_failure_say_where) -> None:  # type: ignore[no-untyped-def]
+    import nbformat
+
+    _, _, project = lab
+    # The demo broken as tests/e2e/test_demo_failure.py breaks it: a column the feed does not have.
+    path = project / "notebooks" / "clean_orders.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    failing = notebook.cells[5]  # the author's cell 6
+    assert 'orders["currency"].isin' in failing.source
+    failing.source = failing.source.replace('orders["currency"].isin', 'orders["currency_code"].isin')
+    nbformat.write(notebook, path)
+    env = {k: v for k, v in os.environ.items() if k not in ("NB_ASSETS_WAREHOUSE", "DAGSTER_HOME")}
+    run = subprocess.run([sys.executable, "-m", "nb_assets.cli", "run", "notebooks/clean_orders.ipynb", "--definitions",
+                          "definitions.py", "--sandbox", "local"], cwd=project, env=env, capture_output=True, text=True,
+                         timeout=STEP_S)
+    assert run.returncode != 0 and "KeyError: 'currency_code'" in run.stdout + run.stderr, run.stdout + run.stderr
+
+    # The pane kept open in a notebook of its own, as beside the one being fixed: the link opens
+    # clean_orders.ipynb in JupyterLab and selects the failing cell. (Within the same notebook,
+    # JupyterLab scrolls to the cell, and selects it only when it was out of the rendered window.)
+    write_notebook(project / "notebooks" / "failures.ipynb", code("%load_ext nb_assets.notebook\n%nb_context clean_orders.ipynb"))
+    _open_notebook(page, lab, "notebooks/failures.ipynb")
+    _command(page, "notebook:run-all-cells")
+    _wait_idle(page)
+    pane = page.locator(".nb-context-pane").last
+    link = pane.locator("a.nb-context-cell-link")
+    link.wait_for()
+    assert link.inner_text() == "go to cell 6 in clean_orders.ipynb"
+    assert "KeyError" in pane.inner_text() and "currency_code" in pane.inner_text()
+    link.scroll_into_view_if_needed()
+    _shot(page, "context_pane_failure.png")
+    link.click()
+    page.wait_for_function("() => window.jupyterapp.shell.currentWidget.context.path === 'notebooks/clean_orders.ipynb'"
+                           " && window.jupyterapp.shell.currentWidget.content.activeCellIndex === 5")
+    selected = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell.jp-mod-active")
+    assert 'orders["currency_code"].isin' in selected.inner_text()
+    _shot(page, "context_pane_failing_cell.png")
     assert page.offsite == []  # type: ignore[attr-defined]
