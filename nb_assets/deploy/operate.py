@@ -12,8 +12,8 @@ from pathlib import Path
 
 from nb_assets.deploy.config import DAGSTER_LOGIN, OWNER_LOGIN, READER_LOGIN, DeploySettings
 from nb_assets.deploy.secrets import load_secrets, save_secrets
-from nb_assets.locations import redact
 from nb_assets.deploy.stack import BIN, DeployError, _spawn, _start_code_server, _stop_process, _wait_for_location
+from nb_assets.locations import redact
 
 
 def rotate(state_dir: Path) -> list[str]:
