@@ -25,6 +25,7 @@ ONE_WORKER = {
     "e2e/test_demo_project.py": "demo-duckdb",  # the demo seeded and materialized
     "e2e/test_demo_postgres.py": "demo-postgres",  # the demo seeded and materialized on Postgres
     "e2e/test_demo_failure.py": "demo-failure",  # the demo broken, run, its sensor ticked
+    "integration/test_deploy_external_storage.py": "deploy-external-storage",  # one cluster as the existing server
     "integration/test_ad_hoc_guard.py": "demo-seed",  # the demo's warehouse seeded once
     "integration/test_report_outputs.py": "jupyter-reference",  # the report run once as Jupyter runs it
     # support.failed_project's session fixture: a project whose runs failed, in a Dagster instance.

@@ -27,10 +27,12 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import yaml
 
 from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, split_password, with_password
+from nb_assets.locations import is_postgres_url
 
 DEPLOY_LABEL = "nb_assets.deploy"  # on the code server and every run worker: whose deployment it is
 LOCATION = "nb_assets_project"
@@ -119,10 +121,24 @@ class DeploySettings:
         return with_password(self.warehouse, secrets.get("warehouse_url"))
 
     def reader_url(self, secrets: dict[str, str]) -> str | None:
-        """The prefetch login's URL with its password (own warehouse only; else the warehouse's own reader)."""
-        if not self.own_warehouse:
+        """The prefetch login's URL with its password: the own warehouse's reader, or the one `deploy up`
+        makes for an existing Postgres warehouse's database (`external_reader`); None for a DuckDB file."""
+        if self.own_warehouse:
+            return with_password(self.postgres_url(WAREHOUSE_DB, READER_LOGIN), secrets.get("reader"))
+        login = self.external_reader()
+        if login is None:
             return None
-        return with_password(self.postgres_url(WAREHOUSE_DB, READER_LOGIN), secrets.get("reader"))
+        parts = urlsplit(self.warehouse)
+        return with_password(urlunsplit(parts._replace(netloc=f"{quote(login)}@{parts.netloc.rpartition('@')[2]}")),
+                             secrets.get("reader"))
+
+    def external_reader(self) -> str | None:
+        """The reader's login on an existing Postgres warehouse: one per warehouse database (roles.py)."""
+        if self.own_warehouse or not is_postgres_url(self.warehouse):
+            return None
+        from nb_assets.warehouse.backends import warehouse_reader_login
+
+        return warehouse_reader_login(unquote(urlsplit(self.warehouse).path.lstrip("/")))
 
     def storage_password(self, secrets: dict[str, str]) -> str:
         return secrets["dagster"] if self.own_storage else secrets.get("storage_url", "")

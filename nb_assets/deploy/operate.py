@@ -13,29 +13,40 @@ from pathlib import Path
 from nb_assets.deploy.config import DAGSTER_LOGIN, OWNER_LOGIN, READER_LOGIN, DeploySettings
 from nb_assets.deploy.secrets import load_secrets, save_secrets
 from nb_assets.deploy.stack import BIN, DeployError, _spawn, _start_code_server, _stop_process, _wait_for_location
+from nb_assets.locations import redact
 
 
 def rotate(state_dir: Path) -> list[str]:
-    """New passwords for every login the deployment made, set on its running cluster and kept in
-    secrets.json; the processes get them at the next `deploy down` + `deploy up`. One line per login."""
+    """New passwords for every login the deployment made, set on their servers and kept in secrets.json;
+    the processes get them at the next `deploy down` + `deploy up`. One line per login. The own cluster
+    must be running (its superuser sets them); the reader of an existing warehouse is changed by that
+    warehouse's login. A --storage/--warehouse password is the server admin's to rotate."""
     from nb_assets.deploy.secrets import GENERATED, new_password
     from nb_assets.warehouse.backends import set_login_password
 
     settings = DeploySettings.load(state_dir)
-    if not (settings.own_storage or settings.own_warehouse) or not (settings.postgres_dir / "data" / "postmaster.pid").exists():
+    own = settings.own_storage or settings.own_warehouse
+    external_reader = settings.external_reader()
+    if own and not (settings.postgres_dir / "data" / "postmaster.pid").exists():
         raise DeployError(f"no cluster of this deployment runs from {state_dir}: start it (deploy up), then rotate")
+    if not own and not external_reader:
+        raise DeployError(f"the deployment in {state_dir} made no login: rotate its --storage/--warehouse passwords on their servers")
     secrets = load_secrets(state_dir)
     logins = {"dagster": DAGSTER_LOGIN, "warehouse": OWNER_LOGIN, "reader": READER_LOGIN, "postgres": "postgres"}
     admin = settings.admin_url(secrets)
     done = []
-    for key in GENERATED:
+    for key in GENERATED if own else ("reader",):
         fresh = new_password()
-        set_login_password(admin, logins[key], fresh)
+        if own:
+            set_login_password(admin, logins[key], fresh)
+            done.append(f"new password for {logins[key]}")
+        if key == "reader" and external_reader:
+            set_login_password(settings.warehouse_url(secrets), external_reader, fresh)
+            done.append(f"new password for {external_reader} on {redact(settings.warehouse)}")
         if key == "postgres":
             admin = settings.admin_url({**secrets, "postgres": fresh})
         secrets[key] = fresh
-        save_secrets(state_dir, secrets)  # after each change: the file always holds what the server has
-        done.append(f"new password for {logins[key]}")
+        save_secrets(state_dir, secrets)  # after each change: the file holds what the servers have (up re-sets it)
     return done
 
 

@@ -9,8 +9,8 @@ wherever they are said). A password the user brings (`--storage`,
 `--warehouse`, `--smtp-password-env`) is taken out of its URL and kept here
 too, so the settings file holds the URL without it.
 
-Rotation: `nb-assets deploy rotate` (deploy/stack.py) makes new passwords for
-the roles the deployment created, sets them on the server and rewrites this
+Rotation: `nb-assets deploy rotate` (deploy/operate.py) makes new passwords for
+the roles the deployment created, sets them on their servers and rewrites this
 file; the next `deploy up` hands them to the processes.
 """
 

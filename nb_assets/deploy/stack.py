@@ -58,7 +58,7 @@ from nb_assets.deploy.config import (
 from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, load_secrets, save_secrets
 from nb_assets.errors import NbAssetsError
 from nb_assets.locations import redact
-from nb_assets.warehouse.backends import provision_deployment
+from nb_assets.warehouse.backends import provision_deployment, provision_warehouse_reader
 from nb_assets.deploy.webserver_client import LOCATIONS, graphql, wait_until_serving
 
 BIN = Path(sys.executable).parent
@@ -103,6 +103,9 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None, *,
     try:
         if settings.own_storage or settings.own_warehouse:
             _start_own_cluster(settings, secrets, unsafe_fast)
+        reader = settings.external_reader()
+        if reader:  # an existing warehouse: its own reader of that database, never a cluster-wide one
+            provision_warehouse_reader(settings.warehouse_url(secrets), (reader, secrets["reader"]), settings.reader_schemas)
         if restore is not None:
             from nb_assets.deploy.backup import restore_backup
 

@@ -214,3 +214,18 @@ def set_login_password(admin_dsn: str, login: str, password: str) -> None:
     from nb_assets.warehouse.postgres.roles import Login, set_password
 
     set_password(admin_dsn, Login(login, password))
+
+
+def warehouse_reader_login(database: str) -> str:
+    """The deploy stack's reader login for warehouse database `database` on an existing server (one per database)."""
+    from nb_assets.warehouse.postgres.roles import reader_login
+
+    return reader_login(database)
+
+
+def provision_warehouse_reader(owner_dsn: str, reader: tuple[str, str], reader_schemas: Iterable[str]) -> None:
+    """The deploy stack's (login, password) reader of an existing warehouse's database only, made as the
+    warehouse's own login (warehouse/postgres/roles.py)."""
+    from nb_assets.warehouse.postgres.roles import Login, provision_reader
+
+    provision_reader(owner_dsn, Login(*reader), reader_schemas)

@@ -46,7 +46,9 @@ def test_urls_given_with_a_password_are_kept_without_it(tmp_path: Path) -> None:
     assert secrets == {"storage_url": "st0rage-pw", "warehouse_url": "wareh0use-pw"}
     assert settings.storage_password(secrets) == "st0rage-pw"
     assert settings.project_env(secrets)["NB_ASSETS_WAREHOUSE"] == "postgresql://etl:wareh0use-pw@wh.example.invalid/analytics"
-    assert "NB_ASSETS_READ_DSN" not in settings.project_env(secrets)  # an existing warehouse keeps its own reader
+    # An existing warehouse gets a reader of its own database (roles.py), not the cluster-wide nb_assets_reader.
+    assert settings.project_env({**secrets, "reader": "r3ader-pw"})["NB_ASSETS_READ_DSN"] == \
+        "postgresql://nb_assets_reader_analytics:r3ader-pw@wh.example.invalid/analytics"
     storage = yaml.safe_load(dagster_yaml(settings))["storage"]["postgres"]["postgres_db"]
     assert (storage["hostname"], storage["port"], storage["db_name"], storage["username"]) == ("db.example.invalid", 5432, "runs", "dg")
 
