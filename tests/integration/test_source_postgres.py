@@ -182,3 +182,39 @@ def test_a_fetch_that_hangs_is_cut_at_the_prefetch_deadline(
     assert run.error.cell == 3
     assert snapshot() == before
     assert not run.executed_notebook.exists()
+
+
+def test_a_reader_granted_as_the_deployments_reads_a_source_and_without_temporary_is_told_the_grant(
+    pg_warehouse: str, tmp_path: Path,
+) -> None:
+    """The deployment's reader (roles.grant_reader, on a database closed to PUBLIC) may make the temporary
+    copy; a reader without TEMPORARY fails naming the cell and the GRANT to run."""
+    import psycopg
+
+    from nb_assets.warehouse.postgres.driver import with_user
+    from nb_assets.warehouse.postgres.roles import grant_reader
+
+    reader = f"src_reader_{tmp_path.name[-12:].lower().replace('-', '_')}"
+    with psycopg.connect(pg_warehouse, autocommit=True) as con:
+        database, owner = con.execute("SELECT current_database(), current_user").fetchone()
+        con.execute(f'REVOKE ALL ON DATABASE "{database}" FROM PUBLIC')
+        con.execute(f'DROP ROLE IF EXISTS "{reader}"')
+        con.execute(f'CREATE ROLE "{reader}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
+        con.execute(f'ALTER ROLE "{reader}" SET default_transaction_read_only = on')
+        con.execute(f'GRANT CONNECT ON DATABASE "{database}" TO "{reader}"')
+        grant_reader(con.cursor(), owner, reader, ["raw"])
+    copy = tmp_path / "source__regions.parquet"
+    pq.write_table(pa.table({"order_id": [1, 2], "region": ["north", "south"]}), copy)
+    relation = "nb_assets_source_regions"
+    warehouse = PostgresWarehouse(pg_warehouse, read_dsn=with_user(pg_warehouse, reader))
+    join = PrefetchRequest("j", f"SELECT current_user AS who, count(*) AS n FROM raw.orders o JOIN {relation} r USING (order_id)",
+                           {}, 2, tmp_path / "j.parquet", {relation: copy})
+    assert warehouse.prefetch("granted.ipynb", [join]) == {"j": 1}
+    assert pq.read_table(join.dest).to_pylist() == [{"who": reader, "n": 2}]
+    with psycopg.connect(pg_warehouse, autocommit=True) as con:
+        con.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM "{reader}"')
+    with pytest.raises(WarehouseError) as refused:
+        warehouse.prefetch("granted.ipynb", [join])
+    message = str(refused.value)
+    assert message.startswith("granted.ipynb: cell 2: SQL input 'j': source('regions'): cannot make the fetched copy"), message
+    assert message.endswith(f'GRANT TEMPORARY ON DATABASE "{database}" TO "{reader}"'), message

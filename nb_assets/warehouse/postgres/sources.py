@@ -27,11 +27,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import adbc_driver_postgresql.dbapi as adbc
 
 from nb_assets.errors import WarehouseError
-from nb_assets.warehouse.base import PrefetchRequest
+from nb_assets.warehouse.base import PrefetchRequest, ident
 from nb_assets.warehouse.postgres.driver import read_parquet_batches, server_message
 
 BEGIN_WRITABLE = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ WRITE"
@@ -50,8 +51,10 @@ def cell_of(requests: Sequence[PrefetchRequest], relation: str) -> PrefetchReque
     return next(r for r in requests if relation in r.sources)
 
 
-def stage_sources(cur: Any, notebook: str, requests: Sequence[PrefetchRequest], staged: Mapping[str, Path]) -> None:
-    """Each fetched copy as a temporary table named by its relation, in the open transaction."""
+def stage_sources(
+    cur: Any, notebook: str, requests: Sequence[PrefetchRequest], staged: Mapping[str, Path], read_dsn: str,
+) -> None:
+    """Each fetched copy as a temporary table named by its relation, in the open transaction of `read_dsn`'s login."""
     for relation, path in staged.items():
         request = cell_of(requests, relation)
         name = relation.removeprefix("nb_assets_source_")
@@ -63,8 +66,9 @@ def stage_sources(cur: Any, notebook: str, requests: Sequence[PrefetchRequest], 
         except adbc.Error as exc:
             hint = ""
             if "permission denied" in str(exc).lower():
-                hint = ("; the read role may not create temporary tables in this database: "
-                        "GRANT TEMPORARY ON DATABASE <warehouse> TO <read role>")
+                parts = urlsplit(read_dsn)
+                database, login = ident(unquote(parts.path.lstrip("/")) or "postgres"), ident(unquote(parts.username or ""))
+                hint = f"; the read login may not create temporary tables here: GRANT TEMPORARY ON DATABASE {database} TO {login}"
             raise WarehouseError(
                 f"{where}: cannot make the fetched copy readable in the prefetch's session: {server_message(exc)}{hint}",
                 cell=request.cell,

@@ -139,7 +139,7 @@ class PostgresWarehouse:
                 check(catalog)  # the gate, then the host's fetch of the declared sources
             if staged:
                 watch.at("reading the fetched sources into the prefetch's session")
-                stage_sources(cur, notebook, requests, staged)
+                stage_sources(cur, notebook, requests, staged, self.read_dsn)
                 cur.execute(READ_ONLY_AGAIN)  # before the notebook's first query; it cannot switch back
             for request in requests:
                 watch.at(f"cell {request.cell}: SQL input {request.name!r}", request.cell)
