@@ -41,6 +41,9 @@ DAGSTER_DB, WAREHOUSE_DB = "dagster", "warehouse"
 # The logins of the deployment's own cluster (warehouse/postgres/roles.py); `postgres` is its superuser.
 DAGSTER_LOGIN, OWNER_LOGIN, READER_LOGIN = "dagster", "nb_assets_owner", "nb_assets_reader"
 LANDING_IN_IMAGE = str(PROJECT_IN_IMAGE / "landing")  # where the demo's FileDrop folders are, below definitions.py
+# Declared file and folder sources (`Source(path="sources/...")`, relative to definitions.py): read by run
+# workers when they fetch, and by the code server's source sensor; not in the code image (data, not code).
+SOURCES_IN_IMAGE = str(PROJECT_IN_IMAGE / "sources")
 DOCKER_SOCKET = "/var/run/docker.sock"
 
 
@@ -59,6 +62,8 @@ class DeploySettings:
     storage: str = ""  # empty: the deployment's own Postgres database `dagster`; never with a password
     landing: str = ""  # the host folder of file drops (empty: state_dir/landing), mounted at landing_mount
     landing_mount: str = LANDING_IN_IMAGE
+    sources: str = ""  # the host folder of declared file/folder sources (empty: none), mounted read-only at sources_mount
+    sources_mount: str = SOURCES_IN_IMAGE
     worker_retention_s: int = 300  # a finished run worker's container is kept this long, then its logs saved and it removed
     smtp: str = ""  # HOST:PORT of the SMTP server notices go to (as seen from the host network)
     secret_envs: list[str] = field(default_factory=list)  # variables passed to the project; values in secrets.json
@@ -180,10 +185,12 @@ class DeploySettings:
     def mounts(self) -> dict[str, dict[str, str]]:
         """Host folders a container sees: DAGSTER_HOME (records, compute logs) at the same path,
         the landing folder at `landing_mount` (file drops: the code server's sensor reads it and a
-        run worker moves loaded files), a DuckDB warehouse's folder if that is the warehouse, and
-        the engine's socket."""
+        run worker moves loaded files), the declared sources' folder at `sources_mount` (read-only),
+        a DuckDB warehouse's folder if that is the warehouse, and the engine's socket."""
         volumes = {str(self.dagster_home): {"bind": str(self.dagster_home), "mode": "rw"},
                    str(self.landing_dir): {"bind": self.landing_mount, "mode": "rw"}}
+        if self.sources:  # read-only: a fetch reads, it never moves or marks a source's files
+            volumes[str(Path(self.sources).resolve())] = {"bind": self.sources_mount, "mode": "ro"}
         folder = self.warehouse_folder()
         if folder is not None:
             volumes[str(folder)] = {"bind": str(folder), "mode": "rw"}
@@ -205,6 +212,12 @@ class DeploySettings:
         data["state_dir"] = Path(data["state_dir"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})  # a newer or older deploy.json
+
+
+def project_sources(project_dir: Path) -> str:
+    """The project's own folder of declared sources (`sources/` beside definitions.py), if it has one."""
+    folder = project_dir.resolve() / "sources"
+    return str(folder) if folder.is_dir() else ""
 
 
 def docker_socket() -> str | None:

@@ -55,6 +55,7 @@ from nb_assets.deploy.config import (
     dagster_yaml,
     workspace_yaml,
 )
+from nb_assets.deploy.config import project_sources
 from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, load_secrets, save_secrets
 from nb_assets.errors import NbAssetsError
 from nb_assets.locations import redact
@@ -98,6 +99,7 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None, *,
     for folder in (settings.dagster_home, settings.logs_dir, settings.landing_dir):
         folder.mkdir(parents=True, exist_ok=True)
     settings.reader_schemas = settings.reader_schemas or reader_schemas(project_dir)
+    settings.sources = settings.sources or project_sources(project_dir)  # mounted for the fetches (config.mounts)
     settings.dagster_version = previous.dagster_version if previous else ""
     settings.save()
     try:

@@ -28,8 +28,7 @@ def registry_problems(sources: Sequence[Source]) -> list[str]:
 def notebook_source_problems(spec: NotebookSpec, sources: Sequence[Source], where: str) -> list[str]:
     """Each source `spec` reads that is not declared, or whose location names a parameter the notebook lacks."""
     problems: list[str] = []
-    cells = {r.source: r.cell for r in spec.source_reads}
-    cells.update({t[len("source."):]: i.cell for i in spec.inputs for t in i.tables if t.startswith("source.") and t[7:] not in cells})
+    cells = source_cells(spec)
     params = {p.name for p in spec.parameters}
     for name in spec.sources:
         source = find_source(sources, name)
@@ -49,6 +48,16 @@ def notebook_source_problems(spec: NotebookSpec, sources: Sequence[Source], wher
                 "parameters cell does not define"
             )
     return problems
+
+
+def source_cells(spec: NotebookSpec) -> dict[str, int]:
+    """Each source `spec` reads → the first cell reading it (a `%%source` cell, else a SQL input)."""
+    cells = {r.source: r.cell for r in spec.source_reads}
+    for sql_input in spec.inputs:
+        for table in sql_input.tables:
+            if table.startswith("source.") and table[len("source."):] not in cells:
+                cells[table[len("source."):]] = sql_input.cell
+    return cells
 
 
 def with_source_zones(policy: Policy, sources: Iterable[Source]) -> Policy:

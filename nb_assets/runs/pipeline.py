@@ -26,14 +26,14 @@ from nb_assets.errors import (
 from nb_assets.inbox import contract as runtime
 from nb_assets.analysis.parameters import resolve_parameters
 from nb_assets.sandbox.base import RECORD_MB, RESULT_MAX_BYTES, RunFolder, Sandbox, SandboxLimits, SandboxResult
-from nb_assets.sources.fetch import fetch_sources, source_file
+from nb_assets.sources.fetch import FetchCutError, FetchLimits, fetch_sources, source_file
 from nb_assets.sources.model import Source
 from nb_assets.spec import NotebookSpec, SqlInput
 from nb_assets.sql.source_calls import fetched_relation, replace_source_calls
 from nb_assets.sql.table_names import missing, no_such_table
 from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest, Warehouse
 from nb_assets.warehouse.checks import CheckOutcome, CheckRun
-from nb_assets.warehouse.deadline import Deadline, RunBudget
+from nb_assets.warehouse.deadline import Deadline, RunBudget, StageTimeoutError
 from nb_assets.warehouse.files import validate_outputs
 
 Status = Literal["success", "failed"]
@@ -211,7 +211,7 @@ def prefetch_inputs(
             check(catalog)
         folder.input_dir.mkdir(parents=True, exist_ok=True)
         if fetch is not None:
-            fetch.run(spec, parameters, folder.input_dir)
+            fetch.run(spec, parameters, folder.input_dir, deadline)
 
     requests = [
         PrefetchRequest(
@@ -253,17 +253,33 @@ class SourceFetch:
     base_dir: Path
     fetched: dict[str, dict[str, Any]]
 
-    def run(self, spec: NotebookSpec, parameters: Mapping[str, Any], input_dir: Path) -> None:
+    def run(self, spec: NotebookSpec, parameters: Mapping[str, Any], input_dir: Path, deadline: Deadline | None = None) -> None:
+        """Fetch what `spec` reads; each fetch gets at most what is left of the prefetch's `deadline`."""
         if not spec.sources:
             return
+        from nb_assets.project.sources import notebook_source_problems, source_cells
         from nb_assets.warehouse.source_tables import read_table  # the drivers live with the warehouse
 
+        problems = notebook_source_problems(spec, self.sources, spec.path)  # a source nobody declared, by its cell
+        if problems:
+            raise DeclarationError("\n".join(problems))
+        limits = FetchLimits(ends=deadline.ends) if deadline is not None else None
+        cells = source_cells(spec)
         try:
-            done = fetch_sources(self.sources, spec.sources, parameters, input_dir, base_dir=self.base_dir, read_table=read_table)
-        except DeclarationError as exc:  # a source nobody declared: refused, like any declaration problem
+            done = fetch_sources(self.sources, spec.sources, parameters, input_dir, base_dir=self.base_dir,
+                                 read_table=read_table, limits=limits)
+        except DeclarationError as exc:
             raise DeclarationError(f"{spec.path}: {exc}") from exc
+        except FetchCutError as exc:  # the prefetch's deadline, not the source's own limit: the stage timed out
+            assert deadline is not None
+            raise StageTimeoutError(deadline.message(spec.path, f"fetching {exc.where}", cancelled=False),
+                                    cell=cells.get(exc.source)) from exc
         except SourceFetchError as exc:
-            raise SourceFetchError(f"{spec.path}: stopped before the sandbox, nothing changed: {exc}") from exc
+            cell = cells.get(getattr(exc, "source", ""))
+            error = SourceFetchError(f"{spec.path}: stopped before the sandbox, nothing changed: {exc}"
+                                     + (f" (cell {cell} reads it)" if cell else ""))
+            error.cell = cell
+            raise error from exc
         self.fetched.update({name: f.facts() for name, f in done.items()})
 
 

@@ -5,7 +5,11 @@ parameters (as values), read by the fetcher of its kind (files.py, http.py, or
 the injected `read_table` for another database: drivers live in nb_assets.warehouse),
 decoded and checked against a declared schema (formats.py), and written as
 `source__<name>.parquet`. Any failure raises SourceFetchError naming the source
-and the location; the caller has not started the sandbox and changed nothing.
+and the location (its `source` attribute names it too); the caller has not
+started the sandbox and changed nothing. `FetchLimits.ends` is the run's
+prefetch deadline (a monotonic time): every fetch gets at most what is left of
+it, and one it cuts raises FetchCutError, which the run reports as the stage's
+timeout (runs/pipeline.py).
 What was read (location, bytes, rows, version, content hash) is returned for
 the run's metadata: it is the data version Dagster shows for the source.
 """
@@ -13,6 +17,8 @@ the run's metadata: it is the data version Dagster shows for the source.
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +32,31 @@ TableReader = Callable[[str, str, Path], tuple[int, int]]
 CONNECTION_ENV = "NB_ASSETS_CONNECTION_{}"
 
 
+_CUT_SLACK_S = 0.05  # a timeout this close to the deadline was the deadline's (timers fire a little early or late)
+
+
 @dataclass(frozen=True)
 class FetchLimits:
-    timeout_s: float = 120.0
+    timeout_s: float = 120.0  # each fetch's own limit
     max_bytes: int = 1 << 30
+    ends: float = math.inf  # time.monotonic() by which every fetch must be done: the run's prefetch deadline
+
+    def seconds(self) -> float:
+        """What one fetch may take now: its own limit, never past `ends`."""
+        return min(self.timeout_s, self.ends - time.monotonic())
+
+    def cut(self) -> bool:
+        """Whether `ends` has come (a fetch failing now was cut by it, not by its own limit)."""
+        return self.ends - time.monotonic() <= _CUT_SLACK_S
+
+
+class FetchCutError(SourceFetchError):
+    """A fetch stopped by the run's deadline (FetchLimits.ends), not by the source's own limits."""
+
+    def __init__(self, message: str, *, source: str, where: str) -> None:
+        super().__init__(message)
+        self.source = source
+        self.where = where  # "source 'rates' at https://...": what was being fetched
 
 
 @dataclass(frozen=True)
@@ -66,8 +93,33 @@ def fetch_sources(
         source = find_source(sources, name)
         if source is None:
             raise DeclarationError(f"source {name!r} is not declared; declared: {', '.join(sorted(s.name for s in sources)) or 'none'}")
-        fetched[name] = fetch_one(source, params, dest_dir / source_file(name), base_dir=base_dir, read_table=read_table, limits=limits)
+        where = describe(source, params, base_dir)
+        if limits.cut():
+            raise FetchCutError(f"{where}: no time left to fetch it", source=name, where=where)
+        try:
+            fetched[name] = fetch_one(source, params, dest_dir / source_file(name), base_dir=base_dir, read_table=read_table,
+                                      limits=limits)
+        except FetchCutError:
+            raise
+        except SourceFetchError as exc:
+            if limits.cut():  # its time was the run's, and that ran out
+                raise FetchCutError(str(exc), source=name, where=where) from exc
+            exc.source = name  # type: ignore[attr-defined]  # for the caller to name the cell that reads it
+            raise
     return fetched
+
+
+def describe(source: Source, params: Mapping[str, Any], base_dir: Path) -> str:
+    """"source 'x' at <its location, bound>", as every message about fetching it starts."""
+    from nb_assets.sources.files import resolve_path
+
+    if source.connection is not None:
+        return f"source {source.name!r} at {source.location}"
+    try:
+        location = bind_location(source, params)
+    except DeclarationError:
+        return f"source {source.name!r} at {source.location}"
+    return f"source {source.name!r} at {location if source.url else resolve_path(location, base_dir)}"
 
 
 def fetch_one(
@@ -88,14 +140,14 @@ def fetch_one(
         from nb_assets.sources.http import content_hash, http_get
 
         body = http_get(location, name=source.name, headers=source.headers, allow_private=source.allow_private,
-                        timeout_s=limits.timeout_s, max_bytes=limits.max_bytes)
+                        timeout_s=limits.seconds(), max_bytes=limits.max_bytes)
         table = decode(body.data, source.file_format, where)
         size, version, digest = len(body.data), body.etag or body.last_modified, content_hash(body.data)
     else:
         from nb_assets.sources.files import read_files, resolve_path
 
         location = resolve_path(location, base_dir)
-        files = read_files(location, name=source.name, max_bytes=limits.max_bytes)
+        files = read_files(location, name=source.name, max_bytes=limits.max_bytes, ends=limits.ends)
         size, version, digest = sum(map(len, files.bodies)), files.version, files.content_hash
         if source.file_format == "parquet" and not source.schema and len(files.bodies) == 1:
             # Already what the run reads: kept byte for byte once its footer reads (no decode, no re-encode).

@@ -9,6 +9,8 @@ file below it; files are read in name order so the content hash is stable.
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +35,8 @@ def resolve_path(location: str, base_dir: Path) -> str:
     return str(path if path.is_absolute() else base_dir / path)
 
 
-def read_files(location: str, *, name: str, max_bytes: int) -> FileBodies:
+def read_files(location: str, *, name: str, max_bytes: int, ends: float = math.inf) -> FileBodies:
+    """Every file at `location`; past `ends` (a monotonic time: the run's deadline) no further file is read."""
     import fsspec
 
     where = f"source {name!r} at {location}"
@@ -54,6 +57,8 @@ def read_files(location: str, *, name: str, max_bytes: int) -> FileBodies:
         digest = hashlib.sha256()
         total = 0
         for path in paths:
+            if time.monotonic() > ends:
+                raise SourceFetchError(f"{where}: timed out before {path} (of {len(paths)} files)")
             info = fs.info(path)
             total += int(info.get("size") or 0)
             if total > max_bytes:

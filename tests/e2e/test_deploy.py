@@ -10,8 +10,10 @@ container started by DockerRunLauncher. Every wait is bounded; `deploy down
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -19,6 +21,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +56,45 @@ query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset { asse
   runId metadataEntries { label ... on PathMetadataEntry { path } ... on NotebookMetadataEntry { path } } } } } }
 """
 ACTIVE = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+RATES_ENV = "NB_ASSETS_DEMO_RATES_URL"  # the demo declares partner_rates as an HTTP source when it names one
+
+
+class RatesServer:
+    """The demo's partner API (its rates JSON, with an ETag) on this host's loopback, recording each request:
+    run workers share the host's network, the sandboxes they start have none."""
+
+    def __init__(self) -> None:
+        body = (REPO / "sources" / "partner_rates.json").read_bytes()
+        self.etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
+        self.requests: list[str] = []
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+                served.requests.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("ETag", served.etag)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/v1/rates"
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
 
 
 class Deployment:
-    def __init__(self, settings: DeploySettings, instance: dg.DagsterInstance) -> None:
-        self.settings, self.instance = settings, instance
+    def __init__(self, settings: DeploySettings, instance: dg.DagsterInstance, rates: RatesServer) -> None:
+        self.settings, self.instance, self.rates = settings, instance, rates
         self.url = f"http://127.0.0.1:{settings.webserver_port}"
 
     def tail(self, lines: int = 60) -> str:
@@ -91,10 +128,18 @@ def deployment() -> Iterator[Deployment]:
     # Not under pytest's base folder: a pytest session started meanwhile makes it 0700 again, and the
     # cluster runs as the postgres user. Removed by `down(purge=True)`.
     state = Path(tempfile.mkdtemp(prefix="nb-assets-deploy-test-"))
+    # The declared sources' folder, a copy the tests may add to (mounted read-only in every container),
+    # and the partner API, whose URL reaches the code server and the run workers as a passed variable.
+    sources = state / "sources"
+    shutil.copytree(REPO / "sources", sources)
+    rates = RatesServer()
     settings = DeploySettings(state_dir=state, webserver_port=free_port(), code_server_port=free_port(),
                               postgres_port=free_port(), max_concurrent_runs=LIMIT, sensor_interval_s=5,
-                              worker_retention_s=24 * 3600)  # the tests inspect finished run workers
+                              worker_retention_s=24 * 3600,  # the tests inspect finished run workers
+                              sources=str(sources), secret_envs=[RATES_ENV])
     previous = os.environ.get("DAGSTER_HOME")
+    previous_rates = os.environ.get(RATES_ENV)
+    os.environ[RATES_ENV] = rates.url
     try:
         # The suite's explicit choice: a cluster thrown away at the end needs no fsync.
         up(settings, REPO, seed=REPO / "scripts" / "seed_demo.py", unsafe_fast=True)
@@ -102,15 +147,17 @@ def deployment() -> Iterator[Deployment]:
         os.environ[DAGSTER_PASSWORD_ENV] = settings.storage_password(load_secrets(state))
         instance = dg.DagsterInstance.get()
         try:
-            yield Deployment(settings, instance)
+            yield Deployment(settings, instance, rates)
         finally:
             instance.dispose()
     finally:
         down(state, purge=True)
-        if previous is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = previous
+        rates.stop()
+        for name, value in (("DAGSTER_HOME", previous), (RATES_ENV, previous_rates)):
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def test_the_demo_graph_runs_in_a_run_worker_container_with_a_sandbox_container_per_notebook(deployment: Deployment) -> None:
@@ -161,6 +208,32 @@ def test_the_demo_graph_runs_in_a_run_worker_container_with_a_sandbox_container_
     query = urllib.parse.urlencode({"path": paths["notebook/executed"], "repoLocName": LOCATION})
     page = urllib.request.urlopen(f"{deployment.url}/notebook?{query}", timeout=120).read().decode()
     assert "mart.daily_traffic" in page and "jp-Notebook" in page
+
+
+def test_run_workers_fetch_declared_sources_a_mounted_folder_and_an_http_api(deployment: Deployment) -> None:
+    """fx_revenue reads `sales_regions` (CSV files under the mounted sources folder, not in the code image)
+    and `partner_rates` (the HTTP API above): the run worker fetches both; its sandbox has no network."""
+    settings = deployment.settings
+    # A file only the host's folder has: read through the mount, so it is the folder now, not an image's copy.
+    (Path(settings.sources) / "sales_regions" / "zz_test_only.csv").write_text("currency,sales_region\nXTS,Testland\n")
+    region_rows = sum(len(f.read_text().splitlines()) - 1 for f in (Path(settings.sources) / "sales_regions").glob("*.csv"))
+    asked = len(deployment.rates.requests)
+    # mart.orders_clean, which fx_revenue reads, from the first test, or made here when this one runs alone.
+    upstream = [] if warehouse_has(settings, "mart", "orders_clean") else [["mart", "orders_clean"]]
+    run_id = deployment.launch([*upstream, ["mart", "revenue_eur_by_region"]])
+    deployment.wait_until_done([run_id])
+
+    event = deployment.instance.get_latest_materialization_event(dg.AssetKey(["mart", "revenue_eur_by_region"]))
+    assert event is not None and event.run_id == run_id
+    fetched = event.asset_materialization.metadata["notebook/sources"].value
+    rates, regions = fetched["partner_rates"], fetched["sales_regions"]
+    assert rates["location"] == f"{deployment.rates.url}?date=2026-11-25" and rates["kind"] == "https"
+    assert rates["version"] == deployment.rates.etag and rates["rows"] == 7
+    assert deployment.rates.requests[asked:] == ["/v1/rates?date=2026-11-25"]  # once, by the run worker
+    assert regions["location"] == f"{settings.sources_mount}/sales_regions" and regions["rows"] == region_rows
+    record = next(r for r in find_runs([settings.dagster_home / DAGSTER_RECORDS], "fx_revenue") if r.run_id == run_id)
+    assert record.summary["sandbox"]["kind"] == "docker" and record.summary["sandbox"]["network"] == "none"
+    assert warehouse_rows(settings, "mart.revenue_eur_by_region") > 0
 
 
 def test_eight_runs_hold_the_queue_limit_and_survive_a_daemon_restart(deployment: Deployment) -> None:
@@ -262,6 +335,13 @@ def warehouse_rows(settings: DeploySettings, table: str) -> int:
     assert settings.warehouse_location().startswith("postgresql://")
     with psycopg.connect(settings.warehouse_url(load_secrets(settings.state_dir))) as con:
         return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def warehouse_has(settings: DeploySettings, schema: str, table: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(settings.warehouse_url(load_secrets(settings.state_dir))) as con:
+        return con.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{table}",)).fetchone()[0]
 
 
 def test_most_overlapping_counts_runs_at_once() -> None:

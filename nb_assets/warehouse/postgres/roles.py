@@ -4,7 +4,8 @@
     nb_assets_owner    owns database `warehouse`: loads outputs, records landings
     nb_assets_reader   CONNECT on `warehouse` only, USAGE + SELECT on the schemas
                        notebooks read (and on tables made there later), read-only
-                       by default; nothing in any other database or schema
+                       by default; nothing in any other database or schema; TEMPORARY
+                       on `warehouse` (declared sources read in SQL, postgres/sources.py)
 
 On an existing warehouse server (`deploy up --warehouse postgresql://...`) the
 deployment makes the reader only, as the warehouse's login (`provision_reader`):
@@ -100,8 +101,14 @@ def provision_deployment(
 
 def grant_reader(cur: object, owner: str, reader: str, schemas: Iterable[str]) -> None:
     """SELECT for `reader` on each schema's tables, now and later (the owner's future tables): the
-    schema made (as the owner) if missing, so a mart the first load creates is readable too."""
+    schema made (as the owner) if missing, so a mart the first load creates is readable too; and
+    TEMPORARY on the database, for declared sources read in SQL."""
     run = cur.execute  # type: ignore[attr-defined]
+    # A `source('x')` in SQL reads the host's fetched copy as a temporary table of the reader's own
+    # prefetch transaction, rolled back with it (warehouse/postgres/sources.py): nothing more is readable.
+    run("SELECT current_database()")
+    database = cur.fetchall()[0][0]  # type: ignore[attr-defined]
+    run(f"GRANT TEMPORARY ON DATABASE {ident(database)} TO {ident(reader)}")
     for schema in sorted(set(schemas)):
         run(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)} AUTHORIZATION {ident(owner)}")
         run(f"GRANT USAGE ON SCHEMA {ident(schema)} TO {ident(reader)}")

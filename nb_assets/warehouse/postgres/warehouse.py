@@ -27,6 +27,7 @@ from nb_assets.errors import WarehouseError
 from nb_assets.locations import redact
 from nb_assets.warehouse.postgres.catalog import read_pg_catalog
 from nb_assets.warehouse.postgres.driver import server_message, statement_timeout_ms, with_user
+from nb_assets.warehouse.postgres.sources import BEGIN_WRITABLE, READ_ONLY_AGAIN, fetched_sources, stage_sources
 from nb_assets.sql.params import ParamTranslationError, to_positional
 from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest, TableDescription, quote_table
 from nb_assets.warehouse.deadline import Deadline
@@ -126,14 +127,20 @@ class PostgresWarehouse:
             return {}
         deadline = deadline or Deadline.unlimited("prefetch")
         rows: dict[str, int] = {}
+        staged = fetched_sources(requests)  # source('x') reads: temporary tables of this transaction (postgres/sources.py)
         with self.connect(read_only=True) as con, con.cursor() as cur, \
                 deadline.watching(con.adbc_cancel, notebook, "reading the catalog") as watch:
             try:
-                catalog = self._begin_read(notebook, cur, with_catalog=check is not None, deadline=deadline)
+                catalog = self._begin_read(notebook, cur, with_catalog=check is not None, deadline=deadline,
+                                           writable_temp=bool(staged))
             except adbc.Error as exc:
                 raise WarehouseError(f"{notebook}: cannot read the catalog of {self.path}: {server_message(exc)}") from exc
             if check is not None and catalog is not None:
-                check(catalog)
+                check(catalog)  # the gate, then the host's fetch of the declared sources
+            if staged:
+                watch.at("reading the fetched sources into the prefetch's session")
+                stage_sources(cur, notebook, requests, staged, self.read_dsn)
+                cur.execute(READ_ONLY_AGAIN)  # before the notebook's first query; it cannot switch back
             for request in requests:
                 watch.at(f"cell {request.cell}: SQL input {request.name!r}", request.cell)
                 try:
@@ -147,9 +154,11 @@ class PostgresWarehouse:
             con.rollback()
         return rows
 
-    def _begin_read(self, notebook: str, cur: Any, *, with_catalog: bool, deadline: Deadline | None = None) -> Catalog | None:
-        """Start the reader's transaction: one snapshot for the catalog and every query; nothing it runs can write."""
-        cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    def _begin_read(self, notebook: str, cur: Any, *, with_catalog: bool, deadline: Deadline | None = None,
+                    writable_temp: bool = False) -> Catalog | None:
+        """Start the reader's transaction: one snapshot for the catalog and every query; nothing it runs can write.
+        `writable_temp`: READ WRITE until the fetched sources are staged (only our own statements run until then)."""
+        cur.execute(BEGIN_WRITABLE if writable_temp else "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         cur.execute(f"SET LOCAL statement_timeout = {statement_timeout_ms(self.statement_timeout_s, deadline)}")
         cur.execute("SET LOCAL search_path = ''")  # the catalog's view definitions come out qualified
         self._refuse_a_writer(notebook, cur)
@@ -250,11 +259,6 @@ def _execute(cur: Any, request: PrefetchRequest) -> pa.RecordBatchReader:
 
     Postgres infers each parameter's type from where it is used (a date, an
     integer); the value is converted to that type here, as DuckDB would."""
-    if request.sources:  # a read-only snapshot cannot hold a temporary table of the fetched copy
-        raise WarehouseError(
-            f"cell {request.cell}: SQL input {request.name!r} reads source({next(iter(request.sources))!r}) on a Postgres "
-            "warehouse, which cannot join a fetched source; read it with a `%%source` cell instead"
-        )
     sql, names = to_positional(request.query, read=DIALECT)
     if not names:
         cur.execute(sql)
