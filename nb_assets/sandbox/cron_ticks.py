@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 __all__ = ["next_tick"]
 
 _BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 6))  # minute, hour, day of month, month, day of week
-_NAMES = (
+_NAMES: tuple[dict[str, int], ...] = (
     {}, {}, {},
     {m: n for n, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)},
     {d: n for n, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))},
