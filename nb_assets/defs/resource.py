@@ -51,6 +51,7 @@ class NotebookResource(dg.ConfigurableResource):
         and for a partitioned notebook its partition's day as `ds`."""
         # The execution stack (duckdb, pyarrow, docker) loads here, inside a run,
         # not in every process that merely loads the definitions.
+        from nb_assets.sandbox.ahead import expect_next_run
         from nb_assets.sandbox.choose import choose_sandbox
         from nb_assets.defs.check_specs import check_results
         from nb_assets.defs.materialize import failure, materialize_results, refusal
@@ -62,6 +63,7 @@ class NotebookResource(dg.ConfigurableResource):
         prewarm_html()  # nbconvert imports while the notebook runs
         kind = decl.sandbox if decl.sandbox != "auto" else self.sandbox
         sandbox = choose_sandbox(kind, image=self.image)
+        expect_next_run(sandbox, decl.cron, decl.timezone)  # a spare for the next tick boots shortly before it
         run_dir = self.records_root(context) / spec.name / context.run.run_id
         params = {**decl.params, **(overrides or {})}
         partition: PartitionLoad | None = None

@@ -11,6 +11,11 @@ host process has to stay alive to wake it. It waits for its run until
 due + grace, then ends by itself, like any unclaimed spare, so a spare whose
 host died is gone at its claim-by too. Each spare still serves one run only.
 
+A declared notebook's next run is its cron's next tick in its time zone
+(next_run_at, over sandbox/cron_ticks.py); the Dagster resource hands it to
+the Docker sandbox before the run (expect_next_run), whose spare made after
+the run is then one for that tick.
+
 Pure: no Docker, no Dagster. Settings (environment):
     NB_ASSETS_SPARE_LEAD_S     boot this long before the run is due (default 30)
     NB_ASSETS_SPARE_GRACE_S    wait this long after it is due (default 600: the
@@ -24,8 +29,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["SpareWindow", "grace_s", "idle_held_mb_s", "lead_s", "max_idle_spares", "spare_window"]
+from nb_assets.sandbox.cron_ticks import next_tick
+
+__all__ = [
+    "SpareWindow", "expect_next_run", "grace_s", "idle_held_mb_s", "lead_s", "max_idle_spares", "next_run_at",
+    "spare_window",
+]
 
 
 def lead_s() -> float:
@@ -71,3 +82,20 @@ def idle_held_mb_s(windows: Iterable[SpareWindow], claimed_at: Iterable[float], 
         boot = max(made, window.boot_at or made)
         total += idle_mb * max(0.0, min(boot, end) - made) + booted_mb * max(0.0, end - boot)
     return total
+
+
+def next_run_at(cron: str | None, timezone: str | None = None, now: float | None = None) -> float | None:
+    """When a notebook declared with `cron` (read in `timezone`, default UTC) runs next, in epoch
+    seconds: the first tick after `now`, as Dagster fires it across DST. None without a cron."""
+    if not cron:
+        return None
+    return next_tick(cron, timezone or "UTC", now)
+
+
+def expect_next_run(sandbox: Any, cron: str | None, timezone: str | None = None, now: float | None = None) -> float | None:
+    """Tell a sandbox that keeps spares (DockerSandbox.next_run_at) when this notebook runs next, so
+    the spare it makes after this run is for that tick; other sandboxes are left alone."""
+    due = next_run_at(cron, timezone, now)
+    if due is not None and hasattr(sandbox, "next_run_at"):
+        sandbox.next_run_at = due
+    return due

@@ -62,7 +62,10 @@ RESULT_MAX_BYTES = 1 << 20  # a verdict is a few KB; a bigger result.json is not
 INBOX_FILES = {RUNNER_FILE: "inbox/runner.py", SUPERVISOR_FILE: "inbox/supervisor.py"}
 # The runtime package as the box sees it: notebook.py and the contract it imports (the
 # `__init__.py` files are stubs: nothing else of nb_assets goes in).
-RUNTIME_FILES = ("notebook.py", "inbox/contract.py", "inbox/jupysql.py", "inbox/checks.py")
+RUNTIME_FILES = (
+    "notebook.py", "inbox/contract.py", "inbox/jupysql.py", "inbox/checks.py",
+    "inbox/record_bounds.py",  # the runner imports it
+)
 
 
 PARAMETERIZED, PARAMETERS, EXECUTED, RESULT = "parameterized.ipynb", "parameters.json", "executed.ipynb", "result.json"

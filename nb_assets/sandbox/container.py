@@ -38,17 +38,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nb_assets.sandbox.janitor import (
-    CLAIM_BY_LABEL,
-    DEADLINE_LABEL,
-    OWNER_LABEL,
-    SANDBOX_LABEL,
-    owner,
-    remove_container,
-    sweep_abandoned,
-)
-from nb_assets.sandbox.ahead import SpareWindow, max_idle_spares, spare_window
+from nb_assets.errors import SandboxError, SandboxUnavailableError
 from nb_assets.sandbox import usr_volume
+from nb_assets.sandbox.ahead import SpareWindow, max_idle_spares, spare_window
+from nb_assets.sandbox.base import RECORD_MB, RunFolder, SandboxLimits, SandboxResult
+from nb_assets.sandbox.container_config import COLLECT_GRACE_S, JOB_DIR, container_config
+from nb_assets.sandbox.container_result import sandbox_result
+from nb_assets.sandbox.image import BUILD_COMMAND, docker_client, image_tag
+from nb_assets.sandbox.janitor import OWNER_LABEL, owner, remove_container, sweep_abandoned
 from nb_assets.sandbox.spares import (
     boot_spare,
     claim_spare,
@@ -60,28 +57,8 @@ from nb_assets.sandbox.spares import (
     spare_ttl_s,
     sweep_claims,
 )
-from nb_assets.errors import SandboxError, SandboxUnavailableError
-from nb_assets.sandbox.image import BUILD_COMMAND, docker_client, image_tag
-from nb_assets.sandbox.base import (
-    RECORD_MB,
-    SUPERVISOR_FILE,
-    RunFolder,
-    SandboxLimits,
-    SandboxResult,
-    runner_argv,
-    runner_env,
-)
-from nb_assets.inbox.supervisor import full
-from nb_assets.sandbox.transfer import GO, CopyOutReader, pack_job, pack_runtime, unpack_copy_out
+from nb_assets.sandbox.transfer import CopyOutReader, pack_job, pack_runtime
 
-SANDBOX_UID = 1000
-SANDBOX_GID = 1000
-HOME_DIR = "/home/nb"
-JOB_DIR = "/nb/in"
-OUTPUT_DIR = "/nb/output"
-RECORD_DIR = "/nb/record"
-WORK_DIR = "/nb/work"
-COLLECT_GRACE_S = 120.0  # past the run's deadline: supervisor start-up and the copy-out
 COLD_GO_S = 120.0  # a container made for its run gets its go within this (the job is copied in before the start)
 SPARE_START_S = 60.0  # how long wait_for_spare waits for a spare to be made and started
 
@@ -101,7 +78,8 @@ def docker_available() -> bool:
 class DockerSandbox:
     """Runs `inbox_papermill.py` (inbox/runner.py) on a run folder inside a container per run.
 
-    `image` defaults to the tag of the current recipe (nb_assets.sandbox.image).
+    Its container's settings are in sandbox/container_config.py, the reading of
+what comes back in sandbox/container_result.py. `image` defaults to the tag of the current recipe (nb_assets.sandbox.image).
     Construction checks that the engine answers and has the image, raising
     SandboxUnavailableError with the fix; `lazy=True` defers that check to
     the first run (for code that declares sandboxes before Docker is up).
@@ -306,46 +284,8 @@ class DockerSandbox:
     def _result(
         self, folder: RunFolder, limits: SandboxLimits, image_id: str, collected: CopyOutReader, *, container_id: str, warm: bool
     ) -> SandboxResult:
-        copy = None
-        if collected.spool.exists():
-            try:
-                if not collected.overflow:
-                    copy = unpack_copy_out(
-                        collected.spool, folder, output_max_bytes=limits.output_mb << 20, record_max_bytes=RECORD_MB << 20
-                    )
-            finally:
-                collected.spool.unlink()
-        box = copy.facts if copy else {}
-        marks = box.get("marks")
-        if isinstance(marks, dict):
-            self.last_timeline.update({f"box.{k}": v for k, v in marks.items() if isinstance(v, (int, float))})
-        lost = None
-        if collected.overflow:
-            lost = f"the sandbox sent back more than {collected.cap >> 20} MB; refused"
-        elif copy is not None and copy.problem:
-            lost = copy.problem
-        elif copy is None or not copy.complete:
-            why = f" (the connection broke: {collected.error})" if collected.error else ""
-            lost = f"the sandbox ended before handing back its outputs and record{why}"
-        exit_code = box.get("runner_exit_code") if isinstance(box.get("runner_exit_code"), int) else None
-        record_full = _full(box.get("record"))
-        if record_full:  # only the runner writes there, and it stays far below the limit: the notebook filled it
-            for path in (folder.executed_notebook, folder.result_file):
-                path.unlink(missing_ok=True)
-        facts = self.describe(limits)
-        facts.update(image_id=image_id, exit_code=exit_code, container=container_id[:12], warm_spare=warm)
-        return SandboxResult(
-            exit_code=exit_code,
-            duration_s=collected.duration_s,
-            logs=collected.logs.text(),
-            timed_out=box.get("timed_out") is True or collected.host_timed_out,
-            oom_killed=isinstance(box.get("oom_kills"), int) and box["oom_kills"] > 0,
-            facts=facts,
-            output_full=_full(box.get("output")),
-            record_full=record_full,
-            lost_record=lost,
-            refused=tuple(copy.refused) if copy else (),
-        )
+        return sandbox_result(folder, limits, collected, self.describe(limits), self.last_timeline,
+                              image_id=image_id, container_id=container_id, warm=warm)
 
     def _settings(self, limits: SandboxLimits) -> dict[str, Any]:
         """A run container's settings apart from its labels and claim-by: what a spare must match."""
@@ -356,62 +296,8 @@ class DockerSandbox:
     def _container_config(
         self, limits: SandboxLimits, claim_by: float, *, labels: dict[str, str], boot_at: float = 0.0
     ) -> dict[str, Any]:
-        from docker.types import LogConfig, Mount, Ulimit
-
-        def tmpfs(size_mb: int, owner: bool) -> str:
-            opts = f"rw,nosuid,nodev,noexec,size={size_mb}m"
-            return opts + (f",uid={SANDBOX_UID},gid={SANDBOX_GID},mode=0700" if owner else ",mode=1777")
-
-        runtime = f"{JOB_DIR}/runtime"
         trees = usr_volume.mounts_for(self.client, self.check())  # the image's Python, off fuse-overlayfs, read-only
-        env = runner_env(f"{JOB_DIR}/input", OUTPUT_DIR, runtime, WORK_DIR)
-        env["HOME"] = HOME_DIR  # IPython profile, kernel connection files: on tmpfs
-        deadline = claim_by + limits.timeout_s + COLLECT_GRACE_S
-        return {
-            "image": self.image,
-            "command": [
-                "python3", f"{runtime}/{SUPERVISOR_FILE}", f"{limits.timeout_s:g}", OUTPUT_DIR, RECORD_DIR,
-                f"{JOB_DIR}/{GO}", f"{claim_by:.0f}", *([f"{boot_at:.0f}"] if boot_at else []), "--",
-                *runner_argv("python3", runtime, f"{JOB_DIR}/job", RECORD_DIR, wait=True),
-            ],
-            "environment": env,
-            "working_dir": WORK_DIR,
-            "user": f"{SANDBOX_UID}:{SANDBOX_GID}",
-            "hostname": "sandbox",
-            "network_mode": "none",
-            "read_only": True,
-            # Anonymous: the engine makes it at create time and removes it with the container.
-            "mounts": [Mount(JOB_DIR, None, type="volume"), *trees],
-            # Everything writable lives in memory, bounded, and vanishes with
-            # the container; outputs and record leave only through the copy-out.
-            "tmpfs": {
-                "/tmp": tmpfs(limits.tmp_mb, owner=False),
-                HOME_DIR: tmpfs(min(limits.tmp_mb, 64), owner=True),
-                WORK_DIR: tmpfs(limits.tmp_mb, owner=True),
-                OUTPUT_DIR: tmpfs(limits.output_mb, owner=True),
-                RECORD_DIR: tmpfs(RECORD_MB, owner=True),
-            },
-            "cap_drop": ["ALL"],
-            "security_opt": ["no-new-privileges"],
-            "mem_limit": f"{limits.memory_mb}m",
-            "memswap_limit": f"{limits.memory_mb}m",  # equal: no swap
-            "nano_cpus": int(limits.cpus * 1e9),
-            "pids_limit": limits.pids,
-            "ulimits": [Ulimit(name="core", soft=0, hard=0)],
-            # A real PID 1 reaps orphans and forwards signals to the supervisor.
-            "init": True,
-            "auto_remove": True,
-            # stdout carries the copy-out, read live through attach; nothing is logged to the engine's disk.
-            "log_config": LogConfig(type="none"),
-            "labels": {SANDBOX_LABEL: "1", DEADLINE_LABEL: f"{deadline:.0f}", CLAIM_BY_LABEL: f"{claim_by:.0f}", **labels},
-        }
-
-
-def _full(usage: Any) -> bool:
-    """A tmpfs with (almost) nothing left: the notebook ran into the folder's limit."""
-    if not isinstance(usage, dict) or not all(isinstance(usage.get(k), int) for k in ("size", "free")):
-        return False
-    return full(usage)
+        return container_config(self.image, trees, limits, claim_by, labels=labels, boot_at=boot_at)
 
 
 def _runtime_tar(runtime_dir: Path) -> bytes:

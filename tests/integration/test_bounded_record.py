@@ -18,7 +18,8 @@ import pytest
 from support.paths import REPO
 from support.warehouses import warehouse_snapshot
 from nb_assets.runs.pipeline import NotebookRun, run_pipeline
-from nb_assets.inbox.runner import CELL_OUTPUT_CHARS, TRUNCATED, authored_cells
+from nb_assets.inbox.record_bounds import CELL_OUTPUT_CHARS, TRUNCATED
+from nb_assets.inbox.runner import authored_cells
 from nb_assets.analysis.parser import parse_notebook
 from nb_assets.runs.record import keep_record
 from nb_assets.sandbox.base import RECORD_MB, Sandbox, SandboxLimits

@@ -40,6 +40,8 @@ PURE_MODULES = (
     "nb_assets.jupyter.context_pane",
     "nb_assets.project.declaration_checks",
     "nb_assets.project.cron_syntax",
+    "nb_assets.sandbox.cron_ticks",
+    "nb_assets.sandbox.ahead",
     "nb_assets.project.declare",
     "nb_assets.project.load_check",
     "nb_assets.warehouse.backends",
