@@ -108,12 +108,18 @@ def ensure(client: Any, image: str) -> bool:
     if _complete(client, image_id):
         return True
     with _lock(name) as mine:
+        _wait_for_fillers(client, image_id)
         if not mine or _complete(client, image_id):
             return _complete(client, image_id)
         labels = {VOLUME_LABEL: image_id}
         for tree in TREES:
-            with contextlib.suppress(docker.errors.NotFound):
+            try:
                 client.api.remove_volume(volume_name(image_id, tree), force=True)  # a copy cut short: again
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError:  # in use: a filler started since we looked is copying it
+                _wait_for_fillers(client, image_id)
+                return _complete(client, image_id)
             client.api.create_volume(volume_name(image_id, tree), labels=labels)
         script = " && ".join(f"cp -a {target}/. /fill/{tree}/" for tree, target in TREES.items())
         container = client.containers.create(
@@ -133,6 +139,19 @@ def ensure(client: Any, image: str) -> bool:
         client.api.create_volume(name + "-ok", labels=labels)
     _remove_others(client, image_id)
     return True
+
+
+def _wait_for_fillers(client: Any, image_id: str) -> None:
+    """A filler the lock cannot see is copying: one started from another file system (a deployment's
+    run worker, which has its own cache folder and so its own lock file) on the same engine. Its volumes
+    are in use until it ends (removing them fails with 409), so wait for it, then look again."""
+    import docker.errors
+    import requests
+
+    for container in client.containers.list(filters={"label": f"{VOLUME_LABEL}={image_id}"}):
+        # gone meanwhile, or still copying after FILL_TIMEOUT_S: this filler then finds its volumes busy and says so
+        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+            container.wait(timeout=FILL_TIMEOUT_S)
 
 
 def _remove_others(client: Any, image_id: str) -> None:
