@@ -173,8 +173,11 @@ def test_backup_upgrade_and_restore_into_a_fresh_deployment(stack: Deployment, t
     wait_for("the runs the landing started to finish",
              lambda: stack.instance.get_runs_count(dg.RunsFilter(statuses=busy)) == 0, stack, 1200)
     runs_before = {r.run_id: r.status for r in stack.instance.get_runs()}
-    tables = {t: stack.rows(t) for t in ("mart.orders_clean", "mart.daily_traffic", "raw.orders")}
-    assert runs_before and all(tables.values())
+    present = set(stack.tables())
+    expected = ("mart.orders_clean", "mart.daily_traffic", "raw.orders")
+    assert runs_before and present.issuperset(expected), stack.story()
+    tables = {t: stack.rows(t) for t in expected}
+    assert all(tables.values()), (tables, stack.story())
     saved = tmp_path / "backup"
     done = subprocess.run([sys.executable, "-m", "nb_assets.cli", "deploy", "backup", "--state", str(settings.state_dir),
                            "--to", str(saved)], capture_output=True, text=True, timeout=600)

@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from support.dagster_runs import explain_runs
 from support.loopback_servers import free_port
 from support.paths import REPO
 from support.polling import wait_for
@@ -90,6 +91,27 @@ class Deployment:
     def rows(self, table: str) -> int:
         with self.warehouse() as con:
             return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+    def tables(self) -> list[str]:
+        """Every table and view of the warehouse outside Postgres's own schemas, as schema.name."""
+        with self.warehouse() as con:
+            return [f"{s}.{n}" for s, n in con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables "
+                "WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2")]
+
+    def story(self) -> str:
+        """What a failing test prints: every run with its status and what started it, why each
+        unsuccessful one failed (its own events), the warehouse's tables, then the daemon's log."""
+        runs = self.instance.get_runs()
+        lines = [f"{len(runs)} runs, newest first:"]
+        for run in runs:
+            keys = sorted("/".join(k.path) for k in (run.asset_selection or ()))
+            started_by = {k: v for k, v in run.tags.items() if k.startswith(("dagster/sensor", "dagster/schedule", "dagster/auto"))}
+            lines.append(f"  {run.run_id[:8]} {run.status.value:<9} {keys} {started_by}")
+        failed = [r.run_id for r in runs if r.status != dg.DagsterRunStatus.SUCCESS]
+        with contextlib.suppress(Exception):  # the story must not hide the failure it explains
+            lines.append(f"tables: {self.tables()}")
+        return "\n".join([*lines, explain_runs(self.instance, failed), self.tail()])
 
 
 def new_settings(state: Path | None = None, **overrides: Any) -> DeploySettings:
