@@ -118,10 +118,16 @@ def test_the_form_schedules_on_a_postgres_warehouse(tmp_path: Path, pg_cluster: 
     notebook = write_starter(root / "notebooks" / "top_orders.ipynb")
     form, _ = _form(notebook)
     before = pg_snapshot(url)
+    form.press("check")
+    assert "✔ Check: done" in form.status.value, form.result.value
+    form.press("preview")
+    assert "✔ Preview: done" in form.status.value, form.result.value
+    assert "raw.orders" in form.result.value and "finance" in form.result.value  # zones of the real catalog
     form.params["limit"].value = "5"
     form.press("trial")
     assert "✔ Trial run: done" in form.status.value, form.result.value
     assert "output <code>mart.top_orders</code>: 5 rows" in form.result.value
+    assert git(root, "status", "--porcelain", "declarations.yaml") == ""  # the trial declares nothing
     form.press("schedule")
     assert "✔ Schedule: done" in form.status.value, form.result.value
     assert git(root, "branch", "--show-current").strip() == "schedule/top_orders"
