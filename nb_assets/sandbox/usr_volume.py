@@ -108,7 +108,7 @@ def ensure(client: Any, image: str) -> bool:
     if _complete(client, image_id):
         return True
     with _lock(name) as mine:
-        _wait_for_fillers(client, image_id)
+        _settle_fillers(client, image_id)
         if not mine or _complete(client, image_id):
             return _complete(client, image_id)
         labels = {VOLUME_LABEL: image_id}
@@ -118,7 +118,7 @@ def ensure(client: Any, image: str) -> bool:
             except docker.errors.NotFound:
                 pass
             except docker.errors.APIError:  # in use: a filler started since we looked is copying it
-                _wait_for_fillers(client, image_id)
+                _settle_fillers(client, image_id)
                 return _complete(client, image_id)
             client.api.create_volume(volume_name(image_id, tree), labels=labels)
         script = " && ".join(f"cp -a {target}/. /fill/{tree}/" for tree, target in TREES.items())
@@ -131,7 +131,8 @@ def ensure(client: Any, image: str) -> bool:
             container.start()
             status = container.wait(timeout=FILL_TIMEOUT_S)
         finally:
-            container.remove(force=True)
+            with contextlib.suppress(docker.errors.NotFound):  # removed by a filler that found it exited
+                container.remove(force=True)
         if status.get("StatusCode") != 0:
             for tree in TREES:
                 client.api.remove_volume(volume_name(image_id, tree), force=True)
@@ -141,17 +142,20 @@ def ensure(client: Any, image: str) -> bool:
     return True
 
 
-def _wait_for_fillers(client: Any, image_id: str) -> None:
-    """A filler the lock cannot see is copying: one started from another file system (a deployment's
-    run worker, which has its own cache folder and so its own lock file) on the same engine. Its volumes
-    are in use until it ends (removing them fails with 409), so wait for it, then look again."""
+def _settle_fillers(client: Any, image_id: str) -> None:
+    """Fillers of `image_id` the lock cannot see: one still copying was started from another file system
+    (a deployment's run worker has its own cache folder, so its own lock file) on the same engine; wait
+    for it. One that has exited was left by a filler process that died before it marked the copy complete
+    (its container still holds the volumes, so they could not be removed): remove it, the copy is redone."""
     import docker.errors
     import requests
 
-    for container in client.containers.list(filters={"label": f"{VOLUME_LABEL}={image_id}"}):
-        # gone meanwhile, or still copying after FILL_TIMEOUT_S: this filler then finds its volumes busy and says so
+    for container in client.containers.list(all=True, filters={"label": f"{VOLUME_LABEL}={image_id}"}):
         with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
-            container.wait(timeout=FILL_TIMEOUT_S)
+            if container.status == "running":
+                container.wait(timeout=FILL_TIMEOUT_S)
+            if not _complete(client, image_id):
+                container.remove(force=True)
 
 
 def _remove_others(client: Any, image_id: str) -> None:

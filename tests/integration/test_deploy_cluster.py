@@ -105,6 +105,8 @@ def test_the_reader_selects_from_the_schemas_notebooks_read_and_nothing_else(clu
 
 def test_provisioning_again_is_harmless_and_sets_new_passwords(cluster: tuple[Cluster, dict[str, str]]) -> None:
     pg, secrets = cluster
+    with connect(pg, "warehouse", "nb_assets_owner", secrets["warehouse"]) as owner:  # its own table: any order, any worker
+        owner.execute("DROP TABLE IF EXISTS raw.orders; CREATE TABLE raw.orders AS SELECT 1 AS id")
     rotated = {**secrets, "reader": "a-new-reader-password-0123"}
     provision_deployment(pg.dsn(password=secrets["postgres"]), storage=("dagster", "dagster", rotated["dagster"]),
                          warehouse=("warehouse", "nb_assets_owner", rotated["warehouse"]),

@@ -6,6 +6,7 @@ the first run on a fresh machine takes about a minute longer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -345,3 +346,39 @@ def test_a_copy_of_the_python_trees_that_is_not_complete_is_never_mounted(sandbo
         assert usr_volume.mounts_for(sandbox.client, image_id) == []  # no `-ok` volume: not complete
     finally:
         sandbox.client.api.remove_volume(name, force=True)
+
+
+def test_a_filler_a_dead_process_left_behind_is_cleared_and_the_copy_made_again(sandbox: DockerSandbox) -> None:
+    """A filler process that died (a deployment's run worker removed under it) leaves its exited container
+    holding the volumes and no `-ok` mark: the next filler removes it and copies again, instead of failing
+    to remove volumes "in use" (409). On an image of its own, so no other test's volumes are touched."""
+    import io
+    import uuid
+
+    from docker.types import Mount
+
+    from nb_assets.sandbox import usr_volume
+
+    client = sandbox.client
+    tag = f"nb-assets-usr-leftover-test:{uuid.uuid4().hex[:8]}"
+    image, _ = client.images.build(fileobj=io.BytesIO(f"FROM {sandbox.image}\nLABEL nb_assets.test={tag}\n".encode()),
+                                   tag=tag, rm=True)
+    names = [usr_volume.volume_name(image.id, tree) for tree in usr_volume.TREES]
+    try:
+        for name in names:
+            client.api.create_volume(name, labels={usr_volume.VOLUME_LABEL: image.id})
+        leftover = client.containers.create(tag, command=["true"], network_mode="none", labels={usr_volume.VOLUME_LABEL: image.id},
+                                            mounts=[Mount(f"/fill/{n}", n, type="volume", no_copy=True) for n in names])
+        leftover.start()
+        leftover.wait(timeout=60)
+
+        assert usr_volume.ensure(client, tag)
+        assert usr_volume.mounts_for(client, image.id)  # complete: `-ok` made after a whole copy
+        assert not client.containers.list(all=True, filters={"label": f"{usr_volume.VOLUME_LABEL}={image.id}"})
+    finally:
+        for container in client.containers.list(all=True, filters={"label": f"{usr_volume.VOLUME_LABEL}={image.id}"}):
+            container.remove(force=True)
+        for name in [*names, usr_volume.volume_name(image.id) + "-ok"]:
+            with contextlib.suppress(Exception):
+                client.api.remove_volume(name, force=True)
+        client.images.remove(image.id, force=True)
