@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nb_assets.errors import SandboxError
-from nb_assets.sandbox.image import build_image, cache_dir, docker_client, image_exists
+from nb_assets.sandbox.image import build_image, build_lock, cache_dir, docker_client, image_exists
 
 CODE_REPOSITORY = "nb-assets-code"
 PROJECT_LABEL = "nb_assets.code_project"  # the project folder a code image was built from
@@ -75,14 +75,21 @@ def build_code_image(project_dir: Path, *, force: bool = False) -> str:
     if not force and image_exists(client, tag):
         _say(f"{tag} is up to date")
         return tag
-    with tempfile.TemporaryDirectory(prefix="nb-assets-code-") as tmp:
-        context = Path(tmp)
-        _wheels(project_dir, context / "wheels")
-        _copy_project(project_dir, context / "project")
-        shutil.copy(DOCKERFILE, context / "Dockerfile")
-        _say(f"docker build {tag} FROM {sandbox_tag}")
-        _docker_build(client, context, tag, {"SANDBOX_IMAGE": sandbox_tag}, {PROJECT_LABEL: str(project_dir)})
-    _prune(client, project_dir, keep=tag)
+    # One build at a time: two deployments started together (the test suite's do) once built the same
+    # image at once, and one's prune removed the other's finished, not yet tagged image ("failed to get
+    # digest"); both also wrote the shared wheel cache. The second now waits and finds the image made.
+    with build_lock("code-image"):
+        if not force and image_exists(client, tag):
+            _say(f"{tag} is up to date (built meanwhile)")
+            return tag
+        with tempfile.TemporaryDirectory(prefix="nb-assets-code-") as tmp:
+            context = Path(tmp)
+            _wheels(project_dir, context / "wheels")
+            _copy_project(project_dir, context / "project")
+            shutil.copy(DOCKERFILE, context / "Dockerfile")
+            _say(f"docker build {tag} FROM {sandbox_tag}")
+            _docker_build(client, context, tag, {"SANDBOX_IMAGE": sandbox_tag}, {PROJECT_LABEL: str(project_dir)})
+        _prune(client, project_dir, keep=tag)
     return tag
 
 

@@ -91,7 +91,7 @@ def build_image(*, method: BuildMethod = "auto", force: bool = False) -> str:
     """
     tag = image_tag()
     client = docker_client()
-    with _build_lock():  # a second caller waits, then finds the image built
+    with build_lock():  # a second caller waits, then finds the image built
         if not force and image_exists(client, tag):
             _say(f"{tag} is up to date")
             return tag
@@ -116,8 +116,10 @@ def _say(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _build_lock() -> Iterator[None]:
-    path = cache_dir() / "build.lock"
+def build_lock(name: str = "build") -> Iterator[None]:
+    """One builder of `name` on this host at a time (processes of one user share its cache folder): a
+    second waits, then finds the image made."""
+    path = cache_dir() / f"{name}.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
