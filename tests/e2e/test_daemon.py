@@ -273,7 +273,7 @@ def test_landings_run_the_notebooks_downstream_through_a_real_daemon(demo) -> No
     rates_file = project / "sources" / "partner_rates.json"
     rates = rates_file.read_text()
     assert rates.count('"per_eur": 164.0') == 1
-    rates_file.write_text(rates.replace('"per_eur": 164.0', '"per_eur": 165.0'))
+    publish(project, rates.replace('"per_eur": 164.0', '"per_eur": 165.0'), rates_file)
     land(project, env, "raw.orders")
     wait_for("clean_orders to run again", succeeded(instance, "clean_orders", 2), daemon, RUN_TIMEOUT_S)
     wait_for("the new rates to be reported", lambda: len(source_landings(instance, "partner_rates")) == 2, daemon, TICK_TIMEOUT_S)
@@ -281,7 +281,7 @@ def test_landings_run_the_notebooks_downstream_through_a_real_daemon(demo) -> No
     assert run_counts(instance) == {"clean_orders": 2, "customer_revenue": 1, "fx_revenue": 1}, timeline(instance)
     # ... which lands: customer_revenue runs once. A new file under the watched sales_regions folder: the source
     # sensor reports it, and fx_revenue, which had only that input left to wait for, runs once and reads it.
-    (project / "sources" / "sales_regions" / "japan.csv").write_text("currency,sales_region\nJPY,Japan\n")
+    publish(project, "currency,sales_region\nJPY,Japan\n", project / "sources" / "sales_regions" / "japan.csv")
     land(project, env, "raw.customers")
     wait_for("customer_revenue to run again", succeeded(instance, "customer_revenue", 2), daemon, RUN_TIMEOUT_S)
     wait_for("fx_revenue to run for the new file", succeeded(instance, "fx_revenue", 2), daemon, RUN_TIMEOUT_S)
@@ -323,6 +323,13 @@ def test_landings_run_the_notebooks_downstream_through_a_real_daemon(demo) -> No
     assert [len(source_landings(instance, s)) for s in ("partner_rates", "sales_regions")] == [2, 2], timeline(instance)
     assert _count(project, "raw.orders") == rows_before + 40
     assert sorted(p.name for p in (drops / "loaded").iterdir()) == ["more_orders.parquet"]
+
+
+def publish(project: Path, text: str, dest: Path) -> None:
+    """Write a source's file whole, as a partner's upload does: a sensor tick never sees it half written."""
+    staged = project / f".{dest.name}.part"  # outside the watched folder
+    staged.write_text(text)
+    os.replace(staged, dest)
 
 
 def _count(project: Path, table: str) -> int:
