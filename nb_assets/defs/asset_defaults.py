@@ -15,6 +15,7 @@ from typing import Any, Literal
 import dagster as dg
 
 from nb_assets.defs.automation import trigger_condition
+from nb_assets.errors import DeclarationError
 from nb_assets.project.declaration import DailyPartitions, NotebookAsset
 from nb_assets.policy.zones import zone_tags
 from nb_assets.sources.model import Source
@@ -41,6 +42,9 @@ class AssetProps:
     partitions: DailyPartitions | None = None  # a source table's, when only partitioned notebooks read it
     warehouse_kind: str = "duckdb"  # the warehouse the tables live in: duckdb or postgres
     declared: Source | None = None  # a declared source (files, object store, HTTP, another database), fetched by the host
+    # A notebook's inputs that never land: declared sources nobody watches (no poll_s). Read at each run, never
+    # waited for: on_inputs_landed counts the others, or the notebook would wait forever, silently.
+    never_lands: frozenset[dg.AssetKey] = frozenset()
 
 
 def default_asset_key(props: AssetProps) -> dg.AssetKey:
@@ -84,7 +88,15 @@ def default_kinds(props: AssetProps) -> set[str]:
 
 def default_automation_condition(props: AssetProps, deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition | None:
     """The declaration's trigger (cron, on_inputs_landed); sources have none."""
-    return trigger_condition(props.notebook, deps) if props.notebook else None
+    if props.notebook is None:
+        return None
+    landing = [key for key in deps if key not in props.never_lands]
+    if props.notebook.on_inputs_landed and deps and not landing:
+        sources = ", ".join(key.to_user_string() for key in deps)
+        raise DeclarationError(
+            f"{props.notebook.path}: on_inputs_landed waits for its inputs to land, but each ({sources}) is a declared "
+            "source nobody watches, which never lands: give one of them poll_s=SECONDS, or use a cron")
+    return trigger_condition(props.notebook, landing)
 
 
 def default_partitions_def(props: AssetProps) -> dg.PartitionsDefinition | None:

@@ -11,7 +11,7 @@ a declaration.
 # No `from __future__ import annotations`: Dagster inspects the asset function's real annotations.
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,8 +101,10 @@ def build_notebook_graph(
     # so an overridden get_asset_key moves a table and its readers' edges together.
     table_keys = {p.table: translator.get_asset_key(p) for p in (*source_props, *(p for ps in props.values() for p in ps)) if p.table}
     assets: list[dg.AssetsDefinition | dg.AssetSpec] = []
+    unwatched = {table_keys[s.relation] for s in sources if s.poll_s is None and s.relation in table_keys}
     for item in declared:
         deps = [table_keys[t] for t in item.spec.input_tables]
+        props[item.spec.name] = [replace(p, never_lands=frozenset(unwatched.intersection(deps))) for p in props[item.spec.name]]
         specs = [with_freshness(translator.get_asset_spec(p, deps), item.decl.freshness) for p in props[item.spec.name]]
         checks = [c for p, s in zip(props[item.spec.name], specs) for c in translator.get_check_specs(p, s.key, table_keys)]
         gate = policy_gate(policy, declared, item, sources) if policy else None

@@ -54,7 +54,8 @@ def source_sensor(
             except SourceFetchError as exc:
                 context.log.warning(f"{exc}; trying again in {source.poll_s} s")
                 continue
-            if mark.digest != seen.get("mark"):
+            empty = source.url is None and not mark.files  # a folder or prefix with no file yet: nothing to read
+            if mark.digest != seen.get("mark") and not empty:
                 new = sorted(set(mark.files) - set(seen.get("files", ())))
                 metadata = {"source/location": dg.MetadataValue.text(mark.location), "source/mark": mark.digest}
                 if new:

@@ -9,9 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from nb_assets import NotebookAsset, Source, notebook_definitions
 from nb_assets.defs.source_sensor import SOURCE_SENSOR
+from nb_assets.errors import DeclarationError
 from support.notebook_factory import RUNTIME, code, params, write_notebook
 from support.source_servers import data_server
 
@@ -72,6 +74,19 @@ def test_a_new_file_under_a_watched_prefix_lands_once_and_starts_the_reader_once
     assert restarted.sources() == []
 
 
+def test_an_empty_or_missing_folder_has_not_landed_until_a_file_appears(tmp_path: Path, warehouse: Path) -> None:
+    """Its readers would only fail to fetch: first sight of nothing is no landing, nor is a folder emptied."""
+    ticks = _project(tmp_path, Source("orders_drop", path="landing/$ds/*.parquet", poll_s=1), warehouse)
+    assert ticks.sources() == [] and ticks.requested() == []  # landing/ does not exist yet
+    (tmp_path / "landing" / "2026-11-01").mkdir(parents=True)
+    time.sleep(1.1)
+    assert ticks.sources() == [] and ticks.requested() == []  # there, but empty
+    _drop(tmp_path / "landing" / "2026-11-01", "a.parquet", [1])
+    time.sleep(1.1)
+    assert [e.asset_key.to_user_string() for e in ticks.sources()] == ["source/orders_drop"]
+    assert ticks.requested() == ["mart/drops"]
+
+
 def test_an_http_source_lands_when_its_content_hash_changes(tmp_path: Path, warehouse: Path) -> None:
     with data_server() as server:
         ticks = _project(tmp_path, Source("orders_drop", url=server.url("/v1/rates"), allow_private=True, poll_s=1), warehouse)
@@ -82,3 +97,24 @@ def test_an_http_source_lands_when_its_content_hash_changes(tmp_path: Path, ware
     time.sleep(1.1)
     before = ticks.cursor
     assert ticks.sources() == [] and ticks.cursor == before
+
+
+def test_a_source_nobody_watches_is_read_but_not_waited_for(tmp_path: Path, warehouse: Path) -> None:
+    """on_inputs_landed over a watched and an unwatched source (no poll_s): the unwatched one never lands, so
+    the notebook runs when the watched one does (before, it waited forever, silently); with only unwatched
+    inputs it could never run, and the load says so."""
+    _drop(tmp_path / "landing", "a.parquet", [1])
+    _drop(tmp_path / "rates", "r.parquet", [7])
+    write_notebook(tmp_path / "both.ipynb", code(RUNTIME), code("%%source orders orders_drop"), code("%%source rates rates"),
+                   code("output('mart.both', orders)"))
+    watched = Source("orders_drop", path="landing/", format="parquet", poll_s=1)
+    unwatched = Source("rates", path="rates/", format="parquet")
+    ticks = Ticks(notebook_definitions([NotebookAsset("both.ipynb", on_inputs_landed=True)], warehouse=warehouse,
+                                       base_dir=tmp_path, sources=[watched, unwatched]))
+    assert [e.asset_key.to_user_string() for e in ticks.sources()] == ["source/orders_drop"]
+    assert ticks.requested() == ["mart/both"]
+
+    write_notebook(tmp_path / "rates_only.ipynb", code(RUNTIME), code("%%source rates rates"), code("output('mart.r', rates)"))
+    with pytest.raises(DeclarationError, match=r"rates_only.ipynb: on_inputs_landed .* never lands: give one of them poll_s"):
+        notebook_definitions([NotebookAsset("rates_only.ipynb", on_inputs_landed=True)], warehouse=warehouse,
+                             base_dir=tmp_path, sources=[unwatched])
