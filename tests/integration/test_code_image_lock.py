@@ -36,7 +36,12 @@ def test_a_second_build_of_the_same_code_image_waits_and_finds_it_made(docker_im
     shutil.copytree(REPO / "notebooks", project / "notebooks")
     for name in ("definitions.py", "policy.yaml", "declarations.yaml"):
         shutil.copy(REPO / name, project / name)
+    # A project of its own, so a tag of its own: the demo's tag is the one the deploy tests' stacks run,
+    # and tagging or removing it here would take their image away mid-run.
+    with (project / "definitions.py").open("a") as f:
+        f.write(f"\n# {tmp_path.name}: the code image lock test\n")
     tag = code_image_tag(project.resolve())
+    assert tag != code_image_tag(REPO)
     client = docker_client()
     built: list[str] = []
     try:
