@@ -203,3 +203,17 @@ def docker_reason() -> str | None:
     if not image_exists():
         return f"image {image_tag()} not built (nb-assets sandbox build)"
     return None
+
+
+# The seed script of the deployed benchmarks' projects (deploy up --seed): raw.nums and the read-only role.
+PG_SEED = '''"""Seeds the benchmark's warehouse: raw.nums and the read-only role."""
+import argparse, os, psycopg
+from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
+parser = argparse.ArgumentParser(); parser.add_argument("--warehouse", default=os.environ.get("NB_ASSETS_WAREHOUSE"))
+location = parser.parse_args().warehouse
+with psycopg.connect(location, autocommit=True) as con:
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute("DROP TABLE IF EXISTS raw.nums")
+    con.execute("CREATE TABLE raw.nums AS SELECT i FROM generate_series(0, 999) AS i")
+PostgresWarehouse(location).create_reader()
+'''

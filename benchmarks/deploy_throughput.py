@@ -42,17 +42,6 @@ COUNT = 32
 # The project's executor (steps forked from a forkserver, notebook_executor), and the same runs told
 # by run config to execute in the run worker's own process: one step per run needs no second one.
 VARIANTS = {"multiprocess": None, "in_process": {"execution": {"config": {"in_process": {}}}}}
-SEED = '''"""Seeds the benchmark's warehouse: raw.nums and the read-only role."""
-import argparse, os, psycopg
-from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
-parser = argparse.ArgumentParser(); parser.add_argument("--warehouse", default=os.environ.get("NB_ASSETS_WAREHOUSE"))
-location = parser.parse_args().warehouse
-with psycopg.connect(location, autocommit=True) as con:
-    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-    con.execute("DROP TABLE IF EXISTS raw.nums")
-    con.execute("CREATE TABLE raw.nums AS SELECT i FROM generate_series(0, 999) AS i")
-PostgresWarehouse(location).create_reader()
-'''
 DEFINITIONS = '''import os
 from pathlib import Path
 from nb_assets import NotebookAsset, notebook_definitions
@@ -65,7 +54,7 @@ defs = notebook_definitions(NOTEBOOKS, warehouse=os.environ["NB_ASSETS_WAREHOUSE
 
 def make_project(folder: Path, count: int) -> list[Path]:
     (folder / "notebooks").mkdir(parents=True)
-    (folder / "seed.py").write_text(SEED)
+    (folder / "seed.py").write_text(C.PG_SEED)
     (folder / "definitions.py").write_text(DEFINITIONS.replace("{count}", str(count)))
     paths = []
     for i in range(count):

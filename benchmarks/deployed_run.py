@@ -42,17 +42,6 @@ import _common as C  # noqa: E402
 
 C.ensure_venv()
 
-SEED = '''"""Seeds the benchmark's warehouse: raw.nums and the read-only role."""
-import argparse, os, psycopg
-from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
-parser = argparse.ArgumentParser(); parser.add_argument("--warehouse", default=os.environ.get("NB_ASSETS_WAREHOUSE"))
-location = parser.parse_args().warehouse
-with psycopg.connect(location, autocommit=True) as con:
-    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
-    con.execute("DROP TABLE IF EXISTS raw.nums")
-    con.execute("CREATE TABLE raw.nums AS SELECT i FROM generate_series(0, 999) AS i")
-PostgresWarehouse(location).create_reader()
-'''
 DEFINITIONS = '''import os
 from pathlib import Path
 import dagster as dg
@@ -82,7 +71,7 @@ PARTS = ("queue dequeue", "run-worker start", "step start", "step", "  pipeline"
 
 def make_project(folder: Path) -> Path:
     (folder / "notebooks").mkdir(parents=True)
-    (folder / "seed.py").write_text(SEED)
+    (folder / "seed.py").write_text(C.PG_SEED)
     (folder / "definitions.py").write_text(DEFINITIONS)
     return C.write_notebook(folder / "notebooks" / "small.ipynb", [
         ("code", C.SETUP_SOURCE),
