@@ -12,8 +12,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from nb_assets.sources.model import is_relation
+
 _W, _H, _GAP, _COL = 210, 34, 12, 250
-_SOURCE = "source."  # how lineage names a declared source (spec.SourceRead.relation)
 
 
 def _box(x: int, y: int, text: str, sub: str, kind: str) -> str:
@@ -31,8 +32,8 @@ def _box(x: int, y: int, text: str, sub: str, kind: str) -> str:
 def _read_box(y: int, read: dict[str, Any]) -> str:
     """An upstream node: a declared source (its name, "declared source" and its zones) or a table."""
     zones = ", ".join(read["zones"])
-    if read["table"].startswith(_SOURCE) and not read.get("writer"):
-        return _box(0, y, read["table"][len(_SOURCE):], "declared source" + (f" · {zones}" if zones else ""), "source")
+    if is_relation(read["table"]) and not read.get("writer"):
+        return _box(0, y, read["table"].partition(".")[2], "declared source" + (f" · {zones}" if zones else ""), "source")
     return _box(0, y, read["table"], zones + (f" · by {read['writer']}" if read.get("writer") else ""), "table")
 
 
