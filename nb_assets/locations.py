@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from nb_assets.errors import DeclarationError
 
@@ -47,3 +48,11 @@ def check_read_dsn(location: str | Path, read_dsn: str | None) -> None:
     if read_dsn and not is_postgres_url(read_dsn):
         # Not echoed: without a URL's shape, redact() cannot tell where a password would be.
         raise DeclarationError("read_dsn= takes a postgresql:// URL (postgresql://login@host/database)")
+
+
+def with_user(dsn: str, user: str, password: str | None = None) -> str:
+    """`dsn` with another user (and the password dropped, unless given)."""
+    parts = urlsplit(dsn)
+    who = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{who}@{host}"))

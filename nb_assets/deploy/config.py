@@ -27,12 +27,12 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
 from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, split_password, with_password
-from nb_assets.locations import is_postgres_url
+from nb_assets.locations import is_postgres_url, with_user
 
 DEPLOY_LABEL = "nb_assets.deploy"  # on the code server and every run worker: whose deployment it is
 LOCATION = "nb_assets_project"
@@ -133,9 +133,7 @@ class DeploySettings:
         login = self.external_reader()
         if login is None:
             return None
-        parts = urlsplit(self.warehouse)
-        return with_password(urlunsplit(parts._replace(netloc=f"{quote(login)}@{parts.netloc.rpartition('@')[2]}")),
-                             secrets.get("reader"))
+        return with_user(self.warehouse, login, secrets.get("reader"))
 
     def external_reader(self) -> str | None:
         """The reader's login on an existing Postgres warehouse: one per warehouse database (roles.py)."""

@@ -13,7 +13,7 @@ import yaml
 
 from nb_assets.errors import DeclarationError
 from nb_assets.policy.zones import Policy
-from nb_assets.sources.model import Source, duplicate_names, find_source
+from nb_assets.sources.model import Source, duplicate_names, find_source, is_relation
 from nb_assets.spec import NotebookSpec
 
 _YAML_FIELDS = ("name", "url", "path", "connection", "table", "format", "zones", "headers", "allow_private", "schema", "poll_s")
@@ -55,8 +55,9 @@ def source_cells(spec: NotebookSpec) -> dict[str, int]:
     cells = {r.source: r.cell for r in spec.source_reads}
     for sql_input in spec.inputs:
         for table in sql_input.tables:
-            if table.startswith("source.") and table[len("source."):] not in cells:
-                cells[table[len("source."):]] = sql_input.cell
+            name = table.partition(".")[2]
+            if is_relation(table) and name not in cells:
+                cells[name] = sql_input.cell
     return cells
 
 

@@ -234,7 +234,7 @@ def test_notebook_definitions_prefetch_as_the_read_login_they_are_given(pg_wareh
     import dagster as dg
 
     from nb_assets import NotebookAsset, notebook_definitions
-    from nb_assets.warehouse.postgres.driver import with_user
+    from nb_assets.locations import with_user
     from support.notebook_factory import RUNTIME, code, write_notebook
 
     notebook = write_notebook(tmp_path / "copy.ipynb", code(RUNTIME),

@@ -191,7 +191,7 @@ def test_a_reader_granted_as_the_deployments_reads_a_source_and_without_temporar
     copy; a reader without TEMPORARY fails naming the cell and the GRANT to run."""
     import psycopg
 
-    from nb_assets.warehouse.postgres.driver import with_user
+    from nb_assets.locations import with_user
     from nb_assets.warehouse.postgres.roles import grant_reader
 
     reader = f"src_reader_{tmp_path.name[-12:].lower().replace('-', '_')}"

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
@@ -41,14 +40,6 @@ def create_databases(dsn: str, names: Iterable[str]) -> None:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = $1", (name,))
             if not cur.fetchall():
                 cur.execute(f"CREATE DATABASE {ident(name)}")
-
-
-def with_user(dsn: str, user: str, password: str | None = None) -> str:
-    """`dsn` with another user (and the password dropped, unless given)."""
-    parts = urlsplit(dsn)
-    who = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{who}@{host}"))
 
 
 def read_parquet_batches(path: Path) -> pa.RecordBatchReader:

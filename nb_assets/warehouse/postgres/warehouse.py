@@ -24,9 +24,9 @@ import pyarrow as pa
 from nb_assets.warehouse.postgres import driver as pg_driver
 from nb_assets.sql.see_through import Catalog
 from nb_assets.errors import WarehouseError
-from nb_assets.locations import redact
+from nb_assets.locations import redact, with_user
 from nb_assets.warehouse.postgres.catalog import read_pg_catalog
-from nb_assets.warehouse.postgres.driver import server_message, statement_timeout_ms, with_user
+from nb_assets.warehouse.postgres.driver import server_message, statement_timeout_ms
 from nb_assets.warehouse.postgres.sources import BEGIN_WRITABLE, READ_ONLY_AGAIN, fetched_sources, stage_sources
 from nb_assets.sql.params import ParamTranslationError, to_positional
 from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest, TableDescription, quote_table
