@@ -57,17 +57,37 @@ LONG_TIMEOUT_S = {
 }
 
 
+def _under_tests(path: Path) -> str:
+    """A test module's key in ONE_WORKER and LONG_TIMEOUT_S: its path under tests/, or "" outside it."""
+    tests = Path(__file__).parent
+    return path.relative_to(tests).as_posix() if path.is_relative_to(tests) else ""
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    tests = Path(__file__).parent
     for item in items:
-        path = item.path.relative_to(tests).as_posix() if item.path.is_relative_to(tests) else ""
+        path = _under_tests(item.path)
         group = ONE_WORKER.get(path)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
         long_s = LONG_TIMEOUT_S.get(path)
         if long_s is not None and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(long_s))
+
+
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    """On the controller, before any test runs: every test of a ONE_WORKER module must carry its group.
+    If pytest-xdist ever stops grouping (pytest 9.2 made it do so silently), a module's tests go to
+    several workers, each building the module's stack, and a test that reads what an earlier one made
+    finds a fresh stack; stop here with the reason instead."""
+    config = getattr(node, "config", None)
+    if config is None or config.getvalue("dist") != "loadgroup":
+        return
+    root = Path(str(config.rootpath))
+    ungrouped = [nodeid for nodeid in ids if "@" not in nodeid and _under_tests(root / nodeid.split("::")[0]) in ONE_WORKER]
+    if ungrouped:
+        pytest.exit(f"pytest-xdist's --dist loadgroup grouped none of the {len(ungrouped)} tests that must share a "
+                    f"worker (e.g. {ungrouped[0]}): check the pytest and pytest-xdist versions", returncode=4)
 
 
 _exit_status: list[int] = []
