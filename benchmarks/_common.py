@@ -15,7 +15,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = REPO / ".venv" / "bin"
@@ -217,3 +219,45 @@ with psycopg.connect(location, autocommit=True) as con:
     con.execute("CREATE TABLE raw.nums AS SELECT i FROM generate_series(0, 999) AS i")
 PostgresWarehouse(location).create_reader()
 '''
+
+
+@dataclass
+class DeployedStack:
+    """A running `deploy up` of a benchmark's project, as the deployed benchmarks drive it."""
+
+    settings: Any  # nb_assets.deploy.config.DeploySettings
+    instance: Any  # its dagster.DagsterInstance (this process given the storage's password)
+    url: str  # the webserver
+    warehouse: str  # the warehouse's URL, as its owner
+
+
+@contextlib.contextmanager
+def deployed_stack(project: Path, *, max_concurrent_runs: int) -> Iterator[DeployedStack]:
+    """`deploy up` of `project` (its seed.py seeds the warehouse; its code image built before, untimed),
+    then `deploy down` and the state folder removed, whatever happens."""
+    import dagster as dg
+
+    from nb_assets.deploy.config import DeploySettings
+    from nb_assets.deploy.pg_cluster import free_port
+    from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, load_secrets
+    from nb_assets.deploy.stack import down, up
+
+    state = Path(tempfile.mkdtemp(prefix="nb_bench_deploy_state_"))
+    settings = DeploySettings(state_dir=state, webserver_port=free_port(), code_server_port=free_port(),
+                              postgres_port=free_port(), max_concurrent_runs=max_concurrent_runs)
+    try:
+        started = time.perf_counter()
+        up(settings, project, seed=project / "seed.py")
+        print(f"deploy up (code image built before): {time.perf_counter() - started:.1f} s")
+        secrets = load_secrets(state)
+        os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+        os.environ[DAGSTER_PASSWORD_ENV] = settings.storage_password(secrets)
+        os.environ["NB_ASSETS_READ_DSN"] = settings.reader_url(secrets) or ""
+        instance = dg.DagsterInstance.get()
+        try:
+            yield DeployedStack(settings, instance, f"http://127.0.0.1:{settings.webserver_port}",
+                                settings.warehouse_url(secrets))
+        finally:
+            instance.dispose()
+    finally:
+        down(state, purge=True)

@@ -29,7 +29,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -133,45 +132,24 @@ def main() -> int:
     args = C.parse_args(__doc__, lambda p: p.add_argument("--max-runs", type=int, default=2))
     count = 8 if args.quick else COUNT
     C.print_machine("dagster", "dagster-docker", "dagster-postgres")
-    import dagster as dg
-
     from nb_assets.deploy.code_image import build_code_image
-    from nb_assets.deploy.config import DeploySettings
-    from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, load_secrets
-    from nb_assets.deploy.stack import down, up
-    from nb_assets.deploy.pg_cluster import free_port
     from nb_assets.runs.history import DAGSTER_RECORDS
 
     with C.temp_dir("deploy") as tmp:
         project = tmp / "project"
         paths = make_project(project, count)
         tag = build_code_image(project)  # untimed
-        state = Path(tempfile.mkdtemp(prefix="nb_bench_deploy_state_"))
-        settings = DeploySettings(state_dir=state, webserver_port=free_port(), code_server_port=free_port(),
-                                  postgres_port=free_port(), max_concurrent_runs=args.max_runs)
         try:
-            t0 = time.perf_counter()
-            up(settings, project, seed=project / "seed.py")
-            print(f"deploy up (image built): {time.perf_counter() - t0:.1f} s")
-            secrets = load_secrets(state)
-            warehouse = settings.warehouse_url(secrets)
-            os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-            os.environ[DAGSTER_PASSWORD_ENV] = settings.storage_password(secrets)
-            instance = dg.DagsterInstance.get()
-            url = f"http://127.0.0.1:{settings.webserver_port}"
-            os.environ["NB_ASSETS_READ_DSN"] = settings.reader_url(secrets) or ""
-            seq = sequential(paths, warehouse)
-            results = {}
-            for name, config in VARIANTS.items():
-                elapsed, run_ids = deployed(url, instance, count, config)
-                results[name] = (elapsed, breakdown(instance, run_ids, settings.dagster_home / DAGSTER_RECORDS))
-            instance.dispose()
+            with C.deployed_stack(project, max_concurrent_runs=args.max_runs) as stack:
+                seq = sequential(paths, stack.warehouse)
+                results = {}
+                for name, config in VARIANTS.items():
+                    elapsed, run_ids = deployed(stack.url, stack.instance, count, config)
+                    results[name] = (elapsed, breakdown(stack.instance, run_ids, stack.settings.dagster_home / DAGSTER_RECORDS))
         finally:
-            down(state, purge=True)
             from nb_assets.sandbox.image import docker_client
 
-            for image in {tag, settings.code_image} - {""}:  # ~1 GB each, of a project that is gone
-                docker_client().images.remove(image)
+            docker_client().images.remove(tag)  # ~1 GB, of a project that is gone (`up` found it built)
     print(f"\n{count} small notebooks, Postgres warehouse, Docker sandbox")
     print(f"  sequential nb-assets run        : {seq:7.1f} s  ({seq / count:.2f} s per notebook)")
     for name, (elapsed, _) in results.items():

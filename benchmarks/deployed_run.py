@@ -144,10 +144,6 @@ def main() -> int:
     import dagster as dg
 
     from nb_assets.deploy.code_image import build_code_image
-    from nb_assets.deploy.config import DeploySettings
-    from nb_assets.deploy.pg_cluster import free_port
-    from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, load_secrets
-    from nb_assets.deploy.stack import down, up
     from nb_assets.runs.history import DAGSTER_RECORDS, find_runs
 
     times: dict[str, list[float]] = {"deployed": [], "noop": [], "cold": []}
@@ -159,20 +155,9 @@ def main() -> int:
     notebook = make_project(project)
     try:
         build_code_image(project)  # untimed
-        state = Path(tempfile.mkdtemp(prefix="nb_bench_deployed_run_"))
-        settings = DeploySettings(state_dir=state, webserver_port=free_port(), code_server_port=free_port(),
-                                  postgres_port=free_port(), max_concurrent_runs=2)
-        try:
-            t0 = time.perf_counter()
-            up(settings, project, seed=project / "seed.py")
-            print(f"deploy up (code image built before): {time.perf_counter() - t0:.1f} s")
-            secrets = load_secrets(state)
-            warehouse = settings.warehouse_url(secrets)
-            os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-            os.environ[DAGSTER_PASSWORD_ENV] = settings.storage_password(secrets)
-            instance = dg.DagsterInstance.get()
-            url = f"http://127.0.0.1:{settings.webserver_port}"
-            cold_env = {"NB_ASSETS_WAREHOUSE": warehouse, "NB_ASSETS_READ_DSN": settings.reader_url(secrets) or "",
+        with C.deployed_stack(project, max_concurrent_runs=2) as stack:
+            settings, instance, url, warehouse = stack.settings, stack.instance, stack.url, stack.warehouse
+            cold_env = {"NB_ASSETS_WAREHOUSE": warehouse, "NB_ASSETS_READ_DSN": os.environ["NB_ASSETS_READ_DSN"],
                         "NB_ASSETS_DOCKER_SPARES": "0"}
             cold_argv = [sys.executable, "-m", "nb_assets.cli", "run", str(notebook), "--warehouse", warehouse,
                          "--sandbox", "docker"]
@@ -191,9 +176,6 @@ def main() -> int:
             records = {r.run_id: r for r in find_runs([settings.dagster_home / DAGSTER_RECORDS])}
             for name, ids in run_ids.items():
                 parts[name] = [timeline(instance, run_id, records) for run_id in ids]
-            instance.dispose()
-        finally:
-            down(state, purge=True)
     finally:
         shutil.rmtree(project, ignore_errors=True)
     load = os.getloadavg()
