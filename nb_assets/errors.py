@@ -58,6 +58,11 @@ class SourceFetchError(NbAssetsError):
 
     kind = "source-fetch"
 
+    def __init__(self, message: str, *, source: str | None = None, cell: int | None = None) -> None:
+        super().__init__(message)
+        self.source = source  # the declared source's name, where known: the caller names the cell reading it
+        self.cell = cell
+
 
 class WarehouseError(NbAssetsError):
     """Prefetching an input or loading an output failed; the warehouse is unchanged."""

@@ -86,7 +86,9 @@ class SourceRead:
 
     @property
     def relation(self) -> str:
-        return f"source.{self.source}"
+        from nb_assets.sources.model import relation
+
+        return relation(self.source)
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,9 @@ class NotebookSpec:
     @property
     def sources(self) -> tuple[str, ...]:
         """The declared sources the notebook reads, by `%%source` cells and `source('...')` in SQL."""
-        names = [t.partition(".")[2] for i in self.inputs for t in i.tables if t.startswith("source.")]
+        from nb_assets.sources.model import is_relation, name_of
+
+        names = [name_of(t) for i in self.inputs for t in i.tables if is_relation(t)]
         return tuple(dict.fromkeys([*(r.source for r in self.source_reads), *names]))
 
     @property

@@ -27,7 +27,7 @@ from nb_assets.inbox import contract as runtime
 from nb_assets.analysis.parameters import resolve_parameters
 from nb_assets.sandbox.base import RECORD_MB, RESULT_MAX_BYTES, RunFolder, Sandbox, SandboxLimits, SandboxResult
 from nb_assets.sources.fetch import FetchCutError, FetchLimits, fetch_sources, source_file
-from nb_assets.sources.model import Source
+from nb_assets.sources.model import Source, is_relation, name_of
 from nb_assets.spec import NotebookSpec, SqlInput
 from nb_assets.sql.source_calls import fetched_relation, replace_source_calls
 from nb_assets.sql.table_names import missing, no_such_table
@@ -220,8 +220,7 @@ def prefetch_inputs(
             params={p: parameters[p] for p in i.params},
             cell=i.cell,
             dest=folder.input_dir / f"{i.name}.parquet",
-            sources={fetched_relation(t[len("source."):]): folder.input_dir / source_file(t[len("source."):])
-                     for t in i.tables if t.startswith("source.")},
+            sources={fetched_relation(name_of(t)): folder.input_dir / source_file(name_of(t)) for t in i.tables if is_relation(t)},
         )
         for i in spec.inputs
     ]
@@ -241,7 +240,7 @@ def prefetch_inputs(
 
 
 def _reads_sources(sql_input: SqlInput) -> bool:
-    return any(t.startswith("source.") for t in sql_input.tables)
+    return any(is_relation(t) for t in sql_input.tables)
 
 
 @dataclass
@@ -270,16 +269,12 @@ class SourceFetch:
                                  read_table=read_table, limits=limits)
         except DeclarationError as exc:
             raise DeclarationError(f"{spec.path}: {exc}") from exc
-        except FetchCutError as exc:  # the prefetch's deadline, not the source's own limit: the stage timed out
-            assert deadline is not None
-            raise StageTimeoutError(deadline.message(spec.path, f"fetching {exc.where}", cancelled=False),
-                                    cell=cells.get(exc.source)) from exc
         except SourceFetchError as exc:
-            cell = cells.get(getattr(exc, "source", ""))
-            error = SourceFetchError(f"{spec.path}: stopped before the sandbox, nothing changed: {exc}"
-                                     + (f" (cell {cell} reads it)" if cell else ""))
-            error.cell = cell
-            raise error from exc
+            cell = cells.get(exc.source or "")
+            if isinstance(exc, FetchCutError) and deadline is not None:  # the run's deadline, not the source's limit
+                raise StageTimeoutError(deadline.message(spec.path, f"fetching {exc.where}", cancelled=False), cell=cell) from exc
+            raise SourceFetchError(f"{spec.path}: stopped before the sandbox, nothing changed: {exc}"
+                                   + (f" (cell {cell} reads it)" if cell else ""), source=exc.source, cell=cell) from exc
         self.fetched.update({name: f.facts() for name, f in done.items()})
 
 

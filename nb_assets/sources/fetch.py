@@ -54,8 +54,7 @@ class FetchCutError(SourceFetchError):
     """A fetch stopped by the run's deadline (FetchLimits.ends), not by the source's own limits."""
 
     def __init__(self, message: str, *, source: str, where: str) -> None:
-        super().__init__(message)
-        self.source = source
+        super().__init__(message, source=source)
         self.where = where  # "source 'rates' at https://...": what was being fetched
 
 
@@ -104,7 +103,7 @@ def fetch_sources(
         except SourceFetchError as exc:
             if limits.cut():  # its time was the run's, and that ran out
                 raise FetchCutError(str(exc), source=name, where=where) from exc
-            exc.source = name  # type: ignore[attr-defined]  # for the caller to name the cell that reads it
+            exc.source = name  # for the caller to name the cell that reads it
             raise
     return fetched
 

@@ -41,6 +41,11 @@ def is_relation(table: str) -> bool:
     return table.startswith(f"{SOURCE_SCHEMA}.")
 
 
+def name_of(table: str) -> str:
+    """The source's name in a relation `source.<name>` (see `relation`)."""
+    return table[len(SOURCE_SCHEMA) + 1:]
+
+
 @dataclass(frozen=True)
 class Header:
     """An HTTP header; its value comes from the environment variable `env` (a secret) or is `value`."""
