@@ -18,6 +18,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from support.dagster_runs import explain_run
 from support.deployment import Deployment, deployed, new_settings
 from support.loopback_servers import SmtpSink, smtp_server
 from support.polling import wait_for
@@ -126,9 +127,11 @@ def test_postgres_killed_and_restarted_loses_no_history_and_half_loads_nothing(s
 
     statuses = stack.wait_until_finished(run_ids, timeout_s=1800)
     for run_id, status in statuses.items():
-        if status != dg.DagsterRunStatus.SUCCESS:
-            text = " ".join(e.message or "" for e in stack.instance.all_logs(run_id)).lower()
-            assert any(w in text for w in ("connection", "terminat", "server closed", "shut down")), text[-3000:]
+        if status != dg.DagsterRunStatus.SUCCESS:  # failed by the outage, and saying so: in a message or an error
+            # (a run being dequeued when Postgres died is failed by the daemon, the database's error in its event)
+            text = " ".join(_message_and_error(e) for e in stack.instance.all_logs(run_id)).lower()
+            assert any(w in text for w in ("connection", "terminat", "server closed", "shut down")), \
+                explain_run(stack.instance, run_id) + "\n" + text[-3000:]
     # History intact: every run from before, as it was.
     now = {r.run_id: r.status for r in stack.instance.get_runs()}
     assert {r: now[r] for r in history} == history
@@ -150,3 +153,10 @@ def test_postgres_killed_and_restarted_loses_no_history_and_half_loads_nothing(s
     # No half-loaded table: the output is whole, as a successful run leaves it.
     rows = table(stack, "mart.daily_traffic")
     assert rows and len(rows) == len(set(rows))
+
+
+def _message_and_error(entry: dg.EventLogEntry) -> str:
+    """An event's message and, where it carries one, its error with causes (engine events of the daemon)."""
+    data = entry.dagster_event.event_specific_data if entry.dagster_event is not None else None
+    error = getattr(data, "error", None)
+    return " ".join([entry.message or "", error.to_string() if error is not None else ""])
