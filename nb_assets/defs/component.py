@@ -20,9 +20,9 @@ and NB_ASSETS_SANDBOX (default auto).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pydantic
@@ -33,15 +33,6 @@ from nb_assets.defs.component_scaffold import NotebookScaffolder
 from nb_assets.project.declaration import NotebookAsset
 
 WAREHOUSE_ENV, POLICY_ENV, SANDBOX_ENV = "NB_ASSETS_WAREHOUSE", "NB_ASSETS_POLICY", "NB_ASSETS_SANDBOX"
-
-_ABOUT = """A scheduled Jupyter notebook as Dagster assets (nb_assets).
-
-Its `%%sql` inputs' tables are the assets' upstream dependencies, each `output()` is an asset,
-and the notebook runs in a sandbox with no network. The attributes are those of
-nb_assets.NotebookAsset; `path` is relative to this defs.yaml's folder. The project's warehouse,
-policy file and sandbox come from NB_ASSETS_WAREHOUSE (default warehouse.duckdb in the project
-root), NB_ASSETS_POLICY (default policy.yaml there, if present) and NB_ASSETS_SANDBOX.
-"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,17 +45,25 @@ class ProjectSettings:
 
     @classmethod
     def from_environment(cls, project_root: Path) -> ProjectSettings:
-        policy = os.environ.get(POLICY_ENV) or (project_root / "policy.yaml")
+        named = os.environ.get(POLICY_ENV)
+        default = project_root / "policy.yaml"
         return cls(
             warehouse=os.environ.get(WAREHOUSE_ENV) or str(project_root / "warehouse.duckdb"),
-            policy=Path(policy) if os.environ.get(POLICY_ENV) or Path(policy).exists() else None,
-            sandbox=os.environ.get(SANDBOX_ENV, "auto"),
+            policy=Path(named) if named else default if default.is_file() else None,
+            sandbox=os.environ.get(SANDBOX_ENV) or "auto",
         )
 
 
 @dg.scaffold_with(NotebookScaffolder)
 class NotebookComponent(dg.Component, dg.Resolvable):
-    __doc__ = _ABOUT
+    """A scheduled Jupyter notebook as Dagster assets (nb_assets).
+
+    Its `%%sql` inputs' tables are the assets' upstream dependencies, each `output()` is an asset,
+    and the notebook runs in a sandbox with no network. The attributes are those of
+    nb_assets.NotebookAsset; `path` is relative to this defs.yaml's folder. The project's warehouse,
+    policy file and sandbox come from NB_ASSETS_WAREHOUSE (default warehouse.duckdb in the project
+    root), NB_ASSETS_POLICY (default policy.yaml there, if present) and NB_ASSETS_SANDBOX.
+    """
 
     def __init__(self, notebook: NotebookAsset) -> None:
         self.notebook = notebook
@@ -72,14 +71,14 @@ class NotebookComponent(dg.Component, dg.Resolvable):
     @classmethod
     def model(cls) -> type[pydantic.BaseModel]:
         """The YAML attributes: generated from NotebookAsset, never written out twice."""
-        return model_of(NotebookAsset, skip=NOT_ATTRIBUTES, doc=_ABOUT)
+        return model_of(NotebookAsset, skip=NOT_ATTRIBUTES, doc=inspect.getdoc(NotebookComponent))
 
     @classmethod
     def resolve_from_model(cls, context: dg.ResolutionContext, model: pydantic.BaseModel) -> NotebookComponent:
         # Strings may be templates ("{{ env.OWNER }}"): rendered first, then validated again.
         rendered = type(model).model_validate(context.resolve_value(model.model_dump(exclude_unset=True)))
         where = context.source_position_tree.lookup(context.path) if context.source_position_tree else None
-        declared_at = f"{where.filename}:{where.start.line}" if where else None
+        declared_at = f"{where.filename}:{where.start.line}" if where else None  # errors name the defs.yaml line
         return cls(from_model(NotebookAsset, rendered, declared_at=declared_at))
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
@@ -91,14 +90,5 @@ class NotebookComponent(dg.Component, dg.Resolvable):
             policy=settings.policy, sandbox=settings.sandbox,
         )
 
-    @classmethod
-    def get_description(cls) -> str | None:
-        return _ABOUT
-
     def __repr__(self) -> str:
         return f"NotebookComponent({self.notebook!r})"
-
-    def __eq__(self, other: Any) -> bool:
-        return isinstance(other, NotebookComponent) and other.notebook == self.notebook
-
-    __hash__ = None  # type: ignore[assignment]

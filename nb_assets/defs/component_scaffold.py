@@ -7,8 +7,8 @@ target folder's name, which also names its asset (`mart.<name>`).
 
 from __future__ import annotations
 
-import pydantic
 import dagster as dg
+import pydantic
 
 from nb_assets.project.starter import write_starter
 
