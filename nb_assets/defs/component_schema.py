@@ -110,7 +110,7 @@ def _default(f: dataclasses.Field[Any]) -> Any:
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return dataclasses.asdict(value)
         return list(value) if isinstance(value, tuple) else value
-    return pydantic.fields.PydanticUndefined  # required
+    return ...  # required (pydantic: a default of Ellipsis)
 
 
 def from_model(cls: type, model: pydantic.BaseModel, models: dict[type, type[pydantic.BaseModel]] | None = None,

@@ -345,6 +345,8 @@ def _click_options(program: str, args: list[str], options: list[str]) -> None:
     context = click.Context(command)
     words = [a for a in args if not a.startswith("-")]
     while isinstance(command, click.Group) and words:
+        if words[0] not in command.commands and "." in words[0]:
+            break  # `dg scaffold defs <component type>`: its commands come from the project's environment
         sub = command.get_command(context, words.pop(0))
         assert sub is not None, f"{program} {' '.join(args)}: no such command"
         command, context = sub, click.Context(sub, parent=context)

@@ -234,13 +234,12 @@ attributes:
 
 
 @pytest.fixture
-def fresh_modules() -> Iterator[None]:
-    """Loading a project imports its package: forget it afterwards, so no other test sees it."""
-    before = set(sys.modules)
+def fresh_modules(made: Made) -> Iterator[None]:
+    """Loading a project imports its package: forget it afterwards, so the next copy loads its own."""
     yield
-    for name in set(sys.modules) - before:
-        if not name.startswith(("nb_assets", "dagster", "pydantic")):
-            del sys.modules[name]
+    package = made.root.name
+    for name in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
+        del sys.modules[name]
 
 
 @pytest.mark.parametrize("case", ["page", "partitioned"])
