@@ -216,7 +216,7 @@ def _python_declarations() -> dict[str, Any]:
         ),
         "partitioned": NotebookAsset(
             "weekly_kpis.ipynb", owners=["team:analytics"], tags={"tier": "gold"}, key_prefix=["kpis"],
-            cron="30 6 * * *", partitions=DailyPartitions(start="2026-10-01"), allow={},
+            cron="30 6 * * *", partitions=DailyPartitions(start="2026-10-01"), purpose="finance_reporting",
         ),
     }
 
@@ -231,6 +231,7 @@ attributes:
   key_prefix: [kpis]
   cron: "30 6 * * *"
   partitions: {start: "2026-10-01"}
+  purpose: finance_reporting
 """
 
 
@@ -269,7 +270,7 @@ def test_the_component_and_the_python_api_build_the_same_asset_specs(
         monkeypatch.setenv(name, value)
     monkeypatch.syspath_prepend(str(project / "src"))
 
-    component = dg.load_from_defs_folder(project_root=project)
+    component = dg.load_from_defs_folder(path_within_project=project)
     python = notebook_definitions([_python_declarations()[case]], warehouse=warehouse, base_dir=folder,
                                   policy=project / "policy.yaml", sandbox="local")
 
