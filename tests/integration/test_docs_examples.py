@@ -5,10 +5,11 @@
   in the namespace its definitions.py leaves (so `NOTEBOOKS`, `WAREHOUSE` and `BASE_DIR` are the
   demo's), the blocks of one page in order; a `NotebookAsset` a block leaves as a bare expression
   is declared with the demo's other notebooks and built, and every `Definitions` resolves.
-- yaml: a declarations file loads through `load_declarations_yaml`, a policy through the policy loader.
+- yaml: a declarations file loads through `load_declarations_yaml`, a policy through the policy loader,
+  a `NotebookComponent` defs.yaml through its attributes model.
 - toml: parses. sql: runs against the seeded demo warehouse.
 - bash: each command parses: `nb-assets` with the CLI's own parser, `make` targets exist, a script's
-  or `dagster`'s options are in its --help.
+  or `dagster`'s options are in its --help, `dg`'s and `create-dagster`'s among their click commands' options.
 - text: the CLI page's synopses name exactly the options each command's parser has.
 And `mkdocs build --strict` passes, with nothing in the site loaded from the network.
 """
