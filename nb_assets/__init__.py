@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what type checkers and editors see; at run time _WHERE loads each name on first use
     from nb_assets.analysis.parser import parse_notebook
     from nb_assets.defs.build import build_notebook_assets
+    from nb_assets.defs.component import NotebookComponent
     from nb_assets.defs.entry import notebook_definitions
     from nb_assets.defs.resource import NotebookResource
     from nb_assets.defs.translator import NotebookTranslator
@@ -31,6 +32,7 @@ __all__ = [
     "SandboxLimits",
     "NotebookTranslator",
     "NotebookResource",
+    "NotebookComponent",
     "build_notebook_assets",
     "notebook_definitions",
     "parse_notebook",
@@ -57,6 +59,7 @@ _WHERE = {
     "SandboxLimits": "nb_assets.sandbox.base",
     "NotebookTranslator": "nb_assets.defs.translator",
     "NotebookResource": "nb_assets.defs.resource",
+    "NotebookComponent": "nb_assets.defs.component",  # a dg project's defs.yaml (docs/components.md)
     "build_notebook_assets": "nb_assets.defs.build",
     "notebook_definitions": "nb_assets.defs.entry",  # builds lazily: reading a project needs no Dagster
     "parse_notebook": "nb_assets.analysis.parser",

@@ -5,10 +5,11 @@
   in the namespace its definitions.py leaves (so `NOTEBOOKS`, `WAREHOUSE` and `BASE_DIR` are the
   demo's), the blocks of one page in order; a `NotebookAsset` a block leaves as a bare expression
   is declared with the demo's other notebooks and built, and every `Definitions` resolves.
-- yaml: a declarations file loads through `load_declarations_yaml`, a policy through the policy loader.
+- yaml: a declarations file loads through `load_declarations_yaml`, a policy through the policy loader,
+  a `NotebookComponent` defs.yaml through its attributes model.
 - toml: parses. sql: runs against the seeded demo warehouse.
 - bash: each command parses: `nb-assets` with the CLI's own parser, `make` targets exist, a script's
-  or `dagster`'s options are in its --help.
+  or `dagster`'s options are in its --help, `dg`'s and `create-dagster`'s among their click commands' options.
 - text: the CLI page's synopses name exactly the options each command's parser has.
 And `mkdocs build --strict` passes, with nothing in the site loaded from the network.
 """
@@ -260,6 +261,10 @@ def test_a_yaml_example_loads_through_the_project_loader(block: Block, tmp_path:
         declared = load_declarations_yaml(path)
         assert [str(n.path) for n in declared] == [entry["path"] for entry in document.get("notebooks") or []]
         assert [s.name for s in load_sources_yaml(path)] == [entry["name"] for entry in document.get("sources") or []]
+    elif document.get("type") == "nb_assets.NotebookComponent":  # a dg project's defs.yaml (docs/components.md)
+        from nb_assets import NotebookComponent
+
+        NotebookComponent.model().model_validate(document["attributes"])
     elif "zones" in document:
         policy = load_policy(path)
         assert set(policy.zones) == set(document["zones"])
@@ -321,8 +326,33 @@ def _check_command(words: list[str], capsys: pytest.CaptureFixture[str]) -> None
         _options_in_help([str(BIN / "python"), str(script)], options)
     elif program == "dagster":
         _options_in_help([str(BIN / "dagster"), *[a for a in args if not a.startswith("-")][:1]], options)
+    elif program in ("dg", "create-dagster"):
+        _click_options(program, args, options)
+    elif program == "cd":
+        assert len(args) == 1, words  # the commands after it run in that folder (docs/components.md's are run too)
     else:
         pytest.fail(f"no check for the program {program!r}: add one")
+
+
+def _click_options(program: str, args: list[str], options: list[str]) -> None:
+    """`dg` and `create-dagster` are click commands (their --help needs a terminal): walk to the
+    subcommand the words name and look for the options among its parameters."""
+    import click
+
+    if program == "dg":
+        from dagster_dg_cli.cli import cli as command
+    else:
+        from create_dagster.cli import cli as command
+    context = click.Context(command)
+    words = [a for a in args if not a.startswith("-")]
+    while isinstance(command, click.Group) and words:
+        if words[0] not in command.commands and "." in words[0]:
+            break  # `dg scaffold defs <component type>`: its commands come from the project's environment
+        sub = command.get_command(context, words.pop(0))
+        assert sub is not None, f"{program} {' '.join(args)}: no such command"
+        command, context = sub, click.Context(sub, parent=context)
+    known = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+    assert not set(options) - known, f"{program} {' '.join(args)} has no {sorted(set(options) - known)}"
 
 
 @pytest.mark.parametrize("block", _of("bash"))

@@ -22,6 +22,7 @@ NEEDED_WITHOUT_IMPORT = {
     "ipykernel": "the kernel papermill starts",
     "matplotlib": "the charts notebooks draw in that kernel",
     "s3fs": "fsspec's back end for s3:// declared sources (nb_assets/sources/files.py)",
+    "dagster-dg-cli": "`dg`, which lists, scaffolds and checks NotebookComponent (docs/components.md)",
 }
 
 
