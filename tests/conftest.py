@@ -28,6 +28,7 @@ ONE_WORKER = {
     "integration/test_deploy_external_storage.py": "deploy-external-storage",  # one cluster as the existing server
     "integration/test_ad_hoc_guard.py": "demo-seed",  # the demo's warehouse seeded once
     "integration/test_report_outputs.py": "jupyter-reference",  # the report run once as Jupyter runs it
+    "integration/test_notebook_component.py": "dg-project",  # a project create-dagster makes, scaffolded once
     # support.failed_project's session fixture: a project whose runs failed, in a Dagster instance.
     "integration/test_cli_runs.py": "failed-project",
     "integration/test_context_pane.py": "failed-project",
