@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nb_assets.deploy.config import DeploySettings
 
 DEFAULT_STATE = Path(".deploy")
 
@@ -30,6 +33,9 @@ def add_deploy_command(sub: Any) -> None:
                             "(default: the deployment's own database `dagster`); a password is kept in the state folder's secrets.json")
     start.add_argument("--seed", type=Path, help="a script run once on a new warehouse, NB_ASSETS_WAREHOUSE in its environment")
     start.add_argument("--landing", default="", help="the host folder of file drops (default: STATE/landing)")
+    start.add_argument("--sources", default="", metavar="DIR",
+                       help="the host folder of declared file sources, mounted read-only at /opt/project/sources "
+                            "(default: the project's sources/, if it has one)")
     start.add_argument("--worker-retention", type=int, default=300, metavar="SECONDS",
                        help="how long a finished run worker's container is kept before its logs are saved and it is removed")
     start.add_argument("--smtp", default="", metavar="HOST:PORT", help="the SMTP server notices go to, as the host network sees it")
@@ -57,20 +63,30 @@ def cmd_deploy_image(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_deploy_up(args: argparse.Namespace) -> int:
-    from nb_assets.deploy.config import DeploySettings
-    from nb_assets.deploy.stack import up
+def deploy_settings(args: argparse.Namespace) -> DeploySettings:
+    """`deploy up`'s options as the deployment's settings; a --sources folder that is not there
+    is refused here, before anything is built or started."""
+    from nb_assets.deploy.config import DeploySettings, sources_folder
 
-    settings = DeploySettings(
+    return DeploySettings(
         state_dir=args.state.resolve(), webserver_port=args.port, code_server_port=args.code_server_port,
         postgres_port=args.postgres_port, max_concurrent_runs=args.max_runs, warehouse=args.warehouse,
         storage=args.storage, landing=str(Path(args.landing).resolve()) if args.landing else "",
+        sources=sources_folder(args.sources) if args.sources else "",
         worker_retention_s=args.worker_retention, smtp=args.smtp, secret_envs=list(args.secret_env),
     )
+
+
+def cmd_deploy_up(args: argparse.Namespace) -> int:
+    from nb_assets.deploy.stack import up
+
+    settings = deploy_settings(args)
     settings = up(settings, args.project.resolve(), seed=args.seed.resolve() if args.seed else None,
                   restore=args.restore.resolve() if args.restore else None)
     print(f"Dagster UI: http://localhost:{settings.webserver_port}  (DAGSTER_HOME={settings.dagster_home})")
     print(f"runs at once: {settings.max_concurrent_runs}; code image {settings.code_image}; logs in {settings.logs_dir}")
+    if settings.sources:
+        print(f"declared file sources: {settings.sources} (read-only at {settings.sources_mount})")
     print(f"file drops: {settings.landing_dir}; passwords: {settings.state_dir / 'secrets.json'} (mode 0600)")
     return 0
 

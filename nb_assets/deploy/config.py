@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, split_password, with_password
+from nb_assets.errors import DeclarationError
 from nb_assets.locations import is_postgres_url, with_user
 
 DEPLOY_LABEL = "nb_assets.deploy"  # on the code server and every run worker: whose deployment it is
@@ -210,6 +211,19 @@ class DeploySettings:
         data["state_dir"] = Path(data["state_dir"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})  # a newer or older deploy.json
+
+
+def sources_folder(folder: str | Path) -> str:
+    """The host folder `deploy up --sources DIR` names, absolute (relative to the current folder);
+    refused unless it is a folder, since the engine would mount an empty one made in its place."""
+    path = Path(folder).expanduser().resolve()
+    if not path.is_dir():
+        what = "is a file, not a folder" if path.exists() else "does not exist"
+        raise DeclarationError(
+            f"--sources {folder}: {path} {what}; give the folder that holds the project's declared file sources "
+            f"(mounted read-only at {SOURCES_IN_IMAGE}), or leave --sources out to mount the project's own sources/"
+        )
+    return str(path)
 
 
 def project_sources(project_dir: Path) -> str:

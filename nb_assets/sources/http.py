@@ -4,8 +4,11 @@
   the address checked is the address read (no second lookup to rebind).
 - Loopback, link-local, private and reserved addresses are refused unless the
   source says `allow_private=True`.
-- Redirects are followed only to the same host (at most 5); anything else is an
-  error naming both locations.
+- Redirects are followed only to the same host (at most 5), and never from https
+  down to http; anything else is an error naming both locations.
+- HTTPS always verifies the certificate and the host name against the host's
+  trust store (OpenSSL's defaults, so `SSL_CERT_FILE` / `SSL_CERT_DIR` name a
+  private CA); a certificate it does not trust fails the fetch, never falls back.
 - Header values may come from environment variables (secrets); they are sent
   and never recorded.
 """
@@ -97,6 +100,7 @@ def http_get(
     sent = header_values(headers, where)
     deadline = time.monotonic() + timeout_s
     first_host = urlsplit(url).hostname
+    secure = False  # once a hop was https, every later hop must be
     current = url
     for _ in range(MAX_REDIRECTS + 1):
         parts = urlsplit(current)
@@ -104,6 +108,9 @@ def http_get(
             raise SourceFetchError(f"{where}: {current} is not an http(s) URL")
         if parts.hostname != first_host:
             raise SourceFetchError(f"{where}: redirected to another host ({current}); only same-host redirects are followed")
+        if secure and parts.scheme != "https":  # the bytes would travel unencrypted and unverified
+            raise SourceFetchError(f"{where}: redirected from https to http ({current}); a downgrade is never followed")
+        secure = parts.scheme == "https"
         port = parts.port or (443 if parts.scheme == "https" else 80)
         address = _address(parts.hostname, port, allow_private, where)
         remaining = deadline - time.monotonic()
@@ -130,6 +137,11 @@ def http_get(
             return HttpBody(data, current, response.getheader("ETag"), response.getheader("Last-Modified"))
         except (TimeoutError, socket.timeout) as exc:
             raise SourceFetchError(f"{where}: timed out after {timeout_s:g} s") from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise SourceFetchError(
+                f"{where}: this host does not trust the server's certificate ({exc.verify_message}); "
+                "a private CA is trusted by naming its PEM file in SSL_CERT_FILE"
+            ) from exc
         except (OSError, http.client.HTTPException) as exc:
             raise SourceFetchError(f"{where}: {type(exc).__name__}: {exc}") from exc
         finally:
