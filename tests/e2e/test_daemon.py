@@ -16,6 +16,7 @@ first. So the test holds at any time of day, and it checks that no cron ran.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -23,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -82,9 +83,9 @@ run_coordinator:  # launch as soon as the automation sensor asks: one hop less t
 """
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory):
-    tmp = tmp_path_factory.mktemp("daemon")
+@contextlib.contextmanager
+def demo_copy(tmp: Path) -> Iterator[tuple[Path, DagsterDaemon, dg.DagsterInstance, dict[str, str]]]:
+    """The demo copied and seeded under `tmp`, its daemon (not started), and its instance."""
     project, home = tmp / "project", tmp / "dagster_home"
     project.mkdir()
     home.mkdir()
@@ -119,6 +120,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
             os.environ.pop("DAGSTER_HOME", None)
         else:
             os.environ["DAGSTER_HOME"] = previous
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    with demo_copy(tmp_path_factory.mktemp("daemon")) as copy:
+        yield copy
 
 
 def ticks_since(instance: dg.DagsterInstance, name: str, since: float, limit: int | None = 50) -> list:
@@ -258,6 +265,22 @@ def land(project: Path, env: dict[str, str], *args: str) -> None:
 def new_orders(project: Path, env: dict[str, str], dest: Path) -> None:
     subprocess.run([sys.executable, str(REPO / "scripts" / "seed_demo.py"), "--warehouse", str(project / "warehouse.duckdb"),
                     "--new-orders", str(dest)], env=env, check=True, capture_output=True, timeout=120)
+
+
+def test_sources_that_landed_before_a_reader_had_its_trigger_do_not_start_it_before_its_upstream_ran(tmp_path: Path) -> None:
+    """The order the long test below leaves to the daemon's threads, made certain: fx_revenue's sources are reported
+    before its first evaluation (here by a first daemon session in which it had no trigger yet). mart.orders_clean has
+    never materialized, so fx_revenue must not start; it did, at its second tick (automation.py, `_input_landed`)."""
+    with demo_copy(tmp_path) as (project, daemon, instance, env):
+        story = Story(daemon, instance)
+        (project / "definitions.py").write_text(watched_definitions((REPO / "definitions.py").read_text(), trigger=False))
+        daemon.start()
+        wait_for("both sources reported once", lambda: [len(source_landings(instance, s)) for s in ("partner_rates", "sales_regions")] == [1, 1],
+                 story, TICK_TIMEOUT_S)
+        daemon.stop()
+        (project / "definitions.py").write_text(watched_definitions((REPO / "definitions.py").read_text()))  # the trigger declared
+        wait_for_ticks(instance, story, daemon.start(), count=4, names=(SOURCE_SENSOR, "nb_assets_automation"))
+        assert all_run_counts(instance) == {}, timeline(instance)
 
 
 def test_landings_run_the_notebooks_downstream_through_a_real_daemon(demo) -> None:
