@@ -88,16 +88,25 @@ def inputs_landed(deps: Sequence[dg.AssetKey]) -> dg.AutomationCondition:
 @functools.cache
 def _input_landed(key: dg.AssetKey) -> dg.AutomationCondition:
     """One input: updated since this notebook was last requested, or (for a notebook that
-    never ran) already there when its condition was first evaluated.
+    never ran) there at all.
 
     The second part is what makes a landing recorded before the notebook was declared
     count: `newly_updated` compares with the previous evaluation, and a new notebook has
-    none, so an update from before its first evaluation would never be seen. It holds
-    from that first evaluation until this notebook is requested, like the first. Two
-    `since`s joined by an OR, not one `since` of an OR: an OR drops the landing time
-    the first `since` needs (inputs_landed). Dagster keys each `since`'s memory by its
-    place in the tree, so this shape is part of the stored state: changing it forgets,
-    once, inputs that had landed towards a notebook's next run."""
+    none, so an update from before its first evaluation would never be seen. While the
+    notebook has not been requested since its first evaluation (`_first_run`), an input
+    that is there has landed before that evaluation or since: `updated` already covers
+    the latter, so "there" is what counts. An input a notebook writes and that never
+    materialized is not there, so its readers wait for its first run.
+
+    The memory is the one `since` in `_first_run`, the same for every input. It used to be
+    one `since` per input, each over an AND naming no key; Dagster keys a `since`'s memory
+    by its children's names, and an AND is named "AND", so those shared one memory: an
+    input that had landed before the first evaluation (a watched source's first report)
+    lent its "landed" to another input that never had, and the notebook started before
+    that input's first run (tests/integration/test_first_run_waits.py). Identical
+    conditions sharing a memory is harmless; different ones must differ in their
+    children's names. Changing the shape of this tree forgets, once, what had landed
+    towards a notebook's next run."""
     table = ".".join(key.path)
     requested = dg.AutomationCondition.newly_requested().with_label("this notebook was requested")
     updated = (
@@ -105,13 +114,20 @@ def _input_landed(key: dg.AssetKey) -> dg.AutomationCondition:
         .since(requested)
         .with_label(f"{table} updated since this notebook was last requested")
     )
-    before_first = (
+    there = dg.AutomationCondition.asset_matches(key, ~dg.AutomationCondition.missing()).with_label(f"{table} has landed")
+    first = (_first_run() & there).with_label(f"{table} has landed, for this notebook's first run")
+    return (updated | first).with_label(f"{table} landed or was updated since this notebook was last requested")
+
+
+@functools.cache
+def _first_run() -> dg.AutomationCondition:
+    """This notebook had never materialized at its first evaluation, and has not been requested since."""
+    requested = dg.AutomationCondition.newly_requested().with_label("this notebook was requested")
+    never = (
         dg.AutomationCondition.initial_evaluation().with_label("first evaluation of this notebook")
         & dg.AutomationCondition.missing().with_label("this notebook never materialized")
-        & dg.AutomationCondition.asset_matches(key, ~dg.AutomationCondition.missing()).with_label(f"{table} has landed")
     )
-    already = before_first.since(requested).with_label(f"{table} had landed before this notebook was first evaluated")
-    return (updated | already).with_label(f"{table} landed or was updated since this notebook was last requested")
+    return never.since(requested).with_label("not requested since its first evaluation, when it had never materialized")
 
 
 @functools.cache
