@@ -57,7 +57,7 @@ def unknown_source_findings(reads: Sequence[SourceRead], sql_sources: Sequence[t
             yield Finding(
                 "unknown-source", "error",
                 f"source {name!r} is not declared; add `Source({name!r}, url=... or path=..., zones=[...])` to "
-                "sources=[...] in definitions.py (or under `sources:` in declarations.yaml)"
+                "sources=[...] in definitions.py (or under `sources:` in declarations.yaml, loaded with load_sources_yaml)"
                 + (f"; declared: {', '.join(sorted(known))}" if known else ""),
                 cell, 1,
             )
