@@ -18,6 +18,7 @@ from typing import Any
 
 from nb_assets.adopt.rewrites import RUNTIME_LINE, CellEdit, NewCell, rewrite_python, rewrite_sql
 from nb_assets.errors import NotebookParseError
+from nb_assets.locations import nearest_project
 from nb_assets.sql.source_calls import project_relative
 
 PARAMETERS_CELL = "# Parameters: a scheduled run's values are put after this cell (papermill's `parameters` tag)"
@@ -109,7 +110,7 @@ def _placed(declaration: str, notebook: Path) -> str:
     diff's header line says the path is the project's."""
     found = _PATH.search(declaration)
     folder = notebook.resolve().parent
-    root = next((d for d in (folder, *folder.parents) if (d / "definitions.py").is_file()), None)
+    root = nearest_project(folder)
     if found is None or root is None:
         return declaration
     placed = project_relative(found.group(1), folder.as_posix(), root.as_posix())

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from nb_assets.locations import nearest_project
 from nb_assets.spec import Cell, Finding, SourceRead
 from nb_assets.sql.source_calls import hinted_location, placed_hint
 
@@ -70,5 +71,5 @@ def placed_source_hints(findings: Sequence[Finding], notebook: str | Path) -> li
     if not any(hinted_location(f.message) for f in findings):
         return list(findings)
     folder = Path(notebook).resolve().parent
-    root = next((d for d in (folder, *folder.parents) if (d / "definitions.py").is_file()), None)
+    root = nearest_project(folder)
     return [replace(f, message=placed_hint(f.message, folder.as_posix(), root.as_posix() if root else None)) for f in findings]
