@@ -30,6 +30,7 @@ from nb_assets import (
     Source,
     WebhookChannel,
     load_declarations_yaml,
+    load_sources_yaml,
     notebook_definitions,
     not_null,
     row_count,
@@ -114,6 +115,8 @@ SOURCES = [
     Source("partner_rates", url=f"{RATES_URL}?date=$ds", format="json", zones=["public"], allow_private=True)
     if RATES_URL else Source("partner_rates", path="sources/partner_rates.json", format="json", zones=["public"]),
     Source("sales_regions", path="sources/sales_regions/", format="csv", zones=["public"]),
+    # Sources listed under `sources:` in declarations.yaml (docs/sources.md) are declared too:
+    *load_sources_yaml(BASE_DIR / "declarations.yaml"),
 ]
 
 # Notebooks that read declared sources (a project passing them must pass `sources=` too).

@@ -18,8 +18,11 @@ from typing import Any
 
 from nb_assets.adopt.rewrites import RUNTIME_LINE, CellEdit, NewCell, rewrite_python, rewrite_sql
 from nb_assets.errors import NotebookParseError
+from nb_assets.locations import nearest_project
+from nb_assets.sql.source_calls import project_relative
 
 PARAMETERS_CELL = "# Parameters: a scheduled run's values are put after this cell (papermill's `parameters` tag)"
+_PATH = re.compile(r'\bpath="([^"]*)"')  # in a proposed Source(...) (rewrites.source_declaration)
 _PLACEHOLDER = re.compile(r"\$([A-Za-z_]\w*)|\{\{\s*([A-Za-z_]\w*)\s*\}\}")
 
 
@@ -46,7 +49,8 @@ class Adoption:
             f"a/{name}", f"b/{name}",
         ))
         if self.declarations:
-            added = ["# declare in the project's source registry: nb_assets.Source(...) in definitions.py, or `sources:` in declarations.yaml\n"]
+            added = ["# declare in the project's source registry: nb_assets.Source(...) in definitions.py, or `sources:` in "
+                     "declarations.yaml loaded with load_sources_yaml; a path is relative to the project, not to the notebook\n"]
             added += [f"{d}\n" for d in self.declarations]
             lines += list(difflib.unified_diff([], added, "/dev/null", "b/declarations (sources to declare)"))
         return "".join(lines)
@@ -91,11 +95,26 @@ def plan_adoption(path: str | Path) -> Adoption:
             edit.cells is None and RUNTIME_LINE in source
         )
         adoption.after.extend(_cells(cell, edit, with_ids))
-        adoption.declarations += [d for d in edit.declarations if d not in adoption.declarations]
+        placed = [_placed(d, path) for d in edit.declarations]
+        adoption.declarations += [d for d in placed if d not in adoption.declarations]
         adoption.notes += edit.notes
     _ensure_runtime(adoption, with_ids)
     _ensure_parameters(adoption, with_ids)
     return adoption
+
+
+def _placed(declaration: str, notebook: Path) -> str:
+    """A proposed Source's path as the project names it: the notebook's kernel reads `../data/x.csv`
+    from the notebook's folder, a Source's path is relative to the project (the nearest folder at or
+    above the notebook holding a definitions.py). Without a project it stays as written, and the
+    diff's header line says the path is the project's."""
+    found = _PATH.search(declaration)
+    folder = notebook.resolve().parent
+    root = nearest_project(folder)
+    if found is None or root is None:
+        return declaration
+    placed = project_relative(found.group(1), folder.as_posix(), root.as_posix())
+    return declaration[:found.start(1)] + placed + declaration[found.end(1):]
 
 
 def _source(cell: dict[str, Any]) -> str:

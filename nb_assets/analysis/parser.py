@@ -22,7 +22,7 @@ from nb_assets.errors import NotebookParseError
 from nb_assets.analysis.notebook_file import kernel_findings, read_notebook
 from nb_assets.analysis.output_calls import outputs_of
 from nb_assets.analysis.parameters_cell import parameters_of
-from nb_assets.analysis.source_cells import source_reads
+from nb_assets.analysis.source_cells import placed_source_hints, source_reads
 from nb_assets.analysis.spec_cache import load_spec, spec_cache_file, store_spec
 from nb_assets.analysis.sql_inputs import sql_inputs
 from nb_assets.spec import Cell, Finding, NotebookSpec, Output, SourceRead, SqlInput, notebook_name
@@ -79,6 +79,7 @@ def _parse(path: str, content_hash: str, raw: bytes, dialect: str = "duckdb") ->
     outputs = tuple(outputs_of(cells, findings, dialect))
     findings.extend(_contract_findings(cells, (*inputs, *reads), outputs))
     findings.extend(analyze(cells))
+    findings = placed_source_hints(findings, path)  # a literal file read's hint names the file as a Source does
     return NotebookSpec(
         path=path,
         name=notebook_name(path),

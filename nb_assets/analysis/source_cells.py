@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
 
+from nb_assets.locations import nearest_project
 from nb_assets.spec import Cell, Finding, SourceRead
+from nb_assets.sql.source_calls import hinted_location, placed_hint
 
 SOURCE_MAGIC = "%%source"
 SOURCE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -54,7 +58,18 @@ def unknown_source_findings(reads: Sequence[SourceRead], sql_sources: Sequence[t
             yield Finding(
                 "unknown-source", "error",
                 f"source {name!r} is not declared; add `Source({name!r}, url=... or path=..., zones=[...])` to "
-                "sources=[...] in definitions.py (or under `sources:` in declarations.yaml)"
+                "sources=[...] in definitions.py (or under `sources:` in declarations.yaml, loaded with load_sources_yaml)"
                 + (f"; declared: {', '.join(sorted(known))}" if known else ""),
                 cell, 1,
             )
+
+
+def placed_source_hints(findings: Sequence[Finding], notebook: str | Path) -> list[Finding]:
+    """The findings with each hint to declare a file the notebook reads literally naming the file as a
+    Source does: relative to the project (the nearest folder at or above the notebook holding a
+    definitions.py), not to the notebook's folder the kernel reads it from."""
+    if not any(hinted_location(f.message) for f in findings):
+        return list(findings)
+    folder = Path(notebook).resolve().parent
+    root = nearest_project(folder)
+    return [replace(f, message=placed_hint(f.message, folder.as_posix(), root.as_posix() if root else None)) for f in findings]

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from nb_assets.errors import PolicyError
 from nb_assets.policy.model import Mode, NotebookFlow, Policy
 from nb_assets.policy.report import Violation
 
 
-def _purpose_of(policy: Policy, flow: NotebookFlow) -> str | None:
+def purposes_that_may_read(policy: Policy, labels: Iterable[frozenset[str]]) -> tuple[str, ...]:
+    """The policy's purposes whose zones cover every label in `labels` (the zones of a notebook's inputs)."""
+    needed = frozenset().union(*labels)
+    return tuple(p for p, zones in policy.purposes.items() if needed <= zones)
+
+
+def _purpose_of(policy: Policy, flow: NotebookFlow, input_labels: Mapping[str, frozenset[str]]) -> str | None:
     """The purpose a flow is checked under; None only for a notebook that reads nothing."""
     purpose = flow.purpose if flow.purpose is not None else policy.default_purpose
     if purpose is None:
         if flow.inputs:
             raise PolicyError(
                 f"notebook {flow.name} reads {', '.join(flow.inputs)} but declares no purpose, "
-                f"and {policy.path} sets no default_purpose; declare the purpose it runs for"
+                f"and {policy.path} sets no default_purpose; {_purpose_choice(policy, flow, input_labels)}"
             )
         return None
     if purpose not in policy.purposes:
@@ -25,6 +31,18 @@ def _purpose_of(policy: Policy, flow: NotebookFlow) -> str | None:
             f"{', '.join(policy.purposes) or '(none)'}"
         )
     return purpose
+
+
+def _purpose_choice(policy: Policy, flow: NotebookFlow, input_labels: Mapping[str, frozenset[str]]) -> str:
+    """Which purposes the author may declare: those that may read the inputs' zones, when they are known."""
+    if not all(t in input_labels for t in flow.inputs):
+        return f"declare the purpose it runs for, one of {policy.path}'s: {', '.join(policy.purposes) or '(none)'}"
+    zones = sorted(frozenset().union(*(input_labels[t] for t in flow.inputs)))
+    fitting = purposes_that_may_read(policy, (input_labels[t] for t in flow.inputs))
+    if fitting:
+        return f"declare the purpose it runs for; purposes that may read its inputs: {', '.join(fitting)}"
+    return (f"no purpose in {policy.path} may read its inputs (zones {', '.join(zones)}); "
+            f"declare one there, or read fewer zones")
 
 
 def _check_reclassify(policy: Policy, flow: NotebookFlow) -> None:
@@ -53,7 +71,7 @@ def check_notebook(
     advice tell a notebook's output, which can be reclassified, from a source table.
     """
     _check_reclassify(policy, flow)
-    purpose = _purpose_of(policy, flow)
+    purpose = _purpose_of(policy, flow, input_labels)
     if purpose is None:
         return ()
     allowed = policy.purposes[purpose]

@@ -30,7 +30,7 @@ from nb_assets.analysis.parameters import resolve_parameters
 from nb_assets.project.partitions import partitioned_trigger_problems
 from nb_assets.policy.zones import NotebookFlow, Policy, PolicyReport, check_notebook, propagate
 from nb_assets.policy.loader import load_policy
-from nb_assets.project.sources import notebook_source_problems, registry_problems, with_source_zones
+from nb_assets.project.sources import notebook_source_problems, registry_problems, with_source_hints, with_source_zones
 from nb_assets.sources.model import Source
 from nb_assets.spec import NotebookSpec
 
@@ -91,6 +91,7 @@ def declare_notebooks(
     for decl in expanded:
         try:
             spec = parse_notebook(decl.notebook_file(base), dialect or dialect_of(warehouse))
+            spec = with_source_hints(spec, sources, base)  # a file it reads literally: the declared source holding it
             where = label(decl, spec.path)
             spec = _with_allowances(spec, decl.allow)
             resolve_parameters(spec, decl.params, where)

@@ -4,6 +4,8 @@ exactly as `tables:` labels a source table. Dagster-free (the CLI runs the same 
 
 from __future__ import annotations
 
+import fnmatch
+import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -13,8 +15,9 @@ import yaml
 
 from nb_assets.errors import DeclarationError
 from nb_assets.policy.zones import Policy
-from nb_assets.sources.model import Source, duplicate_names, find_source, is_relation
+from nb_assets.sources.model import PARAM, Source, duplicate_names, find_source, is_relation
 from nb_assets.spec import NotebookSpec
+from nb_assets.sql.source_calls import is_absolute, is_url, placed_hint
 
 _YAML_FIELDS = ("name", "url", "path", "connection", "table", "format", "zones", "headers", "allow_private", "schema", "poll_s")
 
@@ -38,7 +41,7 @@ def notebook_source_problems(spec: NotebookSpec, sources: Sequence[Source], wher
             problems.append(
                 f"{where}: {cell}reads source {name!r}, which the project does not declare; add "
                 f"`Source({name!r}, url=... or path=..., zones=[...])` to sources=[...] in definitions.py "
-                f"(or under `sources:` in declarations.yaml); declared: {declared}"
+                f"(or under `sources:` in declarations.yaml, loaded with load_sources_yaml); declared: {declared}"
             )
             continue
         absent = [p for p in source.params if p not in params]
@@ -59,6 +62,43 @@ def source_cells(spec: NotebookSpec) -> dict[str, int]:
             if is_relation(table) and name not in cells:
                 cells[name] = sql_input.cell
     return cells
+
+
+def with_source_hints(spec: NotebookSpec, sources: Sequence[Source], base_dir: str | Path) -> NotebookSpec:
+    """`spec` with each hint to declare a file it reads literally placed in the project at `base_dir`:
+    the file named relative to the project, and, when a declared source already holds it (a folder,
+    a glob, the same file or URL), the hint is to read that source instead."""
+    root = Path(base_dir).resolve()
+    folder = Path(spec.path).resolve().parent.as_posix()
+
+    def covering(location: str) -> tuple[str, str] | None:
+        found = next((s for s in sources if isinstance(s, Source) and _holds(s, location, root)), None)
+        return (found.name, found.location) if found else None
+
+    findings = tuple(replace(f, message=placed_hint(f.message, folder, root.as_posix(), covering)) for f in spec.findings)
+    return spec if findings == spec.findings else replace(spec, findings=findings)
+
+
+def _holds(source: Source, location: str, root: Path) -> bool:
+    """Whether `location` (a URL, or a path relative to `root` or absolute) is one the source reads;
+    a `$param` in the source's location matches any value."""
+    declared = source.url or source.path
+    if declared is None or source.connection is not None or is_url(declared) != is_url(location):
+        return False
+    if is_url(declared):
+        return declared == location or ("$" in declared and fnmatch.fnmatchcase(location, _pattern(declared)))
+
+    def absolute(path: str) -> str:
+        return posixpath.normpath(path if is_absolute(path) else posixpath.join(root.as_posix(), path))
+    target, pattern = absolute(location), absolute(_pattern(declared))
+    if declared.endswith("/") or (not any(c in pattern for c in "*?[") and (root / declared).is_dir()):
+        return target.startswith(pattern.rstrip("/") + "/")
+    return fnmatch.fnmatchcase(target, pattern)
+
+
+def _pattern(location: str) -> str:
+    """A location with each `$param` as a wildcard."""
+    return PARAM.sub("*", location)
 
 
 def with_source_zones(policy: Policy, sources: Iterable[Source]) -> Policy:

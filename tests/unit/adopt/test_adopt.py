@@ -76,3 +76,13 @@ def test_adopting_a_file_that_is_not_a_notebook_is_a_clear_error_naming_it(tmp_p
     assert main(["adopt", str(path)]) == 2
     assert f"{path}: not a notebook" in capsys.readouterr().err
     assert path.read_text() == "not json"
+
+
+def test_a_proposed_source_path_is_the_projects_not_the_notebooks(tmp_path: Path) -> None:
+    """The kernel reads ../data/penguins.csv from notebooks/; the Source's path is relative to the project."""
+    (tmp_path / "definitions.py").write_text("", encoding="utf-8")
+    path = write_notebook(tmp_path / "notebooks" / "p.ipynb",
+                          code("%%sql\nSELECT species, count(*) FROM '../data/penguins.csv' GROUP BY species"))
+    adoption = plan_adoption(path)
+    assert adoption.declarations == [source_declaration("data/penguins.csv")], adoption.declarations
+    assert "a path is relative to the project, not to the notebook" in adoption.diff()

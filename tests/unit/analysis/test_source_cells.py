@@ -55,6 +55,7 @@ def test_a_source_cell_needs_the_runtime_first(tmp_path: Path) -> None:
 
 
 def test_a_literal_file_or_url_is_refused_with_the_declaration_to_add(tmp_path: Path) -> None:
+    (tmp_path / "definitions.py").write_text("", encoding="utf-8")  # the project: the notebook sits at its root
     path = write_notebook(
         tmp_path / "lit.ipynb", code(RUNTIME),
         code("%%sql penguins\nSELECT * FROM 'data/penguins.csv'"),
@@ -65,3 +66,38 @@ def test_a_literal_file_or_url_is_refused_with_the_declaration_to_add(tmp_path: 
     assert "source('penguins')" in messages[2] and "source registry" in messages[2]
     assert "Source('fx', url='https://rates.example.invalid/v1/fx.csv', zones=[...])" in messages[3]
     assert "%%source df fx" in messages[3]
+
+
+def _project_notebook(tmp_path: Path, *, project: bool) -> Path:
+    if project:
+        (tmp_path / "definitions.py").write_text("", encoding="utf-8")
+    return write_notebook(
+        tmp_path / "notebooks" / "x.ipynb", code(RUNTIME),
+        code("import pandas as pd\neurope = pd.read_csv('../sources/sales_regions/europe.csv')"),
+        code("%%sql rows\nSELECT * FROM '../sources/x.csv'"),
+    )
+
+
+def test_a_relative_file_read_from_a_notebook_folder_is_suggested_relative_to_the_project(tmp_path: Path) -> None:
+    """The kernel reads `../sources/x.csv` from notebooks/; a Source's path is the project's: sources/x.csv."""
+    messages = {f.cell: f.message for f in parse_notebook(_project_notebook(tmp_path, project=True)).errors}
+    assert "Source('europe', path='sources/sales_regions/europe.csv', zones=[...])" in messages[2], messages[2]
+    assert "Source('x', path='sources/x.csv', zones=[...])" in messages[3], messages[3]
+    assert "a path relative to the project" in messages[2]
+
+
+def test_without_a_project_the_hint_says_the_path_is_the_projects_not_the_notebooks(tmp_path: Path) -> None:
+    messages = {f.cell: f.message for f in parse_notebook(_project_notebook(tmp_path, project=False)).errors}
+    assert "Source('europe', path=..., zones=[...])` with its path relative to the project, not to the notebook" in messages[2]
+    assert "path='../" not in messages[2] + messages[3], messages
+
+
+def test_an_absolute_path_or_url_is_suggested_as_written(tmp_path: Path) -> None:
+    (tmp_path / "definitions.py").write_text("", encoding="utf-8")
+    path = write_notebook(
+        tmp_path / "notebooks" / "abs.ipynb", code(RUNTIME),
+        code("import pandas as pd\na = pd.read_parquet('/data/drop/a.parquet')\nb = pd.read_json('https://x.example.invalid/b.json')"),
+    )
+    (message_a, message_b) = [f.message for f in parse_notebook(path).errors]
+    assert "Source('a', path='/data/drop/a.parquet', zones=[...])" in message_a
+    assert "Source('b', url='https://x.example.invalid/b.json', zones=[...])" in message_b

@@ -247,6 +247,19 @@ def test_no_purpose_uses_default_purpose_or_is_an_error(tmp_path):
     assert (v.purpose, v.zone) == ("analytics", "pii")
 
 
+def test_no_purpose_error_names_the_purposes_that_may_read_the_inputs(tmp_path):
+    """The author picks one: raw.orders is finance, which analytics and reporting may read (not marketing)."""
+    with pytest.raises(PolicyError) as info:
+        propagate(policy(tmp_path), [flow("nb", None, ["raw.orders"])])
+    assert "purposes that may read its inputs: analytics, reporting" in str(info.value), info.value
+    with pytest.raises(PolicyError) as info:  # pii and finance together: only reporting
+        propagate(policy(tmp_path), [flow("nb", None, ["raw.orders", "raw.customers"])])
+    assert str(info.value).endswith("purposes that may read its inputs: reporting"), info.value
+    narrow = POLICY.replace("  reporting: [public, pii, finance]\n", "")
+    with pytest.raises(PolicyError, match=r"no purpose in .*policy.yaml may read its inputs \(zones finance, pii\)"):
+        propagate(policy(tmp_path, narrow), [flow("nb", None, ["raw.orders", "raw.customers"])])
+
+
 def test_label_on_a_notebook_output_names_file_and_line(tmp_path):
     text = POLICY.replace("raw.web_events: [public]", "raw.web_events: [public]\n  stg.a: [public]")
     with pytest.raises(PolicyError) as info:
