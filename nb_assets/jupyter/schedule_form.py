@@ -49,7 +49,7 @@ def result_html(result: StepResult, notebook: Path) -> str:
         return "".join(parts)
     warnings = [line.strip() for line in result.lines if line.strip().startswith(("warning:", "note:"))]
     parts = [f"<p style='{_OK}'><b>{label}: done.</b></p>"]
-    parts += [f"<p>{e(w)}</p>" for w in warnings]
+    parts += [f"<p>{_inline(w)}</p>" for w in warnings]  # escaped, then their `code`
     if result.step == "check":
         parts.append(findings_html(notebook))
     if result.step == "preview" and result.preview is not None:
