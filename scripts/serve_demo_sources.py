@@ -64,8 +64,26 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("name the command to run, after --")
     with serving(args.port) as url:
         print(f"demo partner API at {url}", file=sys.stderr)
-        return subprocess.call(command, env={**os.environ, "NB_ASSETS_DEMO_RATES_URL": url})
+        return _run_until_done(command, {**os.environ, "NB_ASSETS_DEMO_RATES_URL": url})
+
+
+def _run_until_done(command: list[str], env: dict[str, str]) -> int:
+    """Run `command` to its end. Ctrl-C reaches it too (one process group), so it is left to stop
+    as it stops (dagster dev shuts its daemons down); a second Ctrl-C ends it. No traceback."""
+    proc = subprocess.Popen(command, env=env)
+    interrupted = False
+    while True:
+        try:
+            code = proc.wait()
+            return 130 if interrupted and code != 0 else code
+        except KeyboardInterrupt:
+            if interrupted:
+                proc.terminate()
+            interrupted = True
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before the command started, or while serving shut down
+        sys.exit(130)

@@ -14,7 +14,7 @@ from nb_assets.locations import nearest_project
 
 
 def add_new_command(sub: Any) -> None:
-    new = sub.add_parser("new", help="write a starter notebook: runtime, parameters, one %%%%sql input, one output()")
+    new = sub.add_parser("new", help="write a starter notebook: runtime, parameters, one %%%%sql input, one output(), %%nb_schedule")
     new.add_argument("name", help="the notebook's name (daily_sales) or path (notebooks/daily_sales.ipynb)")
     new.add_argument("--table", default="raw.orders", help="the table its %%%%sql input reads (default raw.orders)")
     new.add_argument("--output", default=None, help="the table its output() writes (default mart.NAME)")
@@ -35,5 +35,6 @@ def cmd_new(args: argparse.Namespace) -> int:
     from nb_assets.project.starter import write_starter
 
     path = write_starter(notebook_path(args.name, Path.cwd()), table=args.table, output=args.output)
-    print(f"wrote {path}: open it in JupyterLab (nb-assets lab), run it, then %nb_schedule in it, or `nb-assets schedule {path}`")
+    print(f"wrote {path}: open it in JupyterLab (nb-assets lab) and run it; its last cell, %nb_schedule, shows the "
+          f"Schedule form (or run `nb-assets schedule {path}`)")
     return 0

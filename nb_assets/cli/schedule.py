@@ -5,8 +5,9 @@ notebook with an error finding is never tried, a failed trial is never
 declared, a declaration the project would not load with (checked by the load's
 own rules first, then by loading it as Dagster does) is never written, and
 nothing is committed on a dirty tree. No data is committed either: the trial's
-record stays under .nb_assets/, and --git refuses a trial page or a notebook
-with saved outputs. This process never imports Dagster.
+record stays under .nb_assets/, --git refuses a trial page, and it commits the
+notebook without its outputs (committed_notebook.py; the author's file keeps
+them). This process never imports Dagster.
 """
 
 from __future__ import annotations
@@ -88,7 +89,6 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     if args.git:  # a dry run before leaves its plan (and an earlier version a trial page, removed below)
         _require_clean_tree(root, allowed=lambda p: p == notebook or p == plan_path or is_trial_page(p, plan_path))
         _require_not_ignored(root, [notebook, plan_path])
-        _require_no_saved_outputs(notebook, root)
 
     spec = parse_notebook(notebook, dialect_of(project.warehouse))
     # The project as it would be: its declarations file with this entry appended, read
@@ -151,9 +151,14 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     print("    Reload definitions in the Dagster UI (Deployment → Reload) or restart `make dev`; until then the running "
           "Dagster does not know this notebook (with `make deploy`, run it again: the code image holds the declarations)")
     if args.git:
-        branch, was = _commit_branch(root, spec.name, [notebook, declarations, plan_path], decl, plan_path)
+        branch, was, stripped = _commit_branch(root, spec.name, notebook, [declarations, plan_path], decl, plan_path)
         print(f"    committed on a new branch, {branch}, which you are on now (you were on {was}); "
               f"to open a review: git push -u origin {branch}")
+        if stripped:
+            shown_nb = _relative(notebook, root)
+            print(f"    note: committed {shown_nb} without its outputs and execution counts (they may show warehouse "
+                  "data); your file keeps them, so git lists it as modified: before you switch branches, clear its "
+                  f"outputs and save, or `git restore {shown_nb}`")
         tracked = [p for p in _git(root, "ls-files", "-z").split("\0") if p and is_trial_page(Path(p))]
         if tracked:
             print(f"    warning: git still tracks {', '.join(tracked)}: trial pages an earlier nb-assets committed, with the "
@@ -229,30 +234,17 @@ def _dry_run_command(args: argparse.Namespace, root: Path) -> str:
     return shlex.join(words)
 
 
-def _saved_outputs(notebook: Path) -> list[int]:
-    """The cells (numbered from 1, as findings number them) whose outputs the file keeps."""
-    cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
-    return [n for n, cell in enumerate(cells, start=1) if isinstance(cell, dict) and cell.get("outputs")]
-
-
-def _saved_outputs_problem(notebook: Path, root: Path) -> str | None:
-    cells = _saved_outputs(notebook)
-    if not cells:
-        return None
-    return (f"{_relative(notebook, root)} keeps the outputs of cell(s) {', '.join(map(str, cells))}, which may show "
-            "warehouse data; clear them (Jupyter: Edit → Clear Outputs of All Cells) and save")
-
-
 def _saved_outputs_warning(notebook: Path, root: Path, git: bool) -> list[str]:
-    problem = None if git else _saved_outputs_problem(notebook, root)  # with --git, refused before
-    return [f"{problem}; --git will refuse to commit it until then"] if problem else []
+    """Outputs that may show warehouse data, for whoever commits the notebook by hand
+    (--git commits it without them, and says so)."""
+    from nb_assets.cli.committed_notebook import saved_output_cells
 
-
-def _require_no_saved_outputs(notebook: Path, root: Path) -> None:
-    """A notebook saved after running in Jupyter shows what it read; git would keep that for good."""
-    problem = _saved_outputs_problem(notebook, root)
-    if problem:
-        raise DeclarationError(f"--git: {problem}, then schedule again; nothing was run or written")
+    cells = [] if git else saved_output_cells(notebook)
+    if not cells:
+        return []
+    return [f"{_relative(notebook, root)} keeps the outputs of cell(s) {', '.join(map(str, cells))}, which may show "
+            "warehouse data: --git commits it without them (your file keeps them); to commit it yourself, clear them "
+            "first (Jupyter: Edit → Clear Outputs of All Cells, then save)"]
 
 
 def _warn_if_committable(root: Path, scratch: Path) -> None:
@@ -314,11 +306,13 @@ def _require_not_ignored(root: Path, paths: list[Path]) -> None:
                                "or change .gitignore")
 
 
-def _commit_branch(root: Path, name: str, paths: list[Path], decl: Any, plan_path: Path) -> tuple[str, str]:
-    """Commit `paths` on a new branch and stay on it: switching back would take the notebook
-    and its declaration out of the working tree (they are only on the new branch), while
-    the user is most likely to push or keep editing. Returns the branch, and where the user
-    was and how to go back there."""
+def _commit_branch(root: Path, name: str, notebook: Path, paths: list[Path], decl: Any,
+                   plan_path: Path) -> tuple[str, str, bool]:
+    """Commit the notebook (without its outputs) and `paths` on a new branch and stay on it:
+    switching back would take the notebook and its declaration out of the working tree (they
+    are only on the new branch), while the user is most likely to push or keep editing.
+    Returns the branch, where the user was and how to go back there, and whether the
+    committed notebook is a copy with its outputs stripped."""
     from nb_assets.cli.schedule_workflow import is_trial_page
 
     branch = f"schedule/{name}"
@@ -329,6 +323,7 @@ def _commit_branch(root: Path, name: str, paths: list[Path], decl: Any, plan_pat
     # An earlier version's trial page of this plan may be staged or tracked: the commit removes it.
     _git(root, "rm", "-q", "--cached", "--ignore-unmatch", "--", f"{plan_path.stem}.trial.html", f"{plan_path.stem}.trial-*.html",
          cwd=plan_path.parent)
+    stripped = _stage_without_outputs(root, notebook)
     _git(root, "add", "--", *map(str, paths))
     staged = [p for p in _git(root, "diff", "--cached", "--name-only", "--diff-filter=d", "-z").split("\0") if p]
     pages = [p for p in staged if is_trial_page(Path(p))]
@@ -341,4 +336,25 @@ def _commit_branch(root: Path, name: str, paths: list[Path], decl: Any, plan_pat
                "Checked, previewed and tried against a scratch copy of the warehouse; see the test plan. The "
                "trial's executed notebook stays on the machine that ran it: it shows warehouse data.")
     _git(root, "commit", "-q", "-m", message)
-    return branch, was
+    return branch, was, stripped
+
+
+def _stage_without_outputs(root: Path, notebook: Path) -> bool:
+    """Stage the notebook as committed_notebook.without_outputs makes it, leaving the file as it
+    is: the copy goes into git's object store (through the path's filters, as `git add` would)
+    and the index points at it. True when that copy differs from the file."""
+    from nb_assets.cli.committed_notebook import without_outputs
+
+    text = without_outputs(notebook)
+    if text is None:
+        _git(root, "add", "--", str(notebook))
+        return False
+    top = Path(_git(root, "rev-parse", "--show-toplevel").strip()).resolve()
+    path = notebook.resolve().relative_to(top).as_posix()
+    proc = subprocess.run(["git", "hash-object", "-w", "--stdin", f"--path={path}"], cwd=top, input=text.encode("utf-8"),
+                          capture_output=True)
+    if proc.returncode != 0:
+        raise DeclarationError(f"git hash-object failed: {proc.stderr.decode(errors='replace').strip()}")
+    mode = "100755" if os.access(notebook, os.X_OK) else "100644"
+    _git(top, "update-index", "--add", "--cacheinfo", f"{mode},{proc.stdout.decode().strip()},{path}")
+    return True

@@ -7,7 +7,9 @@ the command itself (schedule_runner.py), so the form and the terminal are one
 code path; the form reads the notebook as saved, and says so. While a step
 runs, its progress line shows the command's current step; an error lands in
 the form as the command says it (what failed, and the fix), never as a
-traceback. Host side only, imported by the magic.
+traceback. The fields' values outlive the form: run `%nb_schedule` again in the
+same kernel and they are still there (_MEMORY, by notebook). Host side only,
+imported by the magic.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from nb_assets.locations import nearest_project
 LABELS: dict[Step, str] = {"check": "Check", "preview": "Preview", "trial": "Trial run", "schedule": "Schedule"}
 _OK = "color:#2a7"
 _BAD = "color:#c33"
+SAVE_HINT = ("The form reads the notebook <b>as saved</b>: click outside the form, then Ctrl+S (or File → Save Notebook), "
+             "before you press a button.")
+# What the fields held, by notebook, for this kernel's life: a re-run of %nb_schedule keeps them.
+_MEMORY: dict[Path, dict[str, Any]] = {}
+_FIELDS = ("owners", "trigger", "cron", "timezone", "purpose", "instances", "daily_from")
 
 
 def result_html(result: StepResult, notebook: Path) -> str:
@@ -40,9 +47,9 @@ def result_html(result: StepResult, notebook: Path) -> str:
             parts.append(findings_html(notebook))
         parts += [f"<p>{_inline(line)}</p>" for line in result.trial_lines()]
         return "".join(parts)
-    warnings = [line.strip() for line in result.lines if line.strip().startswith("warning:")]
+    warnings = [line.strip() for line in result.lines if line.strip().startswith(("warning:", "note:"))]
     parts = [f"<p style='{_OK}'><b>{label}: done.</b></p>"]
-    parts += [f"<p>{e(w)}</p>" for w in warnings]
+    parts += [f"<p>{_inline(w)}</p>" for w in warnings]  # escaped, then their `code`
     if result.step == "check":
         parts.append(findings_html(notebook))
     if result.step == "preview" and result.preview is not None:
@@ -107,15 +114,34 @@ class ScheduleForm:
         self.result = w.HTML()
         self.result.add_class("nb-schedule-result")
         where = self.notebook if self.project is None else self.notebook.relative_to(self.project)
-        header = w.HTML(f"<b>Schedule <code>{html.escape(str(where))}</code></b><br><small>The form reads the notebook "
-                        "<b>as saved</b>: save it (Ctrl+S) before you press a button. Each button runs "
-                        "<code>nb-assets schedule</code>; Schedule commits on a new git branch.</small>")
+        header = w.HTML(f"<b>Schedule <code>{html.escape(str(where))}</code></b><br><small>{SAVE_HINT} Each button "
+                        "runs <code>nb-assets schedule</code>: Trial run writes the test plan, <code>plans/NAME.md</code>; "
+                        "Schedule commits on a new git branch, <code>schedule/NAME</code>, and switches the project's "
+                        "checkout to it.</small>")
         params_box = [w.HTML("<b>Parameters</b> (from the parameters cell)"), *self.params.values()] if self.params else []
         self.widget = w.VBox([header, self.owners, self.trigger, self.cron, self.timezone, *params_box, self.purpose,
                               self.instances, self.daily_from, w.HBox(list(self.buttons.values())), self.status, self.result])
         self.widget.add_class("nb-schedule-form")
+        self._recall()
+        for box in [*(getattr(self, name) for name in _FIELDS), *self.params.values()]:
+            box.observe(lambda _change: self._remember(), names="value")
         if self.project is None:
             self._show_error("no definitions.py at or above the notebook: open it inside a project (nb-assets lab PROJECT)")
+
+    def _remember(self) -> None:
+        kept = {name: getattr(self, name).value for name in _FIELDS}
+        # A parameter only as typed over its default: a later default in the notebook still shows.
+        kept["params"] = {name: box.value for name, box in self.params.items() if box.value != self.defaults.get(name)}
+        _MEMORY[self.notebook] = kept
+
+    def _recall(self) -> None:
+        kept = _MEMORY.get(self.notebook, {})
+        for name in _FIELDS:
+            if name in kept:
+                getattr(self, name).value = kept[name]
+        for name, value in kept.get("params", {}).items():
+            if name in self.params:
+                self.params[name].value = value
 
     def fields(self) -> FormFields:
         changed = {name: box.value for name, box in self.params.items() if box.value != self.defaults.get(name)}

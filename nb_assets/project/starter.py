@@ -1,7 +1,8 @@
 """The starter notebook: the one template behind `nb-assets new` (and any future scaffold).
 
 The template (templates/starter.ipynb) is a valid notebook as written: the
-runtime cell, a `parameters` cell, one `%%sql` input and one `output()`. Its
+runtime cell, a `parameters` cell, one `%%sql` input, one `output()` and the
+Schedule form's cell (`%nb_schedule`, which a scheduled run skips). Its
 placeholders ({title}, {table}, {output}) are replaced in the cells' text,
 never by str.format over the JSON, so braces an author adds stay as they are.
 """

@@ -1,9 +1,11 @@
 """Authoring in JupyterLab, proven in a real browser: `nb-assets lab` on a git copy of the demo,
 Debian's Chromium driven by Playwright, every request outside loopback refused.
 
-(a) the demo notebook runs and shows its %%sql rows as a table; (b) `%nb_schedule` in a new
-notebook: owner and cron filled, Check, Preview, Trial run and Schedule pressed, then the
-branch holds the notebook, its declaration and its test plan; (c) a network call typed into
+(a) the demo notebook runs and shows its %%sql rows as a table; (b) a new notebook run whole
+shows its form (the starter's last cell, `%nb_schedule`): owner and cron filled, the notebook
+saved as the form says (click outside it, Ctrl+S), Check, Preview, Trial run and Schedule
+pressed, then the branch holds the notebook without its outputs, its declaration and its
+test plan, and the file keeps its outputs; (c) a network call typed into
 a cell: Check names that cell, Schedule is refused; the context pane's Check lists it too;
 (d) after a failed run of the demo's clean_orders, `%nb_context` links to the failing cell,
 and a click on the link opens the notebook with that cell active.
@@ -226,17 +228,23 @@ def test_b_schedule_from_the_form_commits_a_branch(page, lab, on_failure_say_whe
     _, _, project = lab
     write_starter(project / "notebooks" / "top_orders.ipynb")  # as `nb-assets new top_orders` writes it
     _open_notebook(page, lab, "notebooks/top_orders.ipynb")
-    _command(page, "notebook:run-all-cells")
+    _command(page, "notebook:run-all-cells")  # the last cell is the form
     _wait_idle(page)
-    _run_cell_below(page, "%nb_schedule")
     form = page.locator(".nb-schedule-form").last
     form.wait_for()
-    assert "as saved" in form.inner_text()
+    assert page.locator(".nb-schedule-form").count() == 1
+    assert "as saved" in form.inner_text() and "click outside the form, then Ctrl+S" in form.inner_text()
     assert _form_text(page, "limit").input_value() == "100"  # prefilled from the parameters cell
     _form_text(page, "Owners").fill("analyst@example.com")
     _form_text(page, "Cron").fill("0 6 * * *")
     _form_text(page, "Purpose").fill("finance_reporting")
     _form_text(page, "limit").fill("5")
+    # Saved as the form says: click outside it, then Ctrl+S. The file then keeps every output.
+    page.locator(".jp-Notebook .jp-Cell").first.click()
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+    saved = json.loads((project / "notebooks" / "top_orders.ipynb").read_text())
+    assert ["".join(c["source"]) for c in saved["cells"] if c.get("outputs")][-1] == "%nb_schedule"  # the form's own output too
     result = page.locator(".nb-schedule-result").last
 
     assert "✔ Check: done" in _press(page, "check"), result.inner_text()
@@ -250,6 +258,7 @@ def test_b_schedule_from_the_form_commits_a_branch(page, lab, on_failure_say_whe
     assert "status: success" in result.inner_text() and "output mart.top_orders: 5 rows" in result.inner_text()
     assert "✔ Schedule: done" in _press(page, "schedule"), result.inner_text()
     assert "schedule/top_orders" in result.inner_text()
+    assert "without its outputs" in result.inner_text()
     form.scroll_into_view_if_needed()
     _shot(page, "schedule_form.png")
 
@@ -257,6 +266,9 @@ def test_b_schedule_from_the_form_commits_a_branch(page, lab, on_failure_say_whe
     committed = set(_git(project, "show", "--name-only", "--format=", "HEAD").split())
     assert committed == {"notebooks/top_orders.ipynb", "declarations.yaml", "plans/top_orders.md"}
     assert "limit: 5" in (project / "declarations.yaml").read_text()
+    committed = json.loads(_git(project, "show", "HEAD:notebooks/top_orders.ipynb"))
+    assert not [c for c in committed["cells"] if c.get("outputs") or c.get("execution_count")]
+    assert json.loads((project / "notebooks" / "top_orders.ipynb").read_text()) == saved  # the author's file, as saved
     plan = (project / "plans" / "top_orders.md").read_text()
     record = plan.split("- record: `")[1].split("`")[0]
     assert (project / record / "executed.ipynb").is_file()  # the trial's executed notebook, on this machine

@@ -223,16 +223,37 @@ def test_a_failing_trial_and_saved_outputs_keep_customers_rows_out_of_plans_and_
     assert _holding(project / "plans", CANARY) == [], "the failure's message put a customer's address in the plan:\n" + plan
     assert "- status: **failed**: AssertionError in cell 4 (cell-error); its message is in the record" in plan, plan
 
-    # Saved from Jupyter after running: the notebook file itself shows the rows.
+    # Saved from Jupyter after running, the Schedule form shown in it: the file shows the rows.
+    # (No %nb_context cell: a scheduled run does not skip that magic, so the trial would fail.) --git commits a copy without any output; the file keeps them.
     saved = _contacts(project, "customers.head(3)")
     doc = json.loads(saved.read_text())
-    doc["cells"][3]["outputs"] = [{"output_type": "execute_result", "execution_count": 1, "metadata": {},
+    doc["cells"][3]["outputs"] = [{"output_type": "execute_result", "execution_count": 3, "metadata": {},
                                    "data": {"text/plain": f"0  {CANARY}"}}]
+    doc["cells"][3]["execution_count"] = 3
+    widget = {"output_type": "display_data", "metadata": {},
+              "data": {"text/plain": "VBox(children=(HTML(value='<b>Schedule</b>'),))",
+                       "application/vnd.jupyter.widget-view+json": {"model_id": "f00d", "version_major": 2, "version_minor": 0}}}
+    doc["cells"].append({"cell_type": "code", "execution_count": 5, "metadata": {}, "outputs": [widget], "source": ["%nb_schedule"]})
+    doc["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"f00d": {"owners": CANARY}}}}
     saved.write_text(json.dumps(doc))
-    head = _git(project, "rev-parse", "HEAD")
-    proc = _schedule_contacts(project, saved, "--git")
-    assert proc.returncode == 2 and "--git: notebooks/contacts.ipynb keeps the outputs of cell(s) 4" in proc.stderr, proc.stderr
-    assert "1/6" not in proc.stdout and _git(project, "rev-parse", "HEAD") == head
-    assert _git(project, "branch", "--show-current").strip() == "main" and "notebooks: []" in (project / "declarations.yaml").read_text()
+    kept = saved.read_bytes()
     dry = _schedule_contacts(project, saved)
-    assert dry.returncode == 0 and "keeps the outputs of cell(s) 4" in dry.stdout and "--git will refuse" in dry.stdout, dry.stdout
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    # The form's cell does not count: only the cell that shows rows is named.
+    assert "notebooks/contacts.ipynb keeps the outputs of cell(s) 4, which may show warehouse data: --git commits it " \
+           "without them" in dry.stdout, dry.stdout
+    proc = _schedule_contacts(project, saved, "--git")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "keeps the outputs of cell(s)" not in proc.stdout  # with --git there is nothing to warn about
+    assert ("note: committed notebooks/contacts.ipynb without its outputs and execution counts (they may show "
+            "warehouse data); your file keeps them") in proc.stdout, proc.stdout
+    assert _git(project, "branch", "--show-current").strip() == "schedule/contacts"
+    committed = json.loads(_git(project, "show", "HEAD:notebooks/contacts.ipynb"))
+    assert [c.get("outputs") for c in committed["cells"] if c["cell_type"] == "code"] == [[]] * 5
+    assert {c.get("execution_count") for c in committed["cells"] if c["cell_type"] == "code"} == {None}
+    assert "widgets" not in committed["metadata"]
+    assert [c["source"] for c in committed["cells"]] == [c["source"] for c in doc["cells"]]  # the code itself, as saved
+    grep = subprocess.run(["git", "grep", "-l", CANARY, "HEAD"], cwd=project, capture_output=True, text=True)
+    assert grep.returncode == 1, f"the commit holds a customer's address in: {grep.stdout}"
+    assert saved.read_bytes() == kept  # the author's file is untouched: outputs, counts, the form's state
+    assert _git(project, "status", "--porcelain", "--", "notebooks/contacts.ipynb").strip() == "M notebooks/contacts.ipynb"

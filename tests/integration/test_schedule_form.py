@@ -32,6 +32,8 @@ def _form(notebook: Path) -> tuple[ScheduleForm, list[str]]:
 
 
 def test_check_preview_trial_and_schedule_from_the_form(project: Path) -> None:
+    import nbformat
+
     notebook = write_starter(project / "notebooks" / "top_orders.ipynb")
     form, seen = _form(notebook)
     assert form.params["limit"].value == "100"  # prefilled from the parameters cell
@@ -55,9 +57,25 @@ def test_check_preview_trial_and_schedule_from_the_form(project: Path) -> None:
     assert "status: <b>success</b>" in form.result.value and "output <code>mart.top_orders</code>: 5 rows" in form.result.value
     assert any("3/6 trial run" in s for s in seen)
 
+    # Run and saved in Jupyter, as the manual says: the file keeps every cell's output, the form's own too.
+    nb = nbformat.read(str(notebook), as_version=4)
+    assert nb.cells[-1].source == "%nb_schedule"  # the starter's form cell
+    for number, cell in enumerate(nb.cells[1:], start=1):
+        if cell.cell_type == "code":
+            cell.execution_count = number
+            cell.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": f"shown {number}"}, execution_count=number)]
+    nbformat.write(nb, str(notebook))
+    saved = notebook.read_bytes()
     form.press("schedule")
     assert "✔ Schedule: done" in form.status.value, form.result.value
     assert "schedule/top_orders" in form.result.value and "Test plan: <code>plans/top_orders.md</code>" in form.result.value
+    assert "note: committed notebooks/top_orders.ipynb without its outputs" in form.result.value, form.result.value
+    committed = nbformat.reads(git(project, "show", "HEAD:notebooks/top_orders.ipynb"), as_version=4)
+    assert [(c.outputs, c.execution_count) for c in committed.cells if c.cell_type == "code"] == [([], None)] * 5
+    assert notebook.read_bytes() == saved  # the author's file keeps its outputs
+    again = ScheduleForm(notebook)  # %nb_schedule run again in the same kernel: the fields are as typed
+    assert (again.owners.value, again.cron.value, again.purpose.value) == ("a@example.com", "0 6 * * *", "finance_reporting")
+    assert again.params["limit"].value == "5"
     assert git(project, "branch", "--show-current").strip() == "schedule/top_orders"
     committed = set(git(project, "show", "--name-only", "--format=", "HEAD").split())
     assert committed == {"notebooks/top_orders.ipynb", "declarations.yaml", "plans/top_orders.md"}

@@ -20,6 +20,7 @@ def test_the_starter_is_valid_and_declares_one_input_one_output_and_a_parameter(
     assert [p.name for p in spec.parameters] == ["limit"]
     assert not spec.findings, spec.findings
     assert "{table}" not in path.read_text() and "Top orders" in path.read_text()
+    assert "".join(json.loads(path.read_text())["cells"][-1]["source"]) == "%nb_schedule"  # the form, as the manual shows
 
 
 def test_braces_an_author_might_write_survive_and_the_template_stays_one_file() -> None:
