@@ -194,11 +194,12 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.input_transformers_cleanup.append(_source_cell_as_line_magic)
 
     def nb_context(line: str) -> None:
-        """`%nb_context [NOTEBOOK]`: this notebook's declaration, lineage, zones and last runs."""
-        # A host module, imported only when asked for: the sandbox has only this runtime.
-        from nb_assets.jupyter.context_pane import show_context
+        """`%nb_context [NOTEBOOK]`: this notebook's declaration, lineage, zones and last runs (host only);
+        a scheduled run skips it, as it does %nb_schedule."""
+        if _mode() != "run":  # a host module, imported only when asked for: the sandbox has only this runtime
+            from nb_assets.jupyter.context_pane import show_context
 
-        show_context(line.strip().strip("'\"") or None, ipython.user_ns)  # a quoted path works too
+            show_context(line.strip().strip("'\"") or None, ipython.user_ns)  # a quoted path works too
 
     ipython.register_magic_function(nb_context, magic_kind="line", magic_name="nb_context")
 

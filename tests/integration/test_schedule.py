@@ -223,8 +223,8 @@ def test_a_failing_trial_and_saved_outputs_keep_customers_rows_out_of_plans_and_
     assert _holding(project / "plans", CANARY) == [], "the failure's message put a customer's address in the plan:\n" + plan
     assert "- status: **failed**: AssertionError in cell 4 (cell-error); its message is in the record" in plan, plan
 
-    # Saved from Jupyter after running, the Schedule form shown in it: the file shows the rows.
-    # (No %nb_context cell: a scheduled run does not skip that magic, so the trial would fail.) --git commits a copy without any output; the file keeps them.
+    # Saved from Jupyter after running, the context pane and the Schedule form shown in it: the file shows the
+    # rows. The trial runs it (a scheduled run skips both magics); --git commits a copy without any output.
     saved = _contacts(project, "customers.head(3)")
     doc = json.loads(saved.read_text())
     doc["cells"][3]["outputs"] = [{"output_type": "execute_result", "execution_count": 3, "metadata": {},
@@ -233,7 +233,8 @@ def test_a_failing_trial_and_saved_outputs_keep_customers_rows_out_of_plans_and_
     widget = {"output_type": "display_data", "metadata": {},
               "data": {"text/plain": "VBox(children=(HTML(value='<b>Schedule</b>'),))",
                        "application/vnd.jupyter.widget-view+json": {"model_id": "f00d", "version_major": 2, "version_minor": 0}}}
-    doc["cells"].append({"cell_type": "code", "execution_count": 5, "metadata": {}, "outputs": [widget], "source": ["%nb_schedule"]})
+    doc["cells"].append({"cell_type": "code", "execution_count": 5, "metadata": {}, "outputs": [], "source": ["%nb_context"]})
+    doc["cells"].append({"cell_type": "code", "execution_count": 6, "metadata": {}, "outputs": [widget], "source": ["%nb_schedule"]})
     doc["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"f00d": {"owners": CANARY}}}}
     saved.write_text(json.dumps(doc))
     kept = saved.read_bytes()
@@ -249,7 +250,7 @@ def test_a_failing_trial_and_saved_outputs_keep_customers_rows_out_of_plans_and_
             "warehouse data); your file keeps them") in proc.stdout, proc.stdout
     assert _git(project, "branch", "--show-current").strip() == "schedule/contacts"
     committed = json.loads(_git(project, "show", "HEAD:notebooks/contacts.ipynb"))
-    assert [c.get("outputs") for c in committed["cells"] if c["cell_type"] == "code"] == [[]] * 5
+    assert [c.get("outputs") for c in committed["cells"] if c["cell_type"] == "code"] == [[]] * 6
     assert {c.get("execution_count") for c in committed["cells"] if c["cell_type"] == "code"} == {None}
     assert "widgets" not in committed["metadata"]
     assert [c["source"] for c in committed["cells"]] == [c["source"] for c in doc["cells"]]  # the code itself, as saved
