@@ -182,22 +182,61 @@ def test_a_failed_load_with_the_same_columns_leaves_the_old_rows(pg_warehouse: s
 
 
 def test_two_loads_of_one_table_at_once_leave_one_of_them_not_both(pg_warehouse: str, tmp_path: Path) -> None:
-    """In place, two loads' DELETEs would each miss the other's new rows and both sets would stay; the load's
-    lock keeps writers one at a time, as DROP did. Both loads queue behind a third writer's open transaction."""
+    """In place, two loads' DELETEs could each miss the other's new rows and both sets would stay; loads of one
+    table go one at a time, as DROP made them. Both queue behind another session's lock on the table."""
     wh = PostgresWarehouse(pg_warehouse)
     wh.load("upstream.ipynb", {"mart.t": _write(tmp_path, "old", pd.DataFrame({"x": [0]}))})
     files = {n: _write(tmp_path, f"run{n}", pd.DataFrame({"x": [n, n]})) for n in (1, 2)}
-    with psycopg.connect(pg_warehouse) as writer, ThreadPoolExecutor(2) as pool:
-        writer.execute("LOCK TABLE mart.t IN ROW EXCLUSIVE MODE")  # what any INSERT/UPDATE/DELETE holds
-        loads = [pool.submit(wh.load, f"run{n}.ipynb", {"mart.t": files[n]}) for n in (1, 2)]
-        deadline = time.monotonic() + _WAIT_S
-        while time.monotonic() < deadline and not any(f.done() for f in loads):
-            waiting = writer.execute("SELECT count(*) FROM pg_locks WHERE relation = 'mart.t'::regclass AND NOT granted").fetchone()
-            if waiting and waiting[0] == 2:
-                break
-            time.sleep(0.01)
-        else:
-            raise AssertionError(f"the two loads did not both wait for the writer: {[f.done() and f.exception() for f in loads]}")
-        writer.rollback()
+    with psycopg.connect(pg_warehouse) as holder, ThreadPoolExecutor(2) as pool:
+        holder.execute("LOCK TABLE mart.t IN ACCESS EXCLUSIVE MODE")
+        loads = []
+        try:
+            for n in (1, 2):  # one after the other: the first is waiting before the second starts
+                loads.append(pool.submit(wh.load, f"run{n}.ipynb", {"mart.t": files[n]}))
+                _wait_for_waiting_sessions(holder, n, loads)
+        finally:
+            holder.rollback()  # before the pool waits for the loads
         assert [f.result(timeout=_WAIT_S) for f in loads] == [{"mart.t": 2}, {"mart.t": 2}]
     assert pg_snapshot(pg_warehouse)["mart.t"] in ([(1,), (1,)], [(2,), (2,)])
+
+
+def _wait_for_waiting_sessions(con: psycopg.Connection, count: int, futures: list[Future]) -> None:
+    deadline = time.monotonic() + _WAIT_S
+    while time.monotonic() < deadline:
+        if any(f.done() for f in futures):
+            raise AssertionError(f"a load ended instead of waiting: {[f.done() and (f.exception() or f.result()) for f in futures]}")
+        con.execute("SELECT pg_stat_clear_snapshot()")  # else the view stays as first read in this transaction
+        waiting = con.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                              "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()").fetchone()
+        if waiting and waiting[0] == count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{count} load(s) did not wait within {_WAIT_S} s")
+
+
+def test_a_reader_in_the_middle_of_a_table_does_not_hold_its_reload_back(pg_warehouse: str, tmp_path: Path) -> None:
+    """The swap's DROP waited for every open reader of the table (and queued new ones behind it); in place, none."""
+    from nb_assets.warehouse.deadline import Deadline
+
+    wh = PostgresWarehouse(pg_warehouse)
+    wh.load("upstream.ipynb", {"mart.t": _write(tmp_path, "old", pd.DataFrame({"x": [1, 2]}))})
+    with psycopg.connect(pg_warehouse) as reader:
+        reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        assert reader.execute("SELECT count(*) FROM mart.t").fetchone() == (2,)  # holds its lock until the end
+        bound = Deadline(_WAIT_S, stage="load", why="a bound for this test, not a measurement")
+        assert wh.load("upstream.ipynb", {"mart.t": _write(tmp_path, "new", pd.DataFrame({"x": [7]}))}, deadline=bound) == {"mart.t": 1}
+        assert reader.execute("SELECT x FROM mart.t").fetchall() == [(1,), (2,)]  # its snapshot, still whole
+    assert pg_snapshot(pg_warehouse)["mart.t"] == [(7,)]
+
+
+def test_a_table_another_loader_truncates_and_refills_fails_a_concurrent_prefetch_clearly(pg_warehouse: str, tmp_path: Path) -> None:
+    """Not a load of ours: TRUNCATE gives the table a new file, which an older snapshot reads as empty too."""
+    _sql(pg_warehouse, "CREATE SCHEMA mart", "CREATE TABLE mart.t AS SELECT 1 AS x")
+    with _prefetch_held_after_its_snapshot(pg_warehouse, tmp_path, "mart.t") as release:
+        with psycopg.connect(pg_warehouse) as loader:
+            loader.execute("TRUNCATE mart.t")
+            loader.execute("INSERT INTO mart.t VALUES (2)")
+        future = release()
+        with pytest.raises(WarehouseError, match=r"cell 2: SQL input 'second' read mart\.t, .*truncated.* "
+                                                 r"retry: its table was replaced while it was read"):
+            future.result(timeout=_WAIT_S)
