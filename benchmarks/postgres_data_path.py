@@ -8,7 +8,9 @@ connection, interleaved run by run so drift on the machine hits all alike:
             new table, in one transaction (psycopg 3, bytes passed through)
   figure    PostgresWarehouse.prefetch (the same query, $ds bound, as the read
             role in a READ ONLY transaction, to Parquet) and
-            PostgresWarehouse.load of the file prefetch wrote (staging, swap)
+            PostgresWarehouse.load of the file prefetch wrote (after the
+            first, the same columns: DELETE + COPY into the table in place;
+            postgres_swap.py compares that with the swap)
   also      psycopg 3's binary COPY decoded to Python rows (what an Arrow path
             through psycopg would start from: no Arrow built, no Parquet
             written), to show why prefetch goes through ADBC
@@ -110,7 +112,7 @@ def main() -> None:
                 "COPY TO STDOUT (binary)": lambda: copy_out(dsn, binary),
                 "COPY FROM STDIN (binary)": lambda: copy_in(dsn, binary),
                 "prefetch (ADBC → Parquet)": prefetch,
-                "load (Parquet → ADBC, swap)": lambda: wh.load("bench", {"bench.loaded": parquet}),
+                "load (Parquet → ADBC, in place)": lambda: wh.load("bench", {"bench.loaded": parquet}),
                 "psycopg COPY → rows (no Arrow)": lambda: psycopg_rows(dsn),
             }
             times = C.time_round_robin({k: (lambda f=f: timed(f)) for k, f in ops.items()}, runs)
@@ -118,11 +120,11 @@ def main() -> None:
                 print(f"{name:32} {C.fmt_times(values)}")
             med = {k: C.median(v) for k, v in times.items()}
             baseline = med["COPY TO STDOUT (binary)"] + med["COPY FROM STDIN (binary)"]
-            figure = med["prefetch (ADBC → Parquet)"] + med["load (Parquet → ADBC, swap)"]
+            figure = med["prefetch (ADBC → Parquet)"] + med["load (Parquet → ADBC, in place)"]
             print(f"\nbinary COPY file {binary.stat().st_size / 1e6:.0f} MB; Parquet {parquet.stat().st_size / 1e6:.0f} MB")
             print(f"out: prefetch / COPY TO = {med['prefetch (ADBC → Parquet)'] / med['COPY TO STDOUT (binary)']:.2f}x; "
                   f"psycopg rows / COPY TO = {med['psycopg COPY → rows (no Arrow)'] / med['COPY TO STDOUT (binary)']:.2f}x")
-            print(f"in:  load / COPY FROM = {med['load (Parquet → ADBC, swap)'] / med['COPY FROM STDIN (binary)']:.2f}x")
+            print(f"in:  load / COPY FROM = {med['load (Parquet → ADBC, in place)'] / med['COPY FROM STDIN (binary)']:.2f}x")
             print(f"(prefetch + load) {figure:.3f} s / (COPY TO + COPY FROM) {baseline:.3f} s")
             C.summary("postgres_data_path", figure / baseline, 1.3)
         finally:

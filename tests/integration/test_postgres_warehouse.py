@@ -188,7 +188,7 @@ def test_a_swap_the_server_refuses_rolls_back_every_table(pg_warehouse: str, tmp
     _sql(pg_warehouse, "CREATE VIEW mart.b_view AS SELECT * FROM mart.b")
     before = pg_snapshot(pg_warehouse)
     outputs = {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [7, 8]})),
-               "mart.b": _write(tmp_path, "mart.b", pd.DataFrame({"y": [2]}))}
+               "mart.b": _write(tmp_path, "mart.b", pd.DataFrame({"y": ["two"]}))}  # a new type: swapped, not replaced in place
     with pytest.raises(WarehouseError, match=r"nb: loading outputs failed, nothing loaded: .*depend"):
         wh.load("nb", outputs)
     assert pg_snapshot(pg_warehouse) == before

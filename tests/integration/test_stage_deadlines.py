@@ -231,14 +231,15 @@ def test_dagster_cuts_a_slow_postgres_prefetch(tmp_path: Path, pg_warehouse: str
     assert pg_snapshot(pg_warehouse) == before
 
 
-class _Reader:
-    """Another session reading `table` in an open transaction: its lock makes a load's swap of that table wait."""
+class _IndexBuilder:
+    """Another session holding `table` as CREATE INDEX does (SHARE): a load of that table waits for it, in place or
+    swapping. A reader does not hold a load back: a load replaces a table's rows in place (warehouse/postgres/load.py)."""
 
     def __init__(self, dsn: str, table: str) -> None:
         import psycopg
 
         self.con = psycopg.connect(dsn)
-        self.con.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
+        self.con.execute(f"LOCK TABLE {table} IN SHARE MODE")
 
     def close(self) -> None:
         self.con.rollback()
@@ -257,14 +258,14 @@ def test_a_postgres_load_cut_midway_rolls_back_every_table(tmp_path: Path, pg_wa
     wh = PostgresWarehouse(pg_warehouse)
     wh.load("nb", {"mart.a": files["mart.a"], "mart.b": files["mart.b"]})
     before = pg_snapshot(pg_warehouse)
-    reader = _Reader(pg_warehouse, "mart.b")  # mart.a swaps in; mart.b waits for the reader: cut there
+    holder = _IndexBuilder(pg_warehouse, "mart.b")  # mart.a is written; mart.b waits for the index build: cut there
     try:
         deadline = Deadline(3, stage="load", why="load_timeout 3 s")
         with pytest.raises(StageTimeoutError) as err:
             wh.load("nb", {"mart.a": files["mart.a2"], "mart.b": files["mart.b2"]}, deadline=deadline)
     finally:
-        reader.close()
-    assert str(err.value) == ("nb: replacing the tables: the load did not finish within the deadline of 3 s (load_timeout 3 s); "
+        holder.close()
+    assert str(err.value) == ("nb: loading mart.b: the load did not finish within the deadline of 3 s (load_timeout 3 s); "
                               "the query was cancelled in the warehouse and the transaction was rolled back, nothing loaded")
     assert "canceling statement due to user request" in str(err.value.__cause__)
     assert pg_snapshot(pg_warehouse) == before  # mart.a as it was, no staging table left
@@ -280,20 +281,20 @@ def test_cli_cuts_a_postgres_load_that_waits_and_changes_nothing(tmp_path: Path,
     with psycopg.connect(pg_warehouse, autocommit=True) as con:
         con.execute("INSERT INTO raw.orders VALUES (99, 1, 1.0, DATE '2026-11-09')")  # the next run has more to load
     before = pg_snapshot(pg_warehouse)
-    reader = _Reader(pg_warehouse, "mart.orders_copy")
+    holder = _IndexBuilder(pg_warehouse, "mart.orders_copy")
     try:
         proc = _cli("run", str(nb), "--warehouse", pg_warehouse, "--sandbox", "local", "--load-timeout", "3", "--json", cwd=tmp_path)
     finally:
-        reader.close()
+        holder.close()
     error = _failed_json(proc)
     assert error["kind"] == "stage-timeout", error
-    assert error["message"] == (f"{nb}: replacing the tables: the load did not finish within the deadline of 3 s (load_timeout 3 s); "
+    assert error["message"] == (f"{nb}: loading mart.orders_copy: the load did not finish within the deadline of 3 s (load_timeout 3 s); "
                                 "the query was cancelled in the warehouse and the transaction was rolled back, nothing loaded")
     assert pg_snapshot(pg_warehouse) == before
 
 
-def test_the_reader_lock_really_holds_a_load_back(pg_warehouse: str, tmp_path: Path) -> None:
-    """The load tests above stand on this: without a deadline, a load waits for the reader's lock until it goes."""
+def test_a_share_lock_really_holds_a_load_back(pg_warehouse: str, tmp_path: Path) -> None:
+    """The load tests above stand on this: without a deadline, a load waits for a SHARE lock until it goes."""
     import pandas as pd
 
     from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
@@ -302,12 +303,12 @@ def test_the_reader_lock_really_holds_a_load_back(pg_warehouse: str, tmp_path: P
     pd.DataFrame({"v": [1]}).to_parquet(path)
     wh = PostgresWarehouse(pg_warehouse)
     wh.load("nb", {"mart.b": path})
-    reader = _Reader(pg_warehouse, "mart.b")
+    holder = _IndexBuilder(pg_warehouse, "mart.b")
     done = threading.Event()
     loader = threading.Thread(target=lambda: (wh.load("nb", {"mart.b": path}), done.set()), daemon=True)
     loader.start()
     try:
-        assert not done.wait(3), "the load did not wait for the reader"
+        assert not done.wait(3), "the load did not wait for the SHARE lock"
     finally:
-        reader.close()
-    assert done.wait(BOUND_S), "the load did not go through once the reader left"
+        holder.close()
+    assert done.wait(BOUND_S), "the load did not go through once the lock was gone"

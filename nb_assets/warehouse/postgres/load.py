@@ -1,9 +1,22 @@
 """Load a run's outputs into Postgres: every table in one transaction.
 
-Each output is first copied (binary COPY through ADBC) into a staging table
-beside its target; only when all are in are the targets dropped and the
-staging tables renamed into place, and the transaction commits. Readers see
-the old tables until then; a failure anywhere rolls everything back.
+Each output is written in one transaction with every other: when the table
+exists with exactly the columns the load would create, its rows are replaced
+(`DELETE`, then a binary COPY through ADBC into the table itself); otherwise
+the file is copied into a staging table beside it, and once every output is
+written the old table is dropped and the staging table renamed into place.
+The output checks run on the written tables, then the transaction commits;
+a failure anywhere rolls everything back.
+
+Why not always the swap: DDL is not MVCC-safe in Postgres. A prefetch reads
+all of a notebook's inputs in one REPEATABLE READ snapshot; if a swap commits
+after that snapshot and before the prefetch reads the table, the name resolves
+to the new relation, whose rows the snapshot cannot see: an empty table, read
+silently. A `DELETE` + insert is MVCC: that reader sees the old rows. It also
+keeps the table's grants, indexes and dependent views, and never waits for,
+or blocks, a reader. The swap stays for a new table or changed columns; a
+prefetch that meets one says so and asks for a retry (postgres/warehouse.py).
+benchmarks/postgres_swap.py measures both.
 
 A partitioned run checks its outputs first (in-memory DuckDB, the same check
 as the DuckDB warehouse), then deletes and inserts only its day's rows.
@@ -77,6 +90,51 @@ def _stage(cur: Any, table: str, path: Path) -> str:
     return f"{ident(schema)}.{ident(stage)}"
 
 
+# A table's columns as a load creates them (ADBC's types, all nullable), in order; relkind first.
+_COLUMNS = """
+    SELECT c.relkind::text, a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull
+    FROM pg_class c LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE c.oid = to_regclass($1) ORDER BY a.attnum
+"""
+
+
+def _columns(cur: Any, relation: str) -> list[tuple[Any, ...]]:
+    cur.execute(_COLUMNS, (relation,))
+    return cur.fetchall()
+
+
+def _write(cur: Any, table: str, path: Path) -> bool:
+    """Write `path` into `table` in the open transaction; True if the table's rows were replaced in place,
+    False if the file went into the staging table instead (a new table, or other columns: `_swap` later)."""
+    schema, name = table.split(".")
+    stage = stage_name(table)
+    # One load of a table at a time, until commit, as DROP made it: else two loads' DELETEs could each miss
+    # the other's new rows and both sets stay. An advisory lock: readers, other writers and autovacuum go on.
+    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))::text", (f"nb_assets load {table}",))
+    batches = read_parquet_batches(path)
+    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
+    cur.execute(f"DROP TABLE IF EXISTS {ident(schema)}.{ident(stage)}")
+    # The staging table with no rows yet: ADBC's own choice of column types, to compare with the table's.
+    cur.adbc_ingest(stage, pa.RecordBatchReader.from_batches(batches.schema, []), mode="create", db_schema_name=schema)
+    staged = f"{ident(schema)}.{ident(stage)}"
+    existing = _columns(cur, quote_table(table))
+    if existing and existing[0][0] == "r" and existing == _columns(cur, staged):
+        cur.execute(f"DROP TABLE {staged}")
+        cur.execute(f"DELETE FROM {quote_table(table)}")  # MVCC: an older snapshot still reads the old rows
+        cur.adbc_ingest(name, batches, mode="append", db_schema_name=schema)
+        return True
+    cur.adbc_ingest(stage, batches, mode="append", db_schema_name=schema)
+    return False
+
+
+def _swap(cur: Any, table: str) -> None:
+    """The staging table in the place of `table`: not MVCC-safe (see the module's docstring), so only for
+    a new table or changed columns. A dependent view makes the server refuse the DROP: nothing loads."""
+    schema, name = table.split(".")
+    cur.execute(f"DROP TABLE IF EXISTS {quote_table(table)}")
+    cur.execute(f"ALTER TABLE {ident(schema)}.{ident(stage_name(table))} RENAME TO {ident(name)}")
+
+
 def _audit(
     cur: Any, notebook: str, checks: CheckRun | None, tables: list[str], deadline: Deadline, part: PartitionLoad | None = None,
 ) -> None:
@@ -102,15 +160,17 @@ def load_tables(
     rows: dict[str, int] = {}
     deadline = deadline or Deadline.unlimited("load")  # output checks here take deadline.sub("checks_timeout")
     with _transaction(warehouse, notebook, "", deadline) as (cur, watch):
+        staged = []
         for table, path in outputs.items():
             watch.at(f"loading {table}")
             _missing_file(notebook, path)
-            _stage(cur, table, path)
+            if not _write(cur, table, path):
+                staged.append(table)
             rows[table] = pq.ParquetFile(path).metadata.num_rows
         watch.at("replacing the tables")
-        for table in outputs:  # the swap: only once every output is staged
-            cur.execute(f"DROP TABLE IF EXISTS {quote_table(table)}")
-            cur.execute(f"ALTER TABLE {ident(table.split('.')[0])}.{ident(stage_name(table))} RENAME TO {ident(table.split('.')[1])}")
+        for table in staged:  # the swaps: only once every output is written, so their exclusive locks are short
+            _swap(cur, table)
+        for table in outputs:
             cur.execute(f"COMMENT ON TABLE {quote_table(table)} IS {writer_comment(notebook)}")
         _audit(cur, notebook, checks, list(outputs), deadline)  # written, audited, then (leaving the block) published
     return rows

@@ -146,6 +146,7 @@ class PostgresWarehouse:
                 try:
                     reader = _execute(cur, request)
                     rows[request.name] = write_parquet(reader, request.dest)
+                    _refuse_a_table_newer_than_the_snapshot(cur, notebook, request)
                 except (adbc.Error, ParamTranslationError, pa.ArrowException, OSError) as exc:  # the stream raises OSError
                     raise WarehouseError(
                         f"{notebook}: cell {request.cell}: SQL input {request.name!r} failed: {server_message(exc)}",
@@ -252,6 +253,38 @@ def read_query(dsn: str, name: str, query: str, namespace: Mapping[str, Any]) ->
         dest = Path(folder) / "input.parquet"
         PostgresWarehouse(dsn).prefetch("%%sql", [PrefetchRequest(name, query, params, 0, dest)])
         return pq.read_table(dest)
+
+
+# The tables and materialized views this transaction has read so far (it holds a lock on each until it
+# ends) whose catalog row its snapshot cannot see, or whose file changed since: created, swapped in, truncated
+# or rewritten after the snapshot was taken. A query resolves names in the current catalog but reads rows
+# as of its snapshot, so such a table reads as empty: DDL is not MVCC-safe. pg_identify_object and
+# pg_relation_filenode look in the current catalog; `pg_class` in a query is read as of the snapshot.
+_NEWER_THAN_THE_SNAPSHOT = """
+    SELECT o.identity FROM pg_locks l, LATERAL pg_identify_object('pg_class'::regclass, l.relation, 0) o
+    WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND o.type IN ('table', 'materialized view')
+      AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = l.relation
+                      AND (c.relfilenode = 0 OR c.relfilenode = pg_relation_filenode(l.relation)))
+    ORDER BY 1
+"""
+
+
+def _refuse_a_table_newer_than_the_snapshot(cur: Any, notebook: str, request: PrefetchRequest) -> None:
+    """After each input: an empty read of a table a load replaced meanwhile is an error, never a result.
+    Loads replace the rows of a table whose columns stay (MVCC-safe: this snapshot reads the old rows);
+    only a new table or new columns swap the relation (postgres/load.py), and land here."""
+    cur.execute(_NEWER_THAN_THE_SNAPSHOT)
+    replaced = [name for (name,) in cur.fetchall()]
+    if replaced:
+        request.dest.unlink(missing_ok=True)
+        raise WarehouseError(
+            f"{notebook}: cell {request.cell}: SQL input {request.name!r} read {', '.join(replaced)}, which was "
+            "replaced, created or truncated after this prefetch's snapshot was taken (DDL, which Postgres does not "
+            "version), so none of its rows were visible and nothing was read; retry: its table was replaced while it was read",
+            cell=request.cell,
+        )
 
 
 def _execute(cur: Any, request: PrefetchRequest) -> pa.RecordBatchReader:
