@@ -6,9 +6,11 @@ working folder or a parent; `$params` are bound from the notebook's variables.
 Host only: notebook.py imports this inside its magic, so the sandbox, which has
 the runtime alone, never does.
 
-A mistake in the cell (a misspelled table, an undeclared source) is IPython's
-UsageError: Jupyter shows its one line in red, without a traceback, and Run All
-stops there. Any other exception is a bug and keeps its traceback.
+A mistake in the cell (a misspelled table, an undeclared source) is a CellInputError:
+IPython shows what its `_render_traceback_` gives, one line, as the cell's error
+output, so Jupyter shows the message alone, Run All stops there and papermill's
+error carries it (IPython's UsageError would go to stderr instead, and leave a
+scripted run's error empty). Any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -86,7 +88,12 @@ def _query_problem(query: str, location: str, exc: BaseException) -> str:
     return f"{said} in the warehouse {redact(location)}: correct the table name in the cell's query and run it again"
 
 
-def _usage_error(message: str) -> Exception:
-    from IPython.core.error import UsageError  # exactly this class: IPython prints it without a traceback
+class CellInputError(Exception):
+    """A mistake in the cell's input, said in one line without a traceback (IPython's `_render_traceback_`)."""
 
-    return UsageError(message)
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+def _usage_error(message: str) -> CellInputError:
+    return CellInputError(message)
