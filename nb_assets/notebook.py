@@ -183,9 +183,9 @@ def load_ipython_extension(ipython: Any) -> None:
             df = _run_mode_source(name)
         else:
             # A host module, imported only interactively: it fetches through the project's own code.
-            from nb_assets.jupyter.sources import interactive_source
+            from nb_assets.jupyter.interactive import interactive_source_table
 
-            df = _to_pandas(interactive_source(name, ipython.user_ns))
+            df = _to_pandas(interactive_source_table(var, name, ipython.user_ns))
         ipython.user_ns[var] = df
 
     ipython.register_magic_function(source, magic_kind="line_cell", magic_name="source")

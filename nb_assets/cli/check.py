@@ -91,7 +91,9 @@ def cmd_check(args: argparse.Namespace) -> int:
                 "path": str(path), "parameters": [], "inputs": [], "outputs": [], "checks": {},
                 "findings": [{"rule": "invalid-notebook", "severity": "error", "cell": None, "line": None, "message": str(exc)}],
             })
-    _warn_of_missing_tables(reports, warehouse, catalog)
+    # Say where the location came from: a person who never set the variable must not be told they did.
+    origin = "NB_ASSETS_WAREHOUSE" if os.environ.get("NB_ASSETS_WAREHOUSE") else "the warehouse definitions.py names"
+    _warn_of_missing_tables(reports, warehouse, catalog, origin)
     failed = any(f["severity"] == "error" for r in reports for f in r["findings"])
     if args.json:
         print(json.dumps({"notebooks": reports}, indent=2, default=str))
@@ -166,7 +168,8 @@ def _with_declared_checks(spec: NotebookSpec, project: Any, dialect: str) -> tup
     return merged, [at(decl, p) for p in problems]
 
 
-def _warn_of_missing_tables(reports: list[dict[str, Any]], warehouse: str | None, catalog: Any = None) -> None:
+def _warn_of_missing_tables(reports: list[dict[str, Any]], warehouse: str | None, catalog: Any = None,
+                            origin: str = "NB_ASSETS_WAREHOUSE") -> None:
     """With a warehouse that opens (NB_ASSETS_WAREHOUSE, or the project's): a warning per table it lacks,
     with the closest name it has. Not an error: another notebook's output may just not have run yet."""
     if not warehouse or catalog is None or not any(r["inputs"] for r in reports):
@@ -179,7 +182,7 @@ def _warn_of_missing_tables(reports: list[dict[str, Any]], warehouse: str | None
                 report["findings"].append({
                     "rule": "no-such-table", "severity": "warning", "cell": sql_input["cell"], "line": None,
                     "message": f"SQL input {sql_input['name']!r}: {no_such_table(table, catalog.relations)} "
-                               f"in NB_ASSETS_WAREHOUSE ({redact(warehouse)})",
+                               f"in {origin} ({redact(warehouse)})",
                 })
 
 

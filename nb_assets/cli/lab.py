@@ -5,7 +5,8 @@ and `%load_ext nb_assets.notebook` loads; NB_ASSETS_WAREHOUSE is set to the
 warehouse the project's definitions name (the one its scheduled runs read), so
 `%%sql` in any notebook of the project reads the same tables. It listens on
 127.0.0.1 only, with the token JupyterLab makes (or JUPYTER_TOKEN, its own
-setting). JupyterLab comes from the `lab` extra: pip install 'nb_assets[lab]'.
+setting). Hidden paths are served, so the run records %nb_context links to
+(under .nb_assets/) open. JupyterLab comes from the `lab` extra: pip install 'nb_assets[lab]'.
 """
 
 from __future__ import annotations
@@ -51,7 +52,11 @@ def lab_command(project: Path, port: int | None, no_browser: bool) -> tuple[list
     argv = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={project}",
             # The server itself reaches nothing: no extension installs from PyPI, no update check, no news feed.
             "--LabApp.extension_manager=readonly", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-            "--LabApp.news_url=None"]
+            "--LabApp.news_url=None",
+            # %nb_context links to run records under the project's hidden .nb_assets/ folder, which Jupyter
+            # Server refuses (404) unless told. It has no per-folder setting, and a token holder already
+            # reads any file through a kernel, so this widens nothing they could not do.
+            "--ContentsManager.allow_hidden=True"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # a dev container's root: JupyterLab refuses it unless told
         argv.append("--ServerApp.allow_root=True")
     argv += [f"--ServerApp.port={port}", "--ServerApp.port_retries=0"] if port is not None else []

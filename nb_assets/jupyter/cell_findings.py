@@ -16,6 +16,7 @@ def findings_html(notebook: Path) -> str:
     """A table of (cell, severity, rule and message); a parse error is said instead."""
     from nb_assets.analysis.parser import parse_notebook
     from nb_assets.errors import NbAssetsError
+    from nb_assets.jupyter.cell_links import spec_cell_label
 
     try:
         spec = parse_notebook(notebook)
@@ -24,7 +25,7 @@ def findings_html(notebook: Path) -> str:
     if not spec.findings:
         return "<p class='nb-findings-none'>Static checks: no findings in any cell.</p>"
     rows = "".join(
-        f"<tr class='nb-finding'><td>{'cell ' + str(f.cell) if f.cell is not None else 'notebook'}"
+        f"<tr class='nb-finding'><td>{html.escape(spec_cell_label(spec.cells, f.cell)) if f.cell is not None else 'notebook'}"
         f"{'' if f.line is None else f', line {f.line}'}</td>"
         f"<td style='{BAD if f.severity == 'error' else ''}'>{html.escape(f.severity)}</td>"
         f"<td><code>{html.escape(f.rule)}</code> {html.escape(f.message)}</td></tr>" for f in spec.findings)

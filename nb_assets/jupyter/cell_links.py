@@ -1,4 +1,4 @@
-"""A link that jumps to one cell of a notebook in JupyterLab, without an extension.
+"""A link that jumps to one cell of a notebook in JupyterLab, without an extension; a cell's name.
 
 JupyterLab 4 opens a local link `NAME.ipynb#cell-id=ID` in the notebook (revealing it
 when it is open) and selects and scrolls to the cell whose id is ID. Cell ids are in
@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
 
 from nb_assets.inbox.runner import authored_cells
-from nb_assets.runs.failure import notebook_cells
+from nb_assets.runs.failure import cell_source, notebook_cells
+from nb_assets.spec import Cell, Finding
+
+FIRST_LINE_CHARS = 40  # enough to tell `%%sql events` from `output('mart.x', df)`
 
 
 def failed_cell_id(notebook: Path, cell: int, executed: Path | None = None) -> str | None:
@@ -31,6 +35,33 @@ def failed_cell_id(notebook: Path, cell: int, executed: Path | None = None) -> s
     return here if isinstance(here, str) and here else None
 
 
+def cell_label(number: int, source: str | None) -> str:
+    """`cell 6 (`%%sql events`)`: our numbers count markdown cells and JupyterLab's prompts do
+    not, so the cell's first line is what finds it."""
+    first = next((line.strip() for line in (source or "").splitlines() if line.strip()), "")
+    if len(first) > FIRST_LINE_CHARS:
+        first = first[: FIRST_LINE_CHARS - 1] + "…"
+    return f"cell {number}" + (f" (`{first}`)" if first else "")
+
+
+def spec_cell_label(cells: Iterable[Cell], number: int) -> str:
+    """`cell_label` for cell `number` of a parsed notebook (spec.cells: the same numbering as findings)."""
+    return cell_label(number, next((c.source for c in cells if c.number == number), None))
+
+
+def describe_finding(notebook: str, finding: Finding, cells: Iterable[Cell]) -> str:
+    """Finding.describe, its cell named with its first line: `draft (cell 4 (`import socket`), line 1): [rule] ...`."""
+    where = "notebook" if finding.cell is None else spec_cell_label(cells, finding.cell)
+    where += "" if finding.line is None else f", line {finding.line}"
+    return f"{notebook} ({where}): [{finding.rule}] {finding.message}"
+
+
+def cell_label_in(notebook: Path, number: int) -> str:
+    """`cell_label` for the author's cell `number` of the notebook as saved now ('cell N' when unreadable)."""
+    cells = dict(authored_cells(notebook_cells(notebook) or []))
+    return cell_label(number, cell_source(cells[number]) if number in cells else None)
+
+
 def cell_href(notebook: Path, cell_id: str, relative_to: Path) -> str:
     """The link to the cell, relative to the folder of the notebook that shows it (Jupyter
     resolves an output's links against it)."""
@@ -44,4 +75,6 @@ def failed_cell_link(notebook: Path, cell: int, executed: Path | None = None) ->
     if cell_id is None:
         return ""
     href = html.escape(cell_href(notebook, cell_id, notebook.parent))
-    return f"<p><a class='nb-context-cell-link' href='{href}'>go to cell {cell} in {html.escape(notebook.name)}</a></p>"
+    first = cell_label_in(notebook, cell).removeprefix(f"cell {cell}")  # " (`%%sql events`)", or ''
+    return (f"<p><a class='nb-context-cell-link' href='{href}'>go to cell {cell} in {html.escape(notebook.name)}</a>"
+            f"{html.escape(first)}</p>")

@@ -156,6 +156,7 @@ def _add_parse(context: NotebookContext, warehouse: str | None, project: Project
     from nb_assets.errors import NbAssetsError
     from nb_assets.locations import dialect_of
     from nb_assets.analysis.parser import parse_notebook
+    from nb_assets.jupyter.cell_links import describe_finding
 
     try:
         spec = parse_notebook(context.path, dialect_of(warehouse))
@@ -165,7 +166,7 @@ def _add_parse(context: NotebookContext, warehouse: str | None, project: Project
     context.parsed = True
     context.parameters = [{"name": p.name, "default": p.default, "scheduled": None} for p in spec.parameters]
     context.checks = listed_checks(spec)
-    context.findings = [f"{f.severity}: {f.describe(context.name)}" for f in spec.findings]
+    context.findings = [f"{f.severity}: {describe_finding(context.name, f, spec.cells)}" for f in spec.findings]
     placed: list[str] = []  # what the project says of it: missing tables, a taken name, the policy's refusal
     clashes: list[str] = []  # tables it may not write
     purpose = None
@@ -179,7 +180,10 @@ def _add_parse(context: NotebookContext, warehouse: str | None, project: Project
     context.command = (f"nb-assets schedule {relative} --owner YOU@EXAMPLE.COM{purpose or ''} --cron '0 6 * * *'"
                        "  # or --on-inputs-landed")
     errors = spec.errors or any(f.startswith("error: ") for f in placed)
+    # A warning, as check says it, but the policy refuses a table it cannot find: name it before scheduling.
+    typos = any(": no such table " in f for f in placed)
     todo = " and ".join(([f"fix its error findings (nb-assets check {relative})"] if errors else [])
+                        + (["correct the table names the warehouse lacks"] if typos else [])
                         + (["make it write tables of its own"] if clashes else []))
     context.next_step = (f"{todo[0].upper()}{todo[1:]}, then schedule it from {context.project_dir}:" if todo
                          else f"To schedule it, from {context.project_dir}:")

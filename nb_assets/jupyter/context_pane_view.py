@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nb_assets.jupyter.cell_links import failed_cell_link
+from nb_assets.jupyter.cell_links import cell_label_in, failed_cell_link
 from nb_assets.runs.history import RunRecord
 from nb_assets.spec import NotebookSpec
 
@@ -131,10 +131,16 @@ def _runs_html(context: NotebookContext) -> str:
         f"<tr><td>{_run_link(context, r)}</td>"
         f"<td style='color:{colour.get(r.status, '#666')}'>{html.escape(r.status)}</td>"
         f"<td>{r.started_at.strftime('%Y-%m-%d %H:%M')}</td><td>{html.escape(r.where)}</td>"
-        f"<td>{'' if r.failed_cell is None else f'cell {r.failed_cell}'}</td></tr>"
+        f"<td>{'' if r.failed_cell is None else html.escape(_failed_cell(context, r, r.failed_cell))}</td></tr>"
         for r in context.runs
     )
     return f"<h4>Last runs</h4><table><tr><th>run</th><th>status</th><th>started (UTC)</th><th>where</th><th></th></tr>{rows}</table>"
+
+
+def _failed_cell(context: NotebookContext, run: RunRecord, cell: int) -> str:
+    """`cell 6 (`%%sql events`)` as the run ran it (its executed notebook), else as the notebook is saved now."""
+    ran = run.executed if run.executed is not None and run.executed.is_file() else context.path
+    return cell_label_in(ran, cell)
 
 
 def shown_id(run: RunRecord) -> str:

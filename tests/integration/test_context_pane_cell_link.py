@@ -30,7 +30,8 @@ def test_the_last_failure_links_to_the_failing_cell_by_its_id(failed_project: Fa
     notebook = failed_project.root / "broken.ipynb"
     pane = html.unescape(render_html(notebook_context(notebook)))
     failure = pane[pane.index("<h4>Last failure"):]
-    assert f"<a class='nb-context-cell-link' href='broken.ipynb#cell-id={_ids(notebook)[4]}'>go to cell 5 in broken.ipynb</a>" in failure
+    assert (f"<a class='nb-context-cell-link' href='broken.ipynb#cell-id={_ids(notebook)[4]}'>go to cell 5 in broken.ipynb</a>"
+            " (`total = len(rows)`)</p>") in failure
 
 
 def test_the_id_follows_the_cell_when_cells_are_added_above_it(
@@ -49,3 +50,14 @@ def test_the_id_follows_the_cell_when_cells_are_added_above_it(
     assert failed_cell_id(edited, 5, run.executed) == failing  # now the saved file's 6th cell
     assert failed_cell_id(edited, 5) == nb.cells[4].id != failing  # without the run's notebook: by number
     assert failed_cell_id(edited, 99) is None
+
+
+def test_check_names_each_cell_by_its_first_line(tmp_path: Path) -> None:
+    """JupyterLab's prompt numbers skip markdown cells and ours count them: the first line finds the cell."""
+    from nb_assets.jupyter.cell_findings import findings_html
+    from support.notebook_factory import RUNTIME, code, md, write_notebook
+
+    notebook = write_notebook(tmp_path / "draft.ipynb", md("# A draft"), code(RUNTIME),
+                              code("\n\nimport requests  # a first line longer than the label keeps, cut short"))
+    shown = html.unescape(findings_html(notebook))
+    assert "<td>cell 3 (`import requests  # a first line longer …`), line 3</td>" in shown, shown
