@@ -136,6 +136,10 @@ def _resolved(spec: NotebookSpec, catalog: Any, project: Any, dialect: str = "du
         from nb_assets.sql.see_through import see_through
 
         spec = see_through(spec, catalog)
+    if project is not None:  # a literal file read a declared source holds: read that source instead
+        from nb_assets.project.sources import with_source_hints
+
+        spec = with_source_hints(spec, project.sources, project.base_dir)
     spec, check_problems = _with_declared_checks(spec, project, dialect)
     report = spec_to_json(spec)
     report["findings"].extend({"rule": "declared-checks", "severity": "error", "cell": None, "line": None, "message": p}

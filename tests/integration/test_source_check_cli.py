@@ -90,3 +90,17 @@ def test_lineage_shows_a_source_and_its_zones_upstream(tmp_path: Path) -> None:
     reads = {r["table"]: r["labels"] for r in hop["reads"]}
     assert reads["source.partner_rates"] == ["public"] and reads["source.regions"] == ["internal"]
     assert sorted(l for w in hop["writes"] for l in w["labels"]) == ["internal", "pii", "public"]
+
+
+def test_check_points_a_literal_read_of_a_declared_file_at_its_source(tmp_path: Path) -> None:
+    """A notebook not declared yet reads, by a literal path, the file the project declares as `regions`:
+    check tells it to read that source, not to declare the file again."""
+    project = _project(tmp_path)
+    notebook = write_notebook(
+        project / "notebooks" / "draft.ipynb", code(RUNTIME), params("ds = '2026-11-01'"),
+        code("import pandas as pd\nregions = pd.read_csv('../drops/regions.csv')"),
+        code("output('mart.draft', regions)"),
+    )
+    done = nb_assets("check", str(notebook), cwd=project)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "through the declared source 'regions' instead" in done.stdout and "%%source df regions" in done.stdout, done.stdout
