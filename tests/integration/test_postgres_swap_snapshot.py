@@ -24,22 +24,10 @@ import pytest
 from nb_assets.errors import WarehouseError
 from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest
 from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
-from support.warehouses import pg_snapshot
+from support.warehouses import parquet_file, pg_execute, pg_snapshot
 
 GATE = 7_340_001  # the advisory lock the first input waits on (advisory locks are per database)
 _WAIT_S = 60.0
-
-
-def _write(folder: Path, name: str, df: pd.DataFrame) -> Path:
-    path = folder / f"{name}.parquet"
-    df.to_parquet(path, index=False)
-    return path
-
-
-def _sql(dsn: str, *statements: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as con:
-        for statement in statements:
-            con.execute(statement)
 
 
 @contextmanager
@@ -93,8 +81,8 @@ def _read(path: Path) -> list[tuple]:
 
 def test_a_reload_with_the_same_columns_leaves_a_concurrent_prefetch_the_old_rows(pg_warehouse: str, tmp_path: Path) -> None:
     wh = PostgresWarehouse(pg_warehouse)
-    wh.load("upstream.ipynb", {"mart.t": _write(tmp_path, "old", pd.DataFrame({"x": [1, 2, 3], "s": ["a", "b", "c"]}))})
-    new = _write(tmp_path, "new", pd.DataFrame({"x": [10, 20, 30, 40], "s": ["p", "q", "r", "s"]}))
+    wh.load("upstream.ipynb", {"mart.t": parquet_file(tmp_path, "old", pd.DataFrame({"x": [1, 2, 3], "s": ["a", "b", "c"]}))})
+    new = parquet_file(tmp_path, "new", pd.DataFrame({"x": [10, 20, 30, 40], "s": ["p", "q", "r", "s"]}))
     with _prefetch_held_after_its_snapshot(pg_warehouse, tmp_path, "mart.t") as release:
         assert wh.load("upstream.ipynb", {"mart.t": new}) == {"mart.t": 4}  # committed while the prefetch waits
         rows = release().result(timeout=_WAIT_S)
@@ -108,8 +96,8 @@ def test_a_reload_with_the_same_columns_leaves_a_concurrent_prefetch_the_old_row
 def test_a_reload_with_new_columns_fails_a_concurrent_prefetch_clearly(pg_warehouse: str, tmp_path: Path) -> None:
     """The one case the swap stays for: its relation is new, no snapshot taken before it can read it."""
     wh = PostgresWarehouse(pg_warehouse)
-    wh.load("upstream.ipynb", {"mart.t": _write(tmp_path, "old", pd.DataFrame({"x": [1, 2, 3]}))})
-    new = _write(tmp_path, "new", pd.DataFrame({"x": [10, 20], "added": [0.5, 1.5]}))
+    wh.load("upstream.ipynb", {"mart.t": parquet_file(tmp_path, "old", pd.DataFrame({"x": [1, 2, 3]}))})
+    new = parquet_file(tmp_path, "new", pd.DataFrame({"x": [10, 20], "added": [0.5, 1.5]}))
     with _prefetch_held_after_its_snapshot(pg_warehouse, tmp_path, "mart.t") as release:
         wh.load("upstream.ipynb", {"mart.t": new})
         future = release()
@@ -126,8 +114,8 @@ def test_a_reload_with_new_columns_fails_a_concurrent_prefetch_clearly(pg_wareho
 def test_the_first_load_of_a_partitioned_table_fails_a_concurrent_prefetch_clearly(pg_warehouse: str, tmp_path: Path) -> None:
     """load_partition creates a missing table by renaming its staging table: new to a snapshot taken before."""
     wh = PostgresWarehouse(pg_warehouse)
-    _sql(pg_warehouse, "CREATE SCHEMA mart")
-    day = _write(tmp_path, "day", pd.DataFrame({"ds": [pd.Timestamp("2026-11-02").date()] * 2, "v": [1, 2]}))
+    pg_execute(pg_warehouse, "CREATE SCHEMA mart")
+    day = parquet_file(tmp_path, "day", pd.DataFrame({"ds": [pd.Timestamp("2026-11-02").date()] * 2, "v": [1, 2]}))
     with _prefetch_held_after_its_snapshot(pg_warehouse, tmp_path, "mart.p") as release:
         wh.load_partition("upstream.ipynb", {"mart.p": day}, PartitionLoad("ds", "2026-11-02"))
         future = release()
@@ -140,10 +128,10 @@ def test_the_first_load_of_a_partitioned_table_fails_a_concurrent_prefetch_clear
 def test_a_partition_reload_leaves_a_concurrent_prefetch_the_old_day(pg_warehouse: str, tmp_path: Path) -> None:
     wh = PostgresWarehouse(pg_warehouse)
     day = lambda d, v: pd.DataFrame({"ds": [pd.Timestamp(d).date()] * len(v), "v": v})  # noqa: E731
-    wh.load_partition("upstream.ipynb", {"mart.p": _write(tmp_path, "d2", day("2026-11-02", [1, 2]))}, PartitionLoad("ds", "2026-11-02"))
-    wh.load_partition("upstream.ipynb", {"mart.p": _write(tmp_path, "d3", day("2026-11-03", [3]))}, PartitionLoad("ds", "2026-11-03"))
+    wh.load_partition("upstream.ipynb", {"mart.p": parquet_file(tmp_path, "d2", day("2026-11-02", [1, 2]))}, PartitionLoad("ds", "2026-11-02"))
+    wh.load_partition("upstream.ipynb", {"mart.p": parquet_file(tmp_path, "d3", day("2026-11-03", [3]))}, PartitionLoad("ds", "2026-11-03"))
     with _prefetch_held_after_its_snapshot(pg_warehouse, tmp_path, "mart.p") as release:
-        again = _write(tmp_path, "d2b", day("2026-11-02", [7, 8, 9]))
+        again = parquet_file(tmp_path, "d2b", day("2026-11-02", [7, 8, 9]))
         wh.load_partition("upstream.ipynb", {"mart.p": again}, PartitionLoad("ds", "2026-11-02"))
         assert release().result(timeout=_WAIT_S) == {"first": 20, "second": 3}
     assert sorted(v for _, v in _read(tmp_path / "second.parquet")) == [1, 2, 3]
@@ -153,10 +141,10 @@ def test_a_partition_reload_leaves_a_concurrent_prefetch_the_old_day(pg_warehous
 def test_a_reload_with_the_same_columns_keeps_the_views_grants_and_indexes_on_the_table(pg_warehouse: str, tmp_path: Path) -> None:
     """Replacing the rows, not the relation: what people built on an output survives its next load."""
     wh = PostgresWarehouse(pg_warehouse)
-    wh.load("upstream.ipynb", {"mart.t": _write(tmp_path, "old", pd.DataFrame({"x": [1, 2]}))})
-    _sql(pg_warehouse, "CREATE VIEW mart.t_view AS SELECT x * 2 AS y FROM mart.t", "CREATE INDEX t_x ON mart.t (x)",
+    wh.load("upstream.ipynb", {"mart.t": parquet_file(tmp_path, "old", pd.DataFrame({"x": [1, 2]}))})
+    pg_execute(pg_warehouse, "CREATE VIEW mart.t_view AS SELECT x * 2 AS y FROM mart.t", "CREATE INDEX t_x ON mart.t (x)",
          "GRANT SELECT ON mart.t TO PUBLIC")
-    assert wh.load("upstream.ipynb", {"mart.t": _write(tmp_path, "new", pd.DataFrame({"x": [5, 6, 7]}))}) == {"mart.t": 3}
+    assert wh.load("upstream.ipynb", {"mart.t": parquet_file(tmp_path, "new", pd.DataFrame({"x": [5, 6, 7]}))}) == {"mart.t": 3}
     snapshot = pg_snapshot(pg_warehouse)
     assert snapshot["mart.t"] == [(5,), (6,), (7,)] and snapshot["mart.t_view"] == [(10,), (12,), (14,)]
     assert "mart.t__nb_stage" not in snapshot
@@ -170,12 +158,12 @@ def test_a_reload_with_the_same_columns_keeps_the_views_grants_and_indexes_on_th
 def test_a_failed_load_with_the_same_columns_leaves_the_old_rows(pg_warehouse: str, tmp_path: Path) -> None:
     """The in-place path is in the load's one transaction: a later output failing rolls its DELETE back too."""
     wh = PostgresWarehouse(pg_warehouse)
-    wh.load("upstream.ipynb", {"mart.a": _write(tmp_path, "a", pd.DataFrame({"x": [1]})),
-                               "mart.b": _write(tmp_path, "b", pd.DataFrame({"y": ["k"]}))})
+    wh.load("upstream.ipynb", {"mart.a": parquet_file(tmp_path, "a", pd.DataFrame({"x": [1]})),
+                               "mart.b": parquet_file(tmp_path, "b", pd.DataFrame({"y": ["k"]}))})
     before = pg_snapshot(pg_warehouse)
-    outputs = {"mart.a": _write(tmp_path, "a2", pd.DataFrame({"x": [5, 6]})),  # same columns: rows replaced in place
-               "mart.b": _write(tmp_path, "b2", pd.DataFrame({"y": [1.5]}))}   # new type: swapped
-    _sql(pg_warehouse, "CREATE VIEW mart.b_view AS SELECT * FROM mart.b")  # so the server refuses b's DROP
+    outputs = {"mart.a": parquet_file(tmp_path, "a2", pd.DataFrame({"x": [5, 6]})),  # same columns: rows replaced in place
+               "mart.b": parquet_file(tmp_path, "b2", pd.DataFrame({"y": [1.5]}))}   # new type: swapped
+    pg_execute(pg_warehouse, "CREATE VIEW mart.b_view AS SELECT * FROM mart.b")  # so the server refuses b's DROP
     with pytest.raises(WarehouseError, match=r"upstream.ipynb: loading outputs failed, nothing loaded: .*depend"):
         wh.load("upstream.ipynb", outputs)
     assert pg_snapshot(pg_warehouse) == {**before, "mart.b_view": before["mart.b"]}
@@ -185,8 +173,8 @@ def test_two_loads_of_one_table_at_once_leave_one_of_them_not_both(pg_warehouse:
     """In place, two loads' DELETEs could each miss the other's new rows and both sets would stay; loads of one
     table go one at a time, as DROP made them. Both queue behind another session's lock on the table."""
     wh = PostgresWarehouse(pg_warehouse)
-    wh.load("upstream.ipynb", {"mart.t": _write(tmp_path, "old", pd.DataFrame({"x": [0]}))})
-    files = {n: _write(tmp_path, f"run{n}", pd.DataFrame({"x": [n, n]})) for n in (1, 2)}
+    wh.load("upstream.ipynb", {"mart.t": parquet_file(tmp_path, "old", pd.DataFrame({"x": [0]}))})
+    files = {n: parquet_file(tmp_path, f"run{n}", pd.DataFrame({"x": [n, n]})) for n in (1, 2)}
     with psycopg.connect(pg_warehouse) as holder, ThreadPoolExecutor(2) as pool:
         holder.execute("LOCK TABLE mart.t IN ACCESS EXCLUSIVE MODE")
         loads = []
@@ -219,19 +207,19 @@ def test_a_reader_in_the_middle_of_a_table_does_not_hold_its_reload_back(pg_ware
     from nb_assets.warehouse.deadline import Deadline
 
     wh = PostgresWarehouse(pg_warehouse)
-    wh.load("upstream.ipynb", {"mart.t": _write(tmp_path, "old", pd.DataFrame({"x": [1, 2]}))})
+    wh.load("upstream.ipynb", {"mart.t": parquet_file(tmp_path, "old", pd.DataFrame({"x": [1, 2]}))})
     with psycopg.connect(pg_warehouse) as reader:
         reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
         assert reader.execute("SELECT count(*) FROM mart.t").fetchone() == (2,)  # holds its lock until the end
         bound = Deadline(_WAIT_S, stage="load", why="a bound for this test, not a measurement")
-        assert wh.load("upstream.ipynb", {"mart.t": _write(tmp_path, "new", pd.DataFrame({"x": [7]}))}, deadline=bound) == {"mart.t": 1}
+        assert wh.load("upstream.ipynb", {"mart.t": parquet_file(tmp_path, "new", pd.DataFrame({"x": [7]}))}, deadline=bound) == {"mart.t": 1}
         assert reader.execute("SELECT x FROM mart.t").fetchall() == [(1,), (2,)]  # its snapshot, still whole
     assert pg_snapshot(pg_warehouse)["mart.t"] == [(7,)]
 
 
 def test_a_table_another_loader_truncates_and_refills_fails_a_concurrent_prefetch_clearly(pg_warehouse: str, tmp_path: Path) -> None:
     """Not a load of ours: TRUNCATE gives the table a new file, which an older snapshot reads as empty too."""
-    _sql(pg_warehouse, "CREATE SCHEMA mart", "CREATE TABLE mart.t AS SELECT 1 AS x")
+    pg_execute(pg_warehouse, "CREATE SCHEMA mart", "CREATE TABLE mart.t AS SELECT 1 AS x")
     with _prefetch_held_after_its_snapshot(pg_warehouse, tmp_path, "mart.t") as release:
         with psycopg.connect(pg_warehouse) as loader:
             loader.execute("TRUNCATE mart.t")

@@ -11,7 +11,7 @@ import psycopg
 import pyarrow.parquet as pq
 import pytest
 
-from support.warehouses import pg_snapshot
+from support.warehouses import parquet_file, pg_execute, pg_snapshot
 from nb_assets.errors import OutputValidationError, WarehouseError
 from nb_assets.locations import redact
 from nb_assets.warehouse.postgres.warehouse import PostgresWarehouse
@@ -19,18 +19,6 @@ from nb_assets.warehouse.writer import Writer
 from nb_assets.warehouse.duckdb.warehouse import DuckDBWarehouse
 from nb_assets.warehouse.backends import open_warehouse
 from nb_assets.warehouse.base import PartitionLoad, PrefetchRequest
-
-
-def _write(folder: Path, table: str, df: pd.DataFrame) -> Path:
-    path = folder / f"{table}.parquet"
-    df.to_parquet(path, index=False)
-    return path
-
-
-def _sql(dsn: str, *statements: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as con:
-        for statement in statements:
-            con.execute(statement)
 
 
 def test_open_warehouse_chooses_by_location(tmp_path: Path) -> None:
@@ -78,12 +66,12 @@ def test_each_load_records_its_notebook_in_the_tables_comment(pg_warehouse: str,
     project.mkdir()
     (project / "definitions.py").write_text("")
     wh = PostgresWarehouse(pg_warehouse)
-    wh.load(str(project / "notebooks" / "Daily Sales.ipynb"), {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [1]}))})
+    wh.load(str(project / "notebooks" / "Daily Sales.ipynb"), {"mart.a": parquet_file(tmp_path, "mart.a", pd.DataFrame({"x": [1]}))})
     assert wh.recorded_writers(["mart.a", "raw.orders", "mart.nope"]) == {
         "mart.a": Writer("daily_sales", "notebooks/Daily Sales.ipynb"), "raw.orders": None,
     }
     loose = tmp_path / "other.ipynb"
-    wh.load(str(loose), {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [2]}))})
+    wh.load(str(loose), {"mart.a": parquet_file(tmp_path, "mart.a", pd.DataFrame({"x": [2]}))})
     assert wh.recorded_writers(["mart.a"]) == {"mart.a": Writer("other", str(loose.resolve()))}
 
 
@@ -125,7 +113,7 @@ def test_a_query_past_the_statement_timeout_is_cancelled(pg_warehouse: str, tmp_
 
 
 def test_prefetch_shows_the_catalog_to_check_before_any_query(pg_warehouse: str, tmp_path: Path) -> None:
-    _sql(
+    pg_execute(
         pg_warehouse,
         "CREATE VIEW raw.big AS SELECT * FROM raw.orders WHERE amount > 10",
         "CREATE MATERIALIZED VIEW raw.totals AS SELECT customer_id, sum(amount) AS s FROM raw.big GROUP BY 1",
@@ -157,10 +145,10 @@ def test_prefetch_shows_the_catalog_to_check_before_any_query(pg_warehouse: str,
 
 def test_load_replaces_tables_in_one_transaction(pg_warehouse: str, tmp_path: Path) -> None:
     wh = PostgresWarehouse(pg_warehouse)
-    a = _write(tmp_path, "mart.a", pd.DataFrame({"x": [1, 2, 3], "c": pd.Categorical(["p", "q", "p"])}))
-    b = _write(tmp_path, "mart.b", pd.DataFrame({"y": ["p"], "d": [pd.Timestamp("2026-11-02").date()]}))
+    a = parquet_file(tmp_path, "mart.a", pd.DataFrame({"x": [1, 2, 3], "c": pd.Categorical(["p", "q", "p"])}))
+    b = parquet_file(tmp_path, "mart.b", pd.DataFrame({"y": ["p"], "d": [pd.Timestamp("2026-11-02").date()]}))
     assert wh.load("nb", {"mart.a": a, "mart.b": b}) == {"mart.a": 3, "mart.b": 1}
-    a2 = _write(tmp_path, "mart.a", pd.DataFrame({"x": [9]}))
+    a2 = parquet_file(tmp_path, "mart.a", pd.DataFrame({"x": [9]}))
     wh.load("nb", {"mart.a": a2})
     snapshot = pg_snapshot(pg_warehouse)
     assert snapshot["mart.a"] == [(9,)] and len(snapshot["mart.b"]) == 1
@@ -172,9 +160,9 @@ def test_load_replaces_tables_in_one_transaction(pg_warehouse: str, tmp_path: Pa
 
 def test_failed_load_leaves_every_table_unchanged(pg_warehouse: str, tmp_path: Path) -> None:
     wh = PostgresWarehouse(pg_warehouse)
-    wh.load("nb", {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [1]}))})
+    wh.load("nb", {"mart.a": parquet_file(tmp_path, "mart.a", pd.DataFrame({"x": [1]}))})
     before = pg_snapshot(pg_warehouse)
-    good = _write(tmp_path, "mart.a", pd.DataFrame({"x": [5, 6]}))
+    good = parquet_file(tmp_path, "mart.a", pd.DataFrame({"x": [5, 6]}))
     vanished = tmp_path / "mart.b.parquet"  # validated earlier, then gone: the load itself fails midway
     with pytest.raises(WarehouseError, match="nothing loaded"):
         wh.load("nb", {"mart.a": good, "mart.b": vanished})
@@ -183,12 +171,12 @@ def test_failed_load_leaves_every_table_unchanged(pg_warehouse: str, tmp_path: P
 
 def test_a_swap_the_server_refuses_rolls_back_every_table(pg_warehouse: str, tmp_path: Path) -> None:
     wh = PostgresWarehouse(pg_warehouse)
-    wh.load("nb", {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [1]})),
-                   "mart.b": _write(tmp_path, "mart.b", pd.DataFrame({"y": [1]}))})
-    _sql(pg_warehouse, "CREATE VIEW mart.b_view AS SELECT * FROM mart.b")
+    wh.load("nb", {"mart.a": parquet_file(tmp_path, "mart.a", pd.DataFrame({"x": [1]})),
+                   "mart.b": parquet_file(tmp_path, "mart.b", pd.DataFrame({"y": [1]}))})
+    pg_execute(pg_warehouse, "CREATE VIEW mart.b_view AS SELECT * FROM mart.b")
     before = pg_snapshot(pg_warehouse)
-    outputs = {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [7, 8]})),
-               "mart.b": _write(tmp_path, "mart.b", pd.DataFrame({"y": ["two"]}))}  # a new type: swapped, not replaced in place
+    outputs = {"mart.a": parquet_file(tmp_path, "mart.a", pd.DataFrame({"x": [7, 8]})),
+               "mart.b": parquet_file(tmp_path, "mart.b", pd.DataFrame({"y": ["two"]}))}  # a new type: swapped, not replaced in place
     with pytest.raises(WarehouseError, match=r"nb: loading outputs failed, nothing loaded: .*depend"):
         wh.load("nb", outputs)
     assert pg_snapshot(pg_warehouse) == before
@@ -197,7 +185,7 @@ def test_a_swap_the_server_refuses_rolls_back_every_table(pg_warehouse: str, tmp
 def test_a_trial_warehouse_loads_in_full_and_keeps_nothing(pg_warehouse: str, tmp_path: Path) -> None:
     trial = PostgresWarehouse(pg_warehouse).scratch_copy(tmp_path / "unused")
     before = pg_snapshot(pg_warehouse)
-    assert trial.load("nb", {"mart.a": _write(tmp_path, "mart.a", pd.DataFrame({"x": [1, 2]}))}) == {"mart.a": 2}
+    assert trial.load("nb", {"mart.a": parquet_file(tmp_path, "mart.a", pd.DataFrame({"x": [1, 2]}))}) == {"mart.a": 2}
     assert pg_snapshot(pg_warehouse) == before
 
 
@@ -205,13 +193,13 @@ def test_load_partition_replaces_only_its_day(pg_warehouse: str, tmp_path: Path)
     wh = PostgresWarehouse(pg_warehouse)
     part = PartitionLoad("ds", "2026-11-02")
     day = lambda d, v: pd.DataFrame({"ds": [pd.Timestamp(d).date()] * len(v), "v": v})  # noqa: E731
-    assert wh.load_partition("nb", {"mart.p": _write(tmp_path, "mart.p", day("2026-11-02", [1, 2]))}, part) == {"mart.p": 2}
-    wh.load_partition("nb", {"mart.p": _write(tmp_path, "mart.p", day("2026-11-03", [3]))}, PartitionLoad("ds", "2026-11-03"))
-    wh.load_partition("nb", {"mart.p": _write(tmp_path, "mart.p", day("2026-11-02", [9]))}, part)
+    assert wh.load_partition("nb", {"mart.p": parquet_file(tmp_path, "mart.p", day("2026-11-02", [1, 2]))}, part) == {"mart.p": 2}
+    wh.load_partition("nb", {"mart.p": parquet_file(tmp_path, "mart.p", day("2026-11-03", [3]))}, PartitionLoad("ds", "2026-11-03"))
+    wh.load_partition("nb", {"mart.p": parquet_file(tmp_path, "mart.p", day("2026-11-02", [9]))}, part)
     assert sorted(v for _, v in pg_snapshot(pg_warehouse)["mart.p"]) == [3, 9]
     before = pg_snapshot(pg_warehouse)
     with pytest.raises(OutputValidationError, match=r"partition 2026-11-02: .* not 2026-11-02"):
-        wh.load_partition("nb", {"mart.p": _write(tmp_path, "mart.p", day("2026-11-04", [5]))}, part)
+        wh.load_partition("nb", {"mart.p": parquet_file(tmp_path, "mart.p", day("2026-11-04", [5]))}, part)
     assert pg_snapshot(pg_warehouse) == before
 
 

@@ -89,12 +89,17 @@ def _handler(server: DataServer) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def data_server() -> Iterator[DataServer]:
     sink = DataServer(free_port())
-    httpd = ThreadingHTTPServer(("127.0.0.1", sink.port), _handler(sink))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(ThreadingHTTPServer(("127.0.0.1", sink.port), _handler(sink))):
         yield sink
+
+
+@contextmanager
+def _serving(httpd: ThreadingHTTPServer) -> Iterator[None]:
+    """`httpd` answering on its own thread until the block ends."""
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -262,11 +267,5 @@ def https_data_server(tls: TlsFiles, plain_port: int = 0) -> Iterator[HttpsDataS
     httpd = ThreadingHTTPServer(("127.0.0.1", sink.port), Handler)
     # The handshake runs in accept(): a client that refuses the certificate is dropped there, unserved.
     httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _serving(httpd):
         yield sink
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

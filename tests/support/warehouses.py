@@ -94,3 +94,19 @@ def pg_snapshot(dsn: str) -> dict[str, list[tuple]]:
         return {
             f"{s}.{t}": sorted(con.execute(f'SELECT * FROM "{s}"."{t}"').fetchall(), key=repr) for s, t in tables
         }
+
+
+def pg_execute(dsn: str, *statements: str) -> None:
+    """Run each statement in autocommit, as a user's psql session would."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as con:
+        for statement in statements:
+            con.execute(statement)
+
+
+def parquet_file(folder: Path, name: str, df: Any) -> Path:
+    """`df` as the Parquet file `folder/<name>.parquet`, as a run's outputs folder holds it."""
+    path = folder / f"{name}.parquet"
+    df.to_parquet(path, index=False)
+    return path
