@@ -86,9 +86,7 @@ class SourceRead:
 
     @property
     def relation(self) -> str:
-        from nb_assets.sources.model import relation
-
-        return relation(self.source)
+        return f"source.{self.source}"  # sources.model.relation; spec is the lowest layer and imports nothing
 
 
 @dataclass(frozen=True)
@@ -176,9 +174,7 @@ class NotebookSpec:
     @property
     def sources(self) -> tuple[str, ...]:
         """The declared sources the notebook reads, by `%%source` cells and `source('...')` in SQL."""
-        from nb_assets.sources.model import is_relation, name_of
-
-        names = [name_of(t) for i in self.inputs for t in i.tables if is_relation(t)]
+        names = [t.partition(".")[2] for i in self.inputs for t in i.tables if t.startswith("source.")]  # as relation()
         return tuple(dict.fromkeys([*(r.source for r in self.source_reads), *names]))
 
     @property

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nb_assets.errors import NbAssetsError
-from nb_assets.warehouse.backends import query_interactive
+from nb_assets.warehouse.backends import is_query_mistake, query_interactive
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -40,7 +40,7 @@ def interactive_input(query: str, namespace: Mapping[str, Any], name: str = "sql
     try:
         return query_interactive(location, name, query, namespace, lock_wait_s=INTERACTIVE_LOCK_WAIT_S)
     except Exception as exc:
-        if not (isinstance(exc, NbAssetsError) or _is_query_error(exc)):
+        if not (isinstance(exc, NbAssetsError) or is_query_mistake(exc)):
             raise  # a bug: its traceback is what finds it
         raise _usage_error(f"{magic}: {_query_problem(query, location, exc)}") from None
 
@@ -61,13 +61,6 @@ def find_warehouse() -> str:
         if (folder / "warehouse.duckdb").exists():
             return str(folder / "warehouse.duckdb")
     raise FileNotFoundError("no warehouse.duckdb here or above; set NB_ASSETS_WAREHOUSE")
-
-
-def _is_query_error(exc: BaseException) -> bool:
-    """DuckDB's verdicts on the query itself (an unknown table or column, bad syntax): the cell's mistake."""
-    import duckdb
-
-    return isinstance(exc, (duckdb.CatalogException, duckdb.BinderException, duckdb.ParserException))
 
 
 def _query_problem(query: str, location: str, exc: BaseException) -> str:

@@ -184,6 +184,15 @@ def query_interactive(location: str | Path, name: str, query: str, namespace: Ma
     return read_duckdb(location, query, namespace, lock_wait_s=lock_wait_s)
 
 
+def is_query_mistake(exc: BaseException) -> bool:
+    """The engine's verdict on a query itself (an unknown table or column, bad syntax): the cell's
+    mistake, said in one line, not a bug's traceback. DuckDB's only; Postgres's reach the reader as
+    the project's WarehouseError already."""
+    import duckdb
+
+    return isinstance(exc, (duckdb.CatalogException, duckdb.BinderException, duckdb.ParserException))
+
+
 def create_databases(url: str, names: Iterable[str]) -> None:
     """Create each database of `names` that the Postgres server at `url` lacks (the deploy stack's)."""
     from nb_assets.warehouse.postgres.driver import create_databases as create
