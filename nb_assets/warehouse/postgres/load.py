@@ -81,12 +81,13 @@ def _transaction(warehouse: PostgresWarehouse, notebook: str, what: str, deadlin
             raise
 
 
-def _stage(cur: Any, table: str, path: Path) -> str:
+def _stage(cur: Any, table: str, batches: pa.RecordBatchReader) -> str:
+    """A fresh staging table beside `table`, created by ADBC from `batches` (its types are ADBC's choice)."""
     schema = table.split(".")[0]
     stage = stage_name(table)
     cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
     cur.execute(f"DROP TABLE IF EXISTS {ident(schema)}.{ident(stage)}")
-    cur.adbc_ingest(stage, read_parquet_batches(path), mode="create", db_schema_name=schema)
+    cur.adbc_ingest(stage, batches, mode="create", db_schema_name=schema)
     return f"{ident(schema)}.{ident(stage)}"
 
 
@@ -107,23 +108,19 @@ def _write(cur: Any, table: str, path: Path) -> bool:
     """Write `path` into `table` in the open transaction; True if the table's rows were replaced in place,
     False if the file went into the staging table instead (a new table, or other columns: `_swap` later)."""
     schema, name = table.split(".")
-    stage = stage_name(table)
     # One load of a table at a time, until commit, as DROP made it: else two loads' DELETEs could each miss
     # the other's new rows and both sets stay. An advisory lock: readers, other writers and autovacuum go on.
     cur.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))::text", (f"nb_assets load {table}",))
     batches = read_parquet_batches(path)
-    cur.execute(f"CREATE SCHEMA IF NOT EXISTS {ident(schema)}")
-    cur.execute(f"DROP TABLE IF EXISTS {ident(schema)}.{ident(stage)}")
     # The staging table with no rows yet: ADBC's own choice of column types, to compare with the table's.
-    cur.adbc_ingest(stage, pa.RecordBatchReader.from_batches(batches.schema, []), mode="create", db_schema_name=schema)
-    staged = f"{ident(schema)}.{ident(stage)}"
+    staged = _stage(cur, table, pa.RecordBatchReader.from_batches(batches.schema, []))
     existing = _columns(cur, quote_table(table))
     if existing and existing[0][0] == "r" and existing == _columns(cur, staged):
         cur.execute(f"DROP TABLE {staged}")
         cur.execute(f"DELETE FROM {quote_table(table)}")  # MVCC: an older snapshot still reads the old rows
         cur.adbc_ingest(name, batches, mode="append", db_schema_name=schema)
         return True
-    cur.adbc_ingest(stage, batches, mode="append", db_schema_name=schema)
+    cur.adbc_ingest(stage_name(table), batches, mode="append", db_schema_name=schema)
     return False
 
 
@@ -197,7 +194,7 @@ def load_partition(
                 (schema, name),
             )
             existing = [c for (c,) in cur.fetchall()]
-            staged = _stage(cur, table, path)
+            staged = _stage(cur, table, read_parquet_batches(path))
             if not existing:
                 cur.execute(f"ALTER TABLE {staged} RENAME TO {ident(name)}")
             elif part.column not in existing:
