@@ -1,33 +1,80 @@
-"""The static findings of a notebook as saved, one row per offending cell, as HTML.
+"""The findings of a notebook as saved, one row per offending cell, as HTML.
 
-Shared by the context pane's Check and the Schedule form's: both read the
-file (what a scheduled run would run), not the kernel's state.
+Shared by the context pane's Check and the Schedule form's: both read the file
+(what a scheduled run would run), not the kernel's state. The findings are
+`nb-assets check`'s own (its `--json`, run as a command like the form's other
+buttons), so the editor and the terminal say the same of a notebook: the
+static rules, a literal read of a file a declared source holds, an undeclared
+source, and a table the project's warehouse lacks (`no-such-table`).
 """
 
 from __future__ import annotations
 
 import html
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from nb_assets.spec import Cell, Finding
+
 BAD = "color:#c33"
+CHECK_TIMEOUT_S = 300
 
 
-def findings_html(notebook: Path) -> str:
-    """A table of (cell, severity, rule and message); a parse error is said instead."""
+def check_findings(notebook: Path) -> list[Finding] | str:
+    """What `nb-assets check --json NOTEBOOK` finds in the notebook, or why it did not answer."""
+    # The child reads the project as the terminal would; it is not a scheduled run.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NB_ASSETS_MODE")}
+    argv = [sys.executable, "-m", "nb_assets.cli", "check", "--json", str(notebook.resolve())]
+    try:
+        done = subprocess.run(argv, cwd=notebook.parent, env=env, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"nb-assets check did not answer ({exc})"
+    try:
+        [report] = json.loads(done.stdout)["notebooks"]
+    except (ValueError, KeyError, TypeError):
+        said = done.stderr.strip().splitlines()
+        return f"nb-assets check did not answer ({said[-1] if said else f'exit code {done.returncode}'})"
+    return [Finding(f["rule"], f["severity"], f["message"], f["cell"], f["line"]) for f in report["findings"]]
+
+
+def findings_html(notebook: Path, findings: Sequence[Finding] | str | None = None) -> str:
+    """A table of (cell, severity, rule and message): `findings`, else `nb-assets check`'s. When
+    check does not answer, the notebook's own static findings, and why the rest are missing."""
     from nb_assets.analysis.parser import parse_notebook
     from nb_assets.errors import NbAssetsError
-    from nb_assets.jupyter.cell_links import spec_cell_label
 
+    found = check_findings(notebook) if findings is None else findings
+    note = ""
     try:
         spec = parse_notebook(notebook)
     except (NbAssetsError, OSError, ValueError) as exc:
-        return f"<p style='{BAD}'>{html.escape(str(exc))}</p>"
-    if not spec.findings:
-        return "<p class='nb-findings-none'>Static checks: no findings in any cell.</p>"
+        if isinstance(found, str):
+            return f"<p style='{BAD}'>{html.escape(str(exc))}</p>"
+        spec = None
+    if isinstance(found, str):
+        note = f"<p style='{BAD}'>{html.escape(found)}: only the notebook's own static findings are shown.</p>"
+        found = list(spec.findings) if spec is not None else []
+    if not found:
+        return note + "<p class='nb-findings-none'>Static checks: no findings in any cell.</p>"
+    cells: Sequence[Cell] = spec.cells if spec is not None else ()
     rows = "".join(
-        f"<tr class='nb-finding'><td>{html.escape(spec_cell_label(spec.cells, f.cell)) if f.cell is not None else 'notebook'}"
-        f"{'' if f.line is None else f', line {f.line}'}</td>"
+        f"<tr class='nb-finding'><td>{html.escape(_where(f, cells))}</td>"
         f"<td style='{BAD if f.severity == 'error' else ''}'>{html.escape(f.severity)}</td>"
-        f"<td><code>{html.escape(f.rule)}</code> {html.escape(f.message)}</td></tr>" for f in spec.findings)
-    return (f"<table class='nb-findings'><tr><th style='text-align:left'>where</th><th></th>"
+        f"<td><code>{html.escape(f.rule)}</code> {html.escape(f.message)}</td></tr>" for f in found)
+    return (f"{note}<table class='nb-findings'><tr><th style='text-align:left'>where</th><th></th>"
             f"<th style='text-align:left'>finding</th></tr>{rows}</table>")
+
+
+def _where(finding: Finding, cells: Sequence[Cell]) -> str:
+    """`cell 5 (`import requests`), line 2`: our numbers count markdown cells and JupyterLab's
+    prompts do not, so the cell's first line is what finds it."""
+    from nb_assets.jupyter.cell_links import spec_cell_label
+
+    if finding.cell is None:
+        return "notebook"
+    where = spec_cell_label(cells, finding.cell)
+    return where + ("" if finding.line is None else f", line {finding.line}")

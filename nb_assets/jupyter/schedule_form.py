@@ -7,77 +7,30 @@ the command itself (schedule_runner.py), so the form and the terminal are one
 code path; the form reads the notebook as saved, and says so. While a step
 runs, its progress line shows the command's current step; an error lands in
 the form as the command says it (what failed, and the fix), never as a
-traceback. The fields' values outlive the form: run `%nb_schedule` again in the
-same kernel and they are still there (_MEMORY, by notebook). Host side only,
-imported by the magic.
+traceback. Check shows `nb-assets check`'s findings, each on its cell, and of
+the refusal only what they do not say (schedule_result_view.py draws the
+results). The fields' values outlive the form: run `%nb_schedule` again in
+the same kernel and they are still there (_MEMORY, by notebook). Host side
+only, imported by the magic.
 """
 
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nb_assets.jupyter.cell_findings import findings_html
-from nb_assets.jupyter.preview_svg import preview_svg
-from nb_assets.jupyter.schedule_runner import FormFields, Step, StepResult, run_step
+from nb_assets.jupyter.cell_findings import check_findings
+from nb_assets.jupyter.schedule_result_view import BAD_STYLE as _BAD, LABELS, OK_STYLE as _OK, needs_findings, result_html
+from nb_assets.jupyter.schedule_runner import FormFields, Step, run_step
 from nb_assets.locations import nearest_project
 
-LABELS: dict[Step, str] = {"check": "Check", "preview": "Preview", "trial": "Trial run", "schedule": "Schedule"}
-_OK = "color:#2a7"
-_BAD = "color:#c33"
 SAVE_HINT = ("The form reads the notebook <b>as saved</b>: click outside the form, then Ctrl+S (or File → Save Notebook), "
              "before you press a button.")
 # What the fields held, by notebook, for this kernel's life: a re-run of %nb_schedule keeps them.
 _MEMORY: dict[Path, dict[str, Any]] = {}
 _FIELDS = ("owners", "trigger", "cron", "timezone", "purpose", "instances", "daily_from")
-
-
-def result_html(result: StepResult, notebook: Path) -> str:
-    """What a finished step shows in the form."""
-    e = html.escape
-    label = LABELS[result.step]
-    if not result.ok:
-        refused = "refused" if result.step == "schedule" else "failed"
-        parts = [f"<p style='{_BAD}'><b>{label} {refused}.</b></p><pre class='nb-error' style='white-space:pre-wrap'>"
-                 f"{e(result.error or '')}</pre>"]
-        if result.step in ("check", "schedule"):
-            parts.append(findings_html(notebook))
-        parts += [f"<p>{_inline(line)}</p>" for line in result.trial_lines()]
-        return "".join(parts)
-    warnings = [line.strip() for line in result.lines if line.strip().startswith(("warning:", "note:"))]
-    parts = [f"<p style='{_OK}'><b>{label}: done.</b></p>"]
-    parts += [f"<p>{_inline(w)}</p>" for w in warnings]  # escaped, then their `code`
-    if result.step == "check":
-        parts.append(findings_html(notebook))
-    if result.step == "preview" and result.preview is not None:
-        parts.append(preview_svg(result.preview))
-    if result.step in ("trial", "schedule"):
-        parts.append("<ul class='nb-trial'>" + "".join(f"<li>{_inline(line)}</li>" for line in result.trial_lines()) + "</ul>")
-        if result.plan is not None:
-            parts.append(f"<p>Test plan: <code>{e(_shown(result.plan, notebook))}</code></p>")
-    if result.branch:
-        parts.append(f"<p class='nb-branch'>Committed the notebook, its declaration and the test plan on branch "
-                     f"<code>{e(result.branch)}</code> (you are on it now); push it for review.</p>")
-    return "".join(parts)
-
-
-def _inline(markdown: str) -> str:
-    """A plan line (Markdown) as HTML: escaped first, then its **bold** and `code`."""
-    text = html.escape(markdown)
-    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-
-
-def _shown(path: Path, notebook: Path) -> str:
-    """`path` relative to the notebook's project, when it is inside it."""
-    root = nearest_project(notebook)
-    try:
-        return str(path.resolve().relative_to(root.resolve())) if root is not None else str(path)
-    except ValueError:
-        return str(path)
 
 
 class ScheduleForm:
@@ -162,8 +115,12 @@ class ScheduleForm:
             result = run_step(self.notebook, self.project, step, self.fields(),
                               progress=lambda line: setattr(self.status, "value", f"⏳ {label}: {html.escape(line)}"),
                               log_dir=self.project / ".nb_assets" / "schedule")
+            findings = None
+            if needs_findings(result):  # each cell's findings, as `nb-assets check` gives them
+                self.status.value = f"⏳ {label}: <code>nb-assets check</code> for the findings of each cell …"
+                findings = check_findings(self.notebook)
             # The result first: whoever waits for the verdict on the status line then finds it there.
-            self.result.value = result_html(result, self.notebook)
+            self.result.value = result_html(result, self.notebook, findings)
             self.status.value = (f"<span style='{_OK}'>✔ {label}: done</span>" if result.ok
                                  else f"<span style='{_BAD}'>✖ {label}: {'refused' if step == 'schedule' else 'failed'}</span>")
         except Exception as exc:  # noqa: BLE001 - the form shows it; a traceback in the output area helps nobody

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from nb_assets.jupyter.schedule_results import TrialFacts, trial_facts
+
 Step = Literal["check", "preview", "trial", "schedule"]
 STEPS: tuple[Step, ...] = ("check", "preview", "trial", "schedule")
 _ERROR = re.compile(r"^nb-assets schedule: ")
@@ -65,13 +67,18 @@ class StepResult:
     plan: Path | None = None
     branch: str | None = None
 
-    def trial_lines(self) -> list[str]:
-        """The trial's facts as the plan states them: status, duration, rows, record."""
+    def trials(self) -> list[TrialFacts]:
+        """The trials' facts, read from the plan the command wrote (its `## Trial run` section)."""
         if self.plan is None or not self.plan.is_file():
             return []
         text = self.plan.read_text(encoding="utf-8")
         section = text.split("## Trial run", 1)[-1].split("\n## ", 1)[0] if "## Trial run" in text else ""
-        return [line[2:] for line in section.splitlines() if line.startswith("- ")]
+        return trial_facts(section)
+
+    @property
+    def past_checks(self) -> bool:
+        """Whether the command got past its first step (the checks, after reading its flags)."""
+        return self.ok or any(line.startswith("2/6 ") for line in self.lines)
 
 
 def schedule_argv(notebook: Path, project: Path, step: Step, fields: FormFields, preview_json: Path | None = None) -> list[str]:

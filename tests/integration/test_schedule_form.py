@@ -56,6 +56,17 @@ def test_check_preview_trial_and_schedule_from_the_form(project: Path) -> None:
     assert "✔ Trial run: done" in form.status.value, form.result.value
     assert "status: <b>success</b>" in form.result.value and "output <code>mart.top_orders</code>: 5 rows" in form.result.value
     assert any("3/6 trial run" in s for s in seen)
+    # Worded for the author at the form: what ran, where its executed notebook is, what to do next.
+    trial = form.result.value
+    assert "Ran <code>notebooks/top_orders.ipynb</code> once" in trial and "the real tables were not touched" in trial
+    assert " rows read</li>" in trial  # the %%sql input's rows
+    executed = trial.split("executed notebook: <code>", 1)[1].split("</code>", 1)[0]
+    assert executed.endswith("executed.ipynb") and (project / executed).is_file(), trial  # JupyterLab opens it
+    assert "File → Open from Path…" in trial
+    assert "<b>Next:</b> if the rows look right" in trial and "press <b>Schedule</b>" in trial
+    assert "<code>plans/top_orders.md</code>, written now" in trial
+    for reviewers in ("nb-assets show", "try it yourself", "run id", "record: "):  # the plan's words, for a reviewer
+        assert reviewers not in trial, trial
 
     # Run and saved in Jupyter, as the manual says: the file keeps every cell's output, the form's own too.
     nb = nbformat.read(str(notebook), as_version=4)
@@ -97,14 +108,76 @@ def test_a_network_call_is_found_on_its_cell_and_schedule_is_refused(project: Pa
 
     form.press("check")
     assert "✖ Check: failed" in form.status.value
-    assert "[network-access]" in form.result.value and "cell 5" in form.result.value, form.result.value
+    assert "network-access" in form.result.value and "<td>cell 5 (`import urllib.request`)" in form.result.value, form.result.value
     assert "nb-finding" in form.result.value  # the offending cell is listed with its number
     form.press("schedule")
-    assert "✖ Schedule: refused" in form.status.value and "[network-access]" in form.result.value
+    assert "✖ Schedule: refused" in form.status.value and "network-access" in form.result.value
+    assert "[network-access]" not in form.result.value  # the finding, once: not again as the refusal says it
     assert "Traceback" not in form.result.value
     assert git(project, "branch", "--list", "schedule/*").strip() == ""
     assert git(project, "branch", "--show-current").strip() == "main"
     assert (project / "declarations.yaml").read_bytes() == declarations
+
+
+def test_check_of_a_notebook_not_declared_gives_checks_findings_once_each_on_their_cells(project: Path) -> None:
+    """What `nb-assets check` finds (a network call, a literal read of a file a declared source
+    holds, a table the warehouse lacks), each once, named with its cell; the refusal adds
+    nothing it says already, and speaks of no declaration, since there is none yet."""
+    import html
+    import json
+    from collections import Counter
+
+    import nbformat
+
+    notebook = write_starter(project / "notebooks" / "net_orders.ipynb", table="raw.order")  # misspelled
+    nb = nbformat.read(str(notebook), as_version=4)
+    nb.cells[4].source = ('import urllib.request\nurllib.request.urlopen("http://example.invalid/")\n'
+                          "import pandas as pd\nregions = pd.read_csv('../sources/sales_regions/emea.csv')\n"
+                          + nb.cells[4].source)
+    nbformat.write(nb, str(notebook))
+    done = subprocess.run([sys.executable, "-m", "nb_assets.cli", "check", "--json", str(notebook)], cwd=project,
+                          capture_output=True, text=True, timeout=300)
+    [report] = json.loads(done.stdout)["notebooks"]
+    rules = sorted(f["rule"] for f in report["findings"])
+    assert {"network-access", "direct-data-access", "no-such-table"} <= set(rules), report["findings"]
+    form, _ = _form(notebook)
+
+    form.press("check")
+    shown = form.result.value
+    assert "✖ Check: failed" in form.status.value, shown
+    assert shown.count("class='nb-finding'") == len(report["findings"]), shown
+    for message, times in Counter(f["message"] for f in report["findings"]).items():
+        assert shown.count(html.escape(message)) == times, (message, shown)  # once each
+    cells = {c: nb.cells[c - 1].source.splitlines()[0] for c in (f["cell"] for f in report["findings"]) if c is not None}
+    for number, first in cells.items():
+        assert f"<td>cell {number} (`{html.escape(first[:39])}" in shown, shown
+    assert "through the declared source &#x27;sales_regions&#x27; instead" in shown
+    assert "no such table raw.order (did you mean raw.orders?)" in shown
+    assert "declared notebooks" not in shown and "declarations.yaml:" not in shown, shown
+    assert "[network-access]" not in shown  # the refusal's copy of the finding is not repeated
+    assert "<b>Next:</b> fix the error findings above in their cells" in shown
+    assert "Traceback" not in shown
+
+
+def test_a_failed_trial_says_what_failed_where_to_look_and_what_next(project: Path) -> None:
+    import nbformat
+
+    notebook = write_starter(project / "notebooks" / "few_orders.ipynb")
+    nb = nbformat.read(str(notebook), as_version=4)
+    nb.cells[4].source = "assert len(rows) > 10**6, 'fewer rows than expected'\n" + nb.cells[4].source
+    nbformat.write(nb, str(notebook))
+    form, _ = _form(notebook)
+
+    form.press("trial")
+    shown = form.result.value
+    assert "✖ Trial run: failed" in form.status.value, shown
+    assert "status: <b>failed</b>" in shown and "cell 5" in shown, shown
+    assert "fewer rows than expected" in shown  # the command's message: the author may see the data
+    assert "its message is in the record" not in shown  # the plan's reserve, meant for a reviewer
+    executed = shown.split("executed notebook: <code>", 1)[1].split("</code>", 1)[0]
+    assert (project / executed).is_file(), shown
+    assert ("<b>Next:</b> open the executed notebook to see where it stopped (the error is above), fix that cell, "
+            "save the notebook, and press <b>Trial run</b> again.") in shown
 
 
 def test_a_bad_field_lands_in_the_form_with_the_fix(project: Path) -> None:

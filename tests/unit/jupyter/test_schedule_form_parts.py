@@ -41,3 +41,56 @@ def test_the_preview_drawing_escapes_names_and_loads_nothing() -> None:
     assert "<script" not in svg and "x&lt;script&gt;" in svg
     assert "raw.orders" in svg and "mart.x" in svg and "reads mart.x" in svg
     assert "href" not in svg and "http://" not in svg.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_a_refusal_keeps_only_what_the_findings_do_not_say_and_no_line_of_an_entry_not_written(tmp_path: Path) -> None:
+    from nb_assets.jupyter.schedule_results import unseen_problems
+    from nb_assets.spec import Finding
+
+    declarations = tmp_path / "declarations.yaml"
+    declarations.write_text("notebooks:\n  - path: notebooks/old.ipynb\n    owners: [a@example.com]\n")
+    network = Finding("network-access", "error", "urllib.request.urlopen: network access", cell=5, line=2)
+    refusal = (f"3 problem(s) in declared notebooks:\n"
+               f"- {declarations}:4: /p/notebooks/net.ipynb (cell 5, line 2): [network-access] urllib.request.urlopen: network access\n"
+               f"- {declarations}:4: /p/notebooks/net.ipynb: owner 'b@example.com' is reached by no channel\n"
+               f"- {declarations}:2: /p/notebooks/old.ipynb: parameter 'x' is not in its parameters cell")
+    assert unseen_problems(refusal, [network], declarations) == (
+        "With it declared as the form fills it in, the project has 2 problem(s) besides the findings above:\n"
+        "- /p/notebooks/net.ipynb: owner 'b@example.com' is reached by no channel\n"
+        f"- {declarations}:2: /p/notebooks/old.ipynb: parameter 'x' is not in its parameters cell")  # a real line stays
+    only = f"1 problem(s) in declared notebooks:\n- {declarations}:4: /p/notebooks/net.ipynb (cell 5, line 2): [network-access] urllib.request.urlopen: network access"
+    assert unseen_problems(only, [network], declarations) == ""  # said once, by the findings table
+    assert unseen_problems(only, [], declarations).startswith("With it declared as the form fills it in, the project has 1 problem(s):\n- /p/")
+
+    typo = Finding("no-such-table", "warning", "SQL input 'rows': no such table raw.order (did you mean raw.orders?) in x", cell=4)
+    said = unseen_problems("notebook net: no such table raw.order (did you mean raw.orders?)", [typo], declarations)
+    assert said.startswith("the warehouse has no table raw.order (the no-such-table warning above)"), said
+    other = Finding("no-such-table", "warning", "SQL input 'rows': no such table raw.orders_x in x", cell=4)
+    assert unseen_problems("notebook net: no such table raw.order", [other], declarations) == "notebook net: no such table raw.order"
+
+
+def test_the_trials_are_read_from_the_plans_section_and_the_reviewers_lines_are_left() -> None:
+    from nb_assets.jupyter.schedule_results import trial_facts
+
+    section = """ (scratch copy of the warehouse; the real tables are not touched)
+
+- **notebooks/x.ipynb (instance 'emea')**
+- status: **success**
+- duration: 2.31 s in the local sandbox
+- input `rows`: 1200 rows
+- output `mart.x_emea`: 5 rows; columns: `id (int64)`, `amount (double)`
+- record: `.nb_assets/schedule/x/20261207T120000/run/emea/record` (executed notebook `.nb_assets/schedule/x/20261207T120000/run/emea/record/executed.html`), run id `trial-x-20261207T120000`
+- **notebooks/x.ipynb (instance 'apac')**
+- status: **failed**: refused: no such source
+- duration: 0.00 s in the local sandbox
+- nothing was executed: the run stopped before the notebook started
+
+The trial's record stays on the machine that ran it.
+- on that machine: `nb-assets show trial-x-20261207T120000 --records .nb_assets/schedule`
+"""
+    emea, apac = trial_facts(section)
+    assert (emea.label, emea.status, emea.duration_s, emea.sandbox) == ("notebooks/x.ipynb (instance 'emea')", "success", 2.31, "local")
+    assert emea.inputs == [("rows", 1200)] and emea.outputs == [("mart.x_emea", 5, "`id (int64)`, `amount (double)`")]
+    assert emea.executed == ".nb_assets/schedule/x/20261207T120000/run/emea/record/executed.html"
+    assert emea.run_id == "trial-x-20261207T120000"
+    assert (apac.status, apac.failure, apac.record, apac.executed) == ("failed", "refused: no such source", None, None)
