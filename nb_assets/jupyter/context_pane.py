@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from nb_assets.jupyter.context_pane_view import NotebookContext, render_html, render_text
 from nb_assets.jupyter.context_pane_view import listed_checks  # each output's checks, for the pane's "checks of" rows
 from nb_assets.jupyter.context_pane_project import ProjectView, draft_zones, missing_tables, read_project
+from nb_assets.jupyter.context_pane_status import status_line
 from nb_assets.locations import nearest_project
 from nb_assets.runs.history import find_runs, project_dir_of, record_roots
 
@@ -132,22 +133,7 @@ def _add_declaration(context: NotebookContext, definitions: Path, roots: list[Pa
     down = {h.notebook.spec.name: None for t in spec.output_tables for h in trace(t, graph, "downstream")}
     context.upstream = [n for n in up if n != spec.name]
     context.downstream = [n for n in down if n != spec.name]
-    context.status = _status_line(project, item, declarations.warehouse, roots or [])
-
-
-def _status_line(project: ProjectView, item: Any, warehouse: str | None, roots: list[Path]) -> str | None:
-    """The notebook's line of `nb-assets status`, judged on the same facts (runs/status.py)."""
-    from nb_assets.runs.status import project_status, watched
-
-    everyone = watched(project.declared)  # the other notebooks say when the tables it reads were written
-    try:
-        status = project_status(everyone, roots, warehouse)
-    except (OSError, ValueError) as exc:  # an unreadable record folder: the rest of the pane still shows
-        return f"status unknown: {exc}"
-    line = next((n.line() for n in status.notebooks if n.name == item.spec.name), None)
-    if line and status.landings_problem:
-        line += f" (landing log unreadable: {status.landings_problem})"
-    return line
+    context.status = status_line(project, item, declarations.warehouse, roots or [])
 
 
 def _add_parse(context: NotebookContext, warehouse: str | None, project: ProjectView | None) -> None:
@@ -163,6 +149,8 @@ def _add_parse(context: NotebookContext, warehouse: str | None, project: Project
     except (NbAssetsError, OSError, ValueError) as exc:
         context.findings = [f"error: {exc}"]
         return
+    if project is not None:  # a literal read of a file a declared source holds: read that source, as check says
+        spec = project.with_sources(spec)
     context.parsed = True
     context.parameters = [{"name": p.name, "default": p.default, "scheduled": None} for p in spec.parameters]
     context.checks = listed_checks(spec)
@@ -175,6 +163,7 @@ def _add_parse(context: NotebookContext, warehouse: str | None, project: Project
         context.outputs = [{"table": t, "zones": []} for t in spec.output_tables]
     else:
         placed, clashes, purpose = _place(context, project.as_declared(spec), project)
+        placed += project.source_problems(spec, context.name)
     context.findings += [*placed, *clashes]
     relative = os.path.relpath(context.path, context.project_dir)
     context.command = (f"nb-assets schedule {relative} --owner YOU@EXAMPLE.COM{purpose or ''} --cron '0 6 * * *'"
@@ -272,8 +261,9 @@ def live_pane(path: Path) -> Any:
             _show_html(pane, f"<p style='color:#c33'>Refresh failed: {html.escape(f'{type(exc).__name__}: {exc}')}</p>")
 
     def on_check(_button: Any) -> None:
+        checks.value = "<p>⏳ <code>nb-assets check</code> …</p>"  # it runs the command: a second or two
         checks.value = (f"<p><b>Check</b> of {html.escape(path.name)} as saved (save first to check your latest "
-                        "edits):</p>" + findings_html(path))
+                        "edits), as <code>nb-assets check</code> finds it:</p>" + findings_html(path))
 
     class LivePane(w.VBox):  # type: ignore[misc]
         """The widget, which JupyterLab draws; anything that cannot (nbconvert, papermill's

@@ -15,12 +15,13 @@ from pathlib import Path
 from nb_assets.sql.see_through import Catalog
 from nb_assets.project.declaration import NotebookAsset
 from nb_assets.project.declare import DeclaredNotebook, declare_notebooks, seen_through
-from nb_assets.project.sources import with_source_zones
+from nb_assets.project.sources import notebook_source_problems, with_source_hints, with_source_zones
 from nb_assets.project.definitions_file import ProjectDeclarations
 from nb_assets.errors import PolicyError
 from nb_assets.locations import dialect_of
 from nb_assets.policy.zones import Policy, PolicyReport, propagate
 from nb_assets.policy.loader import load_policy
+from nb_assets.sources.model import Source
 from nb_assets.spec import NotebookSpec
 from nb_assets.jupyter.cell_links import spec_cell_label
 from nb_assets.sql.table_names import missing, no_such_table
@@ -34,6 +35,8 @@ class ProjectView:
     policy: Policy | None
     report: PolicyReport | None  # the declared notebooks' zones
     catalog: Catalog | None  # None: no warehouse, or it cannot be opened now
+    sources: Sequence[Source] = ()  # the project's source registry
+    base_dir: Path | None = None  # the project's folder, which a declared source's path is relative to
 
     @property
     def writers(self) -> dict[str, str]:
@@ -49,6 +52,16 @@ class ProjectView:
             return spec
         [draft] = seen_through([DeclaredNotebook(NotebookAsset(spec.path), spec)], self.catalog)
         return draft.spec
+
+    def with_sources(self, spec: NotebookSpec) -> NotebookSpec:
+        """`spec` with each hint to declare a file or URL it reads literally placed in the project,
+        as `nb-assets check` places it: a path relative to the project, and, when a declared source
+        holds that file already, the hint is to read the source instead."""
+        return spec if self.base_dir is None else with_source_hints(spec, self.sources, self.base_dir)
+
+    def source_problems(self, spec: NotebookSpec, name: str) -> list[str]:
+        """Each source `spec` reads that the project does not declare (or whose `$params` it lacks), as check says it."""
+        return [f"error: {p}" for p in notebook_source_problems(spec, self.sources, name)] if self.base_dir else []
 
     def name_clash(self, spec: NotebookSpec) -> str | None:
         """The declared notebook that has this one's name already, as the load says it."""
@@ -77,7 +90,7 @@ def read_project(declarations: ProjectDeclarations) -> ProjectView:
         declared = seen_through(declared, catalog)
     policy = with_source_zones(load_policy(declarations.policy), declarations.sources) if declarations.policy else None
     report = propagate(policy, [d.flow() for d in declared], relations=_relations(catalog)) if policy else None
-    return ProjectView(declared, policy, report, catalog)
+    return ProjectView(declared, policy, report, catalog, tuple(declarations.sources), declarations.base_dir)
 
 
 def _catalog(warehouse: str | None) -> Catalog | None:

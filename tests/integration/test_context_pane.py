@@ -323,3 +323,63 @@ def test_writing_a_source_table_or_reusing_a_name_is_said_and_the_zones_are_stil
     assert (f"error: clean: notebook name 'clean' is also used by {small_project / 'notebooks' / 'clean.ipynb'}; rename one file"
             in context.findings), context.findings
     assert context.outputs == [{"table": "mart.clean_twin", "zones": ["public"]}]
+
+
+def test_only_a_notebook_run_when_its_inputs_land_waits_for_them_and_a_cron_says_its_next_run(
+    small_project: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`clean` has never run and raw.orders never landed: only the triggers that wait for
+    inputs say so; a cron says when it runs next, whatever landed."""
+    from datetime import datetime, timedelta, timezone
+
+    from nb_assets.jupyter.context_pane import notebook_context
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.delenv("NB_ASSETS_WAREHOUSE", raising=False)
+    declared = 'NotebookAsset("notebooks/clean.ipynb", owners=["a@example.com"], purpose="reporting")'
+    now = datetime.now(timezone.utc)
+    six = now.replace(hour=6, minute=0, second=0, microsecond=0)
+    tick = (six if six > now else six + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S UTC")
+    for trigger, waits, then in (
+        (', cron="0 6 * * *"', False, f"; next run on its cron: {tick}"),
+        ("", False, None),  # on demand
+        (", on_inputs_landed=True", True, None),
+        (', cron="0 6 * * *", on_inputs_landed=True', True, f"; next cron tick: {tick}, then it runs once all its inputs have landed"),
+    ):
+        (small_project / "definitions.py").write_text(SMALL_DEFINITIONS.replace(declared, declared[:-1] + trigger + ")"))
+        status = notebook_context(small_project / "notebooks" / "clean.ipynb").status
+        assert status is not None and status.startswith("clean: never ran; no freshness rule"), (trigger, status)
+        assert ("waiting for: input raw.orders: never landed" in status) is waits, (trigger, status)
+        assert ("next run" in status or "next cron tick" in status) is (then is not None), (trigger, status)
+        assert then is None or then in status, (trigger, status)
+
+
+def test_a_notebook_not_declared_gets_checks_source_findings(small_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A literal read of a file a declared source holds points at that source, and a source the
+    project does not declare is an error, in the words of `nb-assets check`."""
+    import subprocess
+    import sys
+
+    from nb_assets.jupyter.context_pane import notebook_context
+
+    monkeypatch.delenv("NB_ASSETS_WAREHOUSE", raising=False)
+    (small_project / "definitions.py").write_text(
+        SMALL_DEFINITIONS.replace("import NotebookAsset, notebook_definitions", "import NotebookAsset, Source, notebook_definitions")
+        .replace('sandbox="local",', 'sandbox="local",\n    sources=[Source("regions", path="drops/regions.csv", zones=["public"])],'))
+    (small_project / "drops").mkdir()
+    (small_project / "drops" / "regions.csv").write_text("id,region\n1,EMEA\n")
+    draft = _draft(small_project, "regional", "import pandas as pd\nregions = pd.read_csv('../drops/regions.csv')",
+                   "%%source rates partner_rates", "output('mart.regional', regions)")
+    context = notebook_context(draft)
+    [hint] = [f for f in context.findings if "[direct-data-access]" in f]
+    assert "read '../drops/regions.csv' through the declared source 'regions' instead" in hint, context.findings
+    [unknown] = [f for f in context.findings if "reads source 'partner_rates'" in f]
+    assert unknown.startswith("error: ") and "reads source 'partner_rates', which the project does not declare" in unknown
+
+    done = subprocess.run([sys.executable, "-m", "nb_assets.cli", "check", "--json", str(draft)], cwd=small_project,
+                          capture_output=True, text=True, timeout=300)
+    [report] = json.loads(done.stdout)["notebooks"]
+    said = {f["rule"]: f["message"] for f in report["findings"]}
+    assert hint.endswith(f"[direct-data-access] {said['direct-data-access']}"), (hint, said)
+    assert unknown.split("reads source", 1)[1] == said["unknown-source"].split("reads source", 1)[1], (unknown, said)
+    assert context.next_step is not None and context.next_step.startswith("Fix its error findings"), context.next_step
