@@ -1,14 +1,12 @@
 """The context pane's `status` row: the notebook's line of `nb-assets status`, said for its trigger.
 
-The facts and the judgement are status's (runs/status.py, project/freshness_status.py);
-what the pane adds is the trigger's view of them. Only a notebook that runs when its
-inputs land waits for them: one on a cron runs at its next tick whatever has landed
-(the pane says when), and one on demand runs when somebody starts it.
+The facts and the judgement are status's (runs/status.py, project/freshness_status.py),
+which lists input waits only for a notebook that runs when its inputs land; what the
+pane adds is when a cron runs it next.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,12 +14,11 @@ if TYPE_CHECKING:
     from nb_assets.jupyter.context_pane_project import ProjectView
     from nb_assets.project.declaration import NotebookAsset
     from nb_assets.project.declare import DeclaredNotebook
-    from nb_assets.project.freshness_status import NotebookStatus
 
 
 def status_line(project: ProjectView, item: DeclaredNotebook, warehouse: str | None, roots: list[Path]) -> str | None:
-    """The notebook's line of `nb-assets status`, judged on the same facts (runs/status.py), with
-    what it waits for as its trigger makes it wait, and when a cron runs it next."""
+    """The notebook's line of `nb-assets status`, judged on the same facts (runs/status.py), and
+    when a cron runs it next."""
     from nb_assets.runs.status import project_status, watched
 
     everyone = watched(project.declared)  # the other notebooks say when the tables it reads were written
@@ -30,18 +27,10 @@ def status_line(project: ProjectView, item: DeclaredNotebook, warehouse: str | N
     except (OSError, ValueError) as exc:  # an unreadable record folder: the rest of the pane still shows
         return f"status unknown: {exc}"
     found = next((n for n in status.notebooks if n.name == item.spec.name), None)
-    line = None if found is None else as_triggered(found, item.decl).line() + next_cron_run(item.decl)
+    line = None if found is None else found.line() + next_cron_run(item.decl)
     if line and status.landings_problem:
         line += f" (landing log unreadable: {status.landings_problem})"
     return line
-
-
-def as_triggered(status: NotebookStatus, decl: NotebookAsset) -> NotebookStatus:
-    """`status` as the notebook's trigger makes it wait: only one run when its inputs land waits for
-    them; on a cron (or on demand) it runs whatever landed, so its inputs are not what it waits for."""
-    if decl.on_inputs_landed:
-        return status
-    return replace(status, waiting_for=[w for w in status.waiting_for if not w.startswith("input ")])
 
 
 def next_cron_run(decl: NotebookAsset, now: float | None = None) -> str:

@@ -39,6 +39,7 @@ class Watched:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     freshness: str | None  # the rule as declared
+    waits_for_inputs: bool  # declared on_inputs_landed: its inputs landing is what starts it
 
 
 @dataclass(frozen=True)
@@ -122,12 +123,15 @@ def notebook_status(facts: NotebookFacts, now: float) -> NotebookStatus:
 
 
 def waiting_for(facts: NotebookFacts) -> list[str]:
-    """What stands between the notebook and its next good run: a failed last run, and each
-    input that has not landed since the last successful run started (it would read the same data)."""
+    """What stands between the notebook and its next good run: a failed last run, and, for one
+    that runs when its inputs land, each input that has not landed since the last successful run
+    started (it would read the same data). A cron or on-demand notebook runs whatever has landed."""
     waiting = []
     run, success = facts.last_run, facts.last_success
     if run is not None and run.status != "success":
         waiting.append(f"its last run {run.run_id[:8]} {run.status} at {iso(run.finished_at)}: {run.error or 'no reason recorded'}")
+    if not facts.notebook.waits_for_inputs:
+        return waiting
     since = success.started_at if success else None
     for table in facts.notebook.inputs:
         landed = facts.input_updates.get(table)

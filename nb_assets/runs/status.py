@@ -35,7 +35,7 @@ def watched(declared: Iterable[Any]) -> list[Watched]:
     """`Watched` for each of `declared` (project.declare.DeclaredNotebook)."""
     return [
         Watched(d.spec.name, d.spec.path, tuple(d.decl.owners), d.decl.trigger(), tuple(d.spec.input_tables),
-                tuple(d.spec.output_tables), d.decl.freshness)
+                tuple(d.spec.output_tables), d.decl.freshness, d.decl.on_inputs_landed)
         for d in declared
     ]
 

@@ -38,8 +38,8 @@ from nb_assets import NotebookAsset, notebook_definitions
 
 BASE_DIR = Path(__file__).parent
 defs = notebook_definitions(
-    [NotebookAsset("daily.ipynb", owners=["a@example.com"], freshness="1m"),
-     NotebookAsset("weekly.ipynb", owners=["a@example.com"])],
+    [NotebookAsset("daily.ipynb", owners=["a@example.com"], on_inputs_landed=True, freshness="1m"),
+     NotebookAsset("weekly.ipynb", owners=["a@example.com"], on_inputs_landed=True)],
     warehouse=BASE_DIR / "warehouse.duckdb", base_dir=BASE_DIR, sandbox="local",
 )
 '''
@@ -95,7 +95,8 @@ def project(tmp_path: Path) -> Iterator[Project]:
             ui_base_url="http://dagster.example.invalid:3000", interval_s=1, backoff_s=0.05,
         )
         defs = notebook_definitions(
-            [NotebookAsset("daily.ipynb", owners=OWNERS, freshness="26h"), NotebookAsset("weekly.ipynb", owners=["a@example.com"])],
+            [NotebookAsset("daily.ipynb", owners=OWNERS, on_inputs_landed=True, freshness="26h"),
+             NotebookAsset("weekly.ipynb", owners=["a@example.com"], on_inputs_landed=True)],
             warehouse=root / "warehouse.duckdb", base_dir=root, sandbox="local", notifications=notifications,
         )
         yield Project(root, instance, defs, smtp, hook)
@@ -192,16 +193,14 @@ def test_the_context_pane_shows_the_status_line_of_its_notebook(tmp_path: Path, 
     context = notebook_context(tmp_path / "daily.ipynb")
     assert context.status is not None and context.status.startswith("daily: last run success ")
     assert "fresh until" in context.status and "(26h)" in context.status
-    assert "waiting for" not in context.status  # on demand: it runs when started, not when raw.orders lands
+    assert "waiting for: input raw.orders: not landed since the last run started at" in context.status
     assert f"status: {context.status}" in render_text(context)
     assert "<th style='text-align:left;padding-right:1em'>status</th>" in render_html(context)
-    # The CLI judges it on the same facts, in a fresh interpreter that loads no Dagster (and lists the inputs).
+    # The CLI says the same of it, in a fresh interpreter that loads no Dagster.
     probe = ("import sys\nfrom nb_assets.cli.main import main\nrc = main(['status'])\n"
              "print('DAGSTER' if any(m.startswith('dagster') for m in sys.modules) else 'NO-DAGSTER')\n")
     status = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    said = status.stdout.splitlines()[0]
-    assert said.split("; waiting for: ")[0] == context.status.split(" (landing log")[0], (said, context.status)
-    assert "waiting for: input raw.orders: not landed since the last run started at" in said
+    assert status.stdout.splitlines()[0] == context.status.split(" (landing log")[0], (status.stdout, context.status)
     assert status.stdout.splitlines()[-1] == "NO-DAGSTER"
 
 
@@ -223,6 +222,7 @@ def test_on_postgres_status_reads_when_each_source_last_landed(pg_warehouse: str
     latest = record_landing(pg_warehouse, "raw.orders", rows=5)
     assert source_landings(pg_warehouse, {"raw.orders"}) == ({"raw.orders": latest.landed_at}, None)
     assert latest.landed_at >= first.landed_at
-    watched = [Watched("daily", "daily.ipynb", ("a@example.com",), "on demand", ("raw.orders",), ("mart.daily",), "26h")]
+    watched = [Watched("daily", "daily.ipynb", ("a@example.com",), "when all inputs have landed", ("raw.orders",),
+                       ("mart.daily",), "26h", True)]
     [status] = project_status(watched, [], pg_warehouse, watched_since={}).notebooks
     assert status.state == "not yet due" and status.waiting_for == []  # it landed; the notebook never ran

@@ -76,11 +76,12 @@ def test_a_deadline_keeps_its_wall_clock_time_across_a_dst_change() -> None:
 
 def facts(**changes: object) -> NotebookFacts:
     """Facts of a notebook "daily"; `changes` may set the notebook's fields (name, inputs, ...) as well as the facts'."""
-    own = {"name", "path", "owners", "trigger", "inputs", "outputs"}
+    own = {"name", "path", "owners", "trigger", "inputs", "outputs", "waits_for_inputs"}
     rule = changes.get("freshness", parse_freshness("1h"))
     notebook: dict[str, object] = dict(
         name="daily", path="daily.ipynb", owners=("a@example.com",), trigger="when all inputs have landed",
         inputs=("raw.orders", "raw.customers"), outputs=(), freshness=rule.text if isinstance(rule, Freshness) else None,
+        waits_for_inputs=True,
     )
     base: dict[str, object] = dict(freshness=rule, last_run=None, last_success=None, input_updates={}, watched_since=0.0)
     notebook.update((k, v) for k, v in changes.items() if k in own)
@@ -113,6 +114,17 @@ def test_a_notebook_that_never_ran_is_not_yet_due_then_stale_with_its_inputs_nev
     stale = notebook_status(facts(watched_since=100.0), now=100.0 + 3600)
     assert stale.stale and stale.waiting_for == ["input raw.orders: never landed", "input raw.customers: never landed"]
     assert notebook_status(facts(freshness=None), now=1e9).state == "no rule"
+
+
+def test_a_cron_or_on_demand_notebook_waits_for_a_failed_run_but_not_for_its_inputs() -> None:
+    failed = LastRun("run-bad-98765", "failed", 2000.0, 2010.0, "cell 4 raised KeyError")
+    for trigger in ("cron 0 6 * * *", "on demand"):
+        status = notebook_status(facts(trigger=trigger, waits_for_inputs=False, last_run=failed, watched_since=100.0),
+                                 now=100.0 + 3600)
+        assert status.stale and status.waiting_for == [
+            "its last run run-bad- failed at 1970-01-01 00:33:30 UTC: cell 4 raised KeyError"], trigger
+    waits = notebook_status(facts(waits_for_inputs=True, last_run=failed, watched_since=100.0), now=100.0 + 3600)
+    assert waits.waiting_for[1:] == ["input raw.orders: never landed", "input raw.customers: never landed"]
 
 
 def test_status_as_json_carries_times_in_utc() -> None:
