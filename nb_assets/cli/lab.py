@@ -13,22 +13,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from nb_assets.errors import DeclarationError
-
-# JupyterLab defaults for `nb-assets lab` (defaults only: the author's own settings still win).
-# windowingMode "full": %nb_context's `go to cell N` link (NAME.ipynb#cell-id=ID) ends in JupyterLab's
-# Notebook.setFragment, which selects the cell only when `cell.inViewport` is false, else just scrolls it
-# into view. In the default "contentVisibility" mode (and "defer", "none") every cell stays attached with
-# inViewport true (notebook/src/windowing.ts sets it false only when "full" detaches a cell), so a failing
-# cell far from the pane was scrolled to and never selected. In "full" mode it is selected, its editor
-# focused. No href form avoids this (every local link goes through setFragment) short of an extension.
-LAB_DEFAULTS = {"@jupyterlab/notebook-extension:tracker": {"windowingMode": "full"}}
 
 
 def add_lab_command(sub: Any) -> None:
@@ -59,8 +49,6 @@ def lab_command(project: Path, port: int | None, no_browser: bool) -> tuple[list
     if importlib.util.find_spec("jupyterlab") is None:
         raise DeclarationError("JupyterLab is not installed here: pip install 'nb_assets[lab]' (make setup installs it)")
     env = dict(os.environ, NB_ASSETS_WAREHOUSE=project_warehouse(project))
-    defaults = lab_defaults_dir()
-    env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([str(defaults), *filter(None, [env.get("JUPYTER_CONFIG_PATH")])])
     argv = [sys.executable, "-m", "jupyterlab", "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={project}",
             # The server itself reaches nothing: no extension installs from PyPI, no update check, no news feed.
             "--LabApp.extension_manager=readonly", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
@@ -84,15 +72,3 @@ def cmd_lab(args: argparse.Namespace) -> int:
     print(f"nb-assets lab: JupyterLab on {args.project.resolve()}, %%sql reading {warehouse}", flush=True)
     os.execve(argv[0], argv, env)  # JupyterLab is the process from here on: Ctrl-C stops it as usual
     return 0  # not reached
-
-
-def lab_defaults_dir() -> Path:
-    """A Jupyter config folder holding LAB_DEFAULTS as labconfig/default_setting_overrides.json, which
-    jupyterlab_server reads from every folder on JUPYTER_CONFIG_PATH; kept in the user's own Jupyter
-    runtime folder (private to them), rewritten on each start."""
-    from jupyter_core.paths import jupyter_runtime_dir
-
-    folder = Path(jupyter_runtime_dir()) / "nb-assets-lab"
-    (folder / "labconfig").mkdir(parents=True, exist_ok=True)
-    (folder / "labconfig" / "default_setting_overrides.json").write_text(json.dumps(LAB_DEFAULTS, indent=1))
-    return folder
