@@ -1,8 +1,11 @@
 """A link that jumps to one cell of a notebook in JupyterLab, without an extension; a cell's name.
 
 JupyterLab 4 opens a local link `NAME.ipynb#cell-id=ID` in the notebook (revealing it
-when it is open) and selects and scrolls to the cell whose id is ID. Cell ids are in
-every nbformat 4.5 file; an older file has none, and then there is no link to make.
+when it is open) and scrolls to the cell whose id is ID; it selects the cell only when the cell
+is not attached yet (Notebook.setFragment tests `cell.inViewport`, which stays true for every
+attached cell outside the "full" windowing mode): in a notebook already open, a cell far from
+the pane is brought into view but not selected. Cell ids are in every nbformat 4.5 file; an older file has
+none, and then there is no link to make.
 """
 
 from __future__ import annotations

@@ -3,13 +3,17 @@ which JupyterLab opens by selecting that cell (tests/e2e/test_jupyterlab.py clic
 
 The failure is a real run's (support.failed_project: broken.ipynb, cell 5); the id must
 be the one the saved notebook has now, even after cells were added above the failing one.
+In a real JupyterLab (`nb-assets lab`, Chromium), the link in the pane at the end of a long
+notebook brings the failing cell far above it into view (issue 22).
 """
 
 from __future__ import annotations
 
 import html
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -18,7 +22,10 @@ import pytest
 from nb_assets.jupyter.cell_links import failed_cell_id
 from nb_assets.jupyter.context_pane import notebook_context
 from nb_assets.jupyter.context_pane_view import render_html
+from support.cli import NB_ASSETS
 from support.failed_project import FailedProject, failed_project  # noqa: F401  (fixture)
+from support.lab_server import chromium, lab_page, lab_server, open_notebook, wait_idle
+from support.notebook_factory import RUNTIME, code, md, params, write_notebook
 
 
 def _ids(notebook: Path) -> list[str]:
@@ -55,9 +62,62 @@ def test_the_id_follows_the_cell_when_cells_are_added_above_it(
 def test_check_names_each_cell_by_its_first_line(tmp_path: Path) -> None:
     """JupyterLab's prompt numbers skip markdown cells and ours count them: the first line finds the cell."""
     from nb_assets.jupyter.cell_findings import findings_html
-    from support.notebook_factory import RUNTIME, code, md, write_notebook
 
     notebook = write_notebook(tmp_path / "draft.ipynb", md("# A draft"), code(RUNTIME),
                               code("\n\nimport requests  # a first line longer than the label keeps, cut short"))
     shown = html.unescape(findings_html(notebook))
     assert "<td>cell 3 (`import requests  # a first line longer …`), line 3</td>" in shown, shown
+
+
+# The browser half: the link, clicked in JupyterLab, brings the failing cell into view, also when the
+# notebook is long and the cell far above the pane (issue 22). JupyterLab does not select it there:
+# Notebook.setFragment selects only a cell with inViewport false, and in the default windowing mode
+# every attached cell keeps it true. The "full" mode selects it but broke the link from another
+# notebook (tests/e2e/test_jupyterlab.py test_d), so the pane's cell stays the active one.
+FILLER_CELLS = 30  # markdown notes below the failing cell: the pane at the end is far below it
+JS_TARGET = """(id) => {
+  const panel = window.jupyterapp.shell.currentWidget, nb = panel.content;
+  const index = nb.widgets.findIndex(c => c.model.id === id);
+  const cell = nb.widgets[index].node.getBoundingClientRect(), view = nb.outerNode.getBoundingClientRect();
+  return {path: panel.context.path, index, active: nb.activeCellIndex,
+          visible: cell.bottom > view.top && cell.top < view.bottom};
+}"""
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_in_jupyterlab_the_link_brings_an_out_of_view_failing_cell_into_view(tmp_path: Path, warehouse: Path) -> None:
+    executable = chromium()
+    project = tmp_path / "project"
+    notes = [md(f"## Step {i}\n\n" + "A note that takes room on the page.\n\n" * 6) for i in range(FILLER_CELLS)]
+    notebook = write_notebook(project / "long.ipynb", md("# Long"), code(RUNTIME), params("d = 0"), code("x = 1 / d"), *notes)
+    ran = subprocess.run([*NB_ASSETS, "run", str(notebook), "--warehouse", str(warehouse), "--sandbox", "local"],
+                         cwd=project, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 1 and "ZeroDivisionError" in ran.stdout + ran.stderr, ran.stdout + ran.stderr
+    # The author then adds the pane at the end of the notebook, as after any failure.
+    nb = nbformat.read(notebook, as_version=4)
+    failing = nb.cells[3].id
+    nb.cells.append(code("%load_ext nb_assets.notebook\n%nb_context"))
+    nbformat.write(nb, notebook)
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NB_ASSETS_WAREHOUSE", "DAGSTER_HOME")}
+    with lab_server(project, tmp_path, {**env, "NB_ASSETS_WAREHOUSE": str(warehouse)}, expose_app=True) as lab, \
+            lab_page(executable) as page:
+        open_notebook(page, lab, "long.ipynb")
+        page.evaluate("() => { const nb = window.jupyterapp.shell.currentWidget.content; nb.activeCellIndex = nb.widgets.length - 1; }")
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-cell')")  # the pane's cell only
+        wait_idle(page)
+        link = page.locator("a.nb-context-cell-link")
+        link.wait_for()
+        assert link.inner_text() == "go to cell 4 in long.ipynb"
+        link.scroll_into_view_if_needed()
+        before = page.evaluate(JS_TARGET, failing)
+        assert before["index"] == 3 and not before["visible"], before  # out of view: the case at issue
+        link.click()
+        try:
+            page.wait_for_function(f"(id) => {{ const t = ({JS_TARGET})(id); return t.visible; }}",
+                                   arg=failing, timeout=10_000)
+        except Exception:  # noqa: BLE001 - say what the page shows instead
+            pytest.fail(f"after the click: {page.evaluate(JS_TARGET, failing)}")
+        assert len(page.context.pages) == 1  # handled inside JupyterLab, not opened as /files/... in a new tab
+        assert page.offsite == []
