@@ -59,6 +59,8 @@ def add_schedule_command(sub: Any) -> None:
                           help="stop after the checks, or after the preview: nothing is tried or written")
     schedule.add_argument("--preview-json", type=Path, default=None, metavar="FILE",
                           help="also write the preview (notebooks, the tables they read and write, readers) as JSON")
+    schedule.add_argument("--trials-json", type=Path, default=None, metavar="FILE",
+                          help="also write each trial's facts (status, duration, rows, columns, record) as JSON")
     schedule.set_defaults(func=cmd_schedule)
 
 
@@ -70,7 +72,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     from nb_assets.analysis.parser import parse_notebook
     from nb_assets.cli.schedule_workflow import (
         Plan, check, declared_entry, is_trial_page, plan_markdown, preview_graph, preview_text, record_notice,
-        remove_trial_pages, shown, trial_records, trial_runs,
+        remove_trial_pages, shown, trial_records, trial_runs, trials_json,
     )
 
     if args.git:
@@ -120,6 +122,8 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     print("3/6 trial run into a scratch copy of the warehouse")
     scratch = trial_records(root) / spec.name / time.strftime("%Y%m%dT%H%M%S")
     plan = Plan(decl, checked, trial_runs(project, checked, scratch), project_dir=root, dry_run=_dry_run_command(args, root))
+    if args.trials_json is not None:
+        args.trials_json.write_text(json.dumps(trials_json(plan), indent=1), encoding="utf-8")
     for trial in plan.trials:
         ran = (f"record {shown(trial.record, root)} (executed notebook: {shown(trial.html or trial.executed_notebook, root)})"
                if trial.executed_notebook and trial.record else "nothing was executed: the run stopped before the notebook started")

@@ -345,6 +345,24 @@ def plan_markdown(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def trials_json(plan: Plan) -> list[dict[str, Any]]:
+    """Each trial's facts as the plan states them (never the error's message: it may quote rows), for
+    the Schedule form; paths relative to the project, as the plan shows them."""
+    return [{
+        "label": trial.label if len(plan.trials) > 1 or plan.decl.partitions else None,
+        "status": trial.status,
+        "failure": trial.failure,
+        "duration_s": trial.duration_s,
+        "sandbox": trial.sandbox.get("kind"),
+        "inputs": [[name, rows] for name, rows in trial.input_rows.items()],
+        "outputs": [[table, rows, list(trial.output_columns.get(table, ()))] for table, rows in trial.output_rows.items()],
+        "record": shown(trial.record, plan.project_dir) if trial.record else None,
+        "executed": shown(trial.html or trial.executed_notebook, plan.project_dir)
+        if trial.record and (trial.html or trial.executed_notebook) else None,
+        "run_id": trial.run_id,
+    } for trial in plan.trials]
+
+
 def _columns_text(trial: Trial, table: str) -> str:
     columns = trial.output_columns.get(table)
     return f"; columns: {', '.join(f'`{c}`' for c in columns)}" if columns else ""

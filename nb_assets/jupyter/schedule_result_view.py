@@ -72,7 +72,7 @@ def result_html(result: StepResult, notebook: Path, findings: Sequence[Finding] 
 
 def trial_html(result: StepResult, notebook: Path) -> str:
     """The trial for the author: what ran, how it went, the rows, where the executed notebook is, what next."""
-    trials = result.trials()
+    trials = result.trials
     if not trials:
         return ""
     e = html.escape
@@ -111,7 +111,8 @@ def _trial_items(trial: TrialFacts, root: Path | None) -> list[str]:
     items = [f"status: <b>{e(trial.status)}</b>{took}" + (f": {e(failure)}" if failure else "")]
     items += [f"input <code>{e(name)}</code>: {rows:,} rows read" for name, rows in trial.inputs]
     items += [f"output <code>{e(table)}</code>: {rows:,} rows, written to the scratch copy"
-              + (f"; columns: {inline(columns)}" if columns else "") for table, rows, columns in trial.outputs]
+              + (f"; columns: {', '.join(f'<code>{e(c)}</code>' for c in columns)}" if columns else "")
+              for table, rows, columns in trial.outputs]
     executed = _executed(trial, root)
     if executed is not None:
         items.append(f"executed notebook: <code>{e(executed)}</code>, every cell's output as the trial ran it; "

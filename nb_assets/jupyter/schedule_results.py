@@ -1,7 +1,7 @@
 """What the Schedule form reads out of `nb-assets schedule`'s answers, for the author at the form.
 
-- the trials, from the test plan the command wrote (its `## Trial run` section, which is
-  worded for the reviewer): what ran, how it went, the rows, where the executed notebook is;
+- the trials, from the facts the command wrote (`--trials-json`): what ran, how it went, the
+  rows, where the executed notebook is;
 - a refusal by the checks, without what the findings table (`nb-assets check`'s) shows
   already, and without the line of the declaration the command only tried: the notebook
   is not declared yet, so `declarations.yaml:12` points at nothing in the file.
@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nb_assets.spec import Finding
 
@@ -29,44 +30,21 @@ class TrialFacts:
     duration_s: float | None = None
     sandbox: str | None = None
     inputs: list[tuple[str, int]] = field(default_factory=list)  # %%sql input → rows read
-    outputs: list[tuple[str, int, str | None]] = field(default_factory=list)  # table → rows written, its columns
+    outputs: list[tuple[str, int, list[str]]] = field(default_factory=list)  # table → rows written, its columns
     record: str | None = None  # the record folder, relative to the project
     executed: str | None = None  # the executed notebook (or its HTML), relative to the project
     run_id: str | None = None
 
-
-# The plan's trial lines (cli/schedule_workflow.plan_markdown), as "- " items.
-_LABEL = re.compile(r"^\*\*(.+)\*\*$")
-_STATUS = re.compile(r"^status: \*\*(\w+)\*\*(?:: (.*))?$")
-_DURATION = re.compile(r"^duration: ([\d.]+) s in the (.+) sandbox$")
-_INPUT = re.compile(r"^input `(.+)`: (\d+) rows$")
-_OUTPUT = re.compile(r"^output `(.+?)`: (\d+) rows(?:; columns: (.*))?$")
-_RECORD = re.compile(r"record: `(.+?)`(?: \(executed notebook `(.+?)`\))?, run id `(.+?)`")
-
-
-def trial_facts(section: str) -> list[TrialFacts]:
-    """The trials of a plan's `## Trial run` section; lines it does not know are the reviewer's, skipped."""
-    trials: list[TrialFacts] = []
-    labelled = False
-    for line in (raw[2:] for raw in section.splitlines() if raw.startswith("- ")):
-        if m := _LABEL.match(line):
-            trials.append(TrialFacts(label=m.group(1)))
-            labelled = True
-        elif m := _STATUS.match(line):
-            if not labelled or not trials:
-                trials.append(TrialFacts())
-            trials[-1].status, trials[-1].failure = m.group(1), m.group(2)
-        elif not trials:
-            continue
-        elif m := _DURATION.match(line):
-            trials[-1].duration_s, trials[-1].sandbox = float(m.group(1)), m.group(2)
-        elif m := _INPUT.match(line):
-            trials[-1].inputs.append((m.group(1), int(m.group(2))))
-        elif m := _OUTPUT.match(line):
-            trials[-1].outputs.append((m.group(1), int(m.group(2)), m.group(3)))
-        elif m := _RECORD.search(line):
-            trials[-1].record, trials[-1].executed, trials[-1].run_id = m.group(1), m.group(2), m.group(3)
-    return trials
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrialFacts:
+        """One entry of the command's `--trials-json` (cli/schedule_workflow.trials_json)."""
+        return cls(
+            label=data.get("label"), status=data.get("status", "unknown"), failure=data.get("failure"),
+            duration_s=data.get("duration_s"), sandbox=data.get("sandbox"),
+            inputs=[(name, int(rows)) for name, rows in data.get("inputs", [])],
+            outputs=[(table, int(rows), list(columns)) for table, rows, columns in data.get("outputs", [])],
+            record=data.get("record"), executed=data.get("executed"), run_id=data.get("run_id"),
+        )
 
 
 # The load's and the policy's lists of problems (project/declare.py), and the line of a YAML entry.

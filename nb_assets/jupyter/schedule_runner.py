@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from nb_assets.jupyter.schedule_results import TrialFacts, trial_facts
+from nb_assets.jupyter.schedule_results import TrialFacts
 
 Step = Literal["check", "preview", "trial", "schedule"]
 STEPS: tuple[Step, ...] = ("check", "preview", "trial", "schedule")
@@ -66,14 +66,7 @@ class StepResult:
     preview: dict[str, Any] | None = None
     plan: Path | None = None
     branch: str | None = None
-
-    def trials(self) -> list[TrialFacts]:
-        """The trials' facts, read from the plan the command wrote (its `## Trial run` section)."""
-        if self.plan is None or not self.plan.is_file():
-            return []
-        text = self.plan.read_text(encoding="utf-8")
-        section = text.split("## Trial run", 1)[-1].split("\n## ", 1)[0] if "## Trial run" in text else ""
-        return trial_facts(section)
+    trials: list[TrialFacts] = field(default_factory=list)  # the command's --trials-json
 
     @property
     def past_checks(self) -> bool:
@@ -81,7 +74,8 @@ class StepResult:
         return self.ok or any(line.startswith("2/6 ") for line in self.lines)
 
 
-def schedule_argv(notebook: Path, project: Path, step: Step, fields: FormFields, preview_json: Path | None = None) -> list[str]:
+def schedule_argv(notebook: Path, project: Path, step: Step, fields: FormFields, preview_json: Path | None = None,
+                  trials_json: Path | None = None) -> list[str]:
     """The `nb-assets schedule` command line a button runs."""
     argv = [sys.executable, "-m", "nb_assets.cli", "schedule", str(notebook), *fields.flags(),
             "--definitions", str(project / "definitions.py")]
@@ -89,6 +83,8 @@ def schedule_argv(notebook: Path, project: Path, step: Step, fields: FormFields,
         argv += ["--until", step]
     if step == "preview" and preview_json is not None:
         argv += ["--preview-json", str(preview_json)]
+    if step in ("trial", "schedule") and trials_json is not None:
+        argv += ["--trials-json", str(trials_json)]
     if step == "schedule":
         argv += ["--git"]
     return argv
@@ -98,8 +94,8 @@ def run_step(notebook: Path, project: Path, step: Step, fields: FormFields,
              progress: Callable[[str], None] = lambda line: None, log_dir: Path | None = None) -> StepResult:
     """Run one button's command in `project`, calling `progress` with each line it prints."""
     with tempfile.TemporaryDirectory(prefix="nb_schedule_") as tmp:
-        preview_json = Path(tmp, "preview.json")
-        argv = schedule_argv(notebook, project, step, fields, preview_json)
+        preview_json, trials_json = Path(tmp, "preview.json"), Path(tmp, "trials.json")
+        argv = schedule_argv(notebook, project, step, fields, preview_json, trials_json)
         # The child reads the project as the terminal would; it is not a scheduled run.
         env = {k: v for k, v in os.environ.items() if not k.startswith("NB_ASSETS_MODE")}
         proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -113,10 +109,11 @@ def run_step(notebook: Path, project: Path, step: Step, fields: FormFields,
         stderr = proc.stderr.read()
         code = proc.wait()
         preview = json.loads(preview_json.read_text(encoding="utf-8")) if preview_json.is_file() else None
+        trials = json.loads(trials_json.read_text(encoding="utf-8")) if trials_json.is_file() else []
     plan = next((Path(m.group(1)) for line in lines if (m := re.match(r"5/6 test plan: (.+)$", line))), None)
     branch = next((m.group(1) for line in lines if (m := re.search(r"committed on a new branch, ([^,]+),", line))), None)
     error = None if code == 0 else _message(stderr, code, log_dir, argv, lines)
-    return StepResult(step, code == 0, lines, error, preview, plan, branch)
+    return StepResult(step, code == 0, lines, error, preview, plan, branch, [TrialFacts.from_json(t) for t in trials])
 
 
 def _message(stderr: str, code: int, log_dir: Path | None, argv: list[str], lines: list[str]) -> str:

@@ -3,6 +3,7 @@ flags, the command each button runs, and the preview drawing (escaped, nothing f
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def test_each_button_runs_the_schedule_command_one_step_further() -> None:
                                                                                  "--preview-json", "/t/p.json"]
     assert schedule_argv(nb, project, "trial", fields) == base  # the dry run
     assert schedule_argv(nb, project, "schedule", fields) == [*base, "--git"]
+    facts = Path("/tmp/trials.json")
+    assert schedule_argv(nb, project, "trial", fields, trials_json=facts) == [*base, "--trials-json", str(facts)]
+    assert schedule_argv(nb, project, "check", fields, trials_json=facts)[-2:] == ["--until", "check"]
 
 
 def test_the_preview_drawing_escapes_names_and_loads_nothing() -> None:
@@ -69,28 +73,19 @@ def test_a_refusal_keeps_only_what_the_findings_do_not_say_and_no_line_of_an_ent
     assert unseen_problems("notebook net: no such table raw.order", [other], declarations) == "notebook net: no such table raw.order"
 
 
-def test_the_trials_are_read_from_the_plans_section_and_the_reviewers_lines_are_left() -> None:
-    from nb_assets.jupyter.schedule_results import trial_facts
+def test_the_trials_are_read_from_the_commands_trials_json() -> None:
+    from nb_assets.jupyter.schedule_results import TrialFacts
 
-    section = """ (scratch copy of the warehouse; the real tables are not touched)
-
-- **notebooks/x.ipynb (instance 'emea')**
-- status: **success**
-- duration: 2.31 s in the local sandbox
-- input `rows`: 1200 rows
-- output `mart.x_emea`: 5 rows; columns: `id (int64)`, `amount (double)`
-- record: `.nb_assets/schedule/x/20261207T120000/run/emea/record` (executed notebook `.nb_assets/schedule/x/20261207T120000/run/emea/record/executed.html`), run id `trial-x-20261207T120000`
-- **notebooks/x.ipynb (instance 'apac')**
-- status: **failed**: refused: no such source
-- duration: 0.00 s in the local sandbox
-- nothing was executed: the run stopped before the notebook started
-
-The trial's record stays on the machine that ran it.
-- on that machine: `nb-assets show trial-x-20261207T120000 --records .nb_assets/schedule`
-"""
-    emea, apac = trial_facts(section)
+    written = json.loads(json.dumps([  # as cli/schedule_workflow.trials_json writes them
+        {"label": "notebooks/x.ipynb (instance 'emea')", "status": "success", "failure": None, "duration_s": 2.31,
+         "sandbox": "local", "inputs": [["rows", 1200]], "outputs": [["mart.x_emea", 5, ["id (int64)", "amount (double)"]]],
+         "record": ".nb_assets/schedule/x/run/emea/record", "executed": ".nb_assets/schedule/x/run/emea/record/executed.html",
+         "run_id": "trial-x-20261207T120000"},
+        {"label": "notebooks/x.ipynb (instance 'apac')", "status": "failed", "failure": "refused: no such source",
+         "duration_s": 0.0, "sandbox": "local", "inputs": [], "outputs": [], "record": None, "executed": None, "run_id": None},
+    ]))
+    emea, apac = (TrialFacts.from_json(t) for t in written)
     assert (emea.label, emea.status, emea.duration_s, emea.sandbox) == ("notebooks/x.ipynb (instance 'emea')", "success", 2.31, "local")
-    assert emea.inputs == [("rows", 1200)] and emea.outputs == [("mart.x_emea", 5, "`id (int64)`, `amount (double)`")]
-    assert emea.executed == ".nb_assets/schedule/x/20261207T120000/run/emea/record/executed.html"
-    assert emea.run_id == "trial-x-20261207T120000"
+    assert emea.inputs == [("rows", 1200)] and emea.outputs == [("mart.x_emea", 5, ["id (int64)", "amount (double)"])]
+    assert emea.executed == ".nb_assets/schedule/x/run/emea/record/executed.html" and emea.run_id == "trial-x-20261207T120000"
     assert (apac.status, apac.failure, apac.record, apac.executed) == ("failed", "refused: no such source", None, None)
