@@ -348,19 +348,24 @@ def plan_markdown(plan: Plan) -> str:
 def trials_json(plan: Plan) -> list[dict[str, Any]]:
     """Each trial's facts as the plan states them (never the error's message: it may quote rows), for
     the Schedule form; paths relative to the project, as the plan shows them."""
-    return [{
-        "label": trial.label if len(plan.trials) > 1 or plan.decl.partitions else None,
+    labelled = len(plan.trials) > 1 or bool(plan.decl.partitions)
+    return [_trial_json(trial, plan.project_dir, labelled) for trial in plan.trials]
+
+
+def _trial_json(trial: Trial, project_dir: Path | None, labelled: bool) -> dict[str, Any]:
+    executed = trial.html or trial.executed_notebook
+    return {
+        "label": trial.label if labelled else None,
         "status": trial.status,
         "failure": trial.failure,
         "duration_s": trial.duration_s,
         "sandbox": trial.sandbox.get("kind"),
         "inputs": [[name, rows] for name, rows in trial.input_rows.items()],
         "outputs": [[table, rows, list(trial.output_columns.get(table, ()))] for table, rows in trial.output_rows.items()],
-        "record": shown(trial.record, plan.project_dir) if trial.record else None,
-        "executed": shown(trial.html or trial.executed_notebook, plan.project_dir)
-        if trial.record and (trial.html or trial.executed_notebook) else None,
+        "record": shown(trial.record, project_dir) if trial.record else None,
+        "executed": shown(executed, project_dir) if trial.record and executed else None,
         "run_id": trial.run_id,
-    } for trial in plan.trials]
+    }
 
 
 def _columns_text(trial: Trial, table: str) -> str:
