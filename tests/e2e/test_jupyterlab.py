@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from nb_assets.project.starter import write_starter
+from support.lab_server import lab_page
 from support.needs import skip_missing
 from support.notebook_factory import code, write_notebook
 from support.paths import REPO
@@ -41,7 +41,6 @@ pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 STARTUP_S = 180  # JupyterLab's server and its first page on a loaded 2-core machine
 STEP_S = 600  # a trial run (Docker sandbox) plus the Dagster load check, twice for Schedule
-LOOPBACK = {"127.0.0.1", "localhost"}
 
 
 def _git(project: Path, *args: str) -> str:
@@ -118,27 +117,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Pa
 
 @pytest.fixture(scope="module")
 def page(lab: tuple[str, str, Path]) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1500, "height": 1100})
-        context.set_default_timeout(120_000)
-        offsite: list[str] = []
-
-        def only_loopback(route) -> None:  # type: ignore[no-untyped-def]
-            url = urllib.parse.urlsplit(route.request.url)
-            if url.scheme in ("data", "blob") or url.hostname in LOOPBACK:
-                route.continue_()
-            else:
-                offsite.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", only_loopback)
-        page = context.new_page()
-        page.offsite = offsite  # type: ignore[attr-defined]
+    assert CHROMIUM is not None  # the lab fixture skipped otherwise
+    with lab_page(CHROMIUM, viewport=(1500, 1100)) as page:  # the docs' screenshot size
         yield page
-        browser.close()
 
 
 def _shot(page, name: str) -> None:  # type: ignore[no-untyped-def]

@@ -98,14 +98,14 @@ def chromium() -> str:
 
 
 @contextmanager
-def lab_page(executable: str) -> Iterator[Any]:
+def lab_page(executable: str, viewport: tuple[int, int] = (1400, 900)) -> Iterator[Any]:
     """A Chromium page; a request outside loopback is refused and listed in `page.offsite`."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
             context.set_default_timeout(120_000)
             offsite: list[str] = []
 
