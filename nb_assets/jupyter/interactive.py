@@ -36,13 +36,13 @@ def interactive_input(query: str, namespace: Mapping[str, Any], name: str = "sql
     try:
         location = os.environ.get("NB_ASSETS_WAREHOUSE") or find_warehouse()
     except FileNotFoundError as exc:
-        raise _usage_error(f"{magic}: {exc}") from None
+        raise CellInputError(f"{magic}: {exc}") from None
     try:
         return query_interactive(location, name, query, namespace, lock_wait_s=INTERACTIVE_LOCK_WAIT_S)
     except Exception as exc:
         if not (isinstance(exc, NbAssetsError) or is_query_mistake(exc)):
             raise  # a bug: its traceback is what finds it
-        raise _usage_error(f"{magic}: {_query_problem(query, location, exc)}") from None
+        raise CellInputError(f"{magic}: {_query_problem(query, location, exc)}") from None
 
 
 def interactive_source_table(var: str, name: str, namespace: Mapping[str, Any]) -> pa.Table:
@@ -53,7 +53,7 @@ def interactive_source_table(var: str, name: str, namespace: Mapping[str, Any]) 
         return interactive_source(name, namespace)
     except NbAssetsError as exc:  # DeclarationError, SourceFetchError: their message says what to fix
         message = str(exc)
-        raise _usage_error(message if message.startswith("%%source") else f"%%source {var} {name}: {message}") from None
+        raise CellInputError(message if message.startswith("%%source") else f"%%source {var} {name}: {message}") from None
 
 
 def find_warehouse() -> str:
@@ -86,7 +86,3 @@ class CellInputError(Exception):
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}"]
-
-
-def _usage_error(message: str) -> CellInputError:
-    return CellInputError(message)
