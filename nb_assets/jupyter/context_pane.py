@@ -40,7 +40,9 @@ def open_notebook_path(argument: str | None, namespace: Mapping[str, Any], cwd: 
     here = (cwd or Path.cwd()).resolve()
     if argument and not argument.endswith(".ipynb"):
         raise NotebookNotFound(f"{magic} takes a notebook file (.ipynb), not {argument!r}; {_how_to_name(here, magic)}")
-    told = (("", argument), (" (as JPY_SESSION_NAME says)", os.environ.get("JPY_SESSION_NAME")),
+    # Jupyter Server names the notebook to its kernel once, when the kernel starts: a notebook renamed since
+    # (JupyterLab asks for a name on the first save of an Untitled one) is not where that name says.
+    told = (("", argument), (" (its name when its kernel started: renamed since?)", os.environ.get("JPY_SESSION_NAME")),
             (" (as VS Code says)", namespace.get("__vsc_ipynb_file__")))
     for source, given in told:
         if given and str(given).endswith(".ipynb"):
@@ -70,7 +72,8 @@ def notebook_candidates(given: str, cwd: Path) -> list[Path]:
 def _how_to_name(cwd: Path, magic: str = "%nb_context") -> str:
     """A form of the magic that works from here: the path from the project root (found from
     anywhere inside it), naming this folder's notebook when it holds just one."""
-    here = sorted(p.name for p in cwd.glob("*.ipynb"))
+    # Newest first: the notebook just saved (or renamed) is the likely one.
+    here = [p.name for p in sorted(cwd.glob("*.ipynb"), key=lambda p: (-p.stat().st_mtime, p.name))]
     name = here[0] if len(here) == 1 else "NOTEBOOK.ipynb"
     root = nearest_project(cwd)
     if root is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -206,7 +207,8 @@ def test_in_a_subfolder_a_project_relative_path_works_and_a_bare_magic_suggests_
     bare = "".join(o.get("text", "") for o in outputs[2] if o["output_type"] == "stream")
     assert "UsageError: %nb_context cannot tell which notebook is open here" in bare, outputs[2]
     assert f"relative to the project root {small_project} (works anywhere inside it): " in bare
-    assert bare.rstrip().endswith("%nb_context notebooks/NOTEBOOK.ipynb (notebooks here: clean.ipynb, top_customers.ipynb)"), bare
+    listed = bare.rstrip().split("%nb_context notebooks/NOTEBOOK.ipynb (notebooks here: ", 1)[1]
+    assert sorted(listed.removesuffix(")").split(", ")) == ["clean.ipynb", "top_customers.ipynb"], bare  # newest first
 
     # Not found: the message and every place tried, nothing else.
     missing = outputs[3]
@@ -237,10 +239,19 @@ def test_the_hint_names_the_only_notebook_of_a_folder_and_a_project_relative_pat
     monkeypatch.setenv("JPY_SESSION_NAME", "gone.ipynb")
     with pytest.raises(NotebookNotFound) as hint:
         open_notebook_path(None, {}, cwd=solo.parent)
-    assert str(hint.value).startswith(f"no such notebook: gone.ipynb (as JPY_SESSION_NAME says); tried {solo.parent / 'gone.ipynb'}, ")
+    assert str(hint.value).startswith(f"no such notebook: gone.ipynb (its name when its kernel started: renamed since?); "
+                                      f"tried {solo.parent / 'gone.ipynb'}, ")
     assert str(hint.value).endswith("; or name it, relative to the project root "
                                     f"{small_project} (works anywhere inside it): %nb_context notebooks/deep/er/solo.ipynb")
     assert open_notebook_path("solo.ipynb", {}, cwd=solo.parent) == solo  # the argument comes first
+    # Renamed on its first save: the notebook just saved is listed first, whatever its name.
+    renamed = write_notebook(small_project / "notebooks" / "two" / "zz_renamed.ipynb", code("1"))
+    older = write_notebook(renamed.parent / "aa_older.ipynb", code("1"))
+    os.utime(older, (renamed.stat().st_mtime - 60,) * 2)
+    monkeypatch.setenv("JPY_SESSION_NAME", "Untitled.ipynb")
+    with pytest.raises(NotebookNotFound) as hint:
+        open_notebook_path(None, {}, cwd=renamed.parent)
+    assert str(hint.value).endswith("(notebooks here: zz_renamed.ipynb, aa_older.ipynb)"), str(hint.value)
     monkeypatch.delenv("JPY_SESSION_NAME")
     outside = small_project.parent / "loose"
     write_notebook(outside / "a.ipynb", code("1"))
