@@ -116,9 +116,17 @@ def run_step(notebook: Path, project: Path, step: Step, fields: FormFields,
     return StepResult(step, code == 0, lines, error, preview, plan, branch, [TrialFacts.from_json(t) for t in trials])
 
 
+# The form's field for each flag argparse may say is missing: the author sees fields, not flags.
+_FIELD_OF_FLAG = {"--owner": "Owners (an e-mail address, or team:NAME)"}
+_REQUIRED = re.compile(r"error: the following arguments are required: (.+)$", re.MULTILINE)
+
+
 def _message(stderr: str, code: int, log_dir: Path | None, argv: list[str], lines: list[str]) -> str:
     """The command's own error (it says what failed and the fix); a crash's traceback goes to a
     log file, and the form names the file instead of showing it."""
+    if required := _REQUIRED.search(stderr):
+        flags = [flag.strip() for flag in required.group(1).split(",")]
+        return "Fill in " + " and ".join(_FIELD_OF_FLAG.get(flag, flag) for flag in flags) + ", then press the button again."
     said = [line for line in stderr.splitlines() if _ERROR.match(line)]
     if said:
         rest = stderr.split(said[0], 1)[1]

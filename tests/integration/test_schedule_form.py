@@ -94,6 +94,10 @@ def test_check_preview_trial_and_schedule_from_the_form(project: Path) -> None:
     assert "cron: 0 6 * * *" in declared and "limit: 5" in declared and "a@example.com" in declared
     assert warehouse_snapshot(project / "warehouse.duckdb") == before  # trials write a scratch copy
     assert "Traceback" not in form.result.value
+    form.params["limit"].value, form.owners.value = "5", ""  # an empty field is named as the form names it, not as a flag
+    form.press("check")
+    assert "Fill in Owners (an e-mail address, or team:NAME), then press the button again." in form.result.value, form.result.value
+    assert "--owner" not in form.result.value
 
 
 def test_a_network_call_is_found_on_its_cell_and_schedule_is_refused(project: Path) -> None:
