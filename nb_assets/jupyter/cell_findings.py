@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nb_assets.jupyter.schedule_runner import command_env
 from nb_assets.spec import Cell, Finding
 
 BAD = "color:#c33"
@@ -26,8 +26,7 @@ CHECK_TIMEOUT_S = 300
 
 def check_findings(notebook: Path) -> list[Finding] | str:
     """What `nb-assets check --json NOTEBOOK` finds in the notebook, or why it did not answer."""
-    # The child reads the project as the terminal would; it is not a scheduled run.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NB_ASSETS_MODE")}
+    env = command_env()
     argv = [sys.executable, "-m", "nb_assets.cli", "check", "--json", str(notebook.resolve())]
     try:
         done = subprocess.run(argv, cwd=notebook.parent, env=env, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
@@ -46,6 +45,7 @@ def findings_html(notebook: Path, findings: Sequence[Finding] | str | None = Non
     check does not answer, the notebook's own static findings, and why the rest are missing."""
     from nb_assets.analysis.parser import parse_notebook
     from nb_assets.errors import NbAssetsError
+    from nb_assets.jupyter.cell_links import finding_where
 
     found = check_findings(notebook) if findings is None else findings
     note = ""
@@ -62,19 +62,9 @@ def findings_html(notebook: Path, findings: Sequence[Finding] | str | None = Non
         return note + "<p class='nb-findings-none'>Static checks: no findings in any cell.</p>"
     cells: Sequence[Cell] = spec.cells if spec is not None else ()
     rows = "".join(
-        f"<tr class='nb-finding'><td>{html.escape(_where(f, cells))}</td>"
+        f"<tr class='nb-finding'><td>{html.escape(finding_where(f, cells))}</td>"
         f"<td style='{BAD if f.severity == 'error' else ''}'>{html.escape(f.severity)}</td>"
         f"<td><code>{html.escape(f.rule)}</code> {html.escape(f.message)}</td></tr>" for f in found)
     return (f"{note}<table class='nb-findings'><tr><th style='text-align:left'>where</th><th></th>"
             f"<th style='text-align:left'>finding</th></tr>{rows}</table>")
 
-
-def _where(finding: Finding, cells: Sequence[Cell]) -> str:
-    """`cell 5 (`import requests`), line 2`: our numbers count markdown cells and JupyterLab's
-    prompts do not, so the cell's first line is what finds it."""
-    from nb_assets.jupyter.cell_links import spec_cell_label
-
-    if finding.cell is None:
-        return "notebook"
-    where = spec_cell_label(cells, finding.cell)
-    return where + ("" if finding.line is None else f", line {finding.line}")

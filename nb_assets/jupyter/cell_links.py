@@ -52,11 +52,15 @@ def spec_cell_label(cells: Iterable[Cell], number: int) -> str:
     return cell_label(number, next((c.source for c in cells if c.number == number), None))
 
 
+def finding_where(finding: Finding, cells: Iterable[Cell]) -> str:
+    """`cell 4 (`import socket`), line 1`, or `notebook` for a finding of no cell."""
+    where = "notebook" if finding.cell is None else spec_cell_label(cells, finding.cell)
+    return where + ("" if finding.line is None else f", line {finding.line}")
+
+
 def describe_finding(notebook: str, finding: Finding, cells: Iterable[Cell]) -> str:
     """Finding.describe, its cell named with its first line: `draft (cell 4 (`import socket`), line 1): [rule] ...`."""
-    where = "notebook" if finding.cell is None else spec_cell_label(cells, finding.cell)
-    where += "" if finding.line is None else f", line {finding.line}"
-    return f"{notebook} ({where}): [{finding.rule}] {finding.message}"
+    return f"{notebook} ({finding_where(finding, cells)}): [{finding.rule}] {finding.message}"
 
 
 def cell_label_in(notebook: Path, number: int) -> str:

@@ -74,6 +74,12 @@ class StepResult:
         return self.ok or any(line.startswith("2/6 ") for line in self.lines)
 
 
+def command_env() -> dict[str, str]:
+    """The environment of a command a button runs: the kernel's, but read as the terminal reads the
+    project (the kernel's NB_ASSETS_MODE would make it a scheduled run)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("NB_ASSETS_MODE")}
+
+
 def schedule_argv(notebook: Path, project: Path, step: Step, fields: FormFields, preview_json: Path | None = None,
                   trials_json: Path | None = None) -> list[str]:
     """The `nb-assets schedule` command line a button runs."""
@@ -96,8 +102,7 @@ def run_step(notebook: Path, project: Path, step: Step, fields: FormFields,
     with tempfile.TemporaryDirectory(prefix="nb_schedule_") as tmp:
         preview_json, trials_json = Path(tmp, "preview.json"), Path(tmp, "trials.json")
         argv = schedule_argv(notebook, project, step, fields, preview_json, trials_json)
-        # The child reads the project as the terminal would; it is not a scheduled run.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NB_ASSETS_MODE")}
+        env = command_env()
         proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines: list[str] = []
         assert proc.stdout is not None and proc.stderr is not None
