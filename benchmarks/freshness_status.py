@@ -73,7 +73,8 @@ def main() -> None:
         print(f"{notebooks} notebooks x {per} records ({notebooks * per} run.json), "
               f"{notebooks * per} landings; made in {time.perf_counter() - made:.1f} s")
         watched = [Watched(f"nb_{n:04d}", f"notebooks/nb_{n:04d}.ipynb", ("a@example.com",), "cron", (f"raw.t{n}",),
-                           (f"mart.o{n}",), "26h") for n in range(notebooks)]
+                           (f"mart.o{n}",), "26h", waits_for_inputs=True)  # judged on its inputs' landings too
+                   for n in range(notebooks)]
 
         def baseline() -> float:
             started = time.perf_counter()
