@@ -12,10 +12,12 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
 .PHONY: dev test test-fast docs setup system-deps sandbox-image seed bench clean deploy deploy-stop
 
+# `dg dev` serves the project that dg.toml describes (the demo) from this environment;
+# VIRTUAL_ENV names .venv as the active one (else dg warns that the project's .venv is not).
 dev: setup sandbox-image warehouse.duckdb
 	mkdir -p $(DAGSTER_HOME)
 	test -f $(DAGSTER_HOME)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/python scripts/serve_demo_sources.py -- $(BIN)/dagster dev -f definitions.py
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/python scripts/serve_demo_sources.py -- $(BIN)/dg dev
 
 # Dagster as deployed (docs/deployment.md): Postgres storage and warehouse, a code
 # server, webserver and daemon, each run in its own container. Kept in ./.deploy.

@@ -1,6 +1,6 @@
-"""Serve the demo's partner API on loopback while a command runs (`make dev` wraps `dagster dev` in it).
+"""Serve the demo's partner API on loopback while a command runs (`make dev` wraps `dg dev` in it).
 
-    python scripts/serve_demo_sources.py [--port 8765] -- dagster dev -f definitions.py
+    python scripts/serve_demo_sources.py [--port 8765] -- dg dev
 
 The demo declares `partner_rates` as an HTTP source when NB_ASSETS_DEMO_RATES_URL names
 one; this sets it to `http://127.0.0.1:<port>/v1/rates` (GET, JSON, with an ETag) for the
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_until_done(command: list[str], env: dict[str, str]) -> int:
     """Run `command` to its end. Ctrl-C reaches it too (one process group), so it is left to stop
-    as it stops (dagster dev shuts its daemons down); a second Ctrl-C ends it. No traceback."""
+    as it stops (dg dev shuts its daemons down); a second Ctrl-C ends it. No traceback."""
     proc = subprocess.Popen(command, env=env)
     interrupted = False
     while True:

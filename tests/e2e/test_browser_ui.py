@@ -1,4 +1,4 @@
-"""The demo as a user sees it: `dagster dev` on loopback, driven by headless Chromium.
+"""The demo as a user sees it: `make dev`'s `dg dev` on loopback, driven by headless Chromium.
 
 Debian's `chromium` (installed by `make test`) through Playwright's Python API;
 Playwright downloads no browser, and the browser reaches nothing but loopback:
@@ -14,6 +14,7 @@ sandbox and opened as a user would: the HTML file, and Dagster's own
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -34,8 +35,9 @@ from support.paths import REPO
 pytestmark = pytest.mark.slow
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-STARTUP_S = 180  # dagster dev loads the definitions in a code server, then starts the daemon
+STARTUP_S = 180  # dg dev loads the definitions in a code server, then starts the daemon
 RUN_S = 300  # one notebook run, Docker sandbox included, on a loaded 2-core machine
+DEV_LOG = "dg_dev.log"  # in the served project: the wrapper's and dg dev's output, stdout and stderr
 
 
 def _free_port() -> int:
@@ -48,21 +50,22 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"dagster dev exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            pytest.fail(f"dg dev exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError:
             time.sleep(1)
-    pytest.fail(f"dagster dev did not answer {url} within {STARTUP_S} s:\n{log.read_text()[-3000:]}")
+    pytest.fail(f"dg dev did not answer {url} within {STARTUP_S} s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
-def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A copy of the demo project with a seeded warehouse, served by `dagster dev` on loopback."""
+def dg_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A copy of the demo project (dg.toml included) with a seeded warehouse, served on loopback as
+    `make dev` serves it: `dg dev` inside scripts/serve_demo_sources.py. Its output is in DEV_LOG."""
     project = tmp_path_factory.mktemp("ui_demo")
     shutil.copytree(REPO / "notebooks", project / "notebooks")
-    for name in ("definitions.py", "policy.yaml"):
+    for name in ("definitions.py", "policy.yaml", "dg.toml"):
         shutil.copy(REPO / name, project / name)
     subprocess.run([sys.executable, str(REPO / "scripts" / "seed_demo.py"), "--warehouse", str(project / "warehouse.duckdb")],
                    check=True, capture_output=True)
@@ -70,12 +73,13 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     port = _free_port()
-    log = project / "dagster_dev.log"
+    log = project / DEV_LOG
     env = {**os.environ, "DAGSTER_HOME": str(home), "NB_ASSETS_WAREHOUSE": str(project / "warehouse.duckdb")}
-    dagster = Path(sys.executable).with_name("dagster")
+    dg_bin = Path(sys.executable).with_name("dg")
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(dagster), "dev", "-f", "definitions.py", "-h", "127.0.0.1", "-p", str(port)],
+            [sys.executable, str(REPO / "scripts" / "serve_demo_sources.py"), "--port", "0", "--",
+             str(dg_bin), "dev", "-h", "127.0.0.1", "-p", str(port)],
             cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
@@ -84,18 +88,24 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         os.environ["NB_ASSETS_UI_DAGSTER_HOME"] = str(home)  # to explain a run that failed
         yield f"http://127.0.0.1:{port}"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # webserver, daemon and code servers together
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+        _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C as in `make dev`: SIGINT to the session (the wrapper, dg dev, its webserver, daemon and
+    code servers); the wrapper ends once dg dev has shut its services down."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 LOOPBACK = {"127.0.0.1", "localhost"}
 
 
 @pytest.fixture(scope="module")
-def browser_context(dagster_dev: str) -> Iterator[object]:
+def browser_context(dg_dev: str) -> Iterator[object]:
     """One Chromium profile for the module. Requests that would leave loopback are refused and
     recorded in `context.offsite` (nbconvert's default template asks a CDN for its scripts)."""
     if CHROMIUM is None:
@@ -143,8 +153,16 @@ def _artifacts() -> Path:
     return folder
 
 
-def test_the_asset_graph_shows_notebooks_with_their_source_tables(page, dagster_dev: str) -> None:  # type: ignore[no-untyped-def]
-    _open(page, f"{dagster_dev}/assets/mart/customer_revenue?view=lineage&lineageScope=upstream&lineageDepth=5")
+def test_dg_dev_serves_the_demo_with_no_superseded_or_deprecation_warning(dg_dev: str) -> None:
+    # `dagster dev` warns that it is superseded by `dg dev` as it starts; dg dev has no such warning.
+    log = (Path(os.environ["NB_ASSETS_UI_WAREHOUSE"]).parent / DEV_LOG).read_text()
+    assert "Launching Dagster services" in log and "demo partner API at http://127.0.0.1:" in log, log[-3000:]
+    warned = [line for line in log.splitlines() if re.search(r"supersed|supersession|deprecat", line, re.I)]
+    assert warned == [], "\n".join(warned)
+
+
+def test_the_asset_graph_shows_notebooks_with_their_source_tables(page, dg_dev: str) -> None:  # type: ignore[no-untyped-def]
+    _open(page, f"{dg_dev}/assets/mart/customer_revenue?view=lineage&lineageScope=upstream&lineageDepth=5")
     graph = page.locator("body")
     for node in ("customer_revenue", "orders_clean", "customers", "orders"):
         graph.get_by_text(node, exact=True).first.wait_for()
@@ -156,7 +174,7 @@ def test_the_asset_graph_shows_notebooks_with_their_source_tables(page, dagster_
 
 
 def _explain(run_url: str) -> str:
-    """The run's failure events, read from `dagster dev`'s instance (support.dagster_runs)."""
+    """The run's failure events, read from `dg dev`'s instance (support.dagster_runs)."""
     import dagster as dg
 
     from support.dagster_runs import explain_run
@@ -165,9 +183,9 @@ def _explain(run_url: str) -> str:
         return explain_run(instance, run_url.rstrip("/").rsplit("/", 1)[-1].split("?")[0])
 
 
-def _materialize(page, dagster_dev: str, asset: str) -> None:  # type: ignore[no-untyped-def]
+def _materialize(page, dg_dev: str, asset: str) -> None:  # type: ignore[no-untyped-def]
     """Materialize an asset from its page, as a user does, and wait on the run's page for its verdict."""
-    _open(page, f"{dagster_dev}/assets/{asset}")
+    _open(page, f"{dg_dev}/assets/{asset}")
     page.locator("button", has_text="Materialize").first.click()
     run_link = page.locator("a[href*='/runs/']").first
     # Dagster asks first when an upstream asset was never materialized in Dagster (made by `nb-assets run`).
@@ -175,7 +193,7 @@ def _materialize(page, dagster_dev: str, asset: str) -> None:  # type: ignore[no
     if not run_link.count():
         page.get_by_role("button", name="Confirm").click()
     run_link.wait_for()
-    run_url = f"{dagster_dev}{run_link.get_attribute('href')}"
+    run_url = f"{dg_dev}{run_link.get_attribute('href')}"
 
     _open(page, run_url)
     deadline = time.monotonic() + RUN_S
@@ -186,12 +204,12 @@ def _materialize(page, dagster_dev: str, asset: str) -> None:  # type: ignore[no
         page.reload(wait_until="networkidle")
 
 
-def test_a_notebook_materializes_from_the_ui_and_shows_its_record(page, dagster_dev: str) -> None:  # type: ignore[no-untyped-def]
-    _open(page, f"{dagster_dev}/assets/mart/orders_clean")
+def test_a_notebook_materializes_from_the_ui_and_shows_its_record(page, dg_dev: str) -> None:  # type: ignore[no-untyped-def]
+    _open(page, f"{dg_dev}/assets/mart/orders_clean")
     page.get_by_text("Never materialized").first.wait_for()
-    _materialize(page, dagster_dev, "mart/orders_clean")
+    _materialize(page, dg_dev, "mart/orders_clean")
 
-    _open(page, f"{dagster_dev}/assets/mart/orders_clean?view=events")
+    _open(page, f"{dg_dev}/assets/mart/orders_clean?view=events")
     events = page.locator("body")
     events.get_by_text("notebook/executed", exact=True).first.wait_for()
     text = page.inner_text("body")
@@ -206,23 +224,23 @@ def test_a_notebook_materializes_from_the_ui_and_shows_its_record(page, dagster_
     page.screenshot(path=str(_artifacts() / "materialization.png"), full_page=True)
 
 
-def test_a_report_links_to_its_executed_notebook_and_its_chart_shows(page, browser_context, dagster_dev: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_report_links_to_its_executed_notebook_and_its_chart_shows(page, browser_context, dg_dev: str) -> None:  # type: ignore[no-untyped-def]
     warehouse = Path(os.environ["NB_ASSETS_UI_WAREHOUSE"])
     # The report reads two marts: made by `nb-assets run`, as a cron job outside Dagster would.
     for notebook in ("clean_orders", "customer_revenue", "daily_traffic"):
         done = subprocess.run([str(Path(sys.executable).with_name("nb-assets")), "run", f"notebooks/{notebook}.ipynb",
                                "--warehouse", str(warehouse)], cwd=warehouse.parent, capture_output=True, text=True)
         assert done.returncode == 0, f"nb-assets run {notebook}:\n{done.stdout}\n{done.stderr}"
-    _materialize(page, dagster_dev, "reports/revenue_report")
+    _materialize(page, dg_dev, "reports/revenue_report")
 
-    _open(page, f"{dagster_dev}/assets/reports/revenue_report?view=events")
+    _open(page, f"{dg_dev}/assets/reports/revenue_report?view=events")
     link = page.locator("a[href^='/notebook?']").first  # the notebook/view entry
     link.wait_for()
     with browser_context.expect_page() as opened:
         link.click()
     notebook = opened.value
     notebook.wait_for_load_state()
-    assert notebook.url.startswith(f"{dagster_dev}/notebook?"), notebook.url
+    assert notebook.url.startswith(f"{dg_dev}/notebook?"), notebook.url
     chart = notebook.locator("img[src^='data:image/png']").first
     chart.wait_for()
     assert chart.evaluate("img => img.complete && img.naturalWidth > 100"), "the chart did not render"
@@ -243,7 +261,7 @@ def bait() -> Iterator[BaitSink]:
 
 
 @pytest.fixture(scope="module", params=["local", "docker"])
-def hostile_record(request: pytest.FixtureRequest, bait: BaitSink, dagster_dev: str) -> Path:
+def hostile_record(request: pytest.FixtureRequest, bait: BaitSink, dg_dev: str) -> Path:
     """The record of tests/support/hostile_record.py's notebook, run in each sandbox and kept by keep_record,
     inside the served project (Dagster's code server serves notebooks from below its working directory)."""
     import duckdb
@@ -309,14 +327,14 @@ def test_a_hostile_records_html_loads_nothing_and_runs_nothing(hostile_record: P
 
 
 def test_a_hostile_record_in_dagsters_notebook_page_loads_nothing_and_runs_nothing(
-    hostile_record: Path, browser_context, bait: BaitSink, dagster_dev: str
+    hostile_record: Path, browser_context, bait: BaitSink, dg_dev: str
 ) -> None:  # type: ignore[no-untyped-def]
     from nbconvert import HTMLExporter
 
     from nb_assets.deploy.webserver_client import LOCATIONS, graphql
 
-    location = graphql(dagster_dev, LOCATIONS)["workspaceOrError"]["locationEntries"][0]["name"]
-    url = f"{dagster_dev}/notebook?" + urllib.parse.urlencode({"path": str(hostile_record / "executed.ipynb"), "repoLocName": location})
+    location = graphql(dg_dev, LOCATIONS)["workspaceOrError"]["locationEntries"][0]["name"]
+    url = f"{dg_dev}/notebook?" + urllib.parse.urlencode({"path": str(hostile_record / "executed.ipynb"), "repoLocName": location})
     page = browser_context.new_page()
     bait.requests.clear()
     offsite_before = len(browser_context.offsite)

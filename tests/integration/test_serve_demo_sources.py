@@ -10,7 +10,7 @@ import sys
 
 from support.paths import REPO
 
-# Stands in for `dagster dev`: says it is up, then exits cleanly on SIGINT.
+# Stands in for `dg dev`: says it is up, then exits cleanly on SIGINT.
 CHILD = ("import signal, sys, time\n"
          "signal.signal(signal.SIGINT, lambda *_: (print('child: stopping', flush=True), sys.exit(0)))\n"
          "print('child: up', flush=True)\n"
