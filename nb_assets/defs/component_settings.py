@@ -29,7 +29,7 @@ import inspect
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 import pydantic
@@ -43,7 +43,6 @@ from nb_assets.sandbox.base import SandboxKind
 from nb_assets.sources.model import Source
 
 WAREHOUSE_ENV, POLICY_ENV, SANDBOX_ENV = "NB_ASSETS_WAREHOUSE", "NB_ASSETS_POLICY", "NB_ASSETS_SANDBOX"
-T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,14 +110,12 @@ class NotebookProjectSettings(dg.Component, dg.Resolvable):
 
         values: dict[str, Any] = {n: getattr(rendered, n) for n in ("warehouse", "policy", "sandbox")
                                   if n in rendered.model_fields_set}
-        items: Any = getattr(rendered, "sources")
         if "sources" in rendered.model_fields_set:  # each Source names its own line, as load_sources_yaml's do
-            values["sources"] = tuple(_at(line("sources", i), lambda s=s, i=i: from_model(Source, s, declared_at=line("sources", i)))
-                                      for i, s in enumerate(items))
-        items = getattr(rendered, "file_drops")
+            values["sources"] = tuple(_made(line("sources", i), Source, s, declared_at=line("sources", i))
+                                      for i, s in enumerate(getattr(rendered, "sources")))
         if "file_drops" in rendered.model_fields_set:
-            values["file_drops"] = tuple(_at(line("file_drops", i), lambda d=d: from_model(FileDrop, d))
-                                         for i, d in enumerate(items))
+            values["file_drops"] = tuple(_made(line("file_drops", i), FileDrop, d)
+                                         for i, d in enumerate(getattr(rendered, "file_drops")))
         if "notifications" in rendered.model_fields_set and rendered.notifications is not None:  # type: ignore[attr-defined]
             values["notifications"] = _notifications(rendered.notifications, line)  # type: ignore[attr-defined]
         return cls(ProjectSettings(**values, declared_at=line()))
@@ -135,17 +132,18 @@ def _notifications(model: pydantic.BaseModel, line: Callable[..., str | None]) -
     """Each channel checked at its own line first, so a bad one is named where it is written."""
     email = getattr(model, "email", None)
     if email is not None:
-        _at(line("notifications", "email"), lambda: from_model(SmtpChannel, email))
+        _made(line("notifications", "email"), SmtpChannel, email)
     for name, hook in (getattr(model, "webhooks", None) or {}).items():
-        _at(line("notifications", "webhooks", name), lambda hook=hook: from_model(WebhookChannel, hook))
-    notifications: Notifications = _at(line("notifications"), lambda: from_model(Notifications, model))
+        _made(line("notifications", "webhooks", name), WebhookChannel, hook)
+    notifications: Notifications = _made(line("notifications"), Notifications, model)
     return notifications
 
 
-def _at(where: str | None, make: Callable[[], T]) -> T:
-    """`make()`, its refusal prefixed by the defs.yaml line of what it was making (unless it names one)."""
+def _made(where: str | None, cls: type, model: pydantic.BaseModel, **extra: Any) -> Any:
+    """The dataclass `cls` from its validated model, a refusal prefixed by the defs.yaml line of what it
+    was making (unless the message names it already)."""
     try:
-        return make()
+        return from_model(cls, model, **extra)
     except (DeclarationError, TypeError, ValueError) as exc:
         message = str(exc)
         if where and not message.startswith(where.rsplit(":", 1)[0]):

@@ -1,6 +1,7 @@
 """Several nb_assets.NotebookComponents in one dg project, with the project's settings in YAML.
 
-One project, made once for the module by `create-dagster project` and scaffolded as a user would:
+One project, made once for the module by `create-dagster project` and scaffolded by the commands of
+docs/components.md ("Several notebooks in one project"):
 
     orders_clean   (starter)                      raw.orders         → mart.orders_clean
     orders_kpis    (starter, --json-params table) mart.orders_clean  → mart.orders_kpis
@@ -18,6 +19,8 @@ channel; a bad setting names its defs.yaml line.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,11 +34,13 @@ import yaml
 
 from support.dg_project import BIN, forgetting_package, run, shown
 from support.loopback_servers import SmtpSink, smtp_server
+from support.paths import REPO
 
 # One worker for the module: its tests share the project the fixture makes (tests/conftest.py's ONE_WORKER shape).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dg-multi")]
 
-OWNER = "ops@example.com"
+PAGE = REPO / "docs" / "components.md"
+OWNER = "ops@example.com"  # the page's commands give it
 POLICY = """\
 zones:
   finance: {mode: enforce}
@@ -82,6 +87,12 @@ class Project:
         return target
 
 
+def _page_commands() -> list[list[str]]:
+    """The page's second bash block: several notebooks and the settings, scaffolded in one project."""
+    blocks = re.findall(r"^```bash\n(.*?)^```$", PAGE.read_text(encoding="utf-8"), re.M | re.S)
+    return [shlex.split(line) for line in blocks[1].splitlines() if line.strip()]
+
+
 def _ok(words: list[str], cwd: Path, root: Path, timeout: int = 240) -> str:
     done = run(words, cwd, root, timeout)
     assert done.returncode == 0, shown(done)
@@ -96,14 +107,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     root = top / "shop"
     with smtp_server() as smtp:
         _ok([str(BIN / "create-dagster"), "project", "--no-uv-sync", "shop"], top, root)
-        owners = f'"owners": ["{OWNER}"]'
-        _ok(["dg", "scaffold", "defs", "nb_assets.NotebookComponent", "notebooks/orders_clean", "--json-params", f"{{{owners}}}"], root, root)
-        _ok(["dg", "scaffold", "defs", "nb_assets.NotebookComponent", "notebooks/orders_kpis",
-             "--json-params", f'{{"table": "mart.orders_clean", {owners}}}'], root, root)
         write_starter(root / "existing" / "orders_report.ipynb", table="mart.orders_kpis")  # a notebook written before
-        _ok(["dg", "scaffold", "defs", "nb_assets.NotebookComponent", "notebooks/report",
-             "--json-params", f'{{"from": "existing/orders_report.ipynb", {owners}}}'], root, root)
-        _ok(["dg", "scaffold", "defs", "nb_assets.NotebookProjectSettings", "project"], root, root)
+        commands = _page_commands()
+        assert [" ".join(c) for c in commands if c[:2] != ["dg", "scaffold"]] == ["dg check defs", "dg list defs"]
+        for words in commands[:-2]:  # the scaffolds; the project is checked and listed below, as JSON
+            _ok(words, root, root)
         (root / "src" / "shop" / "defs" / "project" / "defs.yaml").write_text(SETTINGS.format(port=smtp.port))
         (root / "policy.yaml").write_text(POLICY)
         for folder in ("landing/orders", "sources/regions"):

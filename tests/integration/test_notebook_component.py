@@ -40,7 +40,7 @@ def _page_blocks(language: str) -> list[str]:
 
 
 def _page_commands() -> list[list[str]]:
-    (block,) = _page_blocks("bash")
+    block = _page_blocks("bash")[0]  # the first project; test_components_multi.py runs the second block
     return [shlex.split(line) for line in block.splitlines() if line.strip()]
 
 
