@@ -9,10 +9,11 @@ project's `NotebookProjectSettings`, builds the project once (`build_project`, w
 `notebook_definitions` builds), and hands the result to each sibling. Each component
 then returns its own notebook's assets and the resource they need, the SAME object in
 each (`Definitions.merge` keeps a resource given twice as the same object once). The
-rest is given once: dg stamps each component's asset specs with its defs.yaml, so a
-source table comes from the component of the first notebook reading it, and the
-merge keeps a sensor given twice twice, so the first component in the tree gives the
-sensors and the executor.
+rest is given once, as a dg load refuses it twice even as the same object: it stamps
+each component's asset specs with that component's defs.yaml ("conflicting AssetSpecs"),
+so a source table comes from the component of the first notebook reading it, and it
+refuses a sensor given by two components ("Duplicate definition"), so the first
+component in the tree gives the sensors and the executor.
 
 A load makes new component objects (a reload too), so the build lives on them:
 nothing outlives the load that made it.
