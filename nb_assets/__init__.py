@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # what type checkers and editors see; at run time _WHERE load
     from nb_assets.analysis.parser import parse_notebook
     from nb_assets.defs.build import build_notebook_assets
     from nb_assets.defs.component import NotebookComponent
+    from nb_assets.defs.component_settings import NotebookProjectSettings
     from nb_assets.defs.entry import notebook_definitions
     from nb_assets.defs.resource import NotebookResource
     from nb_assets.defs.translator import NotebookTranslator
@@ -33,6 +34,7 @@ __all__ = [
     "NotebookTranslator",
     "NotebookResource",
     "NotebookComponent",
+    "NotebookProjectSettings",
     "build_notebook_assets",
     "notebook_definitions",
     "parse_notebook",
@@ -60,6 +62,7 @@ _WHERE = {
     "NotebookTranslator": "nb_assets.defs.translator",
     "NotebookResource": "nb_assets.defs.resource",
     "NotebookComponent": "nb_assets.defs.component",  # a dg project's defs.yaml (docs/components.md)
+    "NotebookProjectSettings": "nb_assets.defs.component_settings",  # its project-wide settings, once
     "build_notebook_assets": "nb_assets.defs.build",
     "notebook_definitions": "nb_assets.defs.entry",  # builds lazily: reading a project needs no Dagster
     "parse_notebook": "nb_assets.analysis.parser",

@@ -35,7 +35,7 @@ from nb_assets.runs.status import Watched, watched
 from nb_assets.sources.model import Source, is_relation, relation
 
 __all__ = [
-    "RESOURCE_KEY", "NotebookGraph", "asset_props", "build_definitions", "build_notebook_assets", "build_notebook_graph",
+    "RESOURCE_KEY", "NotebookGraph", "ProjectBuild", "asset_props", "build_definitions", "build_notebook_assets", "build_notebook_graph", "build_project",
     "failure_sensor",
 ]
 
@@ -52,6 +52,7 @@ class NotebookGraph:
     triggered: bool  # some notebook has a trigger (cron, on_inputs_landed)
     partitioned_sources: Mapping[str, dg.PartitionsDefinition] = field(default_factory=dict)
     watched: Sequence[Watched] = ()  # every declared notebook, for the freshness sensor
+    notebook_files: Mapping[str, Path] = field(default_factory=dict)  # each notebook asset's node name → its .ipynb
 
 
 def build_notebook_assets(
@@ -113,7 +114,9 @@ def build_notebook_graph(
     assets.extend(translator.get_asset_spec(p) for p in source_props)
     triggered = any(d.decl.cron or d.decl.on_inputs_landed for d in declared)
     partitioned = {t: daily_partitions_def(p) for t, p in source_parts.items()}
-    return NotebookGraph(assets, table_keys, tuple(p.table for p in source_props if p.table), triggered, partitioned, watched(declared))
+    files = {item.spec.name: item.decl.notebook_file(base_dir or Path.cwd()).resolve() for item in declared}
+    return NotebookGraph(assets, table_keys, tuple(p.table for p in source_props if p.table), triggered, partitioned,
+                         watched(declared), files)
 
 
 def asset_props(item: DeclaredNotebook, labels: Mapping[str, frozenset[str]], kind: str = "duckdb") -> list[AssetProps]:
@@ -191,6 +194,38 @@ def build_definitions(
     Users call it as `nb_assets.notebook_definitions` (defs/entry.py), which first
     lets a CLI record the arguments instead and builds only when Dagster loads.
     """
+    return build_project(
+        notebooks, warehouse=warehouse, base_dir=base_dir, policy=policy, sandbox=sandbox, translator=translator,
+        notifications=notifications, file_drops=file_drops, sensor_interval_s=sensor_interval_s,
+        sensor_status=sensor_status, read_dsn=read_dsn, sources=sources,
+    ).defs
+
+
+@dataclass(frozen=True)
+class ProjectBuild:
+    """`build_definitions`'s answer with the graph it came from: dg components (defs/component_project.py)
+    split it, each notebook's assets to its own component and the project-wide pieces to all."""
+
+    graph: NotebookGraph
+    defs: dg.Definitions
+
+
+def build_project(
+    notebooks: Sequence[NotebookAsset],
+    *,
+    warehouse: str | Path,
+    base_dir: str | Path | None = None,
+    policy: str | Path | None = None,
+    sandbox: str = "auto",
+    translator: NotebookTranslator | None = None,
+    notifications: Notifications | None = None,
+    file_drops: Sequence[FileDrop] = (),
+    sensor_interval_s: int = DEFAULT_INTERVAL_S,
+    sensor_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+    read_dsn: str | None = None,
+    sources: Sequence[Source] = (),
+) -> ProjectBuild:
+    """What `build_definitions` builds, with its graph."""
     check_read_dsn(warehouse, read_dsn)  # refused at load, not at the first run
     graph = build_notebook_graph(notebooks, base_dir=base_dir, policy=policy, translator=translator, warehouse=warehouse,
                                  notifications=notifications, sources=sources)
@@ -215,12 +250,12 @@ def build_definitions(
         from nb_assets.defs.source_sensor import source_sensor
 
         sensors.append(source_sensor(sources, polled, Path(base_dir) if base_dir else Path.cwd(), status=sensor_status))
-    return dg.Definitions(
+    return ProjectBuild(graph, dg.Definitions(
         assets=graph.assets,
         sensors=sensors,
         resources={RESOURCE_KEY: NotebookResource(warehouse=str(warehouse), read_dsn=read_dsn, sandbox=sandbox)},
         executor=notebook_executor(),
-    )
+    ))
 
 
 def failure_sensor(assets: Sequence[Any], notifications: Notifications) -> dg.SensorDefinition:

@@ -8,50 +8,29 @@
       purpose: finance_reporting
 
 The attributes are the fields of `NotebookAsset` (component_schema.py derives
-the schema from that dataclass), and `build_defs` is `build_definitions` over
-the one declaration, so a notebook declared here and the same one declared in
-a definitions.py build the same assets. The project-level settings come from
-the environment, as a deployment sets them for definitions.py today:
-NB_ASSETS_WAREHOUSE (default: warehouse.duckdb in the project root),
-NB_ASSETS_POLICY (default: the project root's policy.yaml, when there is one)
-and NB_ASSETS_SANDBOX (default auto).
+the schema from that dataclass). A project holds any number of them: the first
+to build builds the whole project once (component_project.py), as
+`notebook_definitions` would over all of them, and each returns its own
+notebook's assets with the shared resource and sensors. The project-level
+settings come from the project's `NotebookProjectSettings` (component_settings.py),
+the environment overriding warehouse, policy and sandbox.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
-import os
 from pathlib import Path
 
 import dagster as dg
 import pydantic
 
-from nb_assets.defs.build import build_definitions
-from nb_assets.defs.component_schema import NOT_ATTRIBUTES, from_model, model_of
+from nb_assets.defs.build import ProjectBuild
+from nb_assets.defs.component_project import absolute, member_definitions, shared_build
 from nb_assets.defs.component_scaffold import NotebookScaffolder
+from nb_assets.defs.component_schema import NOT_ATTRIBUTES, from_model, model_of
 from nb_assets.project.declaration import NotebookAsset
 
-WAREHOUSE_ENV, POLICY_ENV, SANDBOX_ENV = "NB_ASSETS_WAREHOUSE", "NB_ASSETS_POLICY", "NB_ASSETS_SANDBOX"
-
-
-@dataclasses.dataclass(frozen=True)
-class ProjectSettings:
-    """What a project gives every notebook once: where the warehouse is, the policy, the sandbox."""
-
-    warehouse: str
-    policy: Path | None
-    sandbox: str
-
-    @classmethod
-    def from_environment(cls, project_root: Path) -> ProjectSettings:
-        named = os.environ.get(POLICY_ENV)
-        default = project_root / "policy.yaml"
-        return cls(
-            warehouse=os.environ.get(WAREHOUSE_ENV) or str(project_root / "warehouse.duckdb"),
-            policy=Path(named) if named else default if default.is_file() else None,
-            sandbox=os.environ.get(SANDBOX_ENV) or "auto",
-        )
+__all__ = ["NotebookComponent"]
 
 
 @dg.scaffold_with(NotebookScaffolder)
@@ -60,13 +39,15 @@ class NotebookComponent(dg.Component, dg.Resolvable):
 
     Its `%%sql` inputs' tables are the assets' upstream dependencies, each `output()` is an asset,
     and the notebook runs in a sandbox with no network. The attributes are those of
-    nb_assets.NotebookAsset; `path` is relative to this defs.yaml's folder. The project's warehouse,
-    policy file and sandbox come from NB_ASSETS_WAREHOUSE (default warehouse.duckdb in the project
-    root), NB_ASSETS_POLICY (default policy.yaml there, if present) and NB_ASSETS_SANDBOX.
+    nb_assets.NotebookAsset; `path` is relative to this defs.yaml's folder. A project holds any number
+    of them; its warehouse, policy, sandbox, notifications, sources and file drops come from its
+    nb_assets.NotebookProjectSettings (NB_ASSETS_WAREHOUSE, NB_ASSETS_POLICY, NB_ASSETS_SANDBOX override).
     """
 
-    def __init__(self, notebook: NotebookAsset) -> None:
+    def __init__(self, notebook: NotebookAsset, folder: Path | None = None) -> None:
         self.notebook = notebook
+        self.folder = folder  # where `path` starts: the defs.yaml's folder (else the project's root)
+        self.project: ProjectBuild | None = None  # this load's project build, set by the first sibling to build
 
     @classmethod
     def model(cls) -> type[pydantic.BaseModel]:
@@ -79,16 +60,21 @@ class NotebookComponent(dg.Component, dg.Resolvable):
         rendered = type(model).model_validate(context.resolve_value(model.model_dump(exclude_unset=True)))
         where = context.source_position_tree.lookup(context.path) if context.source_position_tree else None
         declared_at = f"{where.filename}:{where.start.line}" if where else None  # errors name the defs.yaml line
-        return cls(from_model(NotebookAsset, rendered, declared_at=declared_at))
+        folder = Path(where.filename).parent if where else None
+        return cls(from_model(NotebookAsset, rendered, declared_at=declared_at), folder)
+
+    def declaration(self, project_root: Path) -> NotebookAsset:
+        """The declaration with its notebook's path made absolute (the project builds from its root)."""
+        return absolute(self.notebook, self.folder or project_root)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        """The notebook's assets, sensors and resource, as `notebook_definitions` builds them; a notebook
-        that breaks the contract or the policy fails the load with the same findings as `nb-assets check`."""
-        settings = ProjectSettings.from_environment(context.project_root)
-        return build_definitions(
-            [self.notebook], warehouse=settings.warehouse, base_dir=context.component_path.file_path,
-            policy=settings.policy, sandbox=settings.sandbox,
-        )
+        """This notebook's assets, and the project's resource, executor, sensors and source tables as
+        `notebook_definitions` builds them over all the project's notebooks; a notebook that breaks the
+        contract or the policy fails the load with the same findings as `nb-assets check`."""
+        siblings = context.component_tree.get_all_components(NotebookComponent)
+        build = shared_build(context, self, siblings)
+        first = not siblings or siblings[0] is self or not any(s is self for s in siblings)
+        return member_definitions(build, self.declaration(context.project_root).notebook_file(context.project_root), first=first)
 
     def __repr__(self) -> str:
         return f"NotebookComponent({self.notebook!r})"

@@ -16,6 +16,7 @@ import dataclasses
 import inspect
 import types
 import typing
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -26,7 +27,7 @@ import pydantic
 from nb_assets.project.declaration import NotebookAsset
 from nb_assets.project.declaration_output_checks import checks_from_yaml
 
-# Set by the loader, never by a user (declarations_yaml skips the same two).
+# Set by the loader, never by a user (declarations_yaml skips the same two; a Source's declared_at likewise).
 NOT_ATTRIBUTES = frozenset({"instance", "declared_at"})
 _SIMPLE = (str, int, float, bool, type(None))
 
@@ -74,7 +75,7 @@ def yaml_type(hint: Any, models: dict[type, type[pydantic.BaseModel]]) -> tuple[
         inner, convert = yaml_type(value, models)
         return dict[str, inner], lambda v: {k: convert(i) for k, i in v.items()}  # type: ignore[valid-type]
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        model = model_of(hint, models)
+        model = model_of(hint, models, skip=NOT_ATTRIBUTES)  # a Source's declared_at too
         return model, lambda v: from_model(hint, v, models)
     raise TypeError(f"NotebookComponent: no YAML form for {hint!r}; add one to YAML_FORMS")
 
@@ -97,7 +98,9 @@ def model_of(cls: type, models: dict[type, type[pydantic.BaseModel]] | None = No
             continue
         kind = YAML_FORMS[f.name][0] if cls is NotebookAsset and f.name in YAML_FORMS else yaml_type(hints[f.name], models)[0]
         fields[f.name] = (kind, pydantic.Field(default=_default(f), description=described.get(f.name)))
-    model = pydantic.create_model(f"{cls.__name__}Attributes", __base__=dg.Model, __doc__=doc or cls.__doc__, **fields)
+    with warnings.catch_warnings():  # Source.schema shadows BaseModel.schema, a deprecated method nobody calls here
+        warnings.filterwarnings("ignore", message=r'Field name "schema"', category=UserWarning)
+        model = pydantic.create_model(f"{cls.__name__}Attributes", __base__=dg.Model, __doc__=doc or cls.__doc__, **fields)
     models[cls] = model
     return model
 

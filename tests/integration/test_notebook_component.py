@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,9 +26,9 @@ import nbformat
 import pytest
 import yaml
 
+from support.dg_project import BIN, forgetting_package, run, shown
 from support.paths import REPO
 
-BIN = Path(sys.executable).parent
 PAGE = REPO / "docs" / "components.md"
 COMPONENT = "nb_assets.NotebookComponent"
 pytestmark = pytest.mark.slow
@@ -42,28 +40,8 @@ def _page_blocks(language: str) -> list[str]:
 
 
 def _page_commands() -> list[list[str]]:
-    (block,) = _page_blocks("bash")
+    block = _page_blocks("bash")[0]  # the first project; test_components_multi.py runs the second block
     return [shlex.split(line) for line in block.splitlines() if line.strip()]
-
-
-def _env(project: Path) -> dict[str, str]:
-    """The active environment: its `dg` first on PATH, the project's package importable (what
-    `pip install -e .` would do, without touching this environment), no PyPI update check."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "NB_ASSETS_WAREHOUSE", "NB_ASSETS_POLICY")}
-    paths = [str(project / "src"), str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", PYTHONPATH=os.pathsep.join(paths),
-        DAGSTER_DG_UPDATE_CHECK_ENABLED="0", NB_ASSETS_SANDBOX="local", COLUMNS="200", NO_COLOR="1",
-    )
-    return env
-
-
-def _run(words: list[str], cwd: Path, project: Path, timeout: int = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(words, cwd=cwd, env=_env(project), capture_output=True, text=True, timeout=timeout)
-
-
-def _shown(done: subprocess.CompletedProcess[str]) -> str:
-    return f"`{shlex.join(done.args)}` exited {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
 
 
 class Made:
@@ -97,15 +75,15 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Made:
             continue
         if words[:2] == ["dg", "launch"]:
             continue  # needs the input landed: test_dg_launch_materializes_into_the_warehouse
-        result = _run(words, cwd, root)
-        assert result.returncode == 0, _shown(result)
+        result = run(words, cwd, root)
+        assert result.returncode == 0, shown(result)
         done[" ".join(words[:2])] = result
     return Made(root, done)
 
 
 def test_dg_lists_the_component_with_its_documentation(made: Made) -> None:
-    listed = _run(["dg", "list", "components", "--json"], made.root, made.root)
-    assert listed.returncode == 0, _shown(listed)
+    listed = run(["dg", "list", "components", "--json"], made.root, made.root)
+    assert listed.returncode == 0, shown(listed)
     items = {i["key"]: i for i in json.loads(listed.stdout)["items"]}
     assert COMPONENT in items, sorted(items)
     from nb_assets import NotebookComponent
@@ -124,8 +102,8 @@ def test_the_scaffold_is_the_starter_notebook_and_the_pages_defs_yaml(made: Made
 
 def test_dg_check_defs_passes_and_list_defs_shows_the_upstream_table(made: Made) -> None:
     assert "All definitions loaded successfully" in made.done["dg check"].stdout + made.done["dg check"].stderr
-    as_json = _run(["dg", "list", "defs", "--json"], made.root, made.root)
-    assert as_json.returncode == 0, _shown(as_json)
+    as_json = run(["dg", "list", "defs", "--json"], made.root, made.root)
+    assert as_json.returncode == 0, shown(as_json)
     assets = {a["asset_key"]: a for a in json.loads(as_json.stdout)["assets"]}
     assert assets["mart/weekly_kpis"]["dependency_keys"] == ["raw/orders"]
     assert assets["mart/weekly_kpis"]["kinds"] == ["duckdb", "notebook"]
@@ -140,17 +118,17 @@ def test_a_network_call_fails_dg_check_defs_with_the_findings_of_nb_assets_check
     nb.cells.insert(4, nbformat.v4.new_code_cell('import urllib.request\nrates = urllib.request.urlopen("http://example.invalid/rates").read()'))
     nbformat.write(nb, notebook)
 
-    checked = _run([str(BIN / "nb-assets"), "check", str(notebook)], project, project)
+    checked = run([str(BIN / "nb-assets"), "check", str(notebook)], project, project)
     findings = re.findall(r"error: (cell \d+, line \d+): (\[[\w-]+\] .*)", checked.stdout)
-    assert checked.returncode != 0 and findings, _shown(checked)
+    assert checked.returncode != 0 and findings, shown(checked)
     assert any("[network-access]" in f for _, f in findings), findings
 
-    refused = _run(["dg", "check", "defs"], project, project)
+    refused = run(["dg", "check", "defs"], project, project)
     said = refused.stdout + refused.stderr
-    assert refused.returncode != 0, _shown(refused)
+    assert refused.returncode != 0, shown(refused)
     for where, finding in findings:
         # the defs.yaml line of the declaration, the notebook, its cell and line, the rule and the fix
-        assert re.search(rf"defs\.yaml:\d+: {re.escape(f'{notebook} ({where}): {finding}')}", said), _shown(refused)
+        assert re.search(rf"defs\.yaml:\d+: {re.escape(f'{notebook} ({where}): {finding}')}", said), shown(refused)
 
 
 def test_a_purpose_the_policy_forbids_fails_dg_check_defs(made: Made, tmp_path: Path) -> None:
@@ -168,10 +146,10 @@ def test_a_purpose_the_policy_forbids_fails_dg_check_defs(made: Made, tmp_path: 
     decl = NotebookAsset(defs_yaml.parent / "weekly_kpis.ipynb", purpose="marketing")
     with pytest.raises(DeclarationError) as expected:  # what every nb_assets load refuses
         apply_policy(declare_notebooks([decl], defs_yaml.parent), project / "policy.yaml")
-    refused = _run(["dg", "check", "defs"], project, project)
-    assert refused.returncode != 0, _shown(refused)
+    refused = run(["dg", "check", "defs"], project, project)
+    assert refused.returncode != 0, shown(refused)
     lines = [line.removeprefix("- ") for line in str(expected.value).splitlines()[1:]]
-    assert lines and all(line in refused.stdout + refused.stderr for line in lines), (lines, _shown(refused))
+    assert lines and all(line in refused.stdout + refused.stderr for line in lines), (lines, shown(refused))
 
 
 def test_an_unknown_trigger_fails_with_dgs_schema_error_naming_the_line(made: Made, tmp_path: Path) -> None:
@@ -181,10 +159,10 @@ def test_an_unknown_trigger_fails_with_dgs_schema_error_naming_the_line(made: Ma
     defs_yaml.write_text(text)
     line = text.splitlines().index("  on_files_landed: true") + 1
 
-    refused = _run(["dg", "check", "defs"], project, project)
+    refused = run(["dg", "check", "defs"], project, project)
     said = refused.stdout + refused.stderr
-    assert refused.returncode != 0, _shown(refused)
-    assert f"defs.yaml:{line}" in said and "on_files_landed" in said and "not allowed" in said, _shown(refused)
+    assert refused.returncode != 0, shown(refused)
+    assert f"defs.yaml:{line}" in said and "on_files_landed" in said and "not allowed" in said, shown(refused)
 
 
 def test_dg_launch_materializes_into_the_warehouse(made: Made, tmp_path: Path) -> None:
@@ -194,8 +172,8 @@ def test_dg_launch_materializes_into_the_warehouse(made: Made, tmp_path: Path) -
         con.execute(sql)
     (launch,) = [words for words in _page_commands() if words[:2] == ["dg", "launch"]]
 
-    ran = _run(launch, project, project, timeout=600)
-    assert ran.returncode == 0 and "RUN_SUCCESS" in ran.stdout + ran.stderr, _shown(ran)  # the run's own events
+    ran = run(launch, project, project, timeout=600)
+    assert ran.returncode == 0 and "RUN_SUCCESS" in ran.stdout + ran.stderr, shown(ran)  # the run's own events
     with duckdb.connect(str(project / "warehouse.duckdb"), read_only=True) as con:
         rows = con.execute("SELECT id, amount FROM mart.weekly_kpis ORDER BY id").fetchall()
     assert rows == [(1, 10.5), (2, 20.0), (3, 7.25)]
@@ -238,10 +216,8 @@ attributes:
 @pytest.fixture
 def fresh_modules(made: Made) -> Iterator[None]:
     """Loading a project imports its package: forget it afterwards, so the next copy loads its own."""
-    yield
-    package = made.root.name
-    for name in [n for n in sys.modules if n == package or n.startswith(f"{package}.")]:
-        del sys.modules[name]
+    with forgetting_package(made.root.name):
+        yield
 
 
 @pytest.mark.parametrize("case", ["page", "partitioned"])

@@ -106,7 +106,7 @@ def test_public_names_are_the_same_objects_whatever_was_imported_first(first: st
     assert kinds == {
         "NotebookAsset": "class", "DailyPartitions": "class", "FileDrop": "class", "Reclassify": "class", "SandboxLimits": "class",
         "NotebookTranslator": "class",
-        "NotebookResource": "class", "NotebookComponent": "class", "build_notebook_assets": "function", "notebook_definitions": "function",
+        "NotebookResource": "class", "NotebookComponent": "class", "NotebookProjectSettings": "class", "build_notebook_assets": "function", "notebook_definitions": "function",
         "parse_notebook": "function", "load_declarations_yaml": "function",
         "Notifications": "class", "SmtpChannel": "class", "WebhookChannel": "class",
         "not_null": "function", "unique": "function", "accepted_values": "function", "row_count": "function",

@@ -1,0 +1,161 @@
+"""`nb_assets.NotebookProjectSettings`: what a dg project gives all its notebooks, once, in one defs.yaml.
+
+    type: nb_assets.NotebookProjectSettings
+    attributes:
+      warehouse: warehouse.duckdb
+      policy: policy.yaml
+      sandbox: auto
+      notifications:
+        email: {host: smtp.example.com, port: 587, sender: nb-assets@example.com}
+        webhooks: {data-eng: {url_env: DATA_ENG_WEBHOOK_URL}}
+      sources:
+        - {name: sales_regions, path: sources/sales_regions/, format: csv, zones: [public]}
+      file_drops:
+        - {table: raw.orders, folder: landing/orders}
+
+The schema is derived (component_schema.py) from `ProjectSettings`, whose nested
+fields are the very classes a definitions.py passes to `notebook_definitions`:
+`Notifications` with `SmtpChannel`/`WebhookChannel`, `Source` (the keys
+`load_sources_yaml` reads), `FileDrop`. Paths are relative to the project's root.
+The environment still overrides the deployment-specific three: NB_ASSETS_WAREHOUSE,
+NB_ASSETS_POLICY, NB_ASSETS_SANDBOX. Without this component those three come from
+the environment or their defaults, and there are no notifications, sources or drops.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pydantic
+
+from nb_assets.defs.component_schema import NOT_ATTRIBUTES, from_model, model_of
+from nb_assets.errors import DeclarationError
+from nb_assets.locations import is_postgres_url
+from nb_assets.notify.channels import Notifications, SmtpChannel, WebhookChannel
+from nb_assets.project.declaration import FileDrop
+from nb_assets.sandbox.base import SandboxKind
+from nb_assets.sources.model import Source
+
+WAREHOUSE_ENV, POLICY_ENV, SANDBOX_ENV = "NB_ASSETS_WAREHOUSE", "NB_ASSETS_POLICY", "NB_ASSETS_SANDBOX"
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectSettings:
+    """The project-level settings of a dg project's notebooks.
+
+    warehouse: a DuckDB file (relative to the project's root) or a postgresql:// URL; default
+        warehouse.duckdb in the project's root. NB_ASSETS_WAREHOUSE overrides it.
+    policy: the policy file (docs/policy-zones.md), relative to the project's root; default policy.yaml
+        there, when there is one. NB_ASSETS_POLICY overrides it.
+    sandbox: auto (Docker when an engine answers, else local), docker or local. NB_ASSETS_SANDBOX overrides it.
+    notifications: who hears about failed runs and stale notebooks, and how (docs/notifications.md).
+    sources: the declared sources notebooks read (docs/sources.md), with the keys of declarations.yaml's sources:.
+    file_drops: folders (relative to the project's root) whose files load into a source table.
+    """
+
+    warehouse: str | None = None
+    policy: str | None = None
+    sandbox: SandboxKind | None = None
+    notifications: Notifications | None = None
+    sources: Sequence[Source] = ()
+    file_drops: Sequence[FileDrop] = ()
+    declared_at: str | None = None  # the defs.yaml declaring them, for errors
+
+    def warehouse_at(self, root: Path) -> str:
+        named = os.environ.get(WAREHOUSE_ENV) or self.warehouse
+        if not named:
+            return str(root / "warehouse.duckdb")
+        return named if is_postgres_url(named) else str(root / named)  # joining an absolute path yields it
+
+    def policy_at(self, root: Path) -> Path | None:
+        named = os.environ.get(POLICY_ENV) or self.policy
+        if named:
+            return root / named
+        default = root / "policy.yaml"
+        return default if default.is_file() else None
+
+    def sandbox_kind(self) -> str:
+        return os.environ.get(SANDBOX_ENV) or self.sandbox or "auto"
+
+
+class NotebookProjectSettings(dg.Component, dg.Resolvable):
+    """The project-wide settings of nb_assets notebooks: warehouse, policy, sandbox, notifications, sources, file drops.
+
+    At most one per project; every nb_assets.NotebookComponent reads it. The attributes are those of
+    nb_assets.defs.component_settings.ProjectSettings; paths are relative to the project's root, and
+    NB_ASSETS_WAREHOUSE, NB_ASSETS_POLICY and NB_ASSETS_SANDBOX override the first three.
+    """
+
+    def __init__(self, settings: ProjectSettings) -> None:
+        self.settings = settings
+
+    @classmethod
+    def model(cls) -> type[pydantic.BaseModel]:
+        return model_of(ProjectSettings, skip=NOT_ATTRIBUTES, doc=inspect.getdoc(NotebookProjectSettings))
+
+    @classmethod
+    def resolve_from_model(cls, context: dg.ResolutionContext, model: pydantic.BaseModel) -> NotebookProjectSettings:
+        rendered = type(model).model_validate(context.resolve_value(model.model_dump(exclude_unset=True)))
+        tree = context.source_position_tree
+
+        def line(*key: str | int) -> str | None:
+            where = tree.lookup([*context.path, *key]) if tree else None
+            return f"{where.filename}:{where.start.line}" if where else None
+
+        values: dict[str, Any] = {n: getattr(rendered, n) for n in ("warehouse", "policy", "sandbox")
+                                  if n in rendered.model_fields_set}
+        if "sources" in rendered.model_fields_set:  # each Source names its own line, as load_sources_yaml's do
+            values["sources"] = tuple(_made(line("sources", i), Source, s, declared_at=line("sources", i))
+                                      for i, s in enumerate(getattr(rendered, "sources")))
+        if "file_drops" in rendered.model_fields_set:
+            values["file_drops"] = tuple(_made(line("file_drops", i), FileDrop, d)
+                                         for i, d in enumerate(getattr(rendered, "file_drops")))
+        if "notifications" in rendered.model_fields_set and rendered.notifications is not None:  # type: ignore[attr-defined]
+            values["notifications"] = _notifications(rendered.notifications, line)  # type: ignore[attr-defined]
+        return cls(ProjectSettings(**values, declared_at=line()))
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        """Nothing of its own: the notebooks' components build with these settings (component_project.py)."""
+        return dg.Definitions()
+
+    def __repr__(self) -> str:
+        return f"NotebookProjectSettings({self.settings!r})"
+
+
+def _notifications(model: pydantic.BaseModel, line: Callable[..., str | None]) -> Notifications:
+    """Each channel checked at its own line first, so a bad one is named where it is written."""
+    email = getattr(model, "email", None)
+    if email is not None:
+        _made(line("notifications", "email"), SmtpChannel, email)
+    for name, hook in (getattr(model, "webhooks", None) or {}).items():
+        _made(line("notifications", "webhooks", name), WebhookChannel, hook)
+    notifications: Notifications = _made(line("notifications"), Notifications, model)
+    return notifications
+
+
+def _made(where: str | None, cls: type, model: pydantic.BaseModel, **extra: Any) -> Any:
+    """The dataclass `cls` from its validated model, a refusal prefixed by the defs.yaml line of what it
+    was making (unless the message names it already)."""
+    try:
+        return from_model(cls, model, **extra)
+    except (DeclarationError, TypeError, ValueError) as exc:
+        message = str(exc)
+        if where and not message.startswith(where.rsplit(":", 1)[0]):
+            message = f"{where}: {message}"
+        raise DeclarationError(message) from exc
+
+
+def project_settings(context: dg.ComponentLoadContext) -> ProjectSettings:
+    """The project's one NotebookProjectSettings, or the defaults (the environment's) without one."""
+    found = context.component_tree.get_all_components(NotebookProjectSettings)
+    if len(found) > 1:
+        places = ", ".join(s.settings.declared_at or "?" for s in found)
+        raise DeclarationError(f"nb_assets.NotebookProjectSettings is declared {len(found)} times ({places}); "
+                               "a project has one: merge them into one defs.yaml")
+    return found[0].settings if found else ProjectSettings()
