@@ -20,6 +20,7 @@ from nb_assets.jupyter.context_pane_view import NotebookContext, render_html, re
 from nb_assets.jupyter.context_pane_view import listed_checks  # each output's checks, for the pane's "checks of" rows
 from nb_assets.jupyter.context_pane_project import ProjectView, draft_zones, missing_tables, read_project
 from nb_assets.jupyter.context_pane_status import status_line
+from nb_assets.jupyter.unsaved import never_saved, save_first
 from nb_assets.locations import nearest_project
 from nb_assets.runs.history import find_runs, project_dir_of, record_roots
 
@@ -91,6 +92,9 @@ def notebook_context(path: Path, records: list[Path] | None = None) -> NotebookC
     context = NotebookContext(path=path, name=notebook_name(path), project_dir=project)
     if not path.is_file():  # nothing else: runs or a declaration of a notebook by that name would mislead
         context.problem, context.exists = f"no such notebook: {path}", False
+        return context
+    if never_saved(path):  # a new notebook's file: its declaration, findings and runs are not what the author typed
+        context.problem, context.exists = save_first(path, "press Refresh (or run %nb_context again)"), False
         return context
     roots = record_roots(project, records or (), near=[path.parent, Path.cwd()])
     _add_declaration(context, project / "definitions.py", roots)
@@ -264,6 +268,9 @@ def live_pane(path: Path) -> Any:
             _show_html(pane, f"<p style='color:#c33'>Refresh failed: {html.escape(f'{type(exc).__name__}: {exc}')}</p>")
 
     def on_check(_button: Any) -> None:
+        if never_saved(path):  # check would only say the empty file names no kernel
+            checks.value = f"<p style='color:#c33'>{html.escape(save_first(path))}</p>"
+            return
         checks.value = "<p>⏳ <code>nb-assets check</code> …</p>"  # it runs the command: a second or two
         checks.value = (f"<p><b>Check</b> of {html.escape(path.name)} as saved (save first to check your latest "
                         "edits), as <code>nb-assets check</code> finds it:</p>" + findings_html(path))
