@@ -20,6 +20,7 @@ from nb_assets.jupyter.context_pane_view import NotebookContext, render_html, re
 from nb_assets.jupyter.context_pane_view import listed_checks  # each output's checks, for the pane's "checks of" rows
 from nb_assets.jupyter.context_pane_project import ProjectView, draft_zones, missing_tables, read_project
 from nb_assets.jupyter.context_pane_status import status_line
+from nb_assets.jupyter.server_session import session_notebook
 from nb_assets.jupyter.unsaved import never_saved, save_first
 from nb_assets.locations import nearest_project
 from nb_assets.runs.history import find_runs, project_dir_of, record_roots
@@ -37,10 +38,15 @@ class NotebookNotFound(ValueError):
 def open_notebook_path(argument: str | None, namespace: Mapping[str, Any], cwd: Path | None = None,
                        magic: str = "%nb_context") -> Path:
     """The notebook to describe: the magic's argument, else what the front end tells the
-    kernel (Jupyter Server's JPY_SESSION_NAME, VS Code's __vsc_ipynb_file__)."""
+    kernel: the Jupyter server's session for it now (its sessions API, on loopback), else
+    JPY_SESSION_NAME (its name when the kernel started), else VS Code's __vsc_ipynb_file__."""
     here = (cwd or Path.cwd()).resolve()
     if argument and not argument.endswith(".ipynb"):
         raise NotebookNotFound(f"{magic} takes a notebook file (.ipynb), not {argument!r}; {_how_to_name(here, magic)}")
+    if not argument and os.environ.get("JPY_SESSION_NAME"):  # a kernel a Jupyter server started: ask it
+        current = session_notebook()
+        if current is not None and current.is_file():
+            return current.resolve()
     # Jupyter Server names the notebook to its kernel once, when the kernel starts: a notebook renamed since
     # (JupyterLab asks for a name on the first save of an Untitled one) is not where that name says.
     told = (("", argument), (" (its name when its kernel started: renamed since?)", os.environ.get("JPY_SESSION_NAME")),

@@ -4,7 +4,12 @@ told apart from one that is not. Real ipywidgets, real files, the project's own 
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import nbformat
@@ -12,6 +17,7 @@ import pytest
 from traitlets import TraitError
 
 from nb_assets.jupyter.schedule_form import ScheduleForm, show_schedule_form
+from nb_assets.jupyter.server_session import is_loopback, session_notebook
 from nb_assets.jupyter.unsaved import never_saved
 from nb_assets.policy.loader import load_policy
 from nb_assets.project.starter import write_starter
@@ -99,3 +105,72 @@ def test_a_notebook_is_never_saved_when_its_file_has_no_cell_with_source(tmp_pat
     assert not never_saved(new)
     new.write_text("{not json")
     assert not never_saved(new)  # not a notebook: check says so
+
+
+def test_only_loopback_urls_are_asked() -> None:
+    assert is_loopback("http://127.0.0.1:8888/") and is_loopback("http://localhost:8888/lab/")
+    assert is_loopback("http://[::1]:8888/")
+    for elsewhere in ("http://example.invalid:8888/", "http://10.0.0.1:8888/", "http://127.0.0.1.example.com/",
+                      "http+unix://%2Ftmp%2Fjp.sock/", "file:///tmp/x"):
+        assert not is_loopback(elsewhere), elsewhere
+
+
+class _Sessions(BaseHTTPRequestHandler):
+    """A server's /api/sessions for one kernel, or a redirect, as `answer` says."""
+
+    answer: dict[str, object] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        seen = type(self).answer.setdefault("seen", [])
+        assert isinstance(seen, list)
+        seen.append((self.path, self.headers.get("Authorization")))
+        location = type(self).answer.get("redirect")
+        if location:
+            self.send_response(302)
+            self.send_header("Location", str(location))
+            self.end_headers()
+            return
+        if self.headers.get("Authorization") != "token t0k":
+            self.send_response(403)
+            self.end_headers()
+            return
+        body = json.dumps([{"id": "s1", "path": "notebooks/renamed.ipynb", "type": "notebook",
+                            "kernel": {"id": "k-1", "name": "python3"}}]).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def sessions_server() -> Iterator[tuple[str, type[_Sessions]]]:
+    handler = type("Sessions", (_Sessions,), {"answer": {}})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_session_of_this_kernel_names_the_notebook_now(sessions_server: tuple[str, type[_Sessions]], tmp_path: Path) -> None:
+    url, handler = sessions_server
+    server = {"url": url, "token": "t0k", "root_dir": str(tmp_path), "pid": os.getppid()}
+    assert session_notebook("k-1", [server]) == tmp_path / "notebooks" / "renamed.ipynb"
+    assert handler.answer["seen"] == [("/api/sessions", "token t0k")]
+    assert session_notebook("k-2", [server]) is None  # no session of that kernel
+    assert session_notebook("k-1", [{**server, "token": "wrong"}]) is None  # refused: the fallback
+    assert session_notebook("k-1", [{**server, "pid": -5}]) is None  # a server that did not start this process
+
+
+def test_a_redirect_is_not_followed(sessions_server: tuple[str, type[_Sessions]], tmp_path: Path) -> None:
+    url, handler = sessions_server
+    handler.answer["redirect"] = url + "elsewhere"  # followed, it would carry the token on
+    server = {"url": url, "token": "t0k", "root_dir": str(tmp_path), "pid": os.getppid()}
+    assert session_notebook("k-1", [server]) is None
+    assert [path for path, _ in handler.answer["seen"]] == ["/api/sessions"]  # type: ignore[union-attr]
