@@ -3,8 +3,9 @@
 Owners, trigger (cron and timezone / when inputs land / both), the notebook's
 parameters prefilled from its parameters cell, purpose (a choice of those the
 project's policy declares), instances or daily partitions; buttons Check,
-Preview, Trial run and Schedule. Each button runs the command itself (schedule_runner.py), so the form and the terminal are one
-code path; the form reads the notebook as saved, and says so. While a step
+Preview, Trial run and Schedule. Each button runs the command itself
+(schedule_runner.py), so the form and the terminal are one code path; the
+form reads the notebook as saved, and says so. While a step
 runs, its progress line shows the command's current step; an error lands in
 the form as the command says it (what failed, and the fix), never as a
 traceback. Check shows `nb-assets check`'s findings, each on its cell, and of
@@ -169,7 +170,8 @@ def policy_purposes(project: Path | None) -> Policy | str:
             return "the project has no policy"
         policy = load_policy(declared.policy if declared.policy.is_absolute() else project / declared.policy)
     except Exception as exc:  # noqa: BLE001 - the project's own code ran: the field stays free, Check says what is wrong
-        return f"its policy cannot be read: {type(exc).__name__}"
+        said = (str(exc).splitlines() or [""])[0][:80]
+        return f"its policy cannot be read: {type(exc).__name__}{': ' + said if said else ''}"
     return policy if policy.purposes else "the policy declares no purposes"
 
 
