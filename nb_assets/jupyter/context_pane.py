@@ -20,6 +20,8 @@ from nb_assets.jupyter.context_pane_view import NotebookContext, render_html, re
 from nb_assets.jupyter.context_pane_view import listed_checks  # each output's checks, for the pane's "checks of" rows
 from nb_assets.jupyter.context_pane_project import ProjectView, draft_zones, missing_tables, read_project
 from nb_assets.jupyter.context_pane_status import status_line
+from nb_assets.jupyter.server_session import session_notebook
+from nb_assets.jupyter.unsaved import never_saved, save_first
 from nb_assets.locations import nearest_project
 from nb_assets.runs.history import find_runs, project_dir_of, record_roots
 
@@ -36,10 +38,15 @@ class NotebookNotFound(ValueError):
 def open_notebook_path(argument: str | None, namespace: Mapping[str, Any], cwd: Path | None = None,
                        magic: str = "%nb_context") -> Path:
     """The notebook to describe: the magic's argument, else what the front end tells the
-    kernel (Jupyter Server's JPY_SESSION_NAME, VS Code's __vsc_ipynb_file__)."""
+    kernel: the Jupyter server's session for it now (its sessions API, on loopback), else
+    JPY_SESSION_NAME (its name when the kernel started), else VS Code's __vsc_ipynb_file__."""
     here = (cwd or Path.cwd()).resolve()
     if argument and not argument.endswith(".ipynb"):
         raise NotebookNotFound(f"{magic} takes a notebook file (.ipynb), not {argument!r}; {_how_to_name(here, magic)}")
+    if not argument and os.environ.get("JPY_SESSION_NAME"):  # a kernel a Jupyter server started: ask it
+        current = session_notebook()
+        if current is not None and current.is_file():
+            return current.resolve()
     # Jupyter Server names the notebook to its kernel once, when the kernel starts: a notebook renamed since
     # (JupyterLab asks for a name on the first save of an Untitled one) is not where that name says.
     told = (("", argument), (" (its name when its kernel started: renamed since?)", os.environ.get("JPY_SESSION_NAME")),
@@ -91,6 +98,9 @@ def notebook_context(path: Path, records: list[Path] | None = None) -> NotebookC
     context = NotebookContext(path=path, name=notebook_name(path), project_dir=project)
     if not path.is_file():  # nothing else: runs or a declaration of a notebook by that name would mislead
         context.problem, context.exists = f"no such notebook: {path}", False
+        return context
+    if never_saved(path):  # a new notebook's file: its declaration, findings and runs are not what the author typed
+        context.problem, context.exists = save_first(path, "press Refresh (or run %nb_context again)"), False
         return context
     roots = record_roots(project, records or (), near=[path.parent, Path.cwd()])
     _add_declaration(context, project / "definitions.py", roots)
@@ -264,6 +274,9 @@ def live_pane(path: Path) -> Any:
             _show_html(pane, f"<p style='color:#c33'>Refresh failed: {html.escape(f'{type(exc).__name__}: {exc}')}</p>")
 
     def on_check(_button: Any) -> None:
+        if never_saved(path):  # check would only say the empty file names no kernel
+            checks.value = f"<p style='color:#c33'>{html.escape(save_first(path))}</p>"
+            return
         checks.value = "<p>⏳ <code>nb-assets check</code> …</p>"  # it runs the command: a second or two
         checks.value = (f"<p><b>Check</b> of {html.escape(path.name)} as saved (save first to check your latest "
                         "edits), as <code>nb-assets check</code> finds it:</p>" + findings_html(path))

@@ -25,7 +25,7 @@ class NotebookContext:
     path: Path
     name: str
     project_dir: Path
-    exists: bool = True  # False: the pane says that, and nothing else
+    exists: bool = True  # False (no such notebook, or empty as saved): the pane says `problem`, and nothing else
     declared: bool = False
     problem: str | None = None  # why the declaration could not be read, or that there is no such notebook
     parsed: bool = False  # not declared: what the notebook itself says (parameters, inputs, outputs, findings)

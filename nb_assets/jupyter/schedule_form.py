@@ -1,34 +1,42 @@
 """`%nb_schedule`: the Schedule form in Jupyter (ipywidgets), over `nb-assets schedule`.
 
 Owners, trigger (cron and timezone / when inputs land / both), the notebook's
-parameters prefilled from its parameters cell, purpose, instances or daily
-partitions; buttons Check, Preview, Trial run and Schedule. Each button runs
-the command itself (schedule_runner.py), so the form and the terminal are one
-code path; the form reads the notebook as saved, and says so. While a step
+parameters prefilled from its parameters cell, purpose (a choice of those the
+project's policy declares), instances or daily partitions; buttons Check,
+Preview, Trial run and Schedule. Each button runs the command itself
+(schedule_runner.py), so the form and the terminal are one code path; the
+form reads the notebook as saved, and says so. While a step
 runs, its progress line shows the command's current step; an error lands in
 the form as the command says it (what failed, and the fix), never as a
 traceback. Check shows `nb-assets check`'s findings, each on its cell, and of
 the refusal only what they do not say (schedule_result_view.py draws the
-results). The fields' values outlive the form: run `%nb_schedule` again in
-the same kernel and they are still there (_MEMORY, by notebook). Host side
+results). A notebook empty as saved (new, never saved) gets "save it first",
+not check's findings of an empty file. The fields' values outlive the form: run
+`%nb_schedule` again in the same kernel, with or without the notebook's path,
+and they are still there (_MEMORY, by the notebook's resolved path). Host side
 only, imported by the magic.
 """
 
 from __future__ import annotations
 
 import html
+import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nb_assets.jupyter.cell_findings import check_findings
 from nb_assets.jupyter.schedule_result_view import BAD_STYLE as _BAD, LABELS, OK_STYLE as _OK, needs_findings, result_html
 from nb_assets.jupyter.schedule_runner import FormFields, Step, run_step
+from nb_assets.jupyter.unsaved import never_saved, save_first
 from nb_assets.locations import nearest_project
+
+if TYPE_CHECKING:
+    from nb_assets.policy.model import Policy
 
 SAVE_HINT = ("The form reads the notebook <b>as saved</b>: click outside the form, then Ctrl+S (or File → Save Notebook), "
              "before you press a button.")
-# What the fields held, by notebook, for this kernel's life: a re-run of %nb_schedule keeps them.
+# What the fields held, by notebook (memory_key), for this kernel's life: a re-run of %nb_schedule keeps them.
 _MEMORY: dict[Path, dict[str, Any]] = {}
 _FIELDS = ("owners", "trigger", "cron", "timezone", "purpose", "instances", "daily_from")
 
@@ -39,7 +47,7 @@ class ScheduleForm:
     def __init__(self, notebook: Path) -> None:
         import ipywidgets as w
 
-        self.notebook = notebook.resolve()
+        self.notebook = memory_key(notebook)
         self.project = nearest_project(self.notebook)
         params = _parameters(self.notebook)
         self.defaults = {name: text for name, text in params}
@@ -52,7 +60,7 @@ class ScheduleForm:
         self.cron = w.Text(description="Cron", placeholder="0 6 * * *", style=style, layout=wide)
         self.timezone = w.Text(description="Timezone", value="UTC", style=style, layout=wide)
         self.params = {name: w.Text(description=name, value=text, style=style, layout=wide) for name, text in params}
-        self.purpose = w.Text(description="Purpose", placeholder="a purpose policy.yaml names", style=style, layout=wide)
+        self.purpose = _purpose_field(self.project, style, wide)
         self.instances = w.Textarea(description="Instances", placeholder="one per line: emea region=EMEA",
                                     style=style, layout=wide)
         self.daily_from = w.Text(description="Daily from", placeholder="YYYY-MM-DD: daily partitions (optional)",
@@ -88,10 +96,15 @@ class ScheduleForm:
         _MEMORY[self.notebook] = kept
 
     def _recall(self) -> None:
+        from traitlets import TraitError
+
         kept = _MEMORY.get(self.notebook, {})
         for name in _FIELDS:
             if name in kept:
-                getattr(self, name).value = kept[name]
+                try:
+                    getattr(self, name).value = kept[name]
+                except TraitError:  # a purpose the policy no longer offers (edited since): the default shows
+                    pass
         for name, value in kept.get("params", {}).items():
             if name in self.params:
                 self.params[name].value = value
@@ -105,6 +118,10 @@ class ScheduleForm:
     def press(self, step: Step) -> None:
         """Run one step; whatever happens, the buttons come back and the form says how it went."""
         if self.project is None:
+            return
+        if never_saved(self.notebook):  # check would only say the empty file names no kernel
+            self._show_error(save_first(self.notebook))
+            self.result.value = ""
             return
         for button in self.buttons.values():
             button.disabled = True
@@ -133,6 +150,44 @@ class ScheduleForm:
         self.status.value = f"<span style='{_BAD}'>✖ {html.escape(message)}</span>"
 
 
+def memory_key(notebook: Path) -> Path:
+    """The notebook as the form's memory knows it: its resolved path, so `%nb_schedule`,
+    `%nb_schedule x.ipynb` and `%nb_schedule ./x.ipynb` (or a path through a symlink) share it."""
+    return Path(os.path.realpath(notebook.expanduser()))
+
+
+def policy_purposes(project: Path | None) -> Policy | str:
+    """The project's policy, read as the command reads it (definitions.py names its file, relative
+    to the project), when it declares purposes; else why there are none to offer."""
+    from nb_assets.policy.loader import load_policy
+    from nb_assets.project.definitions_file import load_declarations
+
+    if project is None:
+        return "no project"
+    try:
+        declared = load_declarations(project / "definitions.py")
+        if declared.policy is None:
+            return "the project has no policy"
+        policy = load_policy(declared.policy if declared.policy.is_absolute() else project / declared.policy)
+    except Exception as exc:  # noqa: BLE001 - the project's own code ran: the field stays free, Check says what is wrong
+        said = (str(exc).splitlines() or [""])[0][:80]
+        return f"its policy cannot be read: {type(exc).__name__}{': ' + said if said else ''}"
+    return policy if policy.purposes else "the policy declares no purposes"
+
+
+def _purpose_field(project: Path | None, style: dict[str, str], layout: Any) -> Any:
+    """A choice of the policy's purposes (and none: the policy's default applies), else a free field."""
+    import ipywidgets as w
+
+    policy = policy_purposes(project)
+    if isinstance(policy, str):
+        return w.Text(description="Purpose", placeholder=f"a purpose ({policy})", style=style, layout=layout)
+    default = f"(none: the policy's default, {policy.default_purpose})" if policy.default_purpose else "(none)"
+    options = [(default, "")]
+    options += [(f"{name} (reads {', '.join(sorted(zones)) or 'no zone'})", name) for name, zones in policy.purposes.items()]
+    return w.Dropdown(description="Purpose", options=options, value="", style=style, layout=layout)
+
+
 def _parameters(notebook: Path) -> list[tuple[str, str]]:
     """The parameters cell's names and defaults, as the form's text fields show them."""
     from nb_assets.analysis.parser import parse_notebook
@@ -145,7 +200,8 @@ def _parameters(notebook: Path) -> list[tuple[str, str]]:
     return [(p.name, p.default if isinstance(p.default, str) else repr(p.default)) for p in spec.parameters]
 
 
-def show_schedule_form(argument: str | None, namespace: Mapping[str, Any]) -> None:
+def show_schedule_form(argument: str | None, namespace: Mapping[str, Any]) -> ScheduleForm:
+    """`%nb_schedule [NOTEBOOK]`: display the form (and return it, for a test that presses it)."""
     from IPython.core.error import UsageError
     from IPython.display import display
 
@@ -159,4 +215,6 @@ def show_schedule_form(argument: str | None, namespace: Mapping[str, Any]) -> No
         import ipywidgets  # noqa: F401
     except ImportError:
         raise UsageError("%nb_schedule needs ipywidgets: pip install 'nb_assets[lab]' (make setup installs it)") from None
-    display(ScheduleForm(path).widget)
+    form = ScheduleForm(path)
+    display(form.widget)
+    return form

@@ -170,6 +170,11 @@ def _form_text(page, label: str):  # type: ignore[no-untyped-def]
         "input, textarea").first
 
 
+def _form_choice(page, label: str, option: str) -> None:  # type: ignore[no-untyped-def]
+    """Choose `option` (as the dropdown shows it) in the form's dropdown `label`."""
+    page.locator(".nb-schedule-form .widget-dropdown").filter(has_text=label).locator("select").first.select_option(option)
+
+
 LABELS = {"check": "Check", "preview": "Preview", "trial": "Trial run", "schedule": "Schedule"}
 
 
@@ -218,7 +223,7 @@ def test_b_schedule_from_the_form_commits_a_branch(page, lab, on_failure_say_whe
     assert _form_text(page, "limit").input_value() == "100"  # prefilled from the parameters cell
     _form_text(page, "Owners").fill("analyst@example.com")
     _form_text(page, "Cron").fill("0 6 * * *")
-    _form_text(page, "Purpose").fill("finance_reporting")
+    _form_choice(page, "Purpose", "finance_reporting (reads finance, public)")  # the policy's purposes
     _form_text(page, "limit").fill("5")
     # Saved as the form says: click outside it, then Ctrl+S. The file then keeps every output.
     page.locator(".jp-Notebook .jp-Cell").first.click()
@@ -275,7 +280,7 @@ def test_c_a_network_call_is_found_on_its_cell_and_schedule_is_refused(page, lab
     _run_cell_below(page, "%nb_schedule")
     _form_text(page, "Owners").fill("analyst@example.com")
     _form_text(page, "Cron").fill("0 6 * * *")
-    _form_text(page, "Purpose").fill("finance_reporting")
+    _form_choice(page, "Purpose", "finance_reporting (reads finance, public)")  # the policy's purposes
     result = page.locator(".nb-schedule-result").last
 
     assert "✖ Check: failed" in _press(page, "check")
