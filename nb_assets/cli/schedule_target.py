@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nb_assets.errors import DeclarationError
+from nb_assets.project.component_files import DgProject
 from nb_assets.project.declaration import NotebookAsset
 from nb_assets.project.definitions_file import ProjectDeclarations
 
@@ -35,7 +36,7 @@ class Source:
 
     project: ProjectDeclarations
     describe: str  # the file the project is read through, for messages
-    dg: object | None = None  # component_files.DgProject, for a dg project
+    dg: DgProject | None = None  # a project dg made: its notebooks are NotebookComponents
 
 
 @dataclass(frozen=True)
@@ -117,12 +118,12 @@ def component_target(source: Source, decl: NotebookAsset, existing: NotebookAsse
     """The defs.yaml declaring the notebook in a dg project: a new one, or (updating) its attributes rewritten."""
     from nb_assets.cli.schedule_workflow import declared_entry
     from nb_assets.project.component_files import (
-        DgProject, component_declarations, component_yaml, new_component_file, with_updated_component,
+        component_declarations, component_yaml, new_component_file, with_updated_component,
     )
     from nb_assets.project.component_load_check import components_load
 
     dg = source.dg
-    assert isinstance(dg, DgProject)
+    assert dg is not None  # called for a dg project only
     if existing is not None:
         file = Path(str(existing.declared_at).rpartition(":")[0])
         before = file.read_text(encoding="utf-8")

@@ -17,6 +17,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -67,7 +68,7 @@ def find_dg_project(start: Path) -> DgProject | None:
     return None
 
 
-def _dg_config(folder: Path) -> dict[str, object] | None:
+def _dg_config(folder: Path) -> dict[str, Any] | None:
     """The dg configuration in `folder`: dg.toml's top level, or pyproject.toml's [tool.dg]; dg reads dg.toml first."""
     dg_toml, pyproject = folder / "dg.toml", folder / "pyproject.toml"
     try:
