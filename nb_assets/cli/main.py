@@ -22,6 +22,7 @@ from nb_assets.cli.jobs import DEFAULT_WAREHOUSE, _ad_hoc_job, declared_job, exe
 from nb_assets.cli.lab import add_lab_command
 from nb_assets.cli.land import add_land_command
 from nb_assets.cli.lineage import add_lineage_command
+from nb_assets.cli.migrate import add_migrate_command
 from nb_assets.cli.new import add_new_command
 from nb_assets.cli.runs import add_runs_commands
 from nb_assets.cli.sandbox import add_sandbox_command
@@ -108,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     add_sandbox_command(sub)
     add_deploy_command(sub)
     add_schedule_command(sub)
+    add_migrate_command(sub)
     add_status_command(sub)
     add_new_command(sub)
     add_lab_command(sub)

@@ -48,11 +48,17 @@ def add_schedule_command(sub: Any) -> None:
     schedule.add_argument("--param", "-p", action="append", default=[], metavar="K=V")
     schedule.add_argument("--purpose", default=None)
     schedule.add_argument("--group", default=None)
-    schedule.add_argument("--definitions", type=Path, default=Path("definitions.py"))
+    schedule.add_argument("--definitions", type=Path, default=None,
+                          help="the project's definitions file (default: the dg project around this folder, if any, "
+                               "else definitions.py)")
     schedule.add_argument("--declarations", type=Path, default=None,
                           help="the YAML file the definitions load (default: declarations.yaml beside them)")
     schedule.add_argument("--plan-dir", type=Path, default=None, help="where the test plan goes (default: plans/)")
-    schedule.add_argument("--write", action="store_true", help="add the declaration to the declarations file")
+    schedule.add_argument("--write", action="store_true",
+                          help="add the declaration to the declarations file (a dg project: a component's defs.yaml)")
+    schedule.add_argument("--update", action="store_true",
+                          help="the notebook is declared: replace its declaration by what these flags say "
+                               "(tried like a new one; --write or --git writes it)")
     schedule.add_argument("--git", action="store_true", help="commit notebook, declaration and plan on a new branch")
     # The steps one at a time, for %nb_schedule's buttons (nb_assets/jupyter/schedule_form.py), which run this command.
     schedule.add_argument("--until", choices=("check", "preview"), default=None,
@@ -65,9 +71,7 @@ def add_schedule_command(sub: Any) -> None:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from nb_assets.project.declarations_yaml import already_declared, candidate, with_declaration
-    from nb_assets.project.definitions_file import load_declarations
-    from nb_assets.project.load_check import project_loads
+    from nb_assets.cli.schedule_target import component_target, read_project, require_declared_as_asked, updated, yaml_target
     from nb_assets.locations import dialect_of
     from nb_assets.analysis.parser import parse_notebook
     from nb_assets.cli.schedule_workflow import (
@@ -80,31 +84,26 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     _require_freshness(args.freshness)
     if not args.notebook.is_file():
         raise DeclarationError(f"no such notebook: {args.notebook}")
-    project = load_declarations(args.definitions)
+    source = read_project(args)
+    project = source.project
     root = project.base_dir
     notebook = args.notebook.resolve()
-    declarations = (args.declarations or args.definitions.resolve().parent / "declarations.yaml").resolve()
     plan_path = (args.plan_dir or root / "plans").resolve() / f"{parse_notebook(notebook).name}.md"
     existing = declared_entry(project, notebook)
-    if existing is not None:
-        raise DeclarationError(already_declared(existing, str(args.definitions)))
+    require_declared_as_asked(source, existing, notebook, args.update, None if source.dg else args.definitions)
     if args.git:  # a dry run before leaves its plan (and an earlier version a trial page, removed below)
         _require_clean_tree(root, allowed=lambda p: p == notebook or p == plan_path or is_trial_page(p, plan_path))
         _require_not_ignored(root, [notebook, plan_path])
 
     spec = parse_notebook(notebook, dialect_of(project.warehouse))
-    # The project as it would be: its declarations file with this entry appended, read
-    # by the definitions file itself, so every check sees what Dagster would load.
-    before = declarations.read_text(encoding="utf-8") if declarations.exists() else ""
-    text = with_declaration(before, declarations, _declaration(args, spec, notebook, root))
-    with candidate(declarations, text):
-        project = load_declarations(args.definitions)
-    decl = declared_entry(project, notebook)
-    if decl is None:
-        raise DeclarationError(
-            f"{args.definitions} does not load {declarations}; add "
-            f"`*load_declarations_yaml(BASE_DIR / {declarations.name!r})` to its notebook list"
-        )
+    # The project as it would be with this declaration (appended, or replacing the entry), read as
+    # the load reads it (through the definitions file itself), so every check sees what Dagster would load.
+    wanted, kept = updated(_declaration(args, spec, notebook, root), existing)
+    target = (component_target(source, wanted, existing, notebook, spec.name) if source.dg
+              else yaml_target(source, args, wanted, existing, notebook))
+    project, decl = target.project, target.decl
+    if kept:
+        print(f"    kept from the entry as it was (no flag sets them): {', '.join(kept)}")
 
     print("1/6 checks: static rules, the load's rules for the declaration, and the policy")
     checked = check(project, notebook)
@@ -137,7 +136,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     failed = [t for t in plan.trials if t.status != "success"]
     if not failed:
         print("4/6 load: the project with this declaration, as Dagster loads it (in a separate process)")
-        plan.loaded, plan.load_error = True, project_loads(args.definitions, declarations, text, scratch / "load")
+        plan.loaded, plan.load_error = True, target.loads(scratch / "load")
     plan_path.parent.mkdir(parents=True, exist_ok=True)
     plan_path.write_text(plan_markdown(plan), encoding="utf-8")
     print(f"5/6 test plan: {plan_path}")
@@ -148,14 +147,19 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     if plan.load_error:
         raise DeclarationError(f"Dagster would not load the project with this declaration; nothing declared:\n{plan.load_error}")
     if not args.write:
-        print("6/6 dry run: add --write to declare it, --git to commit it on a branch for review")
+        print(f"6/6 dry run: add --write to {'update' if existing else 'declare'} it, --git to commit it on a branch for review")
         return EXIT_OK
-    _write_unchanged(declarations, before, text)
-    print(f"6/6 declared in {decl.declared_at}")
-    print("    Reload definitions in the Dagster UI (Deployment → Reload) or restart `make dev`; until then the running "
-          "Dagster does not know this notebook (with `make deploy`, run it again: the code image holds the declarations)")
+    _write_unchanged(target.file, target.before, target.text)
+    print(f"6/6 {'updated its declaration' if existing else 'declared'} in {decl.declared_at}")
+    if source.dg:
+        print("    Reload definitions in the Dagster UI (Deployment → Reload) or restart `dg dev`; until then the running "
+              "Dagster does not know this change")
+    else:
+        print("    Reload definitions in the Dagster UI (Deployment → Reload) or restart `make dev`; until then the running "
+              "Dagster does not know this notebook (with `make deploy`, run it again: the code image holds the declarations)")
     if args.git:
-        branch, was, stripped = _commit_branch(root, spec.name, notebook, [declarations, plan_path], decl, plan_path)
+        branch, was, stripped = _commit_branch(root, spec.name, notebook, [target.file, plan_path], decl, plan_path,
+                                               update=existing is not None)
         print(f"    committed on a new branch, {branch}, which you are on now (you were on {was}); "
               f"to open a review: git push -u origin {branch}")
         if stripped:
@@ -231,7 +235,8 @@ def _dry_run_command(args: argparse.Namespace, root: Path) -> str:
     words += [w for pair in args.param for w in ("--param", pair)]
     words += [w for instance in args.instance for w in ("--instance", *instance)]
     words += [w for mapping in args.output for w in ("--output", mapping)]
-    if args.definitions.resolve() != (root / "definitions.py").resolve():
+    words += ["--update"] if args.update else []
+    if args.definitions is not None and args.definitions.resolve() != (root / "definitions.py").resolve():
         words += ["--definitions", _relative(args.definitions.resolve(), root)]
     if args.declarations is not None:
         words += ["--declarations", _relative(args.declarations.resolve(), root)]
@@ -275,6 +280,7 @@ def _write_unchanged(path: Path, before: str, text: str) -> None:
     now = path.read_text(encoding="utf-8") if path.exists() else ""
     if now != before:
         raise DeclarationError(f"{path} changed while the notebook was being scheduled; nothing written: run schedule again")
+    path.parent.mkdir(parents=True, exist_ok=True)  # a new component's folder
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
@@ -311,7 +317,7 @@ def _require_not_ignored(root: Path, paths: list[Path]) -> None:
 
 
 def _commit_branch(root: Path, name: str, notebook: Path, paths: list[Path], decl: Any,
-                   plan_path: Path) -> tuple[str, str, bool]:
+                   plan_path: Path, update: bool = False) -> tuple[str, str, bool]:
     """Commit the notebook (without its outputs) and `paths` on a new branch and stay on it:
     switching back would take the notebook and its declaration out of the working tree (they
     are only on the new branch), while the user is most likely to push or keep editing.
@@ -319,7 +325,8 @@ def _commit_branch(root: Path, name: str, notebook: Path, paths: list[Path], dec
     committed notebook is a copy with its outputs stripped."""
     from nb_assets.cli.schedule_workflow import is_trial_page
 
-    branch = f"schedule/{name}"
+    # An update's branch is new too: the first schedule's branch may still be there, under review or merged.
+    branch = f"{'reschedule' if update else 'schedule'}/{name}"
     if _git(root, "branch", "--list", branch).strip():
         raise DeclarationError(f"branch {branch} already exists")
     current, head = _git(root, "branch", "--show-current").strip(), _git(root, "rev-parse", "--short", "HEAD").strip()
@@ -336,7 +343,7 @@ def _commit_branch(root: Path, name: str, notebook: Path, paths: list[Path], dec
         raise DeclarationError(f"--git: refusing to commit {', '.join(pages)}: a trial's executed notebook shows warehouse "
                                "data; nothing committed (the declaration is written; commit it yourself without that file)")
     _git(root, "switch", "-c", branch)
-    message = (f"Schedule notebook {name} ({decl.trigger()})\n\nOwners: {', '.join(decl.owners)}. "
+    message = (f"{'Reschedule' if update else 'Schedule'} notebook {name} ({decl.trigger()})\n\nOwners: {', '.join(decl.owners)}. "
                "Checked, previewed and tried against a scratch copy of the warehouse; see the test plan. The "
                "trial's executed notebook stays on the machine that ran it: it shows warehouse data.")
     _git(root, "commit", "-q", "-m", message)

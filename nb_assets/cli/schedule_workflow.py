@@ -394,7 +394,8 @@ def record_notice(plan: Plan) -> list[str]:
         *(f"- on that machine: `nb-assets show {t.run_id} --records {records}`" for t in ran),
     ]
     if plan.dry_run:
-        lines.append("- anywhere you may read that data, try it yourself, on a checkout that does not declare it yet "
+        checkout = "that declares it as it was" if "--update" in plan.dry_run.split() else "that does not declare it yet"
+        lines.append(f"- anywhere you may read that data, try it yourself, on a checkout {checkout} "
                      f"(a dry run: it declares nothing): `{plan.dry_run}`")
     return lines
 

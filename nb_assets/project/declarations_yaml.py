@@ -71,14 +71,28 @@ def candidate(path: str | Path, text: str) -> Iterator[None]:
         del _candidates[key]
 
 
-def read_declarations(text: str, path: Path) -> list[NotebookAsset]:
-    """The declarations in `text`, read as the file `path` (errors and `declared_at` name it)."""
+def compose(text: str, path: Path) -> yaml.Node | None:
+    """`text`'s YAML node tree (marks give each node's line), or an error naming `path` and the line."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         raise DeclarationError(f"{path}:{line}: malformed YAML: {getattr(err, 'problem', None) or err}") from err
+
+
+def read_declaration(node: yaml.Node, path: Path) -> NotebookAsset:
+    """One declaration's mapping node, read as `path` (also a component's `attributes:`, which take the same keys)."""
+    return _Reader(str(path)).declaration(node)
+
+
+def read_declarations(text: str, path: Path) -> list[NotebookAsset]:
+    """The declarations in `text`, read as the file `path` (errors and `declared_at` name it)."""
+    return [read_declaration(node, path) for node in _entries(compose(text, path), path)]
+
+
+def _entries(root: yaml.Node | None, path: Path) -> list[yaml.Node]:
+    """The nodes of the `notebooks:` list (each a declaration's mapping)."""
     if root is None:
         return []
     reader = _Reader(str(path))
@@ -90,11 +104,11 @@ def read_declarations(text: str, path: Path) -> list[NotebookAsset]:
         return []
     if not isinstance(items, yaml.SequenceNode):
         reader.fail(items, "notebooks: must be a list of declarations (- path: ...)")
-    return [reader.declaration(node) for node in items.value]
+    return list(items.value)
 
 
-def declaration_yaml(decl: NotebookAsset) -> str:
-    """One list item for the file: only the fields that differ from their defaults."""
+def declaration_fields(decl: NotebookAsset) -> dict[str, Any]:
+    """The declaration as YAML's plain values: only the fields that differ from their defaults."""
     fields: dict[str, Any] = {"path": str(decl.path)}
     for name, field in _FIELDS.items():
         if name == "path":
@@ -104,7 +118,12 @@ def declaration_yaml(decl: NotebookAsset) -> str:
         if value == default or value in ((), [], {}):
             continue
         fields[name] = _plain(value)
-    text = yaml.safe_dump([fields], sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
+    return fields
+
+
+def declaration_yaml(decl: NotebookAsset) -> str:
+    """One list item for the file: only the fields that differ from their defaults."""
+    text = yaml.safe_dump([declaration_fields(decl)], sort_keys=False, default_flow_style=None, allow_unicode=True, width=100)
     return "\n".join(f"  {line}" if line else line for line in text.splitlines()) + "\n"
 
 
@@ -132,13 +151,61 @@ def with_declaration(text: str, path: Path, decl: NotebookAsset) -> str:
     return text
 
 
+def with_updated_declaration(text: str, path: Path, decl: NotebookAsset) -> str:
+    """`text` (the file `path`) with the entry declaring `decl.path` replaced by `decl`, in place:
+    every byte before and after that entry stays as it is (comments inside it go with it).
+    Refuses a notebook the file does not declare, and an entry that does not start its line with `- `."""
+    entries = _entries(compose(text, path), path)
+    node = next((n for n in entries if Path(read_declaration(n, path).path) == Path(decl.path)), None)
+    if node is None:
+        raise DeclarationError(f"{path}: declares no {decl.path}, so there is nothing to update; "
+                               "declare it with `nb-assets schedule NOTEBOOK --write`")
+    lines = text.splitlines(keepends=True)
+    first, last = node.start_mark.line, last_line(node)
+    before_key = lines[first][: node.start_mark.column].rstrip()
+    if not before_key.endswith("-") or before_key[:-1].strip():  # e.g. an item of a flow list, `notebooks: [{...}]`
+        raise DeclarationError(f"{path}:{first + 1}: {decl.path}'s entry does not start its own line with `- `, so it "
+                               "cannot be replaced in place; edit it by hand")
+    indent = " " * len(before_key[:-1])
+    entry = "".join(f"{indent}{line[2:]}" if line.strip() else line for line in declaration_yaml(decl).splitlines(keepends=True))
+    updated = "".join(lines[:first]) + entry + "".join(lines[last + 1:])
+    after = read_declarations(updated, path)  # what is written must read back, the others as they were
+    others = lambda found: [d for d in found if Path(d.path) != Path(decl.path)]  # noqa: E731
+    if others(after) != others(read_declarations(text, path)) or len(after) != len(entries):
+        raise DeclarationError(f"{path}:{first + 1}: replacing {decl.path}'s entry would change other entries; edit it by hand")
+    return updated
+
+
+def last_line(node: yaml.Node) -> int:
+    """The last line (0-based) of `node`'s own text: a block collection ends where its last value ends,
+    not at the next token (which may be a comment about the next entry)."""
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)) and not node.flow_style and node.value:
+        last = node.value[-1]
+        return last_line(last[1] if isinstance(last, tuple) else last)
+    end = node.end_mark
+    return end.line - 1 if end.column == 0 and end.line > node.start_mark.line else end.line
+
+
 def already_declared(decl: NotebookAsset, where: str) -> str:
     """Refusing to declare a notebook twice, with what to do instead. `where`: the file
     declaring it, when `decl` was not read from YAML (and so has no line)."""
     return (
         f"{decl.declared_at or where}: {decl.path} is already declared there. To change its owners, trigger or "
-        "parameters, edit that entry (to run it with other parameters too, give it instances:); to schedule it "
-        "a second time, copy the notebook to a new file name and schedule the copy"
+        "parameters, run the same command with --update (it replaces that entry), or edit that entry (to run it "
+        "with other parameters too, give it instances:); to schedule it a second time, copy the notebook to a new "
+        "file name and schedule the copy"
+    )
+
+
+def declared_in_python(decl: NotebookAsset, definitions: Path) -> str:
+    """Why a notebook declared in the definitions' Python code cannot be updated by a tool, naming
+    the line that names it there (when one does)."""
+    relative = str(decl.path)
+    text = definitions.read_text(encoding="utf-8") if definitions.is_file() else ""
+    line = next((n for n, s in enumerate(text.splitlines(), 1) if f'"{relative}"' in s or f"'{relative}'" in s), None)
+    return (
+        f"{definitions}{f':{line}' if line else ''}: {relative} is already declared there, in Python, which "
+        "nb-assets does not rewrite: edit that entry there, or move it to declarations.yaml (then --update can change it)"
     )
 
 
@@ -147,8 +214,9 @@ def _plain(value: Any) -> Any:
         return check_as_yaml(value)
     if isinstance(value, Reclassify):
         return {"zones": list(value.zones), "reason": value.reason}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # limits, partitions: what differs from the defaults
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.default is dataclasses.MISSING or getattr(value, f.name) != f.default}
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

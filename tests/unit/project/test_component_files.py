@@ -1,0 +1,89 @@
+"""A dg project's NotebookComponents read and written as YAML, without Dagster (project/component_files.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nb_assets import NotebookAsset
+from nb_assets.errors import DeclarationError
+from nb_assets.project.component_files import (
+    component_files, component_yaml, find_dg_project, new_component_file, with_updated_component,
+)
+
+PYPROJECT = '[project]\nname = "weekly"\n\n[tool.dg]\ndirectory_type = "project"\n\n[tool.dg.project]\nroot_module = "weekly"\n'
+# What `dg scaffold defs nb_assets.NotebookComponent notebooks/weekly_kpis` writes, with a comment and a key of dg's own.
+SCAFFOLDED = "# finance's\ntype: nb_assets.NotebookComponent\n\nattributes:\n  path: weekly_kpis.ipynb\n  cron: '0 5 * * *'  # early\n" \
+             "\npost_processing:\n  assets: []\n"
+
+
+def _project(tmp_path: Path, pyproject: str = PYPROJECT) -> Path:
+    (tmp_path / "src" / "weekly" / "defs").mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    return tmp_path
+
+
+def test_the_project_and_its_defs_folder_are_found_from_any_folder_in_it(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    (root / "notebooks").mkdir()
+    found = find_dg_project(root / "notebooks")
+    assert found is not None and (found.root, found.defs_dir) == (root, root / "src" / "weekly" / "defs")
+    (root / "pyproject.toml").write_text(PYPROJECT + 'defs_module = "weekly.components"\n')
+    assert find_dg_project(root).defs_dir == root / "src" / "weekly" / "components"  # type: ignore[union-attr]
+    (root / "dg.toml").write_text('directory_type = "project"\n[project]\nroot_module = "other"\n')  # dg reads dg.toml first
+    assert find_dg_project(root).defs_dir == root / "src" / "other" / "defs"  # type: ignore[union-attr]
+
+
+def test_a_folder_outside_any_dg_project_has_none(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "plain"\n')
+    assert find_dg_project(tmp_path) is None
+
+
+def test_components_are_read_with_paths_relative_to_the_project_and_their_lines(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    project = find_dg_project(root)
+    assert project is not None
+    folder = project.defs_dir / "notebooks" / "weekly_kpis"
+    folder.mkdir(parents=True)
+    (folder / "defs.yaml").write_text(SCAFFOLDED)
+    (project.defs_dir / "other").mkdir()
+    (project.defs_dir / "other" / "defs.yaml").write_text("type: dagster.DefsFolderComponent\nattributes: {}\n")
+    (found,) = component_files(project)
+    assert found.file == folder / "defs.yaml" and found.decl.declared_at == f"{folder / 'defs.yaml'}:5"
+    assert (found.decl.path, found.decl.cron) == ("src/weekly/defs/notebooks/weekly_kpis/weekly_kpis.ipynb", "0 5 * * *")
+
+
+def test_an_attribute_no_declaration_has_is_refused_naming_the_line(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    project = find_dg_project(root)
+    assert project is not None
+    (project.defs_dir / "defs.yaml").write_text("type: nb_assets.NotebookComponent\nattributes:\n  path: a.ipynb\n  cronn: x\n")
+    with pytest.raises(DeclarationError, match=rf"^{project.defs_dir / 'defs.yaml'}:4: unknown key 'cronn'"):
+        component_files(project)
+
+
+def test_update_rewrites_the_attributes_and_keeps_the_rest_of_the_file(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    file = root / "src" / "weekly" / "defs" / "notebooks" / "weekly_kpis" / "defs.yaml"
+    decl = NotebookAsset("src/weekly/defs/notebooks/weekly_kpis/weekly_kpis.ipynb", owners=("a@example.com",), cron="0 6 * * *")
+    assert with_updated_component(SCAFFOLDED, file, decl, root) == SCAFFOLDED.replace(
+        "  cron: '0 5 * * *'  # early\n", "  owners: [a@example.com]\n  cron: 0 6 * * *\n")
+    with pytest.raises(DeclarationError, match="declares no nb_assets.NotebookComponent for other.ipynb"):
+        with_updated_component(SCAFFOLDED, file, NotebookAsset("other.ipynb"), root)
+
+
+def test_a_new_component_goes_beside_a_notebook_in_the_defs_folder_else_in_its_own_folder(tmp_path: Path) -> None:
+    root = _project(tmp_path)
+    project = find_dg_project(root)
+    assert project is not None
+    outside = new_component_file(project, root / "notebooks" / "kpis.ipynb", "kpis")
+    assert outside == project.defs_dir / "notebooks" / "kpis" / "defs.yaml"
+    assert component_yaml(NotebookAsset("notebooks/kpis.ipynb"), outside, root) == (
+        "type: nb_assets.NotebookComponent\n\nattributes:\n  path: ../../../../../notebooks/kpis.ipynb\n")
+    inside = project.defs_dir / "reports" / "kpis.ipynb"
+    assert new_component_file(project, inside, "kpis") == project.defs_dir / "reports" / "defs.yaml"
+    (project.defs_dir / "reports").mkdir()
+    (project.defs_dir / "reports" / "defs.yaml").write_text("type: dagster.DefsFolderComponent\n")
+    with pytest.raises(DeclarationError, match=r"reports/defs.yaml exists already and does not declare kpis.ipynb"):
+        new_component_file(project, inside, "kpis")
