@@ -83,7 +83,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         print(f"wrote {os.path.relpath(target)}")
-    warehouse, policy, _ = project_settings(dg.root)
+    warehouse, policy, _ = project_settings(dg)
     for name, was, now, variable in (("warehouse", declared.warehouse, warehouse, "NB_ASSETS_WAREHOUSE"),
                                      ("policy", declared.policy, policy, "NB_ASSETS_POLICY")):
         if was is not None and (now is None or Path(str(was)).resolve() != Path(str(now)).resolve()):

@@ -24,11 +24,8 @@ the environment or their defaults, and there are no notifications, sources or dr
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
-import os
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import dagster as dg
@@ -36,59 +33,19 @@ import pydantic
 
 from nb_assets.defs.component_schema import NOT_ATTRIBUTES, from_model, model_of
 from nb_assets.errors import DeclarationError
-from nb_assets.locations import is_postgres_url
 from nb_assets.notify.channels import Notifications, SmtpChannel, WebhookChannel
 from nb_assets.project.declaration import FileDrop
-from nb_assets.sandbox.base import SandboxKind
+from nb_assets.project.project_settings import ProjectSettings
 from nb_assets.sources.model import Source
 
-WAREHOUSE_ENV, POLICY_ENV, SANDBOX_ENV = "NB_ASSETS_WAREHOUSE", "NB_ASSETS_POLICY", "NB_ASSETS_SANDBOX"
-
-
-@dataclasses.dataclass(frozen=True)
-class ProjectSettings:
-    """The project-level settings of a dg project's notebooks.
-
-    warehouse: a DuckDB file (relative to the project's root) or a postgresql:// URL; default
-        warehouse.duckdb in the project's root. NB_ASSETS_WAREHOUSE overrides it.
-    policy: the policy file (docs/policy-zones.md), relative to the project's root; default policy.yaml
-        there, when there is one. NB_ASSETS_POLICY overrides it.
-    sandbox: auto (Docker when an engine answers, else local), docker or local. NB_ASSETS_SANDBOX overrides it.
-    notifications: who hears about failed runs and stale notebooks, and how (docs/notifications.md).
-    sources: the declared sources notebooks read (docs/sources.md), with the keys of declarations.yaml's sources:.
-    file_drops: folders (relative to the project's root) whose files load into a source table.
-    """
-
-    warehouse: str | None = None
-    policy: str | None = None
-    sandbox: SandboxKind | None = None
-    notifications: Notifications | None = None
-    sources: Sequence[Source] = ()
-    file_drops: Sequence[FileDrop] = ()
-    declared_at: str | None = None  # the defs.yaml declaring them, for errors
-
-    def warehouse_at(self, root: Path) -> str:
-        named = os.environ.get(WAREHOUSE_ENV) or self.warehouse
-        if not named:
-            return str(root / "warehouse.duckdb")
-        return named if is_postgres_url(named) else str(root / named)  # joining an absolute path yields it
-
-    def policy_at(self, root: Path) -> Path | None:
-        named = os.environ.get(POLICY_ENV) or self.policy
-        if named:
-            return root / named
-        default = root / "policy.yaml"
-        return default if default.is_file() else None
-
-    def sandbox_kind(self) -> str:
-        return os.environ.get(SANDBOX_ENV) or self.sandbox or "auto"
+__all__ = ["NotebookProjectSettings", "ProjectSettings", "project_settings"]
 
 
 class NotebookProjectSettings(dg.Component, dg.Resolvable):
     """The project-wide settings of nb_assets notebooks: warehouse, policy, sandbox, notifications, sources, file drops.
 
     At most one per project; every nb_assets.NotebookComponent reads it. The attributes are those of
-    nb_assets.defs.component_settings.ProjectSettings; paths are relative to the project's root, and
+    nb_assets.project.project_settings.ProjectSettings; paths are relative to the project's root, and
     NB_ASSETS_WAREHOUSE, NB_ASSETS_POLICY and NB_ASSETS_SANDBOX override the first three.
     """
 

@@ -25,15 +25,14 @@ from nb_assets.errors import DeclarationError
 from nb_assets.project.declaration import NotebookAsset
 from nb_assets.project.declarations_yaml import compose, declaration_fields, last_line, read_declaration
 from nb_assets.project.definitions_file import ProjectDeclarations
+from nb_assets.project.project_settings import ProjectSettings
 
 # The `type:` dg resolves: the package's lazy public name (nb_assets._WHERE), or the class where it is defined.
 COMPONENT_CLASS = "NotebookComponent"
 COMPONENT_TYPE = f"nb_assets.{COMPONENT_CLASS}"
 _TYPES = {COMPONENT_TYPE, f"nb_assets.defs.component.{COMPONENT_CLASS}"}
+_SETTINGS_TYPES = {"nb_assets.NotebookProjectSettings", "nb_assets.defs.component_settings.NotebookProjectSettings"}
 COMPONENT_FILE = "defs.yaml"
-# The environment a deployment sets for every component (as nb_assets.defs.component.ProjectSettings reads it).
-WAREHOUSE_ENV, POLICY_ENV, SANDBOX_ENV = "NB_ASSETS_WAREHOUSE", "NB_ASSETS_POLICY", "NB_ASSETS_SANDBOX"
-
 
 @dataclass(frozen=True)
 class DgProject:
@@ -64,7 +63,10 @@ def find_dg_project(start: Path) -> DgProject | None:
             raise DeclarationError(f"{folder}: the dg configuration names no project.root_module")
         module = project.get("defs_module") or f"{root_module}.defs"
         base = folder / "src" if (folder / "src").is_dir() else folder
-        return DgProject(folder, base.joinpath(*module.split(".")))
+        defs_dir = base.joinpath(*module.split("."))
+        if defs_dir.with_suffix(".py").is_file() and not defs_dir.is_dir():
+            return None  # its defs are a module (the demo's dg.toml names definitions.py): a definitions.py project
+        return DgProject(folder, defs_dir)
     return None
 
 
@@ -119,19 +121,29 @@ def _relative_to_project(decl: NotebookAsset, defs_yaml: Path, root: Path) -> No
     return replace(decl, path=os.path.relpath(defs_yaml.parent / decl.path, root))
 
 
-def project_settings(root: Path) -> tuple[str, Path | None, str]:
-    """The warehouse, policy file and sandbox every component of the project uses, from the environment
-    with the component's defaults (nb_assets.defs.component.ProjectSettings): what the load will use."""
-    named = os.environ.get(POLICY_ENV)
-    default = root / "policy.yaml"
-    return (os.environ.get(WAREHOUSE_ENV) or str(root / "warehouse.duckdb"),
-            Path(named) if named else default if default.is_file() else None,
-            os.environ.get(SANDBOX_ENV) or "auto")
+def project_settings(project: DgProject) -> tuple[str, Path | None, str]:
+    """The warehouse, policy file and sandbox every component of the project uses: its
+    NotebookProjectSettings' (read as YAML), the environment overriding them, else the defaults."""
+    named: dict[str, str] = {}
+    for path in sorted(project.defs_dir.rglob(COMPONENT_FILE)):
+        for attributes in _attributes_of(path.read_text(encoding="utf-8"), path, _SETTINGS_TYPES):
+            named.update({k: str(v) for k, v in attributes.items() if k in ("warehouse", "policy", "sandbox") and v})
+    settings = ProjectSettings(**named)  # type: ignore[arg-type]
+    return settings.warehouse_at(project.root), settings.policy_at(project.root), settings.sandbox_kind()
+
+
+def _attributes_of(text: str, path: Path, types: set[str]) -> list[dict[str, Any]]:
+    """The plain attributes of each component of one of `types` in a defs.yaml."""
+    try:
+        documents = list(yaml.safe_load_all(text))
+    except yaml.YAMLError:
+        return []  # _notebook_components names the file and line of a malformed one
+    return [d.get("attributes") or {} for d in documents if isinstance(d, dict) and d.get("type") in types]
 
 
 def component_declarations(project: DgProject, overlay: Mapping[Path, str] | None = None) -> ProjectDeclarations:
     """The project's notebooks as the CLI reads a definitions.py project's: every path relative to its root."""
-    warehouse, policy, sandbox = project_settings(project.root)
+    warehouse, policy, sandbox = project_settings(project)
     return ProjectDeclarations([c.decl for c in component_files(project, overlay)], policy, project.root, warehouse, sandbox)
 
 

@@ -19,7 +19,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from nb_assets.project.component_files import POLICY_ENV, WAREHOUSE_ENV, DgProject, project_settings
+from nb_assets.project.component_files import DgProject, project_settings
+from nb_assets.project.project_settings import POLICY_ENV, WAREHOUSE_ENV
 
 LOAD_TIMEOUT_S = 600  # as project/load_check.py: parsing every notebook and reading the warehouse's catalog
 # Not needed to load the definitions, and large or holding warehouse data: never copied.
@@ -37,7 +38,7 @@ def components_load(project: DgProject, files: Mapping[Path, str], work_dir: Pat
         candidate = copy / defs_yaml.resolve().relative_to(project.root.resolve())
         candidate.parent.mkdir(parents=True, exist_ok=True)
         candidate.write_text(text, encoding="utf-8")
-    warehouse, policy, _ = project_settings(project.root)  # the project's, not the copy's (which has no warehouse)
+    warehouse, policy, _ = project_settings(project)  # the project's, not the copy's (which has no warehouse)
     env = dict(os.environ, DAGSTER_DG_UPDATE_CHECK_ENABLED="0", NO_COLOR="1", COLUMNS="200")
     env[WAREHOUSE_ENV] = str(Path(warehouse).resolve()) if "://" not in warehouse else warehouse
     if policy is not None:

@@ -87,3 +87,34 @@ def test_a_new_component_goes_beside_a_notebook_in_the_defs_folder_else_in_its_o
     (project.defs_dir / "reports" / "defs.yaml").write_text("type: dagster.DefsFolderComponent\n")
     with pytest.raises(DeclarationError, match=r"reports/defs.yaml exists already and does not declare kpis.ipynb"):
         new_component_file(project, inside, "kpis")
+
+
+def test_the_demos_dg_toml_leaves_it_a_definitions_py_project() -> None:
+    """The repository's dg.toml lets `dg dev` serve the demo, whose defs module is definitions.py itself:
+    `nb-assets schedule` there must keep appending to declarations.yaml, not write component files."""
+    repo = Path(__file__).resolve().parents[3]
+    assert (repo / "dg.toml").is_file() and (repo / "definitions.py").is_file()
+    assert find_dg_project(repo) is None
+    assert find_dg_project(repo / "notebooks") is None
+
+
+def test_the_cli_reads_the_projects_settings_component_and_the_environment_overrides_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`schedule` and `migrate` use the warehouse and policy the components will: NotebookProjectSettings'."""
+    from nb_assets.project.component_files import project_settings
+
+    root = _project(tmp_path)
+    for name in ("NB_ASSETS_WAREHOUSE", "NB_ASSETS_POLICY", "NB_ASSETS_SANDBOX"):
+        monkeypatch.delenv(name, raising=False)
+    project = find_dg_project(root)
+    assert project is not None
+    assert project_settings(project) == (str(root / "warehouse.duckdb"), None, "auto")
+    (root / "conf").mkdir()
+    (root / "conf" / "policy.yaml").write_text("zones: {}\n")
+    settings = project.defs_dir / "project" / "defs.yaml"
+    settings.parent.mkdir()
+    settings.write_text("type: nb_assets.NotebookProjectSettings\nattributes:\n  warehouse: data/wh.duckdb\n"
+                        "  policy: conf/policy.yaml\n  sandbox: local\n")
+    assert project_settings(project) == (str(root / "data" / "wh.duckdb"), root / "conf" / "policy.yaml", "local")
+    monkeypatch.setenv("NB_ASSETS_WAREHOUSE", "postgresql://u@127.0.0.1/wh")
+    assert project_settings(project)[0] == "postgresql://u@127.0.0.1/wh"
