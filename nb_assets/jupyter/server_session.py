@@ -3,8 +3,8 @@
 Jupyter Server tells a kernel its notebook once, at start (JPY_SESSION_NAME): a notebook
 renamed since (JupyterLab asks for a name on the first save of an Untitled one) is no
 longer there. The server's sessions API follows the rename, so the magics ask it: the
-server is the one of `list_running_servers` (its info file holds its URL, root folder and
-token) that started this kernel (an ancestor process: no other server is asked), the
+server is the one that started this kernel (an ancestor process: no other server is
+asked; its info file `jpserver-PID.json` holds its URL, root folder and token), the
 session the one whose kernel id is in this kernel's connection file name. Loopback
 servers only, no proxy, no redirect, a short timeout; any failure is None, and the
 magics fall back to what the kernel was told.
@@ -84,19 +84,23 @@ def _ancestors(limit: int = 8) -> set[int]:
 
 
 def _running_servers(ancestors: set[int]) -> list[Mapping[str, Any]]:
-    """The running servers' info, when one of `ancestors` wrote one (`jpserver-PID.json`): a kernel
-    no server started (papermill, VS Code) skips jupyter_server's import, a second or so."""
+    """The info files (`jpserver-PID.json` in Jupyter's runtime folder: URL, root folder, token) that
+    `ancestors` wrote: what jupyter_server's list_running_servers reads, without importing the server."""
     try:
         from jupyter_core.paths import jupyter_runtime_dir
 
         runtime = Path(jupyter_runtime_dir())
-        if not any((runtime / f"jpserver-{pid}.json").is_file() for pid in ancestors):
-            return []
-        from jupyter_server.serverapp import list_running_servers
-
-        return list(list_running_servers(str(runtime)))
     except (ImportError, OSError, ValueError):
         return []
+    found = []
+    for pid in sorted(ancestors):
+        try:
+            info = json.loads((runtime / f"jpserver-{pid}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict):
+            found.append(info)
+    return found
 
 
 def _ask(server: Mapping[str, Any], kernel_id: str) -> Path | None:

@@ -31,7 +31,8 @@ from nb_assets.project.project_settings import ProjectSettings
 COMPONENT_CLASS = "NotebookComponent"
 COMPONENT_TYPE = f"nb_assets.{COMPONENT_CLASS}"
 _TYPES = {COMPONENT_TYPE, f"nb_assets.defs.component.{COMPONENT_CLASS}"}
-_SETTINGS_TYPES = {"nb_assets.NotebookProjectSettings", "nb_assets.defs.component_settings.NotebookProjectSettings"}
+_SETTINGS_CLASS = "NotebookProjectSettings"  # built from parts, as COMPONENT_TYPE: a lazy public name, not a module
+_SETTINGS_TYPES = {f"nb_assets.{_SETTINGS_CLASS}", f"nb_assets.defs.component_settings.{_SETTINGS_CLASS}"}
 COMPONENT_FILE = "defs.yaml"
 
 @dataclass(frozen=True)
