@@ -69,7 +69,9 @@ def carried_settings(declared: ProjectDeclarations, root: Path, environ: Mapping
         attributes["policy"] = placed(Path(policy).resolve(), root)
     elif (root / "policy.yaml").is_file():
         notes.append(f"the definitions name no policy, but the components read {root / 'policy.yaml'} when there is one")
-    if declared.sandbox and declared.sandbox != "auto" and environ.get(SANDBOX_ENV) != declared.sandbox:
+    if declared.sandbox and declared.sandbox != "auto" and environ.get(SANDBOX_ENV) == declared.sandbox:
+        notes.append(f"the sandbox came from {SANDBOX_ENV}, which the components read too: not written")
+    elif declared.sandbox and declared.sandbox != "auto":
         attributes["sandbox"] = declared.sandbox
     base_dir = Path(declared.base_dir).resolve()
     if declared.notifications is not None:

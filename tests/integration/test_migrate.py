@@ -152,6 +152,7 @@ def test_the_demo_migrates_and_dg_lists_what_its_definitions_py_builds(
     # Seven notebooks, and the settings: notifications, two sources and a file drop, paths from the root,
     # the webhook's secret URL still named by its variable; the sandbox came from NB_ASSETS_SANDBOX.
     assert done.stdout.count("wrote src/weekly/defs/notebooks/") == 7, done.stdout
+    assert "note: the sandbox came from NB_ASSETS_SANDBOX, which the components read too: not written" in done.stdout
     settings = yaml.safe_load((root / "src" / "weekly" / "defs" / "nb_assets_project" / "defs.yaml").read_text())
     assert settings["attributes"] == {
         "warehouse": "warehouse.duckdb", "policy": "policy.yaml",

@@ -70,7 +70,8 @@ def test_what_came_from_the_environment_or_holds_a_password_is_not_written(tmp_p
     carried = carried_settings(declared, tmp_path, environ)
     assert carried.attributes == {}
     assert [n.split(",")[0] for n in carried.notes] == [
-        "the warehouse came from NB_ASSETS_WAREHOUSE", "the policy came from NB_ASSETS_POLICY"]
+        "the warehouse came from NB_ASSETS_WAREHOUSE", "the policy came from NB_ASSETS_POLICY",
+        "the sandbox came from NB_ASSETS_SANDBOX"]
 
     secret = carried_settings(_declared(tmp_path, warehouse="postgresql://etl:hunter2@db.example.com/wh"), tmp_path, {})
     assert "warehouse" not in secret.attributes and "hunter2" not in repr(secret)
