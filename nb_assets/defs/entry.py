@@ -32,6 +32,7 @@ def notebook_definitions(
     declared = ProjectDeclarations(
         list(notebooks), Path(policy) if policy else None, Path(base_dir) if base_dir else Path.cwd(), str(warehouse), sandbox,
         notifications=options.get("notifications"), sources=list(options.get("sources") or ()),
+        file_drops=list(options.get("file_drops") or ()), options=dict(options),
     )
     if capture(declared):
         return None  # type: ignore[return-value]  # only the CLI sees this, and it reads the capture

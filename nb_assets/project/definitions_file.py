@@ -11,10 +11,10 @@ builds nothing.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,10 @@ class ProjectDeclarations:
     sandbox: str = "auto"
     notifications: Any = None  # nb_assets.notify.channels.Notifications
     sources: Sequence[Any] = ()  # nb_assets.sources.Source: the project's source registry
+    file_drops: Sequence[Any] = ()  # nb_assets.FileDrop
+    # The call's other keyword arguments, as given (translator, sensor_interval_s, read_dsn, ...):
+    # `migrate-to-components` tells which a component's settings can carry.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 _captured: ContextVar[list[ProjectDeclarations] | None] = ContextVar("nb_assets_captured", default=None)
@@ -56,7 +60,7 @@ def _capturing() -> Iterator[list[ProjectDeclarations]]:
 
 def load_declarations(path: Path) -> ProjectDeclarations:
     """What the definitions file declares: its notebook_definitions(...) call, else its
-    NOTEBOOKS, POLICY, BASE_DIR and WAREHOUSE globals."""
+    NOTEBOOKS, POLICY, BASE_DIR, WAREHOUSE, SOURCES and FILE_DROPS globals."""
     if not path.exists():
         raise DeclarationError(f"definitions file not found: {path} (pass --definitions)")
     module_spec = importlib.util.spec_from_file_location("nb_assets_user_definitions", path)
@@ -75,5 +79,5 @@ def load_declarations(path: Path) -> ProjectDeclarations:
     base_dir = Path(getattr(module, "BASE_DIR", path.resolve().parent))
     warehouse = getattr(module, "WAREHOUSE", None)
     return ProjectDeclarations(list(notebooks), Path(policy) if policy else None, base_dir, str(warehouse) if warehouse else None,
-                               sources=list(getattr(module, "SOURCES", ())))
+                               sources=list(getattr(module, "SOURCES", ())), file_drops=list(getattr(module, "FILE_DROPS", ())))
 
