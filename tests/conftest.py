@@ -17,6 +17,7 @@ pytest_plugins = ["support.warehouses", "support.sandboxes", "support.skip_gate"
 # so it is built once, as in a serial run. Keyed by path under tests/; the value names the xdist group.
 ONE_WORKER = {
     "e2e/test_deploy.py": "deploy-stack",  # `deploy up`: code image, Postgres, code server, webserver, daemon
+    "e2e/test_deploy_components.py": "deploy-stack",  # `deploy up` of a dg project: one run of its notebook
     "e2e/test_deploy_durable.py": "deploy-durable",  # a durable deployment: secrets, drops, backup, upgrade, restore
     "e2e/test_deploy_faults.py": "deploy-faults",  # a deployment whose pieces are killed and restarted
     "e2e/test_daemon.py": "daemon",  # dagster-daemon on a seeded copy of the demo

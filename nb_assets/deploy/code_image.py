@@ -4,7 +4,8 @@
 build`) + wheels of nb_assets and everything it needs (Dagster,
 dagster-docker, dagster-postgres, ...) downloaded on the host, at the versions
 the host's environment runs, + the project (definitions.py, notebooks/,
-policy.yaml, declarations.yaml). `docker build` of Dockerfile.offline (shipped
+policy.yaml, declarations.yaml; or a dg project's pyproject.toml/dg.toml and
+package, deploy/project_layout.py) at /opt/project. `docker build` of Dockerfile.offline (shipped
 in this package, beside this module, so a project made anywhere can deploy)
 needs no registry: its FROM is a local image. The hash covers the sandbox
 image's tag, nb_assets' source, the project's files and the pinned versions,
@@ -24,13 +25,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from nb_assets.deploy.project_layout import project_layout
 from nb_assets.errors import SandboxError
 from nb_assets.sandbox.image import build_image, build_lock, cache_dir, docker_client, image_exists
 
 CODE_REPOSITORY = "nb-assets-code"
 PROJECT_LABEL = "nb_assets.code_project"  # the project folder a code image was built from
-PROJECT_FILES = ("definitions.py", "policy.yaml", "declarations.yaml")
-PROJECT_DIRS = ("notebooks",)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the nb_assets package
 DOCKERFILE = Path(__file__).resolve().parent / "Dockerfile.offline"
 PIP_VERSION = "26.3"  # runs once from its wheel inside the build; as in the sandbox image
@@ -60,7 +60,7 @@ def code_image_tag(project_dir: Path, sandbox_tag: str | None = None) -> str:
     digest = hashlib.sha256()
     digest.update((sandbox_tag or image_tag()).encode() + b"\0")
     digest.update("\n".join(pinned_versions()).encode() + b"\0")
-    for path in (*_files(PACKAGE_DIR, PACKAGE_DIR), *_files(project_dir, project_dir, project=True)):
+    for path in (*_files(PACKAGE_DIR, PACKAGE_DIR), *_project_files(project_dir)):
         digest.update(str(path[1]).encode() + b"\0" + path[0].read_bytes() + b"\0")
         digest.update((_package_source() / "pyproject.toml").read_bytes())
     return f"{CODE_REPOSITORY}:{digest.hexdigest()[:12]}"
@@ -152,25 +152,23 @@ def _package_source() -> Path:
 
 def _copy_project(project_dir: Path, dest: Path) -> None:
     dest.mkdir()
-    for path, relative in _files(project_dir, project_dir, project=True):
+    for path, relative in _project_files(project_dir):
         target = dest / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
 
 
-def _files(root: Path, base: Path, *, project: bool = False) -> Iterator[tuple[Path, Path]]:
-    """(path, relative path) of the files that go into the image, in a stable order."""
-    if project:
-        for name in PROJECT_FILES:
-            if (root / name).is_file():
-                yield root / name, Path(name)
-        roots = [root / d for d in PROJECT_DIRS]
-    else:
-        roots = [root]
-    for folder in roots:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and ".ipynb_checkpoints" not in path.parts:
-                yield path, path.relative_to(base)
+def _project_files(project_dir: Path) -> list[tuple[Path, Path]]:
+    """(path, relative path) of the project's files that go into the image, in a stable order."""
+    root = project_dir.resolve()
+    return [(root / relative, relative) for relative in project_layout(root).files()]
+
+
+def _files(root: Path, base: Path) -> Iterator[tuple[Path, Path]]:
+    """(path, relative path) of nb_assets' own files, in a stable order."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and ".ipynb_checkpoints" not in path.parts:
+            yield path, path.relative_to(base)
 
 
 def _docker_build(client: Any, context: Path, tag: str, args: dict[str, str], labels: dict[str, str]) -> None:

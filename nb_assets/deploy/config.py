@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from nb_assets.deploy.project_layout import ProjectLayout
 from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, split_password, with_password
 from nb_assets.errors import DeclarationError
 from nb_assets.locations import is_postgres_url, with_user
@@ -69,6 +70,7 @@ class DeploySettings:
     smtp: str = ""  # HOST:PORT of the SMTP server notices go to (as seen from the host network)
     secret_envs: list[str] = field(default_factory=list)  # variables passed to the project; values in secrets.json
     reader_schemas: list[str] = field(default_factory=list)  # the schemas the reader may SELECT from
+    code_target: list[str] = field(default_factory=list)  # what the code server loads (code_target()); empty: definitions.py
     dagster_version: str = ""  # the Dagster that last ran this state folder: a change means migrating its storage
     pids: dict[str, int] = field(default_factory=dict)
 
@@ -230,6 +232,21 @@ def project_sources(project_dir: Path) -> str:
     """The project's own folder of declared sources (`sources/` beside definitions.py), if it has one."""
     folder = project_dir.resolve() / "sources"
     return str(folder) if folder.is_dir() else ""
+
+
+def default_code_target() -> list[str]:
+    """`dagster code-server start`'s code pointer for a definitions.py project, in the image."""
+    return ["-f", str(PROJECT_IN_IMAGE / "definitions.py"), "-d", str(PROJECT_IN_IMAGE)]
+
+
+def code_target(layout: ProjectLayout) -> list[str]:
+    """The code pointer for the project as the image holds it (at PROJECT_IN_IMAGE): a dg project's module,
+    imported from its src/ (or root) folder. The run launcher hands run workers the code server's pointer,
+    working directory included, so they import the same module the same way."""
+    if not layout.is_dg or layout.module is None or layout.package_base is None:
+        return default_code_target()
+    base = PROJECT_IN_IMAGE / layout.package_base.relative_to(layout.root)
+    return ["-m", layout.module, "-d", str(base)]
 
 
 def docker_socket() -> str | None:

@@ -6,8 +6,10 @@ What runs where (every container with host networking, see deploy/config.py):
   PostgreSQL          a cluster in the state folder (deploy/pg_cluster.py), host process:
                       database `dagster` (runs, events, schedules) and `warehouse`
   code server         a container of the code image: `dagster code-server start`
-                      on the project baked into it; it names the code image, so
-                      the run launcher starts run workers from the same image
+                      on the project baked into it (`-f definitions.py`, or a dg
+                      project's `-m <module>`, config.code_target); it names the code
+                      image, so the run launcher starts run workers from the same
+                      image, and they load the same code pointer
   dagster-webserver   host process, loads the project from the code server
   dagster-daemon      host process: the queue (QueuedRunCoordinator), sensors,
                       schedules, run monitoring
@@ -47,7 +49,6 @@ from nb_assets.deploy.config import (
     DEPLOY_LABEL,
     LOCATION,
     OWNER_LOGIN,
-    PROJECT_IN_IMAGE,
     READER_LOGIN,
     WAREHOUSE_DB,
     DeploySettings,
@@ -55,7 +56,8 @@ from nb_assets.deploy.config import (
     dagster_yaml,
     workspace_yaml,
 )
-from nb_assets.deploy.config import project_sources
+from nb_assets.deploy.config import code_target, default_code_target, project_sources
+from nb_assets.deploy.project_layout import project_layout
 from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, load_secrets, save_secrets
 from nb_assets.errors import NbAssetsError
 from nb_assets.locations import redact
@@ -95,7 +97,9 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None, *,
     settings.take_passwords(secrets)
     _take_secret_envs(settings, secrets)
     save_secrets(settings.state_dir, secrets)
+    layout = project_layout(project_dir)  # a bad dg config is said before the image build
     settings.code_image = build_code_image(project_dir)
+    settings.code_target = code_target(layout)
     for folder in (settings.dagster_home, settings.logs_dir, settings.landing_dir):
         folder.mkdir(parents=True, exist_ok=True)
     settings.reader_schemas = settings.reader_schemas or reader_schemas(project_dir)
@@ -165,14 +169,13 @@ def _take_secret_envs(settings: DeploySettings, secrets: dict[str, str]) -> None
 
 
 def reader_schemas(project_dir: Path) -> list[str]:
-    """The schemas the project's notebooks read (their SQL inputs' tables), for the reader's grants."""
+    """The schemas the project's notebooks read (their SQL inputs' tables), for the reader's grants:
+    the notebooks below notebooks/, or below a dg project's package (beside their defs.yaml)."""
     from nb_assets.analysis.parser import parse_notebook
     from nb_assets.sources.model import is_relation
 
     schemas = set()
-    for path in sorted((project_dir / "notebooks").rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in path.parts:
-            continue
+    for path in project_layout(project_dir).notebooks():
         for table in parse_notebook(path, dialect="postgres").input_tables:
             if is_relation(table):  # a declared source (source.x): fetched by the host, not read from the warehouse
                 continue
@@ -293,7 +296,7 @@ def _start_code_server(settings: DeploySettings, secrets: dict[str, str]) -> Non
     client.containers.run(
         settings.code_image,
         ["dagster", "code-server", "start", "-h", "127.0.0.1", "-p", str(settings.code_server_port),
-         "-f", str(PROJECT_IN_IMAGE / "definitions.py"), "-d", str(PROJECT_IN_IMAGE),
+         *(settings.code_target or default_code_target()),
          "--location-name", LOCATION, "--container-image", settings.code_image],
         # Its working directory is DAGSTER_HOME: the UI's "View Notebook" reads a record through the
         # code server, which serves notebooks from below its working directory only.

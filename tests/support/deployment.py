@@ -122,8 +122,10 @@ def new_settings(state: Path | None = None, **overrides: Any) -> DeploySettings:
 
 
 @contextlib.contextmanager
-def deployed(settings: DeploySettings, *, seed: bool = True, purge: bool = True, **up_options: Any) -> Iterator[Deployment]:
-    """`deploy up` with `settings`; `deploy down` (and purge) whatever happens."""
+def deployed(settings: DeploySettings, *, seed: bool = True, purge: bool = True, project: Path = REPO,
+             **up_options: Any) -> Iterator[Deployment]:
+    """`deploy up` of `project` (the demo unless given) with `settings`, the demo's seed in its warehouse
+    unless `seed` is False; `deploy down` (and purge) whatever happens."""
     from nb_assets.sandbox.container import docker_available
 
     if not docker_available():
@@ -132,7 +134,7 @@ def deployed(settings: DeploySettings, *, seed: bool = True, purge: bool = True,
     said: list[str] = []
     deployment = Deployment(settings, said)
     try:
-        up(settings, REPO, seed=REPO / "scripts" / "seed_demo.py" if seed else None, say=said.append, **up_options)
+        up(settings, project, seed=REPO / "scripts" / "seed_demo.py" if seed else None, say=said.append, **up_options)
         yield deployment
     finally:
         deployment.close()

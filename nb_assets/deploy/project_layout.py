@@ -1,0 +1,127 @@
+"""What a project folder is, for the code image and the code server: a definitions.py project or a dg project.
+
+A definitions.py project (the demo) is loaded with `-f definitions.py`. A dg project is found as
+`dg` finds one: a dg.toml with `directory_type = "project"` (read first, as dg does) or a
+pyproject.toml with `[tool.dg] directory_type = "project"`; its code location is the module
+`[project] code_location_target_module` (default `<root_module>.definitions`), found below `src/`
+when there is one, else below the project's root (dagster_dg_core's `get_path_for_local_module`).
+A dg config whose target module is the root's definitions.py (the demo's dg.toml, there for
+`dg dev`) is a definitions.py project: it deploys as before.
+
+This module reads files only (no Dagster: the deploy layer never imports it).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nb_assets.errors import DeclarationError
+
+DEFINITIONS_FILE = "definitions.py"
+# Beside definitions.py (or a dg project's pyproject.toml): what the project reads at load time.
+ROOT_FILES = ("definitions.py", "policy.yaml", "declarations.yaml")
+DG_ROOT_FILES = ("pyproject.toml", "dg.toml", "policy.yaml", "declarations.yaml")
+# A defs.yaml `type:` naming it as nb_assets exports it, or by its module (dg takes both).
+SETTINGS_CLASS = "NotebookProjectSettings"
+SKIPPED_PARTS = ("__pycache__", ".ipynb_checkpoints")
+
+
+@dataclass(frozen=True)
+class ProjectLayout:
+    """Where a project's code is, relative to its root (`root`)."""
+
+    root: Path
+    module: str | None = None  # a dg project's code location module; None: definitions.py
+    package_base: Path | None = None  # the folder the module imports from (src/ or the root)
+    config_file: Path | None = None  # the dg.toml or pyproject.toml that made it a dg project
+
+    @property
+    def is_dg(self) -> bool:
+        return self.module is not None
+
+    def files(self) -> list[Path]:
+        """The project's files that go into the code image, relative to `root`, in a stable order."""
+        names = DG_ROOT_FILES if self.is_dg else ROOT_FILES
+        found = [Path(n) for n in names if (self.root / n).is_file()]
+        if self.is_dg:
+            found += [p for p in self._settings_files() if p not in found]
+        folders = [self.package_folder()] if self.is_dg else [self.root / "notebooks"]
+        for folder in folders:
+            found += [p.relative_to(self.root) for p in sorted(folder.rglob("*"))
+                      if p.is_file() and not any(part in SKIPPED_PARTS for part in p.parts)]
+        return found
+
+    def package_folder(self) -> Path:
+        """A dg project's top package (its notebooks live beside their defs.yaml, below it)."""
+        assert self.module is not None and self.package_base is not None
+        return self.package_base / self.module.split(".")[0]
+
+    def notebooks(self) -> list[Path]:
+        """The project's notebooks: below notebooks/, or below a dg project's package."""
+        folder = self.package_folder() if self.is_dg else self.root / "notebooks"
+        return [p for p in sorted(folder.rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts]
+
+    def _settings_files(self) -> list[Path]:
+        """The policy file a NotebookProjectSettings names, when it is a file of the project elsewhere than policy.yaml."""
+        found = []
+        for defs_yaml in sorted(self.package_folder().rglob("defs.yaml")):
+            for document in _documents(defs_yaml):
+                kind = document.get("type") if isinstance(document, dict) else None
+                if not (isinstance(kind, str) and kind.startswith("nb_assets.") and kind.rpartition(".")[2] == SETTINGS_CLASS):
+                    continue
+                policy = (document.get("attributes") or {}).get("policy")
+                if isinstance(policy, str) and "{{" not in policy:  # a template resolves in the code server
+                    path = (self.root / policy).resolve()
+                    if path.is_file() and path.is_relative_to(self.root):
+                        found.append(path.relative_to(self.root))
+        return found
+
+
+def project_layout(project_dir: Path) -> ProjectLayout:
+    """The layout of the project at `project_dir`; a dg config naming a module that is not there is refused,
+    naming the config file."""
+    root = project_dir.resolve()
+    config_file, config = _dg_config(root)
+    if config is None or config_file is None:
+        return ProjectLayout(root)
+    project = config.get("project")
+    if not isinstance(project, dict) or not isinstance(project.get("root_module"), str):
+        raise DeclarationError(f"{config_file}: a dg project names its package: [project] root_module is missing")
+    module = project.get("code_location_target_module") or f"{project['root_module']}.definitions"
+    base = root / "src" if (root / "src").exists() else root
+    target = base / Path(*module.split("."))
+    if target.with_suffix(".py") == root / DEFINITIONS_FILE:
+        return ProjectLayout(root)  # the demo's dg.toml (for `dg dev`): a definitions.py project
+    if not (target.with_suffix(".py").is_file() or (target / "__init__.py").is_file()):
+        raise DeclarationError(
+            f"{config_file}: the code location module {module} is not in the project: neither "
+            f"{target.with_suffix('.py')} nor {target / '__init__.py'} exists")
+    return ProjectLayout(root, module=module, package_base=base, config_file=config_file)
+
+
+def _dg_config(root: Path) -> tuple[Path | None, dict[str, Any] | None]:
+    """The project's dg config (dg.toml first, as dg reads it, else pyproject.toml's [tool.dg]), if it is a project's."""
+    for path, section in ((root / "dg.toml", ()), (root / "pyproject.toml", ("tool", "dg"))):
+        if not path.is_file():
+            continue
+        try:
+            data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise DeclarationError(f"{path}: not valid TOML: {exc}") from exc
+        for key in section:
+            data = data.get(key) if isinstance(data, dict) else None
+        if isinstance(data, dict):
+            return (path, data) if data.get("directory_type") == "project" else (None, None)
+    return None, None
+
+
+def _documents(path: Path) -> list[Any]:
+    try:
+        return list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except yaml.YAMLError as exc:
+        raise DeclarationError(f"{path}: not valid YAML: {exc}") from exc
