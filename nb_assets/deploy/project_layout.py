@@ -13,21 +13,17 @@ This module reads files only (no Dagster: the deploy layer never imports it).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from nb_assets.errors import DeclarationError
+from nb_assets.project.component_files import dg_config
+from nb_assets.project.settings_yaml import declared_settings
 
 DEFINITIONS_FILE = "definitions.py"
 # Beside definitions.py (or a dg project's pyproject.toml): what the project reads at load time.
 ROOT_FILES = ("definitions.py", "policy.yaml", "declarations.yaml")
 DG_ROOT_FILES = ("pyproject.toml", "dg.toml", "policy.yaml", "declarations.yaml")
-# A defs.yaml `type:` naming it as nb_assets exports it, or by its module (dg takes both).
-SETTINGS_CLASS = "NotebookProjectSettings"
 SKIPPED_PARTS = ("__pycache__", ".ipynb_checkpoints")
 
 
@@ -69,16 +65,12 @@ class ProjectLayout:
     def _settings_files(self) -> list[Path]:
         """The policy file a NotebookProjectSettings names, when it is a file of the project elsewhere than policy.yaml."""
         found = []
-        for defs_yaml in sorted(self.package_folder().rglob("defs.yaml")):
-            for document in _documents(defs_yaml):
-                kind = document.get("type") if isinstance(document, dict) else None
-                if not (isinstance(kind, str) and kind.startswith("nb_assets.") and kind.rpartition(".")[2] == SETTINGS_CLASS):
-                    continue
-                policy = (document.get("attributes") or {}).get("policy")
-                if isinstance(policy, str) and "{{" not in policy:  # a template resolves in the code server
-                    path = (self.root / policy).resolve()
-                    if path.is_file() and path.is_relative_to(self.root):
-                        found.append(path.relative_to(self.root))
+        for _, attributes in declared_settings(self.package_folder()):
+            policy = attributes.get("policy")
+            if isinstance(policy, str) and "{{" not in policy:  # a template resolves in the code server
+                path = (self.root / policy).resolve()
+                if path.is_file() and path.is_relative_to(self.root):
+                    found.append(path.relative_to(self.root))
         return found
 
 
@@ -86,9 +78,10 @@ def project_layout(project_dir: Path) -> ProjectLayout:
     """The layout of the project at `project_dir`; a dg config naming a module that is not there is refused,
     naming the config file."""
     root = project_dir.resolve()
-    config_file, config = _dg_config(root)
-    if config is None or config_file is None:
+    found = dg_config(root)
+    if found is None or found[1].get("directory_type") != "project":
         return ProjectLayout(root)
+    config_file, config = found
     project = config.get("project")
     if not isinstance(project, dict) or not isinstance(project.get("root_module"), str):
         raise DeclarationError(f"{config_file}: a dg project names its package: [project] root_module is missing")
@@ -102,26 +95,3 @@ def project_layout(project_dir: Path) -> ProjectLayout:
             f"{config_file}: the code location module {module} is not in the project: neither "
             f"{target.with_suffix('.py')} nor {target / '__init__.py'} exists")
     return ProjectLayout(root, module=module, package_base=base, config_file=config_file)
-
-
-def _dg_config(root: Path) -> tuple[Path | None, dict[str, Any] | None]:
-    """The project's dg config (dg.toml first, as dg reads it, else pyproject.toml's [tool.dg]), if it is a project's."""
-    for path, section in ((root / "dg.toml", ()), (root / "pyproject.toml", ("tool", "dg"))):
-        if not path.is_file():
-            continue
-        try:
-            data: Any = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise DeclarationError(f"{path}: not valid TOML: {exc}") from exc
-        for key in section:
-            data = data.get(key) if isinstance(data, dict) else None
-        if isinstance(data, dict):
-            return (path, data) if data.get("directory_type") == "project" else (None, None)
-    return None, None
-
-
-def _documents(path: Path) -> list[Any]:
-    try:
-        return list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except yaml.YAMLError as exc:
-        raise DeclarationError(f"{path}: not valid YAML: {exc}") from exc

@@ -31,8 +31,6 @@ from nb_assets.project.project_settings import ProjectSettings
 COMPONENT_CLASS = "NotebookComponent"
 COMPONENT_TYPE = f"nb_assets.{COMPONENT_CLASS}"
 _TYPES = {COMPONENT_TYPE, f"nb_assets.defs.component.{COMPONENT_CLASS}"}
-_SETTINGS_CLASS = "NotebookProjectSettings"  # built from parts, as COMPONENT_TYPE: a lazy public name, not a module
-_SETTINGS_TYPES = {f"nb_assets.{_SETTINGS_CLASS}", f"nb_assets.defs.component_settings.{_SETTINGS_CLASS}"}
 COMPONENT_FILE = "defs.yaml"
 
 @dataclass(frozen=True)
@@ -53,9 +51,10 @@ def find_dg_project(start: Path) -> DgProject | None:
     """The dg project holding `start` (a folder): the nearest dg.toml, or pyproject.toml with `[tool.dg]`,
     whose directory_type is project; None when there is none."""
     for folder in (start.resolve(), *start.resolve().parents):
-        config = _dg_config(folder)
-        if config is None:
+        found = dg_config(folder)
+        if found is None:
             continue
+        config = found[1]
         if config.get("directory_type", "project") != "project":
             return None  # a workspace: its projects are below it, not around `start`
         project = config.get("project") or {}
@@ -71,14 +70,16 @@ def find_dg_project(start: Path) -> DgProject | None:
     return None
 
 
-def _dg_config(folder: Path) -> dict[str, Any] | None:
-    """The dg configuration in `folder`: dg.toml's top level, or pyproject.toml's [tool.dg]; dg reads dg.toml first."""
+def dg_config(folder: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The dg configuration in `folder` and the file holding it: dg.toml's top level, or pyproject.toml's
+    [tool.dg]; dg reads dg.toml first. None when `folder` has neither."""
     dg_toml, pyproject = folder / "dg.toml", folder / "pyproject.toml"
     try:
         if dg_toml.is_file():
-            return tomllib.loads(dg_toml.read_text(encoding="utf-8"))
+            return dg_toml, tomllib.loads(dg_toml.read_text(encoding="utf-8"))
         if pyproject.is_file():
-            return tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("dg")
+            section = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("dg")
+            return (pyproject, section) if isinstance(section, dict) else None
     except tomllib.TOMLDecodeError as exc:
         raise DeclarationError(f"{dg_toml if dg_toml.is_file() else pyproject}: malformed TOML: {exc}") from exc
     return None
@@ -125,21 +126,13 @@ def _relative_to_project(decl: NotebookAsset, defs_yaml: Path, root: Path) -> No
 def project_settings(project: DgProject) -> tuple[str, Path | None, str]:
     """The warehouse, policy file and sandbox every component of the project uses: its
     NotebookProjectSettings' (read as YAML), the environment overriding them, else the defaults."""
+    from nb_assets.project.settings_yaml import declared_settings
+
     named: dict[str, str] = {}
-    for path in sorted(project.defs_dir.rglob(COMPONENT_FILE)):
-        for attributes in _attributes_of(path.read_text(encoding="utf-8"), path, _SETTINGS_TYPES):
-            named.update({k: str(v) for k, v in attributes.items() if k in ("warehouse", "policy", "sandbox") and v})
+    for _, attributes in declared_settings(project.defs_dir):
+        named.update({k: str(v) for k, v in attributes.items() if k in ("warehouse", "policy", "sandbox") and v})
     settings = ProjectSettings(**named)  # type: ignore[arg-type]
     return settings.warehouse_at(project.root), settings.policy_at(project.root), settings.sandbox_kind()
-
-
-def _attributes_of(text: str, path: Path, types: set[str]) -> list[dict[str, Any]]:
-    """The plain attributes of each component of one of `types` in a defs.yaml."""
-    try:
-        documents = list(yaml.safe_load_all(text))
-    except yaml.YAMLError:
-        return []  # _notebook_components names the file and line of a malformed one
-    return [d.get("attributes") or {} for d in documents if isinstance(d, dict) and d.get("type") in types]
 
 
 def component_declarations(project: DgProject, overlay: Mapping[Path, str] | None = None) -> ProjectDeclarations:

@@ -36,7 +36,11 @@ def _module_strings() -> set[tuple[str, str]]:
 
 
 def _resolves(dotted: str) -> bool:
-    """A module (found, not imported: some load Dagster), or an attribute of one."""
+    """A module (found, not imported: some load Dagster), an attribute of one, or a lazy public name
+    (`nb_assets.NotebookComponent`, as a defs.yaml's `type:` names it)."""
+    package, _, name = dotted.partition(".")
+    if package == "nb_assets" and name in nb_assets._WHERE:
+        return True
     try:
         if importlib.util.find_spec(dotted) is not None:
             return True
