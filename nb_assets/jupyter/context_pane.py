@@ -3,7 +3,8 @@
 Host side only. The in-notebook runtime (nb_assets.notebook) imports this
 module when the magic is used, never on `%load_ext`, so the sandbox (which has
 only the runtime) does not need it. It reads the project's definitions file
-(without building the Dagster graph), the warehouse's catalog when it opens
+(in a dg project, its NotebookComponents' defs.yaml files, as `nb-assets
+schedule` finds them: form_project.py) without building the Dagster graph, the warehouse's catalog when it opens
 (read-only, no waiting) and the run records on disk, so it works without the
 Dagster webserver; the output is plain HTML.
 """
@@ -22,6 +23,7 @@ from nb_assets.jupyter.context_pane_project import ProjectView, draft_zones, mis
 from nb_assets.jupyter.context_pane_status import status_line
 from nb_assets.jupyter.server_session import session_notebook
 from nb_assets.jupyter.unsaved import never_saved, save_first
+from nb_assets.jupyter.form_project import FormProject, form_project
 from nb_assets.locations import nearest_project
 from nb_assets.runs.history import find_runs, project_dir_of, record_roots
 
@@ -94,7 +96,8 @@ def notebook_context(path: Path, records: list[Path] | None = None) -> NotebookC
     from nb_assets.spec import notebook_name
 
     path = path.resolve()
-    project = project_dir_of(path)
+    around = _project_around(path)
+    project = around.root if around is not None else project_dir_of(path)
     context = NotebookContext(path=path, name=notebook_name(path), project_dir=project)
     if not path.is_file():  # nothing else: runs or a declaration of a notebook by that name would mislead
         context.problem, context.exists = f"no such notebook: {path}", False
@@ -103,14 +106,28 @@ def notebook_context(path: Path, records: list[Path] | None = None) -> NotebookC
         context.problem, context.exists = save_first(path, "press Refresh (or run %nb_context again)"), False
         return context
     roots = record_roots(project, records or (), near=[path.parent, Path.cwd()])
-    _add_declaration(context, project / "definitions.py", roots)
+    _add_declaration(context, project / "definitions.py", roots, around)
     context.runs = find_runs(roots, context.name)[:LAST_RUNS]
     return context
 
 
-def _add_declaration(context: NotebookContext, definitions: Path, roots: list[Path] | None = None) -> None:
-    """Fill in what the project's definitions file says about this notebook."""
-    if not definitions.is_file():
+def _project_around(path: Path) -> FormProject | None:
+    """The project around the notebook as `nb-assets schedule` finds it (a dg project's, or definitions.py's)."""
+    from nb_assets.errors import DeclarationError
+
+    try:
+        return form_project(path)
+    except DeclarationError:  # a malformed dg configuration: read the notebook as in no dg project
+        return None
+
+
+def _add_declaration(context: NotebookContext, definitions: Path, roots: list[Path] | None = None,
+                     around: FormProject | None = None) -> None:
+    """Fill in what the project's definitions file (a dg project: its components' defs.yaml files) says about this notebook."""
+    dg = around.dg if around is not None else None
+    if dg is not None:  # its notebooks are NotebookComponents; where they are declared, the pane names
+        definitions = dg.defs_dir
+    elif not definitions.is_file():
         context.problem = f"no definitions.py at or above {context.path.parent}: the notebook is not scheduled"
         _add_parse(context, None, None)
         return
@@ -119,7 +136,7 @@ def _add_declaration(context: NotebookContext, definitions: Path, roots: list[Pa
     from nb_assets.project.lineage import LineageNotebook, trace
 
     try:
-        declarations = load_declarations(definitions)
+        declarations = around.declarations() if dg is not None and around is not None else load_declarations(definitions)
         project = read_project(declarations)
     except (NbAssetsError, OSError, SyntaxError) as exc:
         context.problem = f"{definitions}: {exc}"
@@ -127,7 +144,8 @@ def _add_declaration(context: NotebookContext, definitions: Path, roots: list[Pa
     context.ui_base_url = getattr(declarations.notifications, "ui_base_url", None)
     item = project.find(context.path)
     if item is None:
-        context.problem = f"not declared in {definitions}"
+        context.problem = (f"not declared in {definitions}" if dg is None else
+                           f"not declared in the dg project {dg.root}: no NotebookComponent's defs.yaml under {dg.defs_dir} names it")
         _add_parse(context, declarations.warehouse, project)
         return
     labels = dict(project.report.labels) if project.report else {}

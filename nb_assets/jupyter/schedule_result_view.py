@@ -13,14 +13,16 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from nb_assets.errors import DeclarationError
 from nb_assets.jupyter.cell_findings import check_findings, findings_html
+from nb_assets.jupyter.form_project import form_project
 from nb_assets.jupyter.preview_svg import preview_svg
 from nb_assets.jupyter.schedule_results import TrialFacts, already_shown, unseen_problems
 from nb_assets.jupyter.schedule_runner import Step, StepResult
-from nb_assets.locations import nearest_project
 from nb_assets.spec import Finding
 
 LABELS: dict[Step, str] = {"check": "Check", "preview": "Preview", "trial": "Trial run", "schedule": "Schedule"}
+UPDATE_LABEL = "Update schedule"  # the Schedule button of a declared notebook: it replaces the declaration
 OK_STYLE = "color:#2a7"
 BAD_STYLE = "color:#c33"
 
@@ -31,11 +33,19 @@ def needs_findings(result: StepResult) -> bool:
     return result.step == "check" or not result.past_checks
 
 
-def result_html(result: StepResult, notebook: Path, findings: Sequence[Finding] | str | None = None) -> str:
+def label_of(step: Step, update: bool = False) -> str:
+    """A button's label: a declared notebook's Schedule button updates its schedule."""
+    return UPDATE_LABEL if update and step == "schedule" else LABELS[step]
+
+
+def result_html(result: StepResult, notebook: Path, findings: Sequence[Finding] | str | None = None,
+                declarations: Path | None = None) -> str:
     """What a finished step shows in the form. `findings`: `nb-assets check`'s for the notebook
-    (cell_findings.check_findings; a string says why there are none), when needs_findings."""
+    (cell_findings.check_findings; a string says why there are none), when needs_findings.
+    `declarations`: the file the command declares the notebook in (default: declarations.yaml
+    of the project around it)."""
     e = html.escape
-    label = LABELS[result.step]
+    label = label_of(result.step, result.update)
     if findings is None and needs_findings(result):
         findings = check_findings(notebook)
     listed = list(findings) if findings is not None and not isinstance(findings, str) else []
@@ -45,7 +55,7 @@ def result_html(result: StepResult, notebook: Path, findings: Sequence[Finding] 
         error = result.error or ""
         if needs_findings(result):
             parts.append(findings_html(notebook, findings))
-            error = unseen_problems(error, listed, _declarations(notebook))
+            error = unseen_problems(error, listed, declarations or _declarations(notebook))
             if not error:
                 parts.append("<p class='nb-next'><b>Next:</b> fix the error findings above in their cells, save the "
                              f"notebook, and press <b>{label}</b> again.</p>")
@@ -64,6 +74,11 @@ def result_html(result: StepResult, notebook: Path, findings: Sequence[Finding] 
         parts.append(preview_svg(result.preview))
     if result.step in ("trial", "schedule"):
         parts.append(trial_html(result, notebook))
+    if result.declared_in:
+        file, _, line = result.declared_in.rpartition(":")
+        at = f"{shown(Path(file), notebook)}:{line}" if line.isdigit() else shown(Path(result.declared_in), notebook)
+        parts.append(f"<p class='nb-declared'>{'Updated its declaration' if result.update else 'Declared it'} in "
+                     f"<code>{e(at)}</code>.</p>")
     if result.branch:
         parts.append(f"<p class='nb-branch'>Committed the notebook, its declaration and the test plan on branch "
                      f"<code>{e(result.branch)}</code> (you are on it now); push it for review.</p>")
@@ -76,7 +91,7 @@ def trial_html(result: StepResult, notebook: Path) -> str:
     if not trials:
         return ""
     e = html.escape
-    root = nearest_project(notebook)
+    root = _root(notebook)
     parts = []
     for trial in trials:
         which = f" ({e(trial.label)})" if trial.label else ""
@@ -86,7 +101,7 @@ def trial_html(result: StepResult, notebook: Path) -> str:
                      "the real tables were not touched.</p>")
         parts.append("<ul class='nb-trial'>" + "".join(f"<li>{item}</li>" for item in _trial_items(trial, root)) + "</ul>")
     succeeded = all(t.status == "success" for t in trials)
-    label = LABELS[result.step]
+    label = label_of(result.step, result.update)
     if not succeeded:
         parts.append("<p class='nb-next'><b>Next:</b> open the executed notebook to see where it stopped (the error "
                      f"is above), fix that cell, save the notebook, and press <b>{label}</b> again.</p>")
@@ -95,8 +110,10 @@ def trial_html(result: StepResult, notebook: Path) -> str:
                      "again.</p>")
     elif result.step == "trial":
         plan = f" (<code>{e(shown(result.plan, notebook))}</code>, written now)" if result.plan is not None else ""
+        does = ("replaces its declaration by what the form says and commits it" if result.update
+                else "declares the notebook and commits it")
         parts.append("<p class='nb-next'><b>Next:</b> if the rows look right (the executed notebook shows them), press "
-                     "<b>Schedule</b>: it declares the notebook and commits it, with its declaration and the test "
+                     f"<b>{label_of('schedule', result.update)}</b>: it {does}, with its declaration and the test "
                      f"plan for the reviewer{plan}, on a new branch.</p>")
     elif result.plan is not None:
         parts.append(f"<p>Test plan: <code>{e(shown(result.plan, notebook))}</code></p>")
@@ -136,8 +153,17 @@ def _executed(trial: TrialFacts, root: Path | None) -> str | None:
 
 def _declarations(notebook: Path) -> Path:
     """The declarations file the form's command reads: declarations.yaml beside definitions.py."""
-    root = nearest_project(notebook)
+    root = _root(notebook)
     return (root if root is not None else notebook.parent) / "declarations.yaml"
+
+
+def _root(notebook: Path) -> Path | None:
+    """The folder of the project around the notebook (a dg project's, or definitions.py's), where the command ran."""
+    try:
+        project = form_project(notebook)
+    except DeclarationError:  # a malformed dg configuration: the command said so
+        return None
+    return None if project is None else project.root
 
 
 def inline(markdown: str) -> str:
@@ -149,7 +175,7 @@ def inline(markdown: str) -> str:
 
 def shown(path: Path, notebook: Path) -> str:
     """`path` relative to the notebook's project, when it is inside it."""
-    root = nearest_project(notebook)
+    root = _root(notebook)
     try:
         return str(path.resolve().relative_to(root.resolve())) if root is not None else str(path)
     except ValueError:

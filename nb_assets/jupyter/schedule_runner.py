@@ -4,7 +4,11 @@ Every button runs the command (cli/schedule.py) in a child process with the
 form's fields as its flags, so the form and the terminal share one code path:
 Check is `--until check`, Preview `--until preview --preview-json`, Trial run
 the dry run, Schedule `--git` (which writes the declaration and the plan and
-commits them on a branch). The child's printed steps are the progress line;
+commits them on a branch). A declared notebook's steps all run with `--update`
+(its declaration becomes what the form says). In a definitions.py project the
+command is given `--definitions`; in a dg project it is run from the project's
+root without it, and finds the project itself (its declarations are
+NotebookComponents). The child's printed steps are the progress line;
 its one-line error (what failed and the fix) is what the form shows, never a
 traceback. No widgets here, so this is tested without a browser.
 """
@@ -41,6 +45,8 @@ class FormFields:
     purpose: str = ""
     instances: str = ""  # one per line: NAME K=V K=V
     daily_from: str = ""  # YYYY-MM-DD: daily partitions from that day
+    freshness: str = ""  # a maximum age ("26h") or a daily deadline ("by 07:00 Europe/Berlin")
+    kept: Sequence[str] = ()  # flags for what a declared notebook sets that the form has no field for
 
     def flags(self) -> list[str]:
         words = [w for owner in self.owners if owner.strip() for w in ("--owner", owner.strip())]
@@ -54,7 +60,8 @@ class FormFields:
             if line.split():
                 words += ["--instance", *line.split()]
         words += ["--daily-from", self.daily_from.strip()] if self.daily_from.strip() else []
-        return words
+        words += ["--freshness", self.freshness.strip()] if self.freshness.strip() else []
+        return [*words, *self.kept]
 
 
 @dataclass
@@ -67,6 +74,8 @@ class StepResult:
     plan: Path | None = None
     branch: str | None = None
     trials: list[TrialFacts] = field(default_factory=list)  # the command's --trials-json
+    update: bool = False  # the notebook was declared: the command ran with --update
+    declared_in: str | None = None  # the file and line the command wrote the declaration at
 
     @property
     def past_checks(self) -> bool:
@@ -81,10 +90,12 @@ def command_env() -> dict[str, str]:
 
 
 def schedule_argv(notebook: Path, project: Path, step: Step, fields: FormFields, preview_json: Path | None = None,
-                  trials_json: Path | None = None) -> list[str]:
-    """The `nb-assets schedule` command line a button runs."""
-    argv = [sys.executable, "-m", "nb_assets.cli", "schedule", str(notebook), *fields.flags(),
-            "--definitions", str(project / "definitions.py")]
+                  trials_json: Path | None = None, *, dg: bool = False, update: bool = False) -> list[str]:
+    """The `nb-assets schedule` command line a button runs. `dg`: `project` is a dg project's root,
+    which the command (run there) finds itself; `update`: the notebook is declared."""
+    argv = [sys.executable, "-m", "nb_assets.cli", "schedule", str(notebook), *fields.flags()]
+    argv += [] if dg else ["--definitions", str(project / "definitions.py")]
+    argv += ["--update"] if update else []
     if step in ("check", "preview"):
         argv += ["--until", step]
     if step == "preview" and preview_json is not None:
@@ -97,11 +108,12 @@ def schedule_argv(notebook: Path, project: Path, step: Step, fields: FormFields,
 
 
 def run_step(notebook: Path, project: Path, step: Step, fields: FormFields,
-             progress: Callable[[str], None] = lambda line: None, log_dir: Path | None = None) -> StepResult:
+             progress: Callable[[str], None] = lambda line: None, log_dir: Path | None = None, *,
+             dg: bool = False, update: bool = False) -> StepResult:
     """Run one button's command in `project`, calling `progress` with each line it prints."""
     with tempfile.TemporaryDirectory(prefix="nb_schedule_") as tmp:
         preview_json, trials_json = Path(tmp, "preview.json"), Path(tmp, "trials.json")
-        argv = schedule_argv(notebook, project, step, fields, preview_json, trials_json)
+        argv = schedule_argv(notebook, project, step, fields, preview_json, trials_json, dg=dg, update=update)
         env = command_env()
         proc = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines: list[str] = []
@@ -117,8 +129,11 @@ def run_step(notebook: Path, project: Path, step: Step, fields: FormFields,
         trials = json.loads(trials_json.read_text(encoding="utf-8")) if trials_json.is_file() else []
     plan = next((Path(m.group(1)) for line in lines if (m := re.match(r"5/6 test plan: (.+)$", line))), None)
     branch = next((m.group(1) for line in lines if (m := re.search(r"committed on a new branch, ([^,]+),", line))), None)
+    declared_in = next((m.group(1) for line in lines
+                        if (m := re.match(r"6/6 (?:declared|updated its declaration) in (.+)$", line))), None)
     error = None if code == 0 else _message(stderr, code, log_dir, argv, lines)
-    return StepResult(step, code == 0, lines, error, preview, plan, branch, [TrialFacts.from_json(t) for t in trials])
+    return StepResult(step, code == 0, lines, error, preview, plan, branch, [TrialFacts.from_json(t) for t in trials],
+                      update, declared_in)
 
 
 # The form's field for each flag argparse may say is missing: the author sees fields, not flags.
