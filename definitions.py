@@ -1,6 +1,6 @@
 """The demo project: seven notebooks over an embedded DuckDB warehouse and two declared sources.
 
-`make dev` seeds warehouse.duckdb and opens this in `dagster dev`, sensors running:
+`make dev` seeds warehouse.duckdb and opens this in `dg dev` (dg.toml), sensors running:
 clean_orders and customer_revenue wait for their inputs to land, daily_traffic
 runs on cron, revenue_report waits each Monday for its inputs to be updated,
 regional_revenue runs daily as two instances (emea, apac), and daily_orders is

@@ -184,7 +184,7 @@ def build_definitions(
     read_dsn: str | None = None,
     sources: Sequence[Source] = (),
 ) -> dg.Definitions:
-    """Everything `dagster dev` needs: assets with their triggers, the resource, and sensors.
+    """Everything Dagster loads: assets with their triggers, the resource, and sensors.
 
     Sensors: the landing sensor (the landing log → events on source tables), one
     per file drop, the automation sensor that starts triggered notebooks, and with
