@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,34 @@ def carried_settings(declared: ProjectDeclarations, root: Path, environ: Mapping
     if declared.file_drops:
         attributes["file_drops"] = [plain(dataclasses.replace(d, folder=rebased(str(d.folder), base_dir, root)))
                                     for d in declared.file_drops]
+    secrets = secrets_in({k: v for k, v in attributes.items() if k in ("notifications", "sources", "file_drops")}, environ)
+    if secrets:
+        raise DeclarationError(
+            "the settings would write what looks like a secret into a file, so nothing is written:\n  "
+            + "\n  ".join(secrets) + "\nin definitions.py, name a secret by its variable instead (url_env=, "
+            "password_env=, headers={'NAME': {'env': 'VAR'}}), which the YAML then names too")
     return CarriedSettings(attributes, notes)
+
+
+# Variables whose values are secrets by their name: such a value must never be written into a file.
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|KEY|WEBHOOK|CREDENTIAL|AUTH|DSN|URL", re.I)
+
+
+def secrets_in(data: Any, environ: Mapping[str, str], where: str = "") -> list[str]:
+    """Where `data` (plain YAML data) holds a URL with a password, or the value of an environment
+    variable named like a secret (definitions.py read it with os.environ): each as `place: why`."""
+    if isinstance(data, Mapping):
+        return [found for k, v in data.items() for found in secrets_in(v, environ, f"{where}.{k}" if where else str(k))]
+    if isinstance(data, list):
+        return [found for i, v in enumerate(data) for found in secrets_in(v, environ, f"{where}[{i}]")]
+    if not isinstance(data, str):
+        return []
+    found = []
+    if is_url(data) and urlsplit(data).password:
+        found.append(f"{where}: a URL with a password")
+    found += [f"{where}: the value of ${name}" for name, value in sorted(environ.items())
+              if len(value) >= 8 and _SECRET_NAME.search(name) and value in data]
+    return found
 
 
 def settings_yaml(attributes: Mapping[str, Any], origin: Path) -> str:
@@ -145,3 +173,36 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple | set | frozenset):
         return [plain(v) for v in (sorted(value) if isinstance(value, set | frozenset) else value)]
     raise DeclarationError(f"{type(value).__name__} {value!r} has no YAML form a settings component reads")
+
+
+def settings_declared(path: Path, attributes: Mapping[str, Any]) -> tuple[Any, list[Any], list[Any]]:
+    """The notifications, sources and file drops a NotebookProjectSettings in `path` declares, as the
+    classes a definitions.py passes (what `nb-assets schedule` checks a dg project's notebook against;
+    the component builds the same from its schema). A value the class refuses names the file."""
+    from nb_assets.notify.channels import Notifications, SmtpChannel, WebhookChannel
+    from nb_assets.project.declaration import FileDrop
+    from nb_assets.project.sources import sources_from_node
+
+    try:
+        given = dict(attributes.get("notifications") or {})
+        notifications = None
+        if given:
+            email = given.pop("email", None)
+            hooks = given.pop("webhooks", None) or {}
+            notifications = Notifications(email=SmtpChannel(**email) if email else None,
+                                          webhooks={n: WebhookChannel(**h) for n, h in hooks.items()}, **given)
+        drops = [FileDrop(**d) for d in attributes.get("file_drops") or ()]
+    except (TypeError, ValueError, DeclarationError) as exc:
+        raise DeclarationError(f"{path}: nb_assets.NotebookProjectSettings: {exc}") from exc
+    node = _sources_node(path)
+    return notifications, sources_from_node(node, path) if node is not None else [], drops
+
+
+def _sources_node(path: Path) -> yaml.Node | None:
+    """The `sources:` node of the settings component in `path`, with its lines (errors name them)."""
+    for document in yaml.compose_all(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader):
+        keys = {k.value: v for k, v in document.value} if isinstance(document, yaml.MappingNode) else {}
+        kind, attributes = keys.get("type"), keys.get("attributes")
+        if isinstance(kind, yaml.ScalarNode) and kind.value in SETTINGS_TYPES and isinstance(attributes, yaml.MappingNode):
+            return next((v for k, v in attributes.value if k.value == "sources"), None)
+    return None

@@ -93,3 +93,23 @@ def test_the_settings_a_project_declares_already_are_found(tmp_path: Path) -> No
                                               "type: nb_assets.NotebookProjectSettings\nattributes: {sandbox: local}\n")
     assert declared_settings(tmp_path) == [(tmp_path / "a" / "defs.yaml", {"sandbox": "local"})]
     assert declared_settings(tmp_path / "missing") == []
+
+
+def test_a_secret_definitions_py_read_from_the_environment_is_never_written(tmp_path: Path) -> None:
+    """`WebhookChannel(url=os.environ["HOOK_URL"])` or a token in a header would land in the YAML as its
+    value: refused, naming where and which variable; a URL with a password too. Named by variable, it carries."""
+    hook = "https://hooks.example.invalid/services/T000/B000/abcdefgh"
+    literal = _declared(tmp_path, notifications=Notifications(webhooks={"ops": WebhookChannel(url=hook)}))
+    with pytest.raises(DeclarationError, match=r"notifications\.webhooks\.ops\.url: the value of \$OPS_HOOK_URL"):
+        carried_settings(literal, tmp_path, {"OPS_HOOK_URL": hook})
+    token = _declared(tmp_path, sources=[Source("rates", url="https://api.example.invalid/rates", format="json",
+                                                headers={"Authorization": "Bearer s3cr3t-t0ken"})])
+    with pytest.raises(DeclarationError, match=r"sources\[0\]\.headers\.Authorization: the value of \$RATES_TOKEN"):
+        carried_settings(token, tmp_path, {"RATES_TOKEN": "Bearer s3cr3t-t0ken"})
+    with_password = _declared(tmp_path, sources=[Source("dump", url="https://etl:hunter2@files.example.invalid/d.csv",
+                                                        format="csv")])
+    with pytest.raises(DeclarationError, match=r"sources\[0\]\.url: a URL with a password"):
+        carried_settings(with_password, tmp_path, {})
+    named = _declared(tmp_path, notifications=Notifications(webhooks={"ops": WebhookChannel(url_env="OPS_HOOK_URL")}))
+    carried = carried_settings(named, tmp_path, {"OPS_HOOK_URL": hook})
+    assert carried.attributes["notifications"] == {"webhooks": {"ops": {"url_env": "OPS_HOOK_URL"}}}
