@@ -13,6 +13,7 @@ declarations.yaml entry, read by the same reader (declarations_yaml.py), with
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -37,6 +38,9 @@ COMPONENT_FILE = "defs.yaml"
 class DgProject:
     root: Path  # the folder holding pyproject.toml or dg.toml
     defs_dir: Path  # where the components' defs.yaml files are
+    package_base: Path | None = None  # where its modules import from: src/ when there is one, else the root
+    target_module: str | None = None  # the code location's module (code_location_target_module)
+    config_file: Path | None = None  # the dg.toml or pyproject.toml that says it is a dg project
 
 
 @dataclass(frozen=True)
@@ -48,26 +52,34 @@ class ComponentFile:
 
 
 def find_dg_project(start: Path) -> DgProject | None:
-    """The dg project holding `start` (a folder): the nearest dg.toml, or pyproject.toml with `[tool.dg]`,
-    whose directory_type is project; None when there is none."""
+    """The dg project holding `start` (a folder): the nearest folder with a dg configuration (dg.toml, or
+    pyproject.toml's `[tool.dg]`), when it is a project's; None when there is none."""
     for folder in (start.resolve(), *start.resolve().parents):
-        found = dg_config(folder)
-        if found is None:
-            continue
-        config = found[1]
-        if config.get("directory_type", "project") != "project":
-            return None  # a workspace: its projects are below it, not around `start`
-        project = config.get("project") or {}
-        root_module = project.get("root_module")
-        if not isinstance(root_module, str):
-            raise DeclarationError(f"{folder}: the dg configuration names no project.root_module")
-        module = project.get("defs_module") or f"{root_module}.defs"
-        base = folder / "src" if (folder / "src").is_dir() else folder
-        defs_dir = base.joinpath(*module.split("."))
-        if defs_dir.with_suffix(".py").is_file() and not defs_dir.is_dir():
-            return None  # its defs are a module (the demo's dg.toml names definitions.py): a definitions.py project
-        return DgProject(folder, defs_dir)
+        if dg_config(folder) is not None:
+            return dg_project_at(folder)  # a workspace's projects are below it, not around `start`
     return None
+
+
+def dg_project_at(folder: Path) -> DgProject | None:
+    """The dg project whose configuration is in `folder`, as dg reads it: its defs folder
+    (`defs_module`, default `<root_module>.defs`) and code location module (`code_location_target_module`,
+    default `<root_module>.definitions`), below src/ when there is one. None when `folder` has no dg
+    configuration, holds a workspace, or is a definitions.py project that dg serves: its defs module is a
+    file (the demo's dg.toml names definitions.py), so it has no defs folder of components."""
+    found = dg_config(folder)
+    if found is None or found[1].get("directory_type", "project") != "project":
+        return None
+    config_file, config = found
+    project = config.get("project") or {}
+    root_module = project.get("root_module")
+    if not isinstance(root_module, str):
+        raise DeclarationError(f"{config_file}: a dg project names its package: [project] root_module is missing")
+    base = folder / "src" if (folder / "src").is_dir() else folder
+    defs_dir = base.joinpath(*(project.get("defs_module") or f"{root_module}.defs").split("."))
+    if defs_dir.with_suffix(".py").is_file() and not defs_dir.is_dir():
+        return None
+    target = project.get("code_location_target_module") or f"{root_module}.definitions"
+    return DgProject(folder, defs_dir, base, target, config_file)
 
 
 def dg_config(folder: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -125,25 +137,39 @@ def _relative_to_project(decl: NotebookAsset, defs_yaml: Path, root: Path) -> No
 
 def project_settings(project: DgProject) -> tuple[str, Path | None, str]:
     """The warehouse, policy file and sandbox every component of the project uses: its
-    NotebookProjectSettings' (read as YAML), the environment overriding them, else the defaults."""
+    NotebookProjectSettings' (read as YAML; `{{ env.NAME }}` rendered as dg renders it), the
+    environment overriding them, else the defaults. Two settings components are refused, as the load does."""
     from nb_assets.project.settings_yaml import declared_settings
 
-    named: dict[str, str] = {}
-    for _, attributes in declared_settings(project.defs_dir):
-        named.update({k: str(v) for k, v in attributes.items() if k in ("warehouse", "policy", "sandbox") and v})
-    settings = ProjectSettings(**named)  # type: ignore[arg-type]
+    found = declared_settings(project.defs_dir)
+    if len(found) > 1:
+        raise DeclarationError(f"nb_assets.NotebookProjectSettings is declared {len(found)} times "
+                               f"({', '.join(str(path) for path, _ in found)}); a project has one: merge them")
+    named = {k: _rendered(str(v)) for _, attributes in found for k, v in attributes.items()
+             if k in ("warehouse", "policy", "sandbox") and v}
+    settings = ProjectSettings(**{k: v for k, v in named.items() if v})  # type: ignore[arg-type]
     return settings.warehouse_at(project.root), settings.policy_at(project.root), settings.sandbox_kind()
+
+
+_ENV_TEMPLATE = re.compile(r"\{\{\s*env\.(\w+)\s*\}\}")
+
+
+def _rendered(value: str) -> str | None:
+    """`value` with dg's `{{ env.NAME }}` templates filled from the environment; None when it holds another
+    template, or a variable that is not set (the load then fails naming it; the CLI takes the default)."""
+    rendered = _ENV_TEMPLATE.sub(lambda m: os.environ.get(m.group(1), "\0"), value)
+    return None if "{{" in rendered or "\0" in rendered else rendered
 
 
 def component_declarations(project: DgProject, overlay: Mapping[Path, str] | None = None) -> ProjectDeclarations:
     """The project's notebooks as the CLI reads a definitions.py project's: every path relative to its root."""
+    from nb_assets.project.settings_yaml import declared_settings, settings_declared
+
     warehouse, policy, sandbox = project_settings(project)
-    return ProjectDeclarations([c.decl for c in component_files(project, overlay)], policy, project.root, warehouse, sandbox)
-
-
-def declaring_file(project: DgProject, notebook: Path) -> Path | None:
-    """The defs.yaml declaring `notebook`, if one does."""
-    return next((c.file for c in component_files(project) if (project.root / c.decl.path).resolve() == notebook.resolve()), None)
+    found = declared_settings(project.defs_dir)  # one at most: project_settings refuses two
+    notifications, sources, drops = settings_declared(*found[0]) if found else (None, [], [])
+    return ProjectDeclarations([c.decl for c in component_files(project, overlay)], policy, project.root, warehouse, sandbox,
+                               notifications=notifications, sources=sources, file_drops=drops)
 
 
 def new_component_file(project: DgProject, notebook: Path, name: str) -> Path:

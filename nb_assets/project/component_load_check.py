@@ -19,6 +19,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from nb_assets.locations import is_postgres_url
 from nb_assets.project.component_files import DgProject, project_settings
 from nb_assets.project.project_settings import POLICY_ENV, WAREHOUSE_ENV
 
@@ -40,7 +41,7 @@ def components_load(project: DgProject, files: Mapping[Path, str], work_dir: Pat
         candidate.write_text(text, encoding="utf-8")
     warehouse, policy, _ = project_settings(project)  # the project's, not the copy's (which has no warehouse)
     env = dict(os.environ, DAGSTER_DG_UPDATE_CHECK_ENABLED="0", NO_COLOR="1", COLUMNS="200")
-    env[WAREHOUSE_ENV] = str(Path(warehouse).resolve()) if "://" not in warehouse else warehouse
+    env[WAREHOUSE_ENV] = warehouse if is_postgres_url(warehouse) else str(Path(warehouse).resolve())
     if policy is not None:
         env[POLICY_ENV] = str(policy.resolve())
     # The copy's package first, so that what loads is the copy, not an installed original.

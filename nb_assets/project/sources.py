@@ -118,8 +118,12 @@ def load_sources_yaml(path: str | Path) -> list[Source]:
     if not isinstance(root, yaml.MappingNode):
         return []
     node = next((v for k, v in root.value if k.value == "sources"), None)
-    if node is None:
-        return []
+    return [] if node is None else sources_from_node(node, path)
+
+
+def sources_from_node(node: yaml.Node, path: Path) -> list[Source]:
+    """The sources of a YAML list (declarations.yaml's `sources:`, a NotebookProjectSettings' attribute);
+    errors name `path` and the line."""
     if not isinstance(node, yaml.SequenceNode):
         raise DeclarationError(f"{path}:{node.start_mark.line + 1}: sources: takes a list of sources")
     found: list[Source] = []

@@ -118,3 +118,54 @@ def test_the_cli_reads_the_projects_settings_component_and_the_environment_overr
     assert project_settings(project) == (str(root / "data" / "wh.duckdb"), root / "conf" / "policy.yaml", "local")
     monkeypatch.setenv("NB_ASSETS_WAREHOUSE", "postgresql://u@127.0.0.1/wh")
     assert project_settings(project)[0] == "postgresql://u@127.0.0.1/wh"
+
+
+def test_settings_templates_are_rendered_as_dg_renders_them_and_two_settings_are_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nb_assets.project.component_files import project_settings
+
+    root = _project(tmp_path)
+    for name in ("NB_ASSETS_WAREHOUSE", "NB_ASSETS_POLICY", "NB_ASSETS_SANDBOX", "WH_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    project = find_dg_project(root)
+    assert project is not None
+    settings = project.defs_dir / "project" / "defs.yaml"
+    settings.parent.mkdir()
+    settings.write_text("type: nb_assets.NotebookProjectSettings\nattributes:\n  warehouse: '{{ env.WH_FILE }}'\n")
+    assert project_settings(project)[0] == str(root / "warehouse.duckdb")  # unset: not a file named '{{ env.WH_FILE }}'
+    monkeypatch.setenv("WH_FILE", "data/wh.duckdb")
+    assert project_settings(project)[0] == str(root / "data" / "wh.duckdb")
+    second = project.defs_dir / "other" / "defs.yaml"
+    second.parent.mkdir()
+    second.write_text("type: nb_assets.NotebookProjectSettings\nattributes:\n  sandbox: local\n")
+    with pytest.raises(DeclarationError, match="declared 2 times"):
+        project_settings(project)
+
+
+def test_the_cli_sees_the_settings_sources_notifications_and_drops_as_the_components_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """schedule's checks and trial read a dg project as the load does: a notebook reading a declared source is
+    checked against that source (its zones), owners against the channels."""
+    from nb_assets.project.component_files import component_declarations
+
+    for name in ("NB_ASSETS_WAREHOUSE", "NB_ASSETS_POLICY", "NB_ASSETS_SANDBOX"):
+        monkeypatch.delenv(name, raising=False)
+    root = _project(tmp_path)
+    project = find_dg_project(root)
+    assert project is not None
+    settings = project.defs_dir / "project" / "defs.yaml"
+    settings.parent.mkdir()
+    settings.write_text(
+        "type: nb_assets.NotebookProjectSettings\nattributes:\n"
+        "  notifications:\n    email: {host: smtp.example.com, port: 587, sender: nb@example.com}\n"
+        "    webhooks: {ops: {url_env: OPS_HOOK}}\n"
+        "  sources:\n    - {name: regions, path: sources/regions/, format: csv, zones: [public]}\n"
+        "  file_drops:\n    - {table: raw.orders, folder: landing/orders, pattern: '*.csv'}\n")
+    declared = component_declarations(project)
+    assert declared.notifications.email.host == "smtp.example.com" and set(declared.notifications.webhooks) == {"ops"}
+    [source] = declared.sources
+    assert (source.name, source.zones, source.declared_at) == ("regions", ("public",), f"{settings}:7")
+    assert [(d.table, str(d.folder)) for d in declared.file_drops] == [("raw.orders", "landing/orders")]
+    settings.write_text(settings.read_text().replace("format: csv", "format: csv, colour: red"))
+    with pytest.raises(DeclarationError, match=rf"{settings}:7: unknown key 'colour'"):
+        component_declarations(project)
