@@ -72,6 +72,18 @@ def test_a_dg_project_is_found_as_dg_finds_it(dg_project: Path, tmp_path: Path) 
     (settled / "src" / NAME / "defs" / "project" / "defs.yaml").write_text(
         "type: nb_assets.NotebookProjectSettings\nattributes:\n  policy: config/zones.yaml\n")
     assert Path("config/zones.yaml") in project_layout(settled).files()
+    # A notebook that schedule --write or migrate left where it was (notebooks/), declared from the defs folder.
+    (settled / "notebooks").mkdir()
+    shutil.copy(dg_project / "src" / NAME / "defs" / "notebooks" / "orders_kpis" / "orders_kpis.ipynb",
+                settled / "notebooks" / "kept.ipynb")
+    (settled / "src" / NAME / "defs" / "kept").mkdir()
+    kept_yaml = settled / "src" / NAME / "defs" / "kept" / "defs.yaml"
+    kept_yaml.write_text("type: nb_assets.NotebookComponent\nattributes:\n  path: ../../../../notebooks/kept.ipynb\n")
+    layout = project_layout(settled)
+    assert Path("notebooks/kept.ipynb") in layout.files() and settled / "notebooks" / "kept.ipynb" in layout.notebooks()
+    kept_yaml.write_text("type: nb_assets.NotebookComponent\nattributes:\n  path: ../../../../../elsewhere.ipynb\n")
+    with pytest.raises(DeclarationError, match=rf"{kept_yaml}: its notebook .*elsewhere.ipynb is outside the project"):
+        project_layout(settled).files()
     broken = tmp_path / "broken"
     shutil.copytree(dg_project, broken)
     shutil.rmtree(broken / "src" / NAME)
