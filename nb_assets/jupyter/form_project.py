@@ -12,6 +12,7 @@ No widgets and no Dagster.
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,8 @@ def field_values(decl: NotebookAsset) -> dict[str, Any]:
     """The form's fields as `decl` fills them (owners, trigger, cron, timezone, purpose, instances,
     daily partitions, freshness), and its parameters as the parameter fields show them."""
     trigger = "both" if decl.cron and decl.on_inputs_landed else "inputs" if decl.on_inputs_landed else "cron"
-    instances = "\n".join(" ".join([name, *(f"{k}={param_text(v)}" for k, v in params.items())])
+    # Shell-quoted, as the form reads a line back (schedule_runner): a value may hold spaces.
+    instances = "\n".join(shlex.join([name, *(f"{k}={param_text(v)}" for k, v in params.items())])
                           for name, params in decl.instances.items())
     return {"owners": ", ".join(decl.owners), "trigger": trigger, "cron": decl.cron or "", "timezone": decl.timezone or "",
             "purpose": decl.purpose or "", "instances": instances,

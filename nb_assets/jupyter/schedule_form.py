@@ -149,10 +149,15 @@ class ScheduleForm:
         if self.declared is None:
             return None
         values = field_values(self.declared.decl)
+        offered = [value for _, value in getattr(self.purpose, "options", ())]
+        if values["purpose"] and hasattr(self.purpose, "options") and values["purpose"] not in offered:
+            # Declared, but the policy no longer offers it: shown as declared (Check refuses it), never
+            # dropped to "(none)", which an update would send as no purpose at all.
+            self.purpose.options = [*self.purpose.options, (f"{values['purpose']} (not in the policy)", values["purpose"])]
         for name in _FIELDS:
             try:
                 getattr(self, name).value = values[name]
-            except TraitError:  # a purpose the policy no longer offers: Check says so
+            except TraitError:  # a value no option holds: the field keeps its default
                 pass
         for name, text in values["params"].items():
             if name in self.params:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -56,9 +57,9 @@ class FormFields:
         words += ["--on-inputs-landed"] if self.trigger in ("inputs", "both") else []
         words += [w for name, value in self.params.items() for w in ("--param", f"{name}={value}")]
         words += ["--purpose", self.purpose.strip()] if self.purpose.strip() else []
-        for line in self.instances.splitlines():
+        for line in self.instances.splitlines():  # "emea region='North America'": shell words, quotes kept together
             if line.split():
-                words += ["--instance", *line.split()]
+                words += ["--instance", *_words(line)]
         words += ["--daily-from", self.daily_from.strip()] if self.daily_from.strip() else []
         words += ["--freshness", self.freshness.strip()] if self.freshness.strip() else []
         return [*words, *self.kept]
@@ -161,3 +162,11 @@ def _message(stderr: str, code: int, log_dir: Path | None, argv: list[str], line
         where = f"; its output is in {log}"
     last = (stderr.strip().splitlines() or [f"exit code {code}"])[-1]
     return f"nb-assets schedule stopped unexpectedly ({last}){where}"
+
+
+def _words(line: str) -> list[str]:
+    """A line's shell words; a line with an unclosed quote splits on spaces (the command then says what is wrong)."""
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return line.split()

@@ -71,6 +71,16 @@ def test_a_declared_notebooks_form_opens_filled_in_from_its_declaration(declared
     assert again.cron.value == "30 5 * * 1" and "declarations.yaml:2" in again.header.value
 
 
+def test_a_declared_purpose_the_policy_no_longer_offers_is_shown_and_sent_not_dropped(declared: Path) -> None:
+    """Dropped to "(none)", an update would send no --purpose and clear it: it stays, marked, for Check to refuse."""
+    yaml_file = declared / "declarations.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("purpose: marketing", "purpose: retired_purpose"))
+    form = ScheduleForm(declared / "notebooks" / "x.ipynb")
+    assert form.purpose.value == "retired_purpose"
+    assert ("retired_purpose (not in the policy)", "retired_purpose") in list(form.purpose.options)
+    assert form.fields().purpose == "retired_purpose"
+
+
 def test_a_notebook_not_declared_opens_as_before(declared: Path) -> None:
     notebook = write_starter(declared / "notebooks" / "y.ipynb")
     form = ScheduleForm(notebook)
@@ -112,3 +122,15 @@ def test_a_malformed_dg_configuration_is_said_in_the_form(tmp_path: Path) -> Non
     (tmp_path / "dg.toml").write_text("directory_type = [\n")
     form = ScheduleForm(write_starter(tmp_path / "notebooks" / "x.ipynb"))
     assert "dg.toml: malformed TOML" in form.status.value and form.project is None
+
+
+def test_an_instance_value_with_spaces_goes_back_whole(declared: Path) -> None:
+    """Prefilled as `us region='North America'`, the line reaches --instance as one K=V word, not two."""
+    yaml_file = declared / "declarations.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace(
+        "    freshness: 26h\n", "    freshness: 26h\n    instances:\n      us: {region: North America}\n"))
+    form = ScheduleForm(declared / "notebooks" / "x.ipynb")
+    assert form.instances.value == "us 'region=North America'"
+    flags = form.fields().flags()
+    at = flags.index("--instance")
+    assert flags[at:at + 3] == ["--instance", "us", "region=North America"]
