@@ -71,7 +71,9 @@ def add_schedule_command(sub: Any) -> None:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from nb_assets.cli.schedule_target import component_target, read_project, require_declared_as_asked, updated, yaml_target
+    from nb_assets.cli.schedule_target import (
+        cleared, component_target, read_project, require_declared_as_asked, updated, yaml_target,
+    )
     from nb_assets.locations import dialect_of
     from nb_assets.analysis.parser import parse_notebook
     from nb_assets.cli.schedule_workflow import (
@@ -104,6 +106,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     project, decl = target.project, target.decl
     if kept:
         print(f"    kept from the entry as it was (no flag sets them): {', '.join(kept)}")
+    if cleared(wanted, existing):  # --update makes the entry what the flags say: say what that drops
+        print(f"    cleared, as no flag gives them again: {', '.join(cleared(wanted, existing))} "
+              "(give their flags to keep them)")
 
     print("1/6 checks: static rules, the load's rules for the declaration, and the policy")
     checked = check(project, notebook)

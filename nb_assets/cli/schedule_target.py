@@ -88,6 +88,15 @@ def updated(decl: NotebookAsset, existing: NotebookAsset | None) -> tuple[Notebo
     return dataclasses.replace(decl, **kept), tuple(n for n in KEPT_ON_UPDATE if kept[n] != getattr(defaults, n))
 
 
+def cleared(decl: NotebookAsset, existing: NotebookAsset | None) -> tuple[str, ...]:
+    """The fields `existing` set that the update leaves at their default: no flag gave them again."""
+    if existing is None:
+        return ()
+    defaults = NotebookAsset(decl.path)
+    return tuple(f.name for f in dataclasses.fields(NotebookAsset) if f.name not in ("path", "declared_at", "instance")
+                 and getattr(existing, f.name) != getattr(defaults, f.name) and getattr(decl, f.name) == getattr(defaults, f.name))
+
+
 def yaml_target(source: Source, args: argparse.Namespace, decl: NotebookAsset, existing: NotebookAsset | None,
                 notebook: Path) -> Target:
     """The declarations.yaml the definitions load, with `decl` appended or (updating) its entry replaced."""

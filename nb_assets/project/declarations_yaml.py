@@ -156,7 +156,8 @@ def with_updated_declaration(text: str, path: Path, decl: NotebookAsset) -> str:
     every byte before and after that entry stays as it is (comments inside it go with it).
     Refuses a notebook the file does not declare, and an entry that does not start its line with `- `."""
     entries = _entries(compose(text, path), path)
-    node = next((n for n in entries if Path(read_declaration(n, path).path) == Path(decl.path)), None)
+    same = lambda a, b: (path.parent / a).resolve() == (path.parent / b).resolve()  # noqa: E731 - ./x, ../p/x, /abs/x
+    node = next((n for n in entries if same(read_declaration(n, path).path, decl.path)), None)
     if node is None:
         raise DeclarationError(f"{path}: declares no {decl.path}, so there is nothing to update; "
                                "declare it with `nb-assets schedule NOTEBOOK --write`")
@@ -170,7 +171,7 @@ def with_updated_declaration(text: str, path: Path, decl: NotebookAsset) -> str:
     entry = "".join(f"{indent}{line[2:]}" if line.strip() else line for line in declaration_yaml(decl).splitlines(keepends=True))
     updated = "".join(lines[:first]) + entry + "".join(lines[last + 1:])
     after = read_declarations(updated, path)  # what is written must read back, the others as they were
-    others = lambda found: [d for d in found if Path(d.path) != Path(decl.path)]  # noqa: E731
+    others = lambda found: [d for d in found if not same(d.path, decl.path)]  # noqa: E731
     if others(after) != others(read_declarations(text, path)) or len(after) != len(entries):
         raise DeclarationError(f"{path}:{first + 1}: replacing {decl.path}'s entry would change other entries; edit it by hand")
     return updated

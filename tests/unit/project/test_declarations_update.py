@@ -60,3 +60,14 @@ def test_declaring_twice_says_to_use_update(tmp_path: Path) -> None:
         with_declaration("notebooks:\n  - path: a.ipynb\n", path, NotebookAsset("a.ipynb"))
     assert str(err.value).startswith(f"{path}:2: a.ipynb is already declared there.")
     assert "run the same command with --update (it replaces that entry)" in str(err.value)
+
+
+def test_an_entry_written_as_another_path_to_the_same_notebook_is_found(tmp_path: Path) -> None:
+    """`./nb/a.ipynb` or `../proj/nb/a.ipynb` declares the notebook schedule names `nb/a.ipynb`."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    path = project / "declarations.yaml"
+    for written in ("./nb/a.ipynb", "../proj/nb/a.ipynb", str(project / "nb" / "a.ipynb")):
+        text = f"notebooks:\n  - path: {written}\n    owners: [o@example.com]\n"
+        updated = with_updated_declaration(text, path, NotebookAsset("nb/a.ipynb", owners=("o@example.com",), cron="0 7 * * *"))
+        assert "cron: 0 7 * * *" in updated and updated.count("path:") == 1, (written, updated)
