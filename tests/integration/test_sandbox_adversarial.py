@@ -15,6 +15,7 @@ import socketserver
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -40,11 +41,25 @@ class _Recorder(socketserver.BaseRequestHandler):
         self.server.hits.append(self.client_address)  # type: ignore[attr-defined]
 
 
+def _below_ephemeral(server_class: type) -> Any:
+    """A server on a loopback port below the ephemeral range (32768 up). The box's own loopback has
+    listeners on ephemeral ports (the kernel's ZMQ sockets): a host port among them once made the
+    notebook's connect succeed, to the kernel in its own box, not to this host (no hit, network none)."""
+    import random
+
+    for port in random.sample(range(20000, 32000), 200):
+        try:
+            return server_class(("127.0.0.1", port), _Recorder)
+        except OSError:  # taken: try another
+            continue
+    raise RuntimeError("no free loopback port in 20000-32000")
+
+
 @pytest.fixture(scope="module")
 def listeners() -> Iterator[dict]:
     """A TCP and a UDP server on the host's loopback that must never hear from a notebook."""
-    tcp = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Recorder)
-    udp = socketserver.ThreadingUDPServer(("127.0.0.1", 0), _Recorder)
+    tcp = _below_ephemeral(socketserver.ThreadingTCPServer)
+    udp = _below_ephemeral(socketserver.ThreadingUDPServer)
     for server in (tcp, udp):
         server.hits = []  # type: ignore[attr-defined]
         threading.Thread(target=server.serve_forever, daemon=True).start()
