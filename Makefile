@@ -32,10 +32,12 @@ lab: setup warehouse.duckdb
 deploy-stop:
 	$(BIN)/nb-assets deploy down
 
-# The deployment soaked: 200 notebook runs through its queue, each exactly once, none failed
+# The deployment soaked: the tests marked soak (eight runs through a queue of two across a daemon
+# restart), then 200 notebook runs through its queue, each exactly once, none failed
 # (benchmarks/soak/deploy_queue.py; about an hour). Never part of `make test` or `make bench`.
 .PHONY: soak
 soak: setup sandbox-image
+	$(BIN)/pytest -m soak
 	$(BIN)/python benchmarks/soak/deploy_queue.py --runs 200
 
 # The layers first (import-linter contracts in pyproject.toml), then the manual builds

@@ -236,6 +236,7 @@ def test_run_workers_fetch_declared_sources_a_mounted_folder_and_an_http_api(dep
     assert warehouse_rows(settings, "mart.revenue_eur_by_region") > 0
 
 
+@pytest.mark.soak  # `make soak`, beside the 200-run soak: a queue of eight, 140 s of make test's time
 def test_eight_runs_hold_the_queue_limit_and_survive_a_daemon_restart(deployment: Deployment) -> None:
     instance, settings = deployment.instance, deployment.settings
     run_ids = [deployment.launch([["mart", "daily_traffic"]]) for _ in range(8)]
