@@ -49,8 +49,9 @@ class NotebookProjectSettings(dg.Component, dg.Resolvable):
     NB_ASSETS_WAREHOUSE, NB_ASSETS_POLICY and NB_ASSETS_SANDBOX override the first three.
     """
 
-    def __init__(self, settings: ProjectSettings) -> None:
-        self.settings = settings
+    def __init__(self, settings: ProjectSettings | None = None) -> None:
+        # dg builds a component whose attributes are empty (what the scaffold writes) without resolving them.
+        self.settings = settings if settings is not None else ProjectSettings()
 
     @classmethod
     def model(cls) -> type[pydantic.BaseModel]:
