@@ -27,7 +27,7 @@ import pydantic
 from nb_assets.defs.build import ProjectBuild
 from nb_assets.defs.component_project import absolute, member_definitions, shared_build
 from nb_assets.defs.component_scaffold import NotebookScaffolder
-from nb_assets.defs.component_schema import NOT_ATTRIBUTES, from_model, model_of
+from nb_assets.defs.component_schema import NOT_ATTRIBUTES, from_model, model_of, rendered
 from nb_assets.project.declaration import NotebookAsset
 
 __all__ = ["NotebookComponent"]
@@ -56,12 +56,11 @@ class NotebookComponent(dg.Component, dg.Resolvable):
 
     @classmethod
     def resolve_from_model(cls, context: dg.ResolutionContext, model: pydantic.BaseModel) -> NotebookComponent:
-        # Strings may be templates ("{{ env.OWNER }}"): rendered first, then validated again.
-        rendered = type(model).model_validate(context.resolve_value(model.model_dump(exclude_unset=True)))
+        values_of = rendered(context, model)  # templates rendered, validated again
         where = context.source_position_tree.lookup(context.path) if context.source_position_tree else None
         declared_at = f"{where.filename}:{where.start.line}" if where else None  # errors name the defs.yaml line
         folder = Path(where.filename).parent if where else None
-        return cls(from_model(NotebookAsset, rendered, declared_at=declared_at), folder)
+        return cls(from_model(NotebookAsset, values_of, declared_at=declared_at), folder)
 
     def declaration(self, project_root: Path) -> NotebookAsset:
         """The declaration with its notebook's path made absolute (the project builds from its root)."""

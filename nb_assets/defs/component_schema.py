@@ -150,3 +150,8 @@ def field_docs(doc: str) -> dict[str, str]:
         else:
             current = None
     return found
+
+
+def rendered(context: dg.ResolutionContext, model: pydantic.BaseModel) -> Any:
+    """`model` with its templates ("{{ env.OWNER }}") rendered by dg, then validated again."""
+    return type(model).model_validate(context.resolve_value(model.model_dump(exclude_unset=True)))

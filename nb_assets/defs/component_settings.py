@@ -31,7 +31,7 @@ from typing import Any
 import dagster as dg
 import pydantic
 
-from nb_assets.defs.component_schema import NOT_ATTRIBUTES, from_model, model_of
+from nb_assets.defs.component_schema import NOT_ATTRIBUTES, from_model, model_of, rendered
 from nb_assets.errors import DeclarationError
 from nb_assets.notify.channels import Notifications, SmtpChannel, WebhookChannel
 from nb_assets.project.declaration import FileDrop
@@ -59,23 +59,23 @@ class NotebookProjectSettings(dg.Component, dg.Resolvable):
 
     @classmethod
     def resolve_from_model(cls, context: dg.ResolutionContext, model: pydantic.BaseModel) -> NotebookProjectSettings:
-        rendered = type(model).model_validate(context.resolve_value(model.model_dump(exclude_unset=True)))
+        values_of = rendered(context, model)  # templates rendered, validated again
         tree = context.source_position_tree
 
         def line(*key: str | int) -> str | None:
             where = tree.lookup([*context.path, *key]) if tree else None
             return f"{where.filename}:{where.start.line}" if where else None
 
-        values: dict[str, Any] = {n: getattr(rendered, n) for n in ("warehouse", "policy", "sandbox")
-                                  if n in rendered.model_fields_set}
-        if "sources" in rendered.model_fields_set:  # each Source names its own line, as load_sources_yaml's do
+        values: dict[str, Any] = {n: getattr(values_of, n) for n in ("warehouse", "policy", "sandbox")
+                                  if n in values_of.model_fields_set}
+        if "sources" in values_of.model_fields_set:  # each Source names its own line, as load_sources_yaml's do
             values["sources"] = tuple(_made(line("sources", i), Source, s, declared_at=line("sources", i))
-                                      for i, s in enumerate(getattr(rendered, "sources")))
-        if "file_drops" in rendered.model_fields_set:
+                                      for i, s in enumerate(getattr(values_of, "sources")))
+        if "file_drops" in values_of.model_fields_set:
             values["file_drops"] = tuple(_made(line("file_drops", i), FileDrop, d)
-                                         for i, d in enumerate(getattr(rendered, "file_drops")))
-        if "notifications" in rendered.model_fields_set and rendered.notifications is not None:  # type: ignore[attr-defined]
-            values["notifications"] = _notifications(rendered.notifications, line)  # type: ignore[attr-defined]
+                                         for i, d in enumerate(getattr(values_of, "file_drops")))
+        if "notifications" in values_of.model_fields_set and values_of.notifications is not None:  # type: ignore[attr-defined]
+            values["notifications"] = _notifications(values_of.notifications, line)  # type: ignore[attr-defined]
         return cls(ProjectSettings(**values, declared_at=line()))
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
