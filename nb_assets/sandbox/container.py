@@ -54,7 +54,9 @@ from nb_assets.sandbox.spares import (
     offer_spare,
     offered_count,
     spare_key,
+    spare_pool,
     spare_ttl_s,
+    spares_per_settings,
     sweep_claims,
 )
 from nb_assets.sandbox.transfer import CopyOutReader, pack_job, pack_runtime
@@ -146,7 +148,8 @@ what comes back in sandbox/container_result.py. `image` defaults to the tag of t
 
     def run(self, folder: RunFolder, limits: SandboxLimits) -> SandboxResult:
         """One container: a claimed spare, or one made now; copy the job in, collect (the supervisor
-        keeps the deadline), remove. With spares on, a process of its own then makes the next run's spare."""
+        keeps the deadline), remove. With spares on, a process of its own then makes the next run's spare
+        (in a pool, this process, once its container is removed: sandbox/spares.py)."""
         import docker.errors
         import requests.exceptions
 
@@ -175,21 +178,30 @@ what comes back in sandbox/container_result.py. `image` defaults to the tag of t
         except requests.exceptions.RequestException as exc:  # the engine went away mid-run
             raise SandboxError(f"lost the Docker engine during the run: {exc}") from exc
         finally:
-            if self.spares and self.next_run_at is not None and self.next_run_at - time.time() > spare_ttl_s():
-                self._spawn_spare_maker(limits, due=self.next_run_at)  # a later run: its own spare, booted when due
-            elif self.spares and others == 0:  # one offered spare per settings is enough
-                self._spawn_spare_maker(limits)
+            due = self.next_run_at
+            if due is not None and due - time.time() <= spare_ttl_s():
+                due = None  # soon enough for the ordinary spare, booted at once
+            # A later run gets its own spare, booted when due; else enough offered spares need no other.
+            wanted = self.spares and (due is not None or others < spares_per_settings())
+            if wanted and not spare_pool():
+                self._spawn_spare_maker(limits, due=due)
             if container_id is not None:
                 remove_container(self.client, container_id)
             if claimed is not None:
                 forget_claim(claimed)
             marks["host.removed"] = time.time()
+            if wanted and spare_pool():
+                self._make_pool_spare(limits, due)
         return self._result(folder, limits, image_id, collected, container_id=container_id, warm=claimed is not None)
 
     def spare_ahead(self, limits: SandboxLimits, due: float) -> None:
         """Have a spare ready for a run with `limits` due at `due` (epoch seconds): made now by a process of
-        its own, it boots by itself shortly before `due` and waits a grace period after (sandbox/ahead.py)."""
-        self._spawn_spare_maker(limits, due=due)
+        its own (in a pool, by this one), it boots by itself shortly before `due` and waits a grace period after
+        (sandbox/ahead.py)."""
+        if spare_pool():
+            self._make_pool_spare(limits, due)
+        else:
+            self._spawn_spare_maker(limits, due=due)
 
     def _spawn_spare_maker(self, limits: SandboxLimits, due: float | None = None) -> None:
         """The next run's spare is made by a process of its own, started once this run is over: making and
@@ -205,6 +217,15 @@ what comes back in sandbox/container_result.py. `image` defaults to the tag of t
             ))
         except OSError as exc:
             print(f"[nb_assets] no warm spare made for the next run: {exc}", file=sys.stderr)
+
+    def _make_pool_spare(self, limits: SandboxLimits, due: float | None) -> None:
+        """In a pool, here and now: a deployment's run worker exits with its run, and a maker process
+        of its own would die with its container. Starting one costs this run ~0.3 s; booting is the box's."""
+        try:
+            self.make_spare(limits, due=due)
+        except Exception as exc:  # noqa: BLE001 - a missing spare costs the next run its head start only
+            print(f"[nb_assets] no warm spare made for the next run: {exc}", file=sys.stderr)
+        self.last_timeline["host.spare_made"] = time.time()
 
     def wait_for_spare(self, timeout: float = SPARE_START_S) -> None:
         """Wait until the spare makers this sandbox started are done (for tests and benchmarks)."""
@@ -226,7 +247,8 @@ what comes back in sandbox/container_result.py. `image` defaults to the tag of t
         now = time.time()
         window = (spare_window(due, now, min_claim_s=spare_ttl_s()) if due is not None
                   else SpareWindow(due=now, boot_at=0.0, claim_by=now + spare_ttl_s()))
-        if offered_count(self.client, key, until=due) or idle_count(self.client) >= max_idle_spares():
+        enough = offered_count(self.client, key, until=due) >= spares_per_settings()
+        if enough or idle_count(self.client) >= max_idle_spares():
             return None
         config = self._container_config(limits, window.claim_by, labels={}, boot_at=window.boot_at)
         container_id = offer_spare(self.client, config, key, runtime, JOB_DIR)

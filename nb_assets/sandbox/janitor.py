@@ -10,7 +10,8 @@ Warm spares (sandbox/spares.py) carry no owner label (a janitor that does not
 know them leaves them to their deadline) and are judged by their name: one being made
 (nb-assets-boot-*) is its maker's, one offered (nb-assets-spare-*) waits for
 any run until its `nb_assets.claim_by` and is abandoned after, one claimed
-(nb-assets-run-<token>.<pid>.<start>) belongs to the run's host named there.
+(nb-assets-run-<token>.<pid>.<start>, in a pool .<pid namespace> too) belongs to
+the run's process named there.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ SPARE_LABEL = "nb_assets.spare"  # on warm spares: the hash of the settings they
 CLAIM_BY_LABEL = "nb_assets.claim_by"  # epoch seconds: an offered spare nobody claimed by then is abandoned
 MAKER_LABEL = "nb_assets.maker"  # on spares, instead of an owner: host:pid:start time of the process making it
 MAKER_UID_LABEL = "nb_assets.maker_uid"  # only the user who made a spare claims it
+POOL_LABEL = "nb_assets.spare_pool"  # on spares of a pool (a deployment's run workers): claimed by its members only
 BOOT_PREFIX, OFFERED_PREFIX, CLAIMED_PREFIX = "nb-assets-boot-", "nb-assets-spare-", "nb-assets-run-"
 
 
@@ -58,11 +60,22 @@ def _abandoned(labels: dict[str, str], name: str, now: float) -> bool:
             return float(labels.get(CLAIM_BY_LABEL, "0")) < now
         except ValueError:
             return True
-    if name.startswith(CLAIMED_PREFIX):  # nb-assets-run-<token>.<pid>.<start>: the claiming run's process
-        parts = name[len(CLAIMED_PREFIX):].split(".")
-        host = (labels.get(MAKER_LABEL) or "").partition(":")[0]  # claimed on the host that made it, only
-        return len(parts) != 3 or _owner_gone(f"{host}:{parts[1]}:{parts[2]}")
+    if name.startswith(CLAIMED_PREFIX):  # the claiming run's process
+        claimer = claimed_by(name, labels)
+        return claimer is None or _owner_gone(claimer)
     return _owner_gone(labels.get(MAKER_LABEL))  # being made: its maker's
+
+
+def claimed_by(name: str, labels: dict[str, str]) -> str | None:
+    """host:pid:start of the process that claimed a spare, from its name: nb-assets-run-<token>.<pid>.<start>
+    (claimed on the host and in the pid namespace that made it) or, in a pool, <token>.<pid>.<start>.<namespace>
+    (a run worker's own namespace on this host). None for a name that says neither."""
+    parts = name[len(CLAIMED_PREFIX):].split(".")
+    if len(parts) == 4:
+        return f"{socket.gethostname()}+{parts[3]}:{parts[1]}:{parts[2]}"
+    if len(parts) == 3:
+        return f"{(labels.get(MAKER_LABEL) or '').partition(':')[0]}:{parts[1]}:{parts[2]}"
+    return None
 
 
 def owner() -> str:

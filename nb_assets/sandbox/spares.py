@@ -17,7 +17,11 @@ settings' hash is its `nb_assets.spare` label, and it is claimed once:
             folder (two runs never both win), then a rename to
             nb-assets-run-<token>.<pid>.<start time> so anyone can see whose
             run it is; the claimed container is removed after its run.
-  whose     only spares this user made on this machine are claimed.
+  whose     only spares this user made on this machine are claimed; in a pool
+            (NB_ASSETS_SPARE_POOL: a deployment's run workers, each a
+            container of its own, so a pid namespace of its own), the spares
+            its members made, whatever their namespace, with the claims
+            folder shared (NB_ASSETS_SPARE_CLAIMS) so the O_EXCL still decides.
   lifetime  an offered spare waits for a run until its `nb_assets.claim_by`
             label (SPARE_TTL_S); then its supervisor ends it (auto-remove) and
             the janitor removes what is left. A spare outlives the process
@@ -47,6 +51,7 @@ from nb_assets.sandbox.janitor import (
     MAKER_LABEL,
     MAKER_UID_LABEL,
     OFFERED_PREFIX,
+    POOL_LABEL,
     SPARE_LABEL,
     here,
     owner,
@@ -57,7 +62,10 @@ from nb_assets.inbox.supervisor import BOOT_FILE
 
 CLAIM_MARGIN_S = 30.0  # a spare this close to its claim-by is left alone: the go must arrive before it
 
-__all__ = ["boot_spare", "claim_spare", "idle_count", "offered_count", "forget_claim", "offer_spare", "spare_key", "spare_ttl_s", "spares_wanted", "sweep_claims"]
+__all__ = [
+    "boot_spare", "claim_spare", "forget_claim", "idle_count", "offer_spare", "offered_count", "spare_key", "spare_pool",
+    "spare_ttl_s", "spares_per_settings", "spares_wanted", "sweep_claims",
+]
 
 
 def spares_wanted() -> bool:
@@ -70,13 +78,28 @@ def spare_ttl_s() -> float:
     return float(os.environ.get("NB_ASSETS_SPARE_TTL_S", "180"))
 
 
+def spare_pool() -> str:
+    """The pool this process's runs share spares with (NB_ASSETS_SPARE_POOL), or "" for this host's own.
+
+    A deployment's run worker lives for one run in a container of its own: a
+    spare only it could claim would die unused. Its pool is the deployment, so
+    the spare one run worker leaves is claimed by the next (deploy/config.py)."""
+    return os.environ.get("NB_ASSETS_SPARE_POOL", "")
+
+
+def spares_per_settings() -> int:
+    """How many offered spares of one settings hash are enough (NB_ASSETS_SPARES_PER_SETTINGS, default 1):
+    a deployment sets its number of run slots, so runs side by side each find one."""
+    return max(1, int(os.environ.get("NB_ASSETS_SPARES_PER_SETTINGS", "1")))
+
+
 def spare_key(settings: str, runtime_tar: bytes) -> str:
     """The hash of everything a run's container is made with: a spare serves only runs with the same."""
     return hashlib.sha256(settings.encode() + b"\0" + runtime_tar).hexdigest()[:24]
 
 
 def claims_dir() -> Path:
-    path = cache_dir() / "spare-claims"
+    path = Path(os.environ.get("NB_ASSETS_SPARE_CLAIMS") or cache_dir() / "spare-claims")
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
@@ -89,18 +112,22 @@ def offered_count(client: Any, key: str, *, until: float | None = None) -> int:
 
 def idle_count(client: Any) -> int:
     """This user's spares on this host that wait for a run, whatever their settings: offered or being made."""
-    host, uid = here(), str(os.getuid())
     count = 0
     for summary in client.api.containers(all=True, filters={"label": SPARE_LABEL}):
-        labels = summary.get("Labels") or {}
         name = (summary.get("Names") or ["/"])[0].lstrip("/")
-        if (
-            name.startswith((OFFERED_PREFIX, BOOT_PREFIX))
-            and labels.get(MAKER_UID_LABEL) == uid
-            and (labels.get(MAKER_LABEL) or "").partition(":")[0] == host
-        ):
+        if name.startswith((OFFERED_PREFIX, BOOT_PREFIX)) and _ours(summary.get("Labels") or {}):
             count += 1
     return count
+
+
+def _ours(labels: dict[str, str]) -> bool:
+    """Made by this user, here: on this host and pid namespace, or in this process's pool."""
+    if labels.get(MAKER_UID_LABEL) != str(os.getuid()):
+        return False
+    pool = spare_pool()
+    if pool:
+        return labels.get(POOL_LABEL) == pool
+    return POOL_LABEL not in labels and (labels.get(MAKER_LABEL) or "").partition(":")[0] == here()
 
 
 def claim_spare(client: Any, key: str) -> tuple[str | None, int]:
@@ -117,7 +144,6 @@ def claim_spare(client: Any, key: str) -> tuple[str | None, int]:
 def _offered(client: Any, key: str) -> list[tuple[float, str, str]]:
     """(claim-by, id, token) of the spares made with `key` that this user's runs here may claim."""
     now = time.time()
-    host = here()  # spares are made and claimed in one pid namespace of one host
     offered = []
     for summary in client.api.containers(filters={"label": f"{SPARE_LABEL}={key}", "status": "running"}):
         labels = summary.get("Labels") or {}
@@ -126,19 +152,17 @@ def _offered(client: Any, key: str) -> list[tuple[float, str, str]]:
             claim_by = float(labels.get(CLAIM_BY_LABEL, "0"))
         except ValueError:
             continue
-        if (
-            name.startswith(OFFERED_PREFIX)
-            and labels.get(MAKER_UID_LABEL) == str(os.getuid())
-            and (labels.get(MAKER_LABEL) or "").partition(":")[0] == host
-            and claim_by - now > CLAIM_MARGIN_S
-        ):
+        if name.startswith(OFFERED_PREFIX) and _ours(labels) and claim_by - now > CLAIM_MARGIN_S:
             offered.append((claim_by, summary["Id"], name[len(OFFERED_PREFIX):]))
     return offered
 
 
 def claimed_name(token: str) -> str:
-    _, pid, started = owner().split(":")  # the host part: spares are claimed on their own host only
-    return f"{CLAIMED_PREFIX}{token}.{pid}.{started}"
+    """Whose run it is, for the janitors (janitor.claimed_by): the claimer's pid and start time, and in a
+    pool its pid namespace, which is not the maker's (a name holds no ':' or '+', so not the host's name)."""
+    host, pid, started = owner().split(":")
+    name = f"{CLAIMED_PREFIX}{token}.{pid}.{started}"
+    return f"{name}.{host.rpartition('+')[2]}" if spare_pool() and "+" in host else name
 
 
 def _take(container_id: str) -> bool:
@@ -199,4 +223,6 @@ def make_spare(client: Any, config: dict[str, Any], key: str) -> tuple[str, Any]
     """The first step of offer_spare: a created container, named as being made by this process."""
     token = secrets.token_hex(6)
     labels = {**config["labels"], SPARE_LABEL: key, MAKER_LABEL: owner(), MAKER_UID_LABEL: str(os.getuid())}
+    if spare_pool():
+        labels[POOL_LABEL] = spare_pool()
     return token, client.containers.create(**{**config, "name": f"{BOOT_PREFIX}{token}", "labels": labels})

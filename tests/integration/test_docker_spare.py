@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from nb_assets.sandbox.janitor import CLAIMED_PREFIX, OFFERED_PREFIX, SPARE_LABEL, sweep_abandoned
+from nb_assets.sandbox.janitor import CLAIMED_PREFIX, OFFERED_PREFIX, POOL_LABEL, SPARE_LABEL, sweep_abandoned
 from nb_assets.sandbox.container import DockerSandbox, _runtime_tar
 from nb_assets.sandbox.spares import claim_spare, claims_dir, spare_key
 from nb_assets.sandbox.base import RunFolder, SandboxLimits
@@ -300,5 +300,38 @@ def test_an_unclaimed_spare_made_ahead_ends_by_itself_at_its_claim_by(spares: Do
         while spare_ids(spares, key) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert spare_ids(spares, key) == [], "the spare outlived its claim-by"
+    finally:
+        remove_all(spares, key)
+
+
+def test_in_a_pool_a_run_makes_its_spare_itself_and_only_the_pool_claims_it(
+    spares: DockerSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deployment's run workers (each in a pid namespace of its own) share spares: the run makes the next
+    spare before it returns, since its process ends with its container, and the claim is decided in a
+    folder every member sees."""
+    pool = f"pool-{tmp_path.name}"
+    monkeypatch.setenv("NB_ASSETS_SPARE_POOL", pool)
+    monkeypatch.setenv("NB_ASSETS_SPARE_CLAIMS", str(tmp_path / "claims"))
+    limits = limits_of_this_test(82)
+    folders = [make_run_folder(tmp_path / f"run{i}", f"x = {i}", "print(x)") for i in range(2)]
+    key = key_of(spares, folders[0], limits)
+    try:
+        first = spares.run(folders[0], limits)
+        assert first.exit_code == 0 and first.facts["warm_spare"] is False, first.logs
+        assert spares._makers == [], "in a pool no maker process is left to die with the run's container"
+        [offered] = spare_ids(spares, key)  # there as soon as run() returned
+        assert spares.client.api.inspect_container(offered)["Config"]["Labels"][POOL_LABEL] == pool
+        monkeypatch.delenv("NB_ASSETS_SPARE_POOL")
+        assert claim_spare(spares.client, key) == (None, 0), "claimed from outside its pool"
+        monkeypatch.setenv("NB_ASSETS_SPARE_POOL", "another-pool")
+        assert claim_spare(spares.client, key) == (None, 0), "claimed from another pool"
+        monkeypatch.setenv("NB_ASSETS_SPARE_POOL", pool)
+        second = spares.run(folders[1], limits)
+        assert second.exit_code == 0 and result_json(folders[1]) == {"status": "success", "error": None}, second.logs
+        assert second.facts["warm_spare"] is True and offered.startswith(second.facts["container"])
+        assert claims_dir() == tmp_path / "claims" and not (claims_dir() / offered).exists()  # forgotten once removed
+        [left] = spare_ids(spares, key)  # the second run's own, for the next
+        assert left != offered
     finally:
         remove_all(spares, key)
