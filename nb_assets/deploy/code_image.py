@@ -93,6 +93,23 @@ def build_code_image(project_dir: Path, *, force: bool = False) -> str:
     return tag
 
 
+def python_trees(tag: str) -> dict[str, str]:
+    """The code image's Python trees as read-only volumes (sandbox/usr_volume.py), volume -> path, for
+    the code server and every run worker: each imports Dagster afresh, and from a volume it does so in
+    about half the time it takes through fuse-overlayfs (benchmarks/README.md, issue 27). The copy is
+    made once per image (~30 s here); {} when NB_ASSETS_USR_VOLUME=0 or the copy failed."""
+    from nb_assets.sandbox import usr_volume
+
+    if not usr_volume.wanted():
+        return {}
+    client = docker_client(timeout=usr_volume.FILL_TIMEOUT_S)
+    if not usr_volume.ensure(client, tag):
+        _say(f"{tag}: its Python trees are read through the image (no volume made)")
+        return {}
+    image_id = str(client.images.get(tag).id)
+    return {usr_volume.volume_name(image_id, tree): path for tree, path in usr_volume.TREES.items()}
+
+
 def _prune(client: Any, project_dir: Path, keep: str) -> None:
     """Older code images of this project (about 1 GB each), unless a container still uses one."""
     import docker.errors

@@ -72,6 +72,8 @@ class DeploySettings:
     reader_schemas: list[str] = field(default_factory=list)  # the schemas the reader may SELECT from
     code_target: list[str] = field(default_factory=list)  # what the code server loads (code_target()); empty: definitions.py
     dagster_version: str = ""  # the Dagster that last ran this state folder: a change means migrating its storage
+    warm_spares: bool = True  # a spare per run slot for the next run worker (False: each run's sandbox made cold)
+    python_trees: dict[str, str] = field(default_factory=dict)  # the code image's Python trees: volume -> path (read-only)
     pids: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -168,11 +170,17 @@ class DeploySettings:
         env = {
             "NB_ASSETS_WAREHOUSE": self.warehouse_url(secrets),
             "NB_ASSETS_SANDBOX": "docker",  # no engine or image is an error, never a silent LocalSandbox
-            # A run worker lives for one run: a spare made after it would die with its container.
-            "NB_ASSETS_DOCKER_SPARES": "0",
             "NB_ASSETS_SENSOR_INTERVAL_S": str(self.sensor_interval_s),
             "NB_ASSETS_UI_URL": f"http://localhost:{self.webserver_port}",
         }
+        if self.warm_spares:
+            # A run worker lives for one run, in a container of its own: the spare it leaves is for the
+            # deployment's next run worker, one per run slot, claimed through a folder they all see.
+            env["NB_ASSETS_SPARE_POOL"] = self.label
+            env["NB_ASSETS_SPARES_PER_SETTINGS"] = str(self.max_concurrent_runs)
+            env["NB_ASSETS_SPARE_CLAIMS"] = str(self.dagster_home / "spare-claims")
+        else:
+            env["NB_ASSETS_DOCKER_SPARES"] = "0"
         reader = self.reader_url(secrets)
         if reader:
             env["NB_ASSETS_READ_DSN"] = reader
@@ -195,6 +203,8 @@ class DeploySettings:
         folder = self.warehouse_folder()
         if folder is not None:
             volumes[str(folder)] = {"bind": str(folder), "mode": "rw"}
+        for volume, path in self.python_trees.items():  # off fuse-overlayfs: each run worker imports Dagster afresh
+            volumes[volume] = {"bind": path, "mode": "ro"}
         socket = docker_socket()
         if socket:
             volumes[socket] = {"bind": DOCKER_SOCKET, "mode": "rw"}

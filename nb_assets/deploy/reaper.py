@@ -15,8 +15,10 @@ SIGKILL, an engine restart): a sandbox's owner label names the pid namespace
 of the process that started it, which only that run worker's container can
 judge; from the host, the reaper knows which namespaces belong to run workers
 still running. A sandbox of this deployment (its run folder is under
-DAGSTER_HOME) owned from a namespace no running container of the deployment
-has is removed at once instead of at its deadline.
+DAGSTER_HOME, or a spare its run workers left) owned from a namespace no
+running container of the deployment has is removed at once instead of at its
+deadline: a run's container by its starter, a claimed spare by its claimer, a
+spare being made by its maker. An offered spare waits for its claim-by.
 """
 
 from __future__ import annotations
@@ -61,11 +63,11 @@ def reap_once(settings: DeploySettings, client: Any, now: float | None = None) -
 def sweep_orphaned_sandboxes(settings: DeploySettings, client: Any) -> list[str]:
     """Remove this deployment's sandboxes whose run worker is gone; their ids. Sandboxes are listed
     before the workers, so one started meanwhile is never judged against a list made before its worker."""
-    from nb_assets.sandbox.janitor import OWNER_LABEL, SANDBOX_LABEL, remove_container
+    from nb_assets.sandbox.janitor import SANDBOX_LABEL, remove_container
 
     home = f"{settings.dagster_home}/"
     sandboxes = [c for c in client.api.containers(all=True, filters={"label": SANDBOX_LABEL})
-                 if (c.get("Labels") or {}).get("nb_assets.run_folder", "").startswith(home)]
+                 if _of_deployment(settings, c.get("Labels") or {}, home)]
     if not sandboxes:
         return []
     alive = {_pid_namespace(os.getpid())}  # a host process's sandboxes: its own janitor judges them
@@ -75,12 +77,62 @@ def sweep_orphaned_sandboxes(settings: DeploySettings, client: Any) -> list[str]
             alive.add(namespace)
     removed = []
     for sandbox in sandboxes:
-        owner = (sandbox.get("Labels") or {}).get(OWNER_LABEL, "")
-        namespace = owner.partition(":")[0].rpartition("+")[2]
-        if namespace and "+" in owner.partition(":")[0] and namespace not in alive:
+        namespace = _owner_namespace(sandbox.get("Labels") or {}, (sandbox.get("Names") or ["/"])[0].lstrip("/"))
+        if namespace and namespace not in alive:
             remove_container(client, sandbox["Id"])
             removed.append(sandbox["Id"])
     return removed
+
+
+def remove_deployment_containers(settings: DeploySettings) -> list[str]:
+    """The code server and every run worker of this deployment, finished or not, the sandboxes
+    of its runs (their run folders are under its DAGSTER_HOME), which a removed run worker leaves,
+    and the spares its run workers left for the next.
+    One line per kind of container removed."""
+    from nb_assets.sandbox.janitor import SANDBOX_LABEL
+    from nb_assets.sandbox.image import docker_client
+
+    client = docker_client()
+    ours = client.api.containers(all=True, filters={"label": f"{DEPLOY_LABEL}={settings.label}"})
+    home = f"{settings.dagster_home}/"
+    ours += [c for c in client.api.containers(all=True, filters={"label": SANDBOX_LABEL})
+             if _of_deployment(settings, c.get("Labels") or {}, home)]
+    removed: dict[str, list[str]] = {}
+    for summary in ours:
+        try:
+            client.api.remove_container(summary["Id"], force=True, v=True)
+        except Exception as exc:  # noqa: BLE001 - keep stopping the rest; say what is left
+            print(f"[nb_assets.deploy] could not remove container {summary['Id'][:12]}: {exc}", file=sys.stderr)
+            continue
+        name = (summary.get("Names") or ["/" + summary["Id"][:12]])[0].lstrip("/")
+        kind = ("code server" if name == settings.code_server_name
+                else "sandbox" if SANDBOX_LABEL in (summary.get("Labels") or {}) else "run worker")
+        removed.setdefault(kind, []).append(f"{name} ({summary.get('State') or 'created'})")
+    return [f"removed {kind} container(s): {', '.join(names)}" for kind, names in removed.items()]
+
+
+def _of_deployment(settings: DeploySettings, labels: dict[str, str], home: str) -> bool:
+    """A sandbox of one of its runs (its run folder is under DAGSTER_HOME), or a spare its run workers left."""
+    from nb_assets.sandbox.janitor import POOL_LABEL
+
+    return labels.get("nb_assets.run_folder", "").startswith(home) or labels.get(POOL_LABEL) == settings.label
+
+
+def _owner_namespace(labels: dict[str, str], name: str) -> str:
+    """The pid namespace of the process a sandbox belongs to, "" when none does (an offered spare waits
+    for any run worker until its claim-by) or a host process's: a run's starter, a spare's claimer or maker."""
+    from nb_assets.sandbox.janitor import BOOT_PREFIX, CLAIMED_PREFIX, MAKER_LABEL, OWNER_LABEL, SPARE_LABEL, claimed_by
+
+    if SPARE_LABEL not in labels:
+        owner = labels.get(OWNER_LABEL, "")
+    elif name.startswith(CLAIMED_PREFIX):  # only a pool's names carry the claimer's namespace; else its deadline
+        owner = (claimed_by(name, labels) or "") if name.count(".") == 3 else ""
+    elif name.startswith(BOOT_PREFIX):
+        owner = labels.get(MAKER_LABEL, "")
+    else:
+        return ""
+    host = owner.partition(":")[0]
+    return host.rpartition("+")[2] if "+" in host else ""
 
 
 def _pid_namespace(pid: int) -> str:

@@ -58,6 +58,7 @@ from nb_assets.deploy.config import (
 )
 from nb_assets.deploy.config import code_target, default_code_target, project_sources
 from nb_assets.deploy.project_layout import project_layout
+from nb_assets.deploy.reaper import remove_deployment_containers
 from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, load_secrets, save_secrets
 from nb_assets.errors import NbAssetsError
 from nb_assets.locations import redact
@@ -78,7 +79,7 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None, *,
     """Build the code image if needed, then start Postgres, the code server, the daemon, the webserver
     and the reaper. `restore`: a `deploy backup` folder loaded into a new state folder first.
     `unsafe_fast`: the own cluster without fsync (the test suite's choice, never the CLI's)."""
-    from nb_assets.deploy.code_image import build_code_image
+    from nb_assets.deploy.code_image import build_code_image, python_trees
 
     say = say or (lambda line: print(f"[nb_assets.deploy] {line}", file=sys.stderr, flush=True))
     if is_running(settings.state_dir):
@@ -86,7 +87,7 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None, *,
     previous = DeploySettings.load(settings.state_dir) if (settings.state_dir / "deploy.json").exists() else None
     if restore is not None and previous is not None:
         raise DeployError(f"--restore loads a backup into a new deployment, but {settings.state_dir} holds one already")
-    _remove_containers(settings)  # a code server left by a deployment that was never stopped
+    remove_deployment_containers(settings)  # a code server left by a deployment that was never stopped
     busy = busy_ports(settings)
     if busy:  # said before the image build and anything started, not after a minute of waiting
         raise DeployError(
@@ -99,6 +100,7 @@ def up(settings: DeploySettings, project_dir: Path, seed: Path | None = None, *,
     save_secrets(settings.state_dir, secrets)
     layout = project_layout(project_dir)  # a bad dg config is said before the image build
     settings.code_image = build_code_image(project_dir)
+    settings.python_trees = python_trees(settings.code_image)
     settings.code_target = code_target(layout)
     for folder in (settings.dagster_home, settings.logs_dir, settings.landing_dir):
         folder.mkdir(parents=True, exist_ok=True)
@@ -226,7 +228,7 @@ def down(state_dir: Path, *, purge: bool = False) -> list[str]:
             if _stop_process(pid):
                 done.append(f"stopped {'dagster-' if name != 'reaper' else 'the run-worker '}{name} (pid {pid})")
         settings.save()
-        done += _remove_containers(settings)
+        done += remove_deployment_containers(settings)
         if _stop_cluster(settings):
             done.append(f"stopped PostgreSQL on 127.0.0.1:{settings.postgres_port} (data kept in {settings.postgres_dir})")
     if purge and state_dir.exists():
@@ -261,32 +263,6 @@ def host_env(settings: DeploySettings, secrets: dict[str, str] | None = None) ->
     secrets = secrets if secrets is not None else load_secrets(settings.state_dir)
     return {**os.environ, **settings.project_env(secrets), "DAGSTER_HOME": str(settings.dagster_home),
             DAGSTER_PASSWORD_ENV: settings.storage_password(secrets)}
-
-
-def _remove_containers(settings: DeploySettings) -> list[str]:
-    """The code server and every run worker of this deployment, finished or not, and the sandboxes
-    of its runs (their run folders are under its DAGSTER_HOME), which a removed run worker leaves.
-    One line per kind of container removed."""
-    from nb_assets.sandbox.janitor import SANDBOX_LABEL
-    from nb_assets.sandbox.image import docker_client
-
-    client = docker_client()
-    ours = client.api.containers(all=True, filters={"label": f"{DEPLOY_LABEL}={settings.label}"})
-    home = f"{settings.dagster_home}/"
-    ours += [c for c in client.api.containers(all=True, filters={"label": SANDBOX_LABEL})
-             if (c.get("Labels") or {}).get("nb_assets.run_folder", "").startswith(home)]
-    removed: dict[str, list[str]] = {}
-    for summary in ours:
-        try:
-            client.api.remove_container(summary["Id"], force=True, v=True)
-        except Exception as exc:  # noqa: BLE001 - keep stopping the rest; say what is left
-            print(f"[nb_assets.deploy] could not remove container {summary['Id'][:12]}: {exc}", file=sys.stderr)
-            continue
-        name = (summary.get("Names") or ["/" + summary["Id"][:12]])[0].lstrip("/")
-        kind = ("code server" if name == settings.code_server_name
-                else "sandbox" if SANDBOX_LABEL in (summary.get("Labels") or {}) else "run worker")
-        removed.setdefault(kind, []).append(f"{name} ({summary.get('State') or 'created'})")
-    return [f"removed {kind} container(s): {', '.join(names)}" for kind, names in removed.items()]
 
 
 def _start_code_server(settings: DeploySettings, secrets: dict[str, str]) -> None:

@@ -36,7 +36,7 @@ from support.polling import wait_for
 from nb_assets.deploy.config import DEPLOY_LABEL, LOCATION, DeploySettings
 from nb_assets.deploy.secrets import DAGSTER_PASSWORD_ENV, load_secrets
 from nb_assets.deploy.stack import DeployError, down, start_daemon, stop_daemon, up
-from nb_assets.sandbox.janitor import OWNER_LABEL, SANDBOX_LABEL, here
+from nb_assets.sandbox.janitor import MAKER_LABEL, OFFERED_PREFIX, OWNER_LABEL, POOL_LABEL, SANDBOX_LABEL, here
 from nb_assets.sandbox.image import docker_client, image_tag
 from nb_assets.runs.history import DAGSTER_RECORDS, find_runs
 from nb_assets.deploy.webserver_client import graphql
@@ -176,21 +176,29 @@ def test_the_demo_graph_runs_in_a_run_worker_container_with_a_sandbox_container_
     assert worker.attrs["State"]["ExitCode"] == 0
 
     # One sandbox container per notebook, made through the engine socket from inside the run worker
-    # (another pid namespace than this one), from the sandbox image, with every limit.
-    sandboxes = creations.by_notebook(settings.dagster_home / DAGSTER_RECORDS)
+    # (another pid namespace than this one), from the sandbox image, with every limit: made for its
+    # run, or a spare a run worker of this deployment left (its pool), claimed by this run only.
+    made_for = creations.by_notebook(settings.dagster_home / DAGSTER_RECORDS)
     records = {r.notebook: r for r in find_runs([settings.dagster_home / DAGSTER_RECORDS]) if r.run_id == run_id}
     assert set(records) == {"clean_orders", "customer_revenue", "daily_traffic", "revenue_report",
                             "regional_revenue_emea", "regional_revenue_apac"}
-    assert sorted(sandboxes) == sorted(records), sandboxes
+    used = set()
     for notebook, record in records.items():
         facts = record.summary["sandbox"]
         assert record.status == "success" and facts["kind"] == "docker" and facts["network"] == "none"
-        assert facts["image"] == image_tag() and not facts["warm_spare"]
-        attributes = sandboxes[notebook]
-        assert attributes["id"].startswith(facts["container"]) and not worker.id.startswith(facts["container"])
-        assert attributes["image"] == image_tag()
-        assert attributes[OWNER_LABEL].partition(":")[0] not in ("", here()), "made by this process's namespace"
-    assert len({s["id"] for s in sandboxes.values()}) == len(records)
+        assert facts["image"] == image_tag()
+        attributes = creations.by_id(facts["container"])
+        assert attributes is not None, f"{notebook}: no sandbox created with id {facts['container']}"
+        assert not worker.id.startswith(facts["container"]) and attributes["image"] == image_tag()
+        if facts["warm_spare"]:
+            assert attributes[POOL_LABEL] == settings.label, attributes
+            maker = attributes[MAKER_LABEL]
+        else:
+            assert made_for[notebook]["id"] == attributes["id"]
+            maker = attributes[OWNER_LABEL]
+        assert maker.partition(":")[0] not in ("", here()), "made by this process's namespace"
+        used.add(attributes["id"])
+    assert len(used) == len(records)
 
     # Outputs in the Postgres warehouse, as many rows as each record says.
     for notebook, record in records.items():
@@ -208,6 +216,29 @@ def test_the_demo_graph_runs_in_a_run_worker_container_with_a_sandbox_container_
     query = urllib.parse.urlencode({"path": paths["notebook/executed"], "repoLocName": LOCATION})
     page = urllib.request.urlopen(f"{deployment.url}/notebook?{query}", timeout=120).read().decode()
     assert "mart.daily_traffic" in page and "jp-Notebook" in page
+
+
+def test_the_spare_a_run_worker_leaves_serves_the_next_run_worker(deployment: Deployment) -> None:
+    """A run worker lives for one run: the spare it leaves is for the deployment's next one (its pool)."""
+    settings, client = deployment.settings, docker_client()
+    creations = SandboxCreations(client)
+    try:
+        runs = []
+        for _ in range(2):  # one after the other: the second finds what the first left
+            runs.append(deployment.launch([["mart", "daily_traffic"]]))
+            deployment.wait_until_done(runs[-1:])
+    finally:
+        creations.close()
+    records = {r.run_id: r for r in find_runs([settings.dagster_home / DAGSTER_RECORDS]) if r.run_id in runs}
+    facts = records[runs[1]].summary["sandbox"]
+    assert facts["warm_spare"], (facts, explain_runs(deployment.instance, runs))
+    spare = creations.by_id(facts["container"])
+    assert spare is not None and spare[POOL_LABEL] == settings.label, spare
+    assert spare[MAKER_LABEL].partition(":")[0] not in ("", here()), "made by a run worker, not this process"
+    # What waits for the next run: at most one spare per run slot, each booted and claimable by this pool only.
+    offered = [c for c in client.api.containers(filters={"label": f"{POOL_LABEL}={settings.label}"})
+               if c["Names"][0].lstrip("/").startswith(OFFERED_PREFIX)]
+    assert 1 <= len(offered) <= LIMIT, offered
 
 
 def test_run_workers_fetch_declared_sources_a_mounted_folder_and_an_http_api(deployment: Deployment) -> None:
@@ -317,6 +348,13 @@ class SandboxCreations:
         time.sleep(1)  # the last create event is on its way through the stream
         self._stream.close()
         self._reader.join(10)
+
+    def by_id(self, prefix: str) -> dict[str, str] | None:
+        """The container created with an id starting with `prefix`: its image and labels."""
+        for event in self.events:
+            if event["Actor"]["ID"].startswith(prefix):
+                return {**event["Actor"]["Attributes"], "id": event["Actor"]["ID"]}
+        return None
 
     def by_notebook(self, records_root: Path) -> dict[str, dict[str, str]]:
         """For runs recorded under `records_root`: each notebook's container id, image and labels."""

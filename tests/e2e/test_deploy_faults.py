@@ -25,7 +25,7 @@ from support.polling import wait_for
 from nb_assets.deploy.operate import restart_code_server, restart_webserver, start_postgres
 from nb_assets.deploy.webserver_client import graphql
 from nb_assets.sandbox.image import docker_client
-from nb_assets.sandbox.janitor import SANDBOX_LABEL
+from nb_assets.sandbox.janitor import CLAIMED_PREFIX, POOL_LABEL, SANDBOX_LABEL
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -59,9 +59,16 @@ def table(deployment: Deployment, name: str) -> list[tuple[Any, ...]] | None:
 
 
 def sandboxes_of(deployment: Deployment) -> list[dict[str, Any]]:
+    """The deployment's sandboxes serving a run: made for it, or a spare of its pool it claimed
+    (an offered spare waits for the next run worker: not a run's)."""
     home = f"{deployment.settings.dagster_home}/"
-    return [c for c in docker_client().api.containers(all=True, filters={"label": SANDBOX_LABEL})
-            if (c.get("Labels") or {}).get("nb_assets.run_folder", "").startswith(home)]
+
+    def of_a_run(container: dict[str, Any]) -> bool:
+        labels, name = container.get("Labels") or {}, (container.get("Names") or ["/"])[0].lstrip("/")
+        return (labels.get("nb_assets.run_folder", "").startswith(home)
+                or (labels.get(POOL_LABEL) == deployment.settings.label and name.startswith(CLAIMED_PREFIX)))
+
+    return [c for c in docker_client().api.containers(all=True, filters={"label": SANDBOX_LABEL}) if of_a_run(c)]
 
 
 def test_a_killed_run_worker_fails_its_run_and_leaves_no_sandbox_and_no_change(stack: Deployment, mail: SmtpSink) -> None:

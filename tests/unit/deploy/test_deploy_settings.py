@@ -71,3 +71,33 @@ def test_the_reader_gets_the_schemas_the_demo_notebooks_read() -> None:
 def test_docker_times_parse() -> None:
     assert _finished_at("0001-01-01T00:00:00Z") is None
     assert _finished_at("2026-12-07T09:00:01.500000000Z") == 1796634001.5
+
+
+def test_run_workers_share_one_spare_per_run_slot_through_a_claims_folder_they_all_see(tmp_path: Path) -> None:
+    settings = DeploySettings(state_dir=tmp_path, max_concurrent_runs=3)
+    env = settings.project_env({})
+    assert env["NB_ASSETS_SPARE_POOL"] == settings.label and env["NB_ASSETS_SPARES_PER_SETTINGS"] == "3"
+    claims = Path(env["NB_ASSETS_SPARE_CLAIMS"])
+    assert settings.dagster_home in claims.parents  # mounted at the same path in every run worker
+    assert "NB_ASSETS_DOCKER_SPARES" not in env
+
+
+def test_the_code_images_python_trees_are_mounted_read_only_in_every_container(tmp_path: Path) -> None:
+    settings = DeploySettings(state_dir=tmp_path, python_trees={"nb-assets-usr-abc-site": "/usr/local/lib/python3.11"})
+    assert settings.mounts()["nb-assets-usr-abc-site"] == {"bind": "/usr/local/lib/python3.11", "mode": "ro"}
+    launcher = yaml.safe_load(dagster_yaml(settings))["run_launcher"]["config"]["container_kwargs"]
+    assert launcher["volumes"]["nb-assets-usr-abc-site"]["mode"] == "ro"
+
+
+def test_the_reaper_judges_a_sandbox_by_whoever_holds_it() -> None:
+    from nb_assets.deploy.reaper import _owner_namespace
+    from nb_assets.sandbox.janitor import MAKER_LABEL, OWNER_LABEL, SPARE_LABEL
+
+    made_for_its_run = {OWNER_LABEL: "box+4026532000:17:900"}
+    assert _owner_namespace(made_for_its_run, "nb-assets-x") == "4026532000"
+    spare = {SPARE_LABEL: "k", MAKER_LABEL: "box+4026531111:9:500"}
+    assert _owner_namespace(spare, "nb-assets-boot-ab12") == "4026531111"  # being made: its maker's
+    assert _owner_namespace(spare, "nb-assets-spare-ab12") == ""  # offered: nobody's until its claim-by
+    assert _owner_namespace(spare, "nb-assets-run-ab12.31.777.4026532222") == "4026532222"  # its claimer's
+    assert _owner_namespace(spare, "nb-assets-run-ab12.31.777") == ""  # claimed without a namespace: its deadline
+    assert _owner_namespace({OWNER_LABEL: "host-without-namespace:17:900"}, "x") == ""
