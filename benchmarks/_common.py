@@ -232,9 +232,12 @@ class DeployedStack:
 
 
 @contextlib.contextmanager
-def deployed_stack(project: Path, *, max_concurrent_runs: int) -> Iterator[DeployedStack]:
+def deployed_stack(project: Path, *, max_concurrent_runs: int, warm_spares: bool = True,
+                   python_trees: bool = True) -> Iterator[DeployedStack]:
     """`deploy up` of `project` (its seed.py seeds the warehouse; its code image built before, untimed),
-    then `deploy down` and the state folder removed, whatever happens."""
+    then `deploy down` and the state folder removed, whatever happens. `warm_spares=False` and
+    `python_trees=False` deploy without issue 27's two cuts (spares per run slot; the code image's
+    Python trees from volumes), for a before/after in one session."""
     import dagster as dg
 
     from nb_assets.deploy.config import DeploySettings
@@ -244,10 +247,19 @@ def deployed_stack(project: Path, *, max_concurrent_runs: int) -> Iterator[Deplo
 
     state = Path(tempfile.mkdtemp(prefix="nb_bench_deploy_state_"))
     settings = DeploySettings(state_dir=state, webserver_port=free_port(), code_server_port=free_port(),
-                              postgres_port=free_port(), max_concurrent_runs=max_concurrent_runs)
+                              postgres_port=free_port(), max_concurrent_runs=max_concurrent_runs,
+                              warm_spares=warm_spares)
     try:
         started = time.perf_counter()
-        up(settings, project, seed=project / "seed.py")
+        trees = os.environ.pop("NB_ASSETS_USR_VOLUME", None)
+        if not python_trees:
+            os.environ["NB_ASSETS_USR_VOLUME"] = "0"  # read by deploy up only: run workers get their own environment
+        try:
+            up(settings, project, seed=project / "seed.py")
+        finally:
+            os.environ.pop("NB_ASSETS_USR_VOLUME", None)
+            if trees is not None:
+                os.environ["NB_ASSETS_USR_VOLUME"] = trees
         print(f"deploy up (code image built before): {time.perf_counter() - started:.1f} s")
         secrets = load_secrets(state)
         os.environ["DAGSTER_HOME"] = str(settings.dagster_home)

@@ -1,23 +1,26 @@
 """Throughput of the deployment: 32 small notebooks through the deployed queue against the
-same 32 through `nb-assets run`, one after another, on the same Postgres warehouse.
+same 32 through `nb-assets run`, one after another, on the same Postgres warehouse (issue 27, target 4).
 
   sequential  `nb-assets run NB --warehouse postgresql://... --sandbox docker` for each
-              notebook in turn (warm spares on, as the CLI runs by default)
-  deployed    `nb-assets deploy up` on a generated project of the 32 notebooks, then one
-              run per notebook launched at once through the webserver's GraphQL API, the
-              queue starting --max-runs at a time; timed from the first launch to the
-              last run's end. Twice: with the project's executor (a step process per
-              notebook), then with run config choosing `in_process`
-Not interleaved (one deployment, then the next variant): read small differences with care.
+              notebook in turn (warm spares on, as the CLI runs by default); in each deployment
+  before      `nb-assets deploy up` on a generated project of the 32 without issue 27's cuts
+              (DeploySettings(warm_spares=False), NB_ASSETS_USR_VOLUME=0 for the code image),
+              then one run per notebook launched at once through the webserver's GraphQL API,
+              the queue starting --max-runs at a time; timed from the first launch to the last
+              run's end
+  after       the same with the cuts: a spare per run slot left by each run worker for the next,
+              and the code image's Python trees mounted from read-only volumes
+Not interleaved (one deployment, then the next): read small differences with care.
 
 Where the deployed time goes, per run (means), from Dagster's events and the records:
   queue wait         created -> dequeued (RUN_STARTING)
   run worker start   dequeued -> RUN_START: container create/start, Python, Dagster and the
                      project imported, the run loaded from Postgres
-  step start         RUN_START -> STEP_START (the executor's step process)
+  step start         RUN_START -> STEP_START
   notebook pipeline  the record's duration: prefetch, sandbox, load
-    sandbox          of which the sandbox container (create, copy in, boot, run, copy out)
+    sandbox          of which the sandbox container (create or claim, copy in, boot, run, copy out)
   run end            STEP_SUCCESS -> RUN_SUCCESS
+  warm spare         the share of runs whose sandbox was a claimed spare
 
     python benchmarks/deploy_throughput.py [--quick] [--max-runs N]
 The code image for the generated project is built before anything is timed.
@@ -38,9 +41,8 @@ import _common as C  # noqa: E402
 C.ensure_venv()
 
 COUNT = 32
-# The project's executor (steps forked from a forkserver, notebook_executor), and the same runs told
-# by run config to execute in the run worker's own process: one step per run needs no second one.
-VARIANTS = {"multiprocess": None, "in_process": {"execution": {"config": {"in_process": {}}}}}
+# Issue 27's cuts off, then on (the project's executor either way: a one-notebook run steps in its own process).
+VARIANTS = {"before": {"warm_spares": False, "python_trees": False}, "after": {"warm_spares": True, "python_trees": True}}
 DEFINITIONS = '''import os
 from pathlib import Path
 from nb_assets import NotebookAsset, notebook_definitions
@@ -75,7 +77,7 @@ def sequential(paths: list[Path], warehouse: str) -> float:
     return time.perf_counter() - started
 
 
-def deployed(url: str, instance, count: int, run_config: dict | None = None) -> tuple[float, list[str]]:  # noqa: ANN001
+def deployed(url: str, instance, count: int) -> tuple[float, list[str]]:  # noqa: ANN001
     from nb_assets.deploy.config import LOCATION
     from nb_assets.deploy.webserver_client import graphql
 
@@ -85,8 +87,7 @@ def deployed(url: str, instance, count: int, run_config: dict | None = None) -> 
     run_ids = []
     for i in range(count):
         params = {"mode": "default", "selector": {"repositoryLocationName": LOCATION, "repositoryName": "__repository__",
-                  "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": ["mart", f"small_{i:02d}"]}]},
-                  "runConfigData": run_config or {}}
+                  "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": ["mart", f"small_{i:02d}"]}]}}
         answer = graphql(url, launch, {"p": params})["launchRun"]
         assert answer["__typename"] == "LaunchRunSuccess", answer
         run_ids.append(answer["run"]["runId"])
@@ -109,7 +110,7 @@ def breakdown(instance, run_ids: list[str], records_root: Path) -> dict[str, flo
 
     T = dg.DagsterEventType
     parts: dict[str, list[float]] = {k: [] for k in ("queue wait", "run worker start", "step start", "notebook pipeline",
-                                                    "  sandbox", "run end", "whole run")}
+                                                    "  sandbox", "run end", "whole run", "warm spare")}
     records = {r.run_id: r for r in find_runs([records_root])}
     for run_id in run_ids:
         created = instance.get_run_records(dg.RunsFilter(run_ids=[run_id]))[0].create_timestamp.timestamp()
@@ -125,6 +126,7 @@ def breakdown(instance, run_ids: list[str], records_root: Path) -> dict[str, flo
         summary = records[run_id].summary
         parts["notebook pipeline"].append(float(summary["duration_s"]))
         parts["  sandbox"].append(float(summary["sandbox"]["duration_s"]))
+        parts["warm spare"].append(1.0 if summary["sandbox"].get("warm_spare") else 0.0)
     return {k: statistics.mean(v) for k, v in parts.items()}
 
 
@@ -139,28 +141,32 @@ def main() -> int:
         project = tmp / "project"
         paths = make_project(project, count)
         tag = build_code_image(project)  # untimed
+        seq: dict[str, float] = {}
+        results = {}
         try:
-            with C.deployed_stack(project, max_concurrent_runs=args.max_runs) as stack:
-                seq = sequential(paths, stack.warehouse)
-                results = {}
-                for name, config in VARIANTS.items():
-                    elapsed, run_ids = deployed(stack.url, stack.instance, count, config)
+            for name, cuts in VARIANTS.items():
+                with C.deployed_stack(project, max_concurrent_runs=args.max_runs, **cuts) as stack:
+                    seq[name] = sequential(paths, stack.warehouse)
+                    elapsed, run_ids = deployed(stack.url, stack.instance, count)
                     results[name] = (elapsed, breakdown(stack.instance, run_ids, stack.settings.dagster_home / DAGSTER_RECORDS))
         finally:
             from nb_assets.sandbox.image import docker_client
 
             docker_client().images.remove(tag)  # ~1 GB, of a project that is gone (`up` found it built)
+    base = statistics.mean(seq.values())
     print(f"\n{count} small notebooks, Postgres warehouse, Docker sandbox")
-    print(f"  sequential nb-assets run        : {seq:7.1f} s  ({seq / count:.2f} s per notebook)")
+    print(f"  sequential nb-assets run        : {base:7.1f} s  ({base / count:.2f} s per notebook; "
+          + ", ".join(f"{v:.1f} s beside {k}" for k, v in seq.items()) + ")")
     for name, (elapsed, _) in results.items():
-        print(f"  deployed, {args.max_runs} at once, {name:<11}: {elapsed:7.1f} s  ({elapsed / count:.2f} s per notebook)"
-              f"  {elapsed / seq:.2f}x the sequential time")
+        print(f"  deployed, {args.max_runs} at once, {name:<6}: {elapsed:7.1f} s  ({elapsed / count:.2f} s per notebook, "
+              f"{60 * count / elapsed:.1f} notebooks/min)  {elapsed / seq[name]:.2f}x the sequential time beside it")
+    print(f"  after / before: {results['after'][0] / results['before'][0]:.2f}x")
     print("\nwhere a deployed run's time goes (mean per run, s):")
     print(f"  {'':<18} " + " ".join(f"{name:>11}" for name in results))
     for part in next(iter(results.values()))[1]:
         print(f"  {part:<18} " + " ".join(f"{parts[part]:11.2f}" for _, parts in results.values()))
-    print(json.dumps({"count": count, "max_runs": args.max_runs, "sequential_s": round(seq, 2), **{
-        name: {"s": round(elapsed, 2), "ratio": round(elapsed / seq, 3), "parts": {k.strip(): round(v, 3) for k, v in parts.items()}}
+    print(json.dumps({"count": count, "max_runs": args.max_runs, "sequential_s": {k: round(v, 2) for k, v in seq.items()}, **{
+        name: {"s": round(elapsed, 2), "ratio": round(elapsed / seq[name], 3), "parts": {k.strip(): round(v, 3) for k, v in parts.items()}}
         for name, (elapsed, parts) in results.items()}}))
     return 0
 

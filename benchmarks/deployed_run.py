@@ -1,6 +1,5 @@
 """One deployed run of a small notebook against a cold `nb-assets run --sandbox docker` of the same
-notebook and a no-op asset through the same deployment (Dagster's floor): issue 27, target 3,
-measured only (nothing here changes the deployment).
+notebook and a no-op asset through the same deployment (Dagster's floor): issue 27, target 3.
 
   deployed   launched through the webserver's GraphQL API, timed from the launch to the run's end
              as the instance records them (created -> RUN_SUCCESS)
@@ -20,7 +19,10 @@ Where a deployed run's time goes, from the run's event timestamps (medians):
     sandbox         of which the sandbox container (create, copy in, boot, run, copy out)
   run end           STEP_SUCCESS -> RUN_SUCCESS
 
-    python benchmarks/deployed_run.py [--quick] [--runs N]
+    python benchmarks/deployed_run.py [--quick] [--runs N] [--before]
+
+--before deploys without issue 27's cuts (no spare per run slot, the code image's Python read through
+the storage driver), for the figure they are measured against.
 The project is generated (one notebook, one no-op asset); its code image is built before anything
 is timed; it is left in place, and the next run of this script prunes it (one image at most).
 """
@@ -137,7 +139,12 @@ def spread(values: list[float]) -> str:
 
 
 def main() -> int:
-    args = C.parse_args(__doc__, lambda p: p.add_argument("--runs", type=int, default=5))
+    def options(p: Any) -> None:
+        p.add_argument("--runs", type=int, default=5)
+        p.add_argument("--before", action="store_true",
+                       help="deploy without issue 27's cuts (spares per run slot, the code image's Python trees from volumes)")
+
+    args = C.parse_args(__doc__, options)
     runs = 2 if args.quick else args.runs
     C.print_machine("dagster", "dagster-docker", "dagster-postgres")
     print(f"load average at start: {os.getloadavg()}")
@@ -155,7 +162,8 @@ def main() -> int:
     notebook = make_project(project)
     try:
         build_code_image(project)  # untimed
-        with C.deployed_stack(project, max_concurrent_runs=2) as stack:
+        with C.deployed_stack(project, max_concurrent_runs=2, warm_spares=not args.before,
+                              python_trees=not args.before) as stack:
             settings, instance, url, warehouse = stack.settings, stack.instance, stack.url, stack.warehouse
             cold_env = {"NB_ASSETS_WAREHOUSE": warehouse, "NB_ASSETS_READ_DSN": os.environ["NB_ASSETS_READ_DSN"],
                         "NB_ASSETS_DOCKER_SPARES": "0"}
