@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from nb_assets.deploy.config import DEPLOY_LABEL, DeploySettings
+from nb_assets.sandbox.janitor import OFFERED_PREFIX, POOL_LABEL, SANDBOX_LABEL, SPARE_LABEL
 
 
 def _down(state: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -39,6 +40,10 @@ def test_down_names_each_piece_it_stopped_and_removed(tmp_path: Path, docker_ima
     client = docker_client()
     container = client.containers.create(docker_image, ["true"], name=settings.code_server_name,
                                          labels={DEPLOY_LABEL: settings.label}, network_mode="none")
+    # Stands in for a spare a run worker left for the next (its pool is the deployment).
+    spare_name = f"{OFFERED_PREFIX}{tmp_path.name[-12:].lower()}"
+    spare = client.containers.create(docker_image, ["true"], name=spare_name, network_mode="none",
+                                     labels={SANDBOX_LABEL: "1", SPARE_LABEL: "k", POOL_LABEL: settings.label})
     try:
         settings.pids["daemon"] = daemon.pid
         settings.save()
@@ -47,9 +52,11 @@ def test_down_names_each_piece_it_stopped_and_removed(tmp_path: Path, docker_ima
         assert done.stdout.splitlines() == [
             f"stopped dagster-daemon (pid {daemon.pid})",
             f"removed code server container(s): {settings.code_server_name} (created)",
+            f"removed sandbox container(s): {spare_name} (created)",
         ]
         assert daemon.wait(30) is not None
         assert not client.api.containers(all=True, filters={"id": container.id})
+        assert not client.api.containers(all=True, filters={"id": spare.id})
         assert json.loads((state / "deploy.json").read_text())["pids"] == {}
 
         assert _down(state).stdout == f"nothing to stop: no deployment runs from {state}\n"
@@ -58,5 +65,6 @@ def test_down_names_each_piece_it_stopped_and_removed(tmp_path: Path, docker_ima
     finally:
         if daemon.poll() is None:
             daemon.kill()
-        for leftover in client.api.containers(all=True, filters={"id": container.id}):
-            client.api.remove_container(leftover["Id"], force=True)
+        for made in (container, spare):
+            for leftover in client.api.containers(all=True, filters={"id": made.id}):
+                client.api.remove_container(leftover["Id"], force=True)
