@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from nb_assets.sandbox.base import RECORD_MB, SUPERVISOR_FILE, SandboxLimits, runner_argv, runner_env
-from nb_assets.sandbox.janitor import CLAIM_BY_LABEL, DEADLINE_LABEL, SANDBOX_LABEL
+from nb_assets.sandbox.janitor import BOOT_AT_LABEL, CLAIM_BY_LABEL, DEADLINE_LABEL, SANDBOX_LABEL
 from nb_assets.sandbox.transfer import GO
 
 SANDBOX_UID = 1000
@@ -78,5 +78,6 @@ def container_config(
         "auto_remove": True,
         # stdout carries the copy-out, read live through attach; nothing is logged to the engine's disk.
         "log_config": LogConfig(type="none"),
-        "labels": {SANDBOX_LABEL: "1", DEADLINE_LABEL: f"{deadline:.0f}", CLAIM_BY_LABEL: f"{claim_by:.0f}", **labels},
+        "labels": {SANDBOX_LABEL: "1", DEADLINE_LABEL: f"{deadline:.0f}", CLAIM_BY_LABEL: f"{claim_by:.0f}",
+                   **({BOOT_AT_LABEL: f"{boot_at:.0f}"} if boot_at else {}), **labels},
     }

@@ -28,6 +28,7 @@ DEADLINE_LABEL = "nb_assets.deadline"  # epoch seconds after which the container
 OWNER_LABEL = "nb_assets.owner"  # host:pid:start time of the process that runs it
 SPARE_LABEL = "nb_assets.spare"  # on warm spares: the hash of the settings they were made with
 CLAIM_BY_LABEL = "nb_assets.claim_by"  # epoch seconds: an offered spare nobody claimed by then is abandoned
+BOOT_AT_LABEL = "nb_assets.boot_at"  # on spares made ahead of a run: epoch seconds when it boots, for that run
 MAKER_LABEL = "nb_assets.maker"  # on spares, instead of an owner: host:pid:start time of the process making it
 MAKER_UID_LABEL = "nb_assets.maker_uid"  # only the user who made a spare claims it
 POOL_LABEL = "nb_assets.spare_pool"  # on spares of a pool (a deployment's run workers): claimed by its members only

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from nb_assets.sandbox.janitor import (
+    BOOT_AT_LABEL,
     BOOT_PREFIX,
     CLAIM_BY_LABEL,
     CLAIMED_PREFIX,
@@ -107,7 +108,8 @@ def claims_dir() -> Path:
 def offered_count(client: Any, key: str, *, until: float | None = None) -> int:
     """How many spares made with `key` are offered to this user's runs here (none is claimed by this);
     with `until` (epoch seconds), only those still claimable then."""
-    return len([o for o in _offered(client, key) if until is None or o[0] - until > CLAIM_MARGIN_S])
+    at = time.time() if until is None else until
+    return len([o for o in _offered(client, key) if o[0] - at > CLAIM_MARGIN_S and o[3] <= at])
 
 
 def idle_count(client: Any) -> int:
@@ -132,8 +134,10 @@ def _ours(labels: dict[str, str]) -> bool:
 
 def claim_spare(client: Any, key: str) -> tuple[str | None, int]:
     """Claim one offered spare made with `key`: (its id or None, how many others are still offered)."""
-    offered = _offered(client, key)
-    for n, (_, container_id, token) in enumerate(sorted(offered, reverse=True)):  # the freshest first
+    now = time.time()
+    # One made ahead of a run is that run's until it boots: unbooted it would save another run little.
+    offered = [o for o in _offered(client, key) if o[3] <= now]
+    for n, (_, container_id, token, _) in enumerate(sorted(offered, reverse=True)):  # the freshest first
         if _take(container_id):
             with contextlib.suppress(Exception):  # the name only tells the janitor whose run it is
                 client.api.rename(container_id, claimed_name(token))
@@ -141,19 +145,19 @@ def claim_spare(client: Any, key: str) -> tuple[str | None, int]:
     return None, 0
 
 
-def _offered(client: Any, key: str) -> list[tuple[float, str, str]]:
-    """(claim-by, id, token) of the spares made with `key` that this user's runs here may claim."""
+def _offered(client: Any, key: str) -> list[tuple[float, str, str, float]]:
+    """(claim-by, id, token, boot-at or 0) of the spares made with `key` that this user's runs here may claim."""
     now = time.time()
     offered = []
     for summary in client.api.containers(filters={"label": f"{SPARE_LABEL}={key}", "status": "running"}):
         labels = summary.get("Labels") or {}
         name = (summary.get("Names") or ["/"])[0].lstrip("/")
         try:
-            claim_by = float(labels.get(CLAIM_BY_LABEL, "0"))
+            claim_by, boot_at = float(labels.get(CLAIM_BY_LABEL, "0")), float(labels.get(BOOT_AT_LABEL, "0"))
         except ValueError:
             continue
         if name.startswith(OFFERED_PREFIX) and _ours(labels) and claim_by - now > CLAIM_MARGIN_S:
-            offered.append((claim_by, summary["Id"], name[len(OFFERED_PREFIX):]))
+            offered.append((claim_by, summary["Id"], name[len(OFFERED_PREFIX):], boot_at))
     return offered
 
 
