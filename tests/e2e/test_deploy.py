@@ -221,6 +221,9 @@ def test_the_demo_graph_runs_in_a_run_worker_container_with_a_sandbox_container_
 def test_the_spare_a_run_worker_leaves_serves_the_next_run_worker(deployment: Deployment) -> None:
     """A run worker lives for one run: the spare it leaves is for the deployment's next one (its pool)."""
     settings, client = deployment.settings, docker_client()
+    # Those earlier tests' runs left (deploy down's work, done early): the second run here finds the first's.
+    for left in client.api.containers(all=True, filters={"label": f"{POOL_LABEL}={settings.label}"}):
+        client.api.remove_container(left["Id"], force=True)
     creations = SandboxCreations(client)
     try:
         runs = []
@@ -233,7 +236,8 @@ def test_the_spare_a_run_worker_leaves_serves_the_next_run_worker(deployment: De
     facts = records[runs[1]].summary["sandbox"]
     assert facts["warm_spare"], (facts, explain_runs(deployment.instance, runs))
     spare = creations.by_id(facts["container"])
-    assert spare is not None and spare[POOL_LABEL] == settings.label, spare
+    seen = [(e["Actor"]["ID"][:12], e["Actor"]["Attributes"].get("name")) for e in creations.events]
+    assert spare is not None and spare[POOL_LABEL] == settings.label, (facts, records[runs[0]].summary["sandbox"], seen)
     assert spare[MAKER_LABEL].partition(":")[0] not in ("", here()), "made by a run worker, not this process"
     # What waits for the next run: at most one spare per run slot, each booted and claimable by this pool only.
     offered = [c for c in client.api.containers(filters={"label": f"{POOL_LABEL}={settings.label}"})

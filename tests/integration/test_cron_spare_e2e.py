@@ -38,6 +38,7 @@ GRACE_S = 90  # and waits this long after it: a spare this test leaves behind en
 # Run 1 starts at most this many seconds into a minute, so that it and its spare's making are over well before
 # the next tick's boot time (tick - LEAD_S): only then is there an unbooted spare to see.
 LATEST_START_S = 15  # measured: run 1 and its spare take about 5 s here
+ATTEMPTS = 3  # a loaded machine may be too slow for that in one minute: run 1 again in the next
 SPARE_MADE_S = 180  # bound on the wait for a spare maker (a process DockerSandbox.run starts) to be done
 
 
@@ -173,21 +174,28 @@ def sleep_until(epoch_s: float) -> None:
 def test_a_cron_notebooks_run_leaves_a_spare_that_boots_before_the_next_tick_and_serves_its_run(
         project: tuple[Runs, DockerSandbox, str]) -> None:
     runs, sandbox, key = project
-    if time.time() % 60 > LATEST_START_S:
-        sleep_until((time.time() // 60 + 1) * 60 + 0.5)  # the next minute's start: time for run 1 and its spare
-    started = time.time()
-    tick = (started // 60 + 1) * 60  # the next tick of "* * * * *" once run 1 starts
-    runs.notes.append(f"run 1 started at {started:.1f}, the next tick is {tick:.0f}, its spare boots at {tick - LEAD_S:.0f}")
-
-    first = runs.materialize()
-    wait_for_spare_makers()
-    made = time.time()
-    found = spares_of(sandbox, key)
-    assert len(found) == 1, f"want one spare made ahead, found {found}\n{runs.story()}"
+    for attempt in range(1, ATTEMPTS + 1):
+        if time.time() % 60 > LATEST_START_S:
+            sleep_until((time.time() // 60 + 1) * 60 + 0.5)  # the next minute's start: time for run 1 and its spare
+        started = time.time()
+        tick = (started // 60 + 1) * 60  # the next tick of "* * * * *" once run 1 starts
+        runs.notes.append(f"run 1 (attempt {attempt}) started at {started:.1f}, the next tick is {tick:.0f}, "
+                          f"its spare boots at {tick - LEAD_S:.0f}")
+        first = runs.materialize()
+        wait_for_spare_makers()
+        made = time.time()
+        found = spares_of(sandbox, key)
+        assert len(found) == 1, f"want one spare made ahead, found {found}\n{runs.story()}"
+        assert runs.facts(first)["warm_spare"] is False, runs.story()  # the first run found no spare: it was cold
+        if made < tick - LEAD_S - 1:
+            break
+        # A loaded machine: run 1 and its spare were over too late to see the spare unbooted; again next minute.
+        runs.notes.append(f"  over at {made:.1f}: too late to see the spare unbooted")
+        remove_spares(sandbox, key)
+    else:
+        pytest.fail(f"run 1 and its spare were never over before the spare's boot time\n{runs.story()}")
     spare = found[0]
     assert spare["Names"][0].lstrip("/").startswith(OFFERED_PREFIX), f"not offered: {spare['Names']}"
-    assert runs.facts(first)["warm_spare"] is False, runs.story()  # the first run found no spare: it was cold
-    assert made < tick - LEAD_S - 1, f"run 1 and its spare were over at {made:.1f}, too late to see it unbooted\n{runs.story()}"
 
     inspected = sandbox.client.api.inspect_container(spare["Id"])
     claim_by, boot_at = supervisor_times(inspected["Config"]["Cmd"])
@@ -207,7 +215,7 @@ def test_a_cron_notebooks_run_leaves_a_spare_that_boots_before_the_next_tick_and
         unbooted_at = checked
         time.sleep(0.5)
     assert booted, f"not booted by the tick {tick:.0f}\n{runs.story()}"
-    assert unbooted_at >= boot_at - 3, (  # the polls are 0.5 s apart, `docker top` takes a moment too
+    assert unbooted_at >= boot_at - LEAD_S / 2, (  # polls 0.5 s apart, and `docker top` is slow under load
         f"booted before {unbooted_at:.1f}, well before its boot time {boot_at:.0f}\n{runs.story()}")
 
     sleep_until(tick + 0.5)  # the schedule's run at that tick
