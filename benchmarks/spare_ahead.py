@@ -74,7 +74,8 @@ def make_run_folder(root: Path, *cells: str) -> Any:
 def measure(runs: int) -> dict[str, list[float]]:
     from nb_assets.sandbox.base import SandboxLimits
     from nb_assets.sandbox.container import DockerSandbox
-    from nb_assets.sandbox.spares import boot_spare
+    from nb_assets.sandbox.ahead import lead_s
+    from nb_assets.sandbox.janitor import SPARE_LABEL, remove_container
 
     sandbox = DockerSandbox(spares=False)
     out: dict[str, list[float]] = {k: [] for k in (
@@ -82,20 +83,21 @@ def measure(runs: int) -> dict[str, list[float]]:
     limits = SandboxLimits(tmp_mb=97)  # limits of its own: nothing else claims these spares
     with C.temp_dir("spare_ahead") as tmp:
         for i in range(runs + 1):
-            spare = sandbox.make_spare(limits, due=time.time() + 3600)
+            # Due just after the lead: it boots by itself 4 s from now, and only then may a run claim it.
+            boot_at = time.time() + 4
+            spare = sandbox.make_spare(limits, due=boot_at + lead_s())
             if spare is None:
                 raise RuntimeError("no spare made (NB_ASSETS_MAX_IDLE_SPARES reached?)")
+            key = sandbox.client.api.inspect_container(spare)["Config"]["Labels"][SPARE_LABEL]
             time.sleep(3)
             idle = memory_mb(sandbox.client, spare)
-            started = time.perf_counter()
-            boot_spare(sandbox.client, spare, "/nb/in")
             while not booted(sandbox.client, spare):
                 time.sleep(0.05)
-            boot_s = time.perf_counter() - started
+            boot_s = time.time() - boot_at  # from its boot time (whole seconds in its command) to the kernel up
             time.sleep(5)  # the kernel finishes its start (papermill waits for it ready when claimed)
             full = memory_mb(sandbox.client, spare)
             folder = make_run_folder(tmp / f"warm{i}", "import pandas as pd", "df = pd.DataFrame({'i': range(1000)})")
-            sandbox.spares = True  # claim the spare just made; no new one after (next_run_at is far)
+            sandbox.spares = True  # claim the spare just made
             sandbox.next_run_at = time.time() + 10**6
             took = time.perf_counter()
             result = sandbox.run(folder, limits)
@@ -103,6 +105,8 @@ def measure(runs: int) -> dict[str, list[float]]:
             sandbox.wait_for_spare()
             if not result.facts.get("warm_spare"):
                 raise RuntimeError("the run did not claim the spare")
+            for left in sandbox.client.api.containers(all=True, filters={"label": f"{SPARE_LABEL}={key}"}):
+                remove_container(sandbox.client, left["Id"])  # what the run left for the next: not this round's
             sandbox.spares, sandbox.next_run_at = False, None
             folder = make_run_folder(tmp / f"cold{i}", "import pandas as pd", "df = pd.DataFrame({'i': range(1000)})")
             took = time.perf_counter()
@@ -181,7 +185,7 @@ def main() -> None:
     print(f"\nmeasured, median of {runs} (min, max) after a warm-up:")
     for k, label in (("idle_rss", "spare waiting unbooted, RSS MB"), ("idle_usage", "  its cgroup usage MB"),
                      ("booted_rss", "spare booted, RSS MB"), ("booted_usage", "  its cgroup usage MB"),
-                     ("boot_s", "boot (told → kernel process up), s"),
+                     ("boot_s", "boot (its boot time → kernel process up), s"),
                      ("run_warm", "DockerSandbox.run claiming a booted spare, s"), ("run_cold", "DockerSandbox.run cold, s")):
         print(f"  {label:46s} {C.median(m[k]):8.2f}  ({min(m[k]):.2f}, {max(m[k]):.2f})")
     print(f"  warm / cold: {C.median(m['run_warm']) / C.median(m['run_cold']):.2f}x")

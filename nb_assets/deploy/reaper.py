@@ -121,12 +121,12 @@ def _of_deployment(settings: DeploySettings, labels: dict[str, str], home: str) 
 def _owner_namespace(labels: dict[str, str], name: str) -> str:
     """The pid namespace of the process a sandbox belongs to, "" when none does (an offered spare waits
     for any run worker until its claim-by) or a host process's: a run's starter, a spare's claimer or maker."""
-    from nb_assets.sandbox.janitor import BOOT_PREFIX, CLAIMED_PREFIX, MAKER_LABEL, OWNER_LABEL, SPARE_LABEL, claimed_by
+    from nb_assets.sandbox.janitor import BOOT_PREFIX, CLAIMED_PREFIX, MAKER_LABEL, OWNER_LABEL, SPARE_LABEL, claimer_namespace
 
     if SPARE_LABEL not in labels:
         owner = labels.get(OWNER_LABEL, "")
     elif name.startswith(CLAIMED_PREFIX):  # only a pool's names carry the claimer's namespace; else its deadline
-        owner = (claimed_by(name, labels) or "") if name.count(".") == 3 else ""
+        return claimer_namespace(name)
     elif name.startswith(BOOT_PREFIX):
         owner = labels.get(MAKER_LABEL, "")
     else:

@@ -20,8 +20,9 @@ Pure: no Docker, no Dagster. Settings (environment):
     NB_ASSETS_SPARE_LEAD_S     boot this long before the run is due (default 30)
     NB_ASSETS_SPARE_GRACE_S    wait this long after it is due (default 600: the
                                sensor's interval and the queue come first)
-    NB_ASSETS_MAX_IDLE_SPARES  spares of this user on this host that may wait
-                               at once, booted or not (default 8)
+    NB_ASSETS_MAX_IDLE_SPARES  booted spares of this user on this host (or
+                               pool) that may wait at once (default 8); one
+                               made ahead counts once it boots
 """
 
 from __future__ import annotations

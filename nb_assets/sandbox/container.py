@@ -166,6 +166,7 @@ what comes back in sandbox/container_result.py. `image` defaults to the tag of t
         key = spare_key(json.dumps(settings, sort_keys=True, default=repr), runtime)
         claimed, others = claim_spare(self.client, key) if self.spares else (None, 0)
         container_id = claimed
+        collected = None
         try:
             if container_id is None:
                 container_id = self._create(folder, limits)
@@ -180,10 +181,11 @@ what comes back in sandbox/container_result.py. `image` defaults to the tag of t
         finally:
             due = self.next_run_at
             if due is not None and due - time.time() <= spare_ttl_s():
-                due = None  # soon enough for the ordinary spare, booted at once
-            # A later run gets its own spare, booted when due; else enough offered spares need no other.
-            wanted = self.spares and (due is not None or others < spares_per_settings())
-            if wanted and not spare_pool():
+                due = None  # soon enough for the ordinary spare
+            # Spares after a run the engine saw through only; a maker process only when one is wanted
+            # (make_next_spares checks again), while a pool member checks here, where it is cheap.
+            wanted = self.spares and collected is not None
+            if wanted and not spare_pool() and (due is not None or others < spares_per_settings()):
                 self._spawn_spare_maker(limits, due=due)
             if container_id is not None:
                 remove_container(self.client, container_id)
@@ -191,7 +193,7 @@ what comes back in sandbox/container_result.py. `image` defaults to the tag of t
                 forget_claim(claimed)
             marks["host.removed"] = time.time()
             if wanted and spare_pool():
-                self._make_pool_spare(limits, due)
+                self._make_pool_spares(limits, due)
         return self._result(folder, limits, image_id, collected, container_id=container_id, warm=claimed is not None)
 
     def spare_ahead(self, limits: SandboxLimits, due: float) -> None:
@@ -199,17 +201,20 @@ what comes back in sandbox/container_result.py. `image` defaults to the tag of t
         its own (in a pool, by this one), it boots by itself shortly before `due` and waits a grace period after
         (sandbox/ahead.py)."""
         if spare_pool():
-            self._make_pool_spare(limits, due)
+            try:
+                self.make_spare(limits, due=due)
+            except Exception as exc:  # noqa: BLE001 - the run due then starts cold, nothing else
+                print(f"[nb_assets] no spare made for the run due at {due:.0f}: {exc}", file=sys.stderr)
         else:
-            self._spawn_spare_maker(limits, due=due)
+            self._spawn_spare_maker(limits, due=due, ahead_only=True)
 
-    def _spawn_spare_maker(self, limits: SandboxLimits, due: float | None = None) -> None:
+    def _spawn_spare_maker(self, limits: SandboxLimits, due: float | None = None, *, ahead_only: bool = False) -> None:
         """The next run's spare is made by a process of its own, started once this run is over: making and
         booting a container costs CPU that would slow this run down, and this process may exit right away."""
         self._makers = [p for p in self._makers if p.poll() is None]
         argv = [sys.executable, "-m", "nb_assets.sandbox.spare_maker", self.image, json.dumps(limits.as_dict())]
         if due is not None:
-            argv.append(f"{due:.3f}")
+            argv += [f"{due:.3f}", *(["--ahead-only"] if ahead_only else [])]
         try:
             self._makers.append(subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -218,14 +223,23 @@ what comes back in sandbox/container_result.py. `image` defaults to the tag of t
         except OSError as exc:
             print(f"[nb_assets] no warm spare made for the next run: {exc}", file=sys.stderr)
 
-    def _make_pool_spare(self, limits: SandboxLimits, due: float | None) -> None:
+    def _make_pool_spares(self, limits: SandboxLimits, due: float | None) -> None:
         """In a pool, here and now: a deployment's run worker exits with its run, and a maker process
         of its own would die with its container. Starting one costs this run ~0.3 s; booting is the box's."""
         try:
-            self.make_spare(limits, due=due)
+            self.make_next_spares(limits, due=due)
         except Exception as exc:  # noqa: BLE001 - a missing spare costs the next run its head start only
             print(f"[nb_assets] no warm spare made for the next run: {exc}", file=sys.stderr)
         self.last_timeline["host.spare_made"] = time.time()
+
+    def make_next_spares(self, limits: SandboxLimits, due: float | None = None) -> list[str]:
+        """What a run leaves for the runs after it: a spare booted at once for the next one (a chain's next
+        step, a backfill's next day, a sensor's or a person's run), if not enough are offered; and with
+        `due`, one for the run due then, which boots shortly before (one per settings and time)."""
+        made = [self.make_spare(limits)]
+        if due is not None:
+            made.append(self.make_spare(limits, due=due))
+        return [m for m in made if m is not None]
 
     def wait_for_spare(self, timeout: float = SPARE_START_S) -> None:
         """Wait until the spare makers this sandbox started are done (for tests and benchmarks)."""
@@ -247,8 +261,9 @@ what comes back in sandbox/container_result.py. `image` defaults to the tag of t
         now = time.time()
         window = (spare_window(due, now, min_claim_s=spare_ttl_s()) if due is not None
                   else SpareWindow(due=now, boot_at=0.0, claim_by=now + spare_ttl_s()))
-        enough = offered_count(self.client, key, until=due) >= spares_per_settings()
-        if enough or idle_count(self.client) >= max_idle_spares():
+        # Enough: a run due then has one; runs now have one per run slot (a pool's NB_ASSETS_SPARES_PER_SETTINGS).
+        enough = offered_count(self.client, key, until=due) >= (1 if due is not None else spares_per_settings())
+        if enough or (not window.boot_at and idle_count(self.client) >= max_idle_spares()):  # the cap: booted ones
             return None
         config = self._container_config(limits, window.claim_by, labels={}, boot_at=window.boot_at)
         container_id = offer_spare(self.client, config, key, runtime, JOB_DIR)

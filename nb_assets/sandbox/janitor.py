@@ -10,7 +10,7 @@ Warm spares (sandbox/spares.py) carry no owner label (a janitor that does not
 know them leaves them to their deadline) and are judged by their name: one being made
 (nb-assets-boot-*) is its maker's, one offered (nb-assets-spare-*) waits for
 any run until its `nb_assets.claim_by` and is abandoned after, one claimed
-(nb-assets-run-<token>.<pid>.<start>, in a pool .<pid namespace> too) belongs to
+(nb-assets-run-<token>.<pid>.<start>, in a pool <pid>-<namespace>) belongs to
 the run's process named there.
 """
 
@@ -69,14 +69,23 @@ def _abandoned(labels: dict[str, str], name: str, now: float) -> bool:
 
 def claimed_by(name: str, labels: dict[str, str]) -> str | None:
     """host:pid:start of the process that claimed a spare, from its name: nb-assets-run-<token>.<pid>.<start>
-    (claimed on the host and in the pid namespace that made it) or, in a pool, <token>.<pid>.<start>.<namespace>
-    (a run worker's own namespace on this host). None for a name that says neither."""
+    (claimed on the host and in the pid namespace that made it) or, in a pool, <token>.<pid>-<namespace>.<start>
+    (a pool member's own namespace on the maker's host: members share the host's name). None for a name that
+    says neither."""
     parts = name[len(CLAIMED_PREFIX):].split(".")
-    if len(parts) == 4:
-        return f"{socket.gethostname()}+{parts[3]}:{parts[1]}:{parts[2]}"
-    if len(parts) == 3:
-        return f"{(labels.get(MAKER_LABEL) or '').partition(':')[0]}:{parts[1]}:{parts[2]}"
-    return None
+    if len(parts) != 3:
+        return None
+    host = (labels.get(MAKER_LABEL) or "").partition(":")[0]
+    pid, _, namespace = parts[1].partition("-")
+    if namespace:
+        host = f"{host.partition('+')[0]}+{namespace}"
+    return f"{host}:{pid}:{parts[2]}"
+
+
+def claimer_namespace(name: str) -> str:
+    """The pid namespace a pool's claimed spare names for its claimer; "" for any other name."""
+    parts = name[len(CLAIMED_PREFIX):].split(".") if name.startswith(CLAIMED_PREFIX) else []
+    return parts[1].partition("-")[2] if len(parts) == 3 else ""
 
 
 def owner() -> str:

@@ -1,9 +1,11 @@
-"""Makes one warm spare in a process of its own, so the run that asks for it may end (and exit) at once.
+"""Makes the warm spares a run leaves, in a process of its own, so the run may end (and exit) at once.
 
-    python -m nb_assets.sandbox.spare_maker IMAGE LIMITS_JSON [DUE]
+    python -m nb_assets.sandbox.spare_maker IMAGE LIMITS_JSON [DUE [--ahead-only]]
 
-With DUE (epoch seconds), the spare is for a run due then: it boots by itself
-shortly before (sandbox/ahead.py).
+It makes what DockerSandbox.make_next_spares makes: a spare booted at once for
+the next run, unless enough are offered, and with DUE (epoch seconds) one for
+the run due then, which boots by itself shortly before (sandbox/ahead.py);
+with --ahead-only that one alone (DockerSandbox.spare_ahead).
 
 Started by DockerSandbox.run once its run is over (see sandbox/spares.py). It
 leaves without a spare when one is offered already or anything fails: a
@@ -21,10 +23,13 @@ from nb_assets.sandbox.base import SandboxLimits
 
 def main(argv: list[str]) -> int:
     image, limits_json, *due = argv
+    limits = SandboxLimits(**json.loads(limits_json))
     try:
-        DockerSandbox(image=image, lazy=True).make_spare(
-            SandboxLimits(**json.loads(limits_json)), due=float(due[0]) if due else None
-        )
+        sandbox = DockerSandbox(image=image, lazy=True)
+        if due[1:] == ["--ahead-only"]:
+            sandbox.make_spare(limits, due=float(due[0]))
+        else:
+            sandbox.make_next_spares(limits, due=float(due[0]) if due else None)
     except Exception as exc:
         print(f"[nb_assets] no warm spare made: {exc}", file=sys.stderr)
         return 1

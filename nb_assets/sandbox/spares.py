@@ -39,6 +39,7 @@ import hashlib
 import io
 import os
 import secrets
+import sys
 import tarfile
 import time
 from pathlib import Path
@@ -113,13 +114,24 @@ def offered_count(client: Any, key: str, *, until: float | None = None) -> int:
 
 
 def idle_count(client: Any) -> int:
-    """This user's spares on this host that wait for a run, whatever their settings: offered or being made."""
+    """This user's spares on this host (or pool) that wait for a run booted, whatever their settings: offered
+    or being made. One made ahead that has yet to boot holds a sleeping supervisor (~6 MB), not a kernel, and
+    there is one per settings and time at most (DockerSandbox.make_spare): it is not counted."""
+    now = time.time()
     count = 0
     for summary in client.api.containers(all=True, filters={"label": SPARE_LABEL}):
         name = (summary.get("Names") or ["/"])[0].lstrip("/")
-        if name.startswith((OFFERED_PREFIX, BOOT_PREFIX)) and _ours(summary.get("Labels") or {}):
+        labels = summary.get("Labels") or {}
+        if name.startswith((OFFERED_PREFIX, BOOT_PREFIX)) and _ours(labels) and _boot_at(labels) <= now:
             count += 1
     return count
+
+
+def _boot_at(labels: dict[str, str]) -> float:
+    try:
+        return float(labels.get(BOOT_AT_LABEL, "0"))
+    except ValueError:
+        return 0.0
 
 
 def _ours(labels: dict[str, str]) -> bool:
@@ -137,7 +149,8 @@ def claim_spare(client: Any, key: str) -> tuple[str | None, int]:
     now = time.time()
     # One made ahead of a run is that run's until it boots: unbooted it would save another run little.
     offered = [o for o in _offered(client, key) if o[3] <= now]
-    for n, (_, container_id, token, _) in enumerate(sorted(offered, reverse=True)):  # the freshest first
+    # One made ahead for now first (the run it was made for is likely this one), then the freshest.
+    for n, (_, container_id, token, _) in enumerate(sorted(offered, key=lambda o: (o[3] > 0, o[0]), reverse=True)):
         if _take(container_id):
             with contextlib.suppress(Exception):  # the name only tells the janitor whose run it is
                 client.api.rename(container_id, claimed_name(token))
@@ -153,20 +166,22 @@ def _offered(client: Any, key: str) -> list[tuple[float, str, str, float]]:
         labels = summary.get("Labels") or {}
         name = (summary.get("Names") or ["/"])[0].lstrip("/")
         try:
-            claim_by, boot_at = float(labels.get(CLAIM_BY_LABEL, "0")), float(labels.get(BOOT_AT_LABEL, "0"))
+            claim_by = float(labels.get(CLAIM_BY_LABEL, "0"))
         except ValueError:
             continue
         if name.startswith(OFFERED_PREFIX) and _ours(labels) and claim_by - now > CLAIM_MARGIN_S:
-            offered.append((claim_by, summary["Id"], name[len(OFFERED_PREFIX):], boot_at))
+            offered.append((claim_by, summary["Id"], name[len(OFFERED_PREFIX):], _boot_at(labels)))
     return offered
 
 
 def claimed_name(token: str) -> str:
     """Whose run it is, for the janitors (janitor.claimed_by): the claimer's pid and start time, and in a
-    pool its pid namespace, which is not the maker's (a name holds no ':' or '+', so not the host's name)."""
+    pool its pid namespace, which is not the maker's: <token>.<pid>-<namespace>.<start>, so a janitor that
+    knows no pools reads a pid that is no number and leaves the container to its deadline."""
     host, pid, started = owner().split(":")
-    name = f"{CLAIMED_PREFIX}{token}.{pid}.{started}"
-    return f"{name}.{host.rpartition('+')[2]}" if spare_pool() and "+" in host else name
+    if spare_pool() and "+" in host:
+        pid = f"{pid}-{host.rpartition('+')[2]}"
+    return f"{CLAIMED_PREFIX}{token}.{pid}.{started}"
 
 
 def _take(container_id: str) -> bool:
@@ -174,6 +189,9 @@ def _take(container_id: str) -> bool:
         fd = os.open(claims_dir() / container_id, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return False  # another run has it
+    except OSError as exc:  # no claim can be decided: the run starts cold, it does not fail
+        print(f"[nb_assets] no warm spare claimed: the claims folder cannot be written ({exc})", file=sys.stderr)
+        return False
     with os.fdopen(fd, "w") as f:
         f.write(owner())
     return True
@@ -189,7 +207,11 @@ def sweep_claims(client: Any, older_than_s: float = 3600.0) -> None:
     """Claim files of containers that are gone (their run's host died before forgetting them)."""
     live = {c["Id"] for c in client.api.containers(all=True, filters={"label": SPARE_LABEL})}
     now = time.time()
-    for path in claims_dir().iterdir():
+    try:
+        paths = list(claims_dir().iterdir())
+    except OSError:
+        return  # unreadable: claims fail too, and say so (_take)
+    for path in paths:
         with contextlib.suppress(OSError):
             if path.name not in live and now - path.stat().st_mtime > older_than_s:
                 path.unlink()

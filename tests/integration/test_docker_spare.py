@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from nb_assets.sandbox.janitor import CLAIMED_PREFIX, OFFERED_PREFIX, POOL_LABEL, SPARE_LABEL, sweep_abandoned
+from nb_assets.sandbox.janitor import BOOT_AT_LABEL, CLAIMED_PREFIX, OFFERED_PREFIX, POOL_LABEL, SPARE_LABEL, sweep_abandoned
 from nb_assets.sandbox.container import DockerSandbox, _runtime_tar
-from nb_assets.sandbox.spares import claim_spare, claims_dir, spare_key
+from nb_assets.sandbox.spares import claim_spare, claims_dir, forget_claim, spare_key
 from nb_assets.sandbox.base import RunFolder, SandboxLimits
 
 from support.docker_runs import make_run_folder, result_json
@@ -259,29 +259,39 @@ def test_a_run_that_knows_its_next_run_leaves_a_spare_that_boots_only_then(spare
         result = spares.run(folder, limits)
         spares.wait_for_spare()
         assert result.exit_code == 0, result.logs
-        [spare] = spare_ids(spares, key)
-        labels = spares.client.api.inspect_container(spare)["Config"]["Labels"]
-        assert float(labels["nb_assets.claim_by"]) >= spares.next_run_at  # still there when the run comes
+        labels = {s: spares.client.api.inspect_container(s)["Config"]["Labels"] for s in spare_ids(spares, key)}
+        # Two: one booted at once for whatever run comes next (a chain's next step), one for the run due.
+        [now] = [s for s, found in labels.items() if BOOT_AT_LABEL not in found]
+        [ahead] = [s for s, found in labels.items() if BOOT_AT_LABEL in found]
+        assert float(labels[ahead][BOOT_AT_LABEL]) == round(spares.next_run_at - 30)
+        assert float(labels[ahead]["nb_assets.claim_by"]) >= spares.next_run_at  # still there when the run comes
         time.sleep(2)
-        assert not runner_running(spares, spare)  # an hour early: not booted, nothing but a supervisor
+        assert not runner_running(spares, ahead)  # an hour early: not booted, nothing but a supervisor
+        # Until it boots it is that run's: a run now claims the other, and sees no other offered now.
+        assert claim_spare(spares.client, key) == (now, 0)
+        forget_claim(now)
     finally:
         spares.next_run_at = None
         remove_all(spares, key)
 
 
 def test_idle_spares_are_capped(spares: DockerSandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cap counts spares that wait booted; one made ahead that has yet to boot holds no kernel, and
+    there is one per settings and time."""
     from nb_assets.sandbox.spares import idle_count
 
-    keys = []
+    made: list[str] = []
     try:
         monkeypatch.setenv("NB_ASSETS_MAX_IDLE_SPARES", str(idle_count(spares.client) + 1))
-        first = spares.make_spare(limits_of_this_test(79), due=time.time() + 3600)
-        second = spares.make_spare(limits_of_this_test(80), due=time.time() + 3600)
-        assert first is not None and second is None
-        keys = [spares.client.api.inspect_container(first)["Config"]["Labels"][SPARE_LABEL]]
+        made.append(spares.make_spare(limits_of_this_test(79)) or "")
+        assert made[0] and spares.make_spare(limits_of_this_test(80)) is None  # the cap
+        due = time.time() + 3600
+        made.append(spares.make_spare(limits_of_this_test(84), due=due) or "")
+        assert made[1], "an unbooted spare for a later run is not held back by the cap"
+        assert spares.make_spare(limits_of_this_test(84), due=due) is None  # one for that run is enough
     finally:
-        for key in keys:
-            remove_all(spares, key)
+        for spare in filter(None, made):
+            remove_all(spares, spares.client.api.inspect_container(spare)["Config"]["Labels"][SPARE_LABEL])
 
 
 def test_an_unclaimed_spare_made_ahead_ends_by_itself_at_its_claim_by(spares: DockerSandbox, tmp_path: Path,

@@ -98,6 +98,17 @@ def test_the_reaper_judges_a_sandbox_by_whoever_holds_it() -> None:
     spare = {SPARE_LABEL: "k", MAKER_LABEL: "box+4026531111:9:500"}
     assert _owner_namespace(spare, "nb-assets-boot-ab12") == "4026531111"  # being made: its maker's
     assert _owner_namespace(spare, "nb-assets-spare-ab12") == ""  # offered: nobody's until its claim-by
-    assert _owner_namespace(spare, "nb-assets-run-ab12.31.777.4026532222") == "4026532222"  # its claimer's
+    assert _owner_namespace(spare, "nb-assets-run-ab12.31-4026532222.777") == "4026532222"  # its claimer's
     assert _owner_namespace(spare, "nb-assets-run-ab12.31.777") == ""  # claimed without a namespace: its deadline
     assert _owner_namespace({OWNER_LABEL: "host-without-namespace:17:900"}, "x") == ""
+
+
+def test_a_pool_claimers_namespace_is_read_by_the_janitor_and_looks_like_no_pid_to_an_older_one() -> None:
+    from nb_assets.sandbox.janitor import MAKER_LABEL, claimed_by
+
+    labels = {MAKER_LABEL: "box+4026531111:9:500"}
+    assert claimed_by("nb-assets-run-ab12.31-4026532222.777", labels) == "box+4026532222:31:777"
+    assert claimed_by("nb-assets-run-ab12.31.777", labels) == "box+4026531111:31:777"  # claimed where it was made
+    assert claimed_by("nb-assets-run-ab12.31.777.4026532222", labels) is None
+    # A janitor of before pools split the name in three and checked the pid: "31-4026532222" is none.
+    assert len("ab12.31-4026532222.777".split(".")) == 3 and not "31-4026532222".isdigit()
