@@ -345,3 +345,24 @@ def test_in_a_pool_a_run_makes_its_spare_itself_and_only_the_pool_claims_it(
         assert left != offered
     finally:
         remove_all(spares, key)
+
+
+def test_a_claims_folder_that_cannot_be_written_makes_the_run_cold_not_failed(
+    spares: DockerSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limits = limits_of_this_test(85)
+    folders = [make_run_folder(tmp_path / f"run{i}", f"x = {i}", "print(x)") for i in range(2)]
+    key = key_of(spares, folders[0], limits)
+    try:
+        first = spares.run(folders[0], limits)
+        spares.wait_for_spare()
+        [offered] = spare_ids(spares, key)
+        (tmp_path / "a-file").write_text("")
+        monkeypatch.setenv("NB_ASSETS_SPARE_CLAIMS", str(tmp_path / "a-file" / "claims"))  # no folder can be made there
+        second = spares.run(folders[1], limits)
+        spares.wait_for_spare()
+        assert first.exit_code == 0 and second.exit_code == 0, second.logs
+        assert result_json(folders[1]) == {"status": "success", "error": None}
+        assert second.facts["warm_spare"] is False and offered in spare_ids(spares, key)  # not claimed: still offered
+    finally:
+        remove_all(spares, key)
