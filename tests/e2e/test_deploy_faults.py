@@ -72,9 +72,14 @@ def sandboxes_of(deployment: Deployment) -> list[dict[str, Any]]:
 
 
 def test_a_killed_run_worker_fails_its_run_and_leaves_no_sandbox_and_no_change(stack: Deployment, mail: SmtpSink) -> None:
+    # A run first, so the killed one's sandbox is a spare it claimed, which only its name ties to its worker.
+    warm_up = stack.launch(TRAFFIC)
+    assert stack.wait_until_finished([warm_up])[warm_up] == dg.DagsterRunStatus.SUCCESS, explain_run(stack.instance, warm_up)
     before = table(stack, "mart.daily_traffic")
     run_id = stack.launch(TRAFFIC)
     wait_for("the run's sandbox to start", lambda: bool(sandboxes_of(stack)), stack, 600)
+    [sandbox] = sandboxes_of(stack)
+    assert sandbox["Names"][0].lstrip("/").startswith(CLAIMED_PREFIX), sandbox["Names"]
     worker = stack.instance.get_run_by_id(run_id).tags["docker/container_id"]
     docker_client().api.kill(worker, signal="SIGKILL")
 
