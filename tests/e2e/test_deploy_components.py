@@ -91,7 +91,10 @@ def test_a_dg_project_is_found_as_dg_finds_it(dg_project: Path, tmp_path: Path) 
         project_layout(broken)
 
 
-def test_deploy_up_serves_a_dg_project_and_runs_its_notebook(dg_project: Path) -> None:
+def test_deploy_up_serves_a_dg_project_and_runs_its_notebook(dg_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # This project's code image reads its Python through the image: copying its trees into volumes (what
+    # test_deploy proves for the demo's) would only add ~30-60 s to the suite here.
+    monkeypatch.setenv("NB_ASSETS_USR_VOLUME", "0")
     with deployed(new_settings(), project=dg_project) as deployment:
         saved = json.loads((deployment.settings.state_dir / "deploy.json").read_text())
         assert saved["code_target"] == ["-m", f"{NAME}.definitions", "-d", "/opt/project/src"]

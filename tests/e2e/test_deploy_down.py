@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from nb_assets.deploy.config import DEPLOY_LABEL, DeploySettings
-from nb_assets.sandbox.janitor import OFFERED_PREFIX, POOL_LABEL, SANDBOX_LABEL, SPARE_LABEL
+from nb_assets.sandbox.janitor import CLAIM_BY_LABEL, OFFERED_PREFIX, POOL_LABEL, SANDBOX_LABEL, SPARE_LABEL
 
 
 def _down(state: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -42,8 +43,10 @@ def test_down_names_each_piece_it_stopped_and_removed(tmp_path: Path, docker_ima
                                          labels={DEPLOY_LABEL: settings.label}, network_mode="none")
     # Stands in for a spare a run worker left for the next (its pool is the deployment).
     spare_name = f"{OFFERED_PREFIX}{tmp_path.name[-12:].lower()}"
+    # Claimable for an hour: a janitor of another run meanwhile (the suite runs in parallel) leaves it alone.
     spare = client.containers.create(docker_image, ["true"], name=spare_name, network_mode="none",
-                                     labels={SANDBOX_LABEL: "1", SPARE_LABEL: "k", POOL_LABEL: settings.label})
+                                     labels={SANDBOX_LABEL: "1", SPARE_LABEL: "k", POOL_LABEL: settings.label,
+                                             CLAIM_BY_LABEL: f"{time.time() + 3600:.0f}"})
     try:
         settings.pids["daemon"] = daemon.pid
         settings.save()

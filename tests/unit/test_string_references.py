@@ -23,6 +23,7 @@ PACKAGE = REPO / "nb_assets"
 NOT_MODULES = {
     "nb_assets.sandbox", "nb_assets.deploy", "nb_assets.owner", "nb_assets.deadline", "nb_assets.spare",
     "nb_assets.claim_by", "nb_assets.maker", "nb_assets.maker_uid", "nb_assets.run_folder", "nb_assets.code_project",
+    "nb_assets.spare_pool", "nb_assets.boot_at",
 }
 
 
